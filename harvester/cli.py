@@ -1,0 +1,246 @@
+"""The command line: thin wrappers over config, harvest and store.
+
+Exit codes: 0 success, 1 a source (or delivery) failed, 2 a config or usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from .config import Config, load_config
+from .dates import iso_utc, parse_date
+from .errors import ConfigError, HarvesterError
+from .harvest import poll_sources
+from .models import ChangeKind, PollReport, PollStatus
+from .store import SqliteStore
+
+
+class _Exit(click.ClickException):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"harvester: error: {self.message}", err=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Our errors become one line and an exit code, never a traceback."""
+    try:
+        yield
+    except ConfigError as e:
+        raise _Exit(str(e), 2) from None
+    except HarvesterError as e:
+        raise _Exit(str(e), 1) from None
+
+
+def _config(ctx: click.Context) -> Config:
+    with _errors():
+        return load_config(ctx.obj["config_path"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="HARVESTER_CONFIG", metavar="PATH",
+              help="Configuration file (TOML). Default: $HARVESTER_CONFIG, else ./harvester.toml.")
+@click.version_option(package_name="harvester")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Watch news feeds and listing pages; store every item once; say what is new."""
+    ctx.obj = {"config_path": config_path}
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
+
+
+def summary_line(r: PollReport) -> str:
+    """One line per source for `once`: what happened, in words."""
+    if r.status is PollStatus.ERROR:
+        return f"{r.source}: error: {r.error}"
+    net = f"HTTP {r.http_status}, {_kb(r.bytes)} in {r.duration:.2f}s"
+    if r.status is PollStatus.NOT_MODIFIED:
+        why = "not modified" if r.http_status == 304 else "not modified (same body)"
+        return f"{r.source}: {why} ({net})"
+    if r.baseline:
+        text = f"{r.source}: baseline: {r.new} items stored"
+        text += f", {r.queued} notifications queued" if r.queued else " silently"
+    else:
+        text = f"{r.source}: {r.new} new, {r.changed} changed, {r.unchanged} unchanged"
+        if r.queued:
+            text += f", {r.queued} notifications queued"
+    text += f" ({net})"
+    if r.warning:
+        text += f"; warning: {r.warning}"
+    return text
+
+
+@cli.command()
+@click.option("--source", "source_names", multiple=True, metavar="NAME",
+              help="Poll only this source (repeatable).")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would be stored and notified; write nothing.")
+@click.pass_context
+def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> None:
+    """Poll every (or the named) source once, then exit.
+
+    Exit 0 when every source succeeded, 1 when any failed (the others are still
+    stored), 2 on a configuration or usage error."""
+    config = _config(ctx)
+    with _errors():
+        sources = [config.source(n) for n in source_names] if source_names else None
+        store = SqliteStore(config.storage.path)
+    failed = False
+    try:
+        with _errors():
+            for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
+                failed |= report.status is PollStatus.ERROR
+                click.echo(summary_line(report), err=True)
+                if dry_run:
+                    _echo_dry_run(report)
+    finally:
+        store.close()
+    ctx.exit(1 if failed else 0)
+
+
+def _echo_dry_run(r: PollReport) -> None:
+    for ch in r.changes:
+        if ch.kind is ChangeKind.UNCHANGED:
+            continue
+        it = ch.item
+        rules = f" [{', '.join(ch.rules)}]" if ch.rules else ""
+        cat = f"{it.category} · " if it.category else ""
+        click.echo(f"would store {ch.kind.value.upper():7} {it.published[:10]} {cat}{it.title}"
+                   f"{rules}\n    {it.url or ''}")
+    if r.queued:
+        click.echo(f"would queue {r.queued} notifications")
+
+
+def _item_json(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "source", "sources", "title", "category", "url", "published", "summary",
+            "rules", "tags", "first_seen", "last_seen", "version", "date_flag", "language",
+            "guid", "content_hash")
+    return {k: row[k] for k in keys}
+
+
+@cli.command()
+@click.option("--source", metavar="NAME", help="Only items this source has seen.")
+@click.option("--rule", metavar="NAME", help="Only items matching this rule.")
+@click.option("--since", metavar="DATE",
+              help="Only items published on or after DATE (e.g. 2020-05-01).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many items.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def items(ctx: click.Context, source: str | None, rule: str | None, since: str | None,
+          limit: int | None, as_json: bool) -> None:
+    """List stored items, newest first."""
+    config = _config(ctx)
+    since_iso = None
+    if since:
+        dt = parse_date(since, config.defaults.timezone)
+        if dt is None:
+            raise click.BadParameter(f"{since!r} is not a date (try 2020-05-01)",
+                                     param_hint="--since")
+        since_iso = iso_utc(dt)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            rows = store.items(source=source, rule=rule, since=since_iso, limit=limit)
+        finally:
+            store.close()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(_item_json(row), ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no items", err=True)
+        return
+    for row in rows:
+        rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
+        cat = f"{row['category']} · " if row["category"] else ""
+        click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}{rules}")
+        if row["url"]:
+            click.echo(f"{'':12}{row['url']}")
+
+
+@cli.command()
+@click.pass_context
+def sources(ctx: click.Context) -> None:
+    """Each source's health: last success, last error, failures in a row, items stored."""
+    config = _config(ctx)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            stored = {r["name"]: r for r in store.sources()}
+        finally:
+            store.close()
+    for s in config.sources:
+        r = stored.get(s.name)
+        if r is None:
+            click.echo(f"{s.name}: never polled  {s.url}")
+            continue
+        health = "ok" if r["consecutive_failures"] == 0 else (
+            f"FAILING ({r['consecutive_failures']} in a row)")
+        click.echo(f"{s.name}: {health}, {r['items']} items  {s.url}")
+        click.echo(f"    last success: {r['last_success'] or 'never'}"
+                   f"    last poll: {r['last_polled']} ({r['last_status']})")
+        if r["last_error"]:
+            click.echo(f"    last error:   {r['last_error_at']}  {r['last_error']}")
+    for name in sorted(set(stored) - {s.name for s in config.sources}):
+        click.echo(f"{name}: no longer configured, {stored[name]['items']} items kept")
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration and say what would be polled."""
+    config = _config(ctx)
+    click.echo(f"{config.path}: ok")
+    click.echo(f"database: {config.storage.path}")
+    for s in config.sources:
+        state = "" if s.enabled else " (disabled)"
+        click.echo(f"source {s.name}: {s.kind.value} {s.url} every {_every(s.every)},"
+                   f" first run {s.first_run}{state}")
+    for r in config.rules:
+        parts = []
+        if r.categories:
+            parts.append("categories " + ", ".join(r.categories))
+        if r.match is not None:
+            parts.append(f"match in {'/'.join(r.fields)}")
+        if r.exclude is not None:
+            parts.append("with exclude")
+        click.echo(f"rule {r.name}: {'; '.join(parts)}")
+    for n in config.notifiers:
+        what = ", ".join(n.rules) if n.rules else "every item"
+        click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"
+                   + (f", events {', '.join(n.events)}" if n.events else ""))
+
+
+def _every(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+@cli.command()
+def demo() -> None:
+    """Run the pipeline on bundled fixtures over loopback: no network, temp database."""
+    from .demo import run_demo
+
+    with _errors():
+        run_demo(click.echo)
+
+
+def main() -> None:
+    cli(prog_name="harvester")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

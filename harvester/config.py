@@ -1,0 +1,501 @@
+"""TOML configuration into frozen dataclasses.
+
+Every error names the file, the key (as a dotted path such as ``sources[1].url``)
+and what is wrong with it, so `harvester check` can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
+ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
+CONFIG_ENV = "HARVESTER_CONFIG"
+
+
+class SourceKind(StrEnum):
+    FEED = "feed"
+
+
+class FirstRunMode(StrEnum):
+    BASELINE = "baseline"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class NotifierKind(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRun:
+    """What a source's first successful poll notifies: nothing, the newest N, or all."""
+
+    mode: FirstRunMode = FirstRunMode.BASELINE
+    n: int = 0
+
+    def __str__(self) -> str:
+        return f"latest:{self.n}" if self.mode is FirstRunMode.LATEST else self.mode.value
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = 30.0
+    max_bytes: int = 10 * 1024 * 1024
+    concurrency: int = 8
+    max_redirects: int = 5
+    retries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    every: float = 1800.0
+    first_run: FirstRun = FirstRun()
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str
+    kind: SourceKind
+    url: str
+    every: float
+    first_run: FirstRun
+    timezone: str
+    category_from_title: bool = False
+    encoding: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    name: str
+    categories: tuple[str, ...] = ()
+    match: re.Pattern[str] | None = None
+    fields: tuple[str, ...] = ("title", "summary")
+    exclude: re.Pattern[str] | None = None
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierConfig:
+    """Who hears about what. Channel settings stay in `options` for the channel to read."""
+
+    name: str
+    kind: NotifierKind
+    rules: tuple[str, ...] = ()  # () = every new item
+    on: tuple[str, ...] = ("new",)
+    events: tuple[str, ...] = ()  # operators' events, e.g. "source.failing"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    storage: StorageConfig
+    http: HttpConfig
+    defaults: Defaults
+    sources: tuple[SourceConfig, ...]
+    rules: tuple[RuleConfig, ...]
+    notifiers: tuple[NotifierConfig, ...] = ()
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(
+            f"no source named {name!r} (sources: {', '.join(s.name for s in self.sources)})",
+            file=str(self.path),
+        )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '2h', '1d' or compounds like '1h30m' → seconds; ValueError otherwise."""
+    s = text.strip().lower()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if s[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos == 0 or s[pos:].strip() or total <= 0:
+        raise ValueError(f"{text!r} is not a duration like '90s', '15m', '2h' or '1d'")
+    return total
+
+
+def parse_first_run(text: str) -> FirstRun:
+    s = text.strip().lower()
+    if s in ("baseline", "all"):
+        return FirstRun(FirstRunMode(s))
+    m = re.fullmatch(r"latest:(\d+)", s)
+    if m and int(m.group(1)) > 0:
+        return FirstRun(FirstRunMode.LATEST, int(m.group(1)))
+    raise ValueError(f"{text!r} is not one of 'baseline', 'all' or 'latest:N' (N ≥ 1)")
+
+
+_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", list: "a list",
+               dict: "a table", float: "a number"}
+
+
+def _type_name(v: Any) -> str:
+    for t, n in (("bool", "a boolean"), ("int", "an integer"), ("float", "a number"),
+                 ("str", "a string"), ("list", "a list"), ("dict", "a table")):
+        if type(v).__name__ == t:
+            return n
+    return type(v).__name__
+
+
+class _Reader:
+    """Reads one TOML table, remembering which keys were used so the rest are errors."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, file: str):
+        self.data = data
+        self.where = where
+        self.file = file
+        self.used: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.where}.{k}" if self.where else k
+
+    def error(self, k: str | None, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, key=self.key(k) if k else self.where or None)
+
+    def get(self, k: str, types: type | tuple[type, ...], default: Any = None,
+            required: bool = False) -> Any:
+        self.used.add(k)
+        if k not in self.data:
+            if required:
+                raise self.error(k, "is required")
+            return default
+        v = self.data[k]
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in _as_tuple(types))
+        if not ok:
+            want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(types))
+            raise self.error(k, f"expected {want}, got {_type_name(v)} {v!r}")
+        return v
+
+    def str_list(self, k: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        v = self.get(k, list, None)
+        if v is None:
+            return default
+        for i, x in enumerate(v):
+            if not isinstance(x, str):
+                raise self.error(f"{k}[{i}]", f"expected a string, got {_type_name(x)} {x!r}")
+        return tuple(v)
+
+    def sub(self, k: str) -> _Reader | None:
+        v = self.get(k, dict, None)
+        return None if v is None else _Reader(v, self.key(k), self.file)
+
+    def finish(self, extra_allowed: tuple[str, ...] = ()) -> None:
+        allowed = self.used | set(extra_allowed)
+        for k in self.data:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.error(k, f"unknown key{hint}")
+
+
+def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _duration(r: _Reader, k: str, default: float) -> float:
+    v = r.get(k, (str, int, float), None)
+    if v is None:
+        return default
+    if isinstance(v, int | float):
+        if v <= 0:
+            raise r.error(k, f"must be positive, got {v}")
+        return float(v)
+    try:
+        return parse_duration(v)
+    except ValueError as e:
+        raise r.error(k, str(e)) from None
+
+
+def _first_run(r: _Reader, k: str, default: FirstRun) -> FirstRun:
+    v = r.get(k, str, None)
+    if v is None:
+        return default
+    try:
+        return parse_first_run(v)
+    except ValueError as e:
+        raise r.error(k, str(e)) from None
+
+
+def _timezone(r: _Reader, k: str, default: str) -> str:
+    v = r.get(k, str, None)
+    if v is None:
+        return default
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise r.error(k, f"unknown time zone {v!r} (an IANA name like 'Europe/Vienna')") from None
+    return v
+
+
+def _regex(r: _Reader, k: str) -> re.Pattern[str] | None:
+    v = r.get(k, str, None)
+    if v is None:
+        return None
+    try:
+        return re.compile(v)
+    except re.error as e:
+        raise r.error(k, f"bad regular expression {v!r}: {e}") from None
+
+
+def _positive(r: _Reader, k: str, types: type | tuple[type, ...], default: Any) -> Any:
+    v = r.get(k, types, default)
+    if v <= 0:
+        raise r.error(k, f"must be positive, got {v}")
+    return v
+
+
+def _http_url(r: _Reader, k: str, v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.error(k, f"expected an http:// or https:// URL, got {v!r}")
+    return v
+
+
+def _name(r: _Reader, v: str, k: str = "name") -> str:
+    if not _NAME.match(v):
+        raise r.error(k, f"{v!r} is not a valid name (letters, digits, '.', '_', '-'; up to 64)")
+    return v
+
+
+def _read_http(r: _Reader | None) -> HttpConfig:
+    if r is None:
+        return HttpConfig()
+    h = HttpConfig(
+        user_agent=r.get("user_agent", str, DEFAULT_USER_AGENT),
+        timeout=float(_positive(r, "timeout", (int, float), 30.0)),
+        max_bytes=_positive(r, "max_bytes", int, 10 * 1024 * 1024),
+        concurrency=_positive(r, "concurrency", int, 8),
+        max_redirects=r.get("max_redirects", int, 5),
+        retries=r.get("retries", int, 2),
+    )
+    r.finish()
+    return h
+
+
+def _read_defaults(r: _Reader | None) -> Defaults:
+    if r is None:
+        return Defaults()
+    d = Defaults(
+        every=_duration(r, "every", 1800.0),
+        first_run=_first_run(r, "first_run", FirstRun()),
+        timezone=_timezone(r, "timezone", "UTC"),
+    )
+    r.finish()
+    return d
+
+
+def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
+    name = _name(r, r.get("name", str, required=True))
+    kind_s = r.get("kind", str, "feed")
+    try:
+        kind = SourceKind(kind_s)
+    except ValueError:
+        raise r.error("kind", f"expected one of {', '.join(k.value for k in SourceKind)}, "
+                              f"got {kind_s!r}") from None
+    url = _http_url(r, "url", r.get("url", str, required=True))
+    encoding = r.get("encoding", str, None)
+    if encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise r.error("encoding", f"unknown encoding {encoding!r}") from None
+    s = SourceConfig(
+        name=name,
+        kind=kind,
+        url=url,
+        every=_duration(r, "every", defaults.every),
+        first_run=_first_run(r, "first_run", defaults.first_run),
+        timezone=_timezone(r, "timezone", defaults.timezone),
+        category_from_title=r.get("category_from_title", bool, False),
+        encoding=encoding,
+        enabled=r.get("enabled", bool, True),
+    )
+    r.finish()
+    return s
+
+
+def _read_rule(r: _Reader) -> RuleConfig:
+    name = _name(r, r.get("name", str, required=True))
+    fields = r.str_list("fields", ("title", "summary"))
+    for i, f in enumerate(fields):
+        if f not in ITEM_FIELDS:
+            raise r.error(f"fields[{i}]", f"unknown field {f!r} (one of {', '.join(ITEM_FIELDS)})")
+    rule = RuleConfig(
+        name=name,
+        categories=r.str_list("categories"),
+        match=_regex(r, "match"),
+        fields=fields,
+        exclude=_regex(r, "exclude"),
+        sources=r.str_list("sources"),
+    )
+    if not rule.categories and rule.match is None:
+        raise r.error(None, "a rule needs 'categories' or 'match' (or both)")
+    r.finish()
+    return rule
+
+
+# Keys each channel reads; validated here so a typo is a config error, not a silent no-op.
+_NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
+    NotifierKind.EMAIL: {"host": str, "port": int, "security": str, "username_env": str,
+                         "password_env": str, "from": str, "to": list, "digest": bool,
+                         "max_per_run": int, "timeout": (int, float)},
+    NotifierKind.WEBHOOK: {"url": str, "secret_env": str, "max_per_run": int,
+                           "timeout": (int, float)},
+    NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
+}
+NOTIFY_ON = ("new", "changed")
+OPERATOR_EVENTS = ("source.failing", "source.recovered")
+
+
+def _read_notifier(r: _Reader) -> NotifierConfig:
+    name = _name(r, r.get("name", str, required=True))
+    kind_s = r.get("kind", str, required=True)
+    try:
+        kind = NotifierKind(kind_s)
+    except ValueError:
+        raise r.error("kind", f"expected one of {', '.join(k.value for k in NotifierKind)}, "
+                              f"got {kind_s!r}") from None
+    events = r.str_list("events")
+    # an operators' channel (only `events`) hears no items unless it asks with `on`
+    on = r.str_list("on", () if events else ("new",))
+    for i, o in enumerate(on):
+        if o not in NOTIFY_ON:
+            raise r.error(f"on[{i}]", f"expected one of {', '.join(NOTIFY_ON)}, got {o!r}")
+    for i, ev in enumerate(events):
+        if ev not in OPERATOR_EVENTS:
+            raise r.error(f"events[{i}]",
+                          f"expected one of {', '.join(OPERATOR_EVENTS)}, got {ev!r}")
+    options = []
+    for k, t in _NOTIFIER_OPTIONS[kind].items():
+        v = r.get(k, t, None)
+        if v is not None:
+            options.append((k, tuple(v) if isinstance(v, list) else v))
+    n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
+                       options=tuple(options))
+    r.finish()
+    return n
+
+
+def _tables(r: _Reader, k: str) -> list[_Reader]:
+    v = r.get(k, list, [])
+    out = []
+    for i, t in enumerate(v):
+        if not isinstance(t, dict):
+            raise r.error(f"{k}[{i}]", f"expected a table ([[{k}]]), got {_type_name(t)}")
+        out.append(_Reader(t, f"{k}[{i}]", r.file))
+    return out
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate parsed TOML; relative paths resolve against the file's folder."""
+    file = str(path)
+    top = _Reader(data, "", file)
+    storage_r = top.sub("storage")
+    db = "harvester.db"
+    if storage_r is not None:
+        db = storage_r.get("path", str, db)
+        storage_r.finish()
+    http = _read_http(top.sub("http"))
+    defaults = _read_defaults(top.sub("defaults"))
+
+    sources: list[SourceConfig] = []
+    for sr in _tables(top, "sources"):
+        s = _read_source(sr, defaults)
+        if any(o.name == s.name for o in sources):
+            raise sr.error("name", f"duplicate source name {s.name!r}")
+        sources.append(s)
+
+    rules: list[RuleConfig] = []
+    for rr in _tables(top, "rules"):
+        rule = _read_rule(rr)
+        if any(o.name == rule.name for o in rules):
+            raise rr.error("name", f"duplicate rule name {rule.name!r}")
+        for i, sname in enumerate(rule.sources):
+            if sname not in {s.name for s in sources}:
+                raise rr.error(f"sources[{i}]", f"unknown source {sname!r}")
+        rules.append(rule)
+
+    notifiers: list[NotifierConfig] = []
+    rule_names = {r.name for r in rules}
+    for nr in _tables(top, "notifiers"):
+        n = _read_notifier(nr)
+        if any(o.name == n.name for o in notifiers):
+            raise nr.error("name", f"duplicate notifier name {n.name!r}")
+        for i, rn in enumerate(n.rules):
+            if rn not in rule_names:
+                known = ", ".join(sorted(rule_names)) or "none defined"
+                raise nr.error(f"rules[{i}]", f"unknown rule {rn!r} (rules: {known})")
+        notifiers.append(n)
+    top.finish()
+
+    db_path = Path(os.path.expanduser(db))
+    if not db_path.is_absolute():
+        db_path = path.parent / db_path
+    return Config(path=path, storage=StorageConfig(db_path), http=http, defaults=defaults,
+                  sources=tuple(sources), rules=tuple(rules), notifiers=tuple(notifiers))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config from `path`, else $HARVESTER_CONFIG, else ./harvester.toml."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or "harvester.toml"
+        if not Path(path).exists():
+            raise ConfigError(f"no configuration file: pass --config PATH or set {CONFIG_ENV}",
+                              file=str(path))
+    p = Path(path).resolve()
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", file=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=str(path)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid TOML: {e}", file=str(path)) from None
+    return parse_config(data, p)
+
+
+__all__ = [
+    "Config", "Defaults", "FirstRun", "FirstRunMode", "HttpConfig", "NotifierConfig",
+    "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind", "StorageConfig", "load_config",
+    "parse_config", "parse_duration", "parse_first_run",
+]

@@ -1,0 +1,123 @@
+"""Date text as sources write it → aware UTC datetimes.
+
+Handles RFC 822 (with two-digit years and named zones such as CEST, which the
+standard library and feedparser read as UTC), ISO 8601, epoch seconds, the
+page's own `strptime` formats, and dates without a zone (read in the source's
+time zone). Anything unreadable is None: the caller flags it, never guesses.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_tz
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+# Zone abbreviations that email.utils does not know (it knows UT, GMT, Z and the US ones).
+_NAMED_ZONES = {
+    "CET": 1, "CEST": 2, "MET": 1, "MEST": 2, "EET": 2, "EEST": 3, "WET": 0, "WEST": 1,
+    "BST": 1, "IST": 5.5, "MSK": 3, "JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "AEST": 10,
+    "AEDT": 11, "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13, "UTC": 0, "GMT": 0, "UT": 0,
+    "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8,
+    "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
+}
+_TRAILING_ZONE = re.compile(r"\s+\(?([A-Z]{1,5})\)?\s*$")
+_EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
+_ISO_HINT = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _localise(dt: datetime, tz: str) -> datetime:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_zone(tz))
+    return dt.astimezone(UTC)
+
+
+def _rfc822(text: str, tz: str) -> datetime | None:
+    offset_h: float | None = None
+    m = _TRAILING_ZONE.search(text)
+    if m and m.group(1) in _NAMED_ZONES:
+        offset_h = _NAMED_ZONES[m.group(1)]
+        text = text[: m.start()]
+    t = parsedate_tz(text)
+    if t is None:
+        return None
+    year = t[0]
+    if year < 100:  # RFC 822 two-digit years: 00-68 → 20xx, 69-99 → 19xx (as POSIX strptime)
+        year += 2000 if year < 69 else 1900
+    try:
+        naive = datetime(year, t[1], t[2], t[3], t[4], t[5])
+    except ValueError:
+        return None
+    if offset_h is not None:
+        return (naive - timedelta(hours=offset_h)).replace(tzinfo=UTC)
+    if t[9] is None:
+        return _localise(naive, tz)
+    return (naive - timedelta(seconds=t[9])).replace(tzinfo=UTC)
+
+
+def _iso(text: str, tz: str) -> datetime | None:
+    s = text.strip()
+    if s.endswith(("z", "Z")):
+        s = s[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return _localise(dt, tz)
+
+
+def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ()) -> datetime | None:
+    """Read a date as sources write it; None when it cannot be read with confidence."""
+    if not text:
+        return None
+    s = " ".join(text.split())
+    if not s:
+        return None
+    if _EPOCH.match(s):
+        try:
+            return datetime.fromtimestamp(float(s), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    for fmt in formats:
+        try:
+            return _localise(datetime.strptime(s, fmt), tz)
+        except ValueError:
+            continue
+    if _ISO_HINT.match(s):
+        return _iso(s, tz)
+    dt = _rfc822(s, tz)
+    if dt is not None:
+        return dt
+    return _fallback(s)
+
+
+def _fallback(s: str) -> datetime | None:
+    # feedparser knows many odd dialects (W3C-DTF variants, Korean, Greek, Hungarian …);
+    # it reads a missing zone as UTC, which is why it only comes last.
+    from feedparser.datetimes import _parse_date
+
+    try:
+        t = _parse_date(s)
+    except Exception:
+        return None
+    if t is None:
+        return None
+    try:
+        return datetime(*t[:6], tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def iso_utc(dt: datetime) -> str:
+    """The one spelling stored and shown: 2020-05-27T09:06:39Z."""
+    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+
+__all__ = ["iso_utc", "parse_date"]

@@ -1,0 +1,102 @@
+"""Pure decisions of a poll: what is new, changed or unchanged, and what to notify.
+
+Everything here takes data (plus `now` where time matters) and returns data, so
+`harvester once`, the daemon and the tests all get the same answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
+from .models import Change, ChangeKind, Item, Notification, StoredItem
+from .normalise import HASH_VERSION
+from .rules import classify
+
+
+def item_id(source: str, key: str) -> str:
+    """Stable id of a new item: the source it was first seen in plus its identity key."""
+    return "i_" + hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:24]
+
+
+def dedupe(items: Sequence[Item]) -> list[Item]:
+    """Two entries of one fetch with the same identity (or the same canonical URL) are one
+    item; the first wins, as feeds list newest first."""
+    seen_keys: set[str] = set()
+    seen_urls: set[str] = set()
+    out = []
+    for it in items:
+        if it.key in seen_keys or (it.url and it.url in seen_urls):
+            continue
+        seen_keys.add(it.key)
+        if it.url:
+            seen_urls.add(it.url)
+        out.append(it)
+    return out
+
+
+def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
+         by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = ()) -> list[Change]:
+    """Compare a fetch's items with what the store knows. Items absent from the fetch are
+    not touched: a feed is a window, not the archive."""
+    changes = []
+    for it in dedupe(items):
+        prev = by_key.get(it.key)
+        rekeyed = False
+        if prev is None and it.url is not None:
+            prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
+            rekeyed = prev is not None
+        if prev is None:
+            changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),
+                                  rules=classify(it, rules)))
+            continue
+        if prev.date_flag and it.date_flag:
+            # keep the first-seen date the item was given, not this poll's clock
+            it = replace(it, published=prev.published)
+        # a hash from an older HASH_VERSION is not comparable: re-hash silently, never alert
+        same = (prev.content_hash == it.content_hash
+                or not prev.content_hash.startswith(HASH_VERSION + ":"))
+        kind = ChangeKind.UNCHANGED if same else ChangeKind.CHANGED
+        changes.append(Change(kind, it, prev.id, previous=prev, rekeyed=rekeyed,
+                              rules=classify(it, rules) if kind is ChangeKind.CHANGED else ()))
+    return changes
+
+
+def notification_id(notifier: str, item_id_: str, event: str, ref: str = "") -> str:
+    """Derived from what makes the event unique, so a re-queue gets the same id."""
+    raw = f"{notifier}\x1f{item_id_}\x1f{event}\x1f{ref}".encode()
+    return "n_" + hashlib.sha256(raw).hexdigest()[:24]
+
+
+def _wants(n: NotifierConfig, rules: tuple[str, ...]) -> bool:
+    return not n.rules or any(r in n.rules for r in rules)
+
+
+def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
+                       baseline: bool, first_run: FirstRun) -> list[Notification]:
+    """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
+    `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue."""
+    new = [c for c in changes if c.kind is ChangeKind.NEW]
+    if baseline:
+        if first_run.mode is FirstRunMode.BASELINE:
+            return []
+        if first_run.mode is FirstRunMode.LATEST:
+            new = sorted(new, key=lambda c: c.item.published, reverse=True)[: first_run.n]
+        eligible = new
+    else:
+        eligible = new + [c for c in changes if c.kind is ChangeKind.CHANGED]
+    out = []
+    for c in eligible:
+        kind = c.kind.value  # "new" | "changed"
+        event = f"item.{kind}"
+        ref = c.item.content_hash if c.kind is ChangeKind.CHANGED else ""
+        for n in notifiers:
+            if kind in n.on and _wants(n, c.rules):
+                out.append(Notification(notification_id(n.name, c.item_id, event, ref), n.name,
+                                        c.item_id, event, c.item.source, ref))
+    return out
+
+
+__all__ = ["dedupe", "diff", "item_id", "notification_id", "plan_notifications"]

@@ -1,0 +1,117 @@
+"""The database schema, as an ordered list of sqlite-utils migrations."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("harvester")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            baseline_at TEXT,            -- first successful poll; NULL = next poll is the baseline
+            last_polled TEXT,
+            last_status TEXT,            -- ok | not-modified | error
+            last_success TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("""
+        CREATE TABLE items (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,        -- where it was first seen
+            key TEXT NOT NULL,
+            guid TEXT,
+            url TEXT,
+            title TEXT NOT NULL,
+            category TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            summary TEXT NOT NULL DEFAULT '',
+            content TEXT NOT NULL DEFAULT '',
+            published TEXT NOT NULL,
+            date_flag TEXT NOT NULL DEFAULT '',
+            language TEXT,
+            author TEXT,
+            content_hash TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '[]',
+            version INTEGER NOT NULL DEFAULT 1,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            updated_at TEXT
+        )""")
+    db.execute("CREATE INDEX items_url ON items(url) WHERE url IS NOT NULL")
+    db.execute("CREATE INDEX items_published ON items(published)")
+    db.execute("CREATE INDEX items_first_seen ON items(first_seen)")
+    # One row per (source, identity key): how a source refers to an item. An item seen
+    # through a feed and a listing has two sightings and stays one item.
+    db.execute("""
+        CREATE TABLE sightings (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            item_id TEXT NOT NULL REFERENCES items(id),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX sightings_item ON sightings(item_id)")
+    db.execute("""
+        CREATE TABLE item_versions (
+            id INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL REFERENCES items(id),
+            version INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL,   -- when this version was replaced
+            content_hash TEXT NOT NULL,
+            title TEXT NOT NULL,
+            url TEXT,
+            category TEXT,
+            summary TEXT NOT NULL,
+            content TEXT NOT NULL,
+            published TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX item_versions_item ON item_versions(item_id, version)")
+    db.execute("""
+        CREATE TABLE fetch_log (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            at TEXT NOT NULL,
+            status TEXT NOT NULL,        -- ok | not-modified | error
+            http_status INTEGER,
+            duration_ms INTEGER,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            warning TEXT
+        )""")
+    db.execute("CREATE INDEX fetch_log_source_at ON fetch_log(source, at)")
+    db.execute("""
+        CREATE TABLE outbox (
+            id TEXT PRIMARY KEY,         -- derived from the unique key: stable across re-queues
+            notifier TEXT NOT NULL,
+            item_id TEXT,
+            event TEXT NOT NULL,         -- item.new | item.changed | source.failing | …
+            ref TEXT NOT NULL DEFAULT '',
+            source TEXT,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',   -- pending | sent | dead
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            UNIQUE (notifier, item_id, event, ref)
+        )""")
+    db.execute("CREATE INDEX outbox_due ON outbox(status, next_attempt_at)")
+
+
+__all__ = ["migrations"]

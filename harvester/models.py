@@ -1,0 +1,179 @@
+"""Plain data passed between the pipeline's stages; no I/O here.
+
+    fetch → FetchResult → parse → RawEntry → normalise → Item → diff → Change
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ChangeKind(StrEnum):
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+class DateFlag(StrEnum):
+    """Why an item's `published` is not the date the source gave."""
+
+    NONE = ""
+    MISSING = "missing"  # the entry had no (readable) date: first-seen is used
+    FUTURE = "future"  # more than a day ahead: clamped to first-seen
+
+
+class PollStatus(StrEnum):
+    OK = "ok"
+    NOT_MODIFIED = "not-modified"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one HTTP exchange gave: a body, or a 304."""
+
+    url: str  # final URL after redirects
+    status: int
+    body: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    duration: float
+    not_modified: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as a parser read it: strings as found, nothing cleaned yet."""
+
+    title: str | None = None
+    link: str | None = None
+    guid: str | None = None
+    summary: str | None = None  # HTML or text
+    content: str | None = None  # HTML body where the feed has one
+    published: str | None = None  # the date text as found
+    updated: str | None = None
+    categories: tuple[str, ...] = ()
+    author: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A parser's output for one body: channel facts plus entries."""
+
+    entries: tuple[RawEntry, ...]
+    base_url: str
+    title: str | None = None
+    language: str | None = None
+    warning: str | None = None  # e.g. feedparser's bozo reason when entries were still read
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A normalised entry: what is stored, diffed, classified and notified."""
+
+    source: str
+    key: str  # identity within the source: "guid:…", "url:…" or "hash:…"
+    url: str | None
+    guid: str | None
+    title: str
+    category: str | None
+    tags: tuple[str, ...]  # every <category> the entry carried
+    summary: str
+    content: str
+    published: str  # UTC ISO 8601, e.g. 2020-05-27T09:06:39Z
+    date_flag: DateFlag
+    language: str | None
+    content_hash: str
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """What the store knows of an item, as much as diffing needs."""
+
+    id: str
+    key: str | None  # the sighting key of this source, when it had one
+    url: str | None
+    content_hash: str
+    published: str
+    date_flag: DateFlag
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One item's fate in one poll, with the rules it matched."""
+
+    kind: ChangeKind
+    item: Item
+    item_id: str
+    previous: StoredItem | None = None
+    rules: tuple[str, ...] = ()
+    rekeyed: bool = False  # known by URL under another key: the sighting key moves
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """An outbox row to be: one per (notifier, item, event)."""
+
+    id: str
+    notifier: str
+    item_id: str
+    event: str  # "item.new" | "item.changed"
+    source: str
+    ref: str = ""  # what makes a repeat event distinct (the new content hash of a change)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """Per-source fetch state kept between polls."""
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    baseline_done: bool = False
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    """What one poll of one source did; the CLI prints it, the fetch log stores it."""
+
+    source: str
+    status: PollStatus
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    queued: int = 0
+    baseline: bool = False
+    http_status: int | None = None
+    bytes: int = 0
+    duration: float = 0.0
+    error: str | None = None
+    warning: str | None = None
+    changes: tuple[Change, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store knows that one poll's decisions need, read inside its transaction."""
+
+    by_key: dict[str, StoredItem]
+    by_url: dict[str, StoredItem]
+    baseline_done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollPlan:
+    """Everything one successful poll writes, decided before any write happens."""
+
+    changes: tuple[Change, ...]
+    notifications: tuple[Notification, ...]
+    baseline: bool

@@ -1,0 +1,132 @@
+"""Raw entries → `Item`s: pure functions of the entry, its context and `now`.
+
+Identity, canonical URL, plain-text title/category/summary, sanitised content,
+UTC dates and a versioned content hash all come from here, so every source kind
+(feed, listing page) gives items that diff and classify the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .dates import iso_utc, parse_date
+from .models import DateFlag, Item, RawEntry
+from .text import collapse, html_to_text, sanitise_html, strip_controls
+from .urls import canonical_url
+
+HASH_VERSION = "v1"
+FUTURE_TOLERANCE = timedelta(days=1)
+MAX_TITLE = 500
+MAX_SUMMARY = 5_000
+MAX_CONTENT = 200_000
+
+# "Press Release: Germany joins …" — a short label before the first colon.
+_TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”]{2,40}?)\s*:\s*(\S.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What normalising one source's entries needs besides the entries."""
+
+    source: str
+    base_url: str
+    now: datetime
+    timezone: str = "UTC"
+    category_from_title: bool = False
+    language: str | None = None
+    date_formats: tuple[str, ...] = ()
+
+
+def split_category(title: str) -> tuple[str | None, str]:
+    """'Project News: Kick-off …' → ('Project News', 'Kick-off …'); no label → (None, title)."""
+    m = _TITLE_PREFIX.match(title)
+    if not m or len(m.group(1).split()) > 5:
+        return None, title
+    return collapse(m.group(1)), m.group(2).strip()
+
+
+def _clip(s: str, limit: int) -> str:
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+def content_hash(title: str, url: str | None, category: str | None, summary: str, content: str,
+                 published: str | None) -> str:
+    """Stable hash of the normalised fields; the version prefix lets a future change of
+    what is hashed be told apart from a change of the item."""
+    h = hashlib.sha256()
+    for part in (title, url or "", category or "", summary, content, published or ""):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return f"{HASH_VERSION}:{h.hexdigest()[:32]}"
+
+
+def identity(guid: str | None, url: str | None, title: str, date_text: str | None) -> str:
+    """guid where present, else canonical URL, else a hash of title + date."""
+    if guid:
+        return "guid:" + guid
+    if url:
+        return "url:" + url
+    digest = hashlib.sha256(f"{title}\x1f{date_text or ''}".encode("utf-8", "surrogatepass"))
+    return "hash:" + digest.hexdigest()[:32]
+
+
+def normalise(entry: RawEntry, ctx: Context) -> Item:
+    """One raw entry → one Item. Never raises on odd input: it degrades and flags."""
+    title = html_to_text(entry.title)
+    categories = [c for c in (collapse(html_to_text(c)) for c in entry.categories) if c]
+    category = categories[0] if categories else None
+    if ctx.category_from_title:
+        label, rest = split_category(title)
+        if label:
+            category, title = label, rest
+    url = canonical_url(entry.link, ctx.base_url)
+    guid = collapse(strip_controls(entry.guid)) if entry.guid else None
+    summary = html_to_text(entry.summary)
+    content = sanitise_html(entry.content, url or ctx.base_url) if entry.content else ""
+    if not title:
+        title = _clip(summary, 120) if summary else (url or "(untitled)")
+
+    date = parse_date(entry.published, ctx.timezone, ctx.date_formats) or parse_date(
+        entry.updated, ctx.timezone, ctx.date_formats)
+    flag = DateFlag.NONE
+    if date is None:
+        flag, date = DateFlag.MISSING, ctx.now
+    elif date > ctx.now + FUTURE_TOLERANCE:
+        flag, date = DateFlag.FUTURE, ctx.now
+    published = iso_utc(date)
+
+    title = _clip(title, MAX_TITLE)
+    summary = _clip(summary, MAX_SUMMARY)
+    content = content[:MAX_CONTENT]
+    author = collapse(html_to_text(entry.author)) or None if entry.author else None
+    language = (entry.language or ctx.language or "").strip().lower() or None
+    return Item(
+        source=ctx.source,
+        key=identity(guid, url, title, entry.published),
+        url=url,
+        guid=guid,
+        title=title,
+        category=category,
+        tags=tuple(categories),
+        summary=summary,
+        content=content,
+        # a clamped or missing date is "first seen", which moves each poll: not hashed
+        published=published,
+        date_flag=flag,
+        language=language,
+        author=author,
+        content_hash=content_hash(title, url, category, summary, content,
+                                  None if flag else published),
+    )
+
+
+def normalise_all(entries: Iterable[RawEntry], ctx: Context) -> list[Item]:
+    return [normalise(e, ctx) for e in entries]
+
+
+__all__ = ["HASH_VERSION", "Context", "content_hash", "identity", "normalise", "normalise_all",
+           "split_category"]

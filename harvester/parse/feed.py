@@ -1,0 +1,78 @@
+"""Feed bodies (RSS 0.9x/1.0/2.0, Atom, anything feedparser reads) → raw entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import feedparser
+
+from ..errors import ParseError
+from ..models import ParsedDocument, RawEntry
+
+
+def _decode_override(body: bytes, encoding: str) -> bytes:
+    # The operator knows better than the server: transcode to UTF-8 and say so below.
+    return body.decode(encoding, errors="replace").encode("utf-8")
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _entry(e: Any) -> RawEntry:
+    content = None
+    for c in e.get("content") or ():
+        if c.get("value"):
+            content = c["value"]
+            break
+    summary = _str(e.get("summary"))
+    if summary is not None and content is not None and summary == content:
+        # feedparser copies content:encoded into summary when there is no description
+        summary = None
+    return RawEntry(
+        title=_str(e.get("title")),
+        link=_str(e.get("link")),
+        guid=_str(e.get("id")),
+        summary=summary,
+        content=content,
+        published=_str(e.get("published")),
+        updated=_str(e.get("updated")),
+        categories=tuple(t["term"] for t in e.get("tags") or () if _str(t.get("term"))),
+        author=_str(e.get("author")),
+    )
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
+               encoding: str | None = None, source: str | None = None) -> ParsedDocument:
+    """Parse a feed body; a broken feed that still yields entries is kept with a warning,
+    one that yields none is a ParseError naming why."""
+    if not body.strip():
+        raise ParseError("empty body: the server sent no feed", source=source, url=url)
+    headers = {"content-location": url}
+    if encoding:
+        body = _decode_override(body, encoding)
+        headers["content-type"] = "application/xml; charset=utf-8"
+    elif content_type:
+        headers["content-type"] = content_type
+    try:
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
+                                  resolve_relative_uris=False)
+    except Exception as e:
+        raise ParseError(f"feed parser failed: {e}", source=source, url=url) from e
+    entries = tuple(_entry(e) for e in parsed.entries)
+    warning = None
+    if parsed.get("bozo"):
+        reason = str(parsed.get("bozo_exception") or "malformed feed")
+        if not entries:
+            raise ParseError(f"not a readable feed ({reason})", source=source, url=url)
+        warning = f"malformed feed, entries kept: {reason}"
+    elif not entries and not parsed.get("version"):
+        raise ParseError("not a feed: no RSS, Atom or RDF document found", source=source, url=url)
+    feed = parsed.get("feed", {})
+    return ParsedDocument(
+        entries=entries,
+        base_url=url,
+        title=_str(feed.get("title")),
+        language=_str(feed.get("language")),
+        warning=warning,
+    )

@@ -1,0 +1,335 @@
+"""The only place that touches SQL.
+
+A narrow API — read a source's state, apply one poll in one transaction, read
+items/sources/outbox back — behind the `Store` protocol, so another backend
+could stand behind it later. SQLite runs in WAL mode with a busy timeout, and
+writes take the write lock up front (BEGIN IMMEDIATE) so concurrent runs queue
+instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlite_utils import Database
+
+from .dates import iso_utc
+from .errors import StoreError
+from .migrations import migrations
+from .models import (
+    ChangeKind,
+    DateFlag,
+    Known,
+    PollPlan,
+    PollReport,
+    PollStatus,
+    SourceState,
+    StoredItem,
+)
+
+BUSY_TIMEOUT_S = 10.0
+_CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
+
+
+class Store(Protocol):
+    """What the pipeline needs from storage."""
+
+    def source_state(self, name: str) -> SourceState: ...
+
+    def known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known: ...
+
+    def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
+                   state: SourceState, keys: Sequence[str], urls: Sequence[str],
+                   decide: Callable[[Known], PollPlan]) -> PollPlan: ...
+
+    def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
+                            report: PollReport, state: SourceState) -> None: ...
+
+    def record_failure(self, source: str, url: str, kind: str, now: datetime,
+                       report: PollReport) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredItem:
+    return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
+                      date_flag=DateFlag(row[5]))
+
+
+class SqliteStore:
+    """SQLite behind the Store protocol."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.conn = conn
+            self.db = Database(conn, execute_plugins=False)
+            with self._write():
+                migrations.apply(self.db)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {self.path}: {e}") from e
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; waits for the lock rather than failing on contention."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S * 3
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(f"database {self.path} stayed locked: {e}") from e
+                time.sleep(0.05)
+        try:
+            yield self.conn
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- reads for a poll ----------------------------------------------------------------
+
+    def source_state(self, name: str) -> SourceState:
+        try:
+            row = self.conn.execute(
+                "SELECT etag, last_modified, body_hash, baseline_at IS NOT NULL,"
+                " consecutive_failures FROM sources WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read source {name!r}: {e}", source=name) from e
+        if row is None:
+            return SourceState(name)
+        return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
+                           baseline_done=bool(row[3]), consecutive_failures=row[4])
+
+    def known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known:
+        """What is stored under these identity keys (for this source) and canonical URLs
+        (for any source): one query each, however many entries."""
+        try:
+            return self._known(source, keys, urls)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
+
+    def _known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known:
+        by_key: dict[str, StoredItem] = {}
+        by_url: dict[str, StoredItem] = {}
+        c = self.conn
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            q = ("SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag"
+                 " FROM sightings s JOIN items i ON i.id = s.item_id"
+                 f" WHERE s.source = ? AND s.key IN ({','.join('?' * len(chunk))})")
+            for row in c.execute(q, (source, *chunk)):
+                by_key[row[1]] = _stored(row)
+        # URLs only matter for entries not known by key: a changed guid, or another source
+        known_urls = {s.url for s in by_key.values()}
+        wanted = [u for u in urls if u not in known_urls]
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            q = ("SELECT id, NULL, url, content_hash, published, date_flag FROM items"
+                 f" WHERE url IN ({','.join('?' * len(chunk))})")
+            for row in c.execute(q, chunk):
+                by_url.setdefault(row[2], _stored(row))
+        row = c.execute("SELECT baseline_at IS NOT NULL FROM sources WHERE name = ?",
+                        (source,)).fetchone()
+        return Known(by_key, by_url, bool(row and row[0]))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _upsert_source(self, source: str, url: str, kind: str, now: str) -> None:
+        self.conn.execute(
+            "INSERT INTO sources (name, url, kind, last_polled) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET url = excluded.url, kind = excluded.kind,"
+            " last_polled = excluded.last_polled", (source, url, kind, now))
+
+    def _log(self, source: str, now: str, report: PollReport) -> None:
+        self.conn.execute(
+            "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
+            " changed, unchanged, error, warning) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (source, now, report.status.value, report.http_status,
+             round(report.duration * 1000), report.bytes, report.new, report.changed,
+             report.unchanged, report.error, report.warning))
+
+    def _success(self, source: str, now: str, status: PollStatus, state: SourceState) -> None:
+        self.conn.execute(
+            "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, last_status = ?,"
+            " last_success = ?, consecutive_failures = 0 WHERE name = ?",
+            (state.etag, state.last_modified, state.body_hash, status.value, now, source))
+
+    def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
+                   state: SourceState, keys: Sequence[str], urls: Sequence[str],
+                   decide: Callable[[Known], PollPlan]) -> PollPlan:
+        """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
+        transaction, so a concurrent run or a crash can never leave half a poll."""
+        ts = iso_utc(now)
+        try:
+            with self._write() as c:
+                plan = decide(self._known(source, keys, urls))
+                self._upsert_source(source, url, kind, ts)
+                self._write_changes(source, ts, plan)
+                self._success(source, ts, PollStatus.OK, state)
+                if plan.baseline:
+                    c.execute("UPDATE sources SET baseline_at = COALESCE(baseline_at, ?)"
+                              " WHERE name = ?", (ts, source))
+                c.executemany(
+                    "INSERT OR IGNORE INTO outbox (id, notifier, item_id, event, ref, source,"
+                    " created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?)",
+                    [(n.id, n.notifier, n.item_id, n.event, n.ref, n.source, ts, ts)
+                     for n in plan.notifications])
+                counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
+                self._log(source, ts, _with_counts(report, counts))
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot store poll of {source!r}: {e}", source=source, url=url) from e
+        return plan
+
+    def _write_changes(self, source: str, ts: str, plan: PollPlan) -> None:
+        c = self.conn
+        new = [ch for ch in plan.changes if ch.kind is ChangeKind.NEW]
+        changed = [ch for ch in plan.changes if ch.kind is ChangeKind.CHANGED]
+        unchanged = [ch for ch in plan.changes if ch.kind is ChangeKind.UNCHANGED]
+        c.executemany(
+            "INSERT INTO items (id, source, key, guid, url, title, category, tags, summary,"
+            " content, published, date_flag, language, author, content_hash, rules, first_seen,"
+            " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(ch.item_id, source, it.key, it.guid, it.url, it.title, it.category,
+              json.dumps(it.tags, ensure_ascii=False), it.summary, it.content, it.published,
+              it.date_flag.value, it.language, it.author, it.content_hash,
+              json.dumps(ch.rules), ts, ts) for ch in new for it in (ch.item,)])
+        c.executemany(
+            "INSERT INTO item_versions (item_id, version, recorded_at, content_hash, title, url,"
+            " category, summary, content, published) SELECT id, version, ?, content_hash, title,"
+            " url, category, summary, content, published FROM items WHERE id = ?",
+            [(ts, ch.item_id) for ch in changed])
+        c.executemany(
+            "UPDATE items SET guid = ?, url = ?, title = ?, category = ?, tags = ?, summary = ?,"
+            " content = ?, published = ?, date_flag = ?, language = ?, author = ?,"
+            " content_hash = ?, rules = ?, version = version + 1, last_seen = ?, updated_at = ?"
+            " WHERE id = ?",
+            [(it.guid, it.url, it.title, it.category, json.dumps(it.tags, ensure_ascii=False),
+              it.summary, it.content, it.published, it.date_flag.value, it.language, it.author,
+              it.content_hash, json.dumps(ch.rules), ts, ts, ch.item_id)
+             for ch in changed for it in (ch.item,)])
+        c.executemany(
+            "UPDATE items SET last_seen = ?, content_hash = ? WHERE id = ?",
+            [(ts, ch.item.content_hash, ch.item_id) for ch in unchanged])
+        # every item seen now has a sighting under this source's current key for it
+        c.executemany(
+            "INSERT INTO sightings (source, key, item_id, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(source, key) DO UPDATE SET"
+            " item_id = excluded.item_id, last_seen = excluded.last_seen",
+            [(source, ch.item.key, ch.item_id, ts, ts) for ch in plan.changes])
+
+    def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
+                            report: PollReport, state: SourceState) -> None:
+        ts = iso_utc(now)
+        try:
+            with self._write():
+                self._upsert_source(source, url, kind, ts)
+                self._success(source, ts, PollStatus.NOT_MODIFIED, state)
+                self._log(source, ts, report)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot record poll of {source!r}: {e}", source=source) from e
+
+    def record_failure(self, source: str, url: str, kind: str, now: datetime,
+                       report: PollReport) -> None:
+        """A failed poll changes no item: only the source's health and the fetch log."""
+        ts = iso_utc(now)
+        try:
+            with self._write() as c:
+                self._upsert_source(source, url, kind, ts)
+                c.execute(
+                    "UPDATE sources SET last_status = 'error', last_error = ?, last_error_at = ?,"
+                    " consecutive_failures = consecutive_failures + 1 WHERE name = ?",
+                    (report.error, ts, source))
+                self._log(source, ts, report)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot record failure of {source!r}: {e}", source=source) from e
+
+    # -- reads for people ----------------------------------------------------------------
+
+    def items(self, *, source: str | None = None, rule: str | None = None,
+              since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored items, newest first; `source` matches any source that has seen the item."""
+        where, args = [], []
+        if source:
+            where.append("i.id IN (SELECT item_id FROM sightings WHERE source = ?)")
+            args.append(source)
+        if rule:
+            where.append("EXISTS (SELECT 1 FROM json_each(i.rules) WHERE value = ?)")
+            args.append(rule)
+        if since:
+            where.append("i.published >= ?")
+            args.append(since)
+        sql = ("SELECT i.*, (SELECT json_group_array(source) FROM (SELECT DISTINCT source FROM"
+               " sightings WHERE item_id = i.id ORDER BY source)) AS sources FROM items i")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY i.published DESC, i.id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            rows = list(self.db.query(sql, args))
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read items: {e}") from e
+        for r in rows:
+            for k in ("tags", "rules", "sources"):
+                r[k] = json.loads(r[k]) if r[k] else []
+        return rows
+
+    def item_versions(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT * FROM item_versions WHERE item_id = ? ORDER BY version", [item_id]))
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Each stored source's health, with the number of items it has seen."""
+        return list(self.db.query(
+            "SELECT s.*, (SELECT count(*) FROM sightings g WHERE g.source = s.name) AS items"
+            " FROM sources s ORDER BY s.name"))
+
+    def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM outbox"
+        args: list[Any] = []
+        if status:
+            sql += " WHERE status = ?"
+            args.append(status)
+        return list(self.db.query(sql + " ORDER BY created_at, id", args))
+
+    def fetch_log(self, source: str | None = None) -> list[dict[str, Any]]:
+        if source:
+            return list(self.db.query("SELECT * FROM fetch_log WHERE source = ? ORDER BY id",
+                                      [source]))
+        return list(self.db.query("SELECT * FROM fetch_log ORDER BY id"))
+
+
+def _with_counts(report: PollReport, counts: dict[ChangeKind, int]) -> PollReport:
+    from dataclasses import replace
+
+    return replace(report, new=counts[ChangeKind.NEW], changed=counts[ChangeKind.CHANGED],
+                   unchanged=counts[ChangeKind.UNCHANGED])
+
+
+__all__ = ["SqliteStore", "Store"]

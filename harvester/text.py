@@ -1,0 +1,131 @@
+"""Untrusted markup to plain text, and HTML to a sanitised subset.
+
+Titles, categories and summaries are plain text; `content` keeps HTML but only
+what an allow-list sanitiser (nh3) lets through, with links made absolute.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import partial
+
+import lxml.etree
+import lxml.html
+import nh3
+
+from .urls import canonical_url
+
+_WS = re.compile(r"\s+")
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+# Block-level elements end a paragraph; the text between them is one paragraph.
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+})
+_DROP_TAGS = ("script", "style", "template", "noscript", "head", "title")
+_PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only ours remain
+
+
+def strip_controls(s: str) -> str:
+    return _CTRL.sub("", s)
+
+
+def collapse(s: str) -> str:
+    """Whitespace runs to one space, trimmed."""
+    return _WS.sub(" ", s).strip()
+
+
+def _parser() -> lxml.html.HTMLParser:
+    # a parser per call: lxml parsers must not be shared between threads
+    return lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+
+
+def _paragraphs_from_html(markup: str) -> list[str]:
+    try:
+        root = lxml.html.fragment_fromstring(markup.replace(_PARA_MARK, " "), create_parent="div",
+                                             parser=_parser())
+    except (lxml.etree.ParserError, ValueError):
+        return [html.unescape(re.sub(r"<[^>]*>", " ", markup))]
+    for bad in [el for el in root.iter(*_DROP_TAGS) if el is not root]:
+        bad.drop_tree()
+    for el in root.iter():
+        if el.tag in _BLOCK_TAGS:
+            el.text = _PARA_MARK + (el.text or "")
+            el.tail = _PARA_MARK + (el.tail or "")
+    return root.text_content().split(_PARA_MARK)
+
+
+def _dedupe(paras: list[str]) -> list[str]:
+    """Drop a paragraph repeated back to back, and a paragraph that is two copies of itself."""
+    out: list[str] = []
+    for p in paras:
+        p = collapse(p)
+        if not p:
+            continue
+        half = len(p) // 2
+        if len(p) % 2 == 1 and len(p) > 20 and p[:half] == p[half + 1 :] and p[half] == " ":
+            p = p[:half]
+        if out and out[-1] == p:
+            continue
+        out.append(p)
+    return out
+
+
+def html_to_text(value: str | None) -> str:
+    """Plain text of untrusted HTML or text: tags stripped, entities decoded once,
+    whitespace collapsed, a paragraph repeated back to back kept once."""
+    if not value:
+        return ""
+    value = strip_controls(value)
+    if "<" not in value and "&" not in value:
+        paras = re.split(r"\n\s*\n", value)
+    elif "<" not in value:
+        paras = re.split(r"\n\s*\n", html.unescape(value))
+    else:
+        paras = _paragraphs_from_html(value)
+    return " ".join(_dedupe(paras))
+
+
+def _absolutise(base: str | None, tag: str, attr: str, value: str) -> str | None:
+    if attr in ("href", "src"):
+        if value.startswith("mailto:") and attr == "href":
+            return value
+        return canonical_url(value, base) if base else (
+            value if value.startswith(("http://", "https://")) else None)
+    return value
+
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
+    "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
+    "ins", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}
+_ALLOWED_ATTRS = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "abbr": {"title"},
+}
+
+
+def sanitise_html(value: str | None, base_url: str | None = None) -> str:
+    """Allow-list sanitised HTML: no script, no event handlers, only http(s)/mailto links,
+    relative links resolved against `base_url`."""
+    if not value:
+        return ""
+    return nh3.clean(
+        strip_controls(value),
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=partial(_absolutise, base_url),
+        strip_comments=True,
+    ).strip()
+
+
+__all__ = ["collapse", "html_to_text", "sanitise_html", "strip_controls"]
