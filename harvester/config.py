@@ -163,14 +163,12 @@ def parse_first_run(text: str) -> FirstRun:
 
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", list: "a list",
                dict: "a table", float: "a number"}
+_VALUE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+                list: "a list", dict: "a table"}
 
 
 def _type_name(v: Any) -> str:
-    for t, n in (("bool", "a boolean"), ("int", "an integer"), ("float", "a number"),
-                 ("str", "a string"), ("list", "a list"), ("dict", "a table")):
-        if type(v).__name__ == t:
-            return n
-    return type(v).__name__
+    return _VALUE_NAMES.get(type(v), type(v).__name__)
 
 
 class _Reader:
@@ -193,6 +191,9 @@ class _Reader:
         self.used.add(k)
         if k not in self.data:
             if required:
+                typo = difflib.get_close_matches(k, [d for d in self.data if d not in self.used])
+                if typo:  # the missing key is most likely this misspelt one
+                    raise self.error(typo[0], f"unknown key (did you mean {k!r}?)")
                 raise self.error(k, "is required")
             return default
         v = self.data[k]

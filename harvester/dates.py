@@ -23,6 +23,8 @@ _NAMED_ZONES = {
     "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
 }
 _TRAILING_ZONE = re.compile(r"\s+\(?([A-Z]{1,5})\)?\s*$")
+# a time followed by a zone: "+0200", "-05:00", "GMT", "XYZ"…; without one the date is local
+_HAS_ZONE = re.compile(r"\d:\d{2}(?::\d{2})?\s*(?:[+-]\d{2}:?\d{2}|[A-Za-z]{1,5})\s*$")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
 _ISO_HINT = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -56,7 +58,7 @@ def _rfc822(text: str, tz: str) -> datetime | None:
         return None
     if offset_h is not None:
         return (naive - timedelta(hours=offset_h)).replace(tzinfo=UTC)
-    if t[9] is None:
+    if t[9] is None or not _HAS_ZONE.search(text):
         return _localise(naive, tz)
     return (naive - timedelta(seconds=t[9])).replace(tzinfo=UTC)
 

@@ -7,6 +7,7 @@ exactly what the harvester asked for. It binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import threading
@@ -135,7 +136,9 @@ class FixtureServer:
                 if "Content-Length" not in headers:
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # the client may have given up (a timeout under test): not our failure
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
         return _H
 

@@ -99,6 +99,8 @@ class Fetcher:
         except requests.exceptions.Timeout as e:
             raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
         except requests.exceptions.ConnectionError as e:
+            if _is_timeout(e):  # a read timeout on the last retry arrives wrapped
+                raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
             raise FetchError(f"cannot connect: {_reason(e)}", source=source, url=url) from e
         except requests.exceptions.RequestException as e:
             raise FetchError(f"request failed: {_reason(e)}", source=source, url=url) from e
@@ -147,20 +149,29 @@ class Fetcher:
         return b"".join(chunks)
 
 
-def _reason(e: BaseException) -> str:
-    """The innermost useful message of a requests/urllib3 exception chain."""
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
     inner: BaseException | None = e
-    while inner is not None:
+    while inner is not None and inner not in out:
+        out.append(inner)
         reason = getattr(inner, "reason", None)
+        args = getattr(inner, "args", ())
         if isinstance(reason, BaseException):
             inner = reason
-            continue
-        args = getattr(inner, "args", ())
-        if args and isinstance(args[0], BaseException):
+        elif args and isinstance(args[0], BaseException):
             inner = args[0]
-            continue
-        break
-    msg = str(inner or e)
+        else:
+            inner = inner.__cause__ or inner.__context__
+    return out
+
+
+def _is_timeout(e: BaseException) -> bool:
+    return any(isinstance(x, TimeoutError | urllib3.exceptions.TimeoutError) for x in _chain(e))
+
+
+def _reason(e: BaseException) -> str:
+    """The innermost useful message of a requests/urllib3 exception chain."""
+    msg = str(_chain(e)[-1]) or str(e)
     # urllib3 prefixes "<urllib3.connection.HTTPConnection object at 0x…>: "
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 

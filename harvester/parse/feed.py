@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import feedparser
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
+
+_CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 
 
 def _decode_override(body: bytes, encoding: str) -> bytes:
@@ -35,8 +38,9 @@ def _entry(e: Any) -> RawEntry:
         guid=_str(e.get("id")),
         summary=summary,
         content=content,
-        published=_str(e.get("published")),
-        updated=_str(e.get("updated")),
+        # dict.get: feedparser's own get() aliases a missing "updated" to "published", noisily
+        published=_str(dict.get(e, "published")),
+        updated=_str(dict.get(e, "updated")),
         categories=tuple(t["term"] for t in e.get("tags") or () if _str(t.get("term"))),
         author=_str(e.get("author")),
     )
@@ -63,6 +67,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     warning = None
     if parsed.get("bozo"):
         reason = str(parsed.get("bozo_exception") or "malformed feed")
+        if entries and not _CLOSING.search(body[-4096:]):
+            # a cut-off document is not the feed: fail the poll rather than store and
+            # notify whatever half of it the parser recovered
+            raise ParseError(f"truncated feed: the document ends early ({reason})",
+                             source=source, url=url)
         if not entries:
             raise ParseError(f"not a readable feed ({reason})", source=source, url=url)
         warning = f"malformed feed, entries kept: {reason}"

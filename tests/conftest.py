@@ -1,0 +1,100 @@
+"""Shared fixtures: a real loopback HTTP server, fixture bodies, configs, the CLI as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harvester.config import Config, load_config
+from harvester.devserver import FixtureServer, Response
+from harvester.store import SqliteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+FEEDS = FIXTURES / "feeds"
+CONFIG_DIR = ROOT / "config"
+NOW = datetime(2020, 5, 28, 8, 0, tzinfo=UTC)  # the day after the newest seed item
+
+RULES_TOML = (CONFIG_DIR / "icmpd.toml").read_text("utf-8").split("[[rules]]", 1)[1]
+RULES_TOML = "[[rules]]" + RULES_TOML
+
+
+def feed_bytes(name: str) -> bytes:
+    return (FEEDS / name).read_bytes()
+
+
+@pytest.fixture
+def server() -> Iterator[FixtureServer]:
+    with FixtureServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def icmpd_a(server: FixtureServer) -> str:
+    """The ICMPD feed as on 15 May 2020, served at /rss; returns its URL."""
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    return server.url("/rss")
+
+
+def make_config(tmp_path: Path, body: str, *, rules: bool = True) -> Path:
+    """Write a config file with the ICMPD rules appended; returns its path."""
+    text = textwrap.dedent(body)
+    if rules:
+        text += "\n" + RULES_TOML
+    path = tmp_path / "harvester.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def feed_source(name: str, url: str, **extra: object) -> str:
+    lines = ["[[sources]]", f'name = "{name}"', 'kind = "feed"', f'url = "{url}"',
+             "category_from_title = true"]
+    for k, v in extra.items():
+        lines.append(f"{k} = {v!r}" if not isinstance(v, bool) else f"{k} = {str(v).lower()}")
+    return "\n".join(lines) + "\n"
+
+
+HTTP_FAST = """
+[storage]
+path = "h.db"
+
+[http]
+timeout = 2
+retries = 0
+
+[defaults]
+timezone = "Europe/Vienna"
+"""
+
+
+@pytest.fixture
+def config_for(tmp_path: Path):
+    """config_for(source_blocks..., notifiers=...) → loaded Config with a db in tmp_path."""
+
+    def build(*sources: str, notifiers: str = "", http: str = HTTP_FAST) -> Config:
+        return load_config(make_config(tmp_path, http + "\n".join(sources) + notifiers))
+
+    return build
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "h.db")
+    yield s
+    s.close()
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a child process."""
+    full_env = {**os.environ, "PYTHONUTF8": "1", **(env or {})}
+    full_env.pop("HARVESTER_CONFIG", None) if env is None or "HARVESTER_CONFIG" not in env else None
+    return subprocess.run([sys.executable, "-m", "harvester", *args], capture_output=True,
+                          text=True, cwd=cwd, env=full_env, timeout=timeout)

@@ -1,0 +1,141 @@
+"""The command line as a user runs it: a real child process, a real server, a real database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from harvester.devserver import Response
+
+from .conftest import feed_bytes, feed_source, make_config, run_cli
+
+HTTP = '[storage]\npath = "h.db"\n[http]\ntimeout = 2\nretries = 0\n[defaults]\ntimezone = "Europe/Vienna"\n'
+NOTIFY = '[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
+
+
+def test_once_items_sources_round_trip(server, icmpd_a, tmp_path: Path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a) + NOTIFY))
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.startswith("icmpd-rss: baseline: 7 items stored silently (HTTP 200, ")
+
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0
+    assert r.stderr.startswith("icmpd-rss: 3 new, 1 changed, 6 unchanged, "
+                               "1 notifications queued (HTTP 200, ")
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0
+    assert r.stderr.startswith("icmpd-rss: not modified (HTTP 304, ")
+
+    r = run_cli("--config", cfg, "items", "--json")
+    assert r.returncode == 0
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 10
+    top = rows[0]
+    assert {k: top[k] for k in ("source", "title", "category", "url", "published", "rules")} == {
+        "source": "icmpd-rss",
+        "title": "ICMPD provides Ukrainian border guards with protective equipment in response to"
+                 " COVID-19",
+        "category": "Project News",
+        "url": "https://www.icmpd.org/news-centre/news-detail/project-news-icmpd-provides-ukrainian"
+               "-border-guards-with-protective-equipment-in-response-to-covid/",
+        "published": "2020-05-27T09:06:39Z",
+        "rules": [],
+    }
+    assert top["summary"].startswith("On May 26, 2020, ICMPD handed over personal protective")
+    assert top["id"].startswith("i_") and top["first_seen"].endswith("Z")
+
+    r = run_cli("--config", cfg, "items", "--rule", "press-release")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[0] == (
+        "2020-05-20  icmpd-rss        Press Release · Germany joins the European migration"
+        " organisation ICMPD  [press-release]")
+
+    r = run_cli("--config", cfg, "items", "--json", "--since", "2020-05-15")
+    assert [json.loads(x)["published"] for x in r.stdout.splitlines()] == [
+        "2020-05-27T09:06:39Z", "2020-05-20T07:41:00Z", "2020-05-18T11:09:53Z",
+        "2020-05-15T08:08:57Z"]
+
+    r = run_cli("--config", cfg, "sources")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[0] == f"icmpd-rss: ok, 10 items  {icmpd_a}"
+
+
+def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a, tmp_path):
+    server.route("/broken", Response(b"<html>soft 404</html>", content_type="text/html"))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                          + feed_source("broken", server.url("/broken"))))
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 1
+    lines = sorted(r.stderr.splitlines())
+    assert lines[0].startswith("broken: error: not a ")
+    assert lines[1].startswith("icmpd-rss: baseline: 7 items stored silently")
+    assert sqlite3.connect(tmp_path / "h.db").execute("SELECT count(*) FROM items").fetchone() == (7,)
+    r = run_cli("--config", cfg, "sources")
+    assert "broken: FAILING (1 in a row), 0 items" in r.stdout
+    assert "    last error:   " in r.stdout
+
+
+def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                          + feed_source("other", server.url("/none"))))
+    r = run_cli("--config", cfg, "once", "--source", "icmpd-rss")
+    assert r.returncode == 0 and "other" not in r.stderr
+    r = run_cli("--config", cfg, "once", "--source", "nope")
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("no source named 'nope' (sources: icmpd-rss, other)")
+    r = run_cli("--config", cfg, "once", "--bogus")
+    assert r.returncode == 2 and "No such option" in r.stderr and "--bogus" in r.stderr
+    r = run_cli("--config", cfg, "items", "--since", "whenever")
+    assert r.returncode == 2 and "'whenever' is not a date" in r.stderr
+
+
+def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a, first_run="all")
+                          + NOTIFY))
+    r = run_cli("--config", cfg, "once", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "would store NEW     2020-04-30 Project News · The fourth phase of the Migration EU " \
+           "Expertise Initiative is launched [project-launch]" in r.stdout
+    assert r.stdout.strip().endswith("would queue 2 notifications")
+    db = tmp_path / "h.db"
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+def test_check_describes_what_would_be_polled(tmp_path):
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss", every="2h") + NOTIFY)
+    r = run_cli("--config", str(cfg), "check")
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == [
+        f"{cfg}: ok",
+        f"database: {tmp_path / 'h.db'}",
+        "source icmpd-rss: feed https://www.icmpd.org/news-centre/rss every 2h, first run baseline",
+        "rule press-release: categories Press Release",
+        "rule project-launch: match in title/summary; with exclude",
+        "notifier team: console, press-release, project-launch, on new",
+    ]
+
+
+def test_demo_runs_offline_and_shows_new_and_changed():
+    r = run_cli("demo")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "icmpd-rss: baseline — 7 items stored, none notified" in out
+    assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in out
+    assert "  NEW     2020-05-20T07:41:00Z  Press Release · Germany joins the European migration " \
+           "organisation ICMPD" in out
+    assert "        rules: press-release" in out
+    assert "  CHANGED 2020-05-13T10:31:28Z  Project News · Ukrainian border guards" in out
+    assert "icmpd-rss: not-modified (HTTP 304)" in out
+    assert out.rstrip().endswith("10 items stored; 3 match a rule")
+
+
+def test_version_and_help():
+    r = run_cli("--version")
+    assert r.returncode == 0 and "0.1.0" in r.stdout
+    r = run_cli("--help")
+    for cmd in ("once", "items", "sources", "check", "demo"):
+        assert cmd in r.stdout

@@ -1,0 +1,106 @@
+"""Configuration: the documented shape loads; every mistake names file, key and problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harvester.config import FirstRun, FirstRunMode, load_config, parse_duration
+from harvester.errors import ConfigError
+
+from .conftest import CONFIG_DIR, run_cli
+
+
+def test_shipped_configs_load():
+    icmpd = load_config(CONFIG_DIR / "icmpd.toml")
+    assert [s.name for s in icmpd.sources] == ["icmpd-rss"]
+    src = icmpd.sources[0]
+    assert src.url == "https://www.icmpd.org/news-centre/rss"
+    assert src.category_from_title and src.timezone == "Europe/Vienna" and src.every == 1800
+    assert src.first_run == FirstRun(FirstRunMode.BASELINE)
+    assert [r.name for r in icmpd.rules] == ["press-release", "project-launch"]
+    assert icmpd.storage.path == CONFIG_DIR / "icmpd.db"  # relative to the file's folder
+    example = load_config(CONFIG_DIR / "example.toml")
+    assert example.http.max_bytes == 10485760 and example.http.concurrency == 8
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("0.5h", 1800)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
+
+
+@pytest.mark.parametrize(("body", "key", "problem"), [
+    (GOOD_SOURCE.replace("url", "urll"), "sources[0].urll", "unknown key (did you mean 'url'?)"),
+    (GOOD_SOURCE + "category_from_title = 1\n", "sources[0].category_from_title",
+     "expected true or false, got an integer 1"),
+    ('[http]\ntimeout = "30"\n', "http.timeout", "expected an integer or a number, got a string '30'"),
+    ('[http]\nconcurrency = 0\n', "http.concurrency", "must be positive, got 0"),
+    (GOOD_SOURCE + GOOD_SOURCE, "sources[1].name", "duplicate source name 'a'"),
+    (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
+     "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
+    (GOOD_SOURCE + '[[notifiers]]\nname = "n"\nkind = "console"\nrules = ["nope"]\n',
+     "notifiers[0].rules[0]", "unknown rule 'nope' (rules: none defined)"),
+    ('[defaults]\nevery = "often"\n', "defaults.every",
+     "'often' is not a duration like '90s', '15m', '2h' or '1d'"),
+    ('[defaults]\nfirst_run = "latest:0"\n', "defaults.first_run",
+     "'latest:0' is not one of 'baseline', 'all' or 'latest:N' (N ≥ 1)"),
+    ('[defaults]\ntimezone = "Mars/Base"\n', "defaults.timezone",
+     "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
+    ('[[sources]]\nname = "a"\nurl = "ftp://example.org/rss"\n', "sources[0].url",
+     "expected an http:// or https:// URL, got 'ftp://example.org/rss'"),
+    ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
+     "sources[0].kind", "expected one of feed, got 'carrier-pigeon'"),
+    ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
+    ('[[sources]]\nname = "bad name!"\nurl = "https://e.org/"\n', "sources[0].name",
+     "'bad name!' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),
+    ('[[rules]]\nname = "r"\n', "rules[0]", "a rule needs 'categories' or 'match' (or both)"),
+    ('[[rules]]\nname = "r"\nmatch = "x"\nfields = ["body"]\n', "rules[0].fields[0]",
+     "unknown field 'body' (one of title, summary, content, category, url, author)"),
+    ('sources = "x"\n', "sources", "expected a list, got a string 'x'"),
+    ('[storag]\npath = "x"\n', "storag", "unknown key (did you mean 'storage'?)"),
+])
+def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(body, "utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(exc.value) == f"{path}: {key}: {problem}"
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[storage\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML: "):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read: No such file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_cli_config_error_exits_2_without_traceback(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD_SOURCE + GOOD_SOURCE, "utf-8")
+    for cmd in (["check"], ["once"], ["items"], ["sources"]):
+        r = run_cli("--config", str(path), *cmd)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert r.stderr == f"harvester: error: {path}: sources[1].name: duplicate source name 'a'\n"
+        assert r.stdout == ""
+
+
+def test_config_from_environment_variable(tmp_path: Path):
+    path = tmp_path / "env.toml"
+    path.write_text(GOOD_SOURCE, "utf-8")
+    r = run_cli("check", env={"HARVESTER_CONFIG": str(path)})
+    assert r.returncode == 0, r.stderr
+    assert f"{path}: ok" in r.stdout
+    assert "source a: feed https://example.org/rss every 30m, first run baseline" in r.stdout
+
+
+def test_no_config_anywhere_is_a_clear_error(tmp_path: Path):
+    r = run_cli("check", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "no configuration file: pass --config PATH or set HARVESTER_CONFIG" in r.stderr

@@ -1,0 +1,138 @@
+"""The pure decisions: diff against what is stored, and what to notify."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harvester.config import FirstRun, FirstRunMode, NotifierConfig, NotifierKind, RuleConfig
+from harvester.diff import dedupe, diff, item_id, notification_id, plan_notifications
+from harvester.models import ChangeKind, DateFlag, Item, StoredItem
+from harvester.normalise import content_hash
+
+
+def item(n: int, *, guid: str | None = None, url: str | None = "auto", title: str | None = None,
+         category: str | None = "Project News", published: str = "2020-05-01T00:00:00Z",
+         source: str = "feed") -> Item:
+    url = f"https://www.icmpd.org/news/{n}/" if url == "auto" else url
+    title = title or f"Item {n}"
+    key = f"guid:{guid}" if guid else (f"url:{url}" if url else f"hash:{n}")
+    return Item(source=source, key=key, url=url, guid=guid, title=title, category=category,
+                tags=(), summary="s", content="", published=published, date_flag=DateFlag.NONE,
+                language="en", content_hash=content_hash(title, url, category, "s", "",
+                                                         published))
+
+
+def stored(it: Item, *, id_: str | None = None, hash_: str | None = None,
+           key: str | None = "same") -> StoredItem:
+    return StoredItem(id=id_ or item_id(it.source, it.key), key=it.key if key == "same" else key,
+                      url=it.url, content_hash=hash_ or it.content_hash, published=it.published,
+                      date_flag=it.date_flag)
+
+
+def kinds(changes):
+    return [(c.kind.value, c.item.title) for c in changes]
+
+
+def test_new_changed_unchanged():
+    a, b, c = item(1), item(2), item(3)
+    edited = replace(b, title="Item 2 (edited)", content_hash="v1:edited")
+    by_key = {a.key: stored(a), b.key: stored(b)}
+    changes = diff([a, edited, c], by_key, {})
+    assert kinds(changes) == [("unchanged", "Item 1"), ("changed", "Item 2 (edited)"),
+                              ("new", "Item 3")]
+    assert changes[1].item_id == item_id("feed", b.key)
+    assert changes[1].previous == by_key[b.key]
+    assert changes[2].item_id == item_id("feed", c.key)
+
+
+def test_absent_items_are_not_touched():
+    a = item(1)
+    assert diff([], {a.key: stored(a)}, {}) == []
+
+
+def test_duplicates_in_one_fetch_are_one_item():
+    a = item(1, guid="g1")
+    dup_guid = replace(item(9, guid="g1"), title="again")
+    dup_url = item(1, guid="other")  # same canonical URL, another guid
+    assert [i.title for i in dedupe([a, dup_guid, dup_url])] == ["Item 1"]
+    assert kinds(diff([a, dup_guid, dup_url], {}, {})) == [("new", "Item 1")]
+
+
+def test_changed_guid_with_same_url_is_the_same_item():
+    old = item(1, guid="tx_ttnews-1")
+    new = item(1, guid="tx_ttnews-1-renumbered")
+    by_url = {old.url: stored(old, key=None)}
+    [ch] = diff([new], {}, by_url)
+    assert ch.kind is ChangeKind.UNCHANGED and ch.rekeyed
+    assert ch.item_id == item_id("feed", old.key)
+
+
+def test_item_seen_through_another_source_is_not_new():
+    in_feed = item(1)
+    in_listing = replace(item(1), source="listing")
+    [ch] = diff([in_listing], {}, {in_feed.url: stored(in_feed, key=None)})
+    assert ch.kind is ChangeKind.UNCHANGED and ch.item_id == item_id("feed", in_feed.key)
+
+
+def test_older_hash_version_is_not_a_change():
+    a = item(1)
+    [ch] = diff([a], {a.key: stored(a, hash_="v0:whatever")}, {})
+    assert ch.kind is ChangeKind.UNCHANGED
+
+
+def test_flagged_date_keeps_first_seen():
+    a = replace(item(1), published="2020-06-01T00:00:00Z", date_flag=DateFlag.MISSING)
+    prev = replace(stored(a), published="2020-05-01T00:00:00Z")
+    [ch] = diff([a], {a.key: prev}, {})
+    assert ch.item.published == "2020-05-01T00:00:00Z" and ch.kind is ChangeKind.UNCHANGED
+
+
+def test_rules_are_attached_to_new_and_changed_items():
+    rules = [RuleConfig("press-release", categories=("Press Release",))]
+    pr = item(1, category="Press Release")
+    [ch] = diff([pr], {}, {}, rules)
+    assert ch.rules == ("press-release",)
+
+
+TEAM = NotifierConfig("team", NotifierKind.CONSOLE, rules=("press-release",))
+EVERYTHING = NotifierConfig("all", NotifierKind.CONSOLE)
+EDITS = NotifierConfig("edits", NotifierKind.CONSOLE, on=("new", "changed"))
+OPS = NotifierConfig("ops", NotifierKind.CONSOLE, on=(), events=("source.failing",))
+
+
+def _changes():
+    rules = [RuleConfig("press-release", categories=("Press Release",))]
+    pr, other = item(1, category="Press Release", published="2020-05-02T00:00:00Z"), item(2)
+    known = item(3)
+    edited = replace(known, title="Item 3 edited", content_hash="v1:x")
+    return diff([pr, other, edited], {known.key: stored(known)}, {}, rules)
+
+
+def test_notifications_follow_rules_and_events():
+    notes = plan_notifications(_changes(), [TEAM, EVERYTHING, EDITS, OPS], baseline=False,
+                               first_run=FirstRun())
+    got = sorted((n.notifier, n.event, n.item_id[-6:]) for n in notes)
+    pr_id, other_id, edited_id = (c.item_id[-6:] for c in _changes())
+    assert got == sorted([
+        ("team", "item.new", pr_id),
+        ("all", "item.new", pr_id), ("all", "item.new", other_id),
+        ("edits", "item.new", pr_id), ("edits", "item.new", other_id),
+        ("edits", "item.changed", edited_id),
+    ])
+    # ids are derived from (notifier, item, event, ref): the same event never gets two ids
+    again = plan_notifications(_changes(), [TEAM], baseline=False, first_run=FirstRun())
+    assert [n.id for n in again] == [n.id for n in notes if n.notifier == "team"]
+    assert again[0].id == notification_id("team", again[0].item_id, "item.new")
+
+
+@pytest.mark.parametrize(("first_run", "expected"), [
+    (FirstRun(FirstRunMode.BASELINE), []),
+    (FirstRun(FirstRunMode.ALL), ["Item 1", "Item 2"]),
+    (FirstRun(FirstRunMode.LATEST, 1), ["Item 1"]),  # the newest by published date
+])
+def test_first_run(first_run, expected):
+    notes = plan_notifications(_changes(), [EVERYTHING], baseline=True, first_run=first_run)
+    titles = {c.item_id: c.item.title for c in _changes()}
+    assert sorted(titles[n.item_id] for n in notes) == expected

@@ -1,0 +1,309 @@
+"""The pipeline end to end: a real loopback HTTP server, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from harvester.devserver import Response
+from harvester.harvest import poll_sources
+from harvester.models import PollStatus
+from harvester.store import SqliteStore
+
+from .conftest import NOW, feed_bytes, feed_source
+
+CONSOLE = '\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
+ALL_EDITS = '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
+
+
+def clock():
+    return NOW
+
+
+def poll(config, store, **kw):
+    return {r.source: r for r in poll_sources(config, store, clock=clock, **kw)}
+
+
+def snapshot(conn_or_store) -> dict:
+    """Everything stored, for 'nothing changed' assertions."""
+    conn = conn_or_store.conn if isinstance(conn_or_store, SqliteStore) else conn_or_store
+    out = {}
+    for table in ("items", "sightings", "item_versions", "outbox"):
+        out[table] = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+    return out
+
+
+EXPECTED_A = [  # (published UTC, category, title, canonical URL path) from seed 002
+    ("2020-05-15T08:08:57Z", "Project News", "First annual review of the TRAFIG project",
+     "/news-centre/news-detail/project-news-first-annual-review-of-the-trafig-project/"),
+    ("2020-05-13T13:07:50Z", "COVID-19", "ICMPD employees will start to return to their workplaces",
+     "/news-centre/news-detail/covid-19-icmpd-employees-will-start-to-return-to-their-workplaces/"),
+    ("2020-05-13T10:31:28Z", "Project News",
+     "Ukrainian border guards and customs officers optimise operations with support by the EU",
+     "/news-centre/news-detail/project-news-ukrainian-border-guards-and-customs-officers-optimise"
+     "-operations-with-support-by-the-e/"),
+    ("2020-05-12T11:09:43Z", "Project news",
+     "First expert meeting on asylum in the framework of the ICMPD Annual Policy Initiative 2020",
+     "/news-centre/news-detail/project-news-first-expert-meeting-on-asylum-in-the-framework-of-the"
+     "-icmpd-annual-policy-initiative/"),
+    ("2020-05-08T07:38:21Z", "Expert Voice", "Immunity passports – unwise and unnecessary",
+     "/news-centre/news-detail/expert-voice-immunity-passports-unwise-and-unnecessary/"),
+    ("2020-05-07T10:31:21Z", "Project news",
+     "TALENTAS project virtual meeting “Talent Policy in times of COVID-19 and beyond”",
+     "/news-centre/news-detail/project-news-talentas-project-virtual-meeting-talent-policy-in-times"
+     "-of-covid-19-and-beyond/"),
+    ("2020-04-30T12:18:01Z", "Project News",
+     "The fourth phase of the Migration EU Expertise Initiative is launched",
+     "/news-centre/news-detail/project-news-the-fourth-phase-of-the-migration-eu-expertise"
+     "-initiative-is-launched/"),
+]
+
+
+def test_baseline_stores_every_item_and_notifies_nothing(server, icmpd_a, config_for, store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=CONSOLE)
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.status, r.baseline, r.new, r.changed, r.unchanged, r.queued) == (
+        PollStatus.OK, True, 7, 0, 0, 0)
+    rows = store.items()
+    assert [(i["published"], i["category"], i["title"], i["url"]) for i in rows] == [
+        (p, c, t, "https://www.icmpd.org" + u) for p, c, t, u in EXPECTED_A]
+    assert store.outbox() == []
+    launched = [i["title"] for i in rows if "project-launch" in i["rules"]]
+    assert launched == [EXPECTED_A[2][2], EXPECTED_A[6][2]]
+    src = store.sources()[0]
+    assert src["baseline_at"] == "2020-05-28T08:00:00Z" and src["items"] == 7
+    assert src["etag"] and src["last_modified"] and src["consecutive_failures"] == 0
+
+
+def test_second_snapshot_new_changed_unchanged_and_outbox(server, icmpd_a, config_for, store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=CONSOLE + ALL_EDITS)
+    poll(config, store)
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.status, r.baseline, r.new, r.changed, r.unchanged) == (PollStatus.OK, False, 3, 1, 6)
+    by_title = {i["title"]: i for i in store.items()}
+    assert len(by_title) == 10
+    germany = by_title["Germany joins the European migration organisation ICMPD"]
+    assert germany["category"] == "Press Release" and germany["rules"] == ["press-release"]
+    assert germany["published"] == "2020-05-20T07:41:00Z"
+    assert germany["url"] == ("https://www.icmpd.org/news-centre/news-detail/press-release-germany"
+                              "-joins-the-european-migration-organisation-icmpd/")
+    edited = by_title[EXPECTED_A[2][2]]
+    assert edited["version"] == 2
+    assert edited["summary"].startswith("On 7 May 2020 in Kyiv, ICMPD organized a kick-off")
+    [old] = store.item_versions(edited["id"])
+    assert old["version"] == 1 and old["summary"].startswith("On 7 of May 2020 in Kyiv")
+    outbox = {(o["notifier"], o["event"], o["item_id"]) for o in store.outbox()}
+    new_ids = {by_title[t]["id"] for t in (
+        "Germany joins the European migration organisation ICMPD",
+        "How the COVID-19 ‘Infodemic’ targets migrants",
+        "ICMPD provides Ukrainian border guards with protective equipment in response to COVID-19")}
+    assert outbox == {("team", "item.new", germany["id"])} | {
+        ("edits", "item.new", i) for i in new_ids} | {("edits", "item.changed", edited["id"])}
+    assert all(o["status"] == "pending" for o in store.outbox())
+    assert [ (f["status"], f["new"], f["changed"], f["unchanged"]) for f in store.fetch_log()] == [
+        ("ok", 7, 0, 0), ("ok", 3, 1, 6)]
+
+
+def test_not_modified_sends_validators_and_writes_only_the_log(server, icmpd_a, config_for,
+                                                               store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=CONSOLE)
+    poll(config, store)
+    before = snapshot(store)
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.status, r.http_status, r.new, r.bytes) == (PollStatus.NOT_MODIFIED, 304, 0, 0)
+    second = server.hits("/rss")[1].headers
+    assert second["If-None-Match"] == Response(feed_bytes("icmpd-2020-05-a.rss")).etag
+    assert second["If-Modified-Since"] == "Wed, 27 May 2020 09:06:39 GMT"
+    assert snapshot(store) == before
+    assert [f["status"] for f in store.fetch_log()] == ["ok", "not-modified"]
+
+
+def test_identical_body_without_validators_is_not_parsed_again(server, config_for, store):
+    server.route("/plain", Response(feed_bytes("icmpd-2020-05-a.rss"), conditional=False))
+    config = config_for(feed_source("icmpd-rss", server.url("/plain")))
+    poll(config, store)
+    before = snapshot(store)
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.status, r.http_status) == (PollStatus.NOT_MODIFIED, 200)
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(("first_run", "queued"), [("all", 7), ("latest:2", 2), ("baseline", 0)])
+def test_first_run_setting(server, icmpd_a, config_for, store, first_run, queued):
+    config = config_for(feed_source("icmpd-rss", icmpd_a, first_run=first_run),
+                        notifiers=ALL_EDITS)
+    r = poll(config, store)["icmpd-rss"]
+    assert r.baseline and r.queued == queued and len(store.outbox()) == queued
+    if first_run == "latest:2":
+        titles = {i["id"]: i["title"] for i in store.items()}
+        assert sorted(titles[o["item_id"]] for o in store.outbox()) == sorted(
+            [EXPECTED_A[0][2], EXPECTED_A[1][2]])
+
+
+def test_source_added_later_gets_a_baseline_too(server, icmpd_a, config_for, store):
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ALL_EDITS)
+    poll(config, store)
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        feed_source("icmpd-2019", server.url("/2019")), notifiers=ALL_EDITS)
+    reports = poll(config, store)
+    assert reports["icmpd-2019"].baseline and reports["icmpd-2019"].new == 10
+    assert reports["icmpd-rss"].status is PollStatus.NOT_MODIFIED
+    assert store.outbox() == []
+
+
+def test_failing_source_does_not_stop_the_others_nor_touch_items(server, icmpd_a, config_for,
+                                                                 store):
+    def slow(handler):
+        time.sleep(4)  # past the 2 s timeout
+        return Response(b"late")
+
+    server.route("/slow", slow)
+    server.route("/garbage", Response(b"\x89PNG\r\n\x1a\n\x00\x00binary junk", content_type="image/png"))
+    config = config_for(feed_source("icmpd-rss", icmpd_a), feed_source("slow", server.url("/slow")),
+                        feed_source("garbage", server.url("/garbage")))
+    reports = poll(config, store)
+    assert reports["icmpd-rss"].status is PollStatus.OK and reports["icmpd-rss"].new == 7
+    assert reports["slow"].status is PollStatus.ERROR
+    assert reports["slow"].error == "timed out after 2s"
+    assert reports["garbage"].status is PollStatus.ERROR
+    assert reports["garbage"].error.startswith("not a readable feed (")
+    health = {s["name"]: s for s in store.sources()}
+    assert health["slow"]["consecutive_failures"] == 1 and health["slow"]["last_success"] is None
+    assert health["garbage"]["last_error"].startswith("not a readable feed")
+
+
+def test_failed_poll_after_baseline_changes_no_stored_item(server, icmpd_a, config_for, store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ALL_EDITS)
+    poll(config, store)
+    before = snapshot(store)
+    for bad in (Response(b"", content_type="application/rss+xml"),
+                Response(b"<html><body>Page not found</body></html>", content_type="text/html"),
+                Response(b"<rss><channel><item><title>trunc", content_type="application/rss+xml"),
+                Response(b"oops", status=500, content_type="text/plain")):
+        server.route("/rss", bad)
+        r = poll(config, store)["icmpd-rss"]
+        assert r.status is PollStatus.ERROR, bad
+        assert snapshot(store) == before
+    src = store.sources()[0]
+    assert src["consecutive_failures"] == 4 and src["last_error"] == "HTTP 500 Internal Server Error"
+    # and it recovers: the counter snaps back
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    assert poll(config, store)["icmpd-rss"].status is not PollStatus.ERROR
+    assert store.sources()[0]["consecutive_failures"] == 0
+
+
+def test_too_large_body_is_an_error_not_a_truncated_parse(server, config_for, store, tmp_path):
+    big = feed_bytes("icmpd-2019-03.rss")
+    server.route("/big", Response(big))
+    http = f'[storage]\npath = "h.db"\n[http]\nmax_bytes = {len(big) - 1}\nretries = 0\n'
+    config = config_for(feed_source("big", server.url("/big")), http=http)
+    r = poll(config, store)["big"]
+    assert r.status is PollStatus.ERROR
+    assert r.error == f"too large: body exceeds the {len(big) - 1}-byte cap"
+    # declared up front: refused before reading
+    server.gzip_bodies = False
+    r = poll(config, store)["big"]
+    assert r.error == f"too large: Content-Length {len(big)} exceeds the {len(big) - 1}-byte cap"
+    assert store.items() == []
+
+
+def test_transient_errors_are_retried_honouring_retry_after(server, config_for, store):
+    calls = []
+
+    def flaky(handler):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return Response(b"busy", status=503, content_type="text/plain",
+                            headers={"Retry-After": "1"}, conditional=False)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/flaky", flaky)
+    http = '[storage]\npath = "h.db"\n[http]\ntimeout = 5\nretries = 2\n'
+    config = config_for(feed_source("flaky", server.url("/flaky")), http=http)
+    r = poll(config, store)["flaky"]
+    assert r.status is PollStatus.OK and r.new == 7
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.9
+
+
+def test_changed_guid_same_link_is_one_item(server, config_for, store):
+    def rss(guid: str) -> bytes:
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+                f'<item><title>Press Release: A</title><guid isPermaLink="false">{guid}</guid>'
+                f"<link>https://www.icmpd.org//news/a/</link>"
+                f"<pubDate>Wed, 27 May 2020 11:06:39 +0200</pubDate></item></channel></rss>"
+                ).encode()
+
+    server.route("/g", Response(rss("tx_ttnews-1")))
+    config = config_for(feed_source("g", server.url("/g")), notifiers=ALL_EDITS)
+    poll(config, store)
+    server.route("/g", Response(rss("tx_ttnews-1-new")))
+    r = poll(config, store)["g"]
+    assert (r.new, r.changed, r.unchanged) == (0, 0, 1)
+    assert len(store.items()) == 1 and store.outbox() == []
+    keys = [k for (k,) in store.conn.execute("SELECT key FROM sightings ORDER BY key")]
+    assert keys == ["guid:tx_ttnews-1", "guid:tx_ttnews-1-new"]
+
+
+def test_dry_run_writes_nothing(server, icmpd_a, config_for, store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ALL_EDITS)
+    r = poll(config, store, dry_run=True)["icmpd-rss"]
+    assert r.new == 7 and r.baseline
+    assert snapshot(store) == {"items": [], "sightings": [], "item_versions": [], "outbox": []}
+    assert store.sources() == [] and store.fetch_log() == []
+
+
+def test_concurrent_fetches_are_bounded_by_concurrency(server, config_for, store):
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def tracked(handler):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return Response(feed_bytes("icmpd-2020-05-a.rss").replace(
+            b"https://www.icmpd.org//", f"https://www.icmpd.org/{handler.path[1:]}/".encode()))
+
+    for i in range(6):
+        server.route(f"/f{i}", tracked)
+    http = '[storage]\npath = "h.db"\n[http]\nconcurrency = 3\n'
+    config = config_for(*(feed_source(f"f{i}", server.url(f"/f{i}")) for i in range(6)), http=http)
+    start = time.monotonic()
+    reports = poll(config, store)
+    assert all(r.status is PollStatus.OK and r.new == 7 for r in reports.values())
+    assert peak[0] == 3
+    assert time.monotonic() - start < 2.0
+    assert len(store.items()) == 42
+
+
+def test_database_is_wal_with_a_schema_version(store):
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = [r[0] for r in store.conn.execute(
+        "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
+    assert names == ["m001_initial"]
+    # re-opening applies nothing twice
+    again = SqliteStore(store.path)
+    again.close()
+    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 1
+
+
+def test_items_since_and_json_columns(server, icmpd_a, config_for, store):
+    config = config_for(feed_source("icmpd-rss", icmpd_a))
+    poll(config, store)
+    recent = store.items(since="2020-05-13T00:00:00Z")
+    assert [i["published"] for i in recent] == [p for p, *_ in EXPECTED_A[:3]]
+    assert store.items(rule="press-release") == []
+    assert [i["title"] for i in store.items(rule="project-launch")] == [
+        EXPECTED_A[2][2], EXPECTED_A[6][2]]
+    row = sqlite3.connect(store.path).execute("SELECT rules, tags FROM items LIMIT 1").fetchone()
+    assert json.loads(row[0]) is not None and json.loads(row[1]) is not None
+    assert datetime.now(UTC) > NOW  # the stored times come from the clock we passed in
+    assert {i["first_seen"] for i in store.items()} == {"2020-05-28T08:00:00Z"}

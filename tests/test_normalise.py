@@ -1,0 +1,238 @@
+"""Normalisation: pure functions from raw entries to Items."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harvester.dates import iso_utc, parse_date
+from harvester.models import DateFlag, RawEntry
+from harvester.normalise import Context, content_hash, identity, normalise, split_category
+from harvester.text import html_to_text, sanitise_html
+from harvester.urls import canonical_url
+
+from .conftest import FEEDS, NOW
+
+ICMPD = "https://www.icmpd.org/news-centre/rss"
+
+
+@pytest.mark.parametrize(("href", "base", "expected"), [
+    ("https://www.icmpd.org//news-centre/news-detail/press-release-x/", None,
+     "https://www.icmpd.org/news-centre/news-detail/press-release-x/"),
+    ("HTTPS://WWW.ICMPD.ORG:443/News?utm_source=rss&id=3&utm_medium=x#top", None,
+     "https://www.icmpd.org/News?id=3"),
+    ("/news-centre/", ICMPD, "https://www.icmpd.org/news-centre/"),
+    ("detail/a", "https://www.icmpd.org/news-centre/rss", "https://www.icmpd.org/news-centre/detail/a"),
+    ("http://example.org:8080", None, "http://example.org:8080/"),
+    ("http://example.org:80/a", None, "http://example.org/a"),
+    ("  https://example.org/a b  ", None, "https://example.org/ab"),
+    ("javascript:alert(1)", ICMPD, None),
+    ("java\tscript:alert(1)", ICMPD, None),
+    ("data:text/html,<script>", ICMPD, None),
+    ("file:///etc/passwd", ICMPD, None),
+    ("mailto:press@icmpd.org", ICMPD, None),
+    ("", ICMPD, None),
+    (None, ICMPD, None),
+    ("http://[::1", None, None),
+])
+def test_canonical_url(href, base, expected):
+    assert canonical_url(href, base) == expected
+
+
+@given(st.text(), st.sampled_from([None, ICMPD, "http://a.example/x/y?z=1"]))
+def test_canonical_url_is_stable_under_recanonicalisation(href, base):
+    once = canonical_url(href, base)
+    if once is not None:
+        assert canonical_url(once) == once
+        assert once.startswith(("http://", "https://"))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Plain   text\n with  spaces ", "Plain text with spaces"),
+    ("Tom &amp; Jerry", "Tom & Jerry"),
+    ("<p>One <b>bold</b> step.</p><p>Two.</p>", "One bold step. Two."),
+    ("<script>alert(1)</script><p>kept</p>", "kept"),
+    # the listing seeds print every teaser twice, back to back
+    ("<p>The CADRE project organised a session.</p><p>The CADRE project organised a session.</p>",
+     "The CADRE project organised a session."),
+    ("The CADRE project organised a session.\n\nThe CADRE project organised a session.",
+     "The CADRE project organised a session."),
+    ("The CADRE project organised a session. The CADRE project organised a session.",
+     "The CADRE project organised a session."),
+    ("&lt;b&gt;escaped markup&lt;/b&gt;", "<b>escaped markup</b>"),
+    ("ctrl\x00chars\x07 gone", "ctrlchars gone"),
+    ("", ""),
+    (None, ""),
+])
+def test_html_to_text(value, expected):
+    assert html_to_text(value) == expected
+
+
+def test_sanitise_html_keeps_structure_drops_danger_and_resolves_links():
+    dirty = ('<p onclick="x()">Hi <a href="/more">more</a> <a href="javascript:alert(1)">x</a>'
+             '<script>alert(1)</script><img src="pic.jpg" onerror="x()"></p>')
+    clean = sanitise_html(dirty, "https://www.icmpd.org/news-centre/news-detail/a/")
+    assert "script" not in clean and "onclick" not in clean and "onerror" not in clean
+    assert "javascript:" not in clean
+    assert '<a href="https://www.icmpd.org/more" rel="noopener noreferrer nofollow">more</a>' in clean
+    assert 'src="https://www.icmpd.org/news-centre/news-detail/a/pic.jpg"' in clean
+
+
+@pytest.mark.parametrize(("title", "category", "rest"), [
+    ("Press Release: Germany joins the European migration organisation ICMPD",
+     "Press Release", "Germany joins the European migration organisation ICMPD"),
+    ("Project News:Combatting migrant smuggling through cross-border cooperation",
+     "Project News", "Combatting migrant smuggling through cross-border cooperation"),
+    ("ICMPD Around the Globe: ICMPD’s Director General speaks at a roundtable",
+     "ICMPD Around the Globe", "ICMPD’s Director General speaks at a roundtable"),
+    ("COVID-19: ICMPD employees will start to return to their workplaces",
+     "COVID-19", "ICMPD employees will start to return to their workplaces"),
+    ("No label here", None, "No label here"),
+    ("A sentence. Then: something", None, "A sentence. Then: something"),
+    ("Far too many words to be a category label here: rest", None,
+     "Far too many words to be a category label here: rest"),
+])
+def test_split_category(title, category, rest):
+    assert split_category(title) == (category, rest)
+
+
+@pytest.mark.parametrize(("text", "tz", "expected"), [
+    ("Wed, 27 May 2020 11:06:39 +0200", "UTC", "2020-05-27T09:06:39Z"),
+    ("Thu, 21 Mar 2019 12:57:30 +0100", "UTC", "2019-03-21T11:57:30Z"),
+    ("Wed, 27 May 20 11:06:39 +0200", "UTC", "2020-05-27T09:06:39Z"),  # two-digit year
+    ("Wed, 27 May 2020 11:06:39 CEST", "UTC", "2020-05-27T09:06:39Z"),  # feedparser says UTC
+    ("Wed, 27 May 2020 11:06:39 EST", "UTC", "2020-05-27T16:06:39Z"),
+    ("Wed, 27 May 2020 11:06:39 GMT", "Europe/Vienna", "2020-05-27T11:06:39Z"),
+    ("Wed, 27 May 2020 11:06:39", "Europe/Vienna", "2020-05-27T09:06:39Z"),  # no zone: source's
+    ("2020-05-27T11:06:39+02:00", "UTC", "2020-05-27T09:06:39Z"),
+    ("2020-05-27T09:06:39Z", "Europe/Vienna", "2020-05-27T09:06:39Z"),
+    ("2020-05-27 11:06", "Europe/Vienna", "2020-05-27T09:06:00Z"),
+    ("2020-01-15", "Europe/Vienna", "2020-01-14T23:00:00Z"),
+    ("1590570399", "UTC", "2020-05-27T09:06:39Z"),  # epoch seconds, not the year 1590
+])
+def test_parse_date(text, tz, expected):
+    dt = parse_date(text, tz)
+    assert dt is not None and iso_utc(dt) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "soon", "32 Foo 2020", None])
+def test_parse_date_unreadable_is_none(text):
+    assert parse_date(text) is None
+
+
+def ctx(**kw) -> Context:
+    base = dict(source="icmpd-rss", base_url=ICMPD, now=NOW, timezone="Europe/Vienna",
+                category_from_title=True, language="en")
+    return Context(**{**base, **kw})
+
+
+def test_normalise_seed_entry():
+    entry = RawEntry(
+        title="Press Release: Germany joins the European migration organisation ICMPD",
+        link="https://www.icmpd.org//news-centre/news-detail/press-release-germany-joins/",
+        summary="Germany becomes the 18th Member State of the International Centre...",
+        content="<p>Vienna 12th May 2020: …</p><script>x()</script>",
+        published="Wed, 20 May 2020 09:41:00 +0200",
+    )
+    it = normalise(entry, ctx())
+    assert it.title == "Germany joins the European migration organisation ICMPD"
+    assert it.category == "Press Release"
+    assert it.url == "https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins/"
+    assert it.key == "url:" + it.url
+    assert it.published == "2020-05-20T07:41:00Z" and it.date_flag is DateFlag.NONE
+    assert it.content == "<p>Vienna 12th May 2020: …</p>"
+    assert it.language == "en"
+    assert it.content_hash.startswith("v1:")
+
+
+def test_missing_date_is_first_seen_and_flagged():
+    it = normalise(RawEntry(title="Undated", link="https://example.org/a"), ctx())
+    assert it.published == iso_utc(NOW) and it.date_flag is DateFlag.MISSING
+
+
+def test_far_future_date_is_clamped_and_flagged():
+    it = normalise(RawEntry(title="From the future", link="https://example.org/a",
+                            published="Fri, 01 Jan 2100 00:00:00 +0000"), ctx())
+    assert it.published == iso_utc(NOW) and it.date_flag is DateFlag.FUTURE
+    # a date within a day is kept: feeds' clocks drift
+    soon = normalise(RawEntry(title="t", link="https://example.org/a",
+                              published="2020-05-28T20:00:00Z"), ctx())
+    assert soon.published == "2020-05-28T20:00:00Z" and soon.date_flag is DateFlag.NONE
+
+
+def test_flagged_dates_do_not_change_the_hash_between_polls():
+    e = RawEntry(title="Undated", link="https://example.org/a")
+    later = datetime(2020, 6, 1, tzinfo=UTC)
+    assert normalise(e, ctx()).content_hash == normalise(e, ctx(now=later)).content_hash
+
+
+def test_identity_prefers_guid_then_url_then_hash():
+    assert identity("tx-1", "https://a/", "t", "d") == "guid:tx-1"
+    assert identity(None, "https://a/", "t", "d") == "url:https://a/"
+    h = identity(None, None, "t", "d")
+    assert h.startswith("hash:") and h == identity(None, None, "t", "d")
+    assert h != identity(None, None, "t", "other date")
+
+
+def test_content_hash_changes_with_any_normalised_field():
+    base = ("t", "u", "c", "s", "<p>x</p>", "2020-01-01T00:00:00Z")
+    h = content_hash(*base)
+    for i in range(len(base)):
+        changed = list(base)
+        changed[i] = (changed[i] or "") + "!"
+        assert content_hash(*changed) != h
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FEEDS.glob("*.rss")))
+def test_golden_feeds(name):
+    """Each X.rss parses and normalises to exactly X.expected.json."""
+    from harvester.parse import parse_feed
+
+    path = FEEDS / name
+    doc = parse_feed(path.read_bytes(), url=ICMPD, content_type="application/rss+xml")
+    items = [normalise(e, ctx(language=doc.language)) for e in doc.entries]
+    expected = json.loads(path.with_suffix(".expected.json").read_text("utf-8"))
+    got = [
+        {"key": it.key, "url": it.url, "guid": it.guid, "title": it.title,
+         "category": it.category, "tags": list(it.tags), "summary": it.summary,
+         "published": it.published, "date_flag": it.date_flag.value, "language": it.language,
+         "author": it.author, "content_hash": it.content_hash,
+         "content_start": it.content[:160]}
+        for it in items
+    ]
+    assert got == expected
+
+
+text_or_markup = st.one_of(
+    st.text(),
+    st.lists(st.sampled_from(["<p>", "</p>", "<b>", "&amp;", "&#0;", "<script>", "x", " ",
+                              "\n\n", "<br/>", "&", "<", "\u2029", "é"])).map("".join),
+)
+
+
+@given(text_or_markup)
+def test_html_to_text_never_raises_and_is_idempotent(value):
+    once = html_to_text(value)
+    assert "<script" not in once.lower() or "<script" in value.lower()
+    assert html_to_text(once.replace("&", "&amp;").replace("<", "&lt;")) == once
+
+
+@given(
+    title=st.one_of(st.none(), text_or_markup),
+    link=st.one_of(st.none(), st.text()),
+    published=st.one_of(st.none(), st.text(), st.just("Wed, 27 May 2020 11:06:39 +0200")),
+    summary=st.one_of(st.none(), text_or_markup),
+    content=st.one_of(st.none(), text_or_markup),
+    guid=st.one_of(st.none(), st.text()),
+)
+def test_normalise_never_raises(title, link, published, summary, content, guid):
+    e = RawEntry(title=title, link=link, published=published, summary=summary, content=content,
+                 guid=guid)
+    it = normalise(e, ctx())
+    assert it.title and it.published.endswith("Z")
+    assert it.url is None or it.url.startswith(("http://", "https://"))
+    assert normalise(e, ctx()) == it  # deterministic for the same input and clock
