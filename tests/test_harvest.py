@@ -307,3 +307,28 @@ def test_items_since_and_json_columns(server, icmpd_a, config_for, store):
     assert json.loads(row[0]) is not None and json.loads(row[1]) is not None
     assert datetime.now(UTC) > NOW  # the stored times come from the clock we passed in
     assert {i["first_seen"] for i in store.items()} == {"2020-05-28T08:00:00Z"}
+
+
+def test_malformed_feed_with_entries_is_kept_with_the_warning_recorded(server, config_for, store):
+    body = feed_bytes("icmpd-2020-05-a.rss").replace(
+        b"<title>Project News: First annual review", b"<title>Project News: First &nbsp; annual review")
+    server.route("/bozo", Response(body))
+    config = config_for(feed_source("bozo", server.url("/bozo")))
+    r = poll(config, store)["bozo"]
+    assert r.status is PollStatus.OK and r.new == 7
+    assert r.warning.startswith("malformed feed, entries kept: ")
+    assert "undefined entity" in store.fetch_log()[0]["warning"]
+
+
+def test_redirects_are_followed_within_the_limit(server, config_for, store):
+    server.route("/moved", Response(b"", status=301, headers={"Location": "/rss"},
+                                    conditional=False))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    server.route("/loop", Response(b"", status=302, headers={"Location": "/loop"},
+                                   conditional=False))
+    config = config_for(feed_source("moved", server.url("/moved")),
+                        feed_source("loop", server.url("/loop")))
+    reports = poll(config, store)
+    assert reports["moved"].status is PollStatus.OK and reports["moved"].new == 7
+    assert reports["loop"].error == "too many redirects (more than 5)"
+    assert len(server.hits("/loop")) == 6
