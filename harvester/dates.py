@@ -118,7 +118,9 @@ def _fallback(s: str) -> datetime | None:
 
 def iso_utc(dt: datetime) -> str:
     """The one spelling stored and shown: 2020-05-27T09:06:39Z."""
-    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = dt.astimezone(UTC)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+            f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z")
 
 
 

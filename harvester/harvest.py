@@ -1,15 +1,27 @@
 """Polls sources end to end: fetch → parse → normalise → diff → classify → store + outbox.
 
-`harvester once` and the daemon both call `poll_sources`/`poll_one`; there is no
-second pipeline. Fetches run concurrently on threads; parsing and the one write
-transaction per source happen on the calling thread, so SQLite sees one writer.
+`harvester once` and the daemon both come through here; there is no second
+pipeline. Fetches run on threads. Reading a body (parse + normalise: pure, CPU
+bound) runs inline, or — when a poll has many bodies to read and the machine
+has cores to spare — in worker processes, since threads would share one GIL.
+Diffing and the one write transaction per source stay on the calling thread,
+so SQLite sees a single writer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -17,12 +29,15 @@ from .config import Config, SourceConfig
 from .diff import diff, plan_notifications
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
-from .models import FetchResult, Known, PollPlan, PollReport, PollStatus, SourceState
+from .models import FetchResult, Item, Known, PollPlan, PollReport, PollStatus, SourceState
 from .normalise import HASH_VERSION, Context, normalise_all
 from .parse import parse_feed
 from .store import Store
 
 Clock = Callable[[], datetime]
+# Bodies read inline before worker processes pay for themselves (a fork costs ~20 ms).
+INLINE_READS = 12
+PROCESSES_ENV = "HARVESTER_PARSE_PROCESSES"  # "0" keeps all parsing in-process
 
 
 def system_clock() -> datetime:
@@ -38,6 +53,15 @@ class Fetched:
     state: SourceState
     result: FetchResult | None = None
     error: FetchError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What reading one body gave: items, or the reason there are none."""
+
+    items: tuple[Item, ...] = ()
+    warning: str | None = None
+    error: str | None = None
 
 
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
@@ -58,34 +82,50 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fet
     return Fetched(source, state, result=result)
 
 
-def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
-            dry_run: bool = False) -> PollReport:
-    """Turn one fetch outcome into stored items and outbox rows (or a recorded failure)."""
-    src, state = fetched.source, fetched.state
-    if fetched.error is not None or fetched.result is None:
-        err = fetched.error or FetchError("no response", source=src.name, url=src.url)
-        report = PollReport(src.name, PollStatus.ERROR, http_status=err.status, error=str(err))
-        if not dry_run:
-            store.record_failure(src.name, src.url, src.kind.value, now, report)
-        return report
-    fr = fetched.result
-    base = PollReport(src.name, PollStatus.OK, http_status=fr.status, bytes=fr.size,
-                      duration=fr.duration)
+def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | None,
+              now: datetime) -> Read:
+    """Parse and normalise one body: pure, so it can run in another process."""
     try:
-        if fr.not_modified:
-            return _not_modified(src, state, fr, base, store, now, dry_run,
-                                 body_hash=state.body_hash)
-        fingerprint = body_fingerprint(src, fr.body)
-        if fingerprint == state.body_hash and state.baseline_done:
-            return _not_modified(src, state, fr, base, store, now, dry_run, body_hash=fingerprint)
-        doc = parse_feed(fr.body, url=fr.url, content_type=fr.content_type, encoding=src.encoding,
-                         source=src.name)
-        ctx = Context(source=src.name, base_url=doc.base_url, now=now, timezone=src.timezone,
-                      category_from_title=src.category_from_title, language=doc.language)
-        items = normalise_all(doc.entries, ctx)
-        base = replace(base, warning=doc.warning)
-        new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
-                            body_hash=fingerprint)
+        doc = parse_feed(body, url=url, content_type=content_type, encoding=source.encoding,
+                         source=source.name)
+    except HarvesterError as e:
+        return Read(error=str(e))
+    ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
+                  category_from_title=source.category_from_title, language=doc.language)
+    return Read(tuple(normalise_all(doc.entries, ctx)), warning=doc.warning)
+
+
+def _base_report(fetched: Fetched) -> PollReport:
+    fr = fetched.result
+    assert fr is not None
+    return PollReport(fetched.source.name, PollStatus.OK, http_status=fr.status, bytes=fr.size,
+                      duration=fr.duration)
+
+
+def needs_reading(fetched: Fetched) -> bool:
+    """A 200 whose body is not byte-identical to the last one stored."""
+    fr, state = fetched.result, fetched.state
+    return (fetched.error is None and fr is not None and not fr.not_modified
+            and not (state.baseline_done
+                     and body_fingerprint(fetched.source, fr.body) == state.body_hash))
+
+
+def record(fetched: Fetched, read: Read | None, config: Config, store: Store, now: datetime, *,
+           dry_run: bool = False) -> PollReport:
+    """Store one source's poll (or its failure): the diff and the write, one transaction."""
+    src, state, fr = fetched.source, fetched.state, fetched.result
+    if fetched.error is not None or fr is None:
+        err = fetched.error or FetchError("no response", source=src.name, url=src.url)
+        return _failed(PollReport(src.name, PollStatus.ERROR, http_status=err.status),
+                       str(err), fetched, store, now, dry_run)
+    base = _base_report(fetched)
+    try:
+        if read is None:  # 304, or the same bytes as last time
+            return _not_modified(fetched, base, store, now, dry_run)
+        if read.error is not None:
+            return _failed(base, read.error, fetched, store, now, dry_run)
+        items = read.items
+        base = replace(base, warning=read.warning)
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules)
@@ -99,13 +139,12 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
         if dry_run:
             plan = decide(store.known(src.name, keys, urls))
         else:
+            new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
+                                body_hash=body_fingerprint(src, fr.body))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
                                     keys, urls, decide)
     except HarvesterError as e:
-        report = replace(base, status=PollStatus.ERROR, error=str(e))
-        if not dry_run:
-            store.record_failure(src.name, src.url, src.kind.value, now, report)
-        return report
+        return _failed(base, str(e), fetched, store, now, dry_run)
     counts = {k: 0 for k in ("new", "changed", "unchanged")}
     for ch in plan.changes:
         counts[ch.kind.value] += 1
@@ -113,16 +152,49 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
                    changes=plan.changes, **counts)
 
 
-def _not_modified(src: SourceConfig, state: SourceState, fr: FetchResult, base: PollReport,
-                  store: Store, now: datetime, dry_run: bool,
-                  body_hash: str | None) -> PollReport:
+def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: datetime,
+            dry_run: bool) -> PollReport:
+    """A failed poll changes no item: only the source's health and the fetch log."""
+    src = fetched.source
+    report = replace(base, status=PollStatus.ERROR, error=error)
+    if not dry_run:
+        store.record_failure(src.name, src.url, src.kind.value, now, report)
+    return report
+
+
+def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetime,
+                  dry_run: bool) -> PollReport:
+    src, state, fr = fetched.source, fetched.state, fetched.result
+    assert fr is not None
     report = replace(base, status=PollStatus.NOT_MODIFIED)
     if not dry_run:
         new_state = replace(state, etag=fr.etag or state.etag,
-                            last_modified=fr.last_modified or state.last_modified,
-                            body_hash=body_hash)
+                            last_modified=fr.last_modified or state.last_modified)
         store.record_not_modified(src.name, src.url, src.kind.value, now, report, new_state)
     return report
+
+
+def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
+            dry_run: bool = False) -> PollReport:
+    """Read (inline) and record one fetch outcome."""
+    read = None
+    if needs_reading(fetched):
+        fr = fetched.result
+        assert fr is not None
+        read = read_body(fetched.source, fr.body, fr.url, fr.content_type, now)
+    return record(fetched, read, config, store, now, dry_run=dry_run)
+
+
+def _worker_count(sources: int) -> int:
+    configured = os.environ.get(PROCESSES_ENV)
+    if configured is not None and configured.isdigit():
+        return int(configured)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cpus or 1, 4) if sources > INLINE_READS and (cpus or 1) > 1 else 0
+
+
+def _warm(_: int) -> int:
+    return os.getpid()
 
 
 def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig] | None = None,
@@ -134,11 +206,41 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         return
     fetcher = fetcher or Fetcher(config.http)
     states = {s.name: store.source_state(s.name) for s in chosen}
-    workers = max(1, min(config.http.concurrency, len(chosen)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fetch_one, s, states[s.name], fetcher) for s in chosen]
-        for fut in as_completed(futures):
-            yield process(fut.result(), config, store, clock(), dry_run=dry_run)
+    readers: Executor | None = None
+    workers = _worker_count(len(chosen))
+    if workers:
+        # fork before any fetch thread exists, so no child inherits a held lock
+        readers = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        list(readers.map(_warm, range(workers)))
+    try:
+        threads = max(1, min(config.http.concurrency, len(chosen)))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
+            pending: dict[Future[object], Fetched | None] = {
+                pool.submit(fetch_one, s, states[s.name], fetcher): None for s in chosen}
+            inline_reads = 0
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fetched = pending.pop(fut)
+                    if fetched is not None:  # a read finished in a worker process
+                        read = fut.result()
+                        assert isinstance(read, Read)
+                        yield record(fetched, read, config, store, clock(), dry_run=dry_run)
+                        continue
+                    fetched = fut.result()
+                    assert isinstance(fetched, Fetched)
+                    if readers is not None and needs_reading(fetched) and (
+                            inline_reads >= INLINE_READS):
+                        fr = fetched.result
+                        assert fr is not None
+                        pending[readers.submit(read_body, fetched.source, fr.body, fr.url,
+                                               fr.content_type, clock())] = fetched
+                        continue
+                    inline_reads += needs_reading(fetched)
+                    yield process(fetched, config, store, clock(), dry_run=dry_run)
+    finally:
+        if readers is not None:
+            readers.shutdown(wait=True, cancel_futures=True)
 
 
 def poll_one(source: SourceConfig, config: Config, store: Store, *,
@@ -149,4 +251,5 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
     return process(fetched, config, store, clock())
 
 
-__all__ = ["Fetched", "body_fingerprint", "poll_one", "poll_sources", "process", "system_clock"]
+__all__ = ["Fetched", "Read", "body_fingerprint", "poll_one", "poll_sources", "process",
+           "read_body", "record", "system_clock"]

@@ -51,7 +51,6 @@ def m001_initial(db: Database) -> None:
         )""")
     db.execute("CREATE INDEX items_url ON items(url) WHERE url IS NOT NULL")
     db.execute("CREATE INDEX items_published ON items(published)")
-    db.execute("CREATE INDEX items_first_seen ON items(first_seen)")
     # One row per (source, identity key): how a source refers to an item. An item seen
     # through a feed and a listing has two sightings and stays one item.
     db.execute("""

@@ -72,6 +72,7 @@ class ParsedDocument:
     title: str | None = None
     language: str | None = None
     warning: str | None = None  # e.g. feedparser's bozo reason when entries were still read
+    parser: str = "feedparser"  # which path read it: "lxml" (fast) or "feedparser"
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,10 +57,8 @@ def content_hash(title: str, url: str | None, category: str | None, summary: str
                  published: str | None) -> str:
     """Stable hash of the normalised fields; the version prefix lets a future change of
     what is hashed be told apart from a change of the item."""
-    h = hashlib.sha256()
-    for part in (title, url or "", category or "", summary, content, published or ""):
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
+    joined = "\x1f".join((title, url or "", category or "", summary, content, published or ""))
+    h = hashlib.sha256(joined.encode("utf-8", "surrogatepass"))
     return f"{HASH_VERSION}:{h.hexdigest()[:32]}"
 
 

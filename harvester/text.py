@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import html
 import re
-from functools import partial
+from functools import lru_cache
 
 import lxml.etree
 import lxml.html
 import nh3
 
-from .urls import canonical_url
+from .urls import resolve_link
 
 _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -29,6 +29,13 @@ _PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only 
 
 
 def strip_controls(s: str) -> str:
+    return _CTRL.sub("", s)
+
+
+def _strip_controls_fast(s: str) -> str:
+    """strip_controls for long markup: a C-speed check first, the regex only when needed."""
+    if s.replace("\n", "").replace("\t", "").replace("\r", "").isprintable():
+        return s
     return _CTRL.sub("", s)
 
 
@@ -88,13 +95,36 @@ def html_to_text(value: str | None) -> str:
     return " ".join(_dedupe(paras))
 
 
-def _absolutise(base: str | None, tag: str, attr: str, value: str) -> str | None:
-    if attr in ("href", "src"):
-        if value.startswith("mailto:") and attr == "href":
-            return value
-        return canonical_url(value, base) if base else (
-            value if value.startswith(("http://", "https://")) else None)
-    return value
+def _next_url_attr(clean: str, i: int) -> int:
+    h, r = clean.find(' href="', i), clean.find(' src="', i)
+    return h if r < 0 or 0 <= h < r else r
+
+
+def _absolutise(clean: str, base: str | None) -> str:
+    """Make relative href/src values in nh3's output absolute, or drop them without a base.
+
+    nh3 writes every attribute as ` name="value"`, HTML-escaped; a find() loop over that
+    costs a fraction of a regex scan or of an nh3 attribute_filter callback."""
+    out: list[str] = []
+    pos = i = 0
+    while (start := _next_url_attr(clean, i)) >= 0:
+        vstart = clean.index('"', start) + 1
+        vend = clean.find('"', vstart)
+        if vend < 0:
+            break
+        i = vend + 1
+        value = clean[vstart:vend]
+        if value.startswith(("http://", "https://", "mailto:")):
+            continue
+        joined = resolve_link(html.unescape(value), base) if base else None
+        out.append(clean[pos:start])
+        if joined is not None:
+            out.append(f'{clean[start:vstart]}{html.escape(joined)}"')
+        pos = i
+    if not out:
+        return clean
+    out.append(clean[pos:])
+    return "".join(out)
 
 
 _ALLOWED_TAGS = {
@@ -103,6 +133,7 @@ _ALLOWED_TAGS = {
     "ins", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
     "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
 }
+_SCHEMES = {"http", "https", "mailto"}
 _ALLOWED_ATTRS = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -117,15 +148,14 @@ def sanitise_html(value: str | None, base_url: str | None = None) -> str:
     relative links resolved against `base_url`."""
     if not value:
         return ""
-    return nh3.clean(
-        strip_controls(value),
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRS,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-        attribute_filter=partial(_absolutise, base_url),
-        strip_comments=True,
-    ).strip()
+    return _absolutise(_cleaner().clean(_strip_controls_fast(value)), base_url).strip()
+
+
+@lru_cache(maxsize=1)
+def _cleaner() -> nh3.Cleaner:
+    # built once: converting the allow-lists on every call doubles nh3's cost
+    return nh3.Cleaner(tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS, url_schemes=_SCHEMES,
+                       link_rel="noopener noreferrer nofollow", strip_comments=True)
 
 
 __all__ = ["collapse", "html_to_text", "sanitise_html", "strip_controls"]

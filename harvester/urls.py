@@ -9,6 +9,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi)$",
                        re.IGNORECASE)
 _SPACE_CTRL = re.compile(r"[\x00-\x20\x7f]+")
+_TRACKING_HINT = re.compile(r"(?:^|&)(?:fbclid|gclid|dclid|msclkid|mc_|_hs)", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
@@ -16,8 +17,8 @@ _DEFAULT_PORT = {"http": 80, "https": 443}
 def canonical_url(href: str | None, base: str | None = None) -> str | None:
     """Resolve `href` against `base` and normalise it; None unless the result is http(s).
 
-    Scheme and host lower-cased, default port dropped, runs of slashes in the path
-    collapsed, fragment and tracking parameters dropped. Idempotent.
+    Scheme and host lower-cased, default port and credentials dropped, runs of slashes in
+    the path collapsed, fragment and tracking parameters dropped. Idempotent.
     """
     if not href:
         return None
@@ -27,23 +28,58 @@ def canonical_url(href: str | None, base: str | None = None) -> str | None:
     if not href:
         return None
     try:
-        absolute = urljoin(base, href) if base else href
-        parts = urlsplit(absolute)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORT or not parts.hostname:
-            return None
-        host = parts.hostname.lower().rstrip(".")
-        port = parts.port
-    except ValueError:  # bad port, bad IPv6 literal
+        if base and not href[:8].lower().startswith(("http://", "https://")):
+            href = urljoin(base, href)
+        scheme, netloc, path, query, _fragment = urlsplit(href)
+    except ValueError:  # a bad IPv6 literal
         return None
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORT[scheme]) else f"{host}:{port}"
-    path = _SLASHES.sub("/", parts.path) or "/"
-    query = "&".join(
-        p for p in parts.query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0])
-    )
-    return urlunsplit((scheme, netloc, path, query, ""))
+    scheme = scheme.lower()
+    if scheme not in _DEFAULT_PORT:
+        return None
+    host, port = _host_port(netloc.rpartition("@")[2].lower())
+    if not host:
+        return None
+    netloc = host if port in ("", str(_DEFAULT_PORT[scheme])) else f"{host}:{port}"
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if query and ("utm_" in query.lower() or _TRACKING_HINT.search(query)):
+        query = "&".join(p for p in query.split("&")
+                         if p and not _TRACKING.match(p.split("=", 1)[0]))
+    return urlunsplit((scheme, netloc, path or "/", query, ""))
 
 
-__all__ = ["canonical_url"]
+def _host_port(hostport: str) -> tuple[str, str]:
+    if hostport.startswith("["):  # IPv6 literal
+        host, _, rest = hostport.partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        host += "]"
+    else:
+        host, _, port = hostport.partition(":")
+    if port and not port.isdigit():
+        return "", ""
+    return host.rstrip("."), port.lstrip("0") or ("0" if port else "")
+
+
+def resolve_link(href: str, base: str) -> str | None:
+    """A link inside content made absolute, cheaply (no canonicalisation: it is shown,
+    not compared); None unless it ends up http(s)."""
+    href = _SPACE_CTRL.sub("", href)
+    if href.startswith(("https://", "http://")):
+        return href
+    if href.startswith("//"):
+        return base.split(":", 1)[0] + ":" + href
+    if href.startswith("/"):
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}{href}"
+    if href[:1].isalnum() and ":" not in href.split("/", 1)[0] and "./" not in href:
+        # a plain relative path ("fileadmin/pic.jpg"): next to the base document
+        directory = base.split("?", 1)[0].split("#", 1)[0]
+        return directory[: directory.rfind("/") + 1] + href
+    try:
+        joined = urljoin(base, href)
+    except ValueError:
+        return None
+    return joined if joined.startswith(("https://", "http://")) else None
+
+
+__all__ = ["canonical_url", "resolve_link"]

@@ -284,11 +284,21 @@ def test_concurrent_fetches_are_bounded_by_concurrency(server, config_for, store
     assert len(store.items()) == 42
 
 
+def store_db(store):
+    from sqlite_utils import Database
+
+    return Database(store.conn, execute_plugins=False)
+
+
 def test_database_is_wal_with_a_schema_version(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    from harvester.migrations import migrations
+    from harvester.store import SCHEMA_VERSION
+
     names = [r[0] for r in store.conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial"] == [m.name for m in migrations.pending(store_db(store))] + names
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice
     again = SqliteStore(store.path)
     again.close()

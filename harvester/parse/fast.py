@@ -1,0 +1,202 @@
+"""A fast path for well-formed RSS 2.0, RSS 1.0 (RDF) and Atom, on lxml.
+
+It returns exactly the raw entries the feedparser path would (a differential test
+holds it to that) at ~10× the speed, and *declines* (returns None) whenever it is
+not sure: not well-formed, a DOCTYPE, xml:base, XHTML content, an encoding
+override or a charset disagreement. feedparser then reads the body as before.
+No entity from the document is ever expanded and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from lxml import etree
+
+from ..models import ParsedDocument, RawEntry
+
+_CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"
+_RSS1 = "{http://purl.org/rss/1.0/}"
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_DECL_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+_UTF8 = {"utf-8", "utf8", "us-ascii", "ascii"}
+
+
+def _parser() -> etree.XMLParser:
+    # one per call: lxml parsers are not shareable across threads
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True,
+                           strip_cdata=True, recover=False)
+
+
+def _confident_encoding(body: bytes, content_type: str | None) -> bool:
+    """Only UTF-8 documents that nothing contradicts; the rest goes to feedparser,
+    which knows the full RFC 3023 rules."""
+    m = _DECL_ENCODING.match(body[:200])
+    declared = m.group(1).decode().lower() if m else "utf-8"
+    c = _CHARSET.search(content_type or "")
+    header = c.group(1).lower() if c else None
+    return declared in _UTF8 and (header is None or header in _UTF8)
+
+
+def _text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    t = el.text
+    return t.strip() or None if t else None
+
+
+def parse_fast(body: bytes, *, url: str, content_type: str | None = None,
+               encoding: str | None = None) -> ParsedDocument | None:
+    """The document's entries, or None when the fast path should not be trusted with it."""
+    if encoding or not _confident_encoding(body, content_type):
+        return None
+    head = body[:4096]
+    if b"<!DOCTYPE" in head or b"<!doctype" in head or b"xml:base" in body:
+        return None
+    try:
+        root = etree.fromstring(body, _parser())
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    try:
+        if root.tag == "rss":
+            return _rss2(root, url)
+        if root.tag == _RDF:
+            return _rss1(root, url)
+        if root.tag == _ATOM + "feed":
+            return _atom(root, url)
+    except _Decline:
+        return None
+    return None
+
+
+class _Decline(Exception):
+    """Something feedparser treats in a way this path does not reproduce."""
+
+
+def _rss_entry(item: etree._Element, ns: str) -> RawEntry:
+    title = link = guid = summary = content = published = updated = author = creator = None
+    permalink = True
+    categories: list[str] = []
+    for child in item:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        if len(child):  # markup inside a text element: feedparser's business
+            raise _Decline
+        local = tag[len(ns):] if ns and tag.startswith(ns) else tag
+        if local == "title":
+            title = _text(child)
+        elif local == "link":
+            link = _text(child)
+        elif local == "guid":
+            guid = _text(child)
+            permalink = child.get("isPermaLink", "true").strip().lower() == "true"
+        elif local == "description":
+            summary = _text(child)
+        elif tag == _CONTENT:
+            content = _text(child)
+        elif local == "pubDate":
+            published = _text(child)
+        elif tag == _DC + "date":
+            updated = _text(child)
+        elif local == "category" or tag == _DC + "subject":
+            term = _text(child)
+            if term:
+                categories.append(term)
+        elif local == "author":
+            author = _text(child)
+        elif tag == _DC + "creator":
+            creator = _text(child)
+        elif tag.startswith(_ATOM) or tag in (_DC + "description", _DC + "title"):
+            raise _Decline  # overlapping vocabularies: let feedparser arbitrate
+    if ns == _RSS1:
+        guid = item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about") or None
+        if guid:
+            guid = guid.strip()
+    if link is None and guid and permalink:
+        link = guid  # feedparser: a permalink guid is the link when there is none
+    return RawEntry(title=title, link=link, guid=guid, summary=summary, content=content,
+                    published=published, updated=updated, categories=tuple(categories),
+                    author=creator or author)
+
+
+def _rss2(root: etree._Element, url: str) -> ParsedDocument | None:
+    if root.get("version", "2.0").strip() not in ("2.0", "0.91", "0.92", "0.93", "0.94"):
+        return None
+    channel = root.find("channel")
+    if channel is None:
+        return None
+    items = channel.findall("item") or root.findall("item")
+    entries = tuple(_rss_entry(it, "") for it in items)
+    return ParsedDocument(entries=entries, base_url=url, title=_text(channel.find("title")),
+                          language=_text(channel.find("language")) or
+                          _text(channel.find(_DC + "language")), parser="lxml")
+
+
+def _rss1(root: etree._Element, url: str) -> ParsedDocument:
+    channel = root.find(_RSS1 + "channel")
+    entries = tuple(_rss_entry(it, _RSS1) for it in root.iterchildren(_RSS1 + "item"))
+    language = title = None
+    if channel is not None:
+        title = _text(channel.find(_RSS1 + "title"))
+        language = _text(channel.find(_DC + "language"))
+    return ParsedDocument(entries=entries, base_url=url, title=title, language=language,
+                          parser="lxml")
+
+
+def _atom_text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    if el.get("type", "text").strip().lower() in ("xhtml", "application/xhtml+xml") or len(el):
+        raise _Decline
+    return _text(el)
+
+
+def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
+    link = None
+    for ln in entry.iterchildren(_ATOM + "link"):
+        if ln.get("rel", "alternate") == "alternate" and ln.get("href"):
+            link = ln.get("href", "").strip()
+            break
+    guid = _text(entry.find(_ATOM + "id"))
+    if guid and ":" not in guid:
+        guid = urljoin(url, guid)  # feedparser reads an Atom id as a URI reference
+    author = None
+    a = entry.find(_ATOM + "author")
+    if a is not None:
+        name, email = _text(a.find(_ATOM + "name")), _text(a.find(_ATOM + "email"))
+        author = f"{name} ({email})" if name and email else (name or email)
+    content = None
+    for c in entry.iterchildren(_ATOM + "content"):
+        if c.get("src"):
+            raise _Decline
+        content = _atom_text(c)
+        break
+    return RawEntry(
+        title=_atom_text(entry.find(_ATOM + "title")),
+        link=link or guid,  # as feedparser: an entry with no link is known by its id
+        guid=guid,
+        summary=_atom_text(entry.find(_ATOM + "summary")),
+        content=content,
+        published=_text(entry.find(_ATOM + "published")),
+        updated=_text(entry.find(_ATOM + "updated")),
+        categories=tuple(t for c in entry.iterchildren(_ATOM + "category")
+                         if (t := (c.get("term") or "").strip())),
+        author=author,
+    )
+
+
+def _atom(root: etree._Element, url: str) -> ParsedDocument:
+    entries = tuple(_atom_entry(e, url) for e in root.iterchildren(_ATOM + "entry"))
+    return ParsedDocument(entries=entries, base_url=url,
+                          title=_atom_text(root.find(_ATOM + "title")),
+                          language=root.get(_XML_LANG), parser="lxml")
+
+
+__all__ = ["parse_fast"]
