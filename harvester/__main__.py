@@ -1,3 +1,4 @@
 from .cli import main
 
-main()
+if __name__ == "__main__":  # a worker process may import this module: do nothing then
+    main()

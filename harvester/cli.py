@@ -97,14 +97,21 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
         sources = [config.source(n) for n in source_names] if source_names else None
         store = SqliteStore(config.storage.path)
     failed = False
+    # a line per source as it lands on a terminal; in one write for cron and pipes
+    lines: list[str] | None = None if sys.stderr.isatty() else []
     try:
         with _errors():
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
-                click.echo(summary_line(report), err=True)
+                if lines is None:
+                    click.echo(summary_line(report), err=True)
+                else:
+                    lines.append(summary_line(report))
                 if dry_run:
                     _echo_dry_run(report)
     finally:
+        if lines:
+            click.echo("\n".join(lines), err=True)
         store.close()
     ctx.exit(1 if failed else 0)
 

@@ -32,6 +32,10 @@ class Response:
         return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops connects under concurrency: 1 s stalls
+
+
 Handler = Callable[[BaseHTTPRequestHandler], Response | None]
 
 
@@ -50,7 +54,7 @@ class FixtureServer:
         self.requests: list[Request] = []
         self.gzip_bodies = gzip_bodies
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="fixture-server")

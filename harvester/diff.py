@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
-from .models import Change, ChangeKind, Item, Notification, StoredItem
-from .normalise import HASH_VERSION
+from .models import HASH_VERSION, Change, ChangeKind, Item, Notification, StoredItem
 from .rules import classify
 
 
@@ -43,9 +42,15 @@ def dedupe(items: Sequence[Item]) -> list[Item]:
 
 
 def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
-         by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = ()) -> list[Change]:
+         by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = (),
+         matched: Mapping[str, tuple[str, ...]] | None = None) -> list[Change]:
     """Compare a fetch's items with what the store knows. Items absent from the fetch are
-    not touched: a feed is a window, not the archive."""
+    not touched: a feed is a window, not the archive. `matched` (item key → rule names)
+    is classification done already, e.g. in the worker that read the body."""
+
+    def rules_of(it: Item) -> tuple[str, ...]:
+        return matched[it.key] if matched is not None else classify(it, rules)
+
     changes = []
     for it in dedupe(items):
         prev = by_key.get(it.key)
@@ -55,7 +60,7 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             rekeyed = prev is not None
         if prev is None:
             changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),
-                                  rules=classify(it, rules)))
+                                  rules=rules_of(it)))
             continue
         if prev.date_flag and it.date_flag:
             # keep the first-seen date the item was given, not this poll's clock
@@ -65,7 +70,7 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
                 or not prev.content_hash.startswith(HASH_VERSION + ":"))
         kind = ChangeKind.UNCHANGED if same else ChangeKind.CHANGED
         changes.append(Change(kind, it, prev.id, previous=prev, rekeyed=rekeyed,
-                              rules=classify(it, rules) if kind is ChangeKind.CHANGED else ()))
+                              rules=rules_of(it) if kind is ChangeKind.CHANGED else ()))
     return changes
 
 

@@ -11,31 +11,37 @@ so SQLite sees a single writer.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
     Future,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .config import Config, SourceConfig
+from .config import Config, RuleConfig, SourceConfig
 from .diff import diff, plan_notifications
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
-from .models import FetchResult, Item, Known, PollPlan, PollReport, PollStatus, SourceState
-from .normalise import HASH_VERSION, Context, normalise_all
-from .parse import parse_feed
+from .models import (
+    HASH_VERSION,
+    FetchResult,
+    Item,
+    Known,
+    PollPlan,
+    PollReport,
+    PollStatus,
+    SourceState,
+)
+from .rules import classify
 from .store import Store
 
 Clock = Callable[[], datetime]
-# Bodies read inline before worker processes pay for themselves (a fork costs ~20 ms).
+# Below this many bodies to read, worker processes do not pay for their fork.
 INLINE_READS = 12
 PROCESSES_ENV = "HARVESTER_PARSE_PROCESSES"  # "0" keeps all parsing in-process
 
@@ -60,6 +66,7 @@ class Read:
     """What reading one body gave: items, or the reason there are none."""
 
     items: tuple[Item, ...] = ()
+    matched: dict[str, tuple[str, ...]] | None = None  # item key → rules it matches
     warning: str | None = None
     error: str | None = None
 
@@ -83,8 +90,12 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fet
 
 
 def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | None,
-              now: datetime) -> Read:
-    """Parse and normalise one body: pure, so it can run in another process."""
+              now: datetime, rules: Sequence[RuleConfig] = ()) -> Read:
+    """Parse, normalise and classify one body: pure, so it can run in another process."""
+    # imported here: a re-poll where every source answers 304 never needs lxml or nh3
+    from .normalise import Context, normalise_all
+    from .parse import parse_feed
+
     try:
         doc = parse_feed(body, url=url, content_type=content_type, encoding=source.encoding,
                          source=source.name)
@@ -92,7 +103,8 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
                   category_from_title=source.category_from_title, language=doc.language)
-    return Read(tuple(normalise_all(doc.entries, ctx)), warning=doc.warning)
+    items = tuple(normalise_all(doc.entries, ctx))
+    return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning)
 
 
 def _base_report(fetched: Fetched) -> PollReport:
@@ -128,7 +140,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
         base = replace(base, warning=read.warning)
 
         def decide(known: Known) -> PollPlan:
-            changes = diff(items, known.by_key, known.by_url, config.rules)
+            changes = diff(items, known.by_key, known.by_url, config.rules, read.matched)
             baseline = not known.baseline_done
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run)
@@ -175,26 +187,56 @@ def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetim
 
 
 def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
-            dry_run: bool = False) -> PollReport:
+            dry_run: bool = False, needs: bool | None = None) -> PollReport:
     """Read (inline) and record one fetch outcome."""
     read = None
-    if needs_reading(fetched):
+    if needs_reading(fetched) if needs is None else needs:
         fr = fetched.result
         assert fr is not None
-        read = read_body(fetched.source, fr.body, fr.url, fr.content_type, now)
+        read = read_body(fetched.source, fr.body, fr.url, fr.content_type, now, config.rules)
     return record(fetched, read, config, store, now, dry_run=dry_run)
 
 
-def _worker_count(sources: int) -> int:
+def _worker_count() -> int:
     configured = os.environ.get(PROCESSES_ENV)
     if configured is not None and configured.isdigit():
         return int(configured)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cpus or 1, 4) if sources > INLINE_READS and (cpus or 1) > 1 else 0
+    return min(cpus or 1, 4) if (cpus or 1) > 1 else 0
 
 
-def _warm(_: int) -> int:
-    return os.getpid()
+class _Readers:
+    """Worker processes that read bodies, for polls that will have many to read.
+
+    Forked before any fetch thread starts (a fork beside running threads can inherit a held
+    lock), and only when enough sources have no baseline yet — a first poll reads every
+    body; a re-poll mostly gets 304s, and ~25 ms of fork would be most of its cost."""
+
+    def __init__(self, expected_reads: int) -> None:
+        self.pool: Executor | None = None
+        workers = _worker_count()
+        if workers and expected_reads > INLINE_READS:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            for f in [pool.submit(os.getpid) for _ in range(workers)]:
+                f.result()  # every worker forked now, while this process has one thread
+            self.pool = pool
+
+    def submit(self, fetched: Fetched, now: datetime,
+               rules: Sequence[RuleConfig]) -> Future[Read] | None:
+        """Hand the body to a worker; None means read it inline (no workers this poll)."""
+        if self.pool is None:
+            return None
+        fr = fetched.result
+        assert fr is not None
+        return self.pool.submit(read_body, fetched.source, fr.body, fr.url, fr.content_type, now,
+                                rules)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig] | None = None,
@@ -206,18 +248,12 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         return
     fetcher = fetcher or Fetcher(config.http)
     states = {s.name: store.source_state(s.name) for s in chosen}
-    readers: Executor | None = None
-    workers = _worker_count(len(chosen))
-    if workers:
-        # fork before any fetch thread exists, so no child inherits a held lock
-        readers = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        list(readers.map(_warm, range(workers)))
+    readers = _Readers(sum(not st.baseline_done for st in states.values()))
     try:
         threads = max(1, min(config.http.concurrency, len(chosen)))
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
             pending: dict[Future[object], Fetched | None] = {
                 pool.submit(fetch_one, s, states[s.name], fetcher): None for s in chosen}
-            inline_reads = 0
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -229,18 +265,15 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                         continue
                     fetched = fut.result()
                     assert isinstance(fetched, Fetched)
-                    if readers is not None and needs_reading(fetched) and (
-                            inline_reads >= INLINE_READS):
-                        fr = fetched.result
-                        assert fr is not None
-                        pending[readers.submit(read_body, fetched.source, fr.body, fr.url,
-                                               fr.content_type, clock())] = fetched
+                    needs = needs_reading(fetched)
+                    job = readers.submit(fetched, clock(), config.rules) if needs else None
+                    if job is not None:
+                        pending[job] = fetched  # type: ignore[index]
                         continue
-                    inline_reads += needs_reading(fetched)
-                    yield process(fetched, config, store, clock(), dry_run=dry_run)
+                    yield process(fetched, config, store, clock(), dry_run=dry_run, needs=needs)
     finally:
-        if readers is not None:
-            readers.shutdown(wait=True, cancel_futures=True)
+        readers.close()
+        store.flush()
 
 
 def poll_one(source: SourceConfig, config: Config, store: Store, *,
@@ -248,7 +281,9 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
     """Poll a single source now (the daemon's job body)."""
     fetcher = fetcher or Fetcher(config.http)
     fetched = fetch_one(source, store.source_state(source.name), fetcher)
-    return process(fetched, config, store, clock())
+    report = process(fetched, config, store, clock())
+    store.flush()
+    return report
 
 
 __all__ = ["Fetched", "Read", "body_fingerprint", "poll_one", "poll_sources", "process",

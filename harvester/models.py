@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# Version of what `content_hash` covers; a stored hash of another version is re-hashed
+# silently instead of reading as an edit.
+HASH_VERSION = "v1"
+
 
 class ChangeKind(StrEnum):
     NEW = "new"

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .dates import iso_utc, parse_date
-from .models import DateFlag, Item, RawEntry
+from .models import HASH_VERSION, DateFlag, Item, RawEntry
 from .text import collapse, html_to_text, sanitise_html, strip_controls
 from .urls import canonical_url
 
-HASH_VERSION = "v1"
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_TITLE = 500
 MAX_SUMMARY = 5_000

@@ -34,6 +34,7 @@ from .models import (
 BUSY_TIMEOUT_S = 10.0
 SCHEMA_VERSION = 1  # how many migrations migrations.py holds; kept in PRAGMA user_version
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
+_DEFER_MAX = 256
 
 
 class Store(Protocol):
@@ -50,10 +51,16 @@ class Store(Protocol):
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState) -> None: ...
 
+    def flush(self) -> None: ...
+
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
                        report: PollReport) -> None: ...
 
     def close(self) -> None: ...
+
+
+def _json_list(values: Sequence[str]) -> str:
+    return json.dumps(values, ensure_ascii=False) if values else "[]"
 
 
 def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredItem:
@@ -66,6 +73,7 @@ class SqliteStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._deferred: list[tuple[str, str, str, str, PollReport, SourceState]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
@@ -113,17 +121,23 @@ class SqliteStore:
                 if time.monotonic() > deadline:
                     raise StoreError(f"database {self.path} stayed locked: {e}") from e
                 time.sleep(0.05)
+        deferred, self._deferred = self._deferred, []
         try:
+            self._write_deferred(deferred)
             yield self.conn
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            self._deferred[:0] = deferred  # kept for the next transaction
             raise
         else:
             self.conn.execute("COMMIT")
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self.flush()
+        finally:
+            self.conn.close()
 
     # -- reads for a poll ----------------------------------------------------------------
 
@@ -229,9 +243,9 @@ class SqliteStore:
             " content, published, date_flag, language, author, content_hash, rules, first_seen,"
             " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(ch.item_id, source, it.key, it.guid, it.url, it.title, it.category,
-              json.dumps(it.tags, ensure_ascii=False), it.summary, it.content, it.published,
+              _json_list(it.tags), it.summary, it.content, it.published,
               it.date_flag.value, it.language, it.author, it.content_hash,
-              json.dumps(ch.rules), ts, ts) for ch in new for it in (ch.item,)])
+              _json_list(ch.rules), ts, ts) for ch in new for it in (ch.item,)])
         c.executemany(
             "INSERT INTO item_versions (item_id, version, recorded_at, content_hash, title, url,"
             " category, summary, content, published) SELECT id, version, ?, content_hash, title,"
@@ -242,9 +256,9 @@ class SqliteStore:
             " content = ?, published = ?, date_flag = ?, language = ?, author = ?,"
             " content_hash = ?, rules = ?, version = version + 1, last_seen = ?, updated_at = ?"
             " WHERE id = ?",
-            [(it.guid, it.url, it.title, it.category, json.dumps(it.tags, ensure_ascii=False),
+            [(it.guid, it.url, it.title, it.category, _json_list(it.tags),
               it.summary, it.content, it.published, it.date_flag.value, it.language, it.author,
-              it.content_hash, json.dumps(ch.rules), ts, ts, ch.item_id)
+              it.content_hash, _json_list(ch.rules), ts, ts, ch.item_id)
              for ch in changed for it in (ch.item,)])
         c.executemany(
             "UPDATE items SET last_seen = ?, content_hash = ? WHERE id = ?",
@@ -258,14 +272,29 @@ class SqliteStore:
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState) -> None:
-        ts = iso_utc(now)
+        """Note a poll that changed nothing. Only health and the fetch log change, so the
+        write is deferred to the next transaction (or `flush`): a re-poll of 200 unchanged
+        sources then costs one commit, not 200."""
+        self._deferred.append((source, url, kind, iso_utc(now), report, state))
+        if len(self._deferred) >= _DEFER_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write deferred not-modified records now."""
+        if not self._deferred:
+            return
         try:
             with self._write():
-                self._upsert_source(source, url, kind, ts)
-                self._success(source, ts, PollStatus.NOT_MODIFIED, state)
-                self._log(source, ts, report)
+                pass  # _write writes what is deferred
         except sqlite3.Error as e:
-            raise StoreError(f"cannot record poll of {source!r}: {e}", source=source) from e
+            raise StoreError(f"cannot record polls: {e}") from e
+
+    def _write_deferred(self, deferred: list[tuple[str, str, str, str, PollReport,
+                                                    SourceState]]) -> None:
+        for source, url, kind, ts, report, state in deferred:
+            self._upsert_source(source, url, kind, ts)
+            self._success(source, ts, PollStatus.NOT_MODIFIED, state)
+            self._log(source, ts, report)
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
                        report: PollReport) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
-
-import lxml.etree
-import lxml.html
-import nh3
+from typing import TYPE_CHECKING
 
 from .urls import resolve_link
+
+if TYPE_CHECKING:
+    import lxml.html
+    import nh3
+
+# lxml.html and nh3 are imported on first use: a re-poll that parses nothing never pays.
 
 _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -45,11 +48,16 @@ def collapse(s: str) -> str:
 
 
 def _parser() -> lxml.html.HTMLParser:
+    import lxml.html
+
     # a parser per call: lxml parsers must not be shared between threads
     return lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
 
 
 def _paragraphs_from_html(markup: str) -> list[str]:
+    import lxml.etree
+    import lxml.html
+
     try:
         root = lxml.html.fragment_fromstring(markup.replace(_PARA_MARK, " "), create_parent="div",
                                              parser=_parser())
@@ -153,6 +161,8 @@ def sanitise_html(value: str | None, base_url: str | None = None) -> str:
 
 @lru_cache(maxsize=1)
 def _cleaner() -> nh3.Cleaner:
+    import nh3
+
     # built once: converting the allow-lists on every call doubles nh3's cost
     return nh3.Cleaner(tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS, url_schemes=_SCHEMES,
                        link_rel="noopener noreferrer nofollow", strip_comments=True)
