@@ -63,6 +63,7 @@ class HttpConfig:
     timeout: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     concurrency: int = 8
+    per_host: int = 2  # requests in flight to one host at once: polite by default
     max_redirects: int = 5
     retries: int = 2
 
@@ -302,6 +303,7 @@ def _read_http(r: _Reader | None) -> HttpConfig:
         timeout=float(_positive(r, "timeout", (int, float), 30.0)),
         max_bytes=_positive(r, "max_bytes", int, 10 * 1024 * 1024),
         concurrency=_positive(r, "concurrency", int, 8),
+        per_host=_positive(r, "per_host", int, 2),
         max_redirects=r.get("max_redirects", int, 5),
         retries=r.get("retries", int, 2),
     )

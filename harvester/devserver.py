@@ -49,12 +49,14 @@ class Request:
 class FixtureServer:
     """`with FixtureServer() as srv: srv.route('/rss', Response(body)); srv.url('/rss')`."""
 
-    def __init__(self, gzip_bodies: bool = True):
+    def __init__(self, gzip_bodies: bool = True, host: str = "127.0.0.1"):
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
         self.gzip_bodies = gzip_bodies
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
+        if not host.startswith("127."):
+            raise ValueError("the fixture server only binds loopback addresses (127.0.0.0/8)")
+        self._httpd = _Server((host, 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="fixture-server")

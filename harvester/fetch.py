@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -60,6 +61,17 @@ class Fetcher:
     def __init__(self, http: HttpConfig):
         self.http = http
         self._local = threading.local()
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts_lock = threading.Lock()
+
+    def _host_slot(self, url: str) -> threading.BoundedSemaphore:
+        """The semaphore that keeps at most `per_host` requests in flight to url's host."""
+        host = (urlsplit(url).hostname or "").lower()
+        with self._hosts_lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = threading.BoundedSemaphore(self.http.per_host)
+            return slot
 
     def _session(self) -> requests.Session:
         s: requests.Session | None = getattr(self._local, "session", None)
@@ -83,6 +95,11 @@ class Fetcher:
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
               source: str | None = None) -> FetchResult:
+        with self._host_slot(url):
+            return self._fetch(url, etag=etag, last_modified=last_modified, source=source)
+
+    def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
+               source: str | None) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag

@@ -202,7 +202,9 @@ def _worker_count() -> int:
     if configured is not None and configured.isdigit():
         return int(configured)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cpus or 1, 4) if (cpus or 1) > 1 else 0
+    # one more worker than cores: the writer thread often waits on SQLite or the network,
+    # and an idle core costs more than a little oversubscription (measured: 2 cores, 3 best)
+    return min((cpus or 1) + 1, 4) if (cpus or 1) > 1 else 0
 
 
 class _Readers:
@@ -251,9 +253,20 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     readers = _Readers(sum(not st.baseline_done for st in states.values()))
     try:
         threads = max(1, min(config.http.concurrency, len(chosen)))
+        # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
+        # a thousand feeds holds a few dozen bodies in memory, not a thousand.
+        window = threads * 2
+        todo = iter(chosen)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
-            pending: dict[Future[object], Fetched | None] = {
-                pool.submit(fetch_one, s, states[s.name], fetcher): None for s in chosen}
+            pending: dict[Future[object], Fetched | None] = {}
+
+            def start_next() -> None:
+                src = next(todo, None)
+                if src is not None:
+                    pending[pool.submit(fetch_one, src, states[src.name], fetcher)] = None
+
+            for _ in range(window):
+                start_next()
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -262,6 +275,7 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                         read = fut.result()
                         assert isinstance(read, Read)
                         yield record(fetched, read, config, store, clock(), dry_run=dry_run)
+                        start_next()
                         continue
                     fetched = fut.result()
                     assert isinstance(fetched, Fetched)
@@ -271,6 +285,7 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                         pending[job] = fetched  # type: ignore[index]
                         continue
                     yield process(fetched, config, store, clock(), dry_run=dry_run, needs=needs)
+                    start_next()
     finally:
         readers.close()
         store.flush()

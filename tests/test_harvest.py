@@ -259,29 +259,38 @@ def test_dry_run_writes_nothing(server, icmpd_a, config_for, store):
     assert store.sources() == [] and store.fetch_log() == []
 
 
-def test_concurrent_fetches_are_bounded_by_concurrency(server, config_for, store):
-    active, peak, lock = [0], [0], threading.Lock()
-
-    def tracked(handler):
+def _tracked(active: dict, peak: dict, lock: threading.Lock, host: str):
+    def handler(h):
         with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
+            active[host] = active.get(host, 0) + 1
+            active["all"] = active.get("all", 0) + 1
+            peak[host] = max(peak.get(host, 0), active[host])
+            peak["all"] = max(peak.get("all", 0), active["all"])
         time.sleep(0.2)
         with lock:
-            active[0] -= 1
+            active[host] -= 1
+            active["all"] -= 1
         return Response(feed_bytes("icmpd-2020-05-a.rss").replace(
-            b"https://www.icmpd.org//", f"https://www.icmpd.org/{handler.path[1:]}/".encode()))
+            b"https://www.icmpd.org//", f"https://{host}/{h.path[1:]}/".encode()))
+    return handler
 
-    for i in range(6):
-        server.route(f"/f{i}", tracked)
-    http = '[storage]\npath = "h.db"\n[http]\nconcurrency = 3\n'
-    config = config_for(*(feed_source(f"f{i}", server.url(f"/f{i}")) for i in range(6)), http=http)
-    start = time.monotonic()
-    reports = poll(config, store)
+
+def test_fetches_are_bounded_globally_and_per_host(config_for, store):
+    from harvester.devserver import FixtureServer
+
+    active, peak, lock = {}, {}, threading.Lock()
+    with FixtureServer(host="127.0.0.1") as one, FixtureServer(host="127.0.0.2") as two:
+        sources = []
+        for srv, host in ((one, "one"), (two, "two")):
+            for i in range(4):
+                srv.route(f"/f{i}", _tracked(active, peak, lock, host))
+                sources.append(feed_source(f"{host}-{i}", srv.url(f"/f{i}")))
+        http = '[storage]\npath = "h.db"\n[http]\nconcurrency = 3\nper_host = 2\n'
+        reports = poll(config_for(*sources, http=http), store)
     assert all(r.status is PollStatus.OK and r.new == 7 for r in reports.values())
-    assert peak[0] == 3
-    assert time.monotonic() - start < 2.0
-    assert len(store.items()) == 42
+    assert peak["one"] == 2 and peak["two"] == 2  # per host
+    assert peak["all"] == 3  # globally
+    assert len(store.items()) == 56
 
 
 def store_db(store):
