@@ -16,8 +16,9 @@ import click
 from .config import Config, load_config
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
-from .harvest import poll_sources
+from .harvest import poll_sources, system_clock
 from .models import ChangeKind, PollReport, PollStatus
+from .notify import deliver
 from .store import SqliteStore
 
 
@@ -98,22 +99,34 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
         store = SqliteStore(config.storage.path)
     failed = False
     # a line per source as it lands on a terminal; in one write for cron and pipes
-    lines: list[str] | None = None if sys.stderr.isatty() else []
+    lines: list[str] = []
+    emit = _echo_err if sys.stderr.isatty() else lines.append
     try:
         with _errors():
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
-                if lines is None:
-                    click.echo(summary_line(report), err=True)
-                else:
-                    lines.append(summary_line(report))
+                emit(summary_line(report))
                 if dry_run:
                     _echo_dry_run(report)
+        if not dry_run:
+            # deliver what this poll (or an earlier one) queued; a row waiting for a retry
+            # is not a failure, a dead one is
+            with _errors():
+                delivery = deliver(config, store, system_clock())
+            if delivery.sent or delivery.retrying or delivery.dead or delivery.disabled:
+                emit(delivery.line())
+            for err in delivery.errors:
+                emit(f"  {err}")
+            failed |= delivery.dead > 0
     finally:
         if lines:
             click.echo("\n".join(lines), err=True)
         store.close()
     ctx.exit(1 if failed else 0)
+
+
+def _echo_err(text: str) -> None:
+    click.echo(text, err=True)
 
 
 def _echo_dry_run(r: PollReport) -> None:
@@ -174,6 +187,86 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
         click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}{rules}")
         if row["url"]:
             click.echo(f"{'':12}{row['url']}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "sent", "dead"]),
+              help="Only rows in this state.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """The notifications queue: what was sent, what waits for a retry, what is dead."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _config(ctx)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            rows = store.outbox(status)
+            disabled = store.disabled_notifiers()
+        finally:
+            store.close()
+    keys = ("id", "notifier", "event", "item_id", "source", "status", "attempts", "created_at",
+            "next_attempt_at", "sent_at", "last_error", "response")
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps({k: row[k] for k in keys}, ensure_ascii=False))
+            continue
+        when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
+        click.echo(f"{row['id']}  {row['status']:<7} {row['notifier']:<12} {row['event']:<16}"
+                   f" {row['item_id'] or ''}  attempts {row['attempts']}  {when or ''}")
+        if row["last_error"] and row["status"] != "sent":
+            click.echo(f"    last error: {row['last_error']}")
+    if not as_json:
+        for name, reason in disabled.items():
+            click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
+        if not rows:
+            click.echo("outbox is empty" if status is None else f"no {status} rows", err=True)
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1)
+@click.option("--dead", is_flag=True, help="Re-queue every dead row.")
+@click.pass_context
+def outbox_retry(ctx: click.Context, ids: tuple[str, ...], dead: bool) -> None:
+    """Re-queue rows (by id, or every dead one) for the next delivery pass; re-enables
+    notifiers a 410 had disabled."""
+    if not ids and not dead:
+        raise click.UsageError("name the rows to retry, or pass --dead")
+    config = _config(ctx)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            for name in store.disabled_notifiers():
+                store.enable_notifier(name)
+            n = store.requeue(system_clock(), ids, dead=dead)
+        finally:
+            store.close()
+    click.echo(f"{n} rows re-queued")
+
+
+@cli.command("notify-test")
+@click.argument("notifier")
+@click.pass_context
+def notify_test(ctx: click.Context, notifier: str) -> None:
+    """Send a test message through NOTIFIER's real channel and report the answer."""
+    from .notify import Message, OutcomeKind, make_channel
+
+    config = _config(ctx)
+    cfg = next((n for n in config.notifiers if n.name == notifier), None)
+    if cfg is None:
+        names = ", ".join(n.name for n in config.notifiers) or "none configured"
+        raise _Exit(f"no notifier named {notifier!r} (notifiers: {names})", 2)
+    now = system_clock()
+    msg = Message(id=f"test_{int(now.timestamp())}", notifier=notifier, event="test",
+                  source="harvester", created_at=iso_utc(now),
+                  data={"url": "", "error": "", "since": iso_utc(now)})
+    outcome = make_channel(cfg, config.delivery).send([msg], digest=False)
+    answer = outcome.response or outcome.detail or ""
+    if outcome.kind is OutcomeKind.SENT:
+        click.echo(f"{notifier}: sent ({answer})" if answer else f"{notifier}: sent")
+        return
+    raise _Exit(f"{notifier}: {outcome.kind.value}: {outcome.detail}", 1)
 
 
 @cli.command()

@@ -73,6 +73,17 @@ class Defaults:
     every: float = 1800.0
     first_run: FirstRun = FirstRun()
     timezone: str = "UTC"
+    failures_before_alert: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """How the outbox retries: exponential backoff with jitter, then `dead`."""
+
+    max_attempts: int = 8
+    backoff: float = 30.0  # first retry after ~this many seconds, doubling each time
+    backoff_max: float = 6 * 3600.0
+    timeout: float = 30.0  # per delivery attempt (SMTP session, webhook request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +97,7 @@ class SourceConfig:
     category_from_title: bool = False
     encoding: str | None = None
     enabled: bool = True
+    failures_before_alert: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     rules: tuple[RuleConfig, ...]
     notifiers: tuple[NotifierConfig, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -318,6 +331,20 @@ def _read_defaults(r: _Reader | None) -> Defaults:
         every=_duration(r, "every", 1800.0),
         first_run=_first_run(r, "first_run", FirstRun()),
         timezone=_timezone(r, "timezone", "UTC"),
+        failures_before_alert=_positive(r, "failures_before_alert", int, 3),
+    )
+    r.finish()
+    return d
+
+
+def _read_delivery(r: _Reader | None) -> DeliveryConfig:
+    if r is None:
+        return DeliveryConfig()
+    d = DeliveryConfig(
+        max_attempts=_positive(r, "max_attempts", int, 8),
+        backoff=_duration(r, "backoff", 30.0),
+        backoff_max=_duration(r, "backoff_max", 6 * 3600.0),
+        timeout=float(_positive(r, "timeout", (int, float), 30.0)),
     )
     r.finish()
     return d
@@ -350,6 +377,8 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         category_from_title=r.get("category_from_title", bool, False),
         encoding=encoding,
         enabled=r.get("enabled", bool, True),
+        failures_before_alert=_positive(r, "failures_before_alert", int,
+                                        defaults.failures_before_alert),
     )
     r.finish()
     return s
@@ -384,6 +413,11 @@ _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
                            "timeout": (int, float)},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
 }
+_REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
+    NotifierKind.EMAIL: ("host", "from", "to"),
+    NotifierKind.WEBHOOK: ("url",),
+    NotifierKind.CONSOLE: (),
+}
 NOTIFY_ON = ("new", "changed")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
@@ -408,9 +442,24 @@ def _read_notifier(r: _Reader) -> NotifierConfig:
                           f"expected one of {', '.join(OPERATOR_EVENTS)}, got {ev!r}")
     options = []
     for k, t in _NOTIFIER_OPTIONS[kind].items():
-        v = r.get(k, t, None)
+        v = r.get(k, t, None, required=k in _REQUIRED_OPTIONS[kind])
         if v is not None:
             options.append((k, tuple(v) if isinstance(v, list) else v))
+    opts = dict(options)
+    if kind is NotifierKind.EMAIL:
+        if opts.get("security", "starttls") not in ("none", "starttls", "tls"):
+            raise r.error("security", f"expected one of none, starttls, tls, got "
+                                      f"{opts['security']!r}")
+        if not opts["to"]:
+            raise r.error("to", "needs at least one address")
+        for i, addr in enumerate((opts["from"], *opts["to"])):
+            if "@" not in addr or any(c in addr for c in "\r\n,;<>"):
+                raise r.error("from" if i == 0 else f"to[{i - 1}]",
+                              f"{addr!r} is not a plain e-mail address")
+    if kind is NotifierKind.WEBHOOK:
+        _http_url(r, "url", opts["url"])
+    if "max_per_run" in opts and opts["max_per_run"] < 1:
+        raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
                        options=tuple(options))
     r.finish()
@@ -467,13 +516,15 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
                 known = ", ".join(sorted(rule_names)) or "none defined"
                 raise nr.error(f"rules[{i}]", f"unknown rule {rn!r} (rules: {known})")
         notifiers.append(n)
+    delivery = _read_delivery(top.sub("delivery"))
     top.finish()
 
     db_path = Path(os.path.expanduser(db))
     if not db_path.is_absolute():
         db_path = path.parent / db_path
     return Config(path=path, storage=StorageConfig(db_path), http=http, defaults=defaults,
-                  sources=tuple(sources), rules=tuple(rules), notifiers=tuple(notifiers))
+                  sources=tuple(sources), rules=tuple(rules), notifiers=tuple(notifiers),
+                  delivery=delivery)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -498,7 +549,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 __all__ = [
-    "Config", "Defaults", "FirstRun", "FirstRunMode", "HttpConfig", "NotifierConfig",
-    "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind", "StorageConfig", "load_config",
-    "parse_config", "parse_duration", "parse_first_run",
+    "Config", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode", "HttpConfig",
+    "NotifierConfig", "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind",
+    "StorageConfig", "load_config", "parse_config", "parse_duration", "parse_first_run",
 ]

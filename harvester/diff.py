@@ -7,6 +7,7 @@ Everything here takes data (plus `now` where time matters) and returns data, so
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -109,4 +110,28 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
     return out
 
 
-__all__ = ["dedupe", "diff", "item_id", "notification_id", "plan_notifications"]
+def source_events(source: str, url: str, notifiers: Sequence[NotifierConfig], *,
+                  threshold: int, error: str | None = None):
+    """The operators' events of a source's failure streak, as callbacks for the store:
+    `failing(count, since)` queues one "source.failing" once the streak reaches `threshold`;
+    `recovered(count, since)` queues "source.recovered" after an alerted streak ends."""
+    def rows(event: str, count: int, since: str, wanted: tuple[str, ...]) -> list[Notification]:
+        data = json.dumps({"source": source, "url": url, "failures": count, "since": since,
+                           "error": error})
+        return [Notification(notification_id(n.name, f"source:{source}", event, since), n.name,
+                             f"source:{source}", event, source, since, data)
+                for n in notifiers if any(e in n.events for e in wanted)]
+
+    def failing(count: int, since: str) -> list[Notification]:
+        if count < threshold:
+            return []
+        return rows("source.failing", count, since, ("source.failing",))
+
+    def recovered(count: int, since: str) -> list[Notification]:
+        return rows("source.recovered", count, since, ("source.failing", "source.recovered"))
+
+    return failing, recovered
+
+
+__all__ = ["dedupe", "diff", "item_id", "notification_id", "plan_notifications",
+           "source_events"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .config import Config, RuleConfig, SourceConfig
-from .diff import diff, plan_notifications
+from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
 from .models import (
@@ -129,13 +129,13 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
     if fetched.error is not None or fr is None:
         err = fetched.error or FetchError("no response", source=src.name, url=src.url)
         return _failed(PollReport(src.name, PollStatus.ERROR, http_status=err.status),
-                       str(err), fetched, store, now, dry_run)
+                       str(err), fetched, store, now, dry_run, config)
     base = _base_report(fetched)
     try:
         if read is None:  # 304, or the same bytes as last time
-            return _not_modified(fetched, base, store, now, dry_run)
+            return _not_modified(fetched, base, store, now, dry_run, config)
         if read.error is not None:
-            return _failed(base, read.error, fetched, store, now, dry_run)
+            return _failed(base, read.error, fetched, store, now, dry_run, config)
         items = read.items
         base = replace(base, warning=read.warning)
 
@@ -154,9 +154,9 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
                                 body_hash=body_fingerprint(src, fr.body))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
-                                    keys, urls, decide)
+                                    keys, urls, decide, _recovered(src, config))
     except HarvesterError as e:
-        return _failed(base, str(e), fetched, store, now, dry_run)
+        return _failed(base, str(e), fetched, store, now, dry_run, config)
     counts = {k: 0 for k in ("new", "changed", "unchanged")}
     for ch in plan.changes:
         counts[ch.kind.value] += 1
@@ -165,24 +165,33 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
 
 def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: datetime,
-            dry_run: bool) -> PollReport:
-    """A failed poll changes no item: only the source's health and the fetch log."""
+            dry_run: bool, config: Config) -> PollReport:
+    """A failed poll changes no item: only the source's health, the fetch log and, after
+    enough failures in a row, one operators' alert."""
     src = fetched.source
     report = replace(base, status=PollStatus.ERROR, error=error)
     if not dry_run:
-        store.record_failure(src.name, src.url, src.kind.value, now, report)
+        failing, _ = source_events(src.name, src.url, config.notifiers,
+                                   threshold=src.failures_before_alert, error=error)
+        store.record_failure(src.name, src.url, src.kind.value, now, report, failing)
     return report
 
 
+def _recovered(src: SourceConfig, config: Config):
+    return source_events(src.name, src.url, config.notifiers,
+                         threshold=src.failures_before_alert)[1]
+
+
 def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetime,
-                  dry_run: bool) -> PollReport:
+                  dry_run: bool, config: Config) -> PollReport:
     src, state, fr = fetched.source, fetched.state, fetched.result
     assert fr is not None
     report = replace(base, status=PollStatus.NOT_MODIFIED)
     if not dry_run:
         new_state = replace(state, etag=fr.etag or state.etag,
                             last_modified=fr.last_modified or state.last_modified)
-        store.record_not_modified(src.name, src.url, src.kind.value, now, report, new_state)
+        store.record_not_modified(src.name, src.url, src.kind.value, now, report, new_state,
+                                  _recovered(src, config))
     return report
 
 
@@ -255,7 +264,7 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         threads = max(1, min(config.http.concurrency, len(chosen)))
         # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
         # a thousand feeds holds a few dozen bodies in memory, not a thousand.
-        window = threads * 2
+        window = threads * 4
         todo = iter(chosen)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
             pending: dict[Future[object], Fetched | None] = {}

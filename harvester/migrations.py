@@ -113,4 +113,19 @@ def m001_initial(db: Database) -> None:
     db.execute("CREATE INDEX outbox_due ON outbox(status, next_attempt_at)")
 
 
+@migrations()
+def m002_delivery(db: Database) -> None:
+    """Operators' alerts and the delivery loop's bookkeeping."""
+    db.execute("ALTER TABLE sources ADD COLUMN failing_since TEXT")  # first failure in a row
+    db.execute("ALTER TABLE sources ADD COLUMN alerted INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE outbox ADD COLUMN data TEXT")  # event details (source events)
+    db.execute("ALTER TABLE outbox ADD COLUMN response TEXT")  # the receiver's last answer
+    db.execute("""
+        CREATE TABLE notifier_state (
+            name TEXT PRIMARY KEY,
+            disabled_at TEXT,            -- set when a webhook answered 410 Gone
+            disabled_reason TEXT
+        )""")
+
+
 __all__ = ["migrations"]

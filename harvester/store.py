@@ -24,6 +24,7 @@ from .models import (
     ChangeKind,
     DateFlag,
     Known,
+    Notification,
     PollPlan,
     PollReport,
     PollStatus,
@@ -32,7 +33,9 @@ from .models import (
 )
 
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 1  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 2  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
+_Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
 _DEFER_MAX = 256
 
@@ -46,15 +49,17 @@ class Store(Protocol):
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, keys: Sequence[str], urls: Sequence[str],
-                   decide: Callable[[Known], PollPlan]) -> PollPlan: ...
+                   decide: Callable[[Known], PollPlan],
+                   recovered: SourceEvents | None = None) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
-                            report: PollReport, state: SourceState) -> None: ...
+                            report: PollReport, state: SourceState,
+                            recovered: SourceEvents | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
-                       report: PollReport) -> None: ...
+                       report: PollReport, failing: SourceEvents | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -73,7 +78,7 @@ class SqliteStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._deferred: list[tuple[str, str, str, str, PollReport, SourceState]] = []
+        self._deferred: list[_Deferred] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
@@ -187,6 +192,16 @@ class SqliteStore:
 
     # -- writes --------------------------------------------------------------------------
 
+    def _queue(self, notes: Sequence[Notification], ts: str) -> int:
+        """Outbox rows; the unique key makes queueing the same event twice a no-op."""
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (id, notifier, item_id, event, ref, source, data,"
+            " created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(n.id, n.notifier, n.item_id, n.event, n.ref, n.source, n.data, ts, ts)
+             for n in notes])
+        return self.conn.total_changes - before
+
     def _upsert_source(self, source: str, url: str, kind: str, now: str) -> None:
         self.conn.execute(
             "INSERT INTO sources (name, url, kind, last_polled) VALUES (?, ?, ?, ?)"
@@ -201,15 +216,22 @@ class SqliteStore:
              round(report.duration * 1000), report.bytes, report.new, report.changed,
              report.unchanged, report.error, report.warning))
 
-    def _success(self, source: str, now: str, status: PollStatus, state: SourceState) -> None:
+    def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
+                 recovered: SourceEvents | None) -> None:
+        row = self.conn.execute("SELECT alerted, failing_since, consecutive_failures FROM sources"
+                                " WHERE name = ?", (source,)).fetchone()
+        if row and row[0] and recovered is not None:
+            self._queue(recovered(row[2], row[1] or now), now)
         self.conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, last_status = ?,"
-            " last_success = ?, consecutive_failures = 0 WHERE name = ?",
+            " last_success = ?, consecutive_failures = 0, failing_since = NULL, alerted = 0"
+            " WHERE name = ?",
             (state.etag, state.last_modified, state.body_hash, status.value, now, source))
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, keys: Sequence[str], urls: Sequence[str],
-                   decide: Callable[[Known], PollPlan]) -> PollPlan:
+                   decide: Callable[[Known], PollPlan],
+                   recovered: SourceEvents | None = None) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)
@@ -218,15 +240,11 @@ class SqliteStore:
                 plan = decide(self._known(source, keys, urls))
                 self._upsert_source(source, url, kind, ts)
                 self._write_changes(source, ts, plan)
-                self._success(source, ts, PollStatus.OK, state)
+                self._success(source, ts, PollStatus.OK, state, recovered)
                 if plan.baseline:
                     c.execute("UPDATE sources SET baseline_at = COALESCE(baseline_at, ?)"
                               " WHERE name = ?", (ts, source))
-                c.executemany(
-                    "INSERT OR IGNORE INTO outbox (id, notifier, item_id, event, ref, source,"
-                    " created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?)",
-                    [(n.id, n.notifier, n.item_id, n.event, n.ref, n.source, ts, ts)
-                     for n in plan.notifications])
+                self._queue(plan.notifications, ts)
                 counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
                 self._log(source, ts, _with_counts(report, counts))
         except sqlite3.Error as e:
@@ -271,11 +289,12 @@ class SqliteStore:
             [(source, ch.item.key, ch.item_id, ts, ts) for ch in plan.changes])
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
-                            report: PollReport, state: SourceState) -> None:
+                            report: PollReport, state: SourceState,
+                            recovered: SourceEvents | None = None) -> None:
         """Note a poll that changed nothing. Only health and the fetch log change, so the
         write is deferred to the next transaction (or `flush`): a re-poll of 200 unchanged
         sources then costs one commit, not 200."""
-        self._deferred.append((source, url, kind, iso_utc(now), report, state))
+        self._deferred.append((source, url, kind, iso_utc(now), report, state, recovered))
         if len(self._deferred) >= _DEFER_MAX:
             self.flush()
 
@@ -289,27 +308,92 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreError(f"cannot record polls: {e}") from e
 
-    def _write_deferred(self, deferred: list[tuple[str, str, str, str, PollReport,
-                                                    SourceState]]) -> None:
-        for source, url, kind, ts, report, state in deferred:
+    def _write_deferred(self, deferred: list[_Deferred]) -> None:
+        for source, url, kind, ts, report, state, recovered in deferred:
             self._upsert_source(source, url, kind, ts)
-            self._success(source, ts, PollStatus.NOT_MODIFIED, state)
+            self._success(source, ts, PollStatus.NOT_MODIFIED, state, recovered)
             self._log(source, ts, report)
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
-                       report: PollReport) -> None:
-        """A failed poll changes no item: only the source's health and the fetch log."""
+                       report: PollReport, failing: SourceEvents | None = None) -> None:
+        """A failed poll changes no item: only the source's health, the fetch log and, when
+        `failing` says the streak is long enough, one operators' event per streak."""
         ts = iso_utc(now)
         try:
             with self._write() as c:
                 self._upsert_source(source, url, kind, ts)
                 c.execute(
                     "UPDATE sources SET last_status = 'error', last_error = ?, last_error_at = ?,"
-                    " consecutive_failures = consecutive_failures + 1 WHERE name = ?",
-                    (report.error, ts, source))
+                    " consecutive_failures = consecutive_failures + 1,"
+                    " failing_since = COALESCE(failing_since, ?) WHERE name = ?",
+                    (report.error, ts, ts, source))
                 self._log(source, ts, report)
+                if failing is not None:
+                    count, since, alerted = c.execute(
+                        "SELECT consecutive_failures, failing_since, alerted FROM sources"
+                        " WHERE name = ?", (source,)).fetchone()
+                    if not alerted and self._queue(failing(count, since), ts):
+                        c.execute("UPDATE sources SET alerted = 1 WHERE name = ?", (source,))
         except sqlite3.Error as e:
             raise StoreError(f"cannot record failure of {source!r}: {e}", source=source) from e
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def due_notifications(self, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Pending rows whose time has come, of notifiers not disabled, with their items."""
+        return self._query(
+            "SELECT o.*, i.title, i.category, i.url, i.published, i.summary, i.content,"
+            " i.first_seen, i.rules, i.source AS item_source FROM outbox o"
+            " LEFT JOIN items i ON i.id = o.item_id"
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+            " AND o.notifier NOT IN (SELECT name FROM notifier_state"
+            "                        WHERE disabled_at IS NOT NULL)"
+            " ORDER BY o.created_at, o.id LIMIT ?", (iso_utc(now), limit))
+
+    def mark_sent(self, ids: Sequence[str], now: datetime, response: str | None = None) -> None:
+        with self._write() as c:
+            c.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                          " last_error = NULL, response = ? WHERE id = ?",
+                          [(iso_utc(now), response, i) for i in ids])
+
+    def mark_failed(self, ids: Sequence[str], error: str, *, retry_at: datetime | None,
+                    response: str | None = None) -> None:
+        """A failed attempt: retried at `retry_at`, or `dead` when that is None."""
+        with self._write() as c:
+            c.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, response = ?,"
+                " status = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+                [(error, response, "pending" if retry_at else "dead",
+                  iso_utc(retry_at) if retry_at else None, i) for i in ids])
+
+    def disable_notifier(self, name: str, reason: str, now: datetime) -> None:
+        with self._write() as c:
+            c.execute("INSERT INTO notifier_state (name, disabled_at, disabled_reason)"
+                      " VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+                      " disabled_at = excluded.disabled_at,"
+                      " disabled_reason = excluded.disabled_reason",
+                      (name, iso_utc(now), reason))
+
+    def enable_notifier(self, name: str) -> None:
+        with self._write() as c:
+            c.execute("UPDATE notifier_state SET disabled_at = NULL, disabled_reason = NULL"
+                      " WHERE name = ?", (name,))
+
+    def disabled_notifiers(self) -> dict[str, str]:
+        return {r["name"]: r["disabled_reason"] for r in self._query(
+            "SELECT name, disabled_reason FROM notifier_state WHERE disabled_at IS NOT NULL")}
+
+    def requeue(self, now: datetime, ids: Sequence[str] = (), dead: bool = False) -> int:
+        """Put rows back to pending, due now: the given ids, or every dead row."""
+        with self._write() as c:
+            before = c.total_changes
+            if dead:
+                c.execute("UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                          " attempts = 0 WHERE status = 'dead'", (iso_utc(now),))
+            c.executemany("UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                          " attempts = 0 WHERE id = ? AND status != 'pending'",
+                          [(iso_utc(now), i) for i in ids])
+            return c.total_changes - before
 
     # -- reads for people ----------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""What every channel shares: the message it is given and the outcome it answers with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class OutcomeKind(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # worth trying again later (network, 429, 5xx, 4xx SMTP)
+    DEAD = "dead"  # will never work as it is (other 4xx, 5xx SMTP)
+    GONE = "gone"  # the receiver says it is gone for good (410): disable the notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    detail: str = ""
+    response: str | None = None  # what the server answered, kept in the outbox row
+    retry_after: float | None = None  # seconds, when the server said so
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One outbox row ready to send: an item event, or a source event for operators."""
+
+    id: str  # the notification's id: stable across retries, so resends can be told apart
+    notifier: str
+    event: str  # item.new | item.changed | source.failing | source.recovered | test
+    source: str
+    created_at: str
+    rules: tuple[str, ...] = ()
+    item: dict[str, Any] = field(default_factory=dict)  # id, title, category, url, …
+    data: dict[str, Any] = field(default_factory=dict)  # source events: error, failures, since
+
+    @property
+    def is_item(self) -> bool:
+        return self.event.startswith("item.")
+
+    def headline(self) -> str:
+        """One line naming what happened, for a subject or a console heading."""
+        if self.event == "source.failing":
+            n = self.data.get("failures")
+            return f"Source failing: {self.source} ({n} polls in a row)"
+        if self.event == "source.recovered":
+            return f"Source recovered: {self.source}"
+        if self.event == "test":
+            return "harvester test notification"
+        title = self.item.get("title") or "(untitled)"
+        cat = self.item.get("category")
+        text = f"{cat}: {title}" if cat else title
+        return f"Updated: {text}" if self.event == "item.changed" else text
+
+
+def message_from_row(row: dict[str, Any]) -> Message:
+    """An outbox row joined with its item (store.due_notifications) → Message."""
+    item: dict[str, Any] = {}
+    if row.get("item_id") and not str(row["item_id"]).startswith("source:"):
+        item = {"id": row["item_id"], "title": row.get("title"), "category": row.get("category"),
+                "url": row.get("url"), "published": row.get("published"),
+                "summary": row.get("summary"), "first_seen": row.get("first_seen")}
+    rules = tuple(json.loads(row["rules"])) if row.get("rules") else ()
+    data = json.loads(row["data"]) if row.get("data") else {}
+    return Message(id=row["id"], notifier=row["notifier"], event=row["event"],
+                   source=row.get("source") or "", created_at=row["created_at"], rules=rules,
+                   item=item, data=data)
+
+
+class Channel(Protocol):
+    """A way to tell people. `send` never raises for delivery problems: it answers."""
+
+    def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome: ...
+
+
+__all__ = ["Channel", "Message", "Outcome", "OutcomeKind", "message_from_row"]

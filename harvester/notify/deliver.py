@@ -1,0 +1,120 @@
+"""The outbox delivery loop: due rows → channels → sent, retry later, or dead.
+
+At-least-once by construction: a row is marked sent only after its channel said
+so, so a crash in between resends it — with the same id (webhook-id, Message-ID)
+for the receiver to recognise. Nothing is ever dropped: the last failed attempt
+leaves the row `dead`, visible in `harvester outbox`, until retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..config import Config, DeliveryConfig, NotifierConfig, NotifierKind
+from ..store import SqliteStore
+from .base import Channel, Message, Outcome, OutcomeKind, message_from_row
+
+log = logging.getLogger("harvester.notify")
+DEFAULT_MAX_PER_RUN = 10
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    disabled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = f"delivery: {self.sent} sent, {self.retrying} waiting to retry, {self.dead} dead"
+        if self.disabled:
+            text += f"; notifiers disabled: {', '.join(self.disabled)}"
+        return text
+
+
+def make_channel(cfg: NotifierConfig, delivery: DeliveryConfig) -> Channel:
+    if cfg.kind is NotifierKind.EMAIL:
+        from .email import EmailChannel
+
+        return EmailChannel(cfg, delivery.timeout)
+    if cfg.kind is NotifierKind.WEBHOOK:
+        from .webhook import WebhookChannel
+
+        return WebhookChannel(cfg, delivery.timeout)
+    from .console import ConsoleChannel
+
+    return ConsoleChannel()
+
+
+def backoff(attempt: int, delivery: DeliveryConfig, retry_after: float | None,
+            rand: Callable[[], float]) -> float:
+    """Seconds until attempt `attempt + 1`: exponential, capped, with ±20 % jitter so a
+    fleet of rows does not retry in lockstep; never sooner than the server asked."""
+    base = min(delivery.backoff_max, delivery.backoff * 2 ** max(0, attempt - 1))
+    delay = base * (0.8 + 0.4 * rand())
+    return max(delay, min(retry_after or 0.0, delivery.backoff_max))
+
+
+def deliver(config: Config, store: SqliteStore, now: datetime, *,
+            channels: Mapping[str, Channel] | None = None,
+            rand: Callable[[], float] = random.random) -> DeliveryReport:
+    """One delivery pass over the due outbox rows."""
+    report = DeliveryReport()
+    rows = store.due_notifications(now)
+    notifiers = {n.name: n for n in config.notifiers}
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["notifier"] in notifiers:  # a notifier removed from the config keeps its rows
+            groups.setdefault(row["notifier"], []).append(row)
+    for name, group in groups.items():
+        cfg = notifiers[name]
+        channel = (channels or {}).get(name) or make_channel(cfg, config.delivery)
+        attempts = {r["id"]: r["attempts"] for r in group}
+        messages = [message_from_row(r) for r in group]
+        limit = int(cfg.option("max_per_run", DEFAULT_MAX_PER_RUN))
+        # flood guard: past the limit, one digest — each row still accounted for itself
+        digest = bool(cfg.option("digest", False)) or len(messages) > limit
+        batches = [messages] if digest else [[m] for m in messages]
+        for batch in batches:
+            outcome = channel.send(batch, digest=digest)
+            if _settle(store, config.delivery, name, batch, outcome, attempts, now, rand,
+                       report):
+                break  # the notifier was disabled: its other rows wait
+    return report
+
+
+def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequence[Message],
+            outcome: Outcome, attempts: Mapping[str, int], now: datetime,
+            rand: Callable[[], float], report: DeliveryReport) -> bool:
+    ids = [m.id for m in batch]
+    if outcome.kind is OutcomeKind.SENT:
+        store.mark_sent(ids, now, outcome.response)
+        report.sent += len(ids)
+        return False
+    if outcome.kind is OutcomeKind.GONE:
+        store.disable_notifier(name, outcome.detail, now)
+        log.error("notifier %s disabled: %s", name, outcome.detail)
+        report.disabled.append(name)
+        report.errors.append(f"{name}: {outcome.detail}")
+        store.mark_failed(ids, outcome.detail, retry_at=now, response=outcome.response)
+        report.retrying += len(ids)
+        return True
+    report.errors.append(f"{name}: {outcome.detail}")
+    tried = max(attempts.get(i, 0) for i in ids) + 1
+    if outcome.kind is OutcomeKind.DEAD or tried >= delivery.max_attempts:
+        store.mark_failed(ids, outcome.detail, retry_at=None, response=outcome.response)
+        report.dead += len(ids)
+        return False
+    wait = backoff(tried, delivery, outcome.retry_after, rand)
+    store.mark_failed(ids, outcome.detail, retry_at=now + timedelta(seconds=wait),
+                      response=outcome.response)
+    report.retrying += len(ids)
+    return False
+
+
+__all__ = ["DeliveryReport", "backoff", "deliver", "make_channel"]

@@ -1,0 +1,99 @@
+"""The email channel (smtplib): plain text and HTML alternatives, a stable Message-ID."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import smtplib
+import ssl
+from collections.abc import Sequence
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from ..config import NotifierConfig
+from .base import Message, Outcome, OutcomeKind
+from .render import header_safe, html_document, plain_text, subject
+
+_DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
+# Subjects are capped at 200 characters, so no header line nears the 998-octet limit and
+# none needs folding (which some clients render with a stray leading space).
+_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+def message_id(messages: Sequence[Message], domain: str) -> str:
+    """Derived from the notification ids, so a resend is the same message to the receiver."""
+    if len(messages) == 1:
+        local = messages[0].id
+    else:
+        joined = "\x1f".join(sorted(m.id for m in messages)).encode()
+        local = "digest-" + hashlib.sha256(joined).hexdigest()[:24]
+    return f"<{local}@{domain}>"
+
+
+def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
+          digest: bool) -> EmailMessage:
+    msg = EmailMessage(policy=_POLICY)
+    msg["Subject"] = subject(messages, digest)
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Message-ID"] = message_id(messages, sender.rpartition("@")[2] or "harvester.invalid")
+    # when the event was queued: a resend carries the same Date as the first send
+    with contextlib.suppress(ValueError):
+        msg["Date"] = format_datetime(
+            datetime.fromisoformat(messages[0].created_at.replace("Z", "+00:00")))
+    msg["X-Harvester-Event"] = header_safe(messages[0].event if len(messages) == 1 else "digest")
+    msg.set_content("\n\n".join(plain_text(m) for m in messages) + "\n")
+    msg.add_alternative(html_document(messages), subtype="html")
+    return msg
+
+
+class EmailChannel:
+    def __init__(self, cfg: NotifierConfig, timeout: float = 30.0):
+        self.cfg = cfg
+        self.timeout = float(cfg.option("timeout", timeout))
+
+    def _credentials(self) -> tuple[str, str] | str | None:
+        user_env, pass_env = self.cfg.option("username_env"), self.cfg.option("password_env")
+        if not user_env:
+            return None
+        for var in (user_env, pass_env):
+            if var and var not in os.environ:
+                return f"environment variable {var} is not set"
+        return os.environ[user_env], os.environ.get(pass_env or "", "")
+
+    def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome:
+        security = self.cfg.option("security", "starttls")
+        host = self.cfg.option("host")
+        port = int(self.cfg.option("port", _DEFAULT_PORT[security]))
+        creds = self._credentials()
+        if isinstance(creds, str):
+            return Outcome(OutcomeKind.RETRY, creds)
+        to = list(self.cfg.option("to"))
+        msg = build(messages, sender=self.cfg.option("from"), to=to, digest=digest)
+        context = ssl.create_default_context()
+        try:
+            smtp_cls = smtplib.SMTP_SSL if security == "tls" else smtplib.SMTP
+            kwargs = {"context": context} if security == "tls" else {}
+            with smtp_cls(host, port, timeout=self.timeout, **kwargs) as smtp:
+                if security == "starttls":
+                    smtp.starttls(context=context)
+                if creds:
+                    smtp.login(*creds)
+                refused = smtp.send_message(msg, to_addrs=to)
+        except smtplib.SMTPResponseException as e:
+            text = f"SMTP {e.smtp_code} {e.smtp_error.decode(errors='replace')}"
+            kind = OutcomeKind.DEAD if 500 <= e.smtp_code < 600 else OutcomeKind.RETRY
+            return Outcome(kind, text, response=text)
+        except smtplib.SMTPRecipientsRefused as e:
+            codes = [c for c, _ in e.recipients.values()]
+            text = f"every recipient refused: {e.recipients}"
+            permanent = all(500 <= c < 600 for c in codes)
+            return Outcome(OutcomeKind.DEAD if permanent else OutcomeKind.RETRY, text, text)
+        except (smtplib.SMTPException, OSError) as e:  # OSError covers timeouts and TLS
+            return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
+        if refused:
+            return Outcome(OutcomeKind.SENT, f"some recipients refused: {refused}")
+        return Outcome(OutcomeKind.SENT, response=f"250 accepted by {host}")

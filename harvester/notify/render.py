@@ -1,0 +1,75 @@
+"""Messages as text and as (escaped, sanitised) HTML; shared by the channels."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from .base import Message
+
+_CRLF = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """A header value: no CR/LF or controls (no header injection), bounded length."""
+    text = " ".join(_CRLF.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _when(value: str | None) -> str:
+    return f"{value[:10]} {value[11:16]} UTC" if value and len(value) >= 16 else (value or "")
+
+
+def plain_text(m: Message) -> str:
+    lines = [f"== {m.headline()}"]
+    if m.is_item:
+        meta = [_when(m.item.get("published")), m.source]
+        if m.rules:
+            meta.append("rules: " + ", ".join(m.rules))
+        lines.append("   " + " · ".join(x for x in meta if x))
+        if m.item.get("url"):
+            lines.append("   " + m.item["url"])
+        if m.item.get("summary"):
+            lines.append("   " + m.item["summary"])
+    else:
+        for k in ("url", "error", "since"):
+            if m.data.get(k):
+                lines.append(f"   {k}: {m.data[k]}")
+    return "\n".join(lines)
+
+
+def _html_one(m: Message) -> str:
+    e = html.escape
+    parts = [f"<h2>{e(m.headline())}</h2>"]
+    if m.is_item:
+        url = m.item.get("url") or ""
+        meta = " · ".join(e(x) for x in (_when(m.item.get("published")), m.source) if x)
+        if m.rules:
+            meta += " · rules: " + e(", ".join(m.rules))
+        parts.append(f"<p><small>{meta}</small></p>")
+        if m.item.get("summary"):
+            parts.append(f"<p>{e(m.item['summary'])}</p>")
+        # stored URLs are canonical http(s) only; escape anyway, never trust a field
+        if url.startswith(("http://", "https://")):
+            parts.append(f'<p><a href="{e(url, quote=True)}">{e(url)}</a></p>')
+    else:
+        for k in ("url", "error", "since"):
+            if m.data.get(k):
+                parts.append(f"<p><b>{e(k)}</b>: {e(str(m.data[k]))}</p>")
+    return "\n".join(parts)
+
+
+def html_document(messages: Sequence[Message]) -> str:
+    body = "\n<hr>\n".join(_html_one(m) for m in messages)
+    return f'<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n'
+
+
+def subject(messages: Sequence[Message], digest: bool) -> str:
+    if digest or len(messages) > 1:
+        new = sum(1 for m in messages if m.event == "item.new")
+        return header_safe(f"harvester: {len(messages)} notifications ({new} new items)")
+    return header_safe(messages[0].headline())
+
+
+__all__ = ["header_safe", "html_document", "plain_text", "subject"]

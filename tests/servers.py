@@ -1,0 +1,157 @@
+"""Real peers for the notification tests: an SMTP server and a webhook receiver, on loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+USER, PASSWORD = "watcher", "s3cret"
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content,
+                                                policy=policy.default))
+        return "250 OK queued"
+
+
+def _auth(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and (
+        auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD)
+    return AuthResult(success=ok)
+
+
+class SMTPServer:
+    """aiosmtpd on 127.0.0.1 requiring STARTTLS and AUTH; `messages` holds what arrived."""
+
+    def __init__(self, tls: ssl.SSLContext, port: int = 0):
+        self.handler = _Collect()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=port or _free_port(),
+            tls_context=tls, require_starttls=True, authenticator=_auth,
+            auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"])
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.handler.messages
+
+    def start(self) -> SMTPServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Delivery:
+    id: str
+    timestamp: str
+    signature: str | None
+    body: dict
+    valid: bool
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that checks signatures as a receiver would and answers from a
+    script: `answers` is a list of (status, headers) used in turn, then 200."""
+
+    secret: bytes | None = None
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    hold: float = 0.0  # seconds to sit on a request before answering (crash tests)
+    deliveries: list[Delivery] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                msg_id = self.headers.get("webhook-id", "")
+                stamp = self.headers.get("webhook-timestamp", "")
+                sig = self.headers.get("webhook-signature")
+                valid = receiver.verify(msg_id, stamp, body, sig)
+                with receiver.lock:
+                    receiver.deliveries.append(
+                        Delivery(msg_id, stamp, sig, json.loads(body), valid))
+                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+                if receiver.hold:
+                    time.sleep(receiver.hold)
+                payload = b'{"ok": true}' if status < 400 else b'{"error": "no"}'
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def verify(self, msg_id: str, stamp: str, body: bytes, sig: str | None) -> bool:
+        if self.secret is None:
+            return sig is None
+        if not sig:
+            return False
+        mac = hmac.new(self.secret, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256)
+        expected = "v1," + base64.b64encode(mac.digest()).decode()
+        return any(hmac.compare_digest(expected, s) for s in sig.split())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def tls_for_tests(tmp: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
+    """A server TLS context for 127.0.0.1 and the CA file a client must trust."""
+    import trustme
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    ca_file = tmp / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    yield ctx, ca_file

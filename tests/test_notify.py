@@ -1,0 +1,321 @@
+"""Notifications end to end: a real SMTP server, a real webhook receiver, a real outbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from harvester.devserver import Response
+from harvester.harvest import poll_sources
+from harvester.notify import deliver
+
+from .conftest import NOW, feed_bytes, feed_source, make_config, run_cli
+from .servers import PASSWORD, USER, Receiver, SMTPServer, tls_for_tests
+
+HTTP = '[storage]\npath = "h.db"\n[http]\ntimeout = 2\nretries = 0\n[defaults]\ntimezone = "Europe/Vienna"\n'
+GERMANY = "Germany joins the European migration organisation ICMPD"
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch):
+    ctx, ca_file = next(tls_for_tests(tmp_path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the client trusts the test CA
+    return ctx
+
+
+@pytest.fixture
+def smtp(tls, monkeypatch):
+    srv = SMTPServer(tls).start()
+    monkeypatch.setenv("HV_SMTP_USER", USER)
+    monkeypatch.setenv("HV_SMTP_PASSWORD", PASSWORD)
+    yield srv
+    srv.stop()
+
+
+def email_notifier(port: int, **extra: object) -> str:
+    lines = ['[[notifiers]]', 'name = "team"', 'kind = "email"',
+             'rules = ["press-release", "project-launch"]', 'host = "127.0.0.1"',
+             f"port = {port}", 'security = "starttls"', 'username_env = "HV_SMTP_USER"',
+             'password_env = "HV_SMTP_PASSWORD"', 'from = "harvester@example.org"',
+             'to = ["news-watch@example.org"]']
+    lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def webhook_notifier(url: str, name: str = "hook", rules: str = '["press-release"]',
+                     extra: str = "") -> str:
+    return (f'\n[[notifiers]]\nname = "{name}"\nkind = "webhook"\nrules = {rules}\n'
+            f'url = "{url}"\nsecret_env = "HV_HOOK_SECRET"\n{extra}')
+
+
+def two_polls(server, config, store, now=NOW):
+    """Baseline on the 15 May feed, then the 27 May one: 3 new items, 1 edited."""
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    list(poll_sources(config, store, clock=lambda: now))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    return list(poll_sources(config, store, clock=lambda: now))
+
+
+def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(smtp.port))
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying, report.dead) == (1, 0, 0)
+    [msg] = smtp.messages
+    assert msg["Subject"] == f"Press Release: {GERMANY}"
+    assert msg["From"] == "harvester@example.org" and msg["To"] == "news-watch@example.org"
+    [row] = store.outbox()
+    assert row["status"] == "sent" and row["event"] == "item.new"
+    assert msg["Message-ID"] == f"<{row['id']}@example.org>"
+    assert msg["Date"] == "Thu, 28 May 2020 08:00:00 +0000"
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
+           "-migration-organisation-icmpd/")
+    assert f"== Press Release: {GERMANY}" in text
+    assert "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release" in text
+    assert url in text and "Germany becomes the 18th Member State" in text
+    assert f'<a href="{url}">{url}</a>' in html
+    # a resend is the same message to the receiver: same Message-ID
+    store.requeue(NOW, [row["id"]])
+    deliver(config, store, NOW)
+    assert [m["Message-ID"] for m in smtp.messages] == [msg["Message-ID"]] * 2
+
+
+def test_email_html_is_escaped_and_sanitised(server, config_for, store, smtp):
+    evil = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+            b"<item><title>Press Release: &lt;script&gt;alert(1)&lt;/script&gt;Hi\r\nBcc: x@evil</title>"
+            b"<link>javascript:alert(2)</link><guid>g1</guid>"
+            b'<description>&lt;img src=x onerror="alert(3)"&gt;&lt;a href="javascript:alert(4)"&gt;'
+            b"click&lt;/a&gt; &amp;lt;b&amp;gt;</description></item></channel></rss>")
+    server.route("/evil", Response(evil))
+    config = config_for(feed_source("evil", server.url("/evil"), first_run="all"),
+                        notifiers=email_notifier(smtp.port))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    assert deliver(config, store, NOW).sent == 1
+    [msg] = smtp.messages
+    html = msg.get_body(("html",)).get_content()
+    assert "<script" not in html and "javascript:" not in html and "onerror" not in html
+    assert "<img" not in html
+    assert "&lt;b&gt;" in html  # text that looks like markup stays visible text
+    assert msg["Subject"] == "Press Release: Hi Bcc: x@evil"  # CR/LF never reach a header
+    assert msg["Bcc"] is None
+    assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
+
+
+def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, store, tls,
+                                                  monkeypatch):
+    monkeypatch.setenv("HV_SMTP_USER", USER)
+    monkeypatch.setenv("HV_SMTP_PASSWORD", PASSWORD)
+    port = __import__("tests.servers", fromlist=["_free_port"])._free_port()
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(port))
+    two_polls(server, config, store)
+    first = deliver(config, store, NOW, rand=lambda: 0.5)
+    assert (first.sent, first.retrying, first.dead) == (0, 1, 0)
+    [row] = store.outbox()
+    assert row["status"] == "pending" and row["attempts"] == 1
+    assert row["next_attempt_at"] == "2020-05-28T08:00:30Z"  # 30 s backoff, jitter at midpoint
+    assert "Connection refused" in row["last_error"]
+    assert deliver(config, store, NOW + timedelta(seconds=10)).sent == 0  # not due yet
+    smtp = SMTPServer(tls, port=port).start()
+    try:
+        later = deliver(config, store, NOW + timedelta(seconds=31))
+        assert later.sent == 1 and [m["Subject"] for m in smtp.messages] == [
+            f"Press Release: {GERMANY}"]
+    finally:
+        smtp.stop()
+    assert store.outbox()[0]["status"] == "sent"
+
+
+def test_flood_guard_sends_one_digest(server, icmpd_a, config_for, store, smtp):
+    notifier = email_notifier(smtp.port, max_per_run=2).replace(
+        'rules = ["press-release", "project-launch"]', "rules = []")
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=notifier)
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    assert report.sent == 3
+    [msg] = smtp.messages
+    assert msg["Subject"] == "harvester: 3 notifications (3 new items)"
+    text = msg.get_body(("plain",)).get_content()
+    assert text.count("== ") == 3 and GERMANY in text
+    assert {r["status"] for r in store.outbox()} == {"sent"}
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    r = Receiver(secret=b"secret-key-for-tests")
+    yield r
+    r.stop()
+
+
+def test_webhook_signed_and_retried_until_it_lands(server, icmpd_a, config_for, store,
+                                                    receiver):
+    receiver.answers = [(500, {})]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(receiver.url))
+    two_polls(server, config, store)
+    first = deliver(config, store, NOW, rand=lambda: 0.5)
+    assert (first.sent, first.retrying) == (0, 1)
+    [row] = store.outbox()
+    assert row["response"].startswith("HTTP 500")
+    second = deliver(config, store, NOW + timedelta(seconds=31), rand=lambda: 0.5)
+    assert second.sent == 1
+    a, b = receiver.deliveries
+    assert a.valid and b.valid and a.id == b.id == row["id"]  # the same id on the retry
+    body = b.body
+    assert body["type"] == "item.new" and body["data"]["source"] == "icmpd-rss"
+    assert body["data"]["rules"] == ["press-release"]
+    assert body["data"]["item"]["title"] == GERMANY
+    assert body["data"]["item"]["category"] == "Press Release"
+    assert body["data"]["item"]["published"] == "2020-05-20T07:41:00Z"
+    assert set(body["data"]["item"]) == {"id", "title", "category", "url", "published",
+                                         "summary", "first_seen"}
+
+
+def test_webhook_429_honours_retry_after_and_410_disables(server, icmpd_a, config_for, store,
+                                                          receiver):
+    receiver.answers = [(429, {"Retry-After": "120"})]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(receiver.url))
+    two_polls(server, config, store)
+    deliver(config, store, NOW, rand=lambda: 0.5)
+    assert store.outbox()[0]["next_attempt_at"] == "2020-05-28T08:02:00Z"
+    receiver.answers = [(410, {})]
+    gone = deliver(config, store, NOW + timedelta(seconds=121))
+    assert gone.disabled == ["hook"] and gone.sent == 0
+    assert store.disabled_notifiers() == {"hook": f"{receiver.url} answered 410 Gone: notifier disabled"}
+    assert store.outbox()[0]["status"] == "pending"  # kept: nothing is dropped
+    assert deliver(config, store, NOW + timedelta(hours=1)).sent == 0  # disabled: no attempt
+    assert len(receiver.deliveries) == 2
+
+
+def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):
+    receiver.answers = [(400, {}), (400, {})]
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                      + webhook_notifier(receiver.url))
+    env = {"HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"]}
+    assert run_cli("--config", str(cfg), "once", env=env).returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once", env=env)
+    assert r.returncode == 1
+    assert "delivery: 0 sent, 0 waiting to retry, 1 dead" in r.stderr
+    assert 'hook: HTTP 400 {"error": "no"}' in r.stderr
+    r = run_cli("--config", str(cfg), "outbox", "--status", "dead", "--json", env=env)
+    [row] = [json.loads(x) for x in r.stdout.splitlines()]
+    assert row["status"] == "dead" and row["response"] == 'HTTP 400 {"error": "no"}'
+    r = run_cli("--config", str(cfg), "outbox", "retry", "--dead", env=env)
+    assert r.stdout.strip() == "1 rows re-queued"
+    r = run_cli("--config", str(cfg), "once", env=env)
+    assert r.returncode == 1  # the second 400: dead again
+    r = run_cli("--config", str(cfg), "once", env=env)
+    assert r.returncode == 0 and "delivery" not in r.stderr  # nothing due: quiet
+
+
+def test_console_notifier_prints_a_block_per_item(server, icmpd_a, tmp_path):
+    notifier = '\n[[notifiers]]\nname = "stdout"\nkind = "console"\nrules = ["press-release"]\n'
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a) + notifier))
+    assert run_cli("--config", cfg, "once").stdout == ""
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[:3] == [
+        f"== Press Release: {GERMANY}",
+        "   2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        "   https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
+        "-migration-organisation-icmpd/"]
+    assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in r.stderr
+
+
+def test_no_notification_for_baseline_unchanged_second_source_or_other_rules(
+        server, icmpd_a, config_for, store, receiver):
+    server.route("/copy", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    everything = webhook_notifier(receiver.url, name="all", rules="[]",
+                                  extra='on = ["new", "changed"]\n')
+    only_pr = webhook_notifier(receiver.url)
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=everything + only_pr)
+    list(poll_sources(config, store, clock=lambda: NOW))
+    assert store.outbox() == []  # baseline
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    queued = sorted((r["notifier"], r["event"]) for r in store.outbox())
+    assert queued == [("all", "item.changed"), ("all", "item.new"), ("all", "item.new"),
+                      ("all", "item.new"), ("hook", "item.new")]
+    # a second source carrying the same news: sightings, not items; nothing queued
+    config2 = config_for(feed_source("icmpd-rss", icmpd_a),
+                         feed_source("mirror", server.url("/copy"), first_run="all"),
+                         notifiers=everything + only_pr)
+    list(poll_sources(config2, store, clock=lambda: NOW))
+    assert len(store.outbox()) == 5 and len(store.items()) == 10
+
+
+def test_operators_hear_once_when_a_source_keeps_failing_and_when_it_recovers(
+        server, icmpd_a, config_for, store, receiver):
+    ops = ('\n[[notifiers]]\nname = "ops"\nkind = "webhook"\nevents = ["source.failing"]\n'
+           f'url = "{receiver.url}"\nsecret_env = "HV_HOOK_SECRET"\n')
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ops)
+    list(poll_sources(config, store, clock=lambda: NOW))
+    server.route("/rss", Response(b"oops", status=500, content_type="text/plain"))
+    for i in range(5):
+        list(poll_sources(config, store, clock=lambda i=i: NOW + timedelta(minutes=i)))
+    rows = store.outbox()
+    assert [(r["event"], json.loads(r["data"])["failures"]) for r in rows] == [
+        ("source.failing", 3)]
+    deliver(config, store, NOW + timedelta(minutes=5))
+    [d] = receiver.deliveries
+    assert d.valid and d.body["type"] == "source.failing"
+    assert d.body["data"] == {"source": "icmpd-rss", "url": icmpd_a, "failures": 3,
+                              "since": "2020-05-28T08:00:00Z",
+                              "error": "HTTP 500 Internal Server Error"}
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(minutes=9)))
+    assert [r["event"] for r in store.outbox()] == ["source.failing", "source.recovered"]
+
+
+def test_notify_test_reports_the_answer(tmp_path, receiver):
+    cfg = make_config(tmp_path, HTTP + webhook_notifier(receiver.url))
+    env = {"HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"]}
+    r = run_cli("--config", str(cfg), "notify-test", "hook", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == 'hook: sent (HTTP 200 {"ok": true})'
+    assert receiver.deliveries[0].valid and receiver.deliveries[0].body["type"] == "test"
+    receiver.answers = [(503, {})]
+    r = run_cli("--config", str(cfg), "notify-test", "hook", env=env)
+    assert r.returncode == 1 and "hook: retry: HTTP 503" in r.stderr
+    r = run_cli("--config", str(cfg), "notify-test", "nope", env=env)
+    assert r.returncode == 2 and "no notifier named 'nope' (notifiers: hook)" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_mid_delivery_resends_the_same_id_and_loses_nothing(server, icmpd_a, tmp_path,
+                                                                    receiver):
+    """Killed while the receiver holds the request: the next run resends with the same id."""
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a, first_run="all")
+                      + webhook_notifier(receiver.url, rules="[]"))
+    env = {**os.environ, "HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"], "PYTHONUTF8": "1"}
+    receiver.hold = 30.0
+    proc = subprocess.Popen([sys.executable, "-m", "harvester", "--config", str(cfg), "once"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not receiver.deliveries and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert receiver.deliveries, "the first delivery never arrived"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    receiver.hold = 0.0
+    r = run_cli("--config", str(cfg), "once", env=env)
+    assert r.returncode == 0, r.stderr
+    ids = [d.id for d in receiver.deliveries]
+    rows = json.loads("[" + ",".join(run_cli("--config", str(cfg), "outbox", "--json",
+                                             env=env).stdout.splitlines()) + "]")
+    assert len(rows) == 7 and {r["status"] for r in rows} == {"sent"}
+    assert set(ids) == {r["id"] for r in rows}  # every one delivered at least once
+    assert ids.count(ids[0]) == 2 and len(ids) == 8  # the interrupted one, resent once
+    integrity = __import__("sqlite3").connect(tmp_path / "h.db").execute(
+        "PRAGMA integrity_check").fetchone()
+    assert integrity == ("ok",)
