@@ -14,10 +14,11 @@ from importlib import resources
 from pathlib import Path
 
 from .cli_format import describe_change
-from .config import StorageConfig, load_config
+from .config import NotifierConfig, NotifierKind, StorageConfig, load_config
 from .devserver import FixtureServer, Response
-from .harvest import poll_sources
+from .harvest import poll_sources, system_clock
 from .models import ChangeKind, PollStatus
+from .notify import deliver
 from .store import SqliteStore
 
 FEED_PATH = "/news-centre/rss"
@@ -34,10 +35,14 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
         conf_path = Path(tmp) / "icmpd.toml"
         conf_path.write_text(conf_text, "utf-8")
         config = load_config(conf_path)
+        # a console notifier, so the demo shows what a person would be told
+        console = NotifierConfig("demo-console", NotifierKind.CONSOLE,
+                                 rules=("press-release", "project-launch"))
         config = replace(
             config,
             storage=StorageConfig(Path(tmp) / "demo.db"),
             sources=tuple(replace(s, url=server.url(FEED_PATH)) for s in config.sources),
+            notifiers=(*config.notifiers, console),
         )
         store = SqliteStore(config.storage.path)
         try:
@@ -58,6 +63,10 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                     for ch in report.changes:
                         if ch.kind is not ChangeKind.UNCHANGED:
                             echo(describe_change(ch, store))
+                queued = len(store.outbox("pending"))
+                if queued:
+                    echo(f"notifications: {queued} queued, delivered to the console:")
+                    echo(deliver(config, store, system_clock()).line())
             echo("\n== poll 3: nothing changed since")
             for report in poll_sources(config, store):
                 echo(f"{report.source}: {report.status.value} (HTTP {report.http_status})")

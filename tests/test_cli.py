@@ -129,6 +129,9 @@ def test_demo_runs_offline_and_shows_new_and_changed():
            "organisation ICMPD" in out
     assert "        rules: press-release" in out
     assert "  CHANGED 2020-05-13T10:31:28Z  Project News · Ukrainian border guards" in out
+    assert "notifications: 1 queued, delivered to the console:\n== Press Release: Germany joins" \
+           " the European migration organisation ICMPD\n" in out
+    assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in out
     assert "icmpd-rss: not-modified (HTTP 304)" in out
     assert out.rstrip().endswith("10 items stored; 3 match a rule")
 

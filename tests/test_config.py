@@ -104,3 +104,37 @@ def test_no_config_anywhere_is_a_clear_error(tmp_path: Path):
     r = run_cli("check", cwd=tmp_path)
     assert r.returncode == 2
     assert "no configuration file: pass --config PATH or set HARVESTER_CONFIG" in r.stderr
+
+
+NOTIFIER = '[[notifiers]]\nname = "n"\n'
+
+
+@pytest.mark.parametrize(("body", "key", "problem"), [
+    (NOTIFIER + 'kind = "email"\nfrom = "a@b.org"\nto = ["c@d.org"]\n', "notifiers[0].host",
+     "is required"),
+    (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org"]\n'
+     'security = "ssl"\n', "notifiers[0].security",
+     "expected one of none, starttls, tls, got 'ssl'"),
+    (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org\\nBcc: e@f"]\n',
+     "notifiers[0].to[0]", "'c@d.org\\nBcc: e@f' is not a plain e-mail address"),
+    (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = []\n', "notifiers[0].to",
+     "needs at least one address"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "file:///etc/passwd"\n', "notifiers[0].url",
+     "expected an http:// or https:// URL, got 'file:///etc/passwd'"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nsecret = "inline"\n',
+     "notifiers[0].secret", "unknown key (did you mean 'secret_env'?)"),
+    (NOTIFIER + 'kind = "console"\nevents = ["source.exploded"]\n', "notifiers[0].events[0]",
+     "expected one of source.failing, source.recovered, got 'source.exploded'"),
+    (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
+     "expected one of new, changed, got 'deleted'"),
+    (NOTIFIER + 'kind = "console"\nmax_per_run = 0\n', "notifiers[0].max_per_run",
+     "must be positive, got 0"),
+    ('[delivery]\nbackoff = "soon"\n', "delivery.backoff",
+     "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
+])
+def test_notifier_config_errors(tmp_path: Path, body, key, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(body, "utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(exc.value) == f"{path}: {key}: {problem}"

@@ -111,6 +111,25 @@ def test_email_html_is_escaped_and_sanitised(server, config_for, store, smtp):
     assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
 
 
+def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkeypatch):
+    from aiosmtpd.controller import Controller
+
+    from .servers import _Collect, _free_port
+
+    handler, port = _Collect(), _free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=tls)
+    ctl.start()
+    try:
+        notifier = (email_notifier(port).replace('security = "starttls"', 'security = "tls"')
+                    .replace('username_env = "HV_SMTP_USER"\npassword_env = "HV_SMTP_PASSWORD"\n', ""))
+        config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=notifier)
+        two_polls(server, config, store)
+        assert deliver(config, store, NOW).sent == 1
+    finally:
+        ctl.stop()
+    assert [m["Subject"] for m in handler.messages] == [f"Press Release: {GERMANY}"]
+
+
 def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, store, tls,
                                                   monkeypatch):
     monkeypatch.setenv("HV_SMTP_USER", USER)
@@ -292,30 +311,51 @@ def test_notify_test_reports_the_answer(tmp_path, receiver):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_delivery_resends_the_same_id_and_loses_nothing(server, icmpd_a, tmp_path,
-                                                                    receiver):
-    """Killed while the receiver holds the request: the next run resends with the same id."""
+@pytest.mark.parametrize("moment", ["mid-poll", "mid-delivery"])
+def test_sigkill_then_rerun_delivers_everything_once_or_resends_same_id(
+        server, icmpd_a, tmp_path, receiver, moment):
+    """Killed while the feed or the receiver holds a request: after a re-run every
+    notification was delivered, none was queued twice, a resend carried the same id."""
+    import threading
+
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a, first_run="all")
                       + webhook_notifier(receiver.url, rules="[]"))
     env = {**os.environ, "HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"], "PYTHONUTF8": "1"}
-    receiver.hold = 30.0
+    arrived, release = threading.Event(), threading.Event()
+    if moment == "mid-poll":
+        body = feed_bytes("icmpd-2020-05-a.rss")
+
+        def held(handler):
+            arrived.set()
+            release.wait(30)
+            return Response(body)
+
+        server.route("/rss", held)
+    else:
+        receiver.hold = 30.0
     proc = subprocess.Popen([sys.executable, "-m", "harvester", "--config", str(cfg), "once"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while not receiver.deliveries and time.monotonic() < deadline:
+    while not (arrived.is_set() or receiver.deliveries) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert receiver.deliveries, "the first delivery never arrived"
+    assert arrived.is_set() or receiver.deliveries, "the run never reached the kill point"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+    release.set()
     receiver.hold = 0.0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
     r = run_cli("--config", str(cfg), "once", env=env)
     assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in run_cli("--config", str(cfg), "outbox", "--json",
+                                           env=env).stdout.splitlines()]
+    assert len(rows) == 7 and {r["status"] for r in rows} == {"sent"}  # none queued twice
     ids = [d.id for d in receiver.deliveries]
-    rows = json.loads("[" + ",".join(run_cli("--config", str(cfg), "outbox", "--json",
-                                             env=env).stdout.splitlines()) + "]")
-    assert len(rows) == 7 and {r["status"] for r in rows} == {"sent"}
     assert set(ids) == {r["id"] for r in rows}  # every one delivered at least once
-    assert ids.count(ids[0]) == 2 and len(ids) == 8  # the interrupted one, resent once
+    assert all(d.valid for d in receiver.deliveries)
+    if moment == "mid-delivery":
+        assert len(ids) == 8 and ids.count(ids[0]) == 2  # the interrupted one, resent once
+    else:
+        assert len(ids) == 7  # nothing had been committed, so nothing was resent
     integrity = __import__("sqlite3").connect(tmp_path / "h.db").execute(
         "PRAGMA integrity_check").fetchone()
     assert integrity == ("ok",)
