@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -69,6 +69,7 @@ class Read:
     matched: dict[str, tuple[str, ...]] | None = None  # item key → rules it matches
     warning: str | None = None
     error: str | None = None
+    same: tuple[str, ...] = ()  # keys whose raw form is what this source gave last time
 
 
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
@@ -90,10 +91,15 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fet
 
 
 def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | None,
-              now: datetime, rules: Sequence[RuleConfig] = ()) -> Read:
-    """Parse, normalise and classify one body: pure, so it can run in another process."""
+              now: datetime, rules: Sequence[RuleConfig] = (),
+              known_raw: Callable[[list[str]], Mapping[str, str]] | None = None) -> Read:
+    """Parse, normalise and classify one body: pure, so it can run in another process.
+
+    With `known_raw` (key → the raw fingerprint stored for this source), entries whose raw
+    form is unchanged are not normalised again: on a re-poll of a feed with one new item,
+    one item is read, not the whole window."""
     # imported here: a re-poll where every source answers 304 never needs lxml or nh3
-    from .normalise import Context, normalise_all
+    from .normalise import Context, normalise, prepare
     from .parse import parse_feed
 
     try:
@@ -103,8 +109,24 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
                   category_from_title=source.category_from_title, language=doc.language)
-    items = tuple(normalise_all(doc.entries, ctx))
-    return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning)
+    if known_raw is None:
+        items = tuple(normalise(e, ctx) for e in doc.entries)
+        same: list[str] = []
+    else:
+        prepared = [prepare(e, ctx) for e in doc.entries]
+        stored = known_raw([key for key, _, _ in prepared])
+        fresh, same, seen = [], [], set()
+        for entry, (key, _, raw) in zip(doc.entries, prepared, strict=True):
+            if key in seen:
+                continue  # a duplicate within the fetch: the first one counts (see dedupe)
+            seen.add(key)
+            if stored.get(key) == raw:
+                same.append(key)
+            else:
+                fresh.append(normalise(entry, ctx))
+        items = tuple(fresh)
+    return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning,
+                same=tuple(same))
 
 
 def _base_report(fetched: Fetched) -> PollReport:
@@ -144,9 +166,10 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             baseline = not known.baseline_done
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run)
-            return PollPlan(tuple(changes), tuple(notes), baseline)
+            same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
+            return PollPlan(tuple(changes), tuple(notes), baseline, same)
 
-        keys = [it.key for it in items]
+        keys = [it.key for it in items] + list(read.same)
         urls = [it.url for it in items if it.url]
         if dry_run:
             plan = decide(store.known(src.name, keys, urls))
@@ -157,7 +180,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                     keys, urls, decide, _recovered(src, config))
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
-    counts = {k: 0 for k in ("new", "changed", "unchanged")}
+    counts = {"new": 0, "changed": 0, "unchanged": len(plan.same)}
     for ch in plan.changes:
         counts[ch.kind.value] += 1
     return replace(base, baseline=plan.baseline, queued=len(plan.notifications),
@@ -202,7 +225,12 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
     if needs_reading(fetched) if needs is None else needs:
         fr = fetched.result
         assert fr is not None
-        read = read_body(fetched.source, fr.body, fr.url, fr.content_type, now, config.rules)
+        src = fetched.source
+        known_raw = None
+        if fetched.state.baseline_done:
+            def known_raw(keys: list[str]) -> Mapping[str, str]:
+                return store.raw_hashes(src.name, keys)
+        read = read_body(src, fr.body, fr.url, fr.content_type, now, config.rules, known_raw)
     return record(fetched, read, config, store, now, dry_run=dry_run)
 
 

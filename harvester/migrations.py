@@ -128,4 +128,10 @@ def m002_delivery(db: Database) -> None:
         )""")
 
 
+@migrations()
+def m003_raw_hash(db: Database) -> None:
+    """Each source's raw form of an item, so a re-poll skips entries it has read before."""
+    db.execute("ALTER TABLE sightings ADD COLUMN raw_hash TEXT")
+
+
 __all__ = ["migrations"]

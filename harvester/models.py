@@ -97,6 +97,7 @@ class Item:
     language: str | None
     content_hash: str
     author: str | None = None
+    raw_hash: str = ""  # of the raw entry: unchanged raw form → unchanged item, not re-read
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +184,4 @@ class PollPlan:
     changes: tuple[Change, ...]
     notifications: tuple[Notification, ...]
     baseline: bool
+    same: tuple[tuple[str, str], ...] = ()  # (key, item id): raw form unchanged, not re-read

@@ -71,6 +71,33 @@ def identity(guid: str | None, url: str | None, title: str, date_text: str | Non
     return "hash:" + digest.hexdigest()[:32]
 
 
+def raw_fingerprint(entry: RawEntry, ctx: Context) -> str:
+    """Hash of an entry as found plus what shapes its reading: the same fingerprint means
+    `normalise` would give the same item (bar a first-seen date), so a re-poll can skip it."""
+    parts = (HASH_VERSION, ctx.base_url, ctx.timezone, str(ctx.category_from_title),
+             ctx.language or "", entry.title or "", entry.link or "", entry.guid or "",
+             entry.summary or "", entry.content or "", entry.published or "",
+             entry.updated or "", "\x1e".join(entry.categories), entry.author or "",
+             entry.language or "")
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
+    """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
+    url = canonical_url(entry.link, ctx.base_url)
+    guid = collapse(strip_controls(entry.guid)) if entry.guid else None
+    title = ""
+    if not guid and not url:  # only a hash identity needs the (normalised) title
+        title = html_to_text(entry.title)
+        if ctx.category_from_title:
+            title = split_category(title)[1]
+        summary = html_to_text(entry.summary)
+        if not title:
+            title = _clip(summary, 120) if summary else "(untitled)"
+        title = _clip(title, MAX_TITLE)
+    return identity(guid, url, title, entry.published), url, raw_fingerprint(entry, ctx)
+
+
 def normalise(entry: RawEntry, ctx: Context) -> Item:
     """One raw entry → one Item. Never raises on odd input: it degrades and flags."""
     title = html_to_text(entry.title)
@@ -118,6 +145,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         author=author,
         content_hash=content_hash(title, url, category, summary, content,
                                   None if flag else published),
+        raw_hash=raw_fingerprint(entry, ctx),
     )
 
 
@@ -126,4 +154,4 @@ def normalise_all(entries: Iterable[RawEntry], ctx: Context) -> list[Item]:
 
 
 __all__ = ["HASH_VERSION", "Context", "content_hash", "identity", "normalise", "normalise_all",
-           "split_category"]
+           "prepare", "raw_fingerprint", "split_category"]

@@ -33,7 +33,7 @@ from .models import (
 )
 
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 2  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 3  # how many migrations migrations.py holds; kept in PRAGMA user_version
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
@@ -190,6 +190,19 @@ class SqliteStore:
                         (source,)).fetchone()
         return Known(by_key, by_url, bool(row and row[0]))
 
+    def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
+        """The raw fingerprint this source last gave for each key (one query)."""
+        out: dict[str, str] = {}
+        try:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                q = ("SELECT key, raw_hash FROM sightings WHERE source = ? AND raw_hash IS NOT NULL"
+                     f" AND key IN ({','.join('?' * len(chunk))})")
+                out.update(self.conn.execute(q, (source, *chunk)).fetchall())
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
+        return out
+
     # -- writes --------------------------------------------------------------------------
 
     def _queue(self, notes: Sequence[Notification], ts: str) -> int:
@@ -246,6 +259,7 @@ class SqliteStore:
                               " WHERE name = ?", (ts, source))
                 self._queue(plan.notifications, ts)
                 counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
+                counts[ChangeKind.UNCHANGED] += len(plan.same)
                 self._log(source, ts, _with_counts(report, counts))
         except sqlite3.Error as e:
             raise StoreError(f"cannot store poll of {source!r}: {e}", source=source, url=url) from e
@@ -283,10 +297,17 @@ class SqliteStore:
             [(ts, ch.item.content_hash, ch.item_id) for ch in unchanged])
         # every item seen now has a sighting under this source's current key for it
         c.executemany(
-            "INSERT INTO sightings (source, key, item_id, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(source, key) DO UPDATE SET"
-            " item_id = excluded.item_id, last_seen = excluded.last_seen",
-            [(source, ch.item.key, ch.item_id, ts, ts) for ch in plan.changes])
+            "INSERT INTO sightings (source, key, item_id, first_seen, last_seen, raw_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, key) DO UPDATE SET"
+            " item_id = excluded.item_id, last_seen = excluded.last_seen,"
+            " raw_hash = excluded.raw_hash",
+            [(source, ch.item.key, ch.item_id, ts, ts, ch.item.raw_hash or None)
+             for ch in plan.changes])
+        # entries whose raw form had not changed: only seen again
+        c.executemany("UPDATE sightings SET last_seen = ? WHERE source = ? AND key = ?",
+                      [(ts, source, key) for key, _ in plan.same])
+        c.executemany("UPDATE items SET last_seen = ? WHERE id = ?",
+                      [(ts, item) for _, item in plan.same])
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,

@@ -306,13 +306,58 @@ def test_database_is_wal_with_a_schema_version(store):
 
     names = [r[0] for r in store.conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
-    assert names == ["m001_initial", "m002_delivery"]
+    assert names == ["m001_initial", "m002_delivery", "m003_raw_hash"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice
     again = SqliteStore(store.path)
     again.close()
-    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 2
+    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 3
+
+
+def test_an_older_database_is_migrated_and_keeps_its_items(server, icmpd_a, config_for,
+                                                          tmp_path):
+    """A database made by the first schema (before delivery and raw hashes) upgrades in
+    place on open, every stored item intact, and polls on as before."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from harvester.migrations import migrations
+
+    path = tmp_path / "h.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.apply(Database(conn), stop_before="m002_delivery")
+    conn.execute("INSERT INTO items (id, source, key, url, title, published, content_hash,"
+                 " first_seen, last_seen) VALUES ('i_old', 'icmpd-rss', 'url:u', 'https://o/',"
+                 " 'Kept', '2019-01-01T00:00:00Z', 'v1:x', '2019-01-01T00:00:00Z',"
+                 " '2019-01-01T00:00:00Z')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        assert [i["title"] for i in store.items()] == ["Kept"]
+        r = poll(config_for(feed_source("icmpd-rss", icmpd_a)), store)["icmpd-rss"]
+        assert r.status is PollStatus.OK and r.new == 7
+        assert len(store.items()) == 8
+    finally:
+        store.close()
+
+
+def test_a_repoll_reads_only_entries_whose_raw_form_changed(server, icmpd_a, config_for,
+                                                            store, monkeypatch):
+    import harvester.normalise as norm
+
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ALL_EDITS)
+    poll(config, store)
+    calls = []
+    real = norm.normalise
+    monkeypatch.setattr(norm, "normalise", lambda e, ctx: calls.append(e.title) or real(e, ctx))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.new, r.changed, r.unchanged) == (3, 1, 6)
+    assert len(calls) == 4  # the 3 new entries and the edited one; 6 untouched ones skipped
+    assert {i["last_seen"] for i in store.items()} == {"2020-05-28T08:00:00Z"}
 
 
 def test_items_since_and_json_columns(server, icmpd_a, config_for, store):

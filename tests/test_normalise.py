@@ -223,6 +223,22 @@ def test_html_to_text_never_raises_and_is_idempotent(value):
 
 @given(
     title=st.one_of(st.none(), text_or_markup),
+    link=st.one_of(st.none(), st.text(), st.just("/a//b?utm_source=x")),
+    guid=st.one_of(st.none(), st.text()),
+    summary=st.one_of(st.none(), text_or_markup),
+)
+def test_prepare_gives_the_key_and_url_normalise_gives(title, link, guid, summary):
+    """The cheap pre-pass must agree with the full one, or a re-poll would mis-skip."""
+    from harvester.normalise import prepare
+
+    e = RawEntry(title=title, link=link, guid=guid, summary=summary)
+    key, url, raw = prepare(e, ctx())
+    it = normalise(e, ctx())
+    assert (key, url, raw) == (it.key, it.url, it.raw_hash)
+
+
+@given(
+    title=st.one_of(st.none(), text_or_markup),
     link=st.one_of(st.none(), st.text()),
     published=st.one_of(st.none(), st.text(), st.just("Wed, 27 May 2020 11:06:39 +0200")),
     summary=st.one_of(st.none(), text_or_markup),
