@@ -30,7 +30,8 @@ def pad(db: str, items: int, batch: int = 20_000) -> None:
             "INSERT INTO items (id, source, key, url, title, category, summary, content,"
             " published, content_hash, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows)
-        conn.executemany("INSERT INTO sightings VALUES (?,?,?,?,?)", sights)
+        conn.executemany("INSERT INTO sightings (source, key, item_id, first_seen, last_seen)"
+                         " VALUES (?,?,?,?,?)", sights)
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
