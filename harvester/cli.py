@@ -330,6 +330,24 @@ def _every(seconds: float) -> str:
 
 
 @cli.command()
+@click.option("--http", metavar="HOST:PORT",
+              help="Serve /healthz, /metrics and a status page (off by default).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one object a line, for containers.")
+@click.pass_context
+def run(ctx: click.Context, http: str | None, log_format: str) -> None:
+    """Run as a daemon: poll every source on its schedule and deliver notifications.
+
+    SIGTERM/SIGINT stop it cleanly (exit 0); SIGHUP reloads the configuration."""
+    from .daemon import run_daemon
+
+    if http and (":" not in http or not http.rpartition(":")[2].isdigit()):
+        raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
+    with _errors():
+        ctx.exit(run_daemon(ctx.obj["config_path"], http, log_format))
+
+
+@cli.command()
 def demo() -> None:
     """Run the pipeline on bundled fixtures over loopback: no network, temp database."""
     from .demo import run_demo

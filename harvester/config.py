@@ -23,6 +23,7 @@ from .errors import ConfigError
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
 ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
 CONFIG_ENV = "HARVESTER_CONFIG"
+DATABASE_ENV = "HARVESTER_DATABASE"  # overrides [storage] path (containers: a /data volume)
 
 
 class SourceKind(StrEnum):
@@ -98,6 +99,18 @@ class SourceConfig:
     encoding: str | None = None
     enabled: bool = True
     failures_before_alert: int = 3
+    cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """`harvester run`: jitter, failure backoff, delivery timer, shutdown grace."""
+
+    jitter: float = 0.1  # up to this fraction of a source's interval, so hosts do not align
+    backoff_max: float = 6 * 3600.0  # a failing source's polls spread out up to this
+    deliver_every: float = 30.0
+    grace: float = 30.0  # on SIGTERM, how long a poll in progress may take to finish
+    misfire_grace: float = 300.0  # a run missed by less than this still happens (once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +148,7 @@ class Config:
     rules: tuple[RuleConfig, ...]
     notifiers: tuple[NotifierConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -295,6 +309,48 @@ def _positive(r: _Reader, k: str, types: type | tuple[type, ...], default: Any) 
     return v
 
 
+_CRON_PART = r"(\*|\d+(-\d+)?)(/\d+)?"
+_CRON_FIELD = re.compile(rf"^{_CRON_PART}(,{_CRON_PART})*$|^[a-z]{{3}}(-[a-z]{{3}})?$",
+                         re.IGNORECASE)
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _cron(r: _Reader, k: str) -> str | None:
+    """A five-field crontab line, checked field by field (the daemon builds the trigger)."""
+    v = r.get(k, str, None)
+    if v is None:
+        return None
+    fields = v.split()
+    if len(fields) != 5:
+        raise r.error(k, f"{v!r} is not a crontab line: expected 5 fields "
+                         "(minute hour day month weekday), e.g. '*/15 * * * *'")
+    names = ("minute", "hour", "day", "month", "weekday")
+    for name, field, (lo, hi) in zip(names, fields, _CRON_RANGES, strict=True):
+        if not _CRON_FIELD.match(field):
+            raise r.error(k, f"{v!r}: bad {name} field {field!r}")
+        for n in re.findall(r"(?<![/\d])\d+", field):
+            if not lo <= int(n) <= hi:
+                raise r.error(k, f"{v!r}: {name} {n} is outside {lo}-{hi}")
+    return v
+
+
+def _read_daemon(r: _Reader | None) -> DaemonConfig:
+    if r is None:
+        return DaemonConfig()
+    jitter = r.get("jitter", (int, float), 0.1)
+    if not 0 <= jitter <= 1:
+        raise r.error("jitter", f"must be a fraction of the interval, 0 to 1; got {jitter}")
+    d = DaemonConfig(
+        jitter=float(jitter),
+        backoff_max=_duration(r, "backoff_max", 6 * 3600.0),
+        deliver_every=_duration(r, "deliver_every", 30.0),
+        grace=_duration(r, "grace", 30.0),
+        misfire_grace=_duration(r, "misfire_grace", 300.0),
+    )
+    r.finish()
+    return d
+
+
 def _http_url(r: _Reader, k: str, v: str) -> str:
     parts = urlsplit(v)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -379,7 +435,10 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         enabled=r.get("enabled", bool, True),
         failures_before_alert=_positive(r, "failures_before_alert", int,
                                         defaults.failures_before_alert),
+        cron=_cron(r, "cron"),
     )
+    if s.cron is not None and "every" in r.data:
+        raise r.error("cron", "give either 'every' or 'cron', not both")
     r.finish()
     return s
 
@@ -517,14 +576,15 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
                 raise nr.error(f"rules[{i}]", f"unknown rule {rn!r} (rules: {known})")
         notifiers.append(n)
     delivery = _read_delivery(top.sub("delivery"))
+    daemon = _read_daemon(top.sub("daemon"))
     top.finish()
 
-    db_path = Path(os.path.expanduser(db))
+    db_path = Path(os.path.expanduser(os.environ.get(DATABASE_ENV) or db))
     if not db_path.is_absolute():
         db_path = path.parent / db_path
     return Config(path=path, storage=StorageConfig(db_path), http=http, defaults=defaults,
                   sources=tuple(sources), rules=tuple(rules), notifiers=tuple(notifiers),
-                  delivery=delivery)
+                  delivery=delivery, daemon=daemon)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -549,7 +609,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 __all__ = [
-    "Config", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode", "HttpConfig",
-    "NotifierConfig", "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind",
+    "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
+    "HttpConfig", "NotifierConfig", "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind",
     "StorageConfig", "load_config", "parse_config", "parse_duration", "parse_first_run",
 ]

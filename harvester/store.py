@@ -465,6 +465,10 @@ class SqliteStore:
             args.append(status)
         return list(self._query(sql + " ORDER BY created_at, id", args))
 
+    def outbox_counts(self) -> list[tuple[str, int]]:
+        return self.conn.execute(
+            "SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status").fetchall()
+
     def fetch_log(self, source: str | None = None) -> list[dict[str, Any]]:
         if source:
             return list(self._query("SELECT * FROM fetch_log WHERE source = ? ORDER BY id",

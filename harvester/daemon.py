@@ -1,0 +1,302 @@
+"""`harvester run`: the long-running daemon. APScheduler (3.x) lives here and nowhere else.
+
+One job per source on its own `every` (or `cron`), with jitter, max_instances = 1,
+coalescing and a misfire grace; one delivery job for the outbox. Every poll goes
+through harvest.fetch_one/process — the same code as `harvester once`. A failing
+source's next poll is pushed out exponentially (or to its Retry-After) and snaps
+back after a success. SIGTERM/SIGINT let the poll in progress finish (within a
+grace period) and exit 0; SIGHUP reloads the config, keeping the old one if the
+new one is bad. One daemon per database, by a lock file beside it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import Config, SourceConfig, load_config
+from .errors import HarvesterError
+from .harvest import fetch_one, process, system_clock
+from .models import PollStatus
+from .notify import deliver
+from .store import SqliteStore
+
+log = logging.getLogger("harvester")
+
+
+class InstanceLock:
+    """An exclusive lock on `<database>.lock`, held for the daemon's life."""
+
+    def __init__(self, db: Path):
+        self.path = db.with_name(db.name + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise HarvesterError(
+                f"another harvester daemon (pid {holder}) is already running on "
+                f"{self.path.with_suffix('')}; stop it first, or give this one its own "
+                "[storage] path") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, source, event, counts, error, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "message": record.getMessage()}
+        for key in ("source", "event", "counts", "error", "notifier"):
+            if hasattr(record, key):
+                out[key] = getattr(record, key)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@dataclass
+class _SourceHealth:
+    failures: int = 0
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config, http: str | None = None):
+        from .metrics import Metrics
+
+        self.config_path = config_path
+        self.config = config
+        self.http = http
+        self.metrics = Metrics()
+        self._local = threading.local()
+        self._stores: list[SqliteStore] = []
+        self._stores_lock = threading.Lock()
+        self._health: dict[str, _SourceHealth] = {}
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.scheduler: Any = None
+        self.lock = InstanceLock(config.storage.path)
+
+    # -- per-thread stores: one SQLite connection per scheduler thread --------------------
+
+    def store(self) -> SqliteStore:
+        s = getattr(self._local, "store", None)
+        if s is None:
+            s = SqliteStore(self.config.storage.path)
+            self._local.store = s
+            with self._stores_lock:
+                self._stores.append(s)
+        return s
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def poll(self, name: str) -> None:
+        config = self.config
+        src = next((s for s in config.sources if s.name == name), None)
+        if src is None:
+            return
+        store = self.store()
+        fetched = fetch_one(src, store.source_state(src.name), self.fetcher)
+        report = process(fetched, config, store, system_clock())
+        store.flush()
+        self.metrics.observe_poll(report)
+        health = self._health.setdefault(name, _SourceHealth())
+        extra = {"source": name, "event": "poll",
+                 "counts": {"new": report.new, "changed": report.changed,
+                            "unchanged": report.unchanged, "queued": report.queued}}
+        if report.status is PollStatus.ERROR:
+            health.failures += 1
+            retry_after = fetched.error.retry_after if fetched.error else None
+            delay = self._backoff(src, health.failures, retry_after)
+            self._push_back(name, delay)
+            log.warning("%s: poll failed (%d in a row), next in %.0fs: %s", name,
+                        health.failures, delay, report.error,
+                        extra={**extra, "error": report.error, "event": "poll.failed"})
+            return
+        if health.failures:
+            log.info("%s: recovered after %d failures", name, health.failures,
+                     extra={**extra, "event": "poll.recovered"})
+        health.failures = 0
+        log.info("%s: %s, %d new, %d changed", name, report.status.value, report.new,
+                 report.changed, extra=extra)
+
+    def _backoff(self, src: SourceConfig, failures: int, retry_after: float | None) -> float:
+        base = min(self.config.daemon.backoff_max, src.every * 2 ** (failures - 1))
+        return max(base, min(retry_after or 0.0, self.config.daemon.backoff_max))
+
+    def _push_back(self, name: str, delay: float) -> None:
+        job = self.scheduler.get_job(f"poll:{name}")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    def deliver(self) -> None:
+        store = self.store()
+        report = deliver(self.config, store, system_clock())
+        self.metrics.observe_delivery(report, store)
+        if report.sent or report.retrying or report.dead or report.disabled:
+            log.info("%s", report.line(), extra={"event": "delivery", "counts": {
+                "sent": report.sent, "retrying": report.retrying, "dead": report.dead}})
+        for err in report.errors:
+            log.warning("delivery: %s", err, extra={"event": "delivery.failed", "error": err})
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _trigger(self, src: SourceConfig) -> Any:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        jitter = src.every * self.config.daemon.jitter
+        if src.cron:
+            return CronTrigger.from_crontab(src.cron, timezone=src.timezone)
+        return IntervalTrigger(seconds=src.every, jitter=jitter or None, timezone=UTC)
+
+    def _schedule(self, config: Config, first: bool) -> None:
+        wanted = {s.name: s for s in config.sources if s.enabled}
+        for job in self.scheduler.get_jobs():
+            name = job.id.partition(":")[2]
+            if job.id.startswith("poll:") and name not in wanted:
+                job.remove()
+                log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
+        for name, src in wanted.items():
+            job = self.scheduler.get_job(f"poll:{name}")
+            old = None if first else next((s for s in self.config.sources if s.name == name), None)
+            if job is not None and old == src:
+                continue
+            self.scheduler.add_job(
+                self.poll, self._trigger(src), args=[name], id=f"poll:{name}", name=name,
+                replace_existing=True, max_instances=1, coalesce=True,
+                misfire_grace_time=int(config.daemon.misfire_grace),
+                next_run_time=datetime.now(UTC))  # poll at once, then on the trigger
+            if not first:
+                log.info("%s: %s", name, "rescheduled" if job else "added",
+                         extra={"source": name, "event": "source.scheduled"})
+
+    def reload(self) -> None:
+        try:
+            config = load_config(self.config_path)
+        except HarvesterError as e:
+            log.error("config reload refused, keeping the running one: %s", e,
+                      extra={"event": "reload.failed", "error": str(e)})
+            return
+        if config.storage.path != self.config.storage.path:
+            log.error("config reload refused: [storage] path cannot change while running",
+                      extra={"event": "reload.failed"})
+            return
+        self._schedule(config, first=False)
+        self.config = config
+        log.info("config reloaded: %d sources", len(config.sources),
+                 extra={"event": "reload", "counts": {"sources": len(config.sources)}})
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, dict[str, Any]]:
+        alive = bool(self.scheduler and self.scheduler.running)
+        writable = False
+        try:
+            conn = sqlite3.connect(self.config.storage.path, timeout=2, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                writable = True
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+        return alive and writable, {"scheduler": "running" if alive else "stopped",
+                                    "database": "writable" if writable else "unwritable",
+                                    "sources": len(self.config.sources)}
+
+    def run(self) -> int:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from .fetch import Fetcher
+
+        self.lock.acquire()
+        try:
+            self.fetcher = Fetcher(self.config.http)
+            self.store()  # opens and migrates the database before anything runs
+            self.scheduler = BackgroundScheduler(
+                executors={"default": ThreadPoolExecutor(max(2, self.config.http.concurrency))},
+                timezone=UTC)
+            self._schedule(self.config, first=True)
+            self.scheduler.add_job(self.deliver, "interval",
+                                   seconds=self.config.daemon.deliver_every, id="deliver",
+                                   max_instances=1, coalesce=True)
+            server = None
+            if self.http:
+                from .web import serve
+
+                server = serve(self, self.http)
+            signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+            signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+            self.scheduler.start()
+            log.info("running: %d sources, database %s%s", len(self.config.sources),
+                     self.config.storage.path, f", http on {self.http}" if self.http else "",
+                     extra={"event": "start"})
+            while not self._stop.is_set():
+                self._stop.wait(0.2)
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+            log.info("stopping: waiting up to %.0fs for polls in progress",
+                     self.config.daemon.grace, extra={"event": "stop"})
+            if server is not None:
+                server.shutdown()
+            done = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                    daemon=True)
+            done.start()
+            done.join(self.config.daemon.grace)
+            if done.is_alive():  # an unfinished transaction rolls back: nothing half-written
+                log.warning("grace period over; exiting with a poll unfinished",
+                            extra={"event": "stop.forced"})
+            else:
+                for store in self._stores:
+                    store.close()  # flushes deferred health rows
+            return 0
+        finally:
+            self.lock.release()
+
+
+def run_daemon(config_path: str | None, http: str | None, log_format: str) -> int:
+    setup_logging(log_format)
+    config = load_config(config_path)
+    started = time.monotonic()
+    code = Daemon(config.path, config, http).run()
+    log.info("stopped after %.0fs", time.monotonic() - started, extra={"event": "stopped"})
+    return code
+
+
+__all__ = ["Daemon", "InstanceLock", "run_daemon"]

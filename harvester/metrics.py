@@ -1,0 +1,57 @@
+"""Prometheus metrics of the daemon, in a registry of its own."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .models import PollReport, PollStatus
+
+if TYPE_CHECKING:
+    from .notify import DeliveryReport
+    from .store import SqliteStore
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.polls = Counter("harvester_polls", "Polls by source and outcome",
+                             ["source", "status"], registry=r)
+        self.failures = Counter("harvester_poll_failures", "Failed polls by source",
+                                ["source"], registry=r)
+        self.items = Counter("harvester_items", "Items found new or changed",
+                             ["source", "kind"], registry=r)
+        self.fetch_seconds = Histogram(
+            "harvester_fetch_duration_seconds", "Time to fetch a source", ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.bytes = Counter("harvester_fetched_bytes", "Bytes fetched", ["source"], registry=r)
+        self.last_success = Gauge("harvester_source_last_success_timestamp_seconds",
+                                  "When a source last polled fine", ["source"], registry=r)
+        self.notifications = Counter("harvester_notifications", "Delivery attempts by result",
+                                     ["result"], registry=r)
+        self.outbox = Gauge("harvester_outbox_rows", "Outbox rows by status", ["status"],
+                            registry=r)
+
+    def observe_poll(self, report: PollReport) -> None:
+        self.polls.labels(report.source, report.status.value).inc()
+        if report.status is PollStatus.ERROR:
+            self.failures.labels(report.source).inc()
+            return
+        self.items.labels(report.source, "new").inc(report.new)
+        self.items.labels(report.source, "changed").inc(report.changed)
+        self.fetch_seconds.labels(report.source).observe(report.duration)
+        self.bytes.labels(report.source).inc(report.bytes)
+        self.last_success.labels(report.source).set_to_current_time()
+
+    def observe_delivery(self, report: DeliveryReport, store: SqliteStore) -> None:
+        self.notifications.labels("sent").inc(report.sent)
+        self.notifications.labels("failed").inc(report.retrying + report.dead)
+        counts = {"pending": 0, "sent": 0, "dead": 0}
+        for row in store.outbox_counts():
+            counts[row[0]] = row[1]
+        for status, n in counts.items():
+            self.outbox.labels(status).set(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,71 @@
+"""The daemon's small HTTP face: /healthz, /metrics and a plain status page."""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+
+def _page(daemon: Daemon) -> str:
+    store = daemon.store()
+    e = html.escape
+    rows = []
+    for s in store.sources():
+        state = "ok" if not s["consecutive_failures"] else f"failing ({s['consecutive_failures']})"
+        rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
+                    f"<td>{e(s['last_success'] or 'never')}</td>"
+                    f"<td>{e(s['last_error'] or '')}</td></tr>")
+    matched = [i for i in store.items(limit=200) if i["rules"]][:20]
+    items = "".join(
+        f"<li>{e(i['published'][:10])} <b>{e(', '.join(i['rules']))}</b> "
+        f"<a href=\"{e(i['url'] or '', quote=True)}\">{e(i['title'])}</a></li>"
+        for i in matched if (i["url"] or "").startswith(("http://", "https://")))
+    counts = ", ".join(f"{st}: {n}" for st, n in store.outbox_counts()) or "empty"
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>harvester</title></head>"
+            "<body><h1>harvester</h1><h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
+            "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
+            f"<th>last error</th></tr>{''.join(rows)}</table>"
+            f"<h2>Recent matched items</h2><ul>{items}</ul>"
+            f"<h2>Outbox</h2><p>{e(counts)}</p></body></html>")
+
+
+def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "harvester"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                ok, detail = daemon.healthy()
+                self._send(200 if ok else 503, json.dumps({"ok": ok, **detail}).encode(),
+                           "application/json")
+            elif path == "/metrics":
+                self._send(200, daemon.metrics.render(),
+                           "text/plain; version=0.0.4; charset=utf-8")
+            elif path == "/":
+                self._send(200, _page(daemon).encode(), "text/html; charset=utf-8")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
+    return server

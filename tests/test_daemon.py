@@ -1,0 +1,202 @@
+"""`harvester run` as a real child process against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from harvester.devserver import Response
+
+from .conftest import feed_bytes, feed_source, make_config
+
+BASE = """
+[storage]
+path = "h.db"
+[http]
+timeout = 2
+retries = 0
+[defaults]
+every = "1s"
+timezone = "Europe/Vienna"
+[daemon]
+deliver_every = "1s"
+grace = "10s"
+"""
+CONSOLE = '\n[[notifiers]]\nname = "stdout"\nkind = "console"\nrules = []\n'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Running:
+    """A daemon process whose output goes to files, so the test can read it any time."""
+
+    def __init__(self, cfg: Path, tmp: Path, http: bool = True):
+        self.port = free_port()
+        self.out, self.err = tmp / "daemon.out", tmp / "daemon.err"
+        args = [sys.executable, "-m", "harvester", "--config", str(cfg), "run",
+                "--log-format", "json"]
+        if http:
+            args += ["--http", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(args, stdout=self.out.open("w"), stderr=self.err.open("w"),
+                                     env={**os.environ, "PYTHONUTF8": "1"})
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def logs(self) -> list[dict]:
+        return [json.loads(x) for x in self.err.read_text().splitlines() if x.startswith("{")]
+
+    def wait_for(self, cond, timeout: float = 20.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: "
+                                     f"{self.err.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; log:\n{self.err.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(15)
+
+
+@pytest.fixture
+def running(tmp_path):
+    started: list[Running] = []
+
+    def start(cfg: Path, **kw) -> Running:
+        d = Running(cfg, tmp_path, **kw)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)
+
+
+def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    d = running(cfg)
+    d.wait_for(lambda: len(server.hits("/rss")) >= 3, what="three polls")
+    status, body = d.get("/healthz")
+    assert status == 200
+    assert json.loads(body) == {"ok": True, "scheduler": "running", "database": "writable",
+                                "sources": 1}
+    # new items appear: stored and delivered by the daemon's own delivery job
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    d.wait_for(lambda: "Germany joins the European migration" in d.out.read_text(),
+               what="the console notification")
+    status, body = d.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    polls = {(s.labels["source"], s.labels["status"]): s.value
+             for s in families["harvester_polls"].samples if s.name == "harvester_polls_total"}
+    assert polls[("icmpd-rss", "ok")] >= 1 and polls[("icmpd-rss", "not-modified")] >= 1
+    new = [s.value for s in families["harvester_items"].samples
+           if s.name == "harvester_items_total" and s.labels["kind"] == "new"]
+    assert sum(new) == 10  # 7 at baseline, 3 later
+    assert "harvester_fetch_duration_seconds" in families
+    assert "harvester_source_last_success_timestamp_seconds" in families
+    d.wait_for(lambda: any(s.labels == {"status": "sent"} and s.value >= 3 for s in
+                           {f.name: f for f in text_string_to_metric_families(
+                               d.get("/metrics")[1].decode())}["harvester_outbox_rows"].samples),
+               what="outbox gauge")
+    status, page = d.get("/")
+    assert status == 200 and b"icmpd-rss" in page and b"<script" not in page
+    # SIGHUP: a source added to the file is polled without a restart
+    server.route("/second", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg.write_text(cfg.read_text() + feed_source("second", server.url("/second")))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(lambda: server.hits("/second"), what="the reloaded source's first poll")
+    assert any(r.get("event") == "reload" for r in d.logs())
+    # a bad config on SIGHUP is refused and the old one kept
+    good = cfg.read_text()
+    cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(lambda: any(r.get("event") == "reload.failed" for r in d.logs()),
+               what="the refused reload")
+    assert d.get("/healthz")[0] == 200
+    before = len(server.hits("/rss"))
+    d.wait_for(lambda: len(server.hits("/rss")) > before + 1, what="polls after a bad reload")
+    # SIGTERM: exit 0 within a few seconds, the database intact
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 < 5
+    db = sqlite3.connect(tmp_path / "h.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT count(*) FROM items").fetchone() == (20,)
+    assert {e["event"] for e in d.logs()} >= {"start", "poll", "delivery", "stop", "stopped"}
+
+
+def test_failing_source_backs_off_and_snaps_back(server, tmp_path, running):
+    server.route("/flaky", Response(b"down", status=500, content_type="text/plain",
+                                    conditional=False))
+    cfg = make_config(tmp_path, BASE + feed_source("flaky", server.url("/flaky")))
+    d = running(cfg, http=False)
+    d.wait_for(lambda: len(server.hits("/flaky")) >= 4, timeout=30, what="four failed polls")
+    times = [r["time"] for r in d.logs() if r.get("event") == "poll.failed"]
+    delays = [r["message"].split("next in ")[1].split("s:")[0] for r in d.logs()
+              if r.get("event") == "poll.failed"]
+    assert delays[:4] == ["1", "2", "4", "8"], delays
+    assert len(times) >= 4
+    server.route("/flaky", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    d.wait_for(lambda: any(r.get("event") == "poll.recovered" for r in d.logs()), timeout=30,
+               what="recovery")
+    n = len(server.hits("/flaky"))
+    d.wait_for(lambda: len(server.hits("/flaky")) >= n + 2, timeout=10,
+               what="polls back at the normal interval")
+    assert d.stop() == 0
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start(server, icmpd_a, tmp_path,
+                                                                running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    first = running(cfg, http=False)
+    first.wait_for(lambda: server.hits("/rss"), what="the first daemon's poll")
+    second = subprocess.run([sys.executable, "-m", "harvester", "--config", str(cfg), "run"],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    assert second.stderr.strip() == (
+        f"harvester: error: another harvester daemon (pid {first.proc.pid}) is already running "
+        f"on {tmp_path / 'h.db'}; stop it first, or give this one its own [storage] path")
+    assert first.stop() == 0
+
+
+def test_cron_and_every_are_exclusive_and_checked(tmp_path):
+    from harvester.config import load_config
+    from harvester.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[[sources]]\nname = "a"\nurl = "https://e.org/"\nevery = "1h"\n'
+                    'cron = "*/15 * * * *"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.cron: give either 'every' or 'cron'"):
+        load_config(path)
+    path.write_text('[[sources]]\nname = "a"\nurl = "https://e.org/"\ncron = "*/15 25 * * *"\n')
+    with pytest.raises(ConfigError, match=r"hour 25 is outside 0-23"):
+        load_config(path)
