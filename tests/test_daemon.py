@@ -200,3 +200,44 @@ def test_cron_and_every_are_exclusive_and_checked(tmp_path):
     path.write_text('[[sources]]\nname = "a"\nurl = "https://e.org/"\ncron = "*/15 25 * * *"\n')
     with pytest.raises(ConfigError, match=r"hour 25 is outside 0-23"):
         load_config(path)
+
+
+def test_sigterm_lets_the_poll_in_progress_finish(server, tmp_path, running):
+    import threading
+
+    arrived = threading.Event()
+    body = feed_bytes("icmpd-2020-05-a.rss")
+
+    def slow(handler):
+        arrived.set()
+        time.sleep(1.5)
+        return Response(body)
+
+    server.route("/slow", slow)
+    cfg = make_config(tmp_path, BASE + feed_source("slow", server.url("/slow")))
+    d = running(cfg, http=False)
+    d.wait_for(arrived.is_set, what="the slow poll to start")
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    db = sqlite3.connect(tmp_path / "h.db")
+    assert db.execute("SELECT count(*) FROM items").fetchone() == (7,)  # it finished
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_healthz_is_503_when_the_database_is_not_writable(server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE.replace('every = "1s"', 'every = "1h"')
+                      + feed_source("icmpd-rss", icmpd_a))
+    d = running(cfg)
+    d.wait_for(lambda: d.get("/healthz")[0] == 200 if server.hits("/rss") else None,
+               what="a healthy start")
+    blocker = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        status, body = d.get("/healthz")
+        assert status == 503
+        assert json.loads(body)["database"] == "unwritable"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert d.get("/healthz")[0] == 200
+    assert d.stop() == 0
