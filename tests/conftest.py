@@ -61,17 +61,13 @@ def feed_source(name: str, url: str, **extra: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-HTTP_FAST = """
-[storage]
-path = "h.db"
+def http_fast(defaults: str = "") -> str:
+    """Storage, quick-failing HTTP and [defaults] (plus any extra default lines)."""
+    return ('[storage]\npath = "h.db"\n\n[http]\ntimeout = 2\nretries = 0\n\n'
+            f'[defaults]\ntimezone = "Europe/Vienna"\n{defaults}')
 
-[http]
-timeout = 2
-retries = 0
 
-[defaults]
-timezone = "Europe/Vienna"
-"""
+HTTP_FAST = http_fast()
 
 
 @pytest.fixture

@@ -65,6 +65,10 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[storag]\npath = "x"\n', "storag", "unknown key (did you mean 'storage'?)"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
+    expect_error(tmp_path, body, key, problem)
+
+
+def expect_error(tmp_path: Path, body: str, key: str, problem: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(body, "utf-8")
     with pytest.raises(ConfigError) as exc:
@@ -133,8 +137,4 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
 ])
 def test_notifier_config_errors(tmp_path: Path, body, key, problem):
-    path = tmp_path / "bad.toml"
-    path.write_text(body, "utf-8")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert str(exc.value) == f"{path}: {key}: {problem}"
+    expect_error(tmp_path, body, key, problem)

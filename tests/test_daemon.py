@@ -19,21 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harvester.devserver import Response
 
-from .conftest import feed_bytes, feed_source, make_config
+from .conftest import feed_bytes, feed_source, http_fast, make_config
 
-BASE = """
-[storage]
-path = "h.db"
-[http]
-timeout = 2
-retries = 0
-[defaults]
-every = "1s"
-timezone = "Europe/Vienna"
-[daemon]
-deliver_every = "1s"
-grace = "10s"
-"""
+BASE = http_fast('every = "1s"\n') + '[daemon]\ndeliver_every = "1s"\ngrace = "10s"\n'
+
 CONSOLE = '\n[[notifiers]]\nname = "stdout"\nkind = "console"\nrules = []\n'
 
 
@@ -225,7 +214,7 @@ def test_sigterm_lets_the_poll_in_progress_finish(server, tmp_path, running):
 
 
 def test_healthz_is_503_when_the_database_is_not_writable(server, icmpd_a, tmp_path, running):
-    cfg = make_config(tmp_path, BASE.replace('every = "1s"', 'every = "1h"')
+    cfg = make_config(tmp_path, BASE.replace('every = "1s"', 'every = "1h"', 1)
                       + feed_source("icmpd-rss", icmpd_a))
     d = running(cfg)
     d.wait_for(lambda: d.get("/healthz")[0] == 200 if server.hits("/rss") else None,
