@@ -74,6 +74,35 @@ def _iso(text: str, tz: str) -> datetime | None:
     return _localise(dt, tz)
 
 
+# Month names of the pages' languages → English, so one strptime format reads them all.
+_MONTHS = {
+    "January": "janvier januar enero janeiro jänner",
+    "February": "février fevrier februar febrero fevereiro",
+    "March": "mars märz maerz marzo março marco",
+    "April": "avril abril",
+    "May": "mai mayo maio",
+    "June": "juin juni junio junho",
+    "July": "juillet juli julio julho",
+    "August": "août aout agosto",
+    "September": "septembre septiembre setiembre setembro",
+    "October": "octobre oktober octubre outubro",
+    "November": "novembre noviembre novembro",
+    "December": "décembre decembre dezember diciembre dezembro",
+}
+_MONTH_WORDS = {w: en for en, words in _MONTHS.items() for w in words.split()}
+_MONTH_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _MONTH_WORDS), key=len,
+                                                 reverse=True)) + r")\b\.?", re.IGNORECASE)
+_NUMERIC = re.compile(r"^(\d{1,2})[./](\d{1,2})[./](\d{4})$")  # 08.12.2021: day first
+
+
+def _english_months(s: str) -> str:
+    """'29 de abril de 2016' → '29 April 2016'; '3. März 2021' → '3 March 2021'."""
+    s = _MONTH_RE.sub(lambda m: _MONTH_WORDS[m.group(1).lower()], s)
+    s = re.sub(r"\b(de|del)\b", " ", s, flags=re.IGNORECASE)
+    s = re.sub(r"(?<=\d)\.(?=\s)", "", s)  # "3. März" → "3 März"
+    return " ".join(s.split())
+
+
 def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ()) -> datetime | None:
     """Read a date as sources write it; None when it cannot be read with confidence."""
     if not text:
@@ -81,21 +110,34 @@ def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ())
     s = " ".join(text.split())
     if not s:
         return None
+    m = _NUMERIC.match(s)
+    if m:
+        try:
+            return _localise(datetime(int(m[3]), int(m[2]), int(m[1])), tz)
+        except ValueError:
+            return None
+    if formats:
+        s2 = _english_months(s)
+        for fmt in formats:
+            try:
+                return _localise(datetime.strptime(s2, fmt), tz)
+            except ValueError:
+                continue
     if _EPOCH.match(s):
         try:
             return datetime.fromtimestamp(float(s), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
-    for fmt in formats:
-        try:
-            return _localise(datetime.strptime(s, fmt), tz)
-        except ValueError:
-            continue
     if _ISO_HINT.match(s):
         return _iso(s, tz)
     dt = _rfc822(s, tz)
     if dt is not None:
         return dt
+    for fmt in ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y"):  # "08 April 2022"
+        try:
+            return _localise(datetime.strptime(_english_months(s).replace(",", ""), fmt), tz)
+        except ValueError:
+            continue
     return _fallback(s)
 
 

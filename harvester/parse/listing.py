@@ -1,0 +1,115 @@
+"""HTML listing pages → raw entries, by configured selectors (CSS, or "xpath:…").
+
+Bytes in, raw entries out: no HTTP, no database. Text is each element's text content,
+whitespace-normalised; links resolve against the page URL and its <base href>; the date
+text is kept as found (normalising reads it with the source's date formats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+from ..errors import ParseError
+from ..models import ParsedDocument, RawEntry
+from ..text import collapse
+
+
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    item: str
+    title: str
+    link: str
+    date: str | None = None
+    category: str | None = None
+    summary: str | None = None
+    next: str | None = None  # the "next page" link, when pagination follows links
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page's entries, the link to the next page, and what was dropped."""
+
+    document: ParsedDocument
+    next_url: str | None
+    dropped: int  # entries without a title or a link
+
+
+def _compile(expr: str):
+    from lxml.etree import XPath
+
+    if expr.startswith("xpath:"):
+        return XPath(expr[len("xpath:"):])
+    from lxml.cssselect import CSSSelector
+
+    return CSSSelector(expr)
+
+
+def _text(el) -> str:
+    return collapse(el.text_content()) if hasattr(el, "text_content") else collapse(str(el))
+
+
+def _first(node, expr: str | None):
+    if not expr:
+        return None
+    found = _compile(expr)(node)
+    return found[0] if found else None
+
+
+def _href(el) -> str | None:
+    """The href of the element, or of its first a[href]."""
+    if isinstance(el, str):
+        return el.strip() or None
+    href = el.get("href")
+    if href is None:
+        inner = el.xpath(".//a[@href]")
+        href = inner[0].get("href") if inner else None
+    return href.strip() if href else None
+
+
+def extract(body: bytes, *, url: str, select: Selectors, content_type: str | None = None,
+            source: str | None = None) -> Listing:
+    """The entries of one listing page."""
+    import lxml.html
+
+    if not body.strip():
+        raise ParseError("empty page", source=source, url=url)
+    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(body, parser=parser)
+    except Exception as e:
+        raise ParseError(f"not an HTML page: {e}", source=source, url=url) from e
+    base = url
+    base_el = root.find(".//base[@href]")
+    if base_el is not None:
+        base = urljoin(url, base_el.get("href", "").strip())
+    entries, dropped = [], 0
+    for node in _compile(select.item)(root):
+        title_el = _first(node, select.title)
+        link_el = _first(node, select.link)
+        title = _text(title_el) if title_el is not None else ""
+        href = _href(link_el) if link_el is not None else None
+        if not title or not href:
+            dropped += 1
+            continue
+        summary_el = _first(node, select.summary)
+        date_el = _first(node, select.date)
+        category_el = _first(node, select.category)
+        category = _text(category_el) if category_el is not None else ""
+        entries.append(RawEntry(
+            title=title, link=urljoin(base, href),
+            summary=_text(summary_el) if summary_el is not None else None,
+            published=_text(date_el) if date_el is not None else None,
+            categories=(category,) if category else ()))
+    next_url = None
+    if select.next:
+        nxt = _first(root, select.next)
+        href = _href(nxt) if nxt is not None else None
+        next_url = urljoin(base, href) if href else None
+    lang = root.get("lang")
+    return Listing(ParsedDocument(tuple(entries), base_url=base, title=None,
+                                  language=lang.strip().lower() if lang else None,
+                                  parser="listing"), next_url, dropped)
+
+
+__all__ = ["Listing", "Selectors", "extract"]
