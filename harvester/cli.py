@@ -330,6 +330,36 @@ def _every(seconds: float) -> str:
 
 
 @cli.command()
+@click.argument("url")
+@click.option("--entries", default=5, show_default=True, help="How many entries to show.")
+@click.pass_context
+def probe(ctx: click.Context, url: str, entries: int) -> None:
+    """Find the repeated entries of a listing page at URL and print a ready
+    [sources.select] block, with the first entries read through it."""
+    from .config import HttpConfig
+    from .detect import detect, toml_block
+    from .fetch import Fetcher
+    from .parse.listing import extract
+
+    http = HttpConfig()
+    if ctx.obj["config_path"]:
+        http = _config(ctx).http
+    with _errors():
+        fr = Fetcher(http).fetch(url)
+        found = detect(fr.body, fr.url)
+        if found is None:
+            raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
+        listing = extract(fr.body, url=fr.url, select=found)
+    click.echo("[[sources]]\nname = \"CHANGE-ME\"\nkind = \"html\"\n"
+               f"url = {json.dumps(url)}\n" + toml_block(found))
+    click.echo(f"\n# {len(listing.document.entries)} entries on this page; the first "
+               f"{min(entries, len(listing.document.entries))}:")
+    for e in listing.document.entries[:entries]:
+        cat = f" [{e.categories[0]}]" if e.categories else ""
+        click.echo(f"#   {e.published or '(no date)'}{cat} {e.title}\n#     {e.link}")
+
+
+@cli.command()
 @click.option("--http", metavar="HOST:PORT",
               help="Serve /healthz, /metrics and a status page (off by default).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",

@@ -28,6 +28,7 @@ DATABASE_ENV = "HARVESTER_DATABASE"  # overrides [storage] path (containers: a /
 
 class SourceKind(StrEnum):
     FEED = "feed"
+    HTML = "html"
 
 
 class FirstRunMode(StrEnum):
@@ -100,6 +101,25 @@ class SourceConfig:
     enabled: bool = True
     failures_before_alert: int = 3
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
+    listing: ListingConfig | None = None  # kind = "html": how to read the pages
+    follow: bool = False  # fetch each new item's article page and store its main text
+
+
+@dataclass(frozen=True, slots=True)
+class ListingConfig:
+    """[sources.select] and [sources.pages] of an HTML listing source."""
+
+    item: str | None = None  # None: find the repeated entry blocks automatically
+    title: str | None = None
+    link: str | None = None
+    date: str | None = None
+    category: str | None = None
+    summary: str | None = None
+    content: str | None = None  # the article page's main block, for `follow`
+    date_formats: tuple[str, ...] = ("%d %B %Y",)
+    next: str | None = None  # pagination by a "next" link…
+    param: str | None = None  # …or by a query parameter (?page=2, 3, …)
+    max_pages: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +354,50 @@ def _cron(r: _Reader, k: str) -> str | None:
     return v
 
 
+def _selector(r: _Reader, k: str) -> str | None:
+    v = r.get(k, str, None)
+    if v is None:
+        return None
+    try:
+        if v.startswith("xpath:"):
+            from lxml.etree import XPath, XPathSyntaxError
+
+            try:
+                XPath(v[len("xpath:"):])
+            except XPathSyntaxError as e:
+                raise ValueError(str(e)) from None
+        else:
+            from cssselect import GenericTranslator, SelectorError
+
+            try:
+                GenericTranslator().css_to_xpath(v)
+            except SelectorError as e:
+                raise ValueError(str(e)) from None
+    except ValueError as e:
+        raise r.error(k, f"bad selector {v!r}: {e}") from None
+    return v
+
+
+def _read_listing(source: _Reader) -> ListingConfig:
+    sel = source.sub("select") or _Reader({}, source.key("select"), source.file)
+    pages = source.sub("pages") or _Reader({}, source.key("pages"), source.file)
+    listing = ListingConfig(
+        item=_selector(sel, "item"), title=_selector(sel, "title"), link=_selector(sel, "link"),
+        date=_selector(sel, "date"), category=_selector(sel, "category"),
+        summary=_selector(sel, "summary"), content=_selector(sel, "content"),
+        date_formats=sel.str_list("date_formats", ("%d %B %Y",)),
+        next=_selector(pages, "next"), param=pages.get("param", str, None),
+        max_pages=_positive(pages, "max", int, 5))
+    if listing.item and not (listing.title and listing.link):
+        raise sel.error("title" if not listing.title else "link",
+                        "is required with 'item' (or leave out 'item' to detect entries)")
+    if listing.next and listing.param:
+        raise pages.error("param", "give either 'next' or 'param', not both")
+    sel.finish()
+    pages.finish()
+    return listing
+
+
 def _read_daemon(r: _Reader | None) -> DaemonConfig:
     if r is None:
         return DaemonConfig()
@@ -436,7 +500,12 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         failures_before_alert=_positive(r, "failures_before_alert", int,
                                         defaults.failures_before_alert),
         cron=_cron(r, "cron"),
+        listing=_read_listing(r) if kind is SourceKind.HTML else None,
+        follow=r.get("follow", bool, False),
     )
+    if kind is SourceKind.FEED and ("select" in r.data or "pages" in r.data):
+        raise r.error("select" if "select" in r.data else "pages",
+                      "only an html source has selectors and pages")
     if s.cron is not None and "every" in r.data:
         raise r.error("cron", "give either 'every' or 'cron', not both")
     r.finish()
@@ -610,6 +679,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 __all__ = [
     "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
-    "HttpConfig", "NotifierConfig", "NotifierKind", "RuleConfig", "SourceConfig", "SourceKind",
-    "StorageConfig", "load_config", "parse_config", "parse_duration", "parse_first_run",
+    "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind", "RuleConfig",
+    "SourceConfig", "SourceKind", "StorageConfig", "load_config", "parse_config",
+    "parse_duration", "parse_first_run",
 ]

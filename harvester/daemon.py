@@ -128,7 +128,7 @@ class Daemon:
             return
         store = self.store()
         fetched = fetch_one(src, store.source_state(src.name), self.fetcher)
-        report = process(fetched, config, store, system_clock())
+        report = process(fetched, config, store, system_clock(), fetcher=self.fetcher)
         store.flush()
         self.metrics.observe_poll(report)
         health = self._health.setdefault(name, _SourceHealth())

@@ -23,7 +23,7 @@ from concurrent.futures import (
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .config import Config, RuleConfig, SourceConfig
+from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
@@ -70,6 +70,7 @@ class Read:
     warning: str | None = None
     error: str | None = None
     same: tuple[str, ...] = ()  # keys whose raw form is what this source gave last time
+    stale: bool = False  # a listing whose selectors matched nothing: alert at once
 
 
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
@@ -129,6 +130,37 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
                 same=tuple(same))
 
 
+def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetcher,
+                 now: datetime) -> Read:
+    """Read an HTML listing source: page 1 and, incrementally, the pages after it."""
+    from .listing import StaleLayout, read_pages
+    from .normalise import Context, normalise, prepare
+
+    src, fr = fetched.source, fetched.result
+    assert fr is not None and src.listing is not None
+
+    def context(base: str) -> Context:
+        return Context(src.name, base, now, src.timezone, src.category_from_title, None,
+                       src.listing.date_formats if src.listing else ())
+
+    def known(entries: list) -> Known:
+        prepared = [prepare(e, context(fr.url)) for e in entries]
+        return store.known(src.name, [k for k, _, _ in prepared],
+                           [u for _, u, _ in prepared if u])
+
+    try:
+        entries, _, warning, base = read_pages(src, fr, fetcher,
+                                               baseline=not fetched.state.baseline_done,
+                                               known=known)
+    except StaleLayout as e:
+        return Read(error=str(e), stale=True)
+    except HarvesterError as e:
+        return Read(error=str(e))
+    ctx = context(base)
+    items = tuple(normalise(e, ctx) for e in entries)
+    return Read(items, {it.key: classify(it, config.rules) for it in items}, warning=warning)
+
+
 def _base_report(fetched: Fetched) -> PollReport:
     fr = fetched.result
     assert fr is not None
@@ -157,7 +189,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
         if read is None:  # 304, or the same bytes as last time
             return _not_modified(fetched, base, store, now, dry_run, config)
         if read.error is not None:
-            return _failed(base, read.error, fetched, store, now, dry_run, config)
+            return _failed(base, read.error, fetched, store, now, dry_run, config, read.stale)
         items = read.items
         base = replace(base, warning=read.warning)
 
@@ -188,14 +220,15 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
 
 def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: datetime,
-            dry_run: bool, config: Config) -> PollReport:
+            dry_run: bool, config: Config, stale: bool = False) -> PollReport:
     """A failed poll changes no item: only the source's health, the fetch log and, after
-    enough failures in a row, one operators' alert."""
+    enough failures in a row (a stale listing layout: at once), one operators' alert."""
     src = fetched.source
     report = replace(base, status=PollStatus.ERROR, error=error)
     if not dry_run:
-        failing, _ = source_events(src.name, src.url, config.notifiers,
-                                   threshold=src.failures_before_alert, error=error)
+        threshold = 1 if stale else src.failures_before_alert
+        failing, _ = source_events(src.name, src.url, config.notifiers, threshold=threshold,
+                                   error=error)
         store.record_failure(src.name, src.url, src.kind.value, now, report, failing)
     return report
 
@@ -219,10 +252,14 @@ def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetim
 
 
 def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
-            dry_run: bool = False, needs: bool | None = None) -> PollReport:
+            dry_run: bool = False, needs: bool | None = None,
+            fetcher: Fetcher | None = None) -> PollReport:
     """Read (inline) and record one fetch outcome."""
     read = None
-    if needs_reading(fetched) if needs is None else needs:
+    if (needs_reading(fetched) if needs is None else needs) and (
+            fetched.source.kind is SourceKind.HTML):
+        read = read_listing(fetched, config, store, fetcher or Fetcher(config.http), now)
+    elif needs_reading(fetched) if needs is None else needs:
         fr = fetched.result
         assert fr is not None
         src = fetched.source
@@ -265,8 +302,9 @@ class _Readers:
 
     def submit(self, fetched: Fetched, now: datetime,
                rules: Sequence[RuleConfig]) -> Future[Read] | None:
-        """Hand the body to a worker; None means read it inline (no workers this poll)."""
-        if self.pool is None:
+        """Hand the body to a worker; None means read it inline (no workers this poll, or a
+        listing, whose pagination asks the store)."""
+        if self.pool is None or fetched.source.kind is SourceKind.HTML:
             return None
         fr = fetched.result
         assert fr is not None
@@ -321,7 +359,8 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                     if job is not None:
                         pending[job] = fetched  # type: ignore[index]
                         continue
-                    yield process(fetched, config, store, clock(), dry_run=dry_run, needs=needs)
+                    yield process(fetched, config, store, clock(), dry_run=dry_run, needs=needs,
+                                  fetcher=fetcher)
                     start_next()
     finally:
         readers.close()
@@ -333,7 +372,7 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
     """Poll a single source now (the daemon's job body)."""
     fetcher = fetcher or Fetcher(config.http)
     fetched = fetch_one(source, store.source_state(source.name), fetcher)
-    report = process(fetched, config, store, clock())
+    report = process(fetched, config, store, clock(), fetcher=fetcher)
     store.flush()
     return report
 

@@ -1,0 +1,128 @@
+"""Finding a listing's entries without selectors: the repeated blocks with a link and a date.
+
+Used when an html source has no `item` selector, and by `harvester probe URL`, which
+prints what it found as a ready [sources.select] block.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .parse.listing import Selectors
+
+_DATE = re.compile(
+    r"\b(\d{1,2}\.?\s+(de\s+)?[A-Za-zÀ-ÿ]{3,}\.?\s+(de\s+)?\d{4}|\d{4}-\d{2}-\d{2}"
+    r"|\d{1,2}[./]\d{1,2}[./]\d{4}|[A-Z][a-z]{2,}\.? \d{1,2}, \d{4})\b")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def _text(el) -> str:
+    return " ".join(el.text_content().split())
+
+
+def _signature(el) -> tuple[str, str]:
+    return el.tag, " ".join(sorted((el.get("class") or "").split()))
+
+
+def _step(el) -> str:
+    cls = el.get("class")
+    if cls:
+        return f"{el.tag}[@class='{cls}']"
+    same = [s for s in el.getparent() if s.tag == el.tag]
+    return f"{el.tag}[{same.index(el) + 1}]" if len(same) > 1 else el.tag
+
+
+def _relative(item, el) -> str:
+    steps = []
+    while el is not item:
+        steps.append(_step(el))
+        el = el.getparent()
+    return "xpath:./" + "/".join(reversed(steps))
+
+
+def _date_element(item):
+    best = None
+    for el in item.iter():
+        if not isinstance(el.tag, str):
+            continue
+        t = _text(el)
+        if len(t) <= 40 and _DATE.search(t) and (best is None or len(t) < len(_text(best))):
+            best = el
+    return best
+
+
+def _blocks(root):
+    """Candidate (parent, items) groups, best first."""
+    scored = []
+    for parent in root.iter():
+        if not isinstance(parent.tag, str) or len(parent) < 3:
+            continue
+        kids = [k for k in parent if isinstance(k.tag, str)]
+        sig, count = Counter(_signature(k) for k in kids).most_common(1)[0]
+        if count < 3:
+            continue
+        items = [k for k in kids if _signature(k) == sig]
+        good = [k for k in items if k.xpath(".//a[@href]") and _date_element(k) is not None]
+        if len(good) >= max(3, int(0.8 * len(items))):
+            scored.append((len(good), -len(parent.getroottree().getpath(parent)), parent, items))
+    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+    return [(p, items) for _, _, p, items in scored]
+
+
+def detect(body: bytes, url: str) -> Selectors | None:
+    """Selectors for the page's repeated entries, or None when there are none."""
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True)
+    try:
+        root = lxml.html.document_fromstring(body, parser=parser)
+    except Exception:
+        return None
+    blocks = _blocks(root)
+    if not blocks:
+        return None
+    parent, items = blocks[0]
+    sample = items[0]
+    tree = root.getroottree()
+    tag, cls = _signature(sample)
+    item = f"xpath:{tree.getpath(parent)}/{tag}" + (
+        f"[@class='{sample.get('class')}']" if cls else "")
+    links = sample.xpath(".//a[@href]")
+    link = max(links, key=lambda a: len(_text(a)))
+    heading = next((el for el in sample.iter(*_HEADINGS)), None)
+    title_el = heading if heading is not None and _text(heading) else link
+    date_el = _date_element(sample)
+    used = {title_el, date_el, link}
+    texts = [el for el in sample.iter() if isinstance(el.tag, str) and el not in used
+             and _text(el) and not any(u is not None and (el in u.iterancestors() or
+                                                          u in el.iterancestors() or el is u)
+                                       for u in used)
+             and not len([c for c in el if isinstance(c.tag, str) and _text(c)])]
+    short = [el for el in texts if len(_text(el)) <= 40 and len(_text(el).split()) <= 4]
+    long = [el for el in texts if len(_text(el)) > 40]
+    summary = max(long, key=lambda el: len(_text(el))) if long else None
+    category = short[0] if short else None
+    return Selectors(item=item, title=_relative(sample, title_el),
+                     link=_relative(sample, link), date=_relative(sample, date_el),
+                     category=_relative(sample, category) if category is not None else None,
+                     summary=_relative(sample, summary) if summary is not None else None)
+
+
+def toml_block(found: Selectors) -> str:
+    lines = ["  [sources.select]"]
+    for key in ("item", "title", "link", "date", "category", "summary"):
+        value = getattr(found, key)
+        if value:
+            lines.append(f"  {key} = {_toml_str(value)}")
+    lines.append('  date_formats = ["%d %B %Y"]')
+    return "\n".join(lines)
+
+
+def _toml_str(s: str) -> str:
+    if "'" not in s:
+        return f"'{s}'"  # a literal string: no escapes needed
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+__all__ = ["detect", "toml_block"]

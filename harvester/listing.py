@@ -1,0 +1,99 @@
+"""Reading an HTML listing source: page 1 and, when worth it, the pages after it.
+
+Pagination is incremental: a first poll (the baseline) walks up to `max` pages; later
+polls go on to the next page only while a page holds nothing already stored, so the
+steady state is one request. Walking stops on a page seen before, an empty page, a
+failed fetch and at `max`. Page 1 matching nothing is the stale-layout alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .config import ListingConfig, SourceConfig
+from .errors import FetchError, ParseError
+from .fetch import Fetcher
+from .models import FetchResult, Known, RawEntry
+from .parse.listing import Listing, Selectors, extract
+
+
+class StaleLayout(ParseError):
+    """The page answered, but the selectors found no entry on it."""
+
+
+def stale_message(url: str) -> str:
+    return (f"selectors matched nothing on {url} — the layout may have changed; "
+            f"try `harvester probe {url}`")
+
+
+def with_page(url: str, param: str, n: int) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != param]
+    query.append((param, str(n)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def selectors(listing: ListingConfig, first_page: bytes, url: str) -> Selectors:
+    if listing.item:
+        assert listing.title and listing.link
+        return Selectors(item=listing.item, title=listing.title, link=listing.link,
+                         date=listing.date, category=listing.category,
+                         summary=listing.summary, next=listing.next)
+    from .detect import detect
+
+    found = detect(first_page, url)
+    if found is None:
+        raise StaleLayout(f"found no repeated entries on {url} to read; set "
+                          f"[sources.select] (try `harvester probe {url}`)", url=url)
+    return replace(found, next=listing.next) if listing.next else found
+
+
+def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
+               baseline: bool, known: Callable[[list[RawEntry]], Known]
+               ) -> tuple[list[RawEntry], int, str | None, str]:
+    """(entries of every page read, entries dropped, a warning, the base URL of page 1)."""
+    listing_cfg = source.listing
+    assert listing_cfg is not None
+    select = selectors(listing_cfg, first.body, first.url)
+    page = _extract(first.body, first.url, first.content_type, select, source)
+    if not page.document.entries:
+        raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
+    entries = list(page.document.entries)
+    dropped, warning = page.dropped, None
+    seen, n = {first.url}, 1
+    while n < listing_cfg.max_pages:
+        if not baseline:
+            k = known(list(page.document.entries))
+            if k.by_key or k.by_url:
+                break  # this page reached what is stored: nothing older is new
+        nxt = page.next_url
+        if listing_cfg.param:
+            nxt = with_page(source.url, listing_cfg.param, n + 1)
+        if not nxt or nxt in seen:
+            break
+        try:
+            fr = fetcher.fetch(nxt, source=source.name)
+        except FetchError as e:
+            warning = f"stopped at page {n + 1}: {e}"
+            break
+        page = _extract(fr.body, fr.url, fr.content_type, select, source)
+        if not page.document.entries:
+            break
+        seen.add(nxt)
+        n += 1
+        entries += page.document.entries
+        dropped += page.dropped
+    if dropped:
+        note = f"{dropped} entries without a title or link were dropped"
+        warning = f"{warning}; {note}" if warning else note
+    return entries, dropped, warning, first.url
+
+
+def _extract(body: bytes, url: str, content_type: str | None, select: Selectors,
+             source: SourceConfig) -> Listing:
+    return extract(body, url=url, select=select, content_type=content_type, source=source.name)
+
+
+__all__ = ["StaleLayout", "read_pages", "selectors", "stale_message", "with_page"]

@@ -1,0 +1,172 @@
+"""HTML listing sources through the whole pipeline, over a real loopback server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from harvester.devserver import FixtureServer, Response
+from harvester.harvest import poll_sources
+from harvester.models import PollStatus
+
+from .conftest import FIXTURES, feed_source, run_cli
+
+LISTINGS = FIXTURES / "listings"
+ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
+NOW = datetime(2022, 4, 10, 8, 0, tzinfo=UTC)
+OPS = ('\n[[notifiers]]\nname = "ops"\nkind = "console"\nevents = ["source.failing"]\n'
+       '\n[[notifiers]]\nname = "all"\nkind = "console"\nrules = []\n')
+
+
+def listing_source(url: str, select: bool = True, first_run: str | None = None,
+                   **pages: object) -> str:
+    out = ["[[sources]]", 'name = "icmpd-news"', 'kind = "html"', f'url = "{url}"']
+    if first_run:
+        out.append(f'first_run = "{first_run}"')
+    if select:
+        out += ["  [sources.select]", '  item = "div.news-item"', '  title = "h3"',
+                '  link = "h3 a"', '  date = ".date"', '  category = ".category"',
+                '  summary = ".teaser"', '  date_formats = ["%d %B %Y"]']
+    out += ["  [sources.pages]", '  next = "a.next"']
+    out += [f"  {k} = {json.dumps(v)}" for k, v in pages.items()]
+    return "\n".join(out) + "\n"
+
+
+def serve(server: FixtureServer, snap: str, pages: int = 5) -> None:
+    """Snapshot `snap` at /news-centre/ and ?page=N, links pointing back at this server."""
+    for n in range(1, pages + 1):
+        body = (LISTINGS / f"news-{snap}-page-{n}.html").read_bytes().replace(
+            b"https://www.icmpd.org/", server.base.encode() + b"/")
+        r = Response(body, content_type="text/html; charset=utf-8")
+        server.route(f"/news-centre/?page={n}", r)
+        if n == 1:
+            server.route("/news-centre/", r)
+
+
+def poll(config, store, now=NOW):
+    return {r.source: r for r in poll_sources(config, store, clock=lambda: now)}
+
+
+def page_hits(server: FixtureServer) -> list[str]:
+    return [r.path for r in server.requests if r.path.startswith("/news-centre/")]
+
+
+def test_baseline_walks_the_pages_then_one_request_a_poll(server, config_for, store):
+    serve(server, "a")
+    config = config_for(listing_source(server.url("/news-centre/")), notifiers=OPS)
+    r = poll(config, store)["icmpd-news"]
+    assert (r.status, r.baseline, r.new) == (PollStatus.OK, True, 43)
+    assert page_hits(server) == ["/news-centre/"] + [f"/news-centre/?page={n}" for n in (2, 3, 4, 5)]
+    rows = {i["title"]: i for i in store.items()}
+    first = ENTRIES["a"][0]
+    row = rows[first["title"]]
+    assert row["category"] == first["category"] == "Project News"
+    assert row["url"] == server.base + first["path"]
+    assert row["published"] == "2022-03-30T22:00:00Z"  # 31 March 2022, Vienna
+    assert row["summary"] == first["teaser"]
+    assert store.outbox() == []
+    # nothing changed: page 1 answers 304, and that is the whole poll
+    del server.requests[:]
+    assert poll(config, store)["icmpd-news"].status is PollStatus.NOT_MODIFIED
+    assert page_hits(server) == ["/news-centre/"]
+    # two new entries on top, one teaser edited, the rest pushed down a page
+    serve(server, "b")
+    del server.requests[:]
+    r = poll(config, store)["icmpd-news"]
+    assert (r.new, r.changed, r.unchanged) == (2, 1, 7)
+    assert page_hits(server) == ["/news-centre/"]  # page 1 held stored items: stop there
+    assert [o["event"] for o in store.outbox()] == ["item.new", "item.new"]
+    assert len(store.items()) == 45
+
+
+def test_pagination_stops_on_a_page_seen_before_and_at_max(server, config_for, store):
+    serve(server, "a")
+    loop = (LISTINGS / "news-a-page-2.html").read_bytes().replace(
+        b'href="/news-centre/?page=3">Next', b'href="/news-centre/">Next').replace(
+        b"https://www.icmpd.org/", server.base.encode() + b"/")
+    server.route("/news-centre/?page=2", Response(loop, content_type="text/html"))
+    config = config_for(listing_source(server.url("/news-centre/")))
+    assert poll(config, store)["icmpd-news"].new == 20
+    assert page_hits(server) == ["/news-centre/", "/news-centre/?page=2"]
+    serve(server, "a")
+    config2 = config_for(listing_source(server.url("/news-centre/"), max=2))
+    store.conn.execute("DELETE FROM sources")  # start over as a new source
+    del server.requests[:]
+    poll(config2, store)
+    assert page_hits(server) == ["/news-centre/", "/news-centre/?page=2"]
+
+
+def test_stale_layout_fails_loudly_and_keeps_every_item(server, config_for, store, tmp_path):
+    serve(server, "a")
+    config = config_for(listing_source(server.url("/news-centre/")), notifiers=OPS)
+    poll(config, store)
+    before = store.conn.execute("SELECT * FROM items ORDER BY id").fetchall()
+    server.route("/news-centre/", Response(
+        b"<html><body><article class='card'><h2>Redesigned</h2></article></body></html>",
+        content_type="text/html"))
+    r = poll(config, store)["icmpd-news"]
+    url = server.url("/news-centre/")
+    assert r.status is PollStatus.ERROR
+    assert r.error == (f"selectors matched nothing on {url} — the layout may have changed; "
+                       f"try `harvester probe {url}`")
+    assert store.conn.execute("SELECT * FROM items ORDER BY id").fetchall() == before
+    [alert] = store.outbox()
+    assert (alert["notifier"], alert["event"]) == ("ops", "source.failing")  # at once
+    r = run_cli("--config", str(tmp_path / "harvester.toml"), "sources")
+    assert "icmpd-news: FAILING (1 in a row), 43 items" in r.stdout
+    assert "selectors matched nothing on" in r.stdout
+
+
+def test_auto_detection_reads_a_page_with_no_selectors(server, config_for, store):
+    body = (LISTINGS / "other-markup.html").read_bytes()
+    server.route("/latest", Response(body, content_type="text/html; charset=utf-8"))
+    config = config_for(listing_source(server.url("/latest"), select=False))
+    r = poll(config, store)["icmpd-news"]
+    assert r.status is PollStatus.OK and r.new == 10
+    got = {i["title"]: i for i in store.items()}
+    for e in ENTRIES["a"][:10]:
+        row = got[e["title"]]
+        assert row["url"] == server.base + e["path"]
+        assert row["category"] == e["category"]
+        assert row["summary"] == e["teaser"]
+
+
+def test_a_feed_and_a_listing_with_the_same_news_give_one_item_one_notification(
+        server, config_for, store):
+    serve(server, "b")
+    newest = ENTRIES["b"][:3]
+    items = "".join(
+        f"<item><title>{e['category'] or 'News'}: {e['title']}</title>"
+        f"<link>{server.base}/{e['path']}</link>"  # the doubled slash of the real feed
+        f"<description>{e['teaser']}</description>"
+        f"<pubDate>Fri, 08 Apr 2022 10:00:00 +0200</pubDate></item>" for e in newest)
+    rss = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+           f"<title>t</title>{items}</channel></rss>").encode()
+    server.route("/rss", Response(rss))
+    config = config_for(feed_source("icmpd-rss", server.url("/rss"), first_run="all"),
+                        listing_source(server.url("/news-centre/"), first_run="all"),
+                        notifiers=OPS)
+    poll(config, store)
+    rows = store.items()
+    assert len(rows) == 45  # the listing's 45, the feed's 3 among them
+    both = [r for r in rows if r["title"] in {e["title"] for e in newest}]
+    assert len(both) == 3 and all(r["sources"] == ["icmpd-news", "icmpd-rss"] for r in both)
+    per_item = {}
+    for o in store.outbox():
+        per_item[o["item_id"]] = per_item.get(o["item_id"], 0) + 1
+    assert all(n == 1 for n in per_item.values()) and len(per_item) == 45
+
+
+@pytest.mark.parametrize("bad", [
+    '[[sources]]\nname = "x"\nkind = "html"\nurl = "https://e.org/"\n  [sources.select]\n'
+    '  item = "div"\n',
+    '[[sources]]\nname = "x"\nkind = "feed"\nurl = "https://e.org/"\n  [sources.select]\n'
+    '  item = "div"\n',
+])
+def test_listing_config_errors(tmp_path, bad):
+    path = tmp_path / "c.toml"
+    path.write_text(bad)
+    r = run_cli("--config", str(path), "check")
+    assert r.returncode == 2 and "sources[0].select" in r.stderr
