@@ -54,7 +54,7 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[[sources]]\nname = "a"\nurl = "ftp://example.org/rss"\n', "sources[0].url",
      "expected an http:// or https:// URL, got 'ftp://example.org/rss'"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
-     "sources[0].kind", "expected one of feed, got 'carrier-pigeon'"),
+     "sources[0].kind", "expected one of feed, html, got 'carrier-pigeon'"),
     ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
     ('[[sources]]\nname = "bad name!"\nurl = "https://e.org/"\n', "sources[0].name",
      "'bad name!' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),
