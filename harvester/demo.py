@@ -22,11 +22,21 @@ from .notify import deliver
 from .store import SqliteStore
 
 FEED_PATH = "/news-centre/rss"
-SNAPSHOTS = ("icmpd-2020-05-a.rss", "icmpd-2020-05-b.rss")
+LISTING_PATH = "/news-centre/"
+SNAPSHOTS = (("icmpd-2020-05-a.rss", "a"), ("icmpd-2020-05-b.rss", "b"))
 
 
-def _fixture(name: str) -> bytes:
-    return (resources.files("harvester._fixtures") / "feeds" / name).read_bytes()
+def _fixture(name: str, folder: str = "feeds") -> bytes:
+    return (resources.files("harvester._fixtures") / folder / name).read_bytes()
+
+
+def _serve_listing(server: FixtureServer, snapshot: str) -> None:
+    for n in range(1, 6):
+        page = Response(_fixture(f"news-{snapshot}-page-{n}.html", "listings"),
+                        content_type="text/html; charset=utf-8")
+        server.route(f"{LISTING_PATH}?page={n}", page)
+        if n == 1:
+            server.route(LISTING_PATH, page)
 
 
 def run_demo(echo: Callable[[str], None] = print) -> None:
@@ -41,22 +51,29 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
         config = replace(
             config,
             storage=StorageConfig(Path(tmp) / "demo.db"),
-            sources=tuple(replace(s, url=server.url(FEED_PATH)) for s in config.sources),
+            sources=tuple(replace(s, url=server.url(FEED_PATH if s.kind.value == "feed"
+                                                    else LISTING_PATH))
+                          for s in config.sources),
             notifiers=(*config.notifiers, console),
         )
         store = SqliteStore(config.storage.path)
         try:
-            echo(f"harvester demo: serving the bundled ICMPD feed on {server.base} "
-                 f"(config: icmpd.toml, database in {tmp})")
-            for step, snapshot in enumerate(SNAPSHOTS, 1):
+            echo(f"harvester demo: serving the bundled ICMPD feed and listing pages on "
+                 f"{server.base} (config: icmpd.toml, database in {tmp})")
+            for step, (snapshot, listing) in enumerate(SNAPSHOTS, 1):
                 server.route(FEED_PATH, Response(_fixture(snapshot)))
-                echo(f"\n== poll {step}: the feed as in {snapshot}")
+                _serve_listing(server, listing)
+                echo(f"\n== poll {step}: the feed as in {snapshot}, the listing's snapshot "
+                     f"{listing.upper()}")
                 for report in poll_sources(config, store):
                     if report.status is PollStatus.ERROR:
                         raise SystemExit(f"demo poll failed: {report.error}")
                     if report.baseline:
                         echo(f"{report.source}: baseline — {report.new} items stored, "
                              "none notified (a new source never floods anyone)")
+                        continue
+                    if report.status is PollStatus.NOT_MODIFIED:
+                        echo(f"{report.source}: not modified (HTTP {report.http_status})")
                         continue
                     echo(f"{report.source}: {report.new} new, {report.changed} changed, "
                          f"{report.unchanged} unchanged")

@@ -83,30 +83,49 @@ def detect(body: bytes, url: str) -> Selectors | None:
     if not blocks:
         return None
     parent, items = blocks[0]
-    sample = items[0]
     tree = root.getroottree()
-    tag, cls = _signature(sample)
+    tag, cls = _signature(items[0])
     item = f"xpath:{tree.getpath(parent)}/{tag}" + (
-        f"[@class='{sample.get('class')}']" if cls else "")
+        f"[@class='{items[0].get('class')}']" if cls else "")
+    # Each field's path is voted on by every entry, so one entry lacking a category (or
+    # shaped a little differently) does not decide the selectors for all.
+    votes: dict[str, Counter[str]] = {k: Counter() for k in
+                                      ("title", "link", "date", "category", "summary")}
+    for sample in items[:30]:
+        for field, path in _fields(sample).items():
+            votes[field][path] += 1
+    chosen = {f: (c.most_common(1)[0][0] if c else None) for f, c in votes.items()}
+    if not (chosen["title"] and chosen["link"]):
+        return None
+    return Selectors(item=item, title=chosen["title"], link=chosen["link"],
+                     date=chosen["date"], category=chosen["category"],
+                     summary=chosen["summary"])
+
+
+def _fields(sample) -> dict[str, str]:
+    """Relative paths of one entry's title, link, date, category and summary."""
     links = sample.xpath(".//a[@href]")
+    if not links:
+        return {}
     link = max(links, key=lambda a: len(_text(a)))
     heading = next((el for el in sample.iter(*_HEADINGS)), None)
     title_el = heading if heading is not None and _text(heading) else link
     date_el = _date_element(sample)
-    used = {title_el, date_el, link}
-    texts = [el for el in sample.iter() if isinstance(el.tag, str) and el not in used
-             and _text(el) and not any(u is not None and (el in u.iterancestors() or
-                                                          u in el.iterancestors() or el is u)
-                                       for u in used)
-             and not len([c for c in el if isinstance(c.tag, str) and _text(c)])]
+    used = [u for u in (title_el, date_el, link) if u is not None]
+    texts = [el for el in sample.iter() if isinstance(el.tag, str) and _text(el)
+             and not any(el is u or el in u.iterancestors() or u in el.iterancestors()
+                         for u in used)
+             and not any(isinstance(c.tag, str) and _text(c) for c in el)]
     short = [el for el in texts if len(_text(el)) <= 40 and len(_text(el).split()) <= 4]
     long = [el for el in texts if len(_text(el)) > 40]
-    summary = max(long, key=lambda el: len(_text(el))) if long else None
-    category = short[0] if short else None
-    return Selectors(item=item, title=_relative(sample, title_el),
-                     link=_relative(sample, link), date=_relative(sample, date_el),
-                     category=_relative(sample, category) if category is not None else None,
-                     summary=_relative(sample, summary) if summary is not None else None)
+    out = {"title": _relative(sample, title_el), "link": _relative(sample, link)}
+    if date_el is not None:
+        out["date"] = _relative(sample, date_el)
+    if short:
+        out["category"] = _relative(sample, short[0])
+    if long:
+        out["summary"] = _relative(sample, max(long, key=lambda el: len(_text(el))))
+    return out
 
 
 def toml_block(found: Selectors) -> str:

@@ -176,8 +176,25 @@ def needs_reading(fetched: Fetched) -> bool:
                      and body_fingerprint(fetched.source, fr.body) == state.body_hash))
 
 
+def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
+                fetcher: Fetcher) -> tuple[tuple[Item, ...], list[str]]:
+    """Fetch the article page of each item not stored yet (never the stored ones again).
+    Outside the write transaction: no network wait holds the database."""
+    from .article import follow
+
+    known = store.known(src.name, [it.key for it in items], [it.url for it in items if it.url])
+    fresh = [it for it in items if it.key not in known.by_key
+             and not (it.url and it.url in known.by_url)]
+    if not fresh:
+        return items, []
+    selector = src.listing.content if src.listing else None
+    followed, problems = follow(fresh, fetcher, src.name, selector)
+    by_key = {it.key: it for it in followed}
+    return tuple(by_key.get(it.key, it) for it in items), problems
+
+
 def record(fetched: Fetched, read: Read | None, config: Config, store: Store, now: datetime, *,
-           dry_run: bool = False) -> PollReport:
+           dry_run: bool = False, fetcher: Fetcher | None = None) -> PollReport:
     """Store one source's poll (or its failure): the diff and the write, one transaction."""
     src, state, fr = fetched.source, fetched.state, fetched.result
     if fetched.error is not None or fr is None:
@@ -192,6 +209,11 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             return _failed(base, read.error, fetched, store, now, dry_run, config, read.stale)
         items = read.items
         base = replace(base, warning=read.warning)
+        if src.follow and not dry_run:
+            items, problems = _follow_new(src, items, store, fetcher or Fetcher(config.http))
+            if problems:
+                note = f"{len(problems)} article pages not read: {problems[0]}"
+                base = replace(base, warning=f"{base.warning}; {note}" if base.warning else note)
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched)
@@ -268,7 +290,7 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
             def known_raw(keys: list[str]) -> Mapping[str, str]:
                 return store.raw_hashes(src.name, keys)
         read = read_body(src, fr.body, fr.url, fr.content_type, now, config.rules, known_raw)
-    return record(fetched, read, config, store, now, dry_run=dry_run)
+    return record(fetched, read, config, store, now, dry_run=dry_run, fetcher=fetcher)
 
 
 def _worker_count() -> int:
@@ -349,7 +371,8 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                     if fetched is not None:  # a read finished in a worker process
                         read = fut.result()
                         assert isinstance(read, Read)
-                        yield record(fetched, read, config, store, clock(), dry_run=dry_run)
+                        yield record(fetched, read, config, store, clock(), dry_run=dry_run,
+                                     fetcher=fetcher)
                         start_next()
                         continue
                     fetched = fut.result()

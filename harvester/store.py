@@ -284,8 +284,10 @@ class SqliteStore:
             " url, category, summary, content, published FROM items WHERE id = ?",
             [(ts, ch.item_id) for ch in changed])
         c.executemany(
+            # an edit that brings no content keeps the stored one (a followed article's text)
             "UPDATE items SET guid = ?, url = ?, title = ?, category = ?, tags = ?, summary = ?,"
-            " content = ?, published = ?, date_flag = ?, language = ?, author = ?,"
+            " content = COALESCE(NULLIF(?, ''), content), published = ?, date_flag = ?,"
+            " language = ?, author = ?,"
             " content_hash = ?, rules = ?, version = version + 1, last_seen = ?, updated_at = ?"
             " WHERE id = ?",
             [(it.guid, it.url, it.title, it.category, _json_list(it.tags),

@@ -124,6 +124,9 @@ def test_demo_runs_offline_and_shows_new_and_changed():
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "icmpd-rss: baseline — 7 items stored, none notified" in out
+    assert "icmpd-news: baseline — 43 items stored, none notified" in out
+    assert "icmpd-news: 2 new, 1 changed, 7 unchanged" in out
+    assert "  NEW     2022-03-31T22:00:00Z  Project News · The projects TRAFIG and SPRING" in out
     assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in out
     assert "  NEW     2020-05-20T07:41:00Z  Press Release · Germany joins the European migration " \
            "organisation ICMPD" in out
@@ -133,7 +136,8 @@ def test_demo_runs_offline_and_shows_new_and_changed():
            " the European migration organisation ICMPD\n" in out
     assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in out
     assert "icmpd-rss: not-modified (HTTP 304)" in out
-    assert out.rstrip().endswith("10 items stored; 3 match a rule")
+    assert "icmpd-news: not-modified (HTTP 304)" in out
+    assert out.rstrip().endswith("55 items stored; 14 match a rule")
 
 
 def test_version_and_help():

@@ -14,7 +14,8 @@ from .conftest import CONFIG_DIR, run_cli
 
 def test_shipped_configs_load():
     icmpd = load_config(CONFIG_DIR / "icmpd.toml")
-    assert [s.name for s in icmpd.sources] == ["icmpd-rss"]
+    assert [s.name for s in icmpd.sources] == ["icmpd-rss", "icmpd-news"]
+    assert icmpd.sources[1].listing.item is None and icmpd.sources[1].listing.param == "page"
     src = icmpd.sources[0]
     assert src.url == "https://www.icmpd.org/news-centre/rss"
     assert src.category_from_title and src.timezone == "Europe/Vienna" and src.every == 1800

@@ -49,3 +49,4 @@ def test_dockerfile_install_steps_give_a_working_harvester(tmp_path: Path):
                           timeout=120)
     assert demo.returncode == 0, demo.stderr
     assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in demo.stdout
+    assert "icmpd-news: 2 new, 1 changed, 7 unchanged" in demo.stdout  # listing data shipped

@@ -170,3 +170,60 @@ def test_listing_config_errors(tmp_path, bad):
     path.write_text(bad)
     r = run_cli("--config", str(path), "check")
     assert r.returncode == 2 and "sources[0].select" in r.stderr
+
+
+def article(title: str) -> bytes:
+    return (f"<html><body><header><nav><a href='/'>Home</a> Menu text</nav></header>"
+            f"<div class='layout'><aside><p>Related: other news that is not this</p></aside>"
+            f"<div class='article'><h1>{title}</h1><p>First paragraph of the story.</p>"
+            f"<script>alert(1)</script><p>Second paragraph, <a href='/more'>more</a>.</p>"
+            f"</div></div><footer><p>© ICMPD footer text</p></footer></body></html>").encode()
+
+
+def test_follow_stores_each_new_items_main_text_once(server, config_for, store):
+    serve(server, "a")
+    for e in ENTRIES["b"][:12]:
+        server.route(e["path"], Response(article(e["title"]), content_type="text/html"))
+    src = listing_source(server.url("/news-centre/"), max=1).replace(
+        'kind = "html"', 'kind = "html"\nfollow = true')
+    config = config_for(src)
+    r = poll(config, store)["icmpd-news"]
+    assert r.new == 10 and r.warning is None
+    first = ENTRIES["a"][0]
+    row = next(i for i in store.items() if i["title"] == first["title"])
+    assert row["content"].startswith(f'<div><h1>{first["title"]}</h1>'
+                                     "<p>First paragraph of the story.</p>")
+    assert f'<a href="{server.base}/more" rel="noopener noreferrer nofollow">more</a>' in row["content"]
+    assert "script" not in row["content"] and "Menu" not in row["content"]
+    assert "footer" not in row["content"] and "Related" not in row["content"]
+    articles = [q.path for q in server.requests if "news-detail" in q.path]
+    assert len(articles) == 10
+    # the next snapshot: only the two new items' pages are fetched
+    serve(server, "b")
+    del server.requests[:]
+    r = poll(config, store)["icmpd-news"]
+    assert (r.new, r.changed) == (2, 1)
+    assert sorted(q.path for q in server.requests if "news-detail" in q.path) == sorted(
+        e["path"] for e in ENTRIES["b"][:2])
+    # the edited teaser kept its article text
+    edited = next(i for i in store.items() if i["title"] == ENTRIES["b"][2]["title"])
+    assert edited["version"] == 2 and "First paragraph of the story." in edited["content"]
+
+
+def test_probe_prints_a_ready_select_block(server):
+    server.route("/latest", Response((LISTINGS / "other-markup.html").read_bytes(),
+                                     content_type="text/html; charset=utf-8"))
+    r = run_cli("probe", server.url("/latest"), "--entries", "1")
+    assert r.returncode == 0, r.stderr
+    first = ENTRIES["a"][0]
+    assert r.stdout.splitlines()[:12] == [
+        "[[sources]]", 'name = "CHANGE-ME"', 'kind = "html"', f'url = "{server.url("/latest")}"',
+        "  [sources.select]", "  item = 'xpath:/html/body/div/table/tr'",
+        "  title = 'xpath:./td/a'", "  link = 'xpath:./td/a'", "  date = 'xpath:./td/small'",
+        "  category = 'xpath:./td/div[1]'", "  summary = 'xpath:./td/div[2]'",
+        '  date_formats = ["%d %B %Y"]']
+    assert f"#   {first['date']} [{first['category']}] {first['title']}" in r.stdout
+    server.route("/empty", Response(b"<html><body><p>nothing</p></body></html>",
+                                    content_type="text/html"))
+    r = run_cli("probe", server.url("/empty"))
+    assert r.returncode == 1 and "found no repeated entries" in r.stderr

@@ -1,0 +1,71 @@
+"""`follow = true`: an item's article page, reduced to its main text.
+
+The main block is the `content` selector's element when one is configured, else the
+element whose own paragraphs hold the most text (a readability-style guess that skips
+navigation, headers, footers and asides). Stored sanitised, like any content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .errors import FetchError
+from .fetch import Fetcher
+from .models import Item
+from .text import sanitise_html
+
+_NOISE = ("script", "style", "nav", "header", "footer", "aside", "form", "noscript",
+          "template", "iframe")
+
+
+def main_html(body: bytes, url: str, selector: str | None = None) -> str | None:
+    """The article's main block as HTML, or None when the page has none."""
+    import lxml.html
+
+    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(body, parser=parser)
+    except Exception:
+        return None
+    for el in [el for el in root.iter(*_NOISE) if el.getparent() is not None]:
+        el.drop_tree()
+    if selector:
+        from .parse.listing import _compile
+
+        found = _compile(selector)(root)
+        best = found[0] if found else None
+    else:
+        best, score = None, 0
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            own = sum(len(p.text_content().strip()) for p in el if p.tag == "p")
+            if own > score:
+                best, score = el, own
+    if best is None:
+        return None
+    return lxml.html.tostring(best, encoding="unicode")
+
+
+def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
+           selector: str | None) -> tuple[list[Item], list[str]]:
+    """Items with their article text as content; (items, problems) — a page that fails
+    leaves its item as it was, never fails the poll."""
+    out, problems = [], []
+    for it in items:
+        if not it.url:
+            out.append(it)
+            continue
+        try:
+            fr = fetcher.fetch(it.url, source=source)
+        except FetchError as e:
+            problems.append(f"{it.url}: {e}")
+            out.append(it)
+            continue
+        html = main_html(fr.body, fr.url, selector)
+        out.append(replace(it, content=sanitise_html(html, fr.url)) if html else it)
+    return out, problems
+
+
+__all__ = ["follow", "main_html"]
