@@ -42,9 +42,22 @@ def dedupe(items: Sequence[Item]) -> list[Item]:
     return out
 
 
+def _same_day(a: str, b: str) -> bool:
+    """Within a day and a half: a listing's date-only midnight vs a feed's timestamp."""
+    from datetime import datetime
+
+    try:
+        da = datetime.fromisoformat(a.replace("Z", "+00:00"))
+        db = datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return abs((da - db).total_seconds()) <= 36 * 3600
+
+
 def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
          by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = (),
-         matched: Mapping[str, tuple[str, ...]] | None = None) -> list[Change]:
+         matched: Mapping[str, tuple[str, ...]] | None = None,
+         by_title: Mapping[str, Sequence[StoredItem]] | None = None) -> list[Change]:
     """Compare a fetch's items with what the store knows. Items absent from the fetch are
     not touched: a feed is a window, not the archive. `matched` (item key → rule names)
     is classification done already, e.g. in the worker that read the body."""
@@ -59,9 +72,20 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
         if prev is None and it.url is not None:
             prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
             rekeyed = prev is not None
+        if prev is None and by_title and not it.date_flag:
+            # another source's copy under another URL: the same title on the same day
+            prev = next((p for p in by_title.get(it.title, ())
+                         if not p.date_flag and _same_day(p.published, it.published)), None)
+            rekeyed = prev is not None
         if prev is None:
             changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),
                                   rules=rules_of(it)))
+            continue
+        if not prev.own:
+            # another source's article: one item, two sightings. Its content is the first
+            # source's; this source's differing view is not an edit (nor a notification).
+            changes.append(Change(ChangeKind.UNCHANGED, it, prev.id, previous=prev,
+                                  rekeyed=True, foreign=True))
             continue
         if prev.date_flag and it.date_flag:
             # keep the first-seen date the item was given, not this poll's clock

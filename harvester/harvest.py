@@ -216,7 +216,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                 base = replace(base, warning=f"{base.warning}; {note}" if base.warning else note)
 
         def decide(known: Known) -> PollPlan:
-            changes = diff(items, known.by_key, known.by_url, config.rules, read.matched)
+            changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
+                           known.by_title)
             baseline = not known.baseline_done
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run)
@@ -225,13 +226,14 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
         keys = [it.key for it in items] + list(read.same)
         urls = [it.url for it in items if it.url]
+        titles = [it.title for it in items]
         if dry_run:
-            plan = decide(store.known(src.name, keys, urls))
+            plan = decide(store.known(src.name, keys, urls, titles))
         else:
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
                                 body_hash=body_fingerprint(src, fr.body))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
-                                    keys, urls, decide, _recovered(src, config))
+                                    keys, urls, decide, _recovered(src, config), titles)
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     counts = {"new": 0, "changed": 0, "unchanged": len(plan.same)}

@@ -134,4 +134,10 @@ def m003_raw_hash(db: Database) -> None:
     db.execute("ALTER TABLE sightings ADD COLUMN raw_hash TEXT")
 
 
+@migrations()
+def m004_title_index(db: Database) -> None:
+    """Matching one article across sources by title and date, when their URLs differ."""
+    db.execute("CREATE INDEX items_title ON items(title)")
+
+
 __all__ = ["migrations"]

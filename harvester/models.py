@@ -110,6 +110,7 @@ class StoredItem:
     content_hash: str
     published: str
     date_flag: DateFlag
+    own: bool = True  # this source has seen it before (False: known through another source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class Change:
     previous: StoredItem | None = None
     rules: tuple[str, ...] = ()
     rekeyed: bool = False  # known by URL under another key: the sighting key moves
+    foreign: bool = False  # first seen through another source: this is only a sighting
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ class Known:
     by_key: dict[str, StoredItem]
     by_url: dict[str, StoredItem]
     baseline_done: bool
+    by_title: dict[str, list[StoredItem]] = field(default_factory=dict)  # exact title
 
 
 @dataclass(frozen=True, slots=True)

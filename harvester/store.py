@@ -33,7 +33,7 @@ from .models import (
 )
 
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 3  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 4  # how many migrations migrations.py holds; kept in PRAGMA user_version
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
@@ -45,12 +45,14 @@ class Store(Protocol):
 
     def source_state(self, name: str) -> SourceState: ...
 
-    def known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known: ...
+    def known(self, source: str, keys: Sequence[str], urls: Sequence[str],
+              titles: Sequence[str] = ()) -> Known: ...
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, keys: Sequence[str], urls: Sequence[str],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None) -> PollPlan: ...
+                   recovered: SourceEvents | None = None,
+                   titles: Sequence[str] = ()) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
@@ -68,9 +70,9 @@ def _json_list(values: Sequence[str]) -> str:
     return json.dumps(values, ensure_ascii=False) if values else "[]"
 
 
-def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredItem:
+def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
     return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
-                      date_flag=DateFlag(row[5]))
+                      date_flag=DateFlag(row[5]), own=own)
 
 
 class SqliteStore:
@@ -158,15 +160,17 @@ class SqliteStore:
         return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
                            baseline_done=bool(row[3]), consecutive_failures=row[4])
 
-    def known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known:
-        """What is stored under these identity keys (for this source) and canonical URLs
-        (for any source): one query each, however many entries."""
+    def known(self, source: str, keys: Sequence[str], urls: Sequence[str],
+              titles: Sequence[str] = ()) -> Known:
+        """What is stored under these identity keys (for this source), canonical URLs and
+        titles (for any source): one query each, however many entries."""
         try:
-            return self._known(source, keys, urls)
+            return self._known(source, keys, urls, titles)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
 
-    def _known(self, source: str, keys: Sequence[str], urls: Sequence[str]) -> Known:
+    def _known(self, source: str, keys: Sequence[str], urls: Sequence[str],
+               titles: Sequence[str] = ()) -> Known:
         by_key: dict[str, StoredItem] = {}
         by_url: dict[str, StoredItem] = {}
         c = self.conn
@@ -182,13 +186,22 @@ class SqliteStore:
         wanted = [u for u in urls if u not in known_urls]
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
-            q = ("SELECT id, NULL, url, content_hash, published, date_flag FROM items"
-                 f" WHERE url IN ({','.join('?' * len(chunk))})")
-            for row in c.execute(q, chunk):
-                by_url.setdefault(row[2], _stored(row))
+            q = ("SELECT id, NULL, url, content_hash, published, date_flag,"
+                 " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = items.id AND g.source = ?)"
+                 f" FROM items WHERE url IN ({','.join('?' * len(chunk))})")
+            for row in c.execute(q, (source, *chunk)):
+                by_url.setdefault(row[2], _stored(row, bool(row[6])))
+        by_title: dict[str, list[StoredItem]] = {}
+        for i in range(0, len(titles), _CHUNK):
+            chunk = titles[i : i + _CHUNK]
+            q = ("SELECT id, NULL, url, content_hash, published, date_flag,"
+                 " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = items.id AND g.source = ?),"
+                 f" title FROM items WHERE title IN ({','.join('?' * len(chunk))})")
+            for row in c.execute(q, (source, *chunk)):
+                by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
         row = c.execute("SELECT baseline_at IS NOT NULL FROM sources WHERE name = ?",
                         (source,)).fetchone()
-        return Known(by_key, by_url, bool(row and row[0]))
+        return Known(by_key, by_url, bool(row and row[0]), by_title)
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """The raw fingerprint this source last gave for each key (one query)."""
@@ -244,13 +257,14 @@ class SqliteStore:
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, keys: Sequence[str], urls: Sequence[str],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None) -> PollPlan:
+                   recovered: SourceEvents | None = None,
+                   titles: Sequence[str] = ()) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)
         try:
             with self._write() as c:
-                plan = decide(self._known(source, keys, urls))
+                plan = decide(self._known(source, keys, urls, titles))
                 self._upsert_source(source, url, kind, ts)
                 self._write_changes(source, ts, plan)
                 self._success(source, ts, PollStatus.OK, state, recovered)
@@ -294,9 +308,12 @@ class SqliteStore:
               it.summary, it.content, it.published, it.date_flag.value, it.language, it.author,
               it.content_hash, _json_list(ch.rules), ts, ts, ch.item_id)
              for ch in changed for it in (ch.item,)])
+        # a sighting through another source leaves the item as its first source has it
         c.executemany(
             "UPDATE items SET last_seen = ?, content_hash = ? WHERE id = ?",
-            [(ts, ch.item.content_hash, ch.item_id) for ch in unchanged])
+            [(ts, ch.item.content_hash, ch.item_id) for ch in unchanged if not ch.foreign])
+        c.executemany("UPDATE items SET last_seen = ? WHERE id = ?",
+                      [(ts, ch.item_id) for ch in unchanged if ch.foreign])
         # every item seen now has a sighting under this source's current key for it
         c.executemany(
             "INSERT INTO sightings (source, key, item_id, first_seen, last_seen, raw_hash)"

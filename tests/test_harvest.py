@@ -270,8 +270,10 @@ def _tracked(active: dict, peak: dict, lock: threading.Lock, host: str):
         with lock:
             active[host] -= 1
             active["all"] -= 1
+        # distinct articles per source (same titles on the same day would be one item)
         return Response(feed_bytes("icmpd-2020-05-a.rss").replace(
-            b"https://www.icmpd.org//", f"https://{host}/{h.path[1:]}/".encode()))
+            b"https://www.icmpd.org//", f"https://{host}/{h.path[1:]}/".encode()).replace(
+            b"</title>", f" ({host}{h.path})</title>".encode()))
     return handler
 
 
@@ -287,7 +289,8 @@ def test_fetches_are_bounded_globally_and_per_host(config_for, store):
                 sources.append(feed_source(f"{host}-{i}", srv.url(f"/f{i}")))
         http = '[storage]\npath = "h.db"\n[http]\nconcurrency = 3\nper_host = 2\n'
         reports = poll(config_for(*sources, http=http), store)
-    assert all(r.status is PollStatus.OK and r.new == 7 for r in reports.values())
+    assert {(r.status, r.new) for r in reports.values()} == {(PollStatus.OK, 7)}, [
+        (r.source, r.new, r.unchanged, r.error) for r in reports.values()]
     assert peak["one"] == 2 and peak["two"] == 2  # per host
     assert peak["all"] == 3  # globally
     assert len(store.items()) == 56
@@ -306,13 +309,13 @@ def test_database_is_wal_with_a_schema_version(store):
 
     names = [r[0] for r in store.conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
-    assert names == ["m001_initial", "m002_delivery", "m003_raw_hash"]
+    assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice
     again = SqliteStore(store.path)
     again.close()
-    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 3
+    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 4
 
 
 def test_an_older_database_is_migrated_and_keeps_its_items(server, icmpd_a, config_for,

@@ -159,6 +159,30 @@ def test_a_feed_and_a_listing_with_the_same_news_give_one_item_one_notification(
     assert all(n == 1 for n in per_item.values()) and len(per_item) == 45
 
 
+def test_same_title_same_day_under_other_urls_is_one_item(server, config_for, store):
+    """The feed links /press/…, the listing /news-centre/news-detail/…: title and day match."""
+    serve(server, "b")
+    newest = ENTRIES["b"][:2]  # 08 April 2022 and 01 April 2022 in the listing
+    dates = ["Fri, 08 Apr 2022 10:00:00 +0200", "Fri, 01 Apr 2022 16:30:00 +0200"]
+    items = "".join(
+        f"<item><title>Project News: {e['title']}</title><link>{server.base}/press/{i}</link>"
+        f"<pubDate>{d}</pubDate></item>" for i, (e, d) in enumerate(zip(newest, dates, strict=True)))
+    server.route("/rss", Response(f'<rss version="2.0"><channel><title>t</title>{items}'
+                                  f"</channel></rss>".encode()))
+    config = config_for(listing_source(server.url("/news-centre/"), max=1),
+                        feed_source("icmpd-rss", server.url("/rss")))
+    poll(config, store)
+    rows = [r for r in store.items() if r["title"] in {e["title"] for e in newest}]
+    assert len(rows) == 2 and all(r["sources"] == ["icmpd-news", "icmpd-rss"] for r in rows)
+    assert len(store.items()) == 10
+    # polled again and again, neither source's view reads as an edit of the other's
+    for _ in range(2):
+        reports = poll(config, store)
+        assert all(r.changed == 0 for r in reports.values())
+    assert store.conn.execute("SELECT count(*) FROM item_versions").fetchone() == (0,)
+    assert {r["version"] for r in store.items()} == {1}
+
+
 @pytest.mark.parametrize("bad", [
     '[[sources]]\nname = "x"\nkind = "html"\nurl = "https://e.org/"\n  [sources.select]\n'
     '  item = "div"\n',
