@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from harvester.dates import iso_utc, parse_date
 from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
@@ -129,6 +130,8 @@ def test_auto_detection_reads_a_page_with_no_selectors(server, config_for, store
     for e in ENTRIES["a"][:10]:
         row = got[e["title"]]
         assert row["url"] == server.base + e["path"]
+        assert row["published"] == iso_utc(parse_date(e["date"], "Europe/Vienna"))
+        assert row["date_flag"] == ""
         assert row["category"] == e["category"]
         assert row["summary"] == e["teaser"]
 
