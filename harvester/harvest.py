@@ -145,8 +145,7 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
 
     def known(entries: list) -> Known:
         prepared = [prepare(e, context(fr.url)) for e in entries]
-        return store.known(src.name, [k for k, _, _ in prepared],
-                           [u for _, u, _ in prepared if u])
+        return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
 
     try:
         entries, _, warning, base = read_pages(src, fr, fetcher,
@@ -182,7 +181,7 @@ def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
     Outside the write transaction: no network wait holds the database."""
     from .article import follow
 
-    known = store.known(src.name, [it.key for it in items], [it.url for it in items if it.url])
+    known = store.known(src.name, [(it.key, it.url, it.title) for it in items])
     fresh = [it for it in items if it.key not in known.by_key
              and not (it.url and it.url in known.by_url)]
     if not fresh:
@@ -224,16 +223,15 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             return PollPlan(tuple(changes), tuple(notes), baseline, same)
 
-        keys = [it.key for it in items] + list(read.same)
-        urls = [it.url for it in items if it.url]
-        titles = [it.title for it in items]
+        entries = [(it.key, it.url, it.title) for it in items] + [
+            (key, None, "") for key in read.same]
         if dry_run:
-            plan = decide(store.known(src.name, keys, urls, titles))
+            plan = decide(store.known(src.name, entries))
         else:
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
                                 body_hash=body_fingerprint(src, fr.body))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
-                                    keys, urls, decide, _recovered(src, config), titles)
+                                    entries, decide, _recovered(src, config))
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     counts = {"new": 0, "changed": 0, "unchanged": len(plan.same)}

@@ -34,6 +34,7 @@ from .models import (
 
 BUSY_TIMEOUT_S = 10.0
 SCHEMA_VERSION = 4  # how many migrations migrations.py holds; kept in PRAGMA user_version
+Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
@@ -45,14 +46,12 @@ class Store(Protocol):
 
     def source_state(self, name: str) -> SourceState: ...
 
-    def known(self, source: str, keys: Sequence[str], urls: Sequence[str],
-              titles: Sequence[str] = ()) -> Known: ...
+    def known(self, source: str, entries: Sequence[Lookup]) -> Known: ...
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
-                   state: SourceState, keys: Sequence[str], urls: Sequence[str],
+                   state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None,
-                   titles: Sequence[str] = ()) -> PollPlan: ...
+                   recovered: SourceEvents | None = None) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
@@ -160,61 +159,54 @@ class SqliteStore:
         return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
                            baseline_done=bool(row[3]), consecutive_failures=row[4])
 
-    def known(self, source: str, keys: Sequence[str], urls: Sequence[str],
-              titles: Sequence[str] = ()) -> Known:
-        """What is stored under these identity keys (for this source), canonical URLs and
-        titles (for any source): one query each, however many entries."""
+    def known(self, source: str, entries: Sequence[Lookup]) -> Known:
+        """What is stored for these entries — (identity key, canonical URL, title) — by
+        key for this source, else by URL, else by title, for any source. One query each,
+        and each only for the entries the one before did not find."""
         try:
-            return self._known(source, keys, urls, titles)
+            return self._known(source, entries)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
 
-    def _known(self, source: str, keys: Sequence[str], urls: Sequence[str],
-               titles: Sequence[str] = ()) -> Known:
-        by_key: dict[str, StoredItem] = {}
-        by_url: dict[str, StoredItem] = {}
-        c = self.conn
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            q = ("SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag"
-                 " FROM sightings s JOIN items i ON i.id = s.item_id"
-                 f" WHERE s.source = ? AND s.key IN ({','.join('?' * len(chunk))})")
-            for row in c.execute(q, (source, *chunk)):
-                by_key[row[1]] = _stored(row)
-        # URLs only matter for entries not known by key: a changed guid, or another source
+    def _rows(self, sql: str, values: Sequence[str], *before: object) -> Iterator[tuple[Any, ...]]:
+        """`sql` with {marks} run over `values` in chunks under SQLite's variable limit."""
+        for i in range(0, len(values), _CHUNK):
+            chunk = values[i : i + _CHUNK]
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(chunk))),
+                                         (*before, *chunk))
+
+    def _known(self, source: str, entries: Sequence[Lookup]) -> Known:
+        by_key = {row[1]: _stored(row) for row in self._rows(
+            "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag"
+            " FROM sightings s JOIN items i ON i.id = s.item_id"
+            " WHERE s.source = ? AND s.key IN ({marks})", [k for k, _, _ in entries], source)}
+        # a changed guid, or an article another source brought first
         known_urls = {s.url for s in by_key.values()}
-        wanted = [u for u in urls if u not in known_urls]
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            q = ("SELECT id, NULL, url, content_hash, published, date_flag,"
-                 " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = items.id AND g.source = ?)"
-                 f" FROM items WHERE url IN ({','.join('?' * len(chunk))})")
-            for row in c.execute(q, (source, *chunk)):
-                by_url.setdefault(row[2], _stored(row, bool(row[6])))
+        rest = [e for e in entries if e[0] not in by_key and e[1] not in known_urls]
+        by_url: dict[str, StoredItem] = {}
+        for row in self._rows(
+                "SELECT id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1 FROM"
+                " sightings g WHERE g.item_id = items.id AND g.source = ?)"
+                " FROM items WHERE url IN ({marks})", [u for _, u, _ in rest if u], source):
+            by_url.setdefault(row[2], _stored(row, bool(row[6])))
         by_title: dict[str, list[StoredItem]] = {}
-        for i in range(0, len(titles), _CHUNK):
-            chunk = titles[i : i + _CHUNK]
-            q = ("SELECT id, NULL, url, content_hash, published, date_flag,"
-                 " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = items.id AND g.source = ?),"
-                 f" title FROM items WHERE title IN ({','.join('?' * len(chunk))})")
-            for row in c.execute(q, (source, *chunk)):
-                by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
-        row = c.execute("SELECT baseline_at IS NOT NULL FROM sources WHERE name = ?",
-                        (source,)).fetchone()
+        for row in self._rows(
+                "SELECT id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1 FROM"
+                " sightings g WHERE g.item_id = items.id AND g.source = ?), title"
+                " FROM items WHERE title IN ({marks})",
+                [t for _, u, t in rest if t and u not in by_url], source):
+            by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
+        row = self.conn.execute("SELECT baseline_at IS NOT NULL FROM sources WHERE name = ?",
+                                (source,)).fetchone()
         return Known(by_key, by_url, bool(row and row[0]), by_title)
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """The raw fingerprint this source last gave for each key (one query)."""
-        out: dict[str, str] = {}
         try:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i : i + _CHUNK]
-                q = ("SELECT key, raw_hash FROM sightings WHERE source = ? AND raw_hash IS NOT NULL"
-                     f" AND key IN ({','.join('?' * len(chunk))})")
-                out.update(self.conn.execute(q, (source, *chunk)).fetchall())
+            return dict(self._rows("SELECT key, raw_hash FROM sightings WHERE source = ?"
+                                   " AND raw_hash IS NOT NULL AND key IN ({marks})", keys, source))
         except sqlite3.Error as e:
             raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
-        return out
 
     # -- writes --------------------------------------------------------------------------
 
@@ -255,16 +247,15 @@ class SqliteStore:
             (state.etag, state.last_modified, state.body_hash, status.value, now, source))
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
-                   state: SourceState, keys: Sequence[str], urls: Sequence[str],
+                   state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None,
-                   titles: Sequence[str] = ()) -> PollPlan:
+                   recovered: SourceEvents | None = None) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)
         try:
             with self._write() as c:
-                plan = decide(self._known(source, keys, urls, titles))
+                plan = decide(self._known(source, entries))
                 self._upsert_source(source, url, kind, ts)
                 self._write_changes(source, ts, plan)
                 self._success(source, ts, PollStatus.OK, state, recovered)
