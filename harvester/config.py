@@ -264,11 +264,10 @@ class _Reader:
         v = self.get(k, dict, None)
         return None if v is None else _Reader(v, self.key(k), self.file)
 
-    def finish(self, extra_allowed: tuple[str, ...] = ()) -> None:
-        allowed = self.used | set(extra_allowed)
+    def finish(self) -> None:
         for k in self.data:
-            if k not in allowed:
-                close = difflib.get_close_matches(k, sorted(allowed), n=1)
+            if k not in self.used:
+                close = difflib.get_close_matches(k, sorted(self.used), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise self.error(k, f"unknown key{hint}")
 

@@ -19,14 +19,13 @@ import signal
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .config import Config, SourceConfig, load_config
 from .errors import HarvesterError
-from .harvest import fetch_one, process, system_clock
+from .harvest import poll_one, system_clock
 from .models import PollStatus
 from .notify import deliver
 from .store import SqliteStore
@@ -86,11 +85,6 @@ def setup_logging(fmt: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-@dataclass
-class _SourceHealth:
-    failures: int = 0
-
-
 class Daemon:
     def __init__(self, config_path: Path, config: Config, http: str | None = None):
         from .metrics import Metrics
@@ -102,7 +96,6 @@ class Daemon:
         self._local = threading.local()
         self._stores: list[SqliteStore] = []
         self._stores_lock = threading.Lock()
-        self._health: dict[str, _SourceHealth] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.scheduler: Any = None
@@ -122,32 +115,28 @@ class Daemon:
     # -- jobs -------------------------------------------------------------------------------
 
     def poll(self, name: str) -> None:
-        config = self.config
-        src = next((s for s in config.sources if s.name == name), None)
+        src = next((s for s in self.config.sources if s.name == name), None)
         if src is None:
             return
         store = self.store()
-        fetched = fetch_one(src, store.source_state(src.name), self.fetcher)
-        report = process(fetched, config, store, system_clock(), fetcher=self.fetcher)
-        store.flush()
+        # the failure streak is the store's, so a restarted daemon keeps backing off
+        before = store.source_state(name).consecutive_failures
+        report = poll_one(src, self.config, store, fetcher=self.fetcher)
         self.metrics.observe_poll(report)
-        health = self._health.setdefault(name, _SourceHealth())
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,
                             "unchanged": report.unchanged, "queued": report.queued}}
         if report.status is PollStatus.ERROR:
-            health.failures += 1
-            retry_after = fetched.error.retry_after if fetched.error else None
-            delay = self._backoff(src, health.failures, retry_after)
+            failures = before + 1
+            delay = self._backoff(src, failures, report.retry_after)
             self._push_back(name, delay)
-            log.warning("%s: poll failed (%d in a row), next in %.0fs: %s", name,
-                        health.failures, delay, report.error,
+            log.warning("%s: poll failed (%d in a row), next in %.0fs: %s", name, failures,
+                        delay, report.error,
                         extra={**extra, "error": report.error, "event": "poll.failed"})
             return
-        if health.failures:
-            log.info("%s: recovered after %d failures", name, health.failures,
+        if before:
+            log.info("%s: recovered after %d failures", name, before,
                      extra={**extra, "event": "poll.recovered"})
-        health.failures = 0
         log.info("%s: %s, %d new, %d changed", name, report.status.value, report.new,
                  report.changed, extra=extra)
 

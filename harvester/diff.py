@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
 from .models import HASH_VERSION, Change, ChangeKind, Item, Notification, StoredItem
@@ -44,8 +45,6 @@ def dedupe(items: Sequence[Item]) -> list[Item]:
 
 def _same_day(a: str, b: str) -> bool:
     """Within a day and a half: a listing's date-only midnight vs a feed's timestamp."""
-    from datetime import datetime
-
     try:
         da = datetime.fromisoformat(a.replace("Z", "+00:00"))
         db = datetime.fromisoformat(b.replace("Z", "+00:00"))

@@ -59,6 +59,7 @@ class Fetched:
     state: SourceState
     result: FetchResult | None = None
     error: FetchError | None = None
+    fingerprint: str | None = None  # body_fingerprint of a 200, hashed on the fetch thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,8 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fet
                                source=source.name)
     except FetchError as e:
         return Fetched(source, state, error=e)
-    return Fetched(source, state, result=result)
+    fingerprint = None if result.not_modified else body_fingerprint(source, result.body)
+    return Fetched(source, state, result=result, fingerprint=fingerprint)
 
 
 def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | None,
@@ -148,7 +150,7 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
         return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
 
     try:
-        entries, _, warning, base = read_pages(src, fr, fetcher,
+        entries, warning, base = read_pages(src, fr, fetcher,
                                                baseline=not fetched.state.baseline_done,
                                                known=known)
     except StaleLayout as e:
@@ -172,7 +174,7 @@ def needs_reading(fetched: Fetched) -> bool:
     fr, state = fetched.result, fetched.state
     return (fetched.error is None and fr is not None and not fr.not_modified
             and not (state.baseline_done
-                     and body_fingerprint(fetched.source, fr.body) == state.body_hash))
+                     and fetched.fingerprint == state.body_hash))
 
 
 def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
@@ -198,7 +200,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
     src, state, fr = fetched.source, fetched.state, fetched.result
     if fetched.error is not None or fr is None:
         err = fetched.error or FetchError("no response", source=src.name, url=src.url)
-        return _failed(PollReport(src.name, PollStatus.ERROR, http_status=err.status),
+        return _failed(PollReport(src.name, PollStatus.ERROR, http_status=err.status,
+                                  retry_after=err.retry_after),
                        str(err), fetched, store, now, dry_run, config)
     base = _base_report(fetched)
     try:
@@ -229,7 +232,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             plan = decide(store.known(src.name, entries))
         else:
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
-                                body_hash=body_fingerprint(src, fr.body))
+                                body_hash=fetched.fingerprint)
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
                                     entries, decide, _recovered(src, config))
     except HarvesterError as e:
@@ -278,10 +281,11 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
             fetcher: Fetcher | None = None) -> PollReport:
     """Read (inline) and record one fetch outcome."""
     read = None
-    if (needs_reading(fetched) if needs is None else needs) and (
-            fetched.source.kind is SourceKind.HTML):
+    if needs is None:
+        needs = needs_reading(fetched)
+    if needs and fetched.source.kind is SourceKind.HTML:
         read = read_listing(fetched, config, store, fetcher or Fetcher(config.http), now)
-    elif needs_reading(fetched) if needs is None else needs:
+    elif needs:
         fr = fetched.result
         assert fr is not None
         src = fetched.source

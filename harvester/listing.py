@@ -52,12 +52,12 @@ def selectors(listing: ListingConfig, first_page: bytes, url: str) -> Selectors:
 
 def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
                baseline: bool, known: Callable[[list[RawEntry]], Known]
-               ) -> tuple[list[RawEntry], int, str | None, str]:
-    """(entries of every page read, entries dropped, a warning, the base URL of page 1)."""
+               ) -> tuple[list[RawEntry], str | None, str]:
+    """(entries of every page read, a warning, the base URL of page 1)."""
     listing_cfg = source.listing
     assert listing_cfg is not None
     select = selectors(listing_cfg, first.body, first.url)
-    page = _extract(first.body, first.url, first.content_type, select, source)
+    page = _extract(first.body, first.url, select, source)
     if not page.document.entries:
         raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
     entries = list(page.document.entries)
@@ -78,7 +78,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         except FetchError as e:
             warning = f"stopped at page {n + 1}: {e}"
             break
-        page = _extract(fr.body, fr.url, fr.content_type, select, source)
+        page = _extract(fr.body, fr.url, select, source)
         if not page.document.entries:
             break
         seen.add(nxt)
@@ -88,12 +88,11 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     if dropped:
         note = f"{dropped} entries without a title or link were dropped"
         warning = f"{warning}; {note}" if warning else note
-    return entries, dropped, warning, first.url
+    return entries, warning, first.url
 
 
-def _extract(body: bytes, url: str, content_type: str | None, select: Selectors,
-             source: SourceConfig) -> Listing:
-    return extract(body, url=url, select=select, content_type=content_type, source=source.name)
+def _extract(body: bytes, url: str, select: Selectors, source: SourceConfig) -> Listing:
+    return extract(body, url=url, select=select, source=source.name)
 
 
 __all__ = ["StaleLayout", "read_pages", "selectors", "stale_message", "with_page"]

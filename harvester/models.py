@@ -167,6 +167,7 @@ class PollReport:
     duration: float = 0.0
     error: str | None = None
     warning: str | None = None
+    retry_after: float | None = None  # the server's Retry-After on a failed fetch, seconds
     changes: tuple[Change, ...] = field(default=(), repr=False)
 
 

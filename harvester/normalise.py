@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -149,9 +148,5 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
     )
 
 
-def normalise_all(entries: Iterable[RawEntry], ctx: Context) -> list[Item]:
-    return [normalise(e, ctx) for e in entries]
-
-
-__all__ = ["HASH_VERSION", "Context", "content_hash", "identity", "normalise", "normalise_all",
+__all__ = ["HASH_VERSION", "Context", "content_hash", "identity", "normalise",
            "prepare", "raw_fingerprint", "split_category"]

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -487,8 +488,6 @@ class SqliteStore:
 
 
 def _with_counts(report: PollReport, counts: dict[ChangeKind, int]) -> PollReport:
-    from dataclasses import replace
-
     return replace(report, new=counts[ChangeKind.NEW], changed=counts[ChangeKind.CHANGED],
                    unchanged=counts[ChangeKind.UNCHANGED])
 

@@ -8,12 +8,23 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .store import SqliteStore
+
 if TYPE_CHECKING:
     from .daemon import Daemon
 
 
 def _page(daemon: Daemon) -> str:
-    store = daemon.store()
+    # its own short-lived connection: the server runs each request on a new thread, and
+    # daemon.store() keeps one connection per thread for the daemon's life
+    store = SqliteStore(daemon.config.storage.path)
+    try:
+        return _render(store)
+    finally:
+        store.close()
+
+
+def _render(store: SqliteStore) -> str:
     e = html.escape
     rows = []
     for s in store.sources():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.corpus import initial_head, render_feed
-from harvester.normalise import Context, normalise_all
+from harvester.normalise import Context, normalise
 from harvester.parse.fast import parse_fast
 from harvester.parse.feed import parse_feed, parse_with_feedparser
 
@@ -22,7 +22,7 @@ def both(body: bytes, content_type: str | None = "application/rss+xml; charset=u
 
 def normalised(doc):
     ctx = Context("s", doc.base_url, NOW, "Europe/Vienna", True, doc.language)
-    return normalise_all(doc.entries, ctx)
+    return [normalise(e, ctx) for e in doc.entries]
 
 
 CASES = [(f.name, f.read_bytes()) for f in sorted(FEEDS.glob("*.rss"))] + [

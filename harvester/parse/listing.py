@@ -67,8 +67,7 @@ def _href(el) -> str | None:
     return href.strip() if href else None
 
 
-def extract(body: bytes, *, url: str, select: Selectors, content_type: str | None = None,
-            source: str | None = None) -> Listing:
+def extract(body: bytes, *, url: str, select: Selectors, source: str | None = None) -> Listing:
     """The entries of one listing page."""
     import lxml.html
 
