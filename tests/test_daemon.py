@@ -230,3 +230,17 @@ def test_healthz_is_503_when_the_database_is_not_writable(server, icmpd_a, tmp_p
         blocker.close()
     assert d.get("/healthz")[0] == 200
     assert d.stop() == 0
+
+
+def test_backoff_honours_retry_after(server, tmp_path, running):
+    server.route("/busy", Response(b"slow down", status=429, content_type="text/plain",
+                                   headers={"Retry-After": "7"}, conditional=False))
+    cfg = make_config(tmp_path, BASE + feed_source("busy", server.url("/busy")))
+    d = running(cfg, http=False)
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll.failed"],
+               what="the first refused poll")
+    first = next(r for r in d.logs() if r.get("event") == "poll.failed")
+    assert "next in 7s: HTTP 429" in first["message"]
+    time.sleep(3)
+    assert len(server.hits("/busy")) == 1  # not polled again before the server's time
+    assert d.stop() == 0

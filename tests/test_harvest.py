@@ -400,3 +400,15 @@ def test_redirects_are_followed_within_the_limit(server, config_for, store):
     assert reports["moved"].status is PollStatus.OK and reports["moved"].new == 7
     assert reports["loop"].error == "too many redirects (more than 5)"
     assert len(server.hits("/loop")) == 6
+
+
+def test_a_source_can_force_the_encoding_a_server_lies_about(server, config_for, store):
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+            "<item><title>Press Release: Café in Zürich, São Paulo</title>"
+            "<link>https://www.icmpd.org/news/cafe/</link></item></channel></rss>"
+            ).encode("iso-8859-1")
+    server.route("/latin", Response(body, content_type="application/rss+xml; charset=utf-8"))
+    config = config_for(feed_source("latin", server.url("/latin"), encoding="iso-8859-1"))
+    assert poll(config, store)["latin"].new == 1
+    [row] = store.items()
+    assert (row["category"], row["title"]) == ("Press Release", "Café in Zürich, São Paulo")
