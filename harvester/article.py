@@ -19,14 +19,17 @@ _NOISE = ("script", "style", "nav", "header", "footer", "aside", "form", "noscri
           "template", "iframe")
 
 
-def main_html(body: bytes, url: str, selector: str | None = None) -> str | None:
+def main_html(body: bytes, url: str, selector: str | None = None, *,
+              content_type: str | None = None, encoding: str | None = None) -> str | None:
     """The article's main block as HTML, or None when the page has none."""
     import lxml.html
 
-    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+    from .errors import ParseError
+    from .parse.html import html_document
+
     try:
-        root = lxml.html.document_fromstring(body, parser=parser)
-    except Exception:
+        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
+    except ParseError:
         return None
     for el in [el for el in root.iter(*_NOISE) if el.getparent() is not None]:
         el.drop_tree()
@@ -63,7 +66,7 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
             problems.append(f"{it.url}: {e}")
             out.append(it)
             continue
-        html = main_html(fr.body, fr.url, selector)
+        html = main_html(fr.body, fr.url, selector, content_type=fr.content_type)
         out.append(replace(it, content=sanitise_html(html, fr.url)) if html else it)
     return out, problems
 

@@ -346,10 +346,11 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
         http = _config(ctx).http
     with _errors():
         fr = Fetcher(http).fetch(url)
-        found = detect(fr.body, fr.url)
+        found = detect(fr.body, fr.url, content_type=fr.content_type)
         if found is None:
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
-        listing = extract(fr.body, url=fr.url, select=found)
+        listing = extract(fr.body, url=fr.url, select=found,
+                          content_type=fr.content_type)
     click.echo("[[sources]]\nname = \"CHANGE-ME\"\nkind = \"html\"\n"
                f"url = {json.dumps(url)}\n" + toml_block(found))
     click.echo(f"\n# {len(listing.document.entries)} entries on this page; the first "

@@ -70,14 +70,15 @@ def _blocks(root):
     return [(p, items) for _, _, p, items in scored]
 
 
-def detect(body: bytes, url: str) -> Selectors | None:
+def detect(body: bytes, url: str, *, content_type: str | None = None,
+           encoding: str | None = None) -> Selectors | None:
     """Selectors for the page's repeated entries, or None when there are none."""
-    import lxml.html
+    from .errors import ParseError
+    from .parse.html import html_document
 
-    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True)
     try:
-        root = lxml.html.document_fromstring(body, parser=parser)
-    except Exception:
+        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
+    except ParseError:
         return None
     blocks = _blocks(root)
     if not blocks:

@@ -35,7 +35,8 @@ def with_page(url: str, param: str, n: int) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def selectors(listing: ListingConfig, first_page: bytes, url: str) -> Selectors:
+def selectors(listing: ListingConfig, first_page: bytes, url: str, *,
+              content_type: str | None = None, encoding: str | None = None) -> Selectors:
     if listing.item:
         assert listing.title and listing.link
         return Selectors(item=listing.item, title=listing.title, link=listing.link,
@@ -43,7 +44,7 @@ def selectors(listing: ListingConfig, first_page: bytes, url: str) -> Selectors:
                          summary=listing.summary, next=listing.next)
     from .detect import detect
 
-    found = detect(first_page, url)
+    found = detect(first_page, url, content_type=content_type, encoding=encoding)
     if found is None:
         raise StaleLayout(f"found no repeated entries on {url} to read; set "
                           f"[sources.select] (try `harvester probe {url}`)", url=url)
@@ -56,8 +57,9 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     """(entries of every page read, a warning, the base URL of page 1)."""
     listing_cfg = source.listing
     assert listing_cfg is not None
-    select = selectors(listing_cfg, first.body, first.url)
-    page = _extract(first.body, first.url, select, source)
+    select = selectors(listing_cfg, first.body, first.url, content_type=first.content_type,
+                       encoding=source.encoding)
+    page = _extract(first, select, source)
     if not page.document.entries:
         raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
     entries = list(page.document.entries)
@@ -78,7 +80,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         except FetchError as e:
             warning = f"stopped at page {n + 1}: {e}"
             break
-        page = _extract(fr.body, fr.url, select, source)
+        page = _extract(fr, select, source)
         if not page.document.entries:
             break
         seen.add(nxt)
@@ -91,8 +93,9 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     return entries, warning, first.url
 
 
-def _extract(body: bytes, url: str, select: Selectors, source: SourceConfig) -> Listing:
-    return extract(body, url=url, select=select, source=source.name)
+def _extract(fr: FetchResult, select: Selectors, source: SourceConfig) -> Listing:
+    return extract(fr.body, url=fr.url, select=select, source=source.name,
+                   content_type=fr.content_type, encoding=source.encoding)
 
 
 __all__ = ["StaleLayout", "read_pages", "selectors", "stale_message", "with_page"]

@@ -187,16 +187,18 @@ def test_content_hash_changes_with_any_normalised_field():
         assert content_hash(*changed) != h
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in FEEDS.glob("*.rss")))
-def test_golden_feeds(name):
-    """Each X.rss parses and normalises to exactly X.expected.json."""
+GOLDEN = sorted(p.name for p in FEEDS.iterdir()
+                if p.suffix in (".rss", ".json") and not p.name.endswith(".expected.json"))
+
+
+def golden_items(name: str) -> list[dict]:
     from harvester.parse import parse_feed
 
     path = FEEDS / name
-    doc = parse_feed(path.read_bytes(), url=ICMPD, content_type="application/rss+xml")
+    ctype = "application/feed+json" if path.suffix == ".json" else "application/rss+xml"
+    doc = parse_feed(path.read_bytes(), url=ICMPD, content_type=ctype)
     items = [normalise(e, ctx(language=doc.language)) for e in doc.entries]
-    expected = json.loads(path.with_suffix(".expected.json").read_text("utf-8"))
-    got = [
+    return [
         {"key": it.key, "url": it.url, "guid": it.guid, "title": it.title,
          "category": it.category, "tags": list(it.tags), "summary": it.summary,
          "published": it.published, "date_flag": it.date_flag.value, "language": it.language,
@@ -204,7 +206,14 @@ def test_golden_feeds(name):
          "content_start": it.content[:160]}
         for it in items
     ]
-    assert got == expected
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_feeds(name):
+    """Each X.rss (or X.json, a JSON Feed) normalises to exactly X.expected.json."""
+    path = FEEDS / name
+    expected = json.loads((FEEDS / (path.stem + ".expected.json")).read_text("utf-8"))
+    assert golden_items(name) == expected
 
 
 text_or_markup = st.one_of(

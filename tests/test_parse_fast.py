@@ -61,7 +61,11 @@ def test_fast_path_declines_what_it_cannot_vouch_for(why, body, content_type):
 def test_parse_feed_uses_the_fast_path_and_falls_back():
     good = (FEEDS / "icmpd-2020-05-a.rss").read_bytes()
     assert parse_feed(good, url=URL).parser == "lxml"
+    # a Latin-1 document is transcoded to UTF-8 first, so the fast path can read it too
     latin = (b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel>'
              b"<item><title>Caf\xe9</title><link>http://a/</link></item></channel></rss>")
     doc = parse_feed(latin, url=URL)
+    assert doc.parser == "lxml" and doc.entries[0].title == "Café"
+    doctype = latin.replace(b"?><rss", b"?><!DOCTYPE rss><rss")
+    doc = parse_feed(doctype, url=URL)
     assert doc.parser == "feedparser" and doc.entries[0].title == "Café"

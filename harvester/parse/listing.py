@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
 from ..text import collapse
+from .html import html_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +67,11 @@ def _href(el) -> str | None:
     return href.strip() if href else None
 
 
-def extract(body: bytes, *, url: str, select: Selectors, source: str | None = None) -> Listing:
+def extract(body: bytes, *, url: str, select: Selectors, source: str | None = None,
+            content_type: str | None = None, encoding: str | None = None) -> Listing:
     """The entries of one listing page."""
-    import lxml.html
-
-    if not body.strip():
-        raise ParseError("empty page", source=source, url=url)
-    parser = lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
-    try:
-        root = lxml.html.document_fromstring(body, parser=parser)
-    except Exception as e:
-        raise ParseError(f"not an HTML page: {e}", source=source, url=url) from e
+    root = html_document(body, url=url, content_type=content_type, encoding=encoding,
+                         source=source)
     base = url
     base_el = root.find(".//base[@href]")
     if base_el is not None:

@@ -1,0 +1,64 @@
+"""JSON Feed 1.0/1.1: the harvester's own reader (feedparser has none)."""
+
+import json
+
+import pytest
+
+from harvester.errors import ParseError
+from harvester.parse import parse_feed
+
+from .test_normalise import golden_items
+
+URL = "http://news.example/feed.json"
+
+
+def test_the_json_feed_gives_the_same_items_as_the_rss_feed():
+    """The ICMPD feed as JSON Feed 1.1 normalises to exactly the RSS items; only the
+    identity differs, because JSON Feed items carry a mandatory id."""
+    rss = golden_items("icmpd-2020-05-b.rss")
+    jf = golden_items("icmpd-2020-05-b-jsonfeed.json")
+    strip = lambda items: [{k: v for k, v in it.items() if k not in ("key", "guid")}  # noqa: E731
+                           for it in items]
+    assert len(jf) == 10 and strip(jf) == strip(rss)
+    assert all(it["key"].startswith("guid:https://www.icmpd.org//news-centre/") for it in jf)
+
+
+def test_json_feed_1_0_with_numeric_ids_author_object_and_text_content():
+    body = json.dumps({
+        "version": "https://jsonfeed.org/version/1",
+        "title": "Blog", "author": {"name": "Press Office"},
+        "items": [
+            {"id": 42, "url": "http://news.example/42", "title": "Launch",
+             "content_text": "One.\n\nTwo <b>", "date_published": "2020-05-27T10:00:00+02:00",
+             "tags": ["Press Release", 7, None]},
+            {"id": "x", "external_url": "http://elsewhere.example/", "title": None,
+             "summary": "no title", "authors": [{"name": "A"}, {"name": "B"}, "junk"]},
+            "not an item",
+        ],
+    }).encode()
+    doc = parse_feed(body, url=URL, content_type="application/feed+json")
+    a, b = doc.entries
+    assert doc.parser == "jsonfeed" and doc.title == "Blog"
+    assert (a.guid, a.link, a.title, a.published) == ("42", "http://news.example/42", "Launch",
+                                                       "2020-05-27T10:00:00+02:00")
+    assert a.content == "<p>One.</p><p>Two &lt;b&gt;</p>"
+    assert a.categories == ("Press Release",) and a.author == "Press Office"
+    assert (b.link, b.title, b.summary, b.author) == ("http://elsewhere.example/", None,
+                                                      "no title", "A, B")
+
+
+@pytest.mark.parametrize("body,ctype,message", [
+    (b'{"error": "rate limited", "code": 429}', "application/json",
+     "not a feed: a JSON document that is not a JSON Feed (no jsonfeed.org version)"),
+    (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', None,
+     "not a feed: JSON Feed without an items list"),
+    (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', "application/feed+json",
+     "not a feed: invalid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", "not a feed: JSON nested too deeply"),
+    (b'["https://jsonfeed.org/version/1.1"]', "application/json",
+     "not a feed: a JSON document that is not a JSON Feed"),
+])
+def test_json_that_is_not_a_json_feed_is_an_error(body, ctype, message):
+    with pytest.raises(ParseError) as e:
+        parse_feed(body, url=URL, content_type=ctype)
+    assert str(e.value).startswith(message)
