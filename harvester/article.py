@@ -52,7 +52,7 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
 
 
 def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
-           selector: str | None) -> tuple[list[Item], list[str]]:
+           selector: str | None, origin: str | None = None) -> tuple[list[Item], list[str]]:
     """Items with their article text as content; (items, problems) — a page that fails
     leaves its item as it was, never fails the poll."""
     out, problems = [], []
@@ -61,7 +61,7 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
             out.append(it)
             continue
         try:
-            fr = fetcher.fetch(it.url, source=source)
+            fr = fetcher.fetch(it.url, source=source, origin=origin)
         except FetchError as e:
             problems.append(f"{it.url}: {e}")
             out.append(it)

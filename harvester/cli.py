@@ -65,6 +65,8 @@ def summary_line(r: PollReport) -> str:
     """One line per source for `once`: what happened, in words."""
     if r.status is PollStatus.ERROR:
         return f"{r.source}: error: {r.error}"
+    if r.status is PollStatus.WAITING:
+        return f"{r.source}: {r.warning}"
     net = f"HTTP {r.http_status}, {_kb(r.bytes)} in {r.duration:.2f}s"
     if r.status is PollStatus.NOT_MODIFIED:
         why = "not modified" if r.http_status == 304 else "not modified (same body)"
@@ -292,6 +294,8 @@ def sources(ctx: click.Context) -> None:
                    f"    last poll: {r['last_polled']} ({r['last_status']})")
         if r["last_error"]:
             click.echo(f"    last error:   {r['last_error_at']}  {r['last_error']}")
+        if r["not_before"]:
+            click.echo(f"    no request before {r['not_before']} (the server's Retry-After)")
     for name in sorted(set(stored) - {s.name for s in config.sources}):
         click.echo(f"{name}: no longer configured, {stored[name]['items']} items kept")
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .netpolicy import IPNetwork, parse_networks
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
 ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
@@ -68,6 +69,8 @@ class HttpConfig:
     per_host: int = 2  # requests in flight to one host at once: polite by default
     max_redirects: int = 5
     retries: int = 2
+    # ranges the network policy lets sources reach on purpose (see netpolicy.py)
+    allow_networks: tuple[IPNetwork, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +430,14 @@ def _name(r: _Reader, v: str, k: str = "name") -> str:
     return v
 
 
+def _networks(r: _Reader, k: str) -> tuple[IPNetwork, ...]:
+    values = r.str_list(k)
+    try:
+        return parse_networks(values)
+    except ValueError as e:
+        raise r.error(k, str(e)) from None
+
+
 def _read_http(r: _Reader | None) -> HttpConfig:
     if r is None:
         return HttpConfig()
@@ -438,6 +449,7 @@ def _read_http(r: _Reader | None) -> HttpConfig:
         per_host=_positive(r, "per_host", int, 2),
         max_redirects=r.get("max_redirects", int, 5),
         retries=r.get("retries", int, 2),
+        allow_networks=_networks(r, "allow_networks"),
     )
     r.finish()
     return h

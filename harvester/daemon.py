@@ -126,6 +126,10 @@ class Daemon:
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,
                             "unchanged": report.unchanged, "queued": report.queued}}
+        if report.status is PollStatus.WAITING:
+            self._push_back(name, report.retry_after or src.every)
+            log.info("%s: %s", name, report.warning, extra={**extra, "event": "poll.waiting"})
+            return
         if report.status is PollStatus.ERROR:
             failures = before + 1
             delay = self._backoff(src, failures, report.retry_after)

@@ -47,6 +47,10 @@ class FetchError(HarvesterError):
         self.retry_after = retry_after
 
 
+class PolicyError(FetchError):
+    """A fetch refused by policy: a private address, a non-http(s) redirect."""
+
+
 class ParseError(HarvesterError):
     """A fetched body could not be read as a feed or page."""
 
@@ -59,4 +63,5 @@ class NotifyError(HarvesterError):
     """A notification could not be delivered."""
 
 
-__all__ = ["ConfigError", "FetchError", "HarvesterError", "NotifyError", "ParseError", "StoreError"]
+__all__ = ["ConfigError", "FetchError", "HarvesterError", "NotifyError", "ParseError",
+           "PolicyError", "StoreError"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .config import Config, RuleConfig, SourceConfig, SourceKind
+from .dates import iso_utc
 from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
@@ -189,7 +190,7 @@ def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
     if not fresh:
         return items, []
     selector = src.listing.content if src.listing else None
-    followed, problems = follow(fresh, fetcher, src.name, selector)
+    followed, problems = follow(fresh, fetcher, src.name, selector, origin=src.url)
     by_key = {it.key: it for it in followed}
     return tuple(by_key.get(it.key, it) for it in items), problems
 
@@ -351,6 +352,10 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         return
     fetcher = fetcher or Fetcher(config.http)
     states = {s.name: store.source_state(s.name) for s in chosen}
+    start = clock()
+    for src in [s for s in chosen if waiting(states[s.name], start)]:
+        chosen.remove(src)
+        yield waiting_report(src, states[src.name], start)
     readers = _Readers(sum(not st.baseline_done for st in states.values()))
     try:
         threads = max(1, min(config.http.concurrency, len(chosen)))
@@ -394,11 +399,28 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         store.flush()
 
 
+def waiting(state: SourceState, now: datetime) -> bool:
+    """Whether the server's Retry-After still forbids asking this source."""
+    return state.not_before is not None and state.not_before > now
+
+
+def waiting_report(src: SourceConfig, state: SourceState, now: datetime) -> PollReport:
+    assert state.not_before is not None
+    return PollReport(src.name, PollStatus.WAITING,
+                      warning=f"not polled: the server asked for no request before "
+                              f"{iso_utc(state.not_before)} (Retry-After)",
+                      retry_after=(state.not_before - now).total_seconds())
+
+
 def poll_one(source: SourceConfig, config: Config, store: Store, *,
              fetcher: Fetcher | None = None, clock: Clock = system_clock) -> PollReport:
     """Poll a single source now (the daemon's job body)."""
     fetcher = fetcher or Fetcher(config.http)
-    fetched = fetch_one(source, store.source_state(source.name), fetcher)
+    state = store.source_state(source.name)
+    now = clock()
+    if waiting(state, now):
+        return waiting_report(source, state, now)
+    fetched = fetch_one(source, state, fetcher)
     report = process(fetched, config, store, clock(), fetcher=fetcher)
     store.flush()
     return report

@@ -76,7 +76,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         if not nxt or nxt in seen:
             break
         try:
-            fr = fetcher.fetch(nxt, source=source.name)
+            fr = fetcher.fetch(nxt, source=source.name, origin=source.url)
         except FetchError as e:
             warning = f"stopped at page {n + 1}: {e}"
             break

@@ -38,6 +38,8 @@ class Metrics:
         if report.status is PollStatus.ERROR:
             self.failures.labels(report.source).inc()
             return
+        if report.status is PollStatus.WAITING:
+            return
         self.items.labels(report.source, "new").inc(report.new)
         self.items.labels(report.source, "changed").inc(report.changed)
         self.fetch_seconds.labels(report.source).observe(report.duration)

@@ -140,4 +140,10 @@ def m004_title_index(db: Database) -> None:
     db.execute("CREATE INDEX items_title ON items(title)")
 
 
+@migrations()
+def m005_retry_after(db: Database) -> None:
+    """A server's Retry-After outlives the process: a cron-driven `once` honours it too."""
+    db.execute("ALTER TABLE sources ADD COLUMN not_before TEXT")
+
+
 __all__ = ["migrations"]

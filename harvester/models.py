@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
@@ -31,6 +32,7 @@ class PollStatus(StrEnum):
     OK = "ok"
     NOT_MODIFIED = "not-modified"
     ERROR = "error"
+    WAITING = "waiting"  # not polled: the server's Retry-After has not passed
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,7 @@ class SourceState:
     body_hash: str | None = None
     baseline_done: bool = False
     consecutive_failures: int = 0
+    not_before: datetime | None = None  # a server's Retry-After: no request before this
 
 
 @dataclass(frozen=True, slots=True)

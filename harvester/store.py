@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ from .models import (
 )
 
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 4  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 5  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
@@ -152,13 +152,15 @@ class SqliteStore:
         try:
             row = self.conn.execute(
                 "SELECT etag, last_modified, body_hash, baseline_at IS NOT NULL,"
-                " consecutive_failures FROM sources WHERE name = ?", (name,)).fetchone()
+                " consecutive_failures, not_before FROM sources WHERE name = ?",
+                (name,)).fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"cannot read source {name!r}: {e}", source=name) from e
         if row is None:
             return SourceState(name)
         return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
-                           baseline_done=bool(row[3]), consecutive_failures=row[4])
+                           baseline_done=bool(row[3]), consecutive_failures=row[4],
+                           not_before=datetime.fromisoformat(row[5]) if row[5] else None)
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by
@@ -243,8 +245,8 @@ class SqliteStore:
             self._queue(recovered(row[2], row[1] or now), now)
         self.conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, last_status = ?,"
-            " last_success = ?, consecutive_failures = 0, failing_since = NULL, alerted = 0"
-            " WHERE name = ?",
+            " last_success = ?, consecutive_failures = 0, failing_since = NULL, alerted = 0,"
+            " not_before = NULL WHERE name = ?",
             (state.etag, state.last_modified, state.body_hash, status.value, now, source))
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
@@ -351,14 +353,17 @@ class SqliteStore:
         """A failed poll changes no item: only the source's health, the fetch log and, when
         `failing` says the streak is long enough, one operators' event per streak."""
         ts = iso_utc(now)
+        # the server's Retry-After, kept so that no later run (daemon or cron) asks sooner
+        not_before = (iso_utc(now + timedelta(seconds=report.retry_after))
+                      if report.retry_after else None)
         try:
             with self._write() as c:
                 self._upsert_source(source, url, kind, ts)
                 c.execute(
                     "UPDATE sources SET last_status = 'error', last_error = ?, last_error_at = ?,"
                     " consecutive_failures = consecutive_failures + 1,"
-                    " failing_since = COALESCE(failing_since, ?) WHERE name = ?",
-                    (report.error, ts, ts, source))
+                    " failing_since = COALESCE(failing_since, ?), not_before = ? WHERE name = ?",
+                    (report.error, ts, ts, not_before, source))
                 self._log(source, ts, report)
                 if failing is not None:
                     count, since, alerted = c.execute(

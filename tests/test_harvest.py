@@ -309,13 +309,14 @@ def test_database_is_wal_with_a_schema_version(store):
 
     names = [r[0] for r in store.conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
-    assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index"]
+    assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index",
+                     "m005_retry_after"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice
     again = SqliteStore(store.path)
     again.close()
-    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 4
+    assert store.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == len(names)
 
 
 def test_an_older_database_is_migrated_and_keeps_its_items(server, icmpd_a, config_for,
@@ -392,14 +393,24 @@ def test_redirects_are_followed_within_the_limit(server, config_for, store):
     server.route("/moved", Response(b"", status=301, headers={"Location": "/rss"},
                                     conditional=False))
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
-    server.route("/loop", Response(b"", status=302, headers={"Location": "/loop"},
+    server.route("/loop", Response(b"", status=302, headers={"Location": "/loop2"},
                                    conditional=False))
+    server.route("/loop2", Response(b"", status=307, headers={"Location": "/loop"},
+                                    conditional=False))
+    for n in range(10):
+        server.route(f"/hop{n}", Response(b"", status=302, headers={"Location": f"/hop{n + 1}"},
+                                          conditional=False))
     config = config_for(feed_source("moved", server.url("/moved")),
-                        feed_source("loop", server.url("/loop")))
+                        feed_source("loop", server.url("/loop")),
+                        feed_source("far", server.url("/hop0")))
     reports = poll(config, store)
     assert reports["moved"].status is PollStatus.OK and reports["moved"].new == 7
-    assert reports["loop"].error == "too many redirects (more than 5)"
-    assert len(server.hits("/loop")) == 6
+    assert reports["loop"].error == (f"redirect loop: {server.url('/loop')} → "
+                                     f"{server.url('/loop2')} → {server.url('/loop')}")
+    assert len(server.hits("/loop")) == 1 and len(server.hits("/loop2")) == 1
+    assert reports["far"].error == "too many redirects (more than 5)"
+    assert [r.path for r in server.requests if r.path.startswith("/hop")] == [
+        f"/hop{n}" for n in range(6)]
 
 
 def test_a_source_can_force_the_encoding_a_server_lies_about(server, config_for, store):

@@ -1,0 +1,201 @@
+"""fetch.py's socket layer: the network policy at connect time, and whole-request deadlines.
+
+The policy must see the address actually dialled, not the URL's spelling, and it
+must not resolve twice (a name that answers "public" to the check and "private"
+to the connect is the DNS-rebinding trick): so the connection classes resolve the
+name once, check every address, and connect to a checked address literally.
+
+A per-read timeout does not bound a request: a server dripping a byte every few
+seconds never trips it. A reaper thread shuts the sockets of any request that
+outlives its deadline, wherever it is blocked (headers or body).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import connection as u3conn
+
+from .netpolicy import NetworkPolicy
+
+
+class PolicyRefusal(Exception):
+    """Raised inside urllib3 when every address of a host is refused; not an OSError,
+    so no retry layer mistakes it for a flaky network."""
+
+
+class DeadlinePassed(Exception):
+    """A new connection was asked for after the request's deadline had passed."""
+
+
+class Watch:
+    """One request's deadline and the connections it used."""
+
+    __slots__ = ("_conns", "_lock", "deadline", "done", "expired")
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.done = self.expired = False
+        self._conns: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def add(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            if self.expired:
+                raise DeadlinePassed
+            self._conns.append(conn)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            conns, self._conns = self._conns, []
+        for c in conns:
+            sock = getattr(c, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv at once
+
+    def disarm(self) -> None:
+        with self._lock:
+            self.done = True
+            self._conns = []
+
+
+class _Reaper:
+    """One daemon thread expiring watches in deadline order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> Watch:
+        w = Watch(time.monotonic() + seconds)
+        with self._cv:
+            heapq.heappush(self._heap, (w.deadline, next(self._seq), w))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="harvester-deadlines")
+                self._thread.start()
+            self._cv.notify()
+        return w
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                deadline, _, w = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            w.expire()
+
+
+_reaper = _Reaper()
+_current = threading.local()
+
+
+def arm(seconds: float) -> Watch:
+    """Start a deadline for the requests this thread makes until the watch is disarmed."""
+    w = _reaper.arm(seconds)
+    _current.watch = w
+    return w
+
+
+def disarm(w: Watch) -> None:
+    w.disarm()
+    if getattr(_current, "watch", None) is w:
+        _current.watch = None
+
+
+def _watching(conn: HTTPConnection) -> None:
+    w: Watch | None = getattr(_current, "watch", None)
+    if w is not None:
+        w.add(conn)
+
+
+def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
+    """urllib3's _new_conn, with the policy applied to the resolved addresses."""
+    host, port = conn._dns_host, conn.port  # _dns_host: the name without IPv6 brackets
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise NameResolutionError(conn.host, conn, e) from e
+    addresses = list(dict.fromkeys(str(ai[4][0]) for ai in infos))
+    allowed = [a for a in addresses if policy.permits(a)]
+    if not allowed:
+        raise PolicyRefusal(policy.refusal(conn.host, addresses))
+    w: Watch | None = getattr(_current, "watch", None)
+    if w is not None and w.expired:
+        raise DeadlinePassed
+    error: OSError | None = None
+    for address in allowed:
+        try:
+            # an address literal: create_connection's own getaddrinfo cannot re-resolve it
+            return u3conn.create_connection((address, port), conn.timeout,
+                                            source_address=conn.source_address,
+                                            socket_options=conn.socket_options)
+        except TimeoutError as e:
+            raise ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+            ) from e
+        except OSError as e:
+            error = e
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
+
+
+def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:
+    class Conn(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return _connect(self, policy)
+
+    class SConn(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return _connect(self, policy)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+        def _make_request(self, conn: Any, *a: Any, **kw: Any) -> Any:
+            _watching(conn)
+            return super()._make_request(conn, *a, **kw)
+
+    class SPool(HTTPSConnectionPool):
+        ConnectionCls = SConn
+
+        def _make_request(self, conn: Any, *a: Any, **kw: Any) -> Any:
+            _watching(conn)
+            return super()._make_request(conn, *a, **kw)
+
+    return {"http": Pool, "https": SPool}
+
+
+class GuardedAdapter(HTTPAdapter):
+    """requests' adapter, with every connection made under one network policy."""
+
+    def __init__(self, policy: NetworkPolicy, **kw: Any):
+        self.policy = policy  # before super().__init__, which builds the pool manager
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *a: Any, **kw: Any) -> None:
+        super().init_poolmanager(*a, **kw)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.policy)
+
+
+__all__ = ["DeadlinePassed", "GuardedAdapter", "PolicyRefusal", "Watch", "arm", "disarm"]
