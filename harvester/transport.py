@@ -39,38 +39,39 @@ class DeadlinePassed(Exception):
 
 
 class Watch:
-    """One request's deadline and the connections it used."""
+    """One request's deadline and the sockets it used. Sockets, not connections: when a
+    response says "Connection: close", http.client drops the connection's socket and the
+    response reads from it alone."""
 
-    __slots__ = ("_conns", "_lock", "deadline", "done", "expired")
+    __slots__ = ("_lock", "_socks", "deadline", "done", "expired")
 
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.done = self.expired = False
-        self._conns: list[HTTPConnection] = []
+        self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def add(self, conn: HTTPConnection) -> None:
+    def add(self, sock: socket.socket | None) -> None:
         with self._lock:
             if self.expired:
                 raise DeadlinePassed
-            self._conns.append(conn)
+            if sock is not None:
+                self._socks.append(sock)
 
     def expire(self) -> None:
         with self._lock:
             if self.done:
                 return
             self.expired = True
-            conns, self._conns = self._conns, []
-        for c in conns:
-            sock = getattr(c, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv at once
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):  # a detached or closed socket: nothing to stop
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv at once
 
     def disarm(self) -> None:
         with self._lock:
             self.done = True
-            self._conns = []
+            self._socks = []
 
 
 class _Reaper:
@@ -124,10 +125,10 @@ def disarm(w: Watch) -> None:
         _current.watch = None
 
 
-def _watching(conn: HTTPConnection) -> None:
+def _watching(sock: socket.socket | None) -> None:
     w: Watch | None = getattr(_current, "watch", None)
     if w is not None:
-        w.add(conn)
+        w.add(sock)
 
 
 def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
@@ -148,9 +149,11 @@ def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
     for address in allowed:
         try:
             # an address literal: create_connection's own getaddrinfo cannot re-resolve it
-            return u3conn.create_connection((address, port), conn.timeout,
+            sock = u3conn.create_connection((address, port), conn.timeout,
                                             source_address=conn.source_address,
                                             socket_options=conn.socket_options)
+            _watching(sock)
+            return sock
         except TimeoutError as e:
             raise ConnectTimeoutError(
                 conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
@@ -169,18 +172,22 @@ def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:
         def _new_conn(self) -> socket.socket:
             return _connect(self, policy)
 
+        def connect(self) -> None:
+            super().connect()
+            _watching(self.sock)  # the TLS socket the response will read from
+
     class Pool(HTTPConnectionPool):
         ConnectionCls = Conn
 
         def _make_request(self, conn: Any, *a: Any, **kw: Any) -> Any:
-            _watching(conn)
+            _watching(conn.sock)  # a kept-alive connection's socket (a new one: _connect)
             return super()._make_request(conn, *a, **kw)
 
     class SPool(HTTPSConnectionPool):
         ConnectionCls = SConn
 
         def _make_request(self, conn: Any, *a: Any, **kw: Any) -> Any:
-            _watching(conn)
+            _watching(conn.sock)
             return super()._make_request(conn, *a, **kw)
 
     return {"http": Pool, "https": SPool}

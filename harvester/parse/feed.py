@@ -18,6 +18,29 @@ _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 MAX_ENTRIES = 20_000
 
 
+_DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.IGNORECASE)
+_SUBSET_END = re.compile(rb"\]\s*>")
+
+
+def without_dtd(body: bytes) -> bytes:
+    """The document without its DOCTYPE. A feed has no use for a DTD, and an internal
+    subset is where billion-laughs entities live: expat would expand them to its
+    amplification limit (tens of MB, a second) before refusing. Without the
+    declarations, each reference is just an undefined entity."""
+    m = _DOCTYPE.search(body, 0, 4096)
+    if m is None:
+        return body
+    gt, bracket = body.find(b">", m.end()), body.find(b"[", m.end())
+    if gt < 0:
+        return body
+    if 0 <= bracket < gt:  # an internal subset: up to its closing "]>"
+        end = _SUBSET_END.search(body, bracket)
+        if end is None:
+            return body[:m.start()]  # never closed: nothing after it is a document
+        return body[:m.start()] + body[end.end():]
+    return body[:m.start()] + body[gt + 1:]
+
+
 def _utf8_type(content_type: str | None) -> str:
     media = (content_type or "application/xml").split(";", 1)[0].strip() or "application/xml"
     return f"{media}; charset=utf-8"
@@ -63,6 +86,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     if looks_like_json(body, content_type):
         doc = parse_json_feed(body, url=url, source=source)
     else:
+        body = without_dtd(body)
         doc = parse_fast(body, url=url, content_type=utf8_type) or parse_with_feedparser(
             body, url=url, content_type=utf8_type, source=source)
     return _capped(doc, decoded.note)

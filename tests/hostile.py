@@ -1,0 +1,187 @@
+"""The hostile-input suite's machinery: case files, generated responses, a recording server.
+
+A case is one TOML file in fixtures/hostile/: the response to serve at the source's
+URL (or the name of a generator below, for bodies too big or too slow to keep in a
+file), any other paths the document points at, and the outcome expected. `@BASE@`
+in any string is the loopback server's base URL.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from harvester.devserver import Response
+
+from .conftest import FIXTURES
+
+HOSTILE = FIXTURES / "hostile"
+Generator = Callable[[BaseHTTPRequestHandler], Response | None]
+
+
+@dataclass
+class Case:
+    name: str
+    about: str
+    covers: str
+    response: dict[str, Any]
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    http: dict[str, Any] = field(default_factory=dict)
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+def load_cases() -> list[Case]:
+    cases = []
+    for path in sorted(HOSTILE.glob("*.toml")):
+        data = tomllib.loads(path.read_text("utf-8"))
+        cases.append(Case(name=path.stem, **data))
+    return cases
+
+
+def _sub(value: Any, base: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("@BASE@", base)
+    if isinstance(value, dict):
+        return {k: _sub(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sub(v, base) for v in value]
+    return value
+
+
+def response(spec: dict[str, Any], base: str) -> Response | Generator:
+    """A static Response, or a generator handler, from a case's response table."""
+    spec = _sub(spec, base)
+    if "generate" in spec:
+        return GENERATORS[spec["generate"]](**spec.get("args", {}))
+    if "body_file" in spec:
+        body = (FIXTURES / spec["body_file"]).read_bytes()
+    elif "body_hex" in spec:
+        body = bytes.fromhex(spec["body_hex"])
+    else:
+        body = spec.get("body", "").encode(spec.get("body_encoding", "utf-8"))
+    return Response(body, status=spec.get("status", 200),
+                    content_type=spec.get("content_type", "application/rss+xml"),
+                    headers=spec.get("headers", {}), conditional=spec.get("conditional", False))
+
+
+# -- generators: responses too large, too slow or too clever for a file ----------------
+
+
+def _raw(handler: BaseHTTPRequestHandler, head: bytes, body_chunks: Any = ()) -> None:
+    try:
+        handler.wfile.write(head)
+        for chunk in body_chunks:
+            handler.wfile.write(chunk)
+            handler.wfile.flush()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the harvester hung up: what it should do
+    handler.close_connection = True
+
+
+def gzip_bomb(megabytes: int = 64) -> Generator:
+    """`megabytes` of zeros after a feed's opening, gzip-compressed to ~1/1000 the size."""
+    raw = b'<?xml version="1.0"?><rss version="2.0"><channel><title>' + b"\0" * (
+        megabytes << 20)
+    packed = gzip.compress(raw, compresslevel=9, mtime=0)
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        _raw(h, b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                b"Content-Encoding: gzip\r\nContent-Length: " + str(len(packed)).encode()
+             + b"\r\nConnection: close\r\n\r\n", [packed])
+    return handle
+
+
+def endless(chunk_kb: int = 64) -> Generator:
+    """A chunked body with no Content-Length that never ends."""
+    chunk = b"<item><title>x</title></item>" * (chunk_kb * 1024 // 29)
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        def chunks():
+            while True:
+                yield f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        _raw(h, b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunks())
+    return handle
+
+
+def drip(every: float = 0.25, headers_too: bool = False) -> Generator:
+    """A byte every `every` seconds, forever: of the body, or of the headers themselves."""
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        def forever():
+            while True:
+                time.sleep(every)
+                yield b" "
+        if headers_too:
+            _raw(h, b"HTTP/1.1 200 OK\r\nX-Slow:", forever())
+        else:
+            _raw(h, b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                    b"Content-Length: 100000\r\nConnection: close\r\n\r\n<rss", forever())
+    return handle
+
+
+def many_items(count: int = 10_000, duplicate_every: int = 0) -> Generator:
+    """An RSS feed of `count` items (each guid repeated `duplicate_every` items later)."""
+    parts = ['<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>big'
+             "</title>"]
+    for i in range(count):
+        n = i - duplicate_every if duplicate_every and i % duplicate_every == 1 and i > 1 else i
+        parts.append(f"<item><title>Item {n}</title><guid isPermaLink=\"false\">id-{n}</guid>"
+                     f"<link>http://news.example/{n}</link>"
+                     f"<pubDate>Wed, 27 May 2020 10:00:00 +0200</pubDate></item>")
+    parts.append("</channel></rss>")
+    body = "".join(parts).encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
+def huge_fields(title_kb: int = 100, summary_kb: int = 1024) -> Generator:
+    title = "Launch " * (title_kb * 1024 // 7)
+    summary = "word " * (summary_kb * 1024 // 5)
+    body = (f'<rss version="2.0"><channel><title>c</title><item><title>{title}</title>'
+            f"<link>http://news.example/huge</link><description>{summary}</description>"
+            "</item></channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
+def paged(pages: int = 50) -> Generator:
+    """A listing whose every page links to the next, forever (or `pages` deep)."""
+    def handle(h: BaseHTTPRequestHandler) -> Response:
+        n = int(h.path.rsplit("/", 1)[-1] or 1) if h.path.startswith("/page/") else 1
+        items = "".join(f'<li class="news"><a href="/news/{n}-{i}">Story {n}.{i}</a>'
+                        f'<span class="date">2{i}.05.2020</span></li>' for i in range(3))
+        nxt = f'<a class="next" href="/page/{n + 1}">next</a>' if n < pages else ""
+        return Response(f"<html><body><ul>{items}</ul>{nxt}</body></html>".encode(),
+                        content_type="text/html; charset=utf-8", conditional=False)
+    return handle
+
+
+def quadratic(entity_kb: int = 50, refs: int = 5000) -> Generator:
+    """One large entity referenced thousands of times: no nesting, so no 'depth' limit."""
+    body = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x "' + "x" * (entity_kb * 1024)
+            + '">]><rss version="2.0"><channel><title>q</title><item><title>Blowup '
+            + "&x;" * refs + "</title><link>http://news.example/q</link></item>"
+            "</channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
+def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
+    """An error whose Retry-After is an HTTP date `seconds` from the real now."""
+    def handle(h: BaseHTTPRequestHandler) -> Response:
+        return Response(b"busy", status=status, content_type="text/plain", conditional=False,
+                        headers={"Retry-After": formatdate(time.time() + seconds, usegmt=True)})
+    return handle
+
+
+GENERATORS: dict[str, Callable[..., Generator]] = {
+    f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic,
+                            retry_after_date)
+}
+
+__all__ = ["HOSTILE", "Case", "load_cases", "response"]
