@@ -58,8 +58,9 @@ class FixtureServer:
             raise ValueError("the fixture server only binds loopback addresses (127.0.0.0/8)")
         self._httpd = _Server((host, 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                        name="fixture-server")
+        # a short poll interval: stop() waits for it, and tests stop a server each
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
+                                        daemon=True, name="fixture-server")
 
     @property
     def base(self) -> str:

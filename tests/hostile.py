@@ -46,23 +46,25 @@ def load_cases() -> list[Case]:
     return cases
 
 
-def _sub(value: Any, base: str) -> Any:
+def substitute(value: Any, base: str) -> Any:
     if isinstance(value, str):
         return value.replace("@BASE@", base)
     if isinstance(value, dict):
-        return {k: _sub(v, base) for k, v in value.items()}
+        return {k: substitute(v, base) for k, v in value.items()}
     if isinstance(value, list):
-        return [_sub(v, base) for v in value]
+        return [substitute(v, base) for v in value]
     return value
 
 
 def response(spec: dict[str, Any], base: str) -> Response | Generator:
     """A static Response, or a generator handler, from a case's response table."""
-    spec = _sub(spec, base)
+    spec = substitute(spec, base)
     if "generate" in spec:
         return GENERATORS[spec["generate"]](**spec.get("args", {}))
     if "body_file" in spec:
         body = (FIXTURES / spec["body_file"]).read_bytes()
+        if "truncate" in spec:  # a fraction: the connection "broke" that far in
+            body = body[:int(len(body) * spec["truncate"])]
     elif "body_hex" in spec:
         body = bytes.fromhex(spec["body_hex"])
     else:
@@ -132,7 +134,7 @@ def many_items(count: int = 10_000, duplicate_every: int = 0) -> Generator:
     parts = ['<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>big'
              "</title>"]
     for i in range(count):
-        n = i - duplicate_every if duplicate_every and i % duplicate_every == 1 and i > 1 else i
+        n = i - 1 if duplicate_every and i and i % duplicate_every == 0 else i
         parts.append(f"<item><title>Item {n}</title><guid isPermaLink=\"false\">id-{n}</guid>"
                      f"<link>http://news.example/{n}</link>"
                      f"<pubDate>Wed, 27 May 2020 10:00:00 +0200</pubDate></item>")
@@ -171,6 +173,30 @@ def quadratic(entity_kb: int = 50, refs: int = 5000) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+def flaky(status: int = 503, retry_after: str = "1", then_file: str = "") -> Generator:
+    """`status` with Retry-After once, then the fixture file: a blip worth waiting out."""
+    calls = [0]
+    body = (FIXTURES / then_file).read_bytes()
+
+    def handle(h: BaseHTTPRequestHandler) -> Response:
+        calls[0] += 1
+        if calls[0] == 1:
+            return Response(b"busy", status=status, content_type="text/plain",
+                            headers={"Retry-After": retry_after}, conditional=False)
+        return Response(body, conditional=False)
+    return handle
+
+
+def with_guids(file: str, prefix: str = "cms-v2-") -> Generator:
+    """A fixture feed whose items gained (new) guids while their links stayed."""
+    text = (FIXTURES / file).read_text("utf-8")
+    parts = text.split("<item>")
+    text = parts[0] + "".join(f'<item>\n\t\t<guid isPermaLink="false">{prefix}{i}</guid>{p}'
+                              for i, p in enumerate(parts[1:]))
+    body = text.encode()
+    return lambda h: Response(body, conditional=False)
+
+
 def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
     """An error whose Retry-After is an HTTP date `seconds` from the real now."""
     def handle(h: BaseHTTPRequestHandler) -> Response:
@@ -180,8 +206,8 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
-    f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic,
+    f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
                             retry_after_date)
 }
 
-__all__ = ["HOSTILE", "Case", "load_cases", "response"]
+__all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -22,8 +22,8 @@ from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_bytes, make_config
-from .hostile import Case, load_cases, response
+from .conftest import FIXTURES, NOW, make_config
+from .hostile import Case, load_cases, response, substitute
 from .test_harvest import snapshot
 
 CASES = load_cases()
@@ -82,8 +82,8 @@ def test_every_bullet_of_the_issue_has_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case(case: Case, tmp_path):
-    expect = case.expect
     with FixtureServer() as srv:
+        expect = substitute(case.expect, srv.base)
         url = srv.url("/feed")
         config = _config(tmp_path, case, url, srv.base)
         store = SqliteStore(tmp_path / "h.db")
@@ -92,9 +92,13 @@ def test_hostile_case(case: Case, tmp_path):
         titles_before: set[str] = set()
         if case.baseline.get("skip") is not True:
             headers = case.baseline.get("headers", {})
-            for name in ("icmpd-2020-05-a.rss", "icmpd-2020-05-b.rss"):
-                srv.route("/feed", Response(feed_bytes(name), headers=dict(headers),
-                                            conditional=not headers))
+            files = case.baseline.get("files", ["feeds/icmpd-2020-05-a.rss",
+                                                "feeds/icmpd-2020-05-b.rss"])
+            for name in files:
+                srv.route("/feed", Response(
+                    (FIXTURES / name).read_bytes(), headers=dict(headers),
+                    content_type=case.baseline.get("content_type", "application/rss+xml"),
+                    conditional=not headers))
                 assert _poll(config, store, at).status is PollStatus.OK
                 at += timedelta(minutes=30)
             assert store.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] > 0
@@ -153,7 +157,9 @@ def test_hostile_case(case: Case, tmp_path):
             assert paths.count("/feed") == expect["requests"], paths
         for k, v in expect.get("sent", {}).items():
             assert hostile_requests[0].headers.get(k) == v, hostile_requests[0].headers
-        if "retry_after" in expect:
+        if expect.get("retry_after") == "none":
+            assert report.retry_after is None
+        elif "retry_after" in expect:
             assert report.retry_after == pytest.approx(expect["retry_after"], abs=5)
         if "then" in expect:  # a later poll: what a cron run an hour on would do
             then = expect["then"]

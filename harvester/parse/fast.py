@@ -139,13 +139,13 @@ def _rss2(root: etree._Element, url: str) -> ParsedDocument | None:
                           _text(channel.find(_DC + "language")), parser="lxml")
 
 
-def _rss1(root: etree._Element, url: str) -> ParsedDocument:
+def _rss1(root: etree._Element, url: str) -> ParsedDocument | None:
     channel = root.find(_RSS1 + "channel")
+    if channel is None:
+        return None  # RDF, but not RSS 1.0 (RSS 0.90's namespace, say): feedparser's
     entries = tuple(_rss_entry(it, _RSS1) for it in root.iterchildren(_RSS1 + "item"))
-    language = title = None
-    if channel is not None:
-        title = _text(channel.find(_RSS1 + "title"))
-        language = _text(channel.find(_DC + "language"))
+    title = _text(channel.find(_RSS1 + "title"))
+    language = _text(channel.find(_DC + "language"))
     return ParsedDocument(entries=entries, base_url=url, title=title, language=language,
                           parser="lxml")
 
