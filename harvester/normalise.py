@@ -23,7 +23,7 @@ MAX_SUMMARY = 5_000
 MAX_CONTENT = 200_000
 
 # "Press Release: Germany joins …" — a short label before the first colon.
-_TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”]{2,40}?)\s*:\s*(\S.*)$", re.DOTALL)
+_TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ def raw_fingerprint(entry: RawEntry, ctx: Context) -> str:
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
     url = canonical_url(entry.link, ctx.base_url)
-    guid = collapse(strip_controls(entry.guid)) if entry.guid else None
+    guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
     title = ""
     if not guid and not url:  # only a hash identity needs the (normalised) title
         title = html_to_text(entry.title)
@@ -107,7 +107,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         if label:
             category, title = label, rest
     url = canonical_url(entry.link, ctx.base_url)
-    guid = collapse(strip_controls(entry.guid)) if entry.guid else None
+    guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
     summary = html_to_text(entry.summary)
     content = sanitise_html(entry.content, url or ctx.base_url) if entry.content else ""
     if not title:

@@ -8,7 +8,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 # Query parameters that only track the click, never select the page.
 _TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi)$",
                        re.IGNORECASE)
-_SPACE_CTRL = re.compile(r"[\x00-\x20\x7f]+")
+_SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2060\ufeff]+")
 _TRACKING_HINT = re.compile(r"(?:^|&)(?:fbclid|gclid|dclid|msclkid|mc_|_hs)", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")
 _DEFAULT_PORT = {"http": 80, "https": 443}

@@ -261,3 +261,62 @@ def test_normalise_never_raises(title, link, published, summary, content, guid):
     assert it.title and it.published.endswith("Z")
     assert it.url is None or it.url.startswith(("http://", "https://"))
     assert normalise(e, ctx()) == it  # deterministic for the same input and clock
+
+
+@given(title=text_or_markup, summary=text_or_markup, content=text_or_markup,
+       link=st.one_of(st.none(), st.text(), st.just("/news//x?utm_source=a")),
+       guid=st.one_of(st.none(), st.text()),
+       category=st.one_of(st.none(), st.text()))
+def test_normalise_is_idempotent(title, summary, content, link, guid, category):
+    """An Item fed back in (its plain text escaped, as a feed would carry it) comes out the
+    same: normalising never degrades what it already normalised. (Without
+    category_from_title: a title made from a summary like "00:0" would split anew.)"""
+    import html
+
+    plain = ctx(category_from_title=False)
+
+    def again(it):
+        return RawEntry(title=html.escape(it.title), link=it.url, guid=it.guid,
+                        summary=html.escape(it.summary), content=it.content,
+                        published=it.published,
+                        categories=tuple(html.escape(t) for t in it.tags))
+
+    e = RawEntry(title=title, link=link, guid=guid, summary=summary, content=content,
+                 published="Wed, 27 May 2020 11:06:39 +0200",
+                 categories=(category,) if category else ())
+    first = normalise(e, plain)
+    second = normalise(again(first), plain)
+    fields = ("title", "url", "guid", "summary", "content", "published", "category", "tags")
+    assert {f: getattr(second, f) for f in fields} == {f: getattr(first, f) for f in fields}
+
+
+@given(st.binary(max_size=2000), st.sampled_from([None, "application/rss+xml",
+                                                  "application/json", "text/html"]))
+def test_arbitrary_bytes_parse_to_items_or_a_parse_error(body, ctype):
+    """No body, however broken, raises anything but ParseError, and whatever entries come
+    out normalise."""
+    from harvester.errors import ParseError
+    from harvester.parse import parse_feed
+
+    try:
+        doc = parse_feed(body, url=ICMPD, content_type=ctype)
+    except ParseError:
+        return
+    for e in doc.entries:
+        it = normalise(e, ctx())
+        assert it.title and it.published.endswith("Z")
+
+
+@given(st.one_of(
+    st.text(max_size=60),
+    st.integers(min_value=-10**12, max_value=10**14).map(str),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S %z")),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.strftime("%d %B %y %H:%M CEST")),
+))
+def test_dates_never_raise_and_always_give_utc(text):
+    parsed = parse_date(text, "Europe/Vienna")
+    assert parsed is None or parsed.utcoffset() is not None
+    it = normalise(RawEntry(title="t", link="http://a.example/", published=text), ctx())
+    assert it.published.endswith("Z")
+    assert it.date_flag.value in ("", "missing", "future")

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harvester.dates import iso_utc, parse_date
 from harvester.normalise import Context, normalise
@@ -95,3 +97,27 @@ def test_an_empty_or_redesigned_page():
     redesigned = extract(b"<html><body><article><h2>New look</h2></article></body></html>",
                          url=URL, select=ICMPD)
     assert redesigned.document.entries == () and redesigned.dropped == 0
+
+
+_markup = st.lists(st.sampled_from([
+    "<li>", "</li>", "<a href='/x'>", "<a href='javascript:1'>", "</a>", "<ul>", "</ul>",
+    "<span class='date'>", "</span>", "<!DOCTYPE html [<!ENTITY e 'x'>]>", "&e;", "&amp;",
+    "<base href='//evil/'>", "<h3>", "</h3>", "\x00", "é", "<script>", "</script>", "<",
+    "]]>", "<![CDATA[", "<?xml version='1.0'?>", "<meta charset='utf-16'>", " ", "text",
+])).map("".join)
+
+
+@given(st.one_of(_markup, st.text(), st.binary().map(lambda b: b.decode("latin-1"))))
+def test_the_listing_extractor_never_raises_on_arbitrary_html(page):
+    from hypothesis import assume
+
+    from harvester.errors import ParseError
+
+    select = Selectors(item="li", title="a", link="a", date=".date", next="a.next")
+    try:
+        listing = extract(page.encode("utf-8", "surrogatepass"), url=URL, select=select)
+    except ParseError:
+        assume(False)
+        return
+    for e in listing.document.entries:
+        assert e.title and e.link
