@@ -52,6 +52,8 @@ class FixtureServer:
     def __init__(self, gzip_bodies: bool = True, host: str = "127.0.0.1"):
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # the most requests it was answering at once
         self.gzip_bodies = gzip_bodies
         self._lock = threading.Lock()
         if not host.startswith("127."):
@@ -106,6 +108,15 @@ class FixtureServer:
                 with server._lock:
                     server.requests.append(Request("GET", self.path, dict(self.headers.items())))
                     route = server.routes.get(self.path)
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    self._route(route)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _route(self, route: Response | Handler | None) -> None:
                 if route is None:
                     resp: Response | None = Response(b"not found", 404, "text/plain",
                                                       conditional=False)

@@ -1,0 +1,125 @@
+"""fetch.py against real loopback servers: the network policy, per-host limits, deadlines.
+
+A "public" source needs a second network here: the policy is told (as an operator would
+with allow_networks) that 127.0.0.1 is fine, and a second server on 127.0.0.2 plays the
+private service a hostile source tries to reach.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from harvester.config import HttpConfig
+from harvester.devserver import FixtureServer, Response
+from harvester.errors import FetchError, PolicyError
+from harvester.fetch import Fetcher, retry_after_seconds
+from harvester.netpolicy import NetworkPolicy, parse_networks
+
+from .conftest import feed_bytes, feed_source, http_fast, make_config, run_cli
+
+ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
+
+
+@pytest.fixture
+def private():
+    """A service on 127.0.0.2 that no source on 127.0.0.1 may reach."""
+    with FixtureServer(host="127.0.0.2") as srv:
+        srv.route("/secret", Response(b"internal", content_type="text/plain"))
+        yield srv
+
+
+def test_a_public_source_cannot_redirect_into_a_private_network(server, private, tmp_path):
+    """Through the real CLI: the refusal is the poll's error, `sources` names it, and the
+    private server never sees a request."""
+    server.route("/feed", Response(b"", status=302, conditional=False,
+                                   headers={"Location": private.url("/secret")}))
+    cfg = make_config(tmp_path, http_fast().replace(
+        "[http]\n", '[http]\nallow_networks = ["127.0.0.1/32"]\n')
+        + feed_source("pub", server.url("/feed")), rules=False)
+    r = run_cli("--config", str(cfg), "once", cwd=tmp_path)
+    expected = ("refused by the network policy: 127.0.0.2 resolves to 127.0.0.2 (loopback); a "
+                "source may only reach public addresses and its own URL's network (widen with "
+                "[http] allow_networks)")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"pub: error: {expected}"
+    assert private.requests == []
+    shown = run_cli("--config", str(cfg), "sources", cwd=tmp_path).stdout
+    assert expected in shown and "FAILING (1 in a row)" in shown
+
+
+def test_a_source_may_reach_its_own_network(server, private):
+    """Without allow_networks, a source on loopback may follow links within loopback."""
+    server.route("/feed", Response(b"", status=302, conditional=False,
+                                   headers={"Location": private.url("/secret")}))
+    result = Fetcher(HttpConfig(timeout=2, retries=0)).fetch(server.url("/feed"))
+    assert result.body == b"internal" and result.url == private.url("/secret")
+
+
+def test_dns_rebinding_is_caught_at_connect_time(server, private, monkeypatch):
+    """A name that resolves to an allowed address when the source's network is worked out
+    and to a private one when connecting: the connect-time check refuses it. (Public DNS
+    cannot run here; the resolver is the one thing replaced.)"""
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "127.0.0.2", "127.0.0.2"])
+
+    def rebinding(host, port, *a, **kw):
+        if host == "feeds.rebind.test":
+            ip = next(answers)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))]
+        return real(host, port, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    fetcher = Fetcher(HttpConfig(timeout=2, retries=0), NetworkPolicy(ONLY_127_0_0_1))
+    port = private.base.rsplit(":", 1)[1]
+    with pytest.raises(PolicyError) as e:
+        fetcher.fetch(f"http://feeds.rebind.test:{port}/secret")
+    assert str(e.value).startswith(
+        "refused by the network policy: feeds.rebind.test resolves to 127.0.0.2 (loopback)")
+    assert private.requests == []
+
+
+def test_at_most_per_host_requests_are_in_flight_to_one_host(server):
+    def slow(handler):
+        time.sleep(0.15)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"), conditional=False)
+
+    for n in range(6):
+        server.route(f"/f{n}", slow)
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0, per_host=2))
+    threads = [threading.Thread(target=fetcher.fetch, args=(server.url(f"/f{n}"),))
+               for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(server.requests) == 6 and server.peak_in_flight == 2
+
+
+def test_the_deadline_covers_the_whole_request_across_retries(server):
+    """A server that accepts and then says nothing: one deadline for the request, however
+    many retries are allowed."""
+    def silent(handler):
+        time.sleep(3)
+        return None
+
+    server.route("/silent", silent)
+    fetcher = Fetcher(HttpConfig(timeout=1, retries=3))
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 1s"):
+        fetcher.fetch(server.url("/silent"))
+    assert time.monotonic() - started < 1.6
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("120", 120.0), ("0", 0.0), (" 30 ", 30.0), ("99999999999", 604800.0),
+    ("-5", None), ("soon", None), ("", None), (None, None), ("1.5", None),
+    ("Wed, 27 May 2020 10:02:00 GMT", 120.0), ("Wed, 27 May 2020 09:00:00 GMT", None),
+    ("Wed, 32 Foo 2020 10:02:00 GMT", None),
+])
+def test_retry_after_values(value, expected):
+    now = 1590573600.0  # Wed, 27 May 2020 10:00:00 GMT
+    assert retry_after_seconds(value, now=now) == expected
