@@ -146,4 +146,12 @@ def m005_retry_after(db: Database) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN not_before TEXT")
 
 
+@migrations()
+def m006_outbox_claims(db: Database) -> None:
+    """Who is delivering a row right now: overlapping runs (cron beside a daemon) must not
+    both send it, and a run killed mid-delivery must not hold it for long."""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")  # "host:pid"
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_until TEXT")
+
+
 __all__ = ["migrations"]

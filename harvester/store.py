@@ -10,6 +10,8 @@ instead of failing half-way.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,7 @@ from .models import (
 )
 
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 5  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 6  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
@@ -73,6 +75,27 @@ def _json_list(values: Sequence[str]) -> str:
 def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
     return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
                       date_flag=DateFlag(row[5]), own=own)
+
+
+def claimant() -> str:
+    """This process, as an outbox claim names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claimant_alive(claim: str | None) -> bool:
+    """Whether the process named by a claim may still be running: certainly not when it
+    was on this host and its pid is gone; a claim from another host is trusted until
+    its lease ends."""
+    host, _, pid = (claim or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class SqliteStore:
@@ -376,21 +399,42 @@ class SqliteStore:
 
     # -- the outbox ----------------------------------------------------------------------
 
-    def due_notifications(self, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-        """Pending rows whose time has come, of notifiers not disabled, with their items."""
-        return self._query(
-            "SELECT o.*, i.title, i.category, i.url, i.published, i.summary, i.content,"
-            " i.first_seen, i.rules, i.source AS item_source FROM outbox o"
-            " LEFT JOIN items i ON i.id = o.item_id"
-            " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
-            " AND o.notifier NOT IN (SELECT name FROM notifier_state"
-            "                        WHERE disabled_at IS NOT NULL)"
-            " ORDER BY o.created_at, o.id LIMIT ?", (iso_utc(now), limit))
+    def claim_due(self, now: datetime, per_row: float, limit: int = 1000
+                  ) -> list[dict[str, Any]]:
+        """Pending rows whose time has come, of notifiers not disabled, with their items —
+        claimed for this process for a minute plus `per_row` seconds a row (time for each
+        to time out in turn), so an overlapping run
+        (cron beside a daemon) does not send them too. A claim by a process of this host
+        that has died is void at once: a killed run's rows are resent by the next one."""
+        me = claimant()
+        ts = iso_utc(now)
+        with self._write() as c:
+            rows = self._query(
+                "SELECT o.*, i.title, i.category, i.url, i.published, i.summary, i.content,"
+                " i.first_seen, i.rules, i.source AS item_source FROM outbox o"
+                " LEFT JOIN items i ON i.id = o.item_id"
+                " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+                " AND o.notifier NOT IN (SELECT name FROM notifier_state"
+                "                        WHERE disabled_at IS NOT NULL)"
+                " ORDER BY o.created_at, o.id LIMIT ?", (ts, limit))
+            rows = [r for r in rows if not (r["claimed_until"] and r["claimed_until"] > ts
+                                            and claimant_alive(r["claimed_by"]))]
+            until = iso_utc(now + timedelta(seconds=60 + per_row * len(rows)))
+            c.executemany("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                          [(me, until, r["id"]) for r in rows])
+        return rows
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Give up claims on rows this pass did not settle (their notifier was disabled)."""
+        with self._write() as c:
+            c.executemany("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+                          " WHERE id = ? AND claimed_by = ?", [(i, claimant()) for i in ids])
 
     def mark_sent(self, ids: Sequence[str], now: datetime, response: str | None = None) -> None:
         with self._write() as c:
             c.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                          " last_error = NULL, response = ? WHERE id = ?",
+                          " last_error = NULL, response = ?, claimed_by = NULL,"
+                          " claimed_until = NULL WHERE id = ?",
                           [(iso_utc(now), response, i) for i in ids])
 
     def mark_failed(self, ids: Sequence[str], error: str, *, retry_at: datetime | None,
@@ -399,7 +443,8 @@ class SqliteStore:
         with self._write() as c:
             c.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, response = ?,"
-                " status = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+                " status = ?, next_attempt_at = COALESCE(?, next_attempt_at),"
+                " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                 [(error, response, "pending" if retry_at else "dead",
                   iso_utc(retry_at) if retry_at else None, i) for i in ids])
 
@@ -426,9 +471,11 @@ class SqliteStore:
             before = c.total_changes
             if dead:
                 c.execute("UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
-                          " attempts = 0 WHERE status = 'dead'", (iso_utc(now),))
+                          " attempts = 0, claimed_by = NULL, claimed_until = NULL"
+                          " WHERE status = 'dead'", (iso_utc(now),))
             c.executemany("UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
-                          " attempts = 0 WHERE id = ? AND status != 'pending'",
+                          " attempts = 0, claimed_by = NULL, claimed_until = NULL"
+                          " WHERE id = ? AND status != 'pending'",
                           [(iso_utc(now), i) for i in ids])
             return c.total_changes - before
 

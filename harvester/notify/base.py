@@ -57,7 +57,7 @@ class Message:
 
 
 def message_from_row(row: dict[str, Any]) -> Message:
-    """An outbox row joined with its item (store.due_notifications) → Message."""
+    """An outbox row joined with its item (store.claim_due) → Message."""
     item: dict[str, Any] = {}
     if row.get("item_id") and not str(row["item_id"]).startswith("source:"):
         item = {"id": row["item_id"], "title": row.get("title"), "category": row.get("category"),

@@ -65,7 +65,18 @@ def deliver(config: Config, store: SqliteStore, now: datetime, *,
             rand: Callable[[], float] = random.random) -> DeliveryReport:
     """One delivery pass over the due outbox rows."""
     report = DeliveryReport()
-    rows = store.due_notifications(now)
+    rows = store.claim_due(now, per_row=config.delivery.timeout)
+    settled: set[str] = set()
+    try:
+        _deliver(config, store, now, rows, channels, rand, report, settled)
+    finally:
+        store.release([r["id"] for r in rows if r["id"] not in settled])
+    return report
+
+
+def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict],
+             channels: Mapping[str, Channel] | None, rand: Callable[[], float],
+             report: DeliveryReport, settled: set[str]) -> None:
     notifiers = {n.name: n for n in config.notifiers}
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -82,10 +93,11 @@ def deliver(config: Config, store: SqliteStore, now: datetime, *,
         batches = [messages] if digest else [[m] for m in messages]
         for batch in batches:
             outcome = channel.send(batch, digest=digest)
-            if _settle(store, config.delivery, name, batch, outcome, attempts, now, rand,
-                       report):
+            disabled = _settle(store, config.delivery, name, batch, outcome, attempts, now,
+                               rand, report)
+            settled.update(m.id for m in batch)
+            if disabled:
                 break  # the notifier was disabled: its other rows wait
-    return report
 
 
 def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequence[Message],
