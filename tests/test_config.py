@@ -41,6 +41,11 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "expected true or false, got an integer 1"),
     ('[http]\ntimeout = "30"\n', "http.timeout", "expected an integer or a number, got a string '30'"),
     ('[http]\nconcurrency = 0\n', "http.concurrency", "must be positive, got 0"),
+    ('[http]\nallow_networks = ["10.1.0.0/16", "intranet"]\n', "http.allow_networks",
+     "'intranet' is not an IP network ('intranet' does not appear to be an IPv4 or IPv6 "
+     "network)"),
+    ('[http]\nallow_networks = "10.0.0.0/8"\n', "http.allow_networks",
+     "expected a list, got a string '10.0.0.0/8'"),
     (GOOD_SOURCE + GOOD_SOURCE, "sources[1].name", "duplicate source name 'a'"),
     (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
      "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
