@@ -18,7 +18,6 @@ from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
 from .harvest import poll_sources, system_clock
 from .models import ChangeKind, PollReport, PollStatus
-from .notify import deliver
 from .store import SqliteStore
 
 
@@ -111,6 +110,8 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
                 if dry_run:
                     _echo_dry_run(report)
         if not dry_run:
+            from .notify import deliver  # not imported for --help, items, sources…
+
             # deliver what this poll (or an earlier one) queued; a row waiting for a retry
             # is not a failure, a dead one is
             with _errors():

@@ -110,6 +110,11 @@ class SqliteStore:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            # 16 KiB pages for a new database (a no-op on an existing one): an item row with
+            # its content (~4 KiB) fits one page instead of spilling to an overflow page, and
+            # a commit writes a quarter of the WAL frames (measured: ~10 % off a cold poll's
+            # writes). Must precede WAL mode, which fixes the page size.
+            conn.execute("PRAGMA page_size = 16384")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")

@@ -423,3 +423,18 @@ def test_a_source_can_force_the_encoding_a_server_lies_about(server, config_for,
     assert poll(config, store)["latin"].new == 1
     [row] = store.items()
     assert (row["category"], row["title"]) == ("Press Release", "Café in Zürich, São Paulo")
+
+
+def test_items_cross_the_worker_boundary_whole():
+    """Parse workers hand items back by pickle, through Item.__reduce__: every field,
+    in its own place, must survive (a field added to Item and not to __reduce__ fails)."""
+    import dataclasses
+    import pickle
+
+    from harvester.models import DateFlag, Item
+
+    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(Item)}
+    values.update(tags=("a", "b"), date_flag=DateFlag.FUTURE)
+    item = Item(**values)
+    back = pickle.loads(pickle.dumps(item))
+    assert {f.name: getattr(back, f.name) for f in dataclasses.fields(Item)} == values

@@ -320,3 +320,16 @@ def test_dates_never_raise_and_always_give_utc(text):
     it = normalise(RawEntry(title="t", link="http://a.example/", published=text), ctx())
     assert it.published.endswith("Z")
     assert it.date_flag.value in ("", "missing", "future")
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)),
+       st.sampled_from(["+0000", "+0200", "-0530", "+1400", "-1100", "GMT", "UTC", "Z"]),
+       st.booleans(), st.booleans())
+def test_plain_rfc822_fast_path_agrees_with_the_general_reader(when, zone, weekday, seconds):
+    from harvester.dates import _rfc822, _rfc822_plain
+
+    text = when.strftime(("%a, " if weekday else "") + "%d %b %Y %H:%M"
+                         + (":%S" if seconds else "")) + " " + zone
+    fast = _rfc822_plain(text)
+    assert fast is not None
+    assert fast == _rfc822(text, "Europe/Vienna")

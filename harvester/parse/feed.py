@@ -79,7 +79,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     """Parse a feed body: the lxml fast path when it is sure, else feedparser. A broken
     feed that still yields entries is kept with a warning, one that yields none is a
     ParseError naming why."""
-    if not body.strip():
+    if not body or body.isspace():  # not strip(): that copies the whole body
         raise ParseError("empty body: the server sent no feed", source=source, url=url)
     decoded = to_utf8(body, content_type, encoding)
     body, utf8_type = decoded.body, _utf8_type(content_type)

@@ -21,7 +21,7 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
     """The page's root element; ParseError when there is no HTML to read."""
     import lxml.html
 
-    if not body.strip():
+    if not body or body.isspace():
         raise ParseError("empty page", source=source, url=url)
     data = to_utf8(body, content_type, encoding, html=True).body
     parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, remove_comments=True,
