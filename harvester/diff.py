@@ -11,10 +11,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
 from .models import HASH_VERSION, Change, ChangeKind, Item, Notification, StoredItem
 from .rules import classify
+
+
+@lru_cache(maxsize=1024)
+def _source_prefix(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:8]
 
 
 def item_id(source: str, key: str) -> str:
@@ -22,7 +28,7 @@ def item_id(source: str, key: str) -> str:
 
     The source's own hash leads, so one source's items sit together in the id index and a
     poll's inserts dirty a few neighbouring pages rather than one page per item."""
-    prefix = hashlib.sha256(source.encode()).hexdigest()[:8]
+    prefix = _source_prefix(source)
     digest = hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:16]
     return f"i_{prefix}{digest}"
 

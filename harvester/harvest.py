@@ -312,6 +312,11 @@ def _worker_count() -> int:
     return min((cpus or 1) + 1, 4) if (cpus or 1) > 1 else 0
 
 
+def _warm() -> None:
+    """Import what reading a body needs (lxml, nh3: ~0.1 s) in a fresh worker."""
+    from . import normalise, parse  # noqa: F401
+
+
 class _Readers:
     """Worker processes that read bodies, for polls that will have many to read.
 
@@ -327,8 +332,11 @@ class _Readers:
             from concurrent.futures import ProcessPoolExecutor
 
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-            for f in [pool.submit(os.getpid) for _ in range(workers)]:
-                f.result()  # every worker forked now, while this process has one thread
+            # With "fork", the first submit forks every worker, now, while this process has
+            # one thread. Not waited for: the workers load the parsers while the first
+            # fetches are in flight, instead of when the first body arrives.
+            for _ in range(workers):
+                pool.submit(_warm)
             self.pool = pool
 
     def submit(self, fetched: Fetched, now: datetime,

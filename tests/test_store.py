@@ -8,6 +8,7 @@ loses a notification.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
@@ -18,6 +19,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harvester.devserver import Response
 from harvester.store import SqliteStore, claimant
@@ -196,3 +199,11 @@ def test_sigkill_at_random_moments_loses_nothing(server, tmp_path, receiver):
     resends = len(delivered) - len(set(delivered))
     print(f"{kills} kills in {runs} runs; {len(outbox)} notifications, {resends} resent")
     assert resends <= kills
+
+
+@given(st.lists(st.text()))
+def test_json_lists_are_written_as_json_dumps_writes_them(values):
+    from harvester.store import _json_list
+
+    assert _json_list(values) == json.dumps(values, ensure_ascii=False)
+    assert json.loads(_json_list(values)) == values
