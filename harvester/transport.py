@@ -20,10 +20,10 @@ import threading
 import time
 from typing import Any
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.poolmanager import PoolManager
 from urllib3.util import connection as u3conn
 
 from .netpolicy import NetworkPolicy
@@ -193,16 +193,11 @@ def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:
     return {"http": Pool, "https": SPool}
 
 
-class GuardedAdapter(HTTPAdapter):
-    """requests' adapter, with every connection made under one network policy."""
-
-    def __init__(self, policy: NetworkPolicy, **kw: Any):
-        self.policy = policy  # before super().__init__, which builds the pool manager
-        super().__init__(**kw)
-
-    def init_poolmanager(self, *a: Any, **kw: Any) -> None:
-        super().init_poolmanager(*a, **kw)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.policy)
+def guarded_pool_manager(policy: NetworkPolicy, **kw: Any) -> PoolManager:
+    """A urllib3 pool manager whose every connection is made under `policy`."""
+    pm = PoolManager(**kw)
+    pm.pool_classes_by_scheme = _pool_classes(policy)
+    return pm
 
 
-__all__ = ["DeadlinePassed", "GuardedAdapter", "PolicyRefusal", "Watch", "arm", "disarm"]
+__all__ = ["DeadlinePassed", "PolicyRefusal", "Watch", "arm", "disarm", "guarded_pool_manager"]
