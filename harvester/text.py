@@ -32,7 +32,8 @@ _PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only 
 
 
 def strip_controls(s: str) -> str:
-    return _CTRL.sub("", s)
+    # every character _CTRL matches is non-printable: most titles skip the regex
+    return s if s.isprintable() else _CTRL.sub("", s)
 
 
 def _strip_controls_fast(s: str) -> str:
@@ -44,6 +45,8 @@ def _strip_controls_fast(s: str) -> str:
 
 def collapse(s: str) -> str:
     """Whitespace runs to one space, trimmed."""
+    if s.isprintable() and "  " not in s:
+        return s.strip()  # the ASCII space is the only printable whitespace: nothing to collapse
     return _WS.sub(" ", s).strip()
 
 
@@ -95,7 +98,7 @@ def html_to_text(value: str | None) -> str:
         return ""
     value = strip_controls(value)
     if "<" not in value and "&" not in value:
-        paras = re.split(r"\n\s*\n", value)
+        paras = re.split(r"\n\s*\n", value) if "\n" in value else [value]
     elif "<" not in value:
         paras = re.split(r"\n\s*\n", html.unescape(value))
     else:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from harvester.dates import iso_utc, parse_date
 from harvester.models import DateFlag, RawEntry
 from harvester.normalise import Context, content_hash, identity, normalise, split_category
-from harvester.text import html_to_text, sanitise_html
+from harvester.text import _CTRL, _WS, collapse, html_to_text, sanitise_html, strip_controls
 from harvester.urls import canonical_url
 
 from .conftest import FEEDS, NOW
@@ -333,3 +333,12 @@ def test_plain_rfc822_fast_path_agrees_with_the_general_reader(when, zone, weekd
     fast = _rfc822_plain(text)
     assert fast is not None
     assert fast == _rfc822(text, "Europe/Vienna")
+
+
+@given(st.one_of(st.text(), st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x85\xa0\u2000\u3000ab\x00\x9f"
+                                    "\ufffe")))
+def test_text_fast_paths_agree_with_the_regexes(s):
+    # collapse and strip_controls skip their regex when isprintable() shows it has nothing
+    # to do: they must give exactly what the regex gives, for any text
+    assert collapse(s) == _WS.sub(" ", s).strip()
+    assert strip_controls(s) == _CTRL.sub("", s)
