@@ -207,3 +207,54 @@ def test_json_lists_are_written_as_json_dumps_writes_them(values):
 
     assert _json_list(values) == json.dumps(values, ensure_ascii=False)
     assert json.loads(_json_list(values)) == values
+
+
+def _poll(store: SqliteStore, name: str, decide=None) -> None:
+    """One source's poll through the store's public write path, with nothing to store."""
+    from harvester.models import PollPlan, PollReport, PollStatus, SourceState
+
+    store.apply_poll(name, f"http://127.0.0.1/{name}", "feed", NOW,
+                     PollReport(name, PollStatus.OK), SourceState(name, etag=f'"{name}"'), [],
+                     decide or (lambda known: PollPlan((), (), True)))
+
+
+def _etags(db_path) -> dict[str, str]:
+    with sqlite3.connect(db_path) as other:  # another connection: sees committed rows only
+        return dict(other.execute("SELECT name, etag FROM sources"))
+
+
+def test_polls_in_a_group_share_commits_and_fail_alone(tmp_path):
+    db = tmp_path / "h.db"
+    store = SqliteStore(db)
+
+    def broken(known):
+        raise RuntimeError("decide failed")
+
+    with store.group(seconds=3600):
+        _poll(store, "a")
+        with pytest.raises(RuntimeError, match="decide failed"):
+            _poll(store, "b", broken)
+        _poll(store, "c")
+        assert _etags(db) == {}  # not committed yet: one transaction for the group
+    # b's savepoint was undone alone; a and c were committed when the group ended
+    assert _etags(db) == {"a": '"a"', "c": '"c"'}
+    store.close()
+
+
+def test_a_group_commits_at_its_time_limit_and_on_flush(tmp_path):
+    db = tmp_path / "h.db"
+    store = SqliteStore(db)
+    with store.group(seconds=0):  # every poll is past the limit: committed at once
+        _poll(store, "a")
+        assert _etags(db) == {"a": '"a"'}
+    with store.group(seconds=3600):
+        _poll(store, "b")
+        assert "b" not in _etags(db)
+        store.flush()  # poll_sources flushes before it waits: the lock is not held idle
+        assert _etags(db)["b"] == '"b"'
+        # and another writer gets the lock between polls
+        with sqlite3.connect(db, timeout=0.1) as other:
+            other.execute("UPDATE sources SET last_error = 'x' WHERE name = 'a'")
+        _poll(store, "c")
+    assert set(_etags(db)) == {"a", "b", "c"}
+    store.close()
