@@ -13,7 +13,7 @@ from harvester.dates import iso_utc, parse_date
 from harvester.models import DateFlag, RawEntry
 from harvester.normalise import Context, content_hash, identity, normalise, split_category
 from harvester.text import _CTRL, _WS, collapse, html_to_text, sanitise_html, strip_controls
-from harvester.urls import canonical_url
+from harvester.urls import _canonical, canonical_url
 
 from .conftest import FEEDS, NOW
 
@@ -342,3 +342,21 @@ def test_text_fast_paths_agree_with_the_regexes(s):
     # to do: they must give exactly what the regex gives, for any text
     assert collapse(s) == _WS.sub(" ", s).strip()
     assert strip_controls(s) == _CTRL.sub("", s)
+
+
+_URL_PARTS = st.tuples(
+    st.sampled_from(["http", "https", "HTTP", "Https", "ftp", "javascript"]),
+    st.sampled_from(["news.example.org", "News.Example.ORG", "a.example.", "127.0.0.1",
+                     "x-y.example", "-bad.example", "[::1]", "user:pw@host.example", "ex.org:80",
+                     "ex.org:443", "ex.org:8080", "", "münchen.example"]),
+    st.sampled_from(["", "/", "/a/b", "/a//b", "//x", "/a b", "/ä", "/%41/~x", "/a/b/", "/a;b=c",
+                     "/(x)", "/a\tb", "/x.html"]),
+    st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2", "#frag", "?a=1#f", "#"]),
+)
+
+
+@given(_URL_PARTS, st.sampled_from([None, "https://base.example/dir/page"]))
+def test_canonical_fast_path_agrees_with_the_general_reading(parts, base):
+    scheme, host, path, rest = parts
+    href = f"{scheme}://{host}{path}{rest}"
+    assert canonical_url(href, base) == _canonical(href, base)
