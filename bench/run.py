@@ -5,7 +5,9 @@
 
 Needs the `bench` extra (reader) for the reader rows; without it they are skipped.
 Every scenario runs each tool as a whole process (start-up included); wall is the
-median of the reps; peak RSS is the process tree's (main + worker processes).
+median of the reps, and the reps of the tools compared in a scenario are interleaved
+(order rotated each round), so a slow spell of the machine falls on them alike; peak
+RSS is the process tree's (main + worker processes).
 Prints a Markdown table and writes the raw figures to bench/results/latest.json.
 """
 
@@ -144,6 +146,24 @@ def median_run(reps: int, prepare, cmd: list[str], cwd: Path,
     return {"wall": statistics.median(walls), "rss": max(rss), "walls": walls}
 
 
+def interleaved(reps: int, runs: dict[str, tuple]) -> dict[str, dict[str, float]]:
+    """median_run for several commands at once, their reps interleaved and the order
+    rotated each round: a slow spell of this shared VM, or an after-effect of one tool's
+    run, then falls on every tool alike instead of on whichever ran its reps then."""
+    walls: dict[str, list[float]] = {k: [] for k in runs}
+    rss: dict[str, list[float]] = {k: [] for k in runs}
+    names = list(runs)
+    for i in range(reps):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            prepare, cmd, cwd = runs[name]
+            prepare()
+            w, r = timed(cmd, cwd)
+            walls[name].append(w)
+            rss[name].append(r)
+    return {k: {"wall": statistics.median(walls[k]), "rss": max(rss[k]), "walls": walls[k]}
+            for k in runs}
+
+
 def installed_like() -> None:
     """Compile harvester's bytecode first, as `pip install .` does for reader: an editable
     checkout under PYTHONDONTWRITEBYTECODE (CI, containers) would otherwise recompile every
@@ -186,23 +206,27 @@ def main() -> int:
             write_config(work, srv, a.n, a.workers)
             reader += ["--server", srv.url]
             floor += ["--server", srv.url]
-            # cold: everything new
-            rows["floor_cold"] = median_run(a.reps, lambda: None, floor, work)
-            rows["harvester_cold"] = median_run(
-                a.reps, lambda: fresh(work, "harvester.db"), harvester, work)
+            def nothing() -> None:
+                pass
+
+            # cold: everything new (run_reader.py starts its own database afresh)
+            runs = {"floor_cold": (nothing, floor, work),
+                    "harvester_cold": (lambda: fresh(work, "harvester.db"), harvester, work)}
+            if have_reader:
+                runs["reader_cold"] = (nothing, [*reader, "--phase", "cold"], work)
+            rows.update(interleaved(a.reps, runs))
             copy_db(work / "harvester.db", work / "h-after-cold.db")
             if have_reader:
-                rows["reader_cold"] = median_run(a.reps, lambda: None, [*reader, "--phase", "cold"],
-                                                 work)
                 copy_db(work / "reader.db", work / "r-after-cold.db")
-            # warm, nothing changed: every answer a 304
+            # warm, nothing changed: every answer a 304 (each tool's database after its cold
+            # poll has the validators; so has the floor's saved ETags)
             timed([*floor, "--save", str(work / "etags.json")], work)
-            rows["floor_warm304"] = median_run(
-                a.reps, lambda: None, [*floor, "--validators", str(work / "etags.json")], work)
-            rows["harvester_warm304"] = median_run(a.reps, lambda: None, harvester, work)
+            runs = {"floor_warm304": (nothing, [*floor, "--validators", str(work / "etags.json")],
+                                      work),
+                    "harvester_warm304": (nothing, harvester, work)}
             if have_reader:
-                rows["reader_warm304"] = median_run(a.reps, lambda: None,
-                                                    [*reader, "--phase", "warm"], work)
+                runs["reader_warm304"] = (nothing, [*reader, "--phase", "warm"], work)
+            rows.update(interleaved(a.reps, runs))
 
             # warm, 5% of feeds with a new item: from the after-cold state each rep
             def advance(db: str, template: str):
@@ -212,20 +236,21 @@ def main() -> int:
                     copy_db(work / template, work / db)
                 return prep
 
-            rows["harvester_warm5"] = median_run(
-                a.reps, advance("harvester.db", "h-after-cold.db"), harvester, work)
+            runs = {"harvester_warm5": (advance("harvester.db", "h-after-cold.db"), harvester,
+                                        work)}
             if have_reader:
-                rows["reader_warm5"] = median_run(
-                    a.reps, advance("reader.db", "r-after-cold.db"), [*reader, "--phase", "warm"],
-                    work)
+                runs["reader_warm5"] = (advance("reader.db", "r-after-cold.db"),
+                                        [*reader, "--phase", "warm"], work)
+            rows.update(interleaved(a.reps, runs))
             # flat with history: the same warm-5% poll over a store padded to K items
+            srv.get("/_control/reset")
             for k in a.history:
-                srv.get("/_control/reset")
                 copy_db(work / "h-after-cold.db", work / f"h-hist-{k}.db")
                 subprocess.run([PY, str(HERE / "history.py"), "--db",
                                 str(work / f"h-hist-{k}.db"), "--items", str(k)], check=True)
-                rows[f"harvester_history_{k}"] = median_run(
-                    a.reps, advance("harvester.db", f"h-hist-{k}.db"), harvester, work)
+            rows.update(interleaved(a.reps, {
+                f"harvester_history_{k}": (advance("harvester.db", f"h-hist-{k}.db"), harvester,
+                                           work) for k in a.history}))
             # daemon memory: RSS after 100 and after N polls of the job body
             srv.get("/_control/reset")
             copy_db(work / "h-after-cold.db", work / "harvester.db")
@@ -242,9 +267,9 @@ def main() -> int:
             write_config(work, srv, a.n, a.workers)
             floor_l = [PY, str(HERE / "fetch_floor.py"), "--workers", str(a.workers), "--server",
                        srv.url]
-            rows["floor_cold_50ms"] = median_run(a.reps, lambda: None, floor_l, work)
-            rows["harvester_cold_50ms"] = median_run(
-                a.reps, lambda: fresh(work, "harvester.db"), harvester, work)
+            rows.update(interleaved(a.reps, {
+                "floor_cold_50ms": (lambda: None, floor_l, work),
+                "harvester_cold_50ms": (lambda: fresh(work, "harvester.db"), harvester, work)}))
         finally:
             srv.stop()
         # memory: many small feeds, cold
