@@ -80,7 +80,6 @@ class Fetcher:
     def __init__(self, http: HttpConfig, policy: NetworkPolicy | None = None):
         self.http = http
         self.policy = policy or NetworkPolicy(http.allow_networks)
-        self._local = threading.local()
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._origins: dict[str, NetworkPolicy] = {}
         self._pools: dict[NetworkPolicy, urllib3.PoolManager] = {}

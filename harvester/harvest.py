@@ -377,50 +377,50 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         yield waiting_report(src, states[src.name], start)
     readers = _Readers(sum(not st.baseline_done for st in states.values()))
     try:
+        threads = max(1, min(config.http.concurrency, len(chosen)))
+        # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
+        # a thousand feeds holds a few dozen bodies in memory, not a thousand.
+        window = threads * 4
+        todo = iter(chosen)
         # each source's poll is a savepoint; sources share commits (see SqliteStore.group)
-        with store.group():
-            threads = max(1, min(config.http.concurrency, len(chosen)))
-            # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
-            # a thousand feeds holds a few dozen bodies in memory, not a thousand.
-            window = threads * 4
-            todo = iter(chosen)
-            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
-                pending: dict[Future[object], Fetched | None] = {}
+        with store.group(), ThreadPoolExecutor(max_workers=threads,
+                                               thread_name_prefix="fetch") as pool:
+            pending: dict[Future[object], Fetched | None] = {}
 
-                def start_next() -> None:
-                    src = next(todo, None)
-                    if src is not None:
-                        pending[pool.submit(fetch_one, src, states[src.name], fetcher)] = None
+            def start_next() -> None:
+                src = next(todo, None)
+                if src is not None:
+                    pending[pool.submit(fetch_one, src, states[src.name], fetcher)] = None
 
-                for _ in range(window):
-                    start_next()
-                while pending:
-                    done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
-                    if not done:
-                        store.flush()  # commit before waiting: the write lock is never held idle
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        fetched = pending.pop(fut)
-                        if fetched is not None:  # a read finished in a worker process
-                            _before_network(fetched, store)
-                            read = fut.result()
-                            assert isinstance(read, Read)
-                            yield record(fetched, read, config, store, clock(), dry_run=dry_run,
-                                         fetcher=fetcher)
-                            start_next()
-                            continue
-                        fetched = fut.result()
-                        assert isinstance(fetched, Fetched)
-                        needs = needs_reading(fetched)
-                        job = readers.submit(fetched, clock(), config.rules) if needs else None
-                        if job is not None:
-                            pending[job] = fetched  # type: ignore[index]
-                            continue
-                        if needs:
-                            _before_network(fetched, store)
-                        yield process(fetched, config, store, clock(), dry_run=dry_run,
-                                      needs=needs, fetcher=fetcher)
+            for _ in range(window):
+                start_next()
+            while pending:
+                done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+                if not done:
+                    store.flush()  # commit before waiting: the write lock is never held idle
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fetched = pending.pop(fut)
+                    if fetched is not None:  # a read finished in a worker process
+                        _before_network(fetched, store)
+                        read = fut.result()
+                        assert isinstance(read, Read)
+                        yield record(fetched, read, config, store, clock(), dry_run=dry_run,
+                                     fetcher=fetcher)
                         start_next()
+                        continue
+                    fetched = fut.result()
+                    assert isinstance(fetched, Fetched)
+                    needs = needs_reading(fetched)
+                    job = readers.submit(fetched, clock(), config.rules) if needs else None
+                    if job is not None:
+                        pending[job] = fetched  # type: ignore[index]
+                        continue
+                    if needs:
+                        _before_network(fetched, store)
+                    yield process(fetched, config, store, clock(), dry_run=dry_run,
+                                  needs=needs, fetcher=fetcher)
+                    start_next()
     finally:
         readers.close()
         store.flush()
