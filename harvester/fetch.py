@@ -159,10 +159,10 @@ class Fetcher:
         except urllib3.exceptions.HTTPError as e:
             if _is_timeout(e) or watch.expired:
                 raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
-            if isinstance(e, MaxRetryError) and isinstance(e.reason, ResponseError):
-                raise FetchError(f"request failed: {_reason(e)}", source=source,
-                                 url=url) from e
-            if isinstance(e, MaxRetryError | urllib3.exceptions.ProtocolError):
+            # retries used up on a connection problem, or the connection broke: "cannot
+            # connect"; on a status (ResponseError), or anything else: "request failed"
+            if isinstance(e, urllib3.exceptions.ProtocolError) or (
+                    isinstance(e, MaxRetryError) and not isinstance(e.reason, ResponseError)):
                 raise FetchError(f"cannot connect: {_reason(e)}", source=source,
                                  url=url) from e
             raise FetchError(f"request failed: {_reason(e)}", source=source, url=url) from e

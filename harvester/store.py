@@ -154,45 +154,30 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; waits for the lock rather than failing on contention.
-        Inside `group()`, a savepoint of the group's transaction instead."""
-        if self._group_s is not None:
-            with self._savepoint() as c:
-                yield c
-            return
-        self._begin()
+        Inside `group()`, a savepoint of the group's transaction: undone alone on failure."""
+        grouped = self._group_s is not None
+        if not (grouped and self.conn.in_transaction):
+            self._begin()
+            self._group_until = time.monotonic() + (self._group_s or 0.0)
+        if grouped:
+            self.conn.execute("SAVEPOINT poll")
         deferred, self._deferred = self._deferred, []
         try:
             self._write_deferred(deferred)
             yield self.conn
         except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled it all back itself
+                if grouped:
+                    self.conn.execute("ROLLBACK TO poll")
+                    self.conn.execute("RELEASE poll")
+                else:
+                    self.conn.execute("ROLLBACK")
             self._deferred[:0] = deferred  # kept for the next transaction
             raise
         else:
-            self.conn.execute("COMMIT")
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[sqlite3.Connection]:
-        """One poll's writes inside the group's transaction: undone alone if they fail."""
-        assert self._group_s is not None
-        if not self.conn.in_transaction:
-            self._begin()
-            self._group_until = time.monotonic() + self._group_s
-        deferred, self._deferred = self._deferred, []
-        self.conn.execute("SAVEPOINT poll")
-        try:
-            self._write_deferred(deferred)
-            yield self.conn
-        except BaseException:
-            if self.conn.in_transaction:  # SQLite may have rolled the whole transaction back
-                self.conn.execute("ROLLBACK TO poll")
+            if grouped:
                 self.conn.execute("RELEASE poll")
-            self._deferred[:0] = deferred
-            raise
-        else:
-            self.conn.execute("RELEASE poll")
-            if time.monotonic() >= self._group_until:
+            if not grouped or time.monotonic() >= self._group_until:
                 self.conn.execute("COMMIT")
 
     @contextmanager
