@@ -114,6 +114,28 @@ def _x(s: str) -> str:
     return html.escape(s, quote=False)
 
 
+def render_listing(seed: int, feed: int, m: int, head: int) -> bytes:
+    """The same window as the feed, as the news centre's HTML listing page shows it: a
+    block per entry (category, linked title, "31 March 2022" date, teaser), links relative
+    to the page's <base>, navigation around the list."""
+    host = f"https://www.org{feed:04d}.example.org/"
+    blocks = []
+    for it in (make_item(seed, feed, s) for s in window(head, m)):
+        path = it.link.split(".example.org", 1)[1].lstrip("/")
+        title = it.title.split(": ", 1)[1]
+        when = f"{it.published.day} {MONTHS[it.published.month - 1]} {it.published.year}"
+        blocks.append(
+            f'<div class="news-item">\n  <span class="category">{_x(it.category)}</span>\n'
+            f'  <h3><a href="{html.escape(path)}">{_x(title)}</a></h3>\n'
+            f'  <p class="date">{when}</p>\n  <p class="teaser">{_x(it.description)}</p>\n'
+            f"</div>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f"<title>News Centre | Org {feed}</title>\n<base href=\"{host}\">\n</head><body>\n"
+            f'<nav class="main-nav"><a href="/">Home</a> <a href="/news-centre/">News</a></nav>\n'
+            f'<main><h1>News Centre</h1><div class="news-list">\n' + "\n".join(blocks)
+            + "\n</div></main>\n<footer><p>© Org</p></footer></body></html>\n").encode("utf-8")
+
+
 def render_feed(seed: int, feed: int, m: int, head: int, dialect: str = "rss2") -> bytes:
     """One feed: 'rss2' (TYPO3 tt_news shape), 'rss1' (RDF) or 'atom', newest first."""
     items = [make_item(seed, feed, s) for s in window(head, m)]

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -103,19 +104,29 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
     return wall, peak[0] / 1024
 
 
-def write_config(work: Path, server: Server, n: int, concurrency: int) -> Path:
-    urls = server.get("/feeds.txt").decode().split()[:n]
-    lines = ["[storage]", 'path = "harvester.db"', "[http]", 'user_agent = "harvester-bench"',
+def write_config(work: Path, server: Server, n: int, concurrency: int,
+                 listings: bool = False) -> Path:
+    """bench.toml: the server's feeds; with `listings`, bench-listings.toml: its HTML
+    listing pages, read with the selectors config/example.toml documents."""
+    urls = server.get("/listings.txt" if listings else "/feeds.txt").decode().split()[:n]
+    db = "listings.db" if listings else "harvester.db"
+    lines = ["[storage]", f'path = "{db}"', "[http]", 'user_agent = "harvester-bench"',
              "timeout = 60", f"concurrency = {concurrency}",
              # every feed is on 127.0.0.1 here; a real deployment keeps the polite default
              f"per_host = {concurrency}", ""]
     for i, u in enumerate(urls):
-        lines += ["[[sources]]", f'name = "f{i}"', f'url = "{u}"', "category_from_title = true",
-                  ""]
+        if listings:
+            lines += ["[[sources]]", f'name = "l{i}"', 'kind = "html"', f'url = "{u}"',
+                      "[sources.select]", 'item = "div.news-item"', 'title = "h3"',
+                      'link = "h3 a"', 'date = ".date"', 'category = ".category"',
+                      'summary = ".teaser"', 'date_formats = ["%d %B %Y"]', ""]
+        else:
+            lines += ["[[sources]]", f'name = "f{i}"', f'url = "{u}"',
+                      "category_from_title = true", ""]
     lines += ["[[rules]]", 'name = "press-release"', 'categories = ["Press Release"]', "",
               "[[rules]]", 'name = "project-launch"',
               "match = '(?i)\\b(launch(es|ed|ing)?|kick-?off|inception)\\b'", ""]
-    cfg = work / "bench.toml"
+    cfg = work / ("bench-listings.toml" if listings else "bench.toml")
     cfg.write_text("\n".join(lines))
     return cfg
 
@@ -259,6 +270,18 @@ def main() -> int:
                                   str(a.daemon_polls)], capture_output=True, text=True,
                                  check=True, cwd=work)
             rows["daemon_rss"] = json.loads(out.stdout)["rss_mib"]
+            # HTML listing pages, cold: the same entries through the listing path (reader has
+            # none, so no ratio)
+            write_config(work, srv, a.n, a.workers, listings=True)
+            rows["harvester_listing_cold"] = median_run(
+                a.reps, lambda: fresh(work, "listings.db"),
+                [PY, "-m", "harvester", "--config", str(work / "bench-listings.toml"), "once"],
+                work)
+            with sqlite3.connect(work / "listings.db") as db:
+                # sightings, not items: the same story on two sites' pages is one item
+                seen = db.execute("SELECT count(*) FROM sightings").fetchone()[0]
+            if seen != items:  # a figure for pages it did not read would mean nothing
+                raise SystemExit(f"listing scenario saw {seen} entries, not {items}")
         finally:
             srv.stop()
         # latency-bound: 50 ms added to every request
@@ -327,6 +350,7 @@ def report(rows: dict, a: argparse.Namespace, items: int, have_reader: bool) -> 
     line(f"warm 5%, {k1:,} stored", f"harvester_history_{k1}", None, None, "", None)
     line(f"warm 5%, {k2:,} stored", f"harvester_history_{k2}", None, None,
          f"≤ 1.2× the {k1:,} case ({hist:.2f}×)", hist <= 1.2)
+    line("cold, HTML listing pages", "harvester_listing_cold", None, items, "", None)
     lat = w("harvester_cold_50ms") / w("floor_cold_50ms")
     line("cold, +50 ms latency", "harvester_cold_50ms", None, items,
          f"≤ 1.5× fetch floor {w('floor_cold_50ms'):.2f} s ({lat:.2f}×)", lat <= 1.5)

@@ -2,6 +2,7 @@
 
     GET /feeds.txt                      one feed URL per line
     GET /feeds/<i>.xml                  feed i: ETag, Last-Modified, 304, gzip
+    GET /listings.txt, /listings/<i>.html   the same entries as the news centre's HTML page
     GET /_control/advance?pct=5         one new item in pct% of the feeds (deterministic)
     GET /_control/reset                 back to the first generation
     GET /_control/stats                 request counts by status
@@ -35,14 +36,15 @@ class Feeds:
         self.lock = threading.Lock()
         self.round = 0
         self.heads = [corpus.initial_head(m)] * n
-        self.cache: dict[tuple[int, int], tuple[bytes, bytes, str, str]] = {}
+        self.cache: dict[tuple[str, int, int], tuple[bytes, bytes, str, str]] = {}
         self.counts: dict[str, int] = {}
 
-    def entity(self, i: int) -> tuple[bytes, bytes, str, str]:
-        key = (i, self.heads[i])
+    def entity(self, i: int, kind: str = "feeds") -> tuple[bytes, bytes, str, str]:
+        key = (kind, i, self.heads[i])
         e = self.cache.get(key)
         if e is None:
-            body = corpus.render_feed(self.seed, i, self.m, self.heads[i])
+            render = corpus.render_feed if kind == "feeds" else corpus.render_listing
+            body = render(self.seed, i, self.m, self.heads[i])
             etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
             lm = formatdate(1_577_836_800 + self.heads[i] * 3600, usegmt=True)
             e = (body, gzip.compress(body, 6, mtime=0), etag, lm)
@@ -83,8 +85,9 @@ def handler(feeds: Feeds, latency: float, base: list[str]) -> type[BaseHTTPReque
         def do_GET(self) -> None:
             u = urlsplit(self.path)
             q = parse_qs(u.query)
-            if u.path == "/feeds.txt":
-                urls = "\n".join(f"{base[0]}/feeds/{i}.xml" for i in range(feeds.n))
+            if u.path in ("/feeds.txt", "/listings.txt"):
+                kind, ext = ("feeds", "xml") if u.path == "/feeds.txt" else ("listings", "html")
+                urls = "\n".join(f"{base[0]}/{kind}/{i}.{ext}" for i in range(feeds.n))
                 return self.send(200, urls.encode(), {"Content-Type": "text/plain"})
             if u.path == "/_control/advance":
                 chosen = feeds.advance(float(q.get("pct", ["5"])[0]))
@@ -97,14 +100,16 @@ def handler(feeds: Feeds, latency: float, base: list[str]) -> type[BaseHTTPReque
             if latency:
                 time.sleep(latency)
             parts = u.path.split("/")
-            if len(parts) != 3 or parts[1] != "feeds" or not parts[2].endswith(".xml"):
+            kinds = {"feeds": (".xml", "application/rss+xml; charset=utf-8"),
+                     "listings": (".html", "text/html; charset=utf-8")}
+            if len(parts) != 3 or parts[1] not in kinds:
                 return self.send(404)
-            i = int(parts[2][:-4])
-            if not 0 <= i < feeds.n:
+            ext, ctype = kinds[parts[1]]
+            stem = parts[2].removesuffix(ext)
+            if stem == parts[2] or not stem.isdigit() or not 0 <= int(stem) < feeds.n:
                 return self.send(404)
-            body, gz, etag, lm = feeds.entity(i)
-            headers = {"ETag": etag, "Last-Modified": lm,
-                       "Content-Type": "application/rss+xml; charset=utf-8"}
+            body, gz, etag, lm = feeds.entity(int(stem), parts[1])
+            headers = {"ETag": etag, "Last-Modified": lm, "Content-Type": ctype}
             if self.headers.get("If-None-Match") == etag:
                 return self.send(304, b"", {"ETag": etag, "Last-Modified": lm})
             if "gzip" in self.headers.get("Accept-Encoding", ""):
@@ -135,6 +140,7 @@ def main() -> None:
     base[0] = f"http://127.0.0.1:{httpd.server_address[1]}"
     for i in range(a.n):  # render up front so the server's CPU is not in the measurement
         feeds.entity(i)
+        feeds.entity(i, "listings")
     if a.port_file:
         Path(a.port_file).write_text(str(httpd.server_address[1]))
     print(f"LISTENING {base[0]}", flush=True)
