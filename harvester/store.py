@@ -43,6 +43,25 @@ SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since)
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
 _DEFER_MAX = 256
+# What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
+# this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
+# any source, with whether this source has sighted them. Columns after the kind are
+# StoredItem's, then own, then title.
+_KNOWN_SQL = (
+    "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    " FROM sources WHERE name = ?"
+    " UNION ALL SELECT 1, i.id, s.key, i.url, i.content_hash, i.published, i.date_flag, 1, NULL"
+    " FROM sightings s JOIN items i ON i.id = s.item_id WHERE s.source = ? AND s.key IN ({keys})"
+    " UNION ALL SELECT 2, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL"
+    " FROM items WHERE url IN ({urls})"
+    " UNION ALL SELECT 3, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title"
+    " FROM items WHERE title IN ({titles})")
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
 class Store(Protocol):
@@ -234,8 +253,7 @@ class SqliteStore:
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by
-        key for this source, else by URL, else by title, for any source. One query each,
-        and each only for the entries the one before did not find."""
+        key for this source, else by URL, else by title, for any source: one query."""
         try:
             return self._known(source, entries)
         except sqlite3.Error as e:
@@ -249,29 +267,44 @@ class SqliteStore:
                                          (*before, *chunk))
 
     def _known(self, source: str, entries: Sequence[Lookup]) -> Known:
-        by_key = {row[1]: _stored(row) for row in self._rows(
-            "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag"
-            " FROM sightings s JOIN items i ON i.id = s.item_id"
-            " WHERE s.source = ? AND s.key IN ({marks})", [k for k, _, _ in entries], source)}
+        # One statement per chunk of entries (one for any feed's window): the source's
+        # baseline flag, then rows by key for this source, by URL and by title for any
+        # source. Which URL and title rows count depends on what the key rows found, so
+        # that is sorted out here, in the order the three lookups stand in.
+        by_key: dict[str, StoredItem] = {}
+        url_rows: list[tuple[Any, ...]] = []
+        title_rows: list[tuple[Any, ...]] = []
+        baseline_done = False
+        for i in range(0, max(len(entries), 1), _CHUNK):
+            chunk = entries[i : i + _CHUNK]
+            keys = [k for k, _, _ in chunk]
+            urls = [u for _, u, _ in chunk if u]
+            titles = [t for _, _, t in chunk if t]
+            sql = _KNOWN_SQL.format(keys=_marks(len(keys)), urls=_marks(len(urls)),
+                                    titles=_marks(len(titles)))
+            for row in self.conn.execute(sql, (source, source, *keys, source, *urls,
+                                               source, *titles)):
+                kind, stored = row[0], row[1:]
+                if kind == 0:
+                    baseline_done = bool(stored[0])
+                elif kind == 1:
+                    by_key[stored[1]] = _stored(stored)
+                else:
+                    (url_rows if kind == 2 else title_rows).append(stored)
         # a changed guid, or an article another source brought first
         known_urls = {s.url for s in by_key.values()}
         rest = [e for e in entries if e[0] not in by_key and e[1] not in known_urls]
+        wanted_urls = {u for _, u, _ in rest if u}
         by_url: dict[str, StoredItem] = {}
-        for row in self._rows(
-                "SELECT id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1 FROM"
-                " sightings g WHERE g.item_id = items.id AND g.source = ?)"
-                " FROM items WHERE url IN ({marks})", [u for _, u, _ in rest if u], source):
-            by_url.setdefault(row[2], _stored(row, bool(row[6])))
+        for row in url_rows:
+            if row[2] in wanted_urls:
+                by_url.setdefault(row[2], _stored(row, bool(row[6])))
+        wanted_titles = {t for _, u, t in rest if t and u not in by_url}
         by_title: dict[str, list[StoredItem]] = {}
-        for row in self._rows(
-                "SELECT id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1 FROM"
-                " sightings g WHERE g.item_id = items.id AND g.source = ?), title"
-                " FROM items WHERE title IN ({marks})",
-                [t for _, u, t in rest if t and u not in by_url], source):
-            by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
-        row = self.conn.execute("SELECT baseline_at IS NOT NULL FROM sources WHERE name = ?",
-                                (source,)).fetchone()
-        return Known(by_key, by_url, bool(row and row[0]), by_title)
+        for row in title_rows:
+            if row[7] in wanted_titles:
+                by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
+        return Known(by_key, by_url, baseline_done, by_title)
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """The raw fingerprint this source last gave for each key (one query)."""

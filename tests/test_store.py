@@ -258,3 +258,33 @@ def test_a_group_commits_at_its_time_limit_and_on_flush(tmp_path):
         _poll(store, "c")
     assert set(_etags(db)) == {"a", "b", "c"}
     store.close()
+
+
+def test_known_reads_keys_urls_and_titles_in_one_query(server, icmpd_a, config_for, store):
+    """The issue's "identities loaded in one query per source": one SELECT answers by key
+    for the source, by URL and by title for any source, and the baseline flag."""
+    from harvester.harvest import poll_sources
+
+    config = config_for(feed_source("icmpd-rss", icmpd_a))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    rows = {i["title"]: i for i in store.items()}
+    first, second, third = list(rows.values())[:3]
+    first_key = store.conn.execute("SELECT key FROM sightings WHERE item_id = ?",
+                                   (first["id"],)).fetchone()[0]
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    # the other source knows nothing by key; one entry shares a URL, one only a title
+    other = store.known("listing", [("url:elsewhere", second["url"], "Another title"),
+                                    ("url:x", "https://x.example/", third["title"]),
+                                    ("url:none", None, "")])
+    mine = store.known("icmpd-rss", [(first_key, first["url"], first["title"])])
+    store.conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"]
+    assert other.by_key == {} and not other.baseline_done
+    assert (other.by_url[second["url"]].id, other.by_url[second["url"]].own) == (
+        second["id"], False)
+    assert [(s.id, s.own) for s in other.by_title[third["title"]]] == [(third["id"], False)]
+    assert list(other.by_url) == [second["url"]] and list(other.by_title) == [third["title"]]
+    # found by key: neither its URL nor its title is looked for elsewhere
+    assert mine.baseline_done and mine.by_url == {} and mine.by_title == {}
+    assert (mine.by_key[first_key].id, mine.by_key[first_key].own) == (first["id"], True)
