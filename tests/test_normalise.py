@@ -82,6 +82,54 @@ def test_sanitise_html_keeps_structure_drops_danger_and_resolves_links():
     assert 'src="https://www.icmpd.org/news-centre/news-detail/a/pic.jpg"' in clean
 
 
+BASE = "https://www.icmpd.org/news-centre/news-detail/a/"
+REL = ' rel="noopener noreferrer nofollow"'
+
+
+@pytest.mark.parametrize(("href", "with_base", "without_base"), [
+    ("/more", "https://www.icmpd.org/more", None),
+    ("pic.jpg", BASE + "pic.jpg", None),
+    ("../up/", "https://www.icmpd.org/news-centre/news-detail/up/", None),
+    ("?page=2", BASE + "?page=2", None),
+    ("//cdn.example/x.png", "https://cdn.example/x.png", None),
+    ("/a?x=1&amp;y=2", "https://www.icmpd.org/a?x=1&amp;y=2", None),  # decoded, re-escaped
+    ("&#47;&#47;evil.example/x", "https://evil.example/x", None),  # entities decoded first
+    ("/sp ace", "https://www.icmpd.org/space", None),
+    ("https://example.org/x", "https://example.org/x", "https://example.org/x"),
+    ("HTTPS://Example.org/x", "HTTPS://Example.org/x", "HTTPS://Example.org/x"),
+    ("mailto:press@icmpd.org", "mailto:press@icmpd.org", "mailto:press@icmpd.org"),
+    ("  java\tscript:alert(1)", None, None),
+    ("data:text/html,x", None, None),
+    ("ftp://x.example/y", None, None),
+    ("http://exa mple.com/", None, None),
+])
+def test_sanitise_html_links(href, with_base, without_base):
+    """Relative links are resolved against the item's URL, or dropped without one; only
+    http(s) and mailto survive, whatever their spelling."""
+    def a(url):
+        return f'<a href="{url}"{REL}>x</a>' if url else f"<a{REL}>x</a>"
+
+    assert sanitise_html(f'<a href="{href}">x</a>', BASE) == a(with_base)
+    assert sanitise_html(f'<a href="{href}">x</a>') == a(without_base)
+    img = sanitise_html(f'<img src="{href}" alt="p">', BASE)
+    assert img == (f'<img src="{with_base}" alt="p">' if with_base else '<img alt="p">')
+
+
+def test_sanitise_html_resolves_against_each_threads_own_base():
+    """One shared sanitiser, many threads (listing pages and articles are read on the
+    writer's thread while workers read feeds): each document gets its own base."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> str:
+        return sanitise_html('<p>' + '<a href="x.html">x</a>' * 20 + '</p>',
+                             f"https://site{i}.example/dir/")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(400)))
+    for i, out in enumerate(results):
+        assert out.count(f'href="https://site{i}.example/dir/x.html"') == 20
+
+
 @pytest.mark.parametrize(("title", "category", "rest"), [
     ("Press Release: Germany joins the European migration organisation ICMPD",
      "Press Release", "Germany joins the European migration organisation ICMPD"),
