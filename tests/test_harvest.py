@@ -15,7 +15,7 @@ from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_bytes, feed_source
+from .conftest import NOW, feed_bytes, feed_source, http_fast
 
 CONSOLE = '\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
 ALL_EDITS = '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
@@ -438,3 +438,62 @@ def test_items_cross_the_worker_boundary_whole():
     item = Item(**values)
     back = pickle.loads(pickle.dumps(item))
     assert {f.name: getattr(back, f.name) for f in dataclasses.fields(Item)} == values
+
+
+def _corpus_sources(server, feeds: int, listings: int) -> str:
+    """ICMPD-shaped feeds (all three dialects) and listing pages from the bench corpus,
+    served here; their source blocks."""
+    from bench.corpus import render_feed, render_listing
+
+    blocks = []
+    for i in range(feeds):
+        path = f"/f{i}.xml"
+        server.route(path, Response(render_feed(7, i, 6, 20, ("rss2", "rss1", "atom")[i % 3]),
+                                    content_type="application/xml"))
+        blocks.append(feed_source(f"f{i}", server.url(path)))
+    for i in range(listings):
+        path = f"/l{i}.html"
+        server.route(path, Response(render_listing(7, 100 + i, 6, 20),
+                                    content_type="text/html; charset=utf-8"))
+        blocks.append(feed_source(f"l{i}", server.url(path)).replace('"feed"', '"html"') + (
+            '[sources.select]\nitem = "div.news-item"\ntitle = "h3"\nlink = "h3 a"\n'
+            'date = ".date"\ncategory = ".category"\nsummary = ".teaser"\n'
+            'date_formats = ["%d %B %Y"]\n'))
+    return "".join(blocks)
+
+
+def test_worker_processes_store_exactly_what_reading_inline_stores(server, config_for, tmp_path,
+                                                                   monkeypatch):
+    """A first poll of more than INLINE_READS new sources reads the bodies in forked worker
+    processes; this path must store what reading on the writer's thread stores."""
+    from harvester import harvest
+
+    sources = _corpus_sources(server, feeds=harvest.INLINE_READS + 3, listings=4)
+    config = config_for(sources, http=http_fast().replace("retries = 0", "retries = 0\n"
+                                                          "per_host = 8\nconcurrency = 8"))
+    submitted: list[str] = []
+    real_submit = harvest._Readers.submit
+
+    def counting_submit(self, fetched, *a):
+        job = real_submit(self, fetched, *a)
+        if job is not None:
+            submitted.append(fetched.source.name)
+        return job
+
+    monkeypatch.setattr(harvest._Readers, "submit", counting_submit)
+    snapshots = []
+    for processes in ("2", "0"):
+        monkeypatch.setenv(harvest.PROCESSES_ENV, processes)
+        submitted.clear()
+        store = SqliteStore(tmp_path / f"p{processes}.db")
+        try:
+            reports = poll(config, store)
+            assert {r.status for r in reports.values()} == {PollStatus.OK}
+            snapshots.append((snapshot(store), sorted(submitted)))
+        finally:
+            store.close()
+    (with_workers, read_there), (inline, read_inline) = snapshots
+    assert read_inline == []
+    assert read_there == sorted(f"f{i}" for i in range(harvest.INLINE_READS + 3))
+    assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6
+    assert with_workers == inline
