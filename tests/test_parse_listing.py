@@ -121,3 +121,22 @@ def test_the_listing_extractor_never_raises_on_arbitrary_html(page):
         return
     for e in listing.document.entries:
         assert e.title and e.link
+
+
+def test_selectors_are_compiled_once_per_thread():
+    """Building a CSS selector costs more than running it; a page of 50 entries runs five
+    of them per entry. Each thread keeps its own compiled copies."""
+    import threading
+
+    from harvester.parse import listing
+
+    here = listing._compile("div.news-item h3")
+    assert listing._compile("div.news-item h3") is here
+    there = []
+    t = threading.Thread(target=lambda: there.append(listing._compile("div.news-item h3")))
+    t.start()
+    t.join()
+    assert there[0] is not here and there[0].path == here.path
+    for i in range(listing._COMPILED_MAX + 2):  # auto-detection's many candidates: bounded
+        listing._compile(f"li.c{i}")
+    assert len(listing._compiled.cache) <= listing._COMPILED_MAX + 1
