@@ -367,7 +367,7 @@ def report(rows: dict, a: argparse.Namespace, items: int, have_reader: bool) -> 
     checks.append(("daemon rss", grow <= 1.1))
     print(f"\nfloors: fetch-only cold {w('floor_cold'):.2f} s, all-304 {w('floor_warm304'):.2f} s")
     failed = [n for n, ok in checks if not ok]
-    print("targets: " + ("all met" if not failed else "missed: " + ", ".join(failed)))
+    print("targets: " + ("all met" if not failed else "missed: " + "; ".join(failed)))
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))
