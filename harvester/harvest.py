@@ -22,6 +22,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .dates import iso_utc
@@ -40,6 +41,10 @@ from .models import (
 )
 from .rules import classify
 from .store import Store
+
+if TYPE_CHECKING:  # parse.* imports lxml: a re-poll of 304s never loads it
+    from .normalise import Context
+    from .parse.listing import Listing, Selectors
 
 Clock = Callable[[], datetime]
 # Below this many bodies to read, worker processes do not pay for their fork.
@@ -73,6 +78,8 @@ class Read:
     error: str | None = None
     same: tuple[str, ...] = ()  # keys whose raw form is what this source gave last time
     stale: bool = False  # a listing whose selectors matched nothing: alert at once
+    # a listing's page 1 as a worker read it (selectors, entries): the writer goes on from it
+    page1: tuple[Selectors, Listing] | None = None
 
 
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
@@ -133,34 +140,62 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
                 same=tuple(same))
 
 
+def _listing_context(src: SourceConfig, base: str, now: datetime) -> Context:
+    from .normalise import Context
+
+    return Context(src.name, base, now, src.timezone, src.category_from_title, None,
+                   src.listing.date_formats if src.listing else ())
+
+
+def read_listing_first(source: SourceConfig, first: FetchResult, now: datetime,
+                       rules: Sequence[RuleConfig] = ()) -> Read:
+    """Page 1 of a listing source, read, normalised and classified: pure, so it can run in
+    a worker process. The writer goes on to later pages (`read_listing`): they need the
+    network and the store."""
+    from .listing import StaleLayout, first_page
+    from .normalise import normalise
+
+    try:
+        select, page = first_page(source, first)
+    except StaleLayout as e:
+        return Read(error=str(e), stale=True)
+    except HarvesterError as e:
+        return Read(error=str(e))
+    ctx = _listing_context(source, first.url, now)
+    items = tuple(normalise(e, ctx) for e in page.document.entries)
+    return Read(items, {it.key: classify(it, rules) for it in items}, page1=(select, page))
+
+
 def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetcher,
-                 now: datetime) -> Read:
-    """Read an HTML listing source: page 1 and, incrementally, the pages after it."""
+                 now: datetime, *, first: Read | None = None) -> Read:
+    """Read an HTML listing source: page 1 (unless a worker has: `first`) and,
+    incrementally, the pages after it."""
     from .listing import StaleLayout, read_pages
-    from .normalise import Context, normalise, prepare
+    from .normalise import normalise, prepare
 
     src, fr = fetched.source, fetched.result
     assert fr is not None and src.listing is not None
-
-    def context(base: str) -> Context:
-        return Context(src.name, base, now, src.timezone, src.category_from_title, None,
-                       src.listing.date_formats if src.listing else ())
+    page1 = first.page1 if first is not None else None
 
     def known(entries: list) -> Known:
-        prepared = [prepare(e, context(fr.url)) for e in entries]
+        prepared = [prepare(e, _listing_context(src, fr.url, now)) for e in entries]
         return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
 
     try:
         entries, warning, base = read_pages(src, fr, fetcher,
                                                baseline=not fetched.state.baseline_done,
-                                               known=known)
+                                               known=known, page1=page1)
     except StaleLayout as e:
         return Read(error=str(e), stale=True)
     except HarvesterError as e:
         return Read(error=str(e))
-    ctx = context(base)
-    items = tuple(normalise(e, ctx) for e in entries)
-    return Read(items, {it.key: classify(it, config.rules) for it in items}, warning=warning)
+    ctx = _listing_context(src, base, now)
+    done = first.items if first is not None else ()
+    later = tuple(normalise(e, ctx) for e in entries[len(page1[1].document.entries):]) \
+        if page1 is not None else tuple(normalise(e, ctx) for e in entries)
+    matched = dict(first.matched or {}) if first is not None else {}
+    matched.update((it.key, classify(it, config.rules)) for it in later)
+    return Read(done + later, matched, warning=warning)
 
 
 def _base_report(fetched: Fetched) -> PollReport:
@@ -341,12 +376,14 @@ class _Readers:
 
     def submit(self, fetched: Fetched, now: datetime,
                rules: Sequence[RuleConfig]) -> Future[Read] | None:
-        """Hand the body to a worker; None means read it inline (no workers this poll, or a
-        listing, whose pagination asks the store)."""
-        if self.pool is None or fetched.source.kind is SourceKind.HTML:
+        """Hand the body to a worker (a listing's page 1 only: later pages ask the store
+        whether to go on); None means read it inline, as there are no workers this poll."""
+        if self.pool is None:
             return None
         fr = fetched.result
         assert fr is not None
+        if fetched.source.kind is SourceKind.HTML:
+            return self.pool.submit(read_listing_first, fetched.source, fr, now, rules)
         return self.pool.submit(read_body, fetched.source, fr.body, fr.url, fr.content_type, now,
                                 rules)
 
@@ -405,6 +442,9 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                         _before_network(fetched, store)
                         read = fut.result()
                         assert isinstance(read, Read)
+                        if read.page1 is not None:  # a listing: go on to later pages here
+                            read = read_listing(fetched, config, store, fetcher, clock(),
+                                                first=read)
                         yield record(fetched, read, config, store, clock(), dry_run=dry_run,
                                      fetcher=fetcher)
                         start_next()

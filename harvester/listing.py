@@ -51,17 +51,27 @@ def selectors(listing: ListingConfig, first_page: bytes, url: str, *,
     return replace(found, next=listing.next) if listing.next else found
 
 
-def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
-               baseline: bool, known: Callable[[list[RawEntry]], Known]
-               ) -> tuple[list[RawEntry], str | None, str]:
-    """(entries of every page read, a warning, the base URL of page 1)."""
-    listing_cfg = source.listing
-    assert listing_cfg is not None
-    select = selectors(listing_cfg, first.body, first.url, content_type=first.content_type,
+def first_page(source: SourceConfig, first: FetchResult) -> tuple[Selectors, Listing]:
+    """The selectors and the entries of page 1: no network, no store, so a worker process
+    can read it. StaleLayout when the selectors find nothing."""
+    assert source.listing is not None
+    select = selectors(source.listing, first.body, first.url, content_type=first.content_type,
                        encoding=source.encoding)
     page = _extract(first, select, source)
     if not page.document.entries:
         raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
+    return select, page
+
+
+def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
+               baseline: bool, known: Callable[[list[RawEntry]], Known],
+               page1: tuple[Selectors, Listing] | None = None
+               ) -> tuple[list[RawEntry], str | None, str]:
+    """(entries of every page read, a warning, the base URL of page 1); `page1` is
+    `first_page`'s answer when a worker has read it already."""
+    listing_cfg = source.listing
+    assert listing_cfg is not None
+    select, page = page1 or first_page(source, first)
     entries = list(page.document.entries)
     dropped, warning = page.dropped, None
     seen, n = {first.url}, 1
@@ -98,4 +108,5 @@ def _extract(fr: FetchResult, select: Selectors, source: SourceConfig) -> Listin
                    content_type=fr.content_type, encoding=source.encoding)
 
 
-__all__ = ["StaleLayout", "read_pages", "selectors", "stale_message", "with_page"]
+__all__ = ["StaleLayout", "first_page", "read_pages", "selectors", "stale_message",
+           "with_page"]

@@ -455,20 +455,34 @@ def _corpus_sources(server, feeds: int, listings: int) -> str:
         path = f"/l{i}.html"
         server.route(path, Response(render_listing(7, 100 + i, 6, 20),
                                     content_type="text/html; charset=utf-8"))
-        blocks.append(feed_source(f"l{i}", server.url(path)).replace('"feed"', '"html"') + (
-            '[sources.select]\nitem = "div.news-item"\ntitle = "h3"\nlink = "h3 a"\n'
-            'date = ".date"\ncategory = ".category"\nsummary = ".teaser"\n'
-            'date_formats = ["%d %B %Y"]\n'))
+        blocks.append(_corpus_listing_block(f"l{i}", server.url(path)))
     return "".join(blocks)
+
+
+def _corpus_listing_block(name: str, url: str) -> str:
+    """A listing source read with the selectors config/example.toml documents."""
+    return feed_source(name, url).replace('"feed"', '"html"') + (
+        '[sources.select]\nitem = "div.news-item"\ntitle = "h3"\nlink = "h3 a"\n'
+        'date = ".date"\ncategory = ".category"\nsummary = ".teaser"\n'
+        'date_formats = ["%d %B %Y"]\n')
 
 
 def test_worker_processes_store_exactly_what_reading_inline_stores(server, config_for, tmp_path,
                                                                    monkeypatch):
     """A first poll of more than INLINE_READS new sources reads the bodies in forked worker
-    processes; this path must store what reading on the writer's thread stores."""
+    processes — feeds whole, a listing's page 1, its later pages back on the writer — and
+    must store what reading on the writer's thread stores."""
     from harvester import harvest
 
-    sources = _corpus_sources(server, feeds=harvest.INLINE_READS + 3, listings=4)
+    from .test_listing_source import listing_source, page_hits, serve
+
+    serve(server, "a")  # the ICMPD news centre: five pages, followed by their "next" links
+    # and a page whose layout changed: its selectors find nothing
+    server.route("/redesigned.html", Response(b"<html><body><ul><li>News moved</li></ul>"
+                                              b"</body></html>", content_type="text/html"))
+    sources = _corpus_sources(server, feeds=harvest.INLINE_READS + 3, listings=4) + (
+        listing_source(server.url("/news-centre/"))) + _corpus_listing_block(
+        "redesigned", server.url("/redesigned.html"))
     config = config_for(sources, http=http_fast().replace("retries = 0", "retries = 0\n"
                                                           "per_host = 8\nconcurrency = 8"))
     submitted: list[str] = []
@@ -481,19 +495,28 @@ def test_worker_processes_store_exactly_what_reading_inline_stores(server, confi
         return job
 
     monkeypatch.setattr(harvest._Readers, "submit", counting_submit)
-    snapshots = []
+    runs = []
     for processes in ("2", "0"):
         monkeypatch.setenv(harvest.PROCESSES_ENV, processes)
         submitted.clear()
+        del server.requests[:]
         store = SqliteStore(tmp_path / f"p{processes}.db")
         try:
             reports = poll(config, store)
+            stale = reports.pop("redesigned")
+            assert (stale.status, stale.error) == (PollStatus.ERROR, (
+                f"selectors matched nothing on {server.url('/redesigned.html')} — the layout"
+                f" may have changed; try `harvester probe {server.url('/redesigned.html')}`"))
             assert {r.status for r in reports.values()} == {PollStatus.OK}
-            snapshots.append((snapshot(store), sorted(submitted)))
+            assert reports["icmpd-news"].new == 43
+            runs.append((snapshot(store), sorted(submitted), page_hits(server)))
         finally:
             store.close()
-    (with_workers, read_there), (inline, read_inline) = snapshots
+    (with_workers, read_there, pages_there), (inline, read_inline, pages_inline) = runs
     assert read_inline == []
-    assert read_there == sorted(f"f{i}" for i in range(harvest.INLINE_READS + 3))
-    assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6
+    assert read_there == sorted([f"f{i}" for i in range(harvest.INLINE_READS + 3)]
+                                + [f"l{i}" for i in range(4)] + ["icmpd-news", "redesigned"])
+    assert pages_there == pages_inline == ["/news-centre/"] + [
+        f"/news-centre/?page={n}" for n in (2, 3, 4, 5)]
+    assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6 + 43
     assert with_workers == inline
