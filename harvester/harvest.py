@@ -191,8 +191,8 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
         return Read(error=str(e))
     ctx = _listing_context(src, base, now)
     done = first.items if first is not None else ()
-    later = tuple(normalise(e, ctx) for e in entries[len(page1[1].document.entries):]) \
-        if page1 is not None else tuple(normalise(e, ctx) for e in entries)
+    skip = len(page1[1].document.entries) if page1 is not None else 0  # normalised already
+    later = tuple(normalise(e, ctx) for e in entries[skip:])
     matched = dict(first.matched or {}) if first is not None else {}
     matched.update((it.key, classify(it, config.rules)) for it in later)
     return Read(done + later, matched, warning=warning)
