@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .urls import resolve_link
 
 if TYPE_CHECKING:
-    import lxml.html
+    import lxml.etree
     import nh3
 
 # lxml.html and nh3 are imported on first use: a re-poll that parses nothing never pays.
@@ -60,29 +60,52 @@ def collapse(s: str) -> str:
     return _WS.sub(" ", s).strip()
 
 
-def _parser() -> lxml.html.HTMLParser:
-    import lxml.html
+# lxml.html's test for a whole document, which it parses as is rather than as a fragment
+_FULL_HTML = re.compile(r"^\s*<(?:html|!doctype)", re.IGNORECASE)
 
-    # a parser per call: lxml parsers must not be shared between threads
-    return lxml.html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+
+def _drop(el: lxml.etree._Element) -> None:
+    """Remove an element and what is inside it, keeping the text that follows it."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.tail:
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + el.tail
+        else:
+            parent.text = (parent.text or "") + el.tail
+    parent.remove(el)
 
 
 def _paragraphs_from_html(markup: str) -> list[str]:
+    """The text of `markup`'s body, split where block elements begin and end. Read as
+    lxml.html's fragment_fromstring reads it, but on plain lxml.etree elements: its
+    Python-level element classes made it ~40 % slower, and a markup with no body (a
+    summary of just "<html></html>") failed one of its assertions."""
     import lxml.etree
-    import lxml.html
 
+    markup = markup.replace(_PARA_MARK, " ")
+    if not _FULL_HTML.match(markup):
+        markup = f"<html><body>{markup}</body></html>"
+    # a parser per call: lxml parsers must not be shared between threads
+    parser = lxml.etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
     try:
-        root = lxml.html.fragment_fromstring(markup.replace(_PARA_MARK, " "), create_parent="div",
-                                             parser=_parser())
-    except (lxml.etree.ParserError, ValueError):
+        root = lxml.etree.fromstring(markup, parser)
+    except (lxml.etree.LxmlError, ValueError):  # ValueError: an XML declaration in a str
+        root = None
+    if root is None:
         return [html.unescape(re.sub(r"<[^>]*>", " ", markup))]
-    for bad in [el for el in root.iter(*_DROP_TAGS) if el is not root]:
-        bad.drop_tree()
-    for el in root.iter():
+    body = root.find("body")
+    if body is None:  # a document of only a <head>: nothing shown
+        return []
+    for bad in [el for el in body.iter(*_DROP_TAGS)]:
+        _drop(bad)
+    for el in body.iter():
         if el.tag in _BLOCK_TAGS:
             el.text = _PARA_MARK + (el.text or "")
             el.tail = _PARA_MARK + (el.tail or "")
-    return root.text_content().split(_PARA_MARK)
+    return "".join(body.itertext()).split(_PARA_MARK)
 
 
 def _dedupe(paras: list[str]) -> list[str]:

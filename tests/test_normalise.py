@@ -281,8 +281,54 @@ def test_golden_feeds(name):
 text_or_markup = st.one_of(
     st.text(),
     st.lists(st.sampled_from(["<p>", "</p>", "<b>", "&amp;", "&#0;", "<script>", "x", " ",
-                              "\n\n", "<br/>", "&", "<", "\u2029", "é"])).map("".join),
+                              "\n\n", "<br/>", "&", "<", "\u2029", "é", "<html>", "</html>",
+                              "<head>", "<body>", "</body>", "<title>"])).map("".join),
 )
+_HTML_PIECES = st.lists(st.sampled_from([
+    "<p>", "</p>", "<b>", "</b>", "<script>", "</script>", "<style>", "</style>", "<br>",
+    "<div>", "</div>", "<li>", "</li>", "<ul>", "</ul>", "<title>", "</title>", "<head>",
+    "</head>", "<html>", "<body>", "</body>", "</html>", "<!--", "-->", "<template>",
+    "</template>", "<noscript>", "</noscript>", "&amp;", "&lt;", "&#8233;", "\u2029", " ",
+    "\n\n", "text", "x y", "<a href='/x'>", "</a>", "<td>", "<tr>", "<table>", "<", ">",
+    "<?pi?>", "<h1>", "</h1>", "é", "\x00", "\x85", "<!DOCTYPE html>"]), max_size=25)
+
+
+@given(_HTML_PIECES.map("".join))
+def test_html_to_text_reads_markup_as_lxml_html_fragments_do(value):
+    """The paragraphs of a fragment, read on plain lxml.etree elements, are those of
+    lxml.html's fragment_fromstring (the reading it replaced, ~40 % slower) — except
+    where that one failed its own assertion on a markup with no body."""
+    import lxml.html
+
+    from harvester.text import _BLOCK_TAGS, _DROP_TAGS, _PARA_MARK, _dedupe, _paragraphs_from_html
+
+    markup = strip_controls(value)
+    if "<" not in markup:
+        return
+    try:
+        root = lxml.html.fragment_fromstring(
+            markup.replace(_PARA_MARK, " "), create_parent="div",
+            parser=lxml.html.HTMLParser(no_network=True, remove_comments=True,
+                                        remove_pis=True))
+    except AssertionError:  # "too many bodies: []"
+        assert _dedupe(_paragraphs_from_html(markup)) == []
+        return
+    except (lxml.etree.ParserError, ValueError):
+        return
+    for bad in [el for el in root.iter(*_DROP_TAGS) if el is not root]:
+        bad.drop_tree()
+    for el in root.iter():
+        if el.tag in _BLOCK_TAGS:
+            el.text = _PARA_MARK + (el.text or "")
+            el.tail = _PARA_MARK + (el.tail or "")
+    expected = _dedupe(root.text_content().split(_PARA_MARK))
+    assert _dedupe(_paragraphs_from_html(markup)) == expected
+
+
+@pytest.mark.parametrize("value", ["<html>", "<html></html>", "<html><head><title>T</title>"
+                                   "</head></html>", "<!DOCTYPE html>"])
+def test_html_to_text_of_a_document_with_no_body_is_empty(value):
+    assert html_to_text(value) == ""
 
 
 @given(text_or_markup)
