@@ -10,6 +10,7 @@ so SQLite sees a single writer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .dates import iso_utc
@@ -82,6 +83,24 @@ class Read:
     page1: tuple[Selectors, Listing] | None = None
 
 
+def _contained(read: Callable[..., Read]) -> Callable[..., Read]:
+    """An unexpected exception while reading untrusted bytes fails this source's poll, with
+    an error that names it, instead of ending the whole run; HarvesterErrors (a store that
+    cannot be read, say) keep their own handling."""
+
+    @functools.wraps(read)
+    def reading(*args: Any, **kwargs: Any) -> Read:
+        try:
+            return read(*args, **kwargs)
+        except HarvesterError:
+            raise
+        except Exception as e:
+            return Read(error=f"internal error while reading: {type(e).__name__}: {e} "
+                              "(a harvester bug: please report it with this source)")
+
+    return reading
+
+
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
     """Hash of a body and everything that shapes how it is read: the same bytes under the
     same settings give the same items, so they need not be parsed again."""
@@ -101,6 +120,7 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fet
     return Fetched(source, state, result=result, fingerprint=fingerprint)
 
 
+@_contained
 def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | None,
               now: datetime, rules: Sequence[RuleConfig] = (),
               known_raw: Callable[[list[str]], Mapping[str, str]] | None = None) -> Read:
@@ -147,6 +167,7 @@ def _listing_context(src: SourceConfig, base: str, now: datetime) -> Context:
                    src.listing.date_formats if src.listing else ())
 
 
+@_contained
 def read_listing_first(source: SourceConfig, first: FetchResult, now: datetime,
                        rules: Sequence[RuleConfig] = ()) -> Read:
     """Page 1 of a listing source, read, normalised and classified: pure, so it can run in
@@ -166,6 +187,7 @@ def read_listing_first(source: SourceConfig, first: FetchResult, now: datetime,
     return Read(items, {it.key: classify(it, rules) for it in items}, page1=(select, page))
 
 
+@_contained
 def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetcher,
                  now: datetime, *, first: Read | None = None) -> Read:
     """Read an HTML listing source: page 1 (unless a worker has: `first`) and,

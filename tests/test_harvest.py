@@ -520,3 +520,33 @@ def test_worker_processes_store_exactly_what_reading_inline_stores(server, confi
         f"/news-centre/?page={n}" for n in (2, 3, 4, 5)]
     assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6 + 43
     assert with_workers == inline
+
+
+@pytest.mark.parametrize("processes", ["0", "2"])
+def test_a_bug_met_while_reading_one_source_fails_that_source_not_the_run(
+        server, config_for, store, monkeypatch, processes):
+    """Reading is pure code over untrusted bytes; an exception it did not foresee (a
+    library's assertion, say) is that source's error, named, and the other sources are
+    polled and stored as usual — in-process and in the worker processes."""
+    import harvester.parse
+    from harvester import harvest
+
+    real = harvester.parse.parse_feed
+
+    def parse_feed(body, *, url, **kw):
+        if url.endswith("/bad"):
+            raise AssertionError("too many bodies: []")
+        return real(body, url=url, **kw)
+
+    monkeypatch.setattr(harvester.parse, "parse_feed", parse_feed)  # forked workers inherit it
+    monkeypatch.setenv(harvest.PROCESSES_ENV, processes)
+    sources = _corpus_sources(server, feeds=harvest.INLINE_READS + 1, listings=0)
+    server.route("/bad", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    config = config_for(sources + feed_source("bad", server.url("/bad")))
+    reports = poll(config, store)
+    bad = reports.pop("bad")
+    assert (bad.status, bad.error) == (PollStatus.ERROR, (
+        "internal error while reading: AssertionError: too many bodies: [] "
+        "(a harvester bug: please report it with this source)"))
+    assert {r.status for r in reports.values()} == {PollStatus.OK}
+    assert len(store.items()) == (harvest.INLINE_READS + 1) * 6
