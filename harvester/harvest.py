@@ -199,8 +199,10 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
     assert fr is not None and src.listing is not None
     page1 = first.page1 if first is not None else None
 
+    page_ctx = _listing_context(src, fr.url, now)
+
     def known(entries: list) -> Known:
-        prepared = [prepare(e, _listing_context(src, fr.url, now)) for e in entries]
+        prepared = [prepare(e, page_ctx) for e in entries]
         return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
 
     try:

@@ -263,7 +263,7 @@ class SqliteStore:
         """`sql` with {marks} run over `values` in chunks under SQLite's variable limit."""
         for i in range(0, len(values), _CHUNK):
             chunk = values[i : i + _CHUNK]
-            yield from self.conn.execute(sql.format(marks=",".join("?" * len(chunk))),
+            yield from self.conn.execute(sql.format(marks=_marks(len(chunk))),
                                          (*before, *chunk))
 
     def _known(self, source: str, entries: Sequence[Lookup]) -> Known:
