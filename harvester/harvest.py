@@ -199,21 +199,19 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
     assert fr is not None and src.listing is not None
     page1 = first.page1 if first is not None else None
 
-    page_ctx = _listing_context(src, fr.url, now)
+    ctx = _listing_context(src, fr.url, now)
 
     def known(entries: list) -> Known:
-        prepared = [prepare(e, page_ctx) for e in entries]
+        prepared = [prepare(e, ctx) for e in entries]
         return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
 
     try:
-        entries, warning, base = read_pages(src, fr, fetcher,
-                                               baseline=not fetched.state.baseline_done,
-                                               known=known, page1=page1)
+        entries, warning = read_pages(src, fr, fetcher, baseline=not fetched.state.baseline_done,
+                                      known=known, page1=page1)
     except StaleLayout as e:
         return Read(error=str(e), stale=True)
     except HarvesterError as e:
         return Read(error=str(e))
-    ctx = _listing_context(src, base, now)
     done = first.items if first is not None else ()
     skip = len(page1[1].document.entries) if page1 is not None else 0  # normalised already
     later = tuple(normalise(e, ctx) for e in entries[skip:])

@@ -66,9 +66,9 @@ def first_page(source: SourceConfig, first: FetchResult) -> tuple[Selectors, Lis
 def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
                baseline: bool, known: Callable[[list[RawEntry]], Known],
                page1: tuple[Selectors, Listing] | None = None
-               ) -> tuple[list[RawEntry], str | None, str]:
-    """(entries of every page read, a warning, the base URL of page 1); `page1` is
-    `first_page`'s answer when a worker has read it already."""
+               ) -> tuple[list[RawEntry], str | None]:
+    """(entries of every page read, a warning); `page1` is `first_page`'s answer when a
+    worker has read it already. Every page's entries are read against page 1's URL."""
     listing_cfg = source.listing
     assert listing_cfg is not None
     select, page = page1 or first_page(source, first)
@@ -100,7 +100,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     if dropped:
         note = f"{dropped} entries without a title or link were dropped"
         warning = f"{warning}; {note}" if warning else note
-    return entries, warning, first.url
+    return entries, warning
 
 
 def _extract(fr: FetchResult, select: Selectors, source: SourceConfig) -> Listing:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from .dates import iso_utc
 from .errors import StoreError
 from .models import (
+    Change,
     ChangeKind,
     DateFlag,
     Known,
@@ -415,18 +416,16 @@ class SqliteStore:
         # item's key had none (`decide` read the sightings in this transaction), so a plain
         # INSERT: an upsert checks the foreign key at twice the cost (measured: 0.12 s vs
         # 0.07 s per 10,000 rows).
-        sighting = [(source, ch.item.key, ch.item_id, ts, ts, ch.item.raw_hash or None)
-                    for ch in new]
-        c.executemany(
-            "INSERT INTO sightings (source, key, item_id, first_seen, last_seen, raw_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?)", sighting)
-        c.executemany(
-            "INSERT INTO sightings (source, key, item_id, first_seen, last_seen, raw_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, key) DO UPDATE SET"
-            " item_id = excluded.item_id, last_seen = excluded.last_seen,"
-            " raw_hash = excluded.raw_hash",
-            [(source, ch.item.key, ch.item_id, ts, ts, ch.item.raw_hash or None)
-             for ch in plan.changes if ch.kind is not ChangeKind.NEW])
+        def sighting(ch: Change) -> tuple[Any, ...]:
+            return (source, ch.item.key, ch.item_id, ts, ts, ch.item.raw_hash or None)
+
+        insert = ("INSERT INTO sightings (source, key, item_id, first_seen, last_seen,"
+                  " raw_hash) VALUES (?, ?, ?, ?, ?, ?)")
+        c.executemany(insert, map(sighting, new))
+        c.executemany(insert + " ON CONFLICT(source, key) DO UPDATE SET item_id ="
+                      " excluded.item_id, last_seen = excluded.last_seen,"
+                      " raw_hash = excluded.raw_hash",
+                      [sighting(ch) for ch in plan.changes if ch.kind is not ChangeKind.NEW])
         # entries whose raw form had not changed: only seen again
         c.executemany("UPDATE sightings SET last_seen = ? WHERE source = ? AND key = ?",
                       [(ts, source, key) for key, _ in plan.same])
