@@ -291,7 +291,7 @@ def main() -> int:
             floor_l = [PY, str(HERE / "fetch_floor.py"), "--workers", str(a.workers), "--server",
                        srv.url]
             rows.update(interleaved(a.reps, {
-                "floor_cold_50ms": (lambda: None, floor_l, work),
+                "floor_cold_50ms": (nothing, floor_l, work),
                 "harvester_cold_50ms": (lambda: fresh(work, "harvester.db"), harvester, work)}))
         finally:
             srv.stop()

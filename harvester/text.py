@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import lxml.etree
     import nh3
 
-# lxml.html and nh3 are imported on first use: a re-poll that parses nothing never pays.
+# lxml and nh3 are imported on first use: a re-poll that parses nothing never pays.
 
 _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
