@@ -147,6 +147,10 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # 16 MiB of page cache, not SQLite's 2 MB (125 of these pages): a group's dirty
+            # pages and the index pages it touches fit, instead of spilling to the WAL and
+            # being read back from it mid-transaction
+            conn.execute("PRAGMA cache_size = -16384")
             self.conn = conn
             # user_version mirrors the applied migrations, so an up-to-date database is
             # recognised without loading sqlite-utils (a third of a cold start's imports)
@@ -210,12 +214,23 @@ class SqliteStore:
             yield
             return
         self._group_s = seconds
+        # Each poll's savepoint journals the pages it changes, so that it alone can be rolled
+        # back. SQLite keeps 64 KiB of that in memory and spills the rest to a temporary
+        # file: ~180 MB written to /var/tmp in a first poll of 200 feeds. Kept in memory
+        # while grouping (about one poll's pages at a time); only here, because the same
+        # setting would also hold a large query's sort in memory.
+        if not self.conn.in_transaction:  # SQLite refuses the change inside one
+            self.conn.execute("PRAGMA temp_store = MEMORY")
         try:
             yield
         finally:
             self._group_s = None
-            if self.conn.in_transaction:  # every savepoint released so far is a whole poll
-                self.conn.execute("COMMIT")
+            try:
+                if self.conn.in_transaction:  # every savepoint released so far is a whole poll
+                    self.conn.execute("COMMIT")
+            finally:
+                if not self.conn.in_transaction:
+                    self.conn.execute("PRAGMA temp_store = DEFAULT")
 
     def _begin(self) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S * 3

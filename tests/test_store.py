@@ -260,6 +260,27 @@ def test_a_group_commits_at_its_time_limit_and_on_flush(tmp_path):
     store.close()
 
 
+def test_a_group_keeps_savepoint_journals_in_memory_and_only_while_grouping(tmp_path):
+    """Each poll's savepoint journals the pages it changes; beyond 64 KiB SQLite spilled
+    that to a temporary file (~180 MB for a first poll of 200 feeds). A group keeps it in
+    memory; afterwards the default returns, so a big query's sort may use files again."""
+    store = SqliteStore(tmp_path / "h.db")
+
+    def temp_store() -> int:
+        return store.conn.execute("PRAGMA temp_store").fetchone()[0]
+
+    assert temp_store() == 0
+    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384
+    with store.group(seconds=3600):
+        assert temp_store() == 2  # MEMORY
+        _poll(store, "a")
+        with pytest.raises(RuntimeError):  # a savepoint still rolls back alone
+            _poll(store, "b", lambda known: (_ for _ in ()).throw(RuntimeError("x")))
+    assert temp_store() == 0
+    assert _etags(tmp_path / "h.db") == {"a": '"a"'}
+    store.close()
+
+
 def test_known_reads_keys_urls_and_titles_in_one_query(server, icmpd_a, config_for, store):
     """The issue's "identities loaded in one query per source": one SELECT answers by key
     for the source, by URL and by title for any source, and the baseline flag."""
