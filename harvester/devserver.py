@@ -100,6 +100,9 @@ class FixtureServer:
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "harvester-fixtures/1"
+            # headers and body are two writes: with Nagle's algorithm the body would wait
+            # ~40 ms for the client's delayed ACK on a kept-alive connection
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet
                 pass
