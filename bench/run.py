@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -77,12 +78,20 @@ def _tree_kib(pid: int, pss: bool = False) -> int:
     return total
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
-          pss: bool = False) -> tuple[float, float]:
-    """Run a command; (wall seconds, peak memory of its process tree in MiB): RSS, or with
-    `pss` the proportional set size, which counts pages a forked worker shares with its
-    parent once (exact, but reading it slows the process: memory scenarios only)."""
+          pss: bool = False) -> tuple[float, float, float]:
+    """Run a command; (wall seconds, peak memory of its process tree in MiB, CPU seconds):
+    memory as RSS, or with `pss` the proportional set size, which counts pages a forked
+    worker shares with its parent once (exact, but reading it slows the process: memory
+    scenarios only); CPU as user + system time of the process and every process it
+    waited for (its workers)."""
     peak = [0]
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -97,11 +106,12 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
     sampler.start()
     _out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     done.set()
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:4]}… exited {proc.returncode}:\n{err[-2000:]}")
-    return wall, peak[0] / 1024
+    return wall, peak[0] / 1024, cpu
 
 
 def write_config(work: Path, server: Server, n: int, concurrency: int,
@@ -148,13 +158,15 @@ def copy_db(src: Path, dst: Path) -> None:
 
 def median_run(reps: int, prepare, cmd: list[str], cwd: Path,
                pss: bool = False) -> dict[str, float]:
-    walls, rss = [], []
+    walls, rss, cpus = [], [], []
     for _ in range(reps):
         prepare()
-        w, r = timed(cmd, cwd, pss=pss)
+        w, r, c = timed(cmd, cwd, pss=pss)
         walls.append(w)
         rss.append(r)
-    return {"wall": statistics.median(walls), "rss": max(rss), "walls": walls}
+        cpus.append(c)
+    return {"wall": statistics.median(walls), "rss": max(rss), "cpu": statistics.median(cpus),
+            "walls": walls}
 
 
 def interleaved(reps: int, runs: dict[str, tuple]) -> dict[str, dict[str, float]]:
@@ -163,16 +175,18 @@ def interleaved(reps: int, runs: dict[str, tuple]) -> dict[str, dict[str, float]
     run, then falls on every tool alike instead of on whichever ran its reps then."""
     walls: dict[str, list[float]] = {k: [] for k in runs}
     rss: dict[str, list[float]] = {k: [] for k in runs}
+    cpus: dict[str, list[float]] = {k: [] for k in runs}
     names = list(runs)
     for i in range(reps):
         for name in names[i % len(names):] + names[: i % len(names)]:
             prepare, cmd, cwd = runs[name]
             prepare()
-            w, r = timed(cmd, cwd)
+            w, r, c = timed(cmd, cwd)
             walls[name].append(w)
             rss[name].append(r)
-    return {k: {"wall": statistics.median(walls[k]), "rss": max(rss[k]), "walls": walls[k]}
-            for k in runs}
+            cpus[name].append(c)
+    return {k: {"wall": statistics.median(walls[k]), "rss": max(rss[k]),
+                "cpu": statistics.median(cpus[k]), "walls": walls[k]} for k in runs}
 
 
 def installed_like() -> None:
@@ -366,6 +380,15 @@ def report(rows: dict, a: argparse.Namespace, items: int, have_reader: bool) -> 
           f"| ≤ 1.1× after 100 ({grow:.2f}×){' ✓' if grow <= 1.1 else ' ✗'} |")
     checks.append(("daemon rss", grow <= 1.1))
     print(f"\nfloors: fetch-only cold {w('floor_cold'):.2f} s, all-304 {w('floor_warm304'):.2f} s")
+    # how close each cold run is to being CPU-bound: CPU seconds over cores × wall
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = []
+    for label, k in (("harvester cold", "harvester_cold"), ("reader cold", "reader_cold"),
+                     ("harvester +50 ms", "harvester_cold_50ms")):
+        if k in rows:
+            share = rows[k]["cpu"] / (rows[k]["wall"] * (cores or 1))
+            busy.append(f"{label} {rows[k]['cpu']:.2f} s ({share:.0%} of {cores} cores)")
+    print("CPU, user + system, median: " + ", ".join(busy))
     failed = [n for n, ok in checks if not ok]
     print("targets: " + ("all met" if not failed else "missed: " + "; ".join(failed)))
     if a.smoke:  # 50 items on one rep: start-up and noise decide these ratios
