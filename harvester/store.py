@@ -147,10 +147,6 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            # 16 MiB of page cache, not SQLite's 2 MB (125 of these pages): a group's dirty
-            # pages and the index pages it touches fit, instead of spilling to the WAL and
-            # being read back from it mid-transaction
-            conn.execute("PRAGMA cache_size = -16384")
             self.conn = conn
             # user_version mirrors the applied migrations, so an up-to-date database is
             # recognised without loading sqlite-utils (a third of a cold start's imports)
@@ -214,13 +210,19 @@ class SqliteStore:
             yield
             return
         self._group_s = seconds
-        # Each poll's savepoint journals the pages it changes, so that it alone can be rolled
-        # back. SQLite keeps 64 KiB of that in memory and spills the rest to a temporary
-        # file: ~180 MB written to /var/tmp in a first poll of 200 feeds. Kept in memory
-        # while grouping (about one poll's pages at a time); only here, because the same
-        # setting would also hold a large query's sort in memory.
-        if not self.conn.in_transaction:  # SQLite refuses the change inside one
+        # Two settings for the length of a group, measured on a first poll of 200 feeds:
+        # - each poll's savepoint journals the pages it changes, so that it alone can be
+        #   rolled back; SQLite keeps 64 KiB of that in memory and spilled the rest to a
+        #   temporary file, ~180 MB in all. Kept in memory here (about one poll's pages at a
+        #   time), not always: the same setting would hold a large query's sort in memory;
+        # - 8 MiB of page cache, not SQLite's 2 MB (125 of these pages): a commit's dirty
+        #   pages and the index pages it touches fit, instead of spilling to the WAL and
+        #   being read back from it (~220 MB). Given back after, so a daemon stays small.
+        # Together: 63,000 page reads and writes → 21,000, ~0.1 s less system time.
+        cache = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        if not self.conn.in_transaction:  # SQLite refuses temp_store inside one
             self.conn.execute("PRAGMA temp_store = MEMORY")
+            self.conn.execute("PRAGMA cache_size = -8192")
         try:
             yield
         finally:
@@ -231,6 +233,7 @@ class SqliteStore:
             finally:
                 if not self.conn.in_transaction:
                     self.conn.execute("PRAGMA temp_store = DEFAULT")
+                    self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
 
     def _begin(self) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S * 3

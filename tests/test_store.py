@@ -260,23 +260,24 @@ def test_a_group_commits_at_its_time_limit_and_on_flush(tmp_path):
     store.close()
 
 
-def test_a_group_keeps_savepoint_journals_in_memory_and_only_while_grouping(tmp_path):
+def test_a_group_keeps_its_journals_and_pages_in_memory_only_while_grouping(tmp_path):
     """Each poll's savepoint journals the pages it changes; beyond 64 KiB SQLite spilled
-    that to a temporary file (~180 MB for a first poll of 200 feeds). A group keeps it in
-    memory; afterwards the default returns, so a big query's sort may use files again."""
+    that to a temporary file (~180 MB for a first poll of 200 feeds), and a 2 MB page cache
+    spilled to the WAL. A group keeps both in memory; afterwards the defaults return, so a
+    big query's sort may use files again and a long-running daemon stays small."""
     store = SqliteStore(tmp_path / "h.db")
 
-    def temp_store() -> int:
-        return store.conn.execute("PRAGMA temp_store").fetchone()[0]
+    def pragmas() -> tuple[int, int]:
+        return (store.conn.execute("PRAGMA temp_store").fetchone()[0],
+                store.conn.execute("PRAGMA cache_size").fetchone()[0])
 
-    assert temp_store() == 0
-    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384
+    assert pragmas() == (0, -2000)  # SQLite's defaults: temporary files, 2 MB of cache
     with store.group(seconds=3600):
-        assert temp_store() == 2  # MEMORY
+        assert pragmas() == (2, -8192)  # MEMORY, 8 MiB
         _poll(store, "a")
         with pytest.raises(RuntimeError):  # a savepoint still rolls back alone
             _poll(store, "b", lambda known: (_ for _ in ()).throw(RuntimeError("x")))
-    assert temp_store() == 0
+    assert pragmas() == (0, -2000)
     assert _etags(tmp_path / "h.db") == {"a": '"a"'}
     store.close()
 
