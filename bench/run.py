@@ -158,19 +158,13 @@ def copy_db(src: Path, dst: Path) -> None:
 
 def median_run(reps: int, prepare, cmd: list[str], cwd: Path,
                pss: bool = False) -> dict[str, float]:
-    walls, rss, cpus = [], [], []
-    for _ in range(reps):
-        prepare()
-        w, r, c = timed(cmd, cwd, pss=pss)
-        walls.append(w)
-        rss.append(r)
-        cpus.append(c)
-    return {"wall": statistics.median(walls), "rss": max(rss), "cpu": statistics.median(cpus),
-            "walls": walls}
+    """The median of `reps` runs of one command (see interleaved)."""
+    return interleaved(reps, {"run": (prepare, cmd, cwd)}, pss=pss)["run"]
 
 
-def interleaved(reps: int, runs: dict[str, tuple]) -> dict[str, dict[str, float]]:
-    """median_run for several commands at once, their reps interleaved and the order
+def interleaved(reps: int, runs: dict[str, tuple],
+                pss: bool = False) -> dict[str, dict[str, float]]:
+    """The median of `reps` runs of each command, their reps interleaved and the order
     rotated each round: a slow spell of this shared VM, or an after-effect of one tool's
     run, then falls on every tool alike instead of on whichever ran its reps then."""
     walls: dict[str, list[float]] = {k: [] for k in runs}
@@ -181,7 +175,7 @@ def interleaved(reps: int, runs: dict[str, tuple]) -> dict[str, dict[str, float]
         for name in names[i % len(names):] + names[: i % len(names)]:
             prepare, cmd, cwd = runs[name]
             prepare()
-            w, r, c = timed(cmd, cwd)
+            w, r, c = timed(cmd, cwd, pss=pss)
             walls[name].append(w)
             rss[name].append(r)
             cpus[name].append(c)
