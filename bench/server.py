@@ -65,6 +65,11 @@ class Feeds:
             self.round, self.heads = 0, [corpus.initial_head(self.m)] * self.n
 
 
+# what /<kind>/<i><ext> serves: the feed, or the same entries as an HTML listing page
+KINDS = {"feeds": (".xml", "application/rss+xml; charset=utf-8"),
+         "listings": (".html", "text/html; charset=utf-8")}
+
+
 def handler(feeds: Feeds, latency: float, base: list[str]) -> type[BaseHTTPRequestHandler]:
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -104,11 +109,9 @@ def handler(feeds: Feeds, latency: float, base: list[str]) -> type[BaseHTTPReque
             if latency:
                 time.sleep(latency)
             parts = u.path.split("/")
-            kinds = {"feeds": (".xml", "application/rss+xml; charset=utf-8"),
-                     "listings": (".html", "text/html; charset=utf-8")}
-            if len(parts) != 3 or parts[1] not in kinds:
+            if len(parts) != 3 or parts[1] not in KINDS:
                 return self.send(404)
-            ext, ctype = kinds[parts[1]]
+            ext, ctype = KINDS[parts[1]]
             stem = parts[2].removesuffix(ext)
             if stem == parts[2] or not stem.isdigit() or not 0 <= int(stem) < feeds.n:
                 return self.send(404)

@@ -99,7 +99,7 @@ def _paragraphs_from_html(markup: str) -> list[str]:
     body = root.find("body")
     if body is None:  # a document of only a <head>: nothing shown
         return []
-    for bad in [el for el in body.iter(*_DROP_TAGS)]:
+    for bad in list(body.iter(*_DROP_TAGS)):  # a list: dropping while iterating skips
         _drop(bad)
     for el in body.iter():
         if el.tag in _BLOCK_TAGS:
