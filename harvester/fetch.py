@@ -293,7 +293,10 @@ def _chain(e: BaseException) -> list[BaseException]:
 
 
 def _is_timeout(e: BaseException) -> bool:
-    return any(isinstance(x, TimeoutError | urllib3.exceptions.TimeoutError) for x in _chain(e))
+    # urllib3 2 derives NewConnectionError (refused, unreachable, DNS failure) from
+    # ConnectTimeoutError for compatibility: it is a failure to connect, not a timeout
+    return any(isinstance(x, TimeoutError | urllib3.exceptions.TimeoutError)
+               and not isinstance(x, urllib3.exceptions.NewConnectionError) for x in _chain(e))
 
 
 def _reason(e: BaseException) -> str:

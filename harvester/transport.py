@@ -160,7 +160,8 @@ def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
             ) from e
         except OSError as e:
             error = e
-    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
+    # chained, so a report can name the socket's own error ("Connection refused")
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
 def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:

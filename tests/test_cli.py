@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -77,6 +79,21 @@ def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a
     r = run_cli("--config", cfg, "sources")
     assert "broken: FAILING (1 in a row), 0 items" in r.stdout
     assert "    last error:   " in r.stdout
+
+
+def test_once_names_a_refused_connection(tmp_path):
+    """A server that is down reads as one: not "timed out", which would send the user to
+    raise timeouts."""
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/feed.xml"
+    cfg = str(make_config(tmp_path, HTTP + feed_source("down", down)))
+    refused = f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"down: error: {refused}"]
+    r = run_cli("--config", cfg, "sources")
+    assert r.stdout.splitlines()[2].endswith(f"  {refused}")
 
 
 def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):

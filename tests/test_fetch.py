@@ -7,6 +7,7 @@ private service a hostile source tries to reach.
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -112,6 +113,24 @@ def test_the_deadline_covers_the_whole_request_across_retries(server):
     with pytest.raises(FetchError, match="timed out after 1s"):
         fetcher.fetch(server.url("/silent"))
     assert time.monotonic() - started < 1.6
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: bound, then released."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
+    """urllib3 files "connection refused" under its timeout errors; the user must read what
+    happened (a server that is down), not "timed out", which sends them to raise timeouts."""
+    fetcher = Fetcher(HttpConfig(timeout=30, retries=0))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        fetcher.fetch(f"http://127.0.0.1:{_closed_port()}/feed.xml")
+    assert time.monotonic() - started < 5
+    assert str(e.value) == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
