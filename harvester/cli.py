@@ -19,6 +19,7 @@ from .errors import ConfigError, HarvesterError
 from .harvest import poll_sources, system_clock
 from .models import ChangeKind, PollReport, PollStatus
 from .store import SqliteStore
+from .words import counted
 
 
 class _Exit(click.ClickException):
@@ -71,12 +72,12 @@ def summary_line(r: PollReport) -> str:
         why = "not modified" if r.http_status == 304 else "not modified (same body)"
         return f"{r.source}: {why} ({net})"
     if r.baseline:
-        text = f"{r.source}: baseline: {r.new} items stored"
-        text += f", {r.queued} notifications queued" if r.queued else " silently"
+        text = f"{r.source}: baseline: {counted(r.new, 'item')} stored"
+        text += f", {counted(r.queued, 'notification')} queued" if r.queued else " silently"
     else:
         text = f"{r.source}: {r.new} new, {r.changed} changed, {r.unchanged} unchanged"
         if r.queued:
-            text += f", {r.queued} notifications queued"
+            text += f", {counted(r.queued, 'notification')} queued"
     text += f" ({net})"
     if r.warning:
         text += f"; warning: {r.warning}"
@@ -142,7 +143,7 @@ def _echo_dry_run(r: PollReport) -> None:
         click.echo(f"would store {ch.kind.value.upper():7} {it.published[:10]} {cat}{it.title}"
                    f"{rules}\n    {it.url or ''}")
     if r.queued:
-        click.echo(f"would queue {r.queued} notifications")
+        click.echo(f"would queue {counted(r.queued, 'notification')}")
 
 
 def _item_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +246,7 @@ def outbox_retry(ctx: click.Context, ids: tuple[str, ...], dead: bool) -> None:
             n = store.requeue(system_clock(), ids, dead=dead)
         finally:
             store.close()
-    click.echo(f"{n} rows re-queued")
+    click.echo(f"{counted(n, 'row')} re-queued")
 
 
 @cli.command("notify-test")

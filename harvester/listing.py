@@ -17,6 +17,7 @@ from .errors import FetchError, ParseError
 from .fetch import Fetcher
 from .models import FetchResult, Known, RawEntry
 from .parse.listing import Listing, Selectors, extract
+from .words import counted
 
 
 class StaleLayout(ParseError):
@@ -98,7 +99,8 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         entries += page.document.entries
         dropped += page.dropped
     if dropped:
-        note = f"{dropped} entries without a title or link were dropped"
+        note = (f"{counted(dropped, 'entry', 'entries')} without a title or link"
+                f" {'was' if dropped == 1 else 'were'} dropped")
         warning = f"{warning}; {note}" if warning else note
     return entries, warning
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -35,12 +37,16 @@ def listing_source(url: str, select: bool = True, first_run: str | None = None,
     return "\n".join(out) + "\n"
 
 
+def page_body(server: FixtureServer, snap: str, n: int) -> bytes:
+    """Page `n` of snapshot `snap`, its links pointing back at this server."""
+    return (LISTINGS / f"news-{snap}-page-{n}.html").read_bytes().replace(
+        b"https://www.icmpd.org/", server.base.encode() + b"/")
+
+
 def serve(server: FixtureServer, snap: str, pages: int = 5) -> None:
-    """Snapshot `snap` at /news-centre/ and ?page=N, links pointing back at this server."""
+    """Snapshot `snap` at /news-centre/ and ?page=N."""
     for n in range(1, pages + 1):
-        body = (LISTINGS / f"news-{snap}-page-{n}.html").read_bytes().replace(
-            b"https://www.icmpd.org/", server.base.encode() + b"/")
-        r = Response(body, content_type="text/html; charset=utf-8")
+        r = Response(page_body(server, snap, n), content_type="text/html; charset=utf-8")
         server.route(f"/news-centre/?page={n}", r)
         if n == 1:
             server.route("/news-centre/", r)
@@ -80,6 +86,24 @@ def test_baseline_walks_the_pages_then_one_request_a_poll(server, config_for, st
     assert page_hits(server) == ["/news-centre/"]  # page 1 held stored items: stop there
     assert [o["event"] for o in store.outbox()] == ["item.new", "item.new"]
     assert len(store.items()) == 45
+
+
+@pytest.mark.parametrize(("emptied", "warning"), [
+    (1, "1 entry without a title or link was dropped"),
+    (2, "2 entries without a title or link were dropped"),
+])
+def test_entries_without_title_or_link_are_dropped_and_counted(server, config_for, store,
+                                                               emptied, warning):
+    serve(server, "a")
+    page1 = page_body(server, "a", 1).decode()
+    for e in ENTRIES["a"][:emptied]:  # the heading holds both the title and the link
+        page1 = re.sub(rf'<h3><a href="[^"]*">{re.escape(html.escape(e["title"], quote=False))}'
+                       r"</a></h3>", "<h3></h3>", page1)
+    server.route("/news-centre/", Response(page1.encode(), content_type="text/html"))
+    config = config_for(listing_source(server.url("/news-centre/")))
+    r = poll(config, store)["icmpd-news"]
+    assert (r.status, r.new, r.warning) == (PollStatus.OK, 43 - emptied, warning)
+    assert not {e["title"] for e in ENTRIES["a"][:emptied]} & {i["title"] for i in store.items()}
 
 
 def test_pagination_stops_on_a_page_seen_before_and_at_max(server, config_for, store):

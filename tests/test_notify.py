@@ -15,6 +15,8 @@ import pytest
 from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.notify import deliver
+from harvester.notify.base import Message
+from harvester.notify.render import subject
 
 from .conftest import NOW, feed_bytes, feed_source, make_config, run_cli
 from .servers import PASSWORD, USER, Receiver, SMTPServer, tls_for_tests
@@ -154,6 +156,29 @@ def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, s
     assert store.outbox()[0]["status"] == "sent"
 
 
+def _message(event: str, **data: object) -> Message:
+    return Message(id="n1", notifier="team", event=event, source="icmpd-rss",
+                   created_at="2020-05-20T07:41:00Z", item={"title": GERMANY}, data=data)
+
+
+@pytest.mark.parametrize(("messages", "expected"), [
+    ([_message("item.new")], "harvester: 1 notification (1 new item)"),
+    ([_message("item.new"), _message("item.changed")],
+     "harvester: 2 notifications (1 new item)"),
+    ([_message("item.changed")] * 3, "harvester: 3 notifications (0 new items)"),
+])
+def test_a_digest_subject_counts_in_words(messages, expected):
+    assert subject(messages, digest=True) == expected
+
+
+@pytest.mark.parametrize(("failures", "expected"), [
+    (1, "Source failing: icmpd-rss (1 poll in a row)"),
+    (3, "Source failing: icmpd-rss (3 polls in a row)"),
+])
+def test_a_failing_source_headline_counts_in_words(failures, expected):
+    assert _message("source.failing", failures=failures).headline() == expected
+
+
 def test_flood_guard_sends_one_digest(server, icmpd_a, config_for, store, smtp):
     notifier = email_notifier(smtp.port, max_per_run=2).replace(
         'rules = ["press-release", "project-launch"]', "rules = []")
@@ -230,7 +255,7 @@ def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receive
     [row] = [json.loads(x) for x in r.stdout.splitlines()]
     assert row["status"] == "dead" and row["response"] == 'HTTP 400 {"error": "no"}'
     r = run_cli("--config", str(cfg), "outbox", "retry", "--dead", env=env)
-    assert r.stdout.strip() == "1 rows re-queued"
+    assert r.stdout.strip() == "1 row re-queued"
     r = run_cli("--config", str(cfg), "once", env=env)
     assert r.returncode == 1  # the second 400: dead again
     r = run_cli("--config", str(cfg), "once", env=env)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from ..words import counted
+
 
 class OutcomeKind(StrEnum):
     SENT = "sent"
@@ -45,7 +47,7 @@ class Message:
         """One line naming what happened, for a subject or a console heading."""
         if self.event == "source.failing":
             n = self.data.get("failures")
-            return f"Source failing: {self.source} ({n} polls in a row)"
+            return f"Source failing: {self.source} ({counted(n, 'poll')} in a row)"
         if self.event == "source.recovered":
             return f"Source recovered: {self.source}"
         if self.event == "test":

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ..words import counted
 from .base import Message, Outcome, OutcomeKind
 from .render import plain_text
 
@@ -17,7 +18,7 @@ class ConsoleChannel:
     def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome:
         out = self.stream or sys.stdout
         if digest:
-            out.write(f"== {len(messages)} notifications\n")
+            out.write(f"== {counted(len(messages), 'notification')}\n")
         for m in messages:
             out.write(plain_text(m) + "\n")
         out.flush()

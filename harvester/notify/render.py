@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Sequence
 
+from ..words import counted
 from .base import Message
 
 _CRLF = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
@@ -68,7 +69,8 @@ def html_document(messages: Sequence[Message]) -> str:
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         new = sum(1 for m in messages if m.event == "item.new")
-        return header_safe(f"harvester: {len(messages)} notifications ({new} new items)")
+        return header_safe(f"harvester: {counted(len(messages), 'notification')}"
+                           f" ({counted(new, 'new item')})")
     return header_safe(messages[0].headline())
 
 
