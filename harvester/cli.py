@@ -98,6 +98,12 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
     config = _config(ctx)
     with _errors():
         sources = [config.source(n) for n in source_names] if source_names else None
+        asked = config.sources if sources is None else sources
+        if not any(s.enabled for s in asked):
+            # said, not silent: an empty run from cron looks like a healthy one
+            click.echo("no sources to poll: " + (
+                f"disabled: {', '.join(s.name for s in asked)}" if asked
+                else f"{config.path} has no [[sources]]"), err=True)
         store = SqliteStore(config.storage.path)
     failed = False
     # a line per source as it lands on a terminal; in one write for cron and pipes
@@ -309,6 +315,8 @@ def check(ctx: click.Context) -> None:
     config = _config(ctx)
     click.echo(f"{config.path}: ok")
     click.echo(f"database: {config.storage.path}")
+    if not config.sources:
+        click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
         click.echo(f"source {s.name}: {s.kind.value} {s.url} every {_every(s.every)},"

@@ -129,6 +129,22 @@ def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     assert r.returncode == 2 and "'whenever' is not a date" in r.stderr
 
 
+def test_once_says_when_there_is_nothing_to_poll(tmp_path):
+    """A run from cron that polls nothing must not read like a healthy one."""
+    empty = make_config(tmp_path, HTTP)
+    r = run_cli("--config", str(empty), "once")
+    assert (r.returncode, r.stderr) == (0, f"no sources to poll: {empty} has no [[sources]]\n")
+    r = run_cli("--config", str(empty), "check")
+    assert r.stdout.splitlines()[2] == (
+        "sources: none yet (config/example.toml shows a [[sources]] table)")
+    off = make_config(tmp_path, HTTP + feed_source("a", "http://127.0.0.1:9/a", enabled=False)
+                      + feed_source("b", "http://127.0.0.1:9/b", enabled=False))
+    r = run_cli("--config", str(off), "once")
+    assert (r.returncode, r.stderr) == (0, "no sources to poll: disabled: a, b\n")
+    r = run_cli("--config", str(off), "once", "--source", "b")
+    assert (r.returncode, r.stderr) == (0, "no sources to poll: disabled: b\n")
+
+
 def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a, first_run="all")
                           + NOTIFY))
