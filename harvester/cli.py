@@ -297,7 +297,7 @@ def sources(ctx: click.Context) -> None:
             continue
         health = "ok" if r["consecutive_failures"] == 0 else (
             f"FAILING ({r['consecutive_failures']} in a row)")
-        click.echo(f"{s.name}: {health}, {r['items']} items  {s.url}")
+        click.echo(f"{s.name}: {health}, {counted(r['items'], 'item')}  {s.url}")
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})")
         if r["last_error"]:
@@ -305,7 +305,8 @@ def sources(ctx: click.Context) -> None:
         if r["not_before"]:
             click.echo(f"    no request before {r['not_before']} (the server's Retry-After)")
     for name in sorted(set(stored) - {s.name for s in config.sources}):
-        click.echo(f"{name}: no longer configured, {stored[name]['items']} items kept")
+        click.echo(f"{name}: no longer configured, {counted(stored[name]['items'], 'item')}"
+                   " kept")
 
 
 @cli.command()

@@ -115,6 +115,21 @@ def test_once_names_a_refused_connection(tmp_path):
     assert r.stdout.splitlines()[2].endswith(f"  {refused}")
 
 
+def test_sources_counts_items_in_words(server, tmp_path):
+    one = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+           b"<title>Only</title><link>https://example.org/only</link></item></channel></rss>")
+    server.route("/one", Response(one))
+    url = server.url("/one")
+    cfg = str(make_config(tmp_path, HTTP + feed_source("one", url)))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    r = run_cli("--config", cfg, "sources")
+    assert r.stdout.splitlines()[0] == f"one: ok, 1 item  {url}"
+    cfg = str(make_config(tmp_path, HTTP + feed_source("other", url)))
+    r = run_cli("--config", cfg, "sources")
+    assert r.stdout.splitlines() == [f"other: never polled  {url}",
+                                     "one: no longer configured, 1 item kept"]
+
+
 def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
                           + feed_source("other", server.url("/none"))))
