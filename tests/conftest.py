@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,13 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = SqliteStore(tmp_path / "h.db")
     yield s
     s.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, then released, so a connect is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

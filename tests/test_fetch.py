@@ -20,7 +20,7 @@ from harvester.errors import FetchError, PolicyError
 from harvester.fetch import Fetcher, retry_after_seconds
 from harvester.netpolicy import NetworkPolicy, parse_networks
 
-from .conftest import feed_bytes, feed_source, http_fast, make_config, run_cli
+from .conftest import closed_port, feed_bytes, feed_source, http_fast, make_config, run_cli
 
 ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
 
@@ -115,20 +115,13 @@ def test_the_deadline_covers_the_whole_request_across_retries(server):
     assert time.monotonic() - started < 1.6
 
 
-def _closed_port() -> int:
-    """A loopback port nothing listens on: bound, then released."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
     """urllib3 files "connection refused" under its timeout errors; the user must read what
     happened (a server that is down), not "timed out", which sends them to raise timeouts."""
     fetcher = Fetcher(HttpConfig(timeout=30, retries=0))
     started = time.monotonic()
     with pytest.raises(FetchError) as e:
-        fetcher.fetch(f"http://127.0.0.1:{_closed_port()}/feed.xml")
+        fetcher.fetch(f"http://127.0.0.1:{closed_port()}/feed.xml")
     assert time.monotonic() - started < 5
     assert str(e.value) == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
 
