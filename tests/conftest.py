@@ -88,8 +88,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s.close()
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on: bound, then released, so a connect is refused."""
+def free_port() -> int:
+    """A loopback port nothing listens on: bound, then released. A server may take it; a
+    connect to it is refused."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

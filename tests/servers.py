@@ -19,6 +19,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from .conftest import free_port
+
 USER, PASSWORD = "watcher", "s3cret"
 
 
@@ -46,7 +48,7 @@ class SMTPServer:
     def __init__(self, tls: ssl.SSLContext, port: int = 0):
         self.handler = _Collect()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=port or _free_port(),
+            self.handler, hostname="127.0.0.1", port=port or free_port(),
             tls_context=tls, require_starttls=True, authenticator=_auth,
             auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"])
 
@@ -64,14 +66,6 @@ class SMTPServer:
 
     def stop(self) -> None:
         self.controller.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

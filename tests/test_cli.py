@@ -13,7 +13,7 @@ from harvester.cli import summary_line
 from harvester.devserver import Response
 from harvester.models import PollReport, PollStatus
 
-from .conftest import closed_port, feed_bytes, feed_source, make_config, run_cli
+from .conftest import feed_bytes, feed_source, free_port, make_config, run_cli
 
 HTTP = '[storage]\npath = "h.db"\n[http]\ntimeout = 2\nretries = 0\n[defaults]\ntimezone = "Europe/Vienna"\n'
 NOTIFY = '[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
@@ -102,7 +102,7 @@ def test_summary_lines_count_in_words(report, line):
 def test_once_names_a_refused_connection(tmp_path):
     """A server that is down reads as one: not "timed out", which would send the user to
     raise timeouts."""
-    down = f"http://127.0.0.1:{closed_port()}/feed.xml"
+    down = f"http://127.0.0.1:{free_port()}/feed.xml"
     cfg = str(make_config(tmp_path, HTTP + feed_source("down", down)))
     refused = f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
     r = run_cli("--config", cfg, "once")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,17 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harvester.devserver import Response
 
-from .conftest import feed_bytes, feed_source, http_fast, make_config
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config
 
 BASE = http_fast('every = "1s"\n') + '[daemon]\ndeliver_every = "1s"\ngrace = "10s"\n'
 
 CONSOLE = '\n[[notifiers]]\nname = "stdout"\nkind = "console"\nrules = []\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Running:

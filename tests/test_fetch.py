@@ -20,7 +20,7 @@ from harvester.errors import FetchError, PolicyError
 from harvester.fetch import Fetcher, retry_after_seconds
 from harvester.netpolicy import NetworkPolicy, parse_networks
 
-from .conftest import closed_port, feed_bytes, feed_source, http_fast, make_config, run_cli
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
 
 ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
 
@@ -121,7 +121,7 @@ def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
     fetcher = Fetcher(HttpConfig(timeout=30, retries=0))
     started = time.monotonic()
     with pytest.raises(FetchError) as e:
-        fetcher.fetch(f"http://127.0.0.1:{closed_port()}/feed.xml")
+        fetcher.fetch(f"http://127.0.0.1:{free_port()}/feed.xml")
     assert time.monotonic() - started < 5
     assert str(e.value) == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
 

@@ -18,7 +18,7 @@ from harvester.notify import deliver
 from harvester.notify.base import Message
 from harvester.notify.render import subject
 
-from .conftest import NOW, feed_bytes, feed_source, make_config, run_cli
+from .conftest import NOW, feed_bytes, feed_source, free_port, make_config, run_cli
 from .servers import PASSWORD, USER, Receiver, SMTPServer, tls_for_tests
 
 HTTP = '[storage]\npath = "h.db"\n[http]\ntimeout = 2\nretries = 0\n[defaults]\ntimezone = "Europe/Vienna"\n'
@@ -116,9 +116,9 @@ def test_email_html_is_escaped_and_sanitised(server, config_for, store, smtp):
 def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkeypatch):
     from aiosmtpd.controller import Controller
 
-    from .servers import _Collect, _free_port
+    from .servers import _Collect
 
-    handler, port = _Collect(), _free_port()
+    handler, port = _Collect(), free_port()
     ctl = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=tls)
     ctl.start()
     try:
@@ -136,7 +136,7 @@ def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, s
                                                   monkeypatch):
     monkeypatch.setenv("HV_SMTP_USER", USER)
     monkeypatch.setenv("HV_SMTP_PASSWORD", PASSWORD)
-    port = __import__("tests.servers", fromlist=["_free_port"])._free_port()
+    port = free_port()
     config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(port))
     two_polls(server, config, store)
     first = deliver(config, store, NOW, rand=lambda: 0.5)
