@@ -157,17 +157,17 @@ class Fetcher:
         except DeadlinePassed as e:
             raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
         except urllib3.exceptions.HTTPError as e:
-            if _is_timeout(e) or watch.expired:
+            if is_timeout(e) or watch.expired:
                 raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
             # retries used up on a connection problem, or the connection broke: "cannot
             # connect"; on a status (ResponseError), or anything else: "request failed"
             if isinstance(e, urllib3.exceptions.ProtocolError) or (
                     isinstance(e, MaxRetryError) and not isinstance(e.reason, ResponseError)):
-                raise FetchError(f"cannot connect: {_reason(e)}", source=source,
+                raise FetchError(f"cannot connect: {error_reason(e)}", source=source,
                                  url=url) from e
-            raise FetchError(f"request failed: {_reason(e)}", source=source, url=url) from e
+            raise FetchError(f"request failed: {error_reason(e)}", source=source, url=url) from e
         except OSError as e:
-            raise FetchError(f"cannot connect: {_reason(e)}", source=source, url=url) from e
+            raise FetchError(f"cannot connect: {error_reason(e)}", source=source, url=url) from e
 
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
                source: str | None, policy: NetworkPolicy, watch: Watch) -> FetchResult:
@@ -247,7 +247,7 @@ class Fetcher:
             if watch.expired:
                 raise FetchError(f"timed out after {self.http.timeout:g}s reading the body",
                                  source=source, url=url, status=resp.status) from e
-            raise FetchError(f"connection broke while reading: {_reason(e)}", source=source,
+            raise FetchError(f"connection broke while reading: {error_reason(e)}", source=source,
                              url=url, status=resp.status) from e
         if watch.expired:  # the reaper's shutdown can look like a clean end of the body
             raise FetchError(f"timed out after {self.http.timeout:g}s reading the body",
@@ -292,18 +292,19 @@ def _chain(e: BaseException) -> list[BaseException]:
     return out
 
 
-def _is_timeout(e: BaseException) -> bool:
+def is_timeout(e: BaseException) -> bool:
+    """Whether a network error (urllib3's or requests', wrapped or not) was a timeout."""
     # urllib3 2 derives NewConnectionError (refused, unreachable, DNS failure) from
     # ConnectTimeoutError for compatibility: it is a failure to connect, not a timeout
     return any(isinstance(x, TimeoutError | urllib3.exceptions.TimeoutError)
                and not isinstance(x, urllib3.exceptions.NewConnectionError) for x in _chain(e))
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
     """The innermost useful message of a urllib3 exception chain."""
     msg = str(_chain(e)[-1]) or str(e)
     # urllib3 prefixes "<urllib3.connection.HTTPConnection object at 0x…>: "
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 
 
-__all__ = ["Fetcher", "retry_after_seconds"]
+__all__ = ["Fetcher", "error_reason", "is_timeout", "retry_after_seconds"]

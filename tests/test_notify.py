@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -333,6 +334,22 @@ def test_notify_test_reports_the_answer(tmp_path, receiver):
     assert r.returncode == 1 and "hook: retry: HTTP 503" in r.stderr
     r = run_cli("--config", str(cfg), "notify-test", "nope", env=env)
     assert r.returncode == 2 and "no notifier named 'nope' (notifiers: hook)" in r.stderr
+
+
+def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver):
+    """What went wrong, in fetch's words: not requests' nested repr of its connection pool."""
+    env = {"HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"]}
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    cfg = make_config(tmp_path, HTTP + webhook_notifier(down))
+    r = run_cli("--config", str(cfg), "notify-test", "hook", env=env)
+    assert (r.returncode, r.stderr) == (1, f"harvester: error: hook: retry: POST {down}: "
+                                           f"cannot connect: [Errno {errno.ECONNREFUSED}] "
+                                           "Connection refused\n")
+    receiver.hold = 3
+    cfg = make_config(tmp_path, HTTP + webhook_notifier(receiver.url, extra="timeout = 1\n"))
+    r = run_cli("--config", str(cfg), "notify-test", "hook", env=env)
+    assert (r.returncode, r.stderr) == (
+        1, f"harvester: error: hook: retry: POST {receiver.url}: timed out after 1s\n")
 
 
 @pytest.mark.slow

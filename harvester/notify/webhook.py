@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from ..config import NotifierConfig
-from ..fetch import retry_after_seconds
+from ..fetch import error_reason, is_timeout, retry_after_seconds
 from .base import Message, Outcome, OutcomeKind
 
 USER_AGENT = "harvester-webhook/0.1"
@@ -87,7 +87,14 @@ class WebhookChannel:
             resp = self.session.post(url, data=body, headers=headers, timeout=self.timeout,
                                      allow_redirects=False)
         except requests.RequestException as e:
-            return Outcome(OutcomeKind.RETRY, f"POST {url}: {e.__class__.__name__}: {e}")
+            # what happened, as fetch words it, not requests' nested repr of its pool
+            if is_timeout(e):
+                why = f"timed out after {self.timeout:g}s"
+            elif isinstance(e, requests.ConnectionError):
+                why = f"cannot connect: {error_reason(e)}"
+            else:
+                why = f"{e.__class__.__name__}: {error_reason(e)}"
+            return Outcome(OutcomeKind.RETRY, f"POST {url}: {why}")
         answer = f"HTTP {resp.status_code} {resp.text[:200]}".strip()
         if 200 <= resp.status_code < 300:
             return Outcome(OutcomeKind.SENT, response=answer)
