@@ -29,6 +29,7 @@ from .harvest import poll_one, system_clock
 from .models import PollStatus
 from .notify import deliver
 from .store import SqliteStore
+from .words import counted
 
 log = logging.getLogger("harvester")
 
@@ -83,6 +84,9 @@ def setup_logging(fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # urllib3 warns of each connection retry in its own terms; the poll's record says how
+    # the request ended, in ours
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 class Daemon:
@@ -256,7 +260,7 @@ class Daemon:
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
-            log.info("running: %d sources, database %s%s", len(self.config.sources),
+            log.info("running: %s, database %s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      extra={"event": "start"})
             while not self._stop.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -156,6 +157,21 @@ def test_failing_source_backs_off_and_snaps_back(server, tmp_path, running):
     d.wait_for(lambda: len(server.hits("/flaky")) >= n + 2, timeout=10,
                what="polls back at the normal interval")
     assert d.stop() == 0
+
+
+def test_the_log_is_the_daemons_own_words(tmp_path, running):
+    """A source that is down, with retries: one poll.failed record naming what happened,
+    not urllib3's internal "Retrying (_PoliteRetry(total=1, …))" warnings before it."""
+    down = f"http://127.0.0.1:{free_port()}/feed.xml"
+    cfg = make_config(tmp_path, BASE.replace("retries = 0", "retries = 2")
+                      + feed_source("down", down))
+    d = running(cfg, http=False)
+    failed = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll.failed"],
+                        what="a failed poll")
+    assert d.stop() == 0
+    assert failed[0]["error"] == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
+    assert [r["message"] for r in d.logs() if "event" not in r] == []
+    assert d.logs()[0]["message"].startswith("running: 1 source, database ")
 
 
 def test_a_second_daemon_on_the_same_database_refuses_to_start(server, icmpd_a, tmp_path,
