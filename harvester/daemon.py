@@ -143,7 +143,7 @@ class Daemon:
                         extra={**extra, "error": report.error, "event": "poll.failed"})
             return
         if before:
-            log.info("%s: recovered after %d failures", name, before,
+            log.info("%s: recovered after %s", name, counted(before, "failure"),
                      extra={**extra, "event": "poll.recovered"})
         log.info("%s: %s, %d new, %d changed", name, report.status.value, report.new,
                  report.changed, extra=extra)
@@ -212,7 +212,7 @@ class Daemon:
             return
         self._schedule(config, first=False)
         self.config = config
-        log.info("config reloaded: %d sources", len(config.sources),
+        log.info("config reloaded: %s", counted(len(config.sources), "source"),
                  extra={"event": "reload", "counts": {"sources": len(config.sources)}})
 
     # -- life cycle -------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     cfg.write_text(cfg.read_text() + feed_source("second", server.url("/second")))
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: server.hits("/second"), what="the reloaded source's first poll")
-    assert any(r.get("event") == "reload" for r in d.logs())
+    assert [r["message"] for r in d.logs() if r.get("event") == "reload"] == [
+        "config reloaded: 2 sources"]
     # a bad config on SIGHUP is refused and the old one kept
     good = cfg.read_text()
     cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
@@ -151,8 +152,9 @@ def test_failing_source_backs_off_and_snaps_back(server, tmp_path, running):
     delays = [r["message"].split("next in ")[1].split("s:")[0] for r in failures()]
     assert delays[:4] == ["1", "2", "4", "8"], delays
     server.route("/flaky", Response(feed_bytes("icmpd-2020-05-a.rss")))
-    d.wait_for(lambda: any(r.get("event") == "poll.recovered" for r in d.logs()), timeout=30,
-               what="recovery")
+    [recovered] = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll.recovered"],
+                             timeout=30, what="recovery")
+    assert recovered["message"] == f"flaky: recovered after {len(failures())} failures"
     n = len(server.hits("/flaky"))
     d.wait_for(lambda: len(server.hits("/flaky")) >= n + 2, timeout=10,
                what="polls back at the normal interval")
