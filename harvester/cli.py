@@ -189,7 +189,7 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
             click.echo(json.dumps(_item_json(row), ensure_ascii=False))
         return
     if not rows:
-        click.echo("no items", err=True)
+        click.echo("no items" + _unknown_names(config, source, rule), err=True)
         return
     for row in rows:
         rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
@@ -197,6 +197,19 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
         click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}{rules}")
         if row["url"]:
             click.echo(f"{'':12}{row['url']}")
+
+
+def _unknown_names(config: Config, source: str | None, rule: str | None) -> str:
+    """Why a filter may have matched nothing: a name the config does not know (a typo, or
+    one since removed, whose stored items would still have been listed)."""
+    notes = []
+    if source is not None and source not in {s.name for s in config.sources}:
+        notes.append(f"no source named {source!r} in the config "
+                     f"(sources: {', '.join(s.name for s in config.sources) or 'none'})")
+    if rule is not None and rule not in {r.name for r in config.rules}:
+        notes.append(f"no rule named {rule!r} in the config "
+                     f"(rules: {', '.join(r.name for r in config.rules) or 'none'})")
+    return "".join(f"; {n}" for n in notes)
 
 
 @cli.group(invoke_without_command=True)

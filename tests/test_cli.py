@@ -141,6 +141,20 @@ def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     assert r.returncode == 2 and "'whenever' is not a date" in r.stderr
 
 
+def test_items_names_a_filter_the_config_does_not_know(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    r = run_cli("--config", cfg, "items", "--rule", "press-releas")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", (
+        "no items; no rule named 'press-releas' in the config"
+        " (rules: press-release, project-launch)\n"))
+    r = run_cli("--config", cfg, "items", "--source", "icmpd")
+    assert r.stderr == "no items; no source named 'icmpd' in the config (sources: icmpd-rss)\n"
+    # a configured name that matches nothing is not a mistake: no hint
+    r = run_cli("--config", cfg, "items", "--rule", "press-release", "--since", "2030-01-01")
+    assert r.stderr == "no items\n"
+
+
 def test_once_says_when_there_is_nothing_to_poll(tmp_path):
     """A run from cron that polls nothing must not read like a healthy one."""
     empty = make_config(tmp_path, HTTP)
