@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,9 +15,9 @@ import click
 
 from .config import Config, load_config
 from .dates import iso_utc, parse_date
-from .errors import ConfigError, HarvesterError
+from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, system_clock
-from .models import ChangeKind, PollReport, PollStatus
+from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted
 
@@ -363,7 +363,8 @@ def _every(seconds: float) -> str:
 @click.pass_context
 def probe(ctx: click.Context, url: str, entries: int) -> None:
     """Find the repeated entries of a listing page at URL and print a ready
-    [sources.select] block, with the first entries read through it."""
+    [sources.select] block, with the first entries read through it. A feed at URL is
+    said to be one, with its block: it needs no selectors."""
     from .config import HttpConfig
     from .detect import detect, toml_block
     from .fetch import Fetcher
@@ -374,6 +375,12 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
         http = _config(ctx).http
     with _errors():
         fr = Fetcher(http).fetch(url)
+        feed = _feed_entries(fr)
+        if feed:
+            click.echo(f'[[sources]]\nname = "CHANGE-ME"\nkind = "feed"\nurl = {json.dumps(url)}')
+            _echo_entries("a feed, not a listing page (no selectors needed): "
+                          + counted(len(feed), "entry", "entries"), feed, entries)
+            return
         found = detect(fr.body, fr.url, content_type=fr.content_type)
         if found is None:
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
@@ -381,9 +388,23 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
                           content_type=fr.content_type)
     click.echo("[[sources]]\nname = \"CHANGE-ME\"\nkind = \"html\"\n"
                f"url = {json.dumps(url)}\n" + toml_block(found))
-    click.echo(f"\n# {len(listing.document.entries)} entries on this page; the first "
-               f"{min(entries, len(listing.document.entries))}:")
-    for e in listing.document.entries[:entries]:
+    _echo_entries(f"{len(listing.document.entries)} entries on this page",
+                  listing.document.entries, entries)
+
+
+def _feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:
+    """The entries of a body that reads as a feed; none for anything else (a page)."""
+    from .parse import parse_feed
+
+    try:
+        return parse_feed(fr.body, url=fr.url, content_type=fr.content_type).entries
+    except ParseError:
+        return ()
+
+
+def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
+    click.echo(f"\n# {what}; the first {min(n, len(found))}:")
+    for e in found[:n]:
         cat = f" [{e.categories[0]}]" if e.categories else ""
         click.echo(f"#   {e.published or '(no date)'}{cat} {e.title}\n#     {e.link}")
 

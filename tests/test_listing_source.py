@@ -278,3 +278,16 @@ def test_probe_prints_a_ready_select_block(server):
                                     content_type="text/html"))
     r = run_cli("probe", server.url("/empty"))
     assert r.returncode == 1 and "found no repeated entries" in r.stderr
+
+
+def test_probe_on_a_feed_says_it_is_one(server, icmpd_a):
+    """Probing the feed rather than the page: a feed source needs no selectors."""
+    r = run_cli("probe", icmpd_a, "--entries", "1")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == [
+        "[[sources]]", 'name = "CHANGE-ME"', 'kind = "feed"', f'url = "{icmpd_a}"', "",
+        "# a feed, not a listing page (no selectors needed): 7 entries; the first 1:",
+        "#   Fri, 15 May 2020 10:08:57 +0200 Project News: First annual review of the TRAFIG"
+        " project",
+        "#     https://www.icmpd.org//news-centre/news-detail/project-news-first-annual-review"
+        "-of-the-trafig-project/"]
