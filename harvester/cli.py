@@ -377,7 +377,7 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
         fr = Fetcher(http).fetch(url)
         feed = _feed_entries(fr)
         if feed:
-            click.echo(f'[[sources]]\nname = "CHANGE-ME"\nkind = "feed"\nurl = {json.dumps(url)}')
+            click.echo(_source_block("feed", url))
             _echo_entries("a feed, not a listing page (no selectors needed): "
                           + counted(len(feed), "entry", "entries"), feed, entries)
             return
@@ -386,10 +386,13 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)
-    click.echo("[[sources]]\nname = \"CHANGE-ME\"\nkind = \"html\"\n"
-               f"url = {json.dumps(url)}\n" + toml_block(found))
+    click.echo(_source_block("html", url) + "\n" + toml_block(found))
     _echo_entries(f"{len(listing.document.entries)} entries on this page",
                   listing.document.entries, entries)
+
+
+def _source_block(kind: str, url: str) -> str:
+    return f'[[sources]]\nname = "CHANGE-ME"\nkind = "{kind}"\nurl = {json.dumps(url)}'
 
 
 def _feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:
