@@ -202,14 +202,13 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
 def _unknown_names(config: Config, source: str | None, rule: str | None) -> str:
     """Why a filter may have matched nothing: a name the config does not know (a typo, or
     one since removed, whose stored items would still have been listed)."""
-    notes = []
-    if source is not None and source not in {s.name for s in config.sources}:
-        notes.append(f"no source named {source!r} in the config "
-                     f"(sources: {', '.join(s.name for s in config.sources) or 'none'})")
-    if rule is not None and rule not in {r.name for r in config.rules}:
-        notes.append(f"no rule named {rule!r} in the config "
-                     f"(rules: {', '.join(r.name for r in config.rules) or 'none'})")
-    return "".join(f"; {n}" for n in notes)
+    notes = ""
+    for kind, name, known in (("source", source, [s.name for s in config.sources]),
+                              ("rule", rule, [r.name for r in config.rules])):
+        if name is not None and name not in known:
+            notes += (f"; no {kind} named {name!r} in the config"
+                      f" ({kind}s: {', '.join(known) or 'none'})")
+    return notes
 
 
 @cli.group(invoke_without_command=True)
