@@ -57,33 +57,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-def _kb(n: int) -> str:
-    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
-
-
-def summary_line(r: PollReport) -> str:
-    """One line per source for `once`: what happened, in words."""
-    if r.status is PollStatus.ERROR:
-        return f"{r.source}: error: {r.error}"
-    if r.status is PollStatus.WAITING:
-        return f"{r.source}: {r.warning}"
-    net = f"HTTP {r.http_status}, {_kb(r.bytes)} in {r.duration:.2f}s"
-    if r.status is PollStatus.NOT_MODIFIED:
-        why = "not modified" if r.http_status == 304 else "not modified (same body)"
-        return f"{r.source}: {why} ({net})"
-    if r.baseline:
-        text = f"{r.source}: baseline: {counted(r.new, 'item')} stored"
-        text += f", {counted(r.queued, 'notification')} queued" if r.queued else " silently"
-    else:
-        text = f"{r.source}: {r.new} new, {r.changed} changed, {r.unchanged} unchanged"
-        if r.queued:
-            text += f", {counted(r.queued, 'notification')} queued"
-    text += f" ({net})"
-    if r.warning:
-        text += f"; warning: {r.warning}"
-    return text
-
-
 @cli.command()
 @click.option("--source", "source_names", multiple=True, metavar="NAME",
               help="Poll only this source (repeatable).")
@@ -113,7 +86,7 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
         with _errors():
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
-                emit(summary_line(report))
+                emit(report.line())
                 if dry_run:
                     _echo_dry_run(report)
         if not dry_run:

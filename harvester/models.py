@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from .words import counted, size
+
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
 # silently instead of reading as an edit.
 HASH_VERSION = "v1"
@@ -180,6 +182,30 @@ class PollReport:
     warning: str | None = None
     retry_after: float | None = None  # the server's Retry-After on a failed fetch, seconds
     changes: tuple[Change, ...] = field(default=(), repr=False)
+
+    def line(self) -> str:
+        """What happened, in one line of words: `once` prints it, the daemon logs it."""
+        if self.status is PollStatus.ERROR:
+            return f"{self.source}: error: {self.error}"
+        if self.status is PollStatus.WAITING:
+            return f"{self.source}: {self.warning}"
+        net = f"HTTP {self.http_status}, {size(self.bytes)} in {self.duration:.2f}s"
+        if self.status is PollStatus.NOT_MODIFIED:
+            why = "not modified" if self.http_status == 304 else "not modified (same body)"
+            return f"{self.source}: {why} ({net})"
+        if self.baseline:
+            text = f"{self.source}: baseline: {counted(self.new, 'item')} stored"
+            text += (f", {counted(self.queued, 'notification')} queued" if self.queued
+                     else " silently")
+        else:
+            text = (f"{self.source}: {self.new} new, {self.changed} changed, "
+                    f"{self.unchanged} unchanged")
+            if self.queued:
+                text += f", {counted(self.queued, 'notification')} queued"
+        text += f" ({net})"
+        if self.warning:
+            text += f"; warning: {self.warning}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

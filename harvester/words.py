@@ -8,4 +8,9 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
-__all__ = ["counted"]
+def size(n: int) -> str:
+    """'512 B', '2.0 KB': a body's size as a summary line shows it."""
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
+
+
+__all__ = ["counted", "size"]

@@ -7,11 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-from harvester.cli import summary_line
 from harvester.devserver import Response
-from harvester.models import PollReport, PollStatus
 
 from .conftest import feed_bytes, feed_source, free_port, make_config, run_cli
 
@@ -82,21 +78,6 @@ def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a
     r = run_cli("--config", cfg, "sources")
     assert "broken: FAILING (1 in a row), 0 items" in r.stdout
     assert "    last error:   " in r.stdout
-
-
-@pytest.mark.parametrize(("report", "line"), [
-    (PollReport("a", PollStatus.OK, new=1, baseline=True, http_status=200, bytes=512),
-     "a: baseline: 1 item stored silently (HTTP 200, 512 B in 0.00s)"),
-    (PollReport("a", PollStatus.OK, new=2, queued=1, baseline=True, http_status=200),
-     "a: baseline: 2 items stored, 1 notification queued (HTTP 200, 0 B in 0.00s)"),
-    (PollReport("a", PollStatus.OK, new=1, unchanged=1, queued=2, http_status=200,
-                bytes=2048, duration=0.25),
-     "a: 1 new, 0 changed, 1 unchanged, 2 notifications queued (HTTP 200, 2.0 KB in 0.25s)"),
-    (PollReport("a", PollStatus.OK, baseline=True, http_status=200),
-     "a: baseline: 0 items stored silently (HTTP 200, 0 B in 0.00s)"),
-])
-def test_summary_lines_count_in_words(report, line):
-    assert summary_line(report) == line
 
 
 def test_once_names_a_refused_connection(tmp_path):
