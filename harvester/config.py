@@ -131,7 +131,7 @@ class DaemonConfig:
 
     jitter: float = 0.1  # up to this fraction of a source's interval, so hosts do not align
     backoff_max: float = 6 * 3600.0  # a failing source's polls spread out up to this
-    deliver_every: float = 30.0
+    deliver_every: float = 30.0  # retries come due on this timer; new items go at once
     grace: float = 30.0  # on SIGTERM, how long a poll in progress may take to finish
     misfire_grace: float = 300.0  # a run missed by less than this still happens (once)
 

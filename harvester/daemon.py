@@ -1,12 +1,13 @@
 """`harvester run`: the long-running daemon. APScheduler (3.x) lives here and nowhere else.
 
 One job per source on its own `every` (or `cron`), with jitter, max_instances = 1,
-coalescing and a misfire grace; one delivery job for the outbox. Every poll goes
-through harvest.fetch_one/process — the same code as `harvester once`. A failing
-source's next poll is pushed out exponentially (or to its Retry-After) and snaps
-back after a success. SIGTERM/SIGINT let the poll in progress finish (within a
-grace period) and exit 0; SIGHUP reloads the config, keeping the old one if the
-new one is bad. One daemon per database, by a lock file beside it.
+coalescing and a misfire grace; one thread for the outbox, woken by a poll that queued
+something and every `deliver_every` for retries. Every poll goes through
+harvest.fetch_one/process — the same code as `harvester once`. A failing source's next
+poll is pushed out exponentially (or to its Retry-After) and snaps back after a success.
+SIGTERM/SIGINT let the poll and the delivery in progress finish (within a grace period)
+and exit 0; SIGHUP reloads the config, keeping the old one if the new one is bad. One
+daemon per database, by a lock file beside it.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class JsonFormatter(logging.Formatter):
         out: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "message": record.getMessage()}
-        for key in ("source", "event", "counts", "error", "notifier"):
+        for key in ("source", "event", "counts", "error", "warning", "notifier"):
             if hasattr(record, key):
                 out[key] = getattr(record, key)
         return json.dumps(out, ensure_ascii=False)
@@ -102,6 +103,7 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._deliver_now = threading.Event()
         self.scheduler: Any = None
         self.lock = InstanceLock(config.storage.path)
 
@@ -145,8 +147,11 @@ class Daemon:
         if before:
             log.info("%s: recovered after %s", name, counted(before, "failure"),
                      extra={**extra, "event": "poll.recovered"})
-        log.info("%s: %s, %d new, %d changed", name, report.status.value, report.new,
-                 report.changed, extra=extra)
+        # the same words as `once`; a poll that worked with a warning is one to look at
+        log.log(logging.WARNING if report.warning else logging.INFO, "%s", report.line(),
+                extra={**extra, "warning": report.warning} if report.warning else extra)
+        if report.queued:
+            self._deliver_now.set()  # whoever waits for news hears it now, not in deliver_every
 
     def _backoff(self, src: SourceConfig, failures: int, retry_after: float | None) -> float:
         base = min(self.config.daemon.backoff_max, src.every * 2 ** (failures - 1))
@@ -156,6 +161,24 @@ class Daemon:
         job = self.scheduler.get_job(f"poll:{name}")
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    def _delivering(self) -> None:
+        """The outbox's own thread: a pass when a poll queued something (and once at start,
+        for rows an earlier run left), else every `deliver_every`, for retries that come due.
+        A kick during a pass is kept, so what it queued gets a pass of its own."""
+        while not self._stop.is_set():
+            self._deliver_now.wait(self.config.daemon.deliver_every)
+            if self._stop.is_set():
+                return
+            self._deliver_now.clear()
+            try:
+                self.deliver()
+            except HarvesterError as e:  # the store unreadable, say: try again next time
+                log.error("delivery failed: %s", e,
+                          extra={"event": "delivery.failed", "error": str(e)})
+            except Exception as e:  # never let the outbox's thread die of one bad pass
+                log.exception("delivery failed: %s: %s", type(e).__name__, e,
+                              extra={"event": "delivery.failed", "error": str(e)})
 
     def deliver(self) -> None:
         store = self.store()
@@ -234,6 +257,11 @@ class Daemon:
                                     "database": "writable" if writable else "unwritable",
                                     "sources": len(self.config.sources)}
 
+    def _finish(self, delivering: threading.Thread) -> None:
+        """Let the poll and the delivery pass in progress end; start nothing new."""
+        self.scheduler.shutdown(wait=True)
+        delivering.join()
+
     def run(self) -> int:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -248,9 +276,8 @@ class Daemon:
                 executors={"default": ThreadPoolExecutor(max(2, self.config.http.concurrency))},
                 timezone=UTC)
             self._schedule(self.config, first=True)
-            self.scheduler.add_job(self.deliver, "interval",
-                                   seconds=self.config.daemon.deliver_every, id="deliver",
-                                   max_instances=1, coalesce=True)
+            self._deliver_now.set()  # rows an earlier run left pending go out at start
+            delivering = threading.Thread(target=self._delivering, name="deliver", daemon=True)
             server = None
             if self.http:
                 from .web import serve
@@ -260,6 +287,7 @@ class Daemon:
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
+            delivering.start()
             log.info("running: %s, database %s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      extra={"event": "start"})
@@ -272,8 +300,8 @@ class Daemon:
                      self.config.daemon.grace, extra={"event": "stop"})
             if server is not None:
                 server.shutdown()
-            done = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
-                                    daemon=True)
+            self._deliver_now.set()  # wakes the outbox's thread, which sees the stop
+            done = threading.Thread(target=self._finish, args=(delivering,), daemon=True)
             done.start()
             done.join(self.config.daemon.grace)
             if done.is_alive():  # an unfinished transaction rolls back: nothing half-written

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harvester.config import load_config
 from harvester.devserver import Response
+from harvester.harvest import poll_sources
+from harvester.store import SqliteStore
 
 from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config
 
@@ -136,6 +139,59 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT count(*) FROM items").fetchone() == (20,)
     assert {e["event"] for e in d.logs()} >= {"start", "poll", "delivery", "stop", "stopped"}
+
+
+# deliver_every only paces retries: news must not wait for it
+SLOW_RETRIES = BASE.replace('deliver_every = "1s"', 'deliver_every = "1h"')
+
+
+def test_news_goes_out_at_once_and_each_poll_is_logged_in_the_words_of_once(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, SLOW_RETRIES + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    d = running(cfg, http=False)
+
+    def polls() -> list[dict]:
+        return [r for r in d.logs() if r.get("event") == "poll"]
+
+    d.wait_for(lambda: len(polls()) >= 2, what="a baseline and a re-poll")
+    first, second = polls()[:2]
+    assert first["level"] == "info"
+    assert first["message"].startswith("icmpd-rss: baseline: 7 items stored silently (HTTP 200, ")
+    assert second["message"].startswith("icmpd-rss: not modified (HTTP 304, ")
+    # three new items and an edited one, in a feed with an undefined entity: read, warned of
+    body = feed_bytes("icmpd-2020-05-b.rss").replace(b"</channel>", b"&bogus;</channel>")
+    server.route("/rss", Response(body))
+    d.wait_for(lambda: "Germany joins the European migration" in d.out.read_text(), timeout=10,
+               what="the console notification, long before deliver_every")
+    [news] = [r for r in polls() if r["counts"]["queued"]]
+    assert news["level"] == "warning"
+    assert news["message"].startswith(
+        "icmpd-rss: 3 new, 1 changed, 6 unchanged, 3 notifications queued (HTTP 200, ")
+    assert news["warning"].startswith("malformed feed, entries kept: ")
+    assert news["message"].endswith("; warning: " + news["warning"])
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "delivery"], what="its record")
+    assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
+        "delivery: 3 sent, 0 waiting to retry, 0 dead"]
+    assert d.stop() == 0
+
+
+def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, SLOW_RETRIES + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    config = load_config(cfg)
+    store = SqliteStore(config.storage.path)
+    list(poll_sources(config, store))  # the baseline
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    [report] = poll_sources(config, store)  # queues; polling as a library delivers nothing
+    store.close()
+    assert report.queued == 3
+    d = running(cfg, http=False)
+    d.wait_for(lambda: "Germany joins the European migration" in d.out.read_text(), timeout=10,
+               what="the pending notifications, long before deliver_every")
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "delivery"], what="its record")
+    assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
+        "delivery: 3 sent, 0 waiting to retry, 0 dead"]
+    assert d.stop() == 0
 
 
 def test_failing_source_backs_off_and_snaps_back(server, tmp_path, running):
