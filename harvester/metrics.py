@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from .models import PollReport, PollStatus
 
@@ -15,6 +22,9 @@ if TYPE_CHECKING:
 
 class Metrics:
     def __init__(self) -> None:
+        # a `_created` timestamp beside every counter and histogram doubles the series for
+        # nothing a dashboard of this daemon uses (process-wide: only the daemon has metrics)
+        disable_created_metrics()
         r = self.registry = CollectorRegistry()
         self.polls = Counter("harvester_polls", "Polls by source and outcome",
                              ["source", "status"], registry=r)

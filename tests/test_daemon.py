@@ -109,6 +109,7 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert sum(new) == 10  # 7 at baseline, 3 later
     assert "harvester_fetch_duration_seconds" in families
     assert "harvester_source_last_success_timestamp_seconds" in families
+    assert "_created" not in body.decode()  # no timestamp series doubling every counter
     d.wait_for(lambda: any(s.labels == {"status": "sent"} and s.value >= 3 for s in
                            {f.name: f for f in text_string_to_metric_families(
                                d.get("/metrics")[1].decode())}["harvester_outbox_rows"].samples),
