@@ -17,7 +17,7 @@ from .cli_format import describe_change
 from .config import NotifierConfig, NotifierKind, StorageConfig, load_config
 from .devserver import FixtureServer, Response
 from .harvest import poll_sources, system_clock
-from .models import ChangeKind, PollStatus
+from .models import ChangeKind, PollReport, PollStatus
 from .notify import deliver
 from .store import SqliteStore
 
@@ -37,6 +37,23 @@ def _serve_listing(server: FixtureServer, snapshot: str) -> None:
         server.route(f"{LISTING_PATH}?page={n}", page)
         if n == 1:
             server.route(LISTING_PATH, page)
+
+
+def _show(report: PollReport, store: SqliteStore, echo: Callable[[str], None]) -> None:
+    """One source's poll, as the demo tells it: what was stored and each change."""
+    if report.status is PollStatus.ERROR:
+        raise SystemExit(f"demo poll failed: {report.error}")
+    if report.baseline:
+        echo(f"{report.source}: baseline — {report.new} items stored, "
+             "none notified (a new source never floods anyone)")
+    elif report.status is PollStatus.NOT_MODIFIED:
+        echo(f"{report.source}: not modified (HTTP {report.http_status})")
+    else:
+        echo(f"{report.source}: {report.new} new, {report.changed} changed, "
+             f"{report.unchanged} unchanged")
+        for ch in report.changes:
+            if ch.kind is not ChangeKind.UNCHANGED:
+                echo(describe_change(ch, store))
 
 
 def run_demo(echo: Callable[[str], None] = print) -> None:
@@ -66,27 +83,14 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                 echo(f"\n== poll {step}: the feed as in {snapshot}, the listing's snapshot "
                      f"{listing.upper()}")
                 for report in poll_sources(config, store):
-                    if report.status is PollStatus.ERROR:
-                        raise SystemExit(f"demo poll failed: {report.error}")
-                    if report.baseline:
-                        echo(f"{report.source}: baseline — {report.new} items stored, "
-                             "none notified (a new source never floods anyone)")
-                        continue
-                    if report.status is PollStatus.NOT_MODIFIED:
-                        echo(f"{report.source}: not modified (HTTP {report.http_status})")
-                        continue
-                    echo(f"{report.source}: {report.new} new, {report.changed} changed, "
-                         f"{report.unchanged} unchanged")
-                    for ch in report.changes:
-                        if ch.kind is not ChangeKind.UNCHANGED:
-                            echo(describe_change(ch, store))
+                    _show(report, store, echo)
                 queued = len(store.outbox("pending"))
                 if queued:
                     echo(f"notifications: {queued} queued, delivered to the console:")
                     echo(deliver(config, store, system_clock()).line())
             echo("\n== poll 3: nothing changed since")
             for report in poll_sources(config, store):
-                echo(f"{report.source}: {report.status.value} (HTTP {report.http_status})")
+                _show(report, store, echo)
             rows = store.items()
             alerted = [r for r in rows if r["rules"]]
             echo(f"\n{len(rows)} items stored; {len(alerted)} match a rule")

@@ -194,8 +194,8 @@ def test_demo_runs_offline_and_shows_new_and_changed():
     assert "notifications: 1 queued, delivered to the console:\n== Press Release: Germany joins" \
            " the European migration organisation ICMPD\n" in out
     assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in out
-    assert "icmpd-rss: not-modified (HTTP 304)" in out
-    assert "icmpd-news: not-modified (HTTP 304)" in out
+    assert "icmpd-rss: not modified (HTTP 304)" in out
+    assert "icmpd-news: not modified (HTTP 304)" in out
     assert out.rstrip().endswith("55 items stored; 14 match a rule")
 
 
