@@ -304,8 +304,10 @@ class Daemon:
             done = threading.Thread(target=self._finish, args=(delivering,), daemon=True)
             done.start()
             done.join(self.config.daemon.grace)
-            if done.is_alive():  # an unfinished transaction rolls back: nothing half-written
-                log.warning("grace period over; exiting with a poll unfinished",
+            # An unfinished poll's transaction rolls back: nothing half-written. A message
+            # being sent stays queued and goes out, with the same id, at the next start.
+            if done.is_alive():
+                log.warning("grace period over; exiting with a poll or a delivery unfinished",
                             extra={"event": "stop.forced"})
             else:
                 for store in self._stores:

@@ -23,6 +23,8 @@ from harvester.harvest import poll_sources
 from harvester.store import SqliteStore
 
 from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config
+from .servers import Receiver
+from .test_notify import webhook_notifier
 
 BASE = http_fast('every = "1s"\n') + '[daemon]\ndeliver_every = "1s"\ngrace = "10s"\n'
 
@@ -193,6 +195,35 @@ def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
     assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
         "delivery: 3 sent, 0 waiting to retry, 0 dead"]
     assert d.stop() == 0
+
+
+def test_sigterm_mid_delivery_exits_after_the_grace_and_the_message_goes_at_next_start(
+        server, icmpd_a, tmp_path, running, monkeypatch):
+    """A receiver that sits on the request: the daemon does not wait past its grace, and the
+    interrupted message goes out at the next start, with the same id."""
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    receiver = Receiver(secret=b"secret-key-for-tests", hold=30.0)
+    try:
+        cfg = make_config(tmp_path, BASE.replace('grace = "10s"', 'grace = "1s"')
+                          + feed_source("icmpd-rss", icmpd_a, first_run="all")
+                          + webhook_notifier(receiver.url, rules="[]"))
+        d = running(cfg, http=False)
+        d.wait_for(lambda: receiver.deliveries, what="the first message, held")
+        t0 = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t0 < 5
+        assert [r["message"] for r in d.logs() if r.get("event") == "stop.forced"] == [
+            "grace period over; exiting with a poll or a delivery unfinished"]
+        held = receiver.deliveries[0].id
+        receiver.hold = 0.0
+        d = running(cfg, http=False)
+        d.wait_for(lambda: len(receiver.deliveries) >= 8, what="all seven, one of them again")
+        assert d.stop() == 0
+        ids = [x.id for x in receiver.deliveries]
+        assert len(set(ids)) == 7 and ids.count(held) == 2
+        assert all(x.valid for x in receiver.deliveries)
+    finally:
+        receiver.stop()
 
 
 def test_failing_source_backs_off_and_snaps_back(server, tmp_path, running):
