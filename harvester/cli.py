@@ -86,7 +86,7 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
         with _errors():
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
-                emit(report.line())
+                emit(report.line(dry_run=dry_run))
                 if dry_run:
                     _echo_dry_run(report)
         if not dry_run:

@@ -183,8 +183,10 @@ class PollReport:
     retry_after: float | None = None  # the server's Retry-After on a failed fetch, seconds
     changes: tuple[Change, ...] = field(default=(), repr=False)
 
-    def line(self) -> str:
-        """What happened, in one line of words: `once` prints it, the daemon logs it."""
+    def line(self, *, dry_run: bool = False) -> str:
+        """What happened, in one line of words: `once` prints it, the daemon logs it. A dry
+        run's line says what would have been stored and queued: nothing was."""
+        would = "would be " if dry_run else ""
         if self.status is PollStatus.ERROR:
             return f"{self.source}: error: {self.error}"
         if self.status is PollStatus.WAITING:
@@ -194,14 +196,14 @@ class PollReport:
             why = "not modified" if self.http_status == 304 else "not modified (same body)"
             return f"{self.source}: {why} ({net})"
         if self.baseline:
-            text = f"{self.source}: baseline: {counted(self.new, 'item')} stored"
-            text += (f", {counted(self.queued, 'notification')} queued" if self.queued
+            text = f"{self.source}: baseline: {counted(self.new, 'item')} {would}stored"
+            text += (f", {counted(self.queued, 'notification')} {would}queued" if self.queued
                      else " silently")
         else:
             text = (f"{self.source}: {self.new} new, {self.changed} changed, "
                     f"{self.unchanged} unchanged")
             if self.queued:
-                text += f", {counted(self.queued, 'notification')} queued"
+                text += f", {counted(self.queued, 'notification')} {would}queued"
         text += f" ({net})"
         if self.warning:
             text += f"; warning: {self.warning}"

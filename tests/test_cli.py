@@ -160,6 +160,8 @@ def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     assert "would store NEW     2020-04-30 Project News · The fourth phase of the Migration EU " \
            "Expertise Initiative is launched [project-launch]" in r.stdout
     assert r.stdout.strip().endswith("would queue 2 notifications")
+    assert r.stderr.startswith("icmpd-rss: baseline: 7 items would be stored, 2 notifications "
+                               "would be queued (HTTP 200, ")
     db = tmp_path / "h.db"
     assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone() == (0,)
 

@@ -31,3 +31,18 @@ from harvester.models import PollReport, PollStatus
 def test_a_poll_report_reads_as_one_line_of_words(report, line):
     """`once` prints this line and the daemon logs it: one wording for both."""
     assert report.line() == line
+
+
+@pytest.mark.parametrize(("report", "line"), [
+    (PollReport("a", PollStatus.OK, new=7, baseline=True, http_status=200),
+     "a: baseline: 7 items would be stored silently (HTTP 200, 0 B in 0.00s)"),
+    (PollReport("a", PollStatus.OK, new=7, queued=7, baseline=True, http_status=200),
+     "a: baseline: 7 items would be stored, 7 notifications would be queued"
+     " (HTTP 200, 0 B in 0.00s)"),
+    (PollReport("a", PollStatus.OK, new=3, changed=1, unchanged=6, queued=1, http_status=200),
+     "a: 3 new, 1 changed, 6 unchanged, 1 notification would be queued"
+     " (HTTP 200, 0 B in 0.00s)"),
+])
+def test_a_dry_runs_line_says_what_would_have_been_done(report, line):
+    """`once --dry-run` stores and queues nothing; its summary must not say it did."""
+    assert report.line(dry_run=True) == line
