@@ -234,10 +234,18 @@ def outbox_retry(ctx: click.Context, ids: tuple[str, ...], dead: bool) -> None:
         try:
             for name in store.disabled_notifiers():
                 store.enable_notifier(name)
+            found = {r["id"]: r["status"] for r in store.outbox(ids=ids)} if ids else {}
             n = store.requeue(system_clock(), ids, dead=dead)
         finally:
             store.close()
     click.echo(f"{counted(n, 'row')} re-queued")
+    pending = [i for i in ids if found.get(i) == "pending"]
+    if pending:
+        click.echo(f"already pending: {', '.join(pending)}", err=True)
+    unknown = [i for i in ids if i not in found]
+    if unknown:  # a mistyped id must not pass for a retried row
+        rows = "no outbox row with id" if len(unknown) == 1 else "no outbox rows with ids"
+        raise _Exit(f"{rows} {', '.join(unknown)} (`harvester outbox` lists them)", 1)
 
 
 @cli.command("notify-test")

@@ -626,12 +626,17 @@ class SqliteStore:
             "SELECT s.*, (SELECT count(*) FROM sightings g WHERE g.source = s.name) AS items"
             " FROM sources s ORDER BY s.name"))
 
-    def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM outbox"
-        args: list[Any] = []
+    def outbox(self, status: str | None = None,
+               ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Outbox rows, oldest first: all, or those in `status`, or those with these ids."""
+        where, args = [], []
         if status:
-            sql += " WHERE status = ?"
+            where.append("status = ?")
             args.append(status)
+        if ids is not None:
+            where.append(f"id IN ({_marks(len(ids))})")
+            args.extend(ids)
+        sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         return list(self._query(sql + " ORDER BY created_at, id", args))
 
     def outbox_counts(self) -> list[tuple[str, int]]:

@@ -257,6 +257,12 @@ def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receive
     assert row["status"] == "dead" and row["response"] == 'HTTP 400 {"error": "no"}'
     r = run_cli("--config", str(cfg), "outbox", "retry", "--dead", env=env)
     assert r.stdout.strip() == "1 row re-queued"
+    # naming rows: one already waiting is said to be, a mistyped id is an error
+    r = run_cli("--config", str(cfg), "outbox", "retry", row["id"], "n_typo", "n_typo2", env=env)
+    assert (r.returncode, r.stdout) == (1, "0 rows re-queued\n")
+    assert r.stderr.splitlines() == [
+        f"already pending: {row['id']}",
+        "harvester: error: no outbox rows with ids n_typo, n_typo2 (`harvester outbox` lists them)"]
     r = run_cli("--config", str(cfg), "once", env=env)
     assert r.returncode == 1  # the second 400: dead again
     r = run_cli("--config", str(cfg), "once", env=env)
