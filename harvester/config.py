@@ -280,9 +280,12 @@ def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _duration(r: _Reader, k: str, default: float) -> float:
+    """Seconds, given as a number or as a duration ("90s", "15m", "2h", "1d")."""
     v = r.get(k, (str, int, float), None)
-    if v is None:
-        return default
+    return default if v is None else _seconds(r, k, v)
+
+
+def _seconds(r: _Reader, k: str, v: str | float) -> float:
     if isinstance(v, int | float):
         if v <= 0:
             raise r.error(k, f"must be positive, got {v}")
@@ -443,7 +446,7 @@ def _read_http(r: _Reader | None) -> HttpConfig:
         return HttpConfig()
     h = HttpConfig(
         user_agent=r.get("user_agent", str, DEFAULT_USER_AGENT),
-        timeout=float(_positive(r, "timeout", (int, float), 30.0)),
+        timeout=_duration(r, "timeout", 30.0),
         max_bytes=_positive(r, "max_bytes", int, 10 * 1024 * 1024),
         concurrency=_positive(r, "concurrency", int, 8),
         per_host=_positive(r, "per_host", int, 2),
@@ -475,7 +478,7 @@ def _read_delivery(r: _Reader | None) -> DeliveryConfig:
         max_attempts=_positive(r, "max_attempts", int, 8),
         backoff=_duration(r, "backoff", 30.0),
         backoff_max=_duration(r, "backoff_max", 6 * 3600.0),
-        timeout=float(_positive(r, "timeout", (int, float), 30.0)),
+        timeout=_duration(r, "timeout", 30.0),
     )
     r.finish()
     return d
@@ -547,9 +550,9 @@ def _read_rule(r: _Reader) -> RuleConfig:
 _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
     NotifierKind.EMAIL: {"host": str, "port": int, "security": str, "username_env": str,
                          "password_env": str, "from": str, "to": list, "digest": bool,
-                         "max_per_run": int, "timeout": (int, float)},
+                         "max_per_run": int, "timeout": (str, int, float)},
     NotifierKind.WEBHOOK: {"url": str, "secret_env": str, "max_per_run": int,
-                           "timeout": (int, float)},
+                           "timeout": (str, int, float)},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
 }
 _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
@@ -579,12 +582,13 @@ def _read_notifier(r: _Reader) -> NotifierConfig:
         if ev not in OPERATOR_EVENTS:
             raise r.error(f"events[{i}]",
                           f"expected one of {', '.join(OPERATOR_EVENTS)}, got {ev!r}")
-    options = []
+    opts: dict[str, Any] = {}
     for k, t in _NOTIFIER_OPTIONS[kind].items():
         v = r.get(k, t, None, required=k in _REQUIRED_OPTIONS[kind])
         if v is not None:
-            options.append((k, tuple(v) if isinstance(v, list) else v))
-    opts = dict(options)
+            opts[k] = tuple(v) if isinstance(v, list) else v
+    if "timeout" in opts:  # as every other timeout: seconds, or a duration like "30s"
+        opts["timeout"] = _seconds(r, "timeout", opts["timeout"])
     if kind is NotifierKind.EMAIL:
         if opts.get("security", "starttls") not in ("none", "starttls", "tls"):
             raise r.error("security", f"expected one of none, starttls, tls, got "
@@ -600,7 +604,7 @@ def _read_notifier(r: _Reader) -> NotifierConfig:
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
-                       options=tuple(options))
+                       options=tuple(opts.items()))
     r.finish()
     return n
 

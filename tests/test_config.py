@@ -32,6 +32,17 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
+def test_every_timeout_takes_seconds_or_a_duration(tmp_path: Path):
+    """Like `every` and `grace`: 30 or "30s", wherever a timeout is set."""
+    path = tmp_path / "t.toml"
+    path.write_text('[http]\ntimeout = "2m"\n[delivery]\ntimeout = 12.5\n'
+                    '[[notifiers]]\nname = "hook"\nkind = "webhook"\nurl = "https://h.example/"\n'
+                    'timeout = "5s"\n', "utf-8")
+    config = load_config(path)
+    assert (config.http.timeout, config.delivery.timeout) == (120.0, 12.5)
+    assert config.notifiers[0].option("timeout") == 5.0
+
+
 GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
 
 
@@ -39,7 +50,11 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     (GOOD_SOURCE.replace("url", "urll"), "sources[0].urll", "unknown key (did you mean 'url'?)"),
     (GOOD_SOURCE + "category_from_title = 1\n", "sources[0].category_from_title",
      "expected true or false, got an integer 1"),
-    ('[http]\ntimeout = "30"\n', "http.timeout", "expected an integer or a number, got a string '30'"),
+    ('[http]\ntimeout = "30"\n', "http.timeout",
+     "'30' is not a duration like '90s', '15m', '2h' or '1d'"),
+    ('[http]\ntimeout = true\n', "http.timeout",
+     "expected a string or an integer or a number, got a boolean True"),
+    ('[delivery]\ntimeout = 0\n', "delivery.timeout", "must be positive, got 0"),
     ('[http]\nconcurrency = 0\n', "http.concurrency", "must be positive, got 0"),
     ('[http]\nallow_networks = ["10.1.0.0/16", "intranet"]\n', "http.allow_networks",
      "'intranet' is not an IP network ('intranet' does not appear to be an IPv4 or IPv6 "
@@ -137,6 +152,8 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "expected one of source.failing, source.recovered, got 'source.exploded'"),
     (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
      "expected one of new, changed, got 'deleted'"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\ntimeout = "soon"\n',
+     "notifiers[0].timeout", "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
     (NOTIFIER + 'kind = "console"\nmax_per_run = 0\n', "notifiers[0].max_per_run",
      "must be positive, got 0"),
     ('[delivery]\nbackoff = "soon"\n', "delivery.backoff",
