@@ -225,6 +225,30 @@ def test_webhook_signed_and_retried_until_it_lands(server, icmpd_a, config_for, 
                                          "summary", "first_seen"}
 
 
+def test_a_failing_receiver_gets_one_attempt_a_pass_and_the_rest_wait_untried(
+        server, icmpd_a, config_for, store, receiver):
+    """Three messages to a receiver that answers 503: one request says it is down; the
+    other two are not sent into it (nor would they each wait out a hung one's timeout)."""
+    receiver.answers = [(503, {})] * 3
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        notifiers=webhook_notifier(receiver.url, rules="[]"))
+    two_polls(server, config, store)
+    first = deliver(config, store, NOW, rand=lambda: 0.5)
+    assert (first.sent, first.retrying, first.dead) == (0, 3, 0)
+    assert first.errors == ['hook: HTTP 503 {"error": "no"} (2 more messages held for the '
+                            'next pass)']
+    assert len(receiver.deliveries) == 1
+    tried = receiver.deliveries[0].id
+    rows = {r["id"]: r for r in store.outbox()}
+    assert {i: (r["status"], r["attempts"]) for i, r in rows.items()} == {
+        i: ("pending", 1 if i == tried else 0) for i in rows}
+    receiver.answers = []  # back up: the two untried go at once, the tried one after its backoff
+    assert deliver(config, store, NOW + timedelta(seconds=1)).sent == 2
+    assert deliver(config, store, NOW + timedelta(seconds=31)).sent == 1
+    assert {r["status"] for r in store.outbox()} == {"sent"}
+    assert [d.id for d in receiver.deliveries].count(tried) == 2
+
+
 def test_webhook_429_honours_retry_after_and_410_disables(server, icmpd_a, config_for, store,
                                                           receiver):
     receiver.answers = [(429, {"Retry-After": "120"})]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from ..config import Config, DeliveryConfig, NotifierConfig, NotifierKind
 from ..store import SqliteStore
+from ..words import counted
 from .base import Channel, Message, Outcome, OutcomeKind, message_from_row
 
 log = logging.getLogger("harvester.notify")
@@ -91,42 +92,47 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
         # flood guard: past the limit, one digest — each row still accounted for itself
         digest = bool(cfg.option("digest", False)) or len(messages) > limit
         batches = [messages] if digest else [[m] for m in messages]
-        for batch in batches:
+        for i, batch in enumerate(batches):
             outcome = channel.send(batch, digest=digest)
-            disabled = _settle(store, config.delivery, name, batch, outcome, attempts, now,
-                               rand, report)
+            _settle(store, config.delivery, name, batch, outcome, attempts, now, rand, report)
             settled.update(m.id for m in batch)
-            if disabled:
-                break  # the notifier was disabled: its other rows wait
+            if outcome.kind in (OutcomeKind.RETRY, OutcomeKind.GONE):
+                # Down, overloaded, asking for a pause, or gone: one failed attempt a pass
+                # says so. The other rows wait, untried, for the next pass, rather than each
+                # waiting out the same timeout (ten messages to a hung server: ten timeouts).
+                held = sum(len(b) for b in batches[i + 1:])
+                if held:
+                    report.retrying += held
+                    report.errors[-1] += (f" ({counted(held, 'more message')} held for the "
+                                          "next pass)")
+                break
 
 
 def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequence[Message],
             outcome: Outcome, attempts: Mapping[str, int], now: datetime,
-            rand: Callable[[], float], report: DeliveryReport) -> bool:
+            rand: Callable[[], float], report: DeliveryReport) -> None:
     ids = [m.id for m in batch]
     if outcome.kind is OutcomeKind.SENT:
         store.mark_sent(ids, now, outcome.response)
         report.sent += len(ids)
-        return False
+        return
+    report.errors.append(f"{name}: {outcome.detail}")
     if outcome.kind is OutcomeKind.GONE:
         store.disable_notifier(name, outcome.detail, now)
         log.error("notifier %s disabled: %s", name, outcome.detail)
         report.disabled.append(name)
-        report.errors.append(f"{name}: {outcome.detail}")
         store.mark_failed(ids, outcome.detail, retry_at=now, response=outcome.response)
         report.retrying += len(ids)
-        return True
-    report.errors.append(f"{name}: {outcome.detail}")
+        return
     tried = max(attempts.get(i, 0) for i in ids) + 1
     if outcome.kind is OutcomeKind.DEAD or tried >= delivery.max_attempts:
         store.mark_failed(ids, outcome.detail, retry_at=None, response=outcome.response)
         report.dead += len(ids)
-        return False
+        return
     wait = backoff(tried, delivery, outcome.retry_after, rand)
     store.mark_failed(ids, outcome.detail, retry_at=now + timedelta(seconds=wait),
                       response=outcome.response)
     report.retrying += len(ids)
-    return False
 
 
 __all__ = ["DeliveryReport", "backoff", "deliver", "make_channel"]
