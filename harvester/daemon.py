@@ -1,10 +1,11 @@
 """`harvester run`: the long-running daemon. APScheduler (3.x) lives here and nowhere else.
 
 One job per source on its own `every` (or `cron`), with jitter, max_instances = 1,
-coalescing and a misfire grace; one thread for the outbox, woken by a poll that queued
-something and every `deliver_every` for retries. Every poll goes through
-harvest.fetch_one/process — the same code as `harvester once`. A failing source's next
-poll is pushed out exponentially (or to its Retry-After) and snaps back after a success.
+coalescing and a misfire grace; one delivery job for the outbox, run at start, at once
+after a poll that queued something, and every `deliver_every` for retries. Every poll goes
+through harvest.fetch_one/process — the same code as `harvester once`. A failing source's
+next poll is pushed out exponentially (or to its Retry-After) and snaps back after a
+success.
 SIGTERM/SIGINT let the poll and the delivery in progress finish (within a grace period)
 and exit 0; SIGHUP reloads the config, keeping the old one if the new one is bad. One
 daemon per database, by a lock file beside it.
@@ -18,6 +19,7 @@ import logging
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -103,9 +105,13 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._deliver_now = threading.Event()
+        # a poll that queued something while a delivery pass runs asks it to go round again
+        self._delivery_lock = threading.Lock()
+        self._delivery_running = False
+        self._delivery_again = False
         self.scheduler: Any = None
         self.lock = InstanceLock(config.storage.path)
+        self.forced = False  # stopped with a job still running: see run_daemon
 
     # -- per-thread stores: one SQLite connection per scheduler thread --------------------
 
@@ -151,7 +157,7 @@ class Daemon:
         log.log(logging.WARNING if report.warning else logging.INFO, "%s", report.line(),
                 extra={**extra, "warning": report.warning} if report.warning else extra)
         if report.queued:
-            self._deliver_now.set()  # whoever waits for news hears it now, not in deliver_every
+            self._deliver_soon()  # whoever waits for news hears it now, not in deliver_every
 
     def _backoff(self, src: SourceConfig, failures: int, retry_after: float | None) -> float:
         base = min(self.config.daemon.backoff_max, src.every * 2 ** (failures - 1))
@@ -162,25 +168,35 @@ class Daemon:
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
 
-    def _delivering(self) -> None:
-        """The outbox's own thread: a pass when a poll queued something (and once at start,
-        for rows an earlier run left), else every `deliver_every`, for retries that come due.
-        A kick during a pass is kept, so what it queued gets a pass of its own."""
-        while not self._stop.is_set():
-            self._deliver_now.wait(self.config.daemon.deliver_every)
-            if self._stop.is_set():
+    def _deliver_soon(self) -> None:
+        """Bring the delivery job forward to now; if a pass is running, it goes round once
+        more instead (a second run of the job would be refused by max_instances)."""
+        with self._delivery_lock:
+            if self._delivery_running:
+                self._delivery_again = True
                 return
-            self._deliver_now.clear()
-            try:
-                self.deliver()
-            except HarvesterError as e:  # the store unreadable, say: try again next time
-                log.error("delivery failed: %s", e,
-                          extra={"event": "delivery.failed", "error": str(e)})
-            except Exception as e:  # never let the outbox's thread die of one bad pass
-                log.exception("delivery failed: %s: %s", type(e).__name__, e,
-                              extra={"event": "delivery.failed", "error": str(e)})
+        job = self.scheduler.get_job("deliver") if self.scheduler.running else None
+        if job is not None:  # (None while stopping: what was queued goes at the next start)
+            job.modify(next_run_time=datetime.now(UTC))
 
     def deliver(self) -> None:
+        """The delivery job: a pass over the due outbox rows, again while polls ask for one."""
+        with self._delivery_lock:
+            self._delivery_running = True
+        try:
+            while True:
+                self._deliver_pass()
+                with self._delivery_lock:
+                    if not self._delivery_again:
+                        self._delivery_running = False
+                        return
+                    self._delivery_again = False
+        except BaseException:
+            with self._delivery_lock:
+                self._delivery_running = False
+            raise
+
+    def _deliver_pass(self) -> None:
         store = self.store()
         report = deliver(self.config, store, system_clock())
         self.metrics.observe_delivery(report, store)
@@ -257,11 +273,6 @@ class Daemon:
                                     "database": "writable" if writable else "unwritable",
                                     "sources": len(self.config.sources)}
 
-    def _finish(self, delivering: threading.Thread) -> None:
-        """Let the poll and the delivery pass in progress end; start nothing new."""
-        self.scheduler.shutdown(wait=True)
-        delivering.join()
-
     def run(self) -> int:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -276,8 +287,10 @@ class Daemon:
                 executors={"default": ThreadPoolExecutor(max(2, self.config.http.concurrency))},
                 timezone=UTC)
             self._schedule(self.config, first=True)
-            self._deliver_now.set()  # rows an earlier run left pending go out at start
-            delivering = threading.Thread(target=self._delivering, name="deliver", daemon=True)
+            self.scheduler.add_job(self.deliver, "interval",
+                                   seconds=self.config.daemon.deliver_every, id="deliver",
+                                   max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(UTC))  # what a last run left
             server = None
             if self.http:
                 from .web import serve
@@ -287,7 +300,6 @@ class Daemon:
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
-            delivering.start()
             log.info("running: %s, database %s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      extra={"event": "start"})
@@ -300,8 +312,8 @@ class Daemon:
                      self.config.daemon.grace, extra={"event": "stop"})
             if server is not None:
                 server.shutdown()
-            self._deliver_now.set()  # wakes the outbox's thread, which sees the stop
-            done = threading.Thread(target=self._finish, args=(delivering,), daemon=True)
+            done = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                    daemon=True)
             done.start()
             done.join(self.config.daemon.grace)
             # An unfinished poll's transaction rolls back: nothing half-written. A message
@@ -309,6 +321,7 @@ class Daemon:
             if done.is_alive():
                 log.warning("grace period over; exiting with a poll or a delivery unfinished",
                             extra={"event": "stop.forced"})
+                self.forced = True
             else:
                 for store in self._stores:
                     store.close()  # flushes deferred health rows
@@ -321,8 +334,17 @@ def run_daemon(config_path: str | None, http: str | None, log_format: str) -> in
     setup_logging(log_format)
     config = load_config(config_path)
     started = time.monotonic()
-    code = Daemon(config.path, config, http).run()
+    daemon = Daemon(config.path, config, http)
+    code = daemon.run()
     log.info("stopped after %.0fs", time.monotonic() - started, extra={"event": "stopped"})
+    if daemon.forced:
+        # The scheduler's worker threads would hold the interpreter's exit until the job
+        # ends (a hung server: its whole timeout), past the grace the operator set. Its
+        # transaction rolls back, and a message being sent stays queued: exit now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

@@ -314,6 +314,36 @@ def test_sigterm_lets_the_poll_in_progress_finish(server, tmp_path, running):
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_a_poll_that_outlasts_the_grace_does_not_hold_the_exit(server, tmp_path, running):
+    """The server sits on the request for longer than the grace: the daemon exits 0 when
+    the grace is over, not when the request ends, and stores nothing half-done."""
+    import threading
+
+    arrived, release = threading.Event(), threading.Event()
+
+    def hung(handler):
+        arrived.set()
+        release.wait(30)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/hung", hung)
+    cfg = make_config(tmp_path, BASE.replace('grace = "10s"', 'grace = "1s"')
+                      .replace("timeout = 2", "timeout = 30")
+                      + feed_source("hung", server.url("/hung")))
+    d = running(cfg, http=False)
+    try:
+        d.wait_for(arrived.is_set, what="the hung poll to start")
+        t0 = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+    assert [r["event"] for r in d.logs()][-3:] == ["stop", "stop.forced", "stopped"]
+    db = sqlite3.connect(tmp_path / "h.db")
+    assert db.execute("SELECT count(*) FROM items").fetchone() == (0,)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
 def test_healthz_is_503_when_the_database_is_not_writable(server, icmpd_a, tmp_path, running):
     cfg = make_config(tmp_path, BASE.replace('every = "1s"', 'every = "1h"', 1)
                       + feed_source("icmpd-rss", icmpd_a))
