@@ -208,11 +208,11 @@ class Daemon:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def _trigger(self, src: SourceConfig) -> Any:
+    def _trigger(self, src: SourceConfig, config: Config) -> Any:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        jitter = src.every * self.config.daemon.jitter
+        jitter = src.every * config.daemon.jitter
         if src.cron:
             return CronTrigger.from_crontab(src.cron, timezone=src.timezone)
         return IntervalTrigger(seconds=src.every, jitter=jitter or None, timezone=UTC)
@@ -224,17 +224,20 @@ class Daemon:
             if job.id.startswith("poll:") and name not in wanted:
                 job.remove()
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
+        # [daemon] jitter and misfire_grace shape every source's job
+        timing = first or config.daemon != self.config.daemon
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)
-            if job is not None and old == src:
+            if job is not None and old == src and not timing:
                 continue
             self.scheduler.add_job(
-                self.poll, self._trigger(src), args=[name], id=f"poll:{name}", name=name,
-                replace_existing=True, max_instances=1, coalesce=True,
+                self.poll, self._trigger(src, config), args=[name], id=f"poll:{name}",
+                name=name, replace_existing=True, max_instances=1, coalesce=True,
                 misfire_grace_time=int(config.daemon.misfire_grace),
-                next_run_time=datetime.now(UTC))  # poll at once, then on the trigger
-            if not first:
+                # a new or changed source is polled at once; an unchanged one keeps its turn
+                next_run_time=job.next_run_time if job and old == src else datetime.now(UTC))
+            if not first and old != src:
                 log.info("%s: %s", name, "rescheduled" if job else "added",
                          extra={"source": name, "event": "source.scheduled"})
 
@@ -250,6 +253,13 @@ class Daemon:
                       extra={"event": "reload.failed"})
             return
         self._schedule(config, first=False)
+        if config.daemon.deliver_every != self.config.daemon.deliver_every:
+            self.scheduler.reschedule_job("deliver", trigger="interval",
+                                          seconds=config.daemon.deliver_every)
+        if config.http != self.config.http:  # a poll in progress finishes with the old one
+            from .fetch import Fetcher
+
+            self.fetcher = Fetcher(config.http)
         self.config = config
         log.info("config reloaded: %s", counted(len(config.sources), "source"),
                  extra={"event": "reload", "counts": {"sources": len(config.sources)}})

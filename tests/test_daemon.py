@@ -144,6 +144,21 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert {e["event"] for e in d.logs()} >= {"start", "poll", "delivery", "stop", "stopped"}
 
 
+def test_a_reload_applies_the_http_settings_to_the_next_polls(server, icmpd_a, tmp_path,
+                                                               running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    d = running(cfg, http=False)
+    d.wait_for(lambda: server.hits("/rss"), what="a first poll")
+    assert server.hits("/rss")[0].headers["User-Agent"].startswith("harvester/")
+    cfg.write_text(cfg.read_text().replace("[http]\n", '[http]\nuser_agent = "reloaded/2"\n', 1))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "reload"], what="the reload")
+    n = len(server.hits("/rss"))
+    d.wait_for(lambda: len(server.hits("/rss")) >= n + 2, what="polls after the reload")
+    assert server.hits("/rss")[-1].headers["User-Agent"] == "reloaded/2"
+    assert d.stop() == 0
+
+
 # deliver_every only paces retries: news must not wait for it
 SLOW_RETRIES = BASE.replace('deliver_every = "1s"', 'deliver_every = "1h"')
 
