@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import Config, SourceConfig, load_config
 from .errors import HarvesterError
+from .fetch import Fetcher
 from .harvest import poll_one, system_clock
 from .models import PollStatus
 from .notify import deliver
@@ -225,7 +226,7 @@ class Daemon:
                 job.remove()
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
         # [daemon] jitter and misfire_grace shape every source's job
-        timing = first or config.daemon != self.config.daemon
+        timing = config.daemon != self.config.daemon  # (at start, the same config)
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)
@@ -257,8 +258,6 @@ class Daemon:
             self.scheduler.reschedule_job("deliver", trigger="interval",
                                           seconds=config.daemon.deliver_every)
         if config.http != self.config.http:  # a poll in progress finishes with the old one
-            from .fetch import Fetcher
-
             self.fetcher = Fetcher(config.http)
         self.config = config
         log.info("config reloaded: %s", counted(len(config.sources), "source"),
@@ -286,8 +285,6 @@ class Daemon:
     def run(self) -> int:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
-
-        from .fetch import Fetcher
 
         self.lock.acquire()
         try:
