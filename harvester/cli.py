@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, system_clock
 from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
-from .words import counted
+from .words import counted, duration
 
 
 class _Exit(click.ClickException):
@@ -101,6 +102,9 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
             for err in delivery.errors:
                 emit(f"  {err}")
             failed |= delivery.dead > 0
+            if config.storage.keep_log:
+                with _errors():
+                    store.prune_log(system_clock() - timedelta(seconds=config.storage.keep_log))
     finally:
         if lines:
             click.echo("\n".join(lines), err=True)
@@ -308,12 +312,14 @@ def check(ctx: click.Context) -> None:
     """Validate the configuration and say what would be polled."""
     config = _config(ctx)
     click.echo(f"{config.path}: ok")
-    click.echo(f"database: {config.storage.path}")
+    keep = config.storage.keep_log
+    click.echo(f"database: {config.storage.path}, fetch log "
+               + (f"kept {duration(keep)}" if keep else "kept in full"))
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
-        click.echo(f"source {s.name}: {s.kind.value} {s.url} every {_every(s.every)},"
+        click.echo(f"source {s.name}: {s.kind.value} {s.url} every {duration(s.every)},"
                    f" first run {s.first_run}{state}")
     for r in config.rules:
         parts = []
@@ -328,13 +334,6 @@ def check(ctx: click.Context) -> None:
         what = ", ".join(n.rules) if n.rules else "every item"
         click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"
                    + (f", events {', '.join(n.events)}" if n.events else ""))
-
-
-def _every(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 @cli.command()

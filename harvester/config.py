@@ -55,9 +55,15 @@ class FirstRun:
         return f"latest:{self.n}" if self.mode is FirstRunMode.LATEST else self.mode.value
 
 
+KEEP_LOG = 90 * 86400.0  # the fetch log's default reach: a season of polls to look back on
+
+
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     path: Path
+    # how long a poll's fetch-log row is kept, in seconds; None keeps every row. The log is
+    # the only table that grows with each poll rather than with each item.
+    keep_log: float | None = KEEP_LOG
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +300,21 @@ def _seconds(r: _Reader, k: str, v: str | float) -> float:
         return parse_duration(v)
     except ValueError as e:
         raise r.error(k, str(e)) from None
+
+
+def _keep(r: _Reader, k: str, default: float) -> float | None:
+    """A retention period: a duration, or 0 to keep everything (None)."""
+    v = r.get(k, (str, int, float), None)
+    if v is None:
+        return default
+    if isinstance(v, int | float):
+        if v < 0:
+            raise r.error(k, f"must be a duration, or 0 to keep every row; got {v}")
+        return float(v) or None
+    try:
+        return parse_duration(v)
+    except ValueError as e:
+        raise r.error(k, f"{e}, or 0 to keep every row") from None
 
 
 def _first_run(r: _Reader, k: str, default: FirstRun) -> FirstRun:
@@ -624,9 +645,10 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     file = str(path)
     top = _Reader(data, "", file)
     storage_r = top.sub("storage")
-    db = "harvester.db"
+    db, keep_log = "harvester.db", KEEP_LOG
     if storage_r is not None:
         db = storage_r.get("path", str, db)
+        keep_log = _keep(storage_r, "keep_log", KEEP_LOG)
         storage_r.finish()
     http = _read_http(top.sub("http"))
     defaults = _read_defaults(top.sub("defaults"))
@@ -666,9 +688,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     db_path = Path(os.path.expanduser(os.environ.get(DATABASE_ENV) or db))
     if not db_path.is_absolute():
         db_path = path.parent / db_path
-    return Config(path=path, storage=StorageConfig(db_path), http=http, defaults=defaults,
-                  sources=tuple(sources), rules=tuple(rules), notifiers=tuple(notifiers),
-                  delivery=delivery, daemon=daemon)
+    return Config(path=path, storage=StorageConfig(db_path, keep_log), http=http,
+                  defaults=defaults, sources=tuple(sources), rules=tuple(rules),
+                  notifiers=tuple(notifiers), delivery=delivery, daemon=daemon)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

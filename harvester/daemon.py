@@ -33,7 +33,7 @@ from .harvest import poll_one, system_clock
 from .models import PollStatus
 from .notify import deliver
 from .store import SqliteStore
-from .words import counted
+from .words import counted, duration
 
 log = logging.getLogger("harvester")
 
@@ -207,6 +207,15 @@ class Daemon:
         for err in report.errors:
             log.warning("delivery: %s", err, extra={"event": "delivery.failed", "error": err})
 
+    def prune(self) -> None:
+        """The fetch log's retention ([storage] keep_log), hourly: a few rows each time."""
+        keep = self.config.storage.keep_log
+        if keep:
+            n = self.store().prune_log(system_clock() - timedelta(seconds=keep))
+            if n:
+                log.info("fetch log: %s older than %s removed", counted(n, "row"),
+                         duration(keep), extra={"event": "prune", "counts": {"removed": n}})
+
     # -- scheduling -------------------------------------------------------------------------
 
     def _trigger(self, src: SourceConfig, config: Config) -> Any:
@@ -298,6 +307,9 @@ class Daemon:
                                    seconds=self.config.daemon.deliver_every, id="deliver",
                                    max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(UTC))  # what a last run left
+            self.scheduler.add_job(self.prune, "interval", hours=1, id="prune",
+                                   max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(UTC))
             server = None
             if self.http:
                 from .web import serve

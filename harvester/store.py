@@ -643,6 +643,32 @@ class SqliteStore:
         return self.conn.execute(
             "SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status").fetchall()
 
+    def prune_log(self, before: datetime, batch: int = 10_000) -> int:
+        """Delete the fetch-log rows written before `before`; how many went.
+
+        Rows are appended as time passes, so the old ones are the lowest ids: finding the
+        first row to keep reads only the rows that go, and a run with nothing to prune
+        reads one. Deleted a batch a transaction, so a first prune of a long history
+        never holds the write lock long enough to time out a poll waiting for it."""
+        cutoff = iso_utc(before)
+        try:
+            self.flush()
+            keep = self.conn.execute("SELECT id FROM fetch_log WHERE at >= ? ORDER BY id LIMIT 1",
+                                     (cutoff,)).fetchone()
+            end = keep[0] if keep else (self.conn.execute(
+                "SELECT max(id) FROM fetch_log").fetchone()[0] or 0) + 1
+            low = self.conn.execute("SELECT min(id) FROM fetch_log").fetchone()[0] or end
+            removed = 0
+            while low < end:
+                high = min(end, low + batch)
+                with self._write() as c:
+                    removed += c.execute("DELETE FROM fetch_log WHERE id >= ? AND id < ?",
+                                         (low, high)).rowcount
+                low = high
+            return removed
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot prune the fetch log of {self.path}: {e}") from e
+
     def fetch_log(self, source: str | None = None) -> list[dict[str, Any]]:
         if source:
             return list(self._query("SELECT * FROM fetch_log WHERE source = ? ORDER BY id",

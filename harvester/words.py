@@ -13,4 +13,12 @@ def size(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
 
 
-__all__ = ["counted", "size"]
+def duration(seconds: float) -> str:
+    """'90d', '2h', '15m', '90s': an interval in the config's own spelling."""
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length and seconds % length == 0:
+            return f"{int(seconds // length)}{unit}"
+    return f"{seconds:g}s"
+
+
+__all__ = ["counted", "duration", "size"]

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from harvester.devserver import Response
 
 from .conftest import feed_bytes, feed_source, free_port, make_config, run_cli
@@ -166,13 +168,31 @@ def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+@pytest.mark.parametrize(("keep_log", "left"), [(None, [2, 3, 4]), ("0", [1, 2, 3, 4])])
+def test_once_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path, keep_log, left):
+    """A poll's row in the fetch log is kept `[storage] keep_log` (90 days), then dropped:
+    the one table that grows with every poll does not grow for ever."""
+    http = HTTP.replace('"h.db"\n', f'"h.db"\nkeep_log = {keep_log}\n') if keep_log else HTTP
+    cfg = str(make_config(tmp_path, http + feed_source("icmpd-rss", icmpd_a)))
+    for _ in range(3):
+        assert run_cli("--config", cfg, "once").returncode == 0
+    with sqlite3.connect(tmp_path / "h.db") as db:  # the first poll, long ago
+        db.execute("UPDATE fetch_log SET at = '2000-01-01T00:00:00Z' WHERE id = 1")
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("icmpd-rss: not modified (HTTP 304, ")
+    rows = sqlite3.connect(tmp_path / "h.db").execute(
+        "SELECT id, status FROM fetch_log ORDER BY id").fetchall()
+    assert rows == [(i, "ok" if i == 1 else "not-modified") for i in left]
+
+
 def test_check_describes_what_would_be_polled(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss", every="2h") + NOTIFY)
     r = run_cli("--config", str(cfg), "check")
     assert r.returncode == 0
     assert r.stdout.splitlines() == [
         f"{cfg}: ok",
-        f"database: {tmp_path / 'h.db'}",
+        f"database: {tmp_path / 'h.db'}, fetch log kept 90d",
         "source icmpd-rss: feed https://www.icmpd.org/news-centre/rss every 2h, first run baseline",
         "rule press-release: categories Press Release",
         "rule project-launch: match in title/summary; with exclude",

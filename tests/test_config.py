@@ -43,6 +43,14 @@ def test_every_timeout_takes_seconds_or_a_duration(tmp_path: Path):
     assert config.notifiers[0].option("timeout") == 5.0
 
 
+@pytest.mark.parametrize(("value", "kept"), [
+    (None, 90 * 86400.0), ('"30d"', 30 * 86400.0), ("3600", 3600.0), ("0", None)])
+def test_fetch_log_retention(tmp_path: Path, value, kept):
+    path = tmp_path / "t.toml"
+    path.write_text("[storage]\n" + (f"keep_log = {value}\n" if value else ""), "utf-8")
+    assert load_config(path).storage.keep_log == kept
+
+
 GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
 
 
@@ -84,6 +92,10 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "unknown field 'body' (one of title, summary, content, category, url, author)"),
     ('sources = "x"\n', "sources", "expected a list, got a string 'x'"),
     ('[storag]\npath = "x"\n', "storag", "unknown key (did you mean 'storage'?)"),
+    ('[storage]\nkeep_log = "forever"\n', "storage.keep_log",
+     "'forever' is not a duration like '90s', '15m', '2h' or '1d', or 0 to keep every row"),
+    ('[storage]\nkeep_log = -1\n', "storage.keep_log",
+     "must be a duration, or 0 to keep every row; got -1"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
     expect_error(tmp_path, body, key, problem)

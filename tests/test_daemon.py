@@ -212,6 +212,27 @@ def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
     assert d.stop() == 0
 
 
+def test_the_daemon_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    config = load_config(cfg)
+    store = SqliteStore(config.storage.path)
+    for _ in range(3):
+        list(poll_sources(config, store))
+    with store.conn:  # two polls long ago
+        store.conn.execute("UPDATE fetch_log SET at = '2000-01-01T00:00:00Z' WHERE id < 3")
+    store.close()
+    d = running(cfg, http=False)
+    [record] = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "prune"],
+                          what="the prune")
+    assert (record["message"], record["counts"]) == (
+        "fetch log: 2 rows older than 90d removed", {"removed": 2})
+    assert d.stop() == 0
+    after = SqliteStore(config.storage.path)
+    ids = [r["id"] for r in after.fetch_log()]
+    after.close()
+    assert ids[0] == 3 and len(ids) >= 2  # the third poll's, and the daemon's own
+
+
 def test_sigterm_mid_delivery_exits_after_the_grace_and_the_message_goes_at_next_start(
         server, icmpd_a, tmp_path, running, monkeypatch):
     """A receiver that sits on the request: the daemon does not wait past its grace, and the

@@ -209,11 +209,11 @@ def test_json_lists_are_written_as_json_dumps_writes_them(values):
     assert json.loads(_json_list(values)) == values
 
 
-def _poll(store: SqliteStore, name: str, decide=None) -> None:
+def _poll(store: SqliteStore, name: str, decide=None, now=NOW) -> None:
     """One source's poll through the store's public write path, with nothing to store."""
     from harvester.models import PollPlan, PollReport, PollStatus, SourceState
 
-    store.apply_poll(name, f"http://127.0.0.1/{name}", "feed", NOW,
+    store.apply_poll(name, f"http://127.0.0.1/{name}", "feed", now,
                      PollReport(name, PollStatus.OK), SourceState(name, etag=f'"{name}"'), [],
                      decide or (lambda known: PollPlan((), (), True)))
 
@@ -313,3 +313,24 @@ def test_known_reads_keys_urls_and_titles_in_one_query(server, icmpd_a, config_f
     # found by key: neither its URL nor its title is looked for elsewhere
     assert mine.baseline_done and mine.by_url == {} and mine.by_title == {}
     assert (mine.by_key[first_key].id, mine.by_key[first_key].own) == (first["id"], True)
+
+
+def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_path):
+    store = SqliteStore(tmp_path / "h.db")
+    ages = (120, 100, 95, 91, 89, 10, 0)  # days before NOW, in the order they were logged
+    for i, days in enumerate(ages):
+        _poll(store, f"s{i % 2}", now=NOW - timedelta(days=days))
+    logged = [r["at"] for r in store.fetch_log()]
+
+    # batches of two: the four old rows go in two transactions
+    assert store.prune_log(NOW - timedelta(days=90), batch=2) == 4
+    assert [r["at"] for r in store.fetch_log()] == logged[4:]
+    assert store.prune_log(NOW - timedelta(days=90)) == 0
+    # the sources' health rows are not the log's: both stay, as they were
+    assert [(r["name"], r["last_polled"]) for r in store.sources()] == [
+        ("s0", logged[6]), ("s1", logged[5])]
+    # every row older than the cutoff, up to the newest
+    assert store.prune_log(NOW + timedelta(seconds=1)) == 3
+    assert store.fetch_log() == []
+    assert store.prune_log(NOW) == 0
+    store.close()
