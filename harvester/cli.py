@@ -306,6 +306,38 @@ def sources(ctx: click.Context) -> None:
                    " kept")
 
 
+@cli.command("log")
+@click.option("--source", metavar="NAME", help="Only this source's polls.")
+@click.option("--last", default=20, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="How many of the newest polls.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def log_(ctx: click.Context, source: str | None, last: int, as_json: bool) -> None:
+    """The newest polls, oldest first: when, what came back, what was found, or why it
+    failed, in the words `once` printed. Kept for [storage] keep_log."""
+    config = _config(ctx)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            rows = store.fetch_log(source, last=last)
+        finally:
+            store.close()
+    for row in rows:
+        if as_json:
+            row["baseline"] = bool(row["baseline"])
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        report = PollReport(
+            row["source"], PollStatus(row["status"]), new=row["new"], changed=row["changed"],
+            unchanged=row["unchanged"], queued=row["queued"], baseline=bool(row["baseline"]),
+            http_status=row["http_status"], bytes=row["bytes"],
+            duration=(row["duration_ms"] or 0) / 1000, error=row["error"],
+            warning=row["warning"])
+        click.echo(f"{row['at']}  {report.line()}")
+    if not rows and not as_json:
+        click.echo("no polls logged" + _unknown_names(config, source, None), err=True)
+
+
 @cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:

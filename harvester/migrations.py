@@ -154,4 +154,12 @@ def m006_outbox_claims(db: Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN claimed_until TEXT")
 
 
+@migrations()
+def m007_fetch_log_outcome(db: Database) -> None:
+    """What a poll queued and whether it was a source's silent baseline, so `harvester
+    log` can tell a poll's story in the words `once` printed for it."""
+    db.execute("ALTER TABLE fetch_log ADD COLUMN queued INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE fetch_log ADD COLUMN baseline INTEGER NOT NULL DEFAULT 0")
+
+
 __all__ = ["migrations"]

@@ -38,7 +38,7 @@ from .models import (
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 6  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 7  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
@@ -354,10 +354,11 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, error, warning) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, baseline, error, warning)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
-             report.unchanged, report.error, report.warning))
+             report.unchanged, report.queued, report.baseline, report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None) -> None:
@@ -388,9 +389,7 @@ class SqliteStore:
                     c.execute("UPDATE sources SET baseline_at = COALESCE(baseline_at, ?)"
                               " WHERE name = ?", (ts, source))
                 self._queue(plan.notifications, ts)
-                counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
-                counts[ChangeKind.UNCHANGED] += len(plan.same)
-                self._log(source, ts, _with_counts(report, counts))
+                self._log(source, ts, _outcome(report, plan))
         except sqlite3.Error as e:
             raise StoreError(f"cannot store poll of {source!r}: {e}", source=source, url=url) from e
         return plan
@@ -669,16 +668,24 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreError(f"cannot prune the fetch log of {self.path}: {e}") from e
 
-    def fetch_log(self, source: str | None = None) -> list[dict[str, Any]]:
-        if source:
-            return list(self._query("SELECT * FROM fetch_log WHERE source = ? ORDER BY id",
-                                      [source]))
-        return list(self._query("SELECT * FROM fetch_log ORDER BY id"))
+    def fetch_log(self, source: str | None = None,
+                  last: int | None = None) -> list[dict[str, Any]]:
+        """The log of polls, oldest first: all of it, or the `last` N (of one source)."""
+        where, args = ("WHERE source = ?", [source]) if source else ("", [])
+        # (source, at) is indexed: one source's newest rows come straight off the index
+        newest = "at DESC, id DESC" if source else "id DESC"
+        if last is None:
+            return self._query(f"SELECT * FROM fetch_log {where} ORDER BY id", args)
+        return self._query(f"SELECT * FROM (SELECT * FROM fetch_log {where} ORDER BY {newest}"
+                           " LIMIT ?) ORDER BY id", [*args, last])
 
 
-def _with_counts(report: PollReport, counts: dict[ChangeKind, int]) -> PollReport:
+def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
+    """The poll's report with what its plan did, as the fetch log keeps it."""
+    counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
     return replace(report, new=counts[ChangeKind.NEW], changed=counts[ChangeKind.CHANGED],
-                   unchanged=counts[ChangeKind.UNCHANGED])
+                   unchanged=counts[ChangeKind.UNCHANGED] + len(plan.same),
+                   queued=len(plan.notifications), baseline=plan.baseline)
 
 
 __all__ = ["SqliteStore", "Store"]

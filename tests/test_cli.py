@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -184,6 +185,44 @@ def test_once_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path, keep
     rows = sqlite3.connect(tmp_path / "h.db").execute(
         "SELECT id, status FROM fetch_log ORDER BY id").fetchall()
     assert rows == [(i, "ok" if i == 1 else "not-modified") for i in left]
+
+
+def test_log_tells_each_polls_story_in_the_words_once_printed(server, icmpd_a, tmp_path):
+    server.route("/broken", Response(b"<html>soft 404</html>", content_type="text/html"))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a) + NOTIFY
+                          + feed_source("broken", server.url("/broken"))))
+    printed = []
+    for feed in ("icmpd-2020-05-a.rss", "icmpd-2020-05-b.rss", None):
+        if feed:
+            server.route("/rss", Response(feed_bytes(feed)))
+        r = run_cli("--config", cfg, "once")
+        printed += sorted(line for line in r.stderr.splitlines() if ": " in line
+                          and not line.startswith(("delivery", " ")))
+
+    def timeless(lines):  # a poll's duration is rounded to the millisecond in the log
+        return [re.sub(r" in \d+\.\d\ds\)", " in …s)", x) for x in lines]
+
+    r = run_cli("--config", cfg, "log")
+    assert r.returncode == 0 and r.stderr == ""
+    stamps = [x[:20] for x in r.stdout.splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in stamps)
+    logged = [x[22:] for x in r.stdout.splitlines()]
+    assert sorted(timeless(logged)) == sorted(timeless(printed))
+    assert timeless(x for x in logged if x.startswith("icmpd-rss")) == [
+        "icmpd-rss: baseline: 7 items stored silently (HTTP 200, 22.8 KB in …s)",
+        "icmpd-rss: 3 new, 1 changed, 6 unchanged, 1 notification queued"
+        " (HTTP 200, 35.7 KB in …s)",
+        "icmpd-rss: not modified (HTTP 304, 0 B in …s)"]
+
+    r = run_cli("--config", cfg, "log", "--source", "broken", "--last", "2", "--json")
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(x["source"], x["status"], x["http_status"], x["baseline"]) for x in rows] == [
+        ("broken", "error", 200, False)] * 2
+    assert rows[0]["id"] < rows[1]["id"] and rows[1]["error"].startswith("not a ")
+    r = run_cli("--config", cfg, "log", "--source", "brokn")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        0, "", "no polls logged; no source named 'brokn' in the config"
+               " (sources: icmpd-rss, broken)\n")
 
 
 def test_check_describes_what_would_be_polled(tmp_path):
