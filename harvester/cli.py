@@ -176,6 +176,36 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
             click.echo(f"{'':12}{row['url']}")
 
 
+@cli.command()
+@click.argument("ref", metavar="ID|URL")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: the item, with its earlier versions.")
+@click.pass_context
+def show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """One stored item in full, by id or URL, and what each edit changed."""
+    from .cli_format import describe_item
+    from .urls import canonical_url
+
+    config = _config(ctx)
+    with _errors():
+        store = SqliteStore(config.storage.path)
+        try:
+            # a pasted link still finds its item with a utm_ tag or a fragment on it
+            found = store.items(ref=canonical_url(ref) or ref.strip())
+            shown = [(row, store.item_versions(row["id"])) for row in found]
+        finally:
+            store.close()
+    if not shown:
+        raise _Exit(f"no stored item with id or URL {ref!r} (`harvester items --json` gives"
+                    " ids)", 1)
+    for i, (row, versions) in enumerate(shown):
+        if as_json:
+            out = {**_item_json(row), "content": row["content"], "versions": versions}
+            click.echo(json.dumps(out, ensure_ascii=False))
+        else:
+            click.echo(("\n" if i else "") + describe_item(row, versions))
+
+
 def _unknown_names(config: Config, source: str | None, rule: str | None) -> str:
     """Why a filter may have matched nothing: a name the config does not know (a typo, or
     one since removed, whose stored items would still have been listed)."""

@@ -587,9 +587,14 @@ class SqliteStore:
     # -- reads for people ----------------------------------------------------------------
 
     def items(self, *, source: str | None = None, rule: str | None = None,
-              since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Stored items, newest first; `source` matches any source that has seen the item."""
+              since: str | None = None, limit: int | None = None,
+              ref: str | None = None) -> list[dict[str, Any]]:
+        """Stored items, newest first; `source` matches any source that has seen the item,
+        `ref` an item's id or its canonical URL."""
         where, args = [], []
+        if ref:
+            where.append("(i.id = ? OR i.url = ?)")
+            args += [ref, ref]
         if source:
             where.append("i.id IN (SELECT item_id FROM sightings WHERE source = ?)")
             args.append(source)
@@ -616,6 +621,7 @@ class SqliteStore:
         return rows
 
     def item_versions(self, item_id: str) -> list[dict[str, Any]]:
+        """What an edited item looked like before each edit, oldest first."""
         return list(self._query(
             "SELECT * FROM item_versions WHERE item_id = ? ORDER BY version", [item_id]))
 

@@ -225,6 +225,49 @@ def test_log_tells_each_polls_story_in_the_words_once_printed(server, icmpd_a, t
                " (sources: icmpd-rss, broken)\n")
 
 
+def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    url = ("https://www.icmpd.org/news-centre/news-detail/project-news-ukrainian-border-guards-"
+           "and-customs-officers-optimise-operations-with-support-by-the-e/")
+
+    r = run_cli("--config", cfg, "show", url + "?utm_source=mail#top")  # as pasted from a mail
+    assert (r.returncode, r.stderr) == (0, "")
+    out = r.stdout.splitlines()
+    assert out[:3] == [
+        "Project News · Ukrainian border guards and customs officers optimise operations with"
+        " support by the EU", f"  id          {out[1][14:]}", f"  url         {url}"]
+    assert out[3:7] == ["  published   2020-05-13T10:31:28Z", "  sources     icmpd-rss",
+                        "  rules       project-launch", "  tags        -"]
+    assert out[9:] == [
+        "  version     2 (edited; 1 earlier version kept)", "",
+        "  On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
+        "  analysis and...", "",
+        f"edited {out[14][7:27]} (version 1 → 2):",
+        "  summary changed:",
+        "    -On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
+        "    -analysis and...",
+        "    +On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+        " analysis",
+        "    +and..."]
+
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out[14][7:27])  # when it was edited
+
+    r = run_cli("--config", cfg, "show", out[1][14:], "--json")
+    [item] = [json.loads(x) for x in r.stdout.splitlines()]
+    assert (item["url"], item["version"]) == (url, 2)
+    assert [(v["version"], v["summary"]) for v in item["versions"]] == [
+        (1, "On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+            " analysis and...")]
+
+    r = run_cli("--config", cfg, "show", "i_nope")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "", "harvester: error: no stored item with id or URL 'i_nope' (`harvester items"
+               " --json` gives ids)\n")
+
+
 def test_check_describes_what_would_be_polled(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss", every="2h") + NOTIFY)
     r = run_cli("--config", str(cfg), "check")
