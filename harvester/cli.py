@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .config import Config, load_config
+from .config import Config, SourceConfig, load_config
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, system_clock
@@ -306,9 +306,27 @@ def notify_test(ctx: click.Context, notifier: str) -> None:
     raise _Exit(f"{notifier}: {outcome.kind.value}: {outcome.detail}", 1)
 
 
+_HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "last_error_at",
+                "failing_since", "not_before", "baseline_at")
+
+
+def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None
+                 ) -> dict[str, Any]:
+    failures = row["consecutive_failures"] if row else 0
+    return {"name": name, "configured": configured is not None,
+            "enabled": configured.enabled if configured else None,
+            "kind": configured.kind.value if configured else row and row["kind"],
+            "url": configured.url if configured else row and row["url"],
+            "health": "never polled" if row is None else "failing" if failures else "ok",
+            "consecutive_failures": failures, "items": row["items"] if row else 0,
+            **{k: row[k] if row else None for k in _HEALTH_KEYS}}
+
+
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per source, for monitoring scripts.")
 @click.pass_context
-def sources(ctx: click.Context) -> None:
+def sources(ctx: click.Context, as_json: bool) -> None:
     """Each source's health: last success, last error, failures in a row, items stored."""
     config = _config(ctx)
     with _errors():
@@ -317,6 +335,11 @@ def sources(ctx: click.Context) -> None:
             stored = {r["name"]: r for r in store.sources()}
         finally:
             store.close()
+    if as_json:
+        gone = sorted(set(stored) - {s.name for s in config.sources})
+        for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
+            click.echo(json.dumps(_source_json(name, stored.get(name), src), ensure_ascii=False))
+        return
     for s in config.sources:
         r = stored.get(s.name)
         if r is None:

@@ -111,6 +111,38 @@ def test_sources_counts_items_in_words(server, tmp_path):
                                      "one: no longer configured, 1 item kept"]
 
 
+def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp_path):
+    server.route("/broken", Response(b"", status=500))
+    broken = server.url("/broken")
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                          + feed_source("broken", broken)
+                          + feed_source("later", icmpd_a, enabled=False)))
+    assert run_cli("--config", cfg, "once").returncode == 1
+    r = run_cli("--config", cfg, "sources", "--json")
+    assert r.returncode == 0
+    ok, failing, never = (json.loads(x) for x in r.stdout.splitlines())
+    assert ok["last_polled"] == ok["last_success"] == ok["baseline_at"]
+    assert {k: ok[k] for k in ("name", "configured", "enabled", "kind", "url", "health",
+                               "consecutive_failures", "items", "last_status", "last_error",
+                               "not_before")} == {
+        "name": "icmpd-rss", "configured": True, "enabled": True, "kind": "feed",
+        "url": icmpd_a, "health": "ok", "consecutive_failures": 0, "items": 7,
+        "last_status": "ok", "last_error": None, "not_before": None}
+    assert (failing["health"], failing["consecutive_failures"], failing["last_error"],
+            failing["last_success"]) == ("failing", 1, "HTTP 500 Internal Server Error", None)
+    assert failing["failing_since"] == failing["last_error_at"] == failing["last_polled"]
+    assert never == {"name": "later", "configured": True, "enabled": False, "kind": "feed",
+                     "url": icmpd_a, "health": "never polled", "consecutive_failures": 0,
+                     "items": 0, "last_polled": None, "last_status": None,
+                     "last_success": None, "last_error": None, "last_error_at": None,
+                     "failing_since": None, "not_before": None, "baseline_at": None}
+    cfg = str(make_config(tmp_path, HTTP + feed_source("broken", broken)))
+    r = run_cli("--config", cfg, "sources", "--json")
+    gone = json.loads(r.stdout.splitlines()[1])
+    assert {k: gone[k] for k in ("name", "configured", "enabled", "url", "items")} == {
+        "name": "icmpd-rss", "configured": False, "enabled": None, "url": icmpd_a, "items": 7}
+
+
 def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
                           + feed_source("other", server.url("/none"))))
