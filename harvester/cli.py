@@ -363,16 +363,20 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 @click.option("--source", metavar="NAME", help="Only this source's polls.")
 @click.option("--last", default=20, show_default=True, type=click.IntRange(min=1), metavar="N",
               help="How many of the newest polls.")
+@click.option("--status", type=click.Choice([s.value for s in PollStatus
+                                             if s is not PollStatus.WAITING]),
+              help="Only polls that ended so (error: the failures).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
-def log_(ctx: click.Context, source: str | None, last: int, as_json: bool) -> None:
+def log_(ctx: click.Context, source: str | None, last: int, status: str | None,
+         as_json: bool) -> None:
     """The newest polls, oldest first: when, what came back, what was found, or why it
     failed, in the words `once` printed. Kept for [storage] keep_log."""
     config = _config(ctx)
     with _errors():
         store = SqliteStore(config.storage.path)
         try:
-            rows = store.fetch_log(source, last=last)
+            rows = store.fetch_log(source, last=last, status=status)
         finally:
             store.close()
     for row in rows:

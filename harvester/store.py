@@ -674,10 +674,16 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreError(f"cannot prune the fetch log of {self.path}: {e}") from e
 
-    def fetch_log(self, source: str | None = None,
-                  last: int | None = None) -> list[dict[str, Any]]:
-        """The log of polls, oldest first: all of it, or the `last` N (of one source)."""
-        where, args = ("WHERE source = ?", [source]) if source else ("", [])
+    def fetch_log(self, source: str | None = None, last: int | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+        """The log of polls, oldest first: all of it, or the `last` N (of one source, of
+        one status)."""
+        conds, args = [], []
+        for column, value in (("source", source), ("status", status)):
+            if value:
+                conds.append(f"{column} = ?")
+                args.append(value)
+        where = "WHERE " + " AND ".join(conds) if conds else ""
         # (source, at) is indexed: one source's newest rows come straight off the index
         newest = "at DESC, id DESC" if source else "id DESC"
         if last is None:

@@ -251,6 +251,13 @@ def test_log_tells_each_polls_story_in_the_words_once_printed(server, icmpd_a, t
     assert [(x["source"], x["status"], x["http_status"], x["baseline"]) for x in rows] == [
         ("broken", "error", 200, False)] * 2
     assert rows[0]["id"] < rows[1]["id"] and rows[1]["error"].startswith("not a ")
+    r = run_cli("--config", cfg, "log", "--status", "error", "--last", "2")
+    assert [x[22:] for x in r.stdout.splitlines()] == [
+        "broken: error: not a readable feed (text/html; charset=utf-8 is not an XML media"
+        " type)"] * 2
+    r = run_cli("--config", cfg, "log", "--status", "not-modified")
+    assert timeless(x[22:] for x in r.stdout.splitlines()) == [
+        "icmpd-rss: not modified (HTTP 304, 0 B in …s)"]
     r = run_cli("--config", cfg, "log", "--source", "brokn")
     assert (r.returncode, r.stdout, r.stderr) == (
         0, "", "no polls logged; no source named 'brokn' in the config"
