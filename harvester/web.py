@@ -37,12 +37,16 @@ def _render(store: SqliteStore) -> str:
         f"<li>{e(i['published'][:10])} <b>{e(', '.join(i['rules']))}</b> "
         f"<a href=\"{e(i['url'] or '', quote=True)}\">{e(i['title'])}</a></li>"
         for i in matched if (i["url"] or "").startswith(("http://", "https://")))
+    # a source failing now shows above; these say what failed lately, recovered or not
+    failed = "".join(f"<li>{e(r['at'])} <b>{e(r['source'])}</b>: {e(r['error'] or '')}</li>"
+                     for r in reversed(store.fetch_log(status="error", last=10)))
     counts = ", ".join(f"{st}: {n}" for st, n in store.outbox_counts()) or "empty"
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>harvester</title></head>"
             "<body><h1>harvester</h1><h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
             "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
             f"<th>last error</th></tr>{''.join(rows)}</table>"
             f"<h2>Recent matched items</h2><ul>{items}</ul>"
+            f"<h2>Recent failures</h2><ul>{failed or '<li>none</li>'}</ul>"
             f"<h2>Outbox</h2><p>{e(counts)}</p></body></html>")
 
 

@@ -1,0 +1,28 @@
+"""The daemon's status page, rendered from a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from harvester.models import PollReport, PollStatus
+from harvester.web import _render
+
+from .conftest import NOW
+
+
+def test_status_page_lists_recent_failures_newest_first_and_escaped(store):
+    assert "<h2>Recent failures</h2><ul><li>none</li></ul>" in _render(store)
+    for minutes, error in ((3, "HTTP 503 Service Unavailable"),
+                           (2, "not a readable feed (text/html is not an XML media type)"),
+                           (1, "HTTP 500 <script>alert(1)</script>")):
+        store.record_failure("news", "http://127.0.0.1/news", "feed",
+                             NOW - timedelta(minutes=minutes),
+                             PollReport("news", PollStatus.ERROR, error=error))
+    page = _render(store)
+    assert "<script" not in page
+    failures = page.split("<h2>Recent failures</h2><ul>")[1].split("</ul>")[0]
+    assert failures == (
+        "<li>2020-05-28T07:59:00Z <b>news</b>: HTTP 500 &lt;script&gt;alert(1)&lt;/script&gt;</li>"
+        "<li>2020-05-28T07:58:00Z <b>news</b>: not a readable feed (text/html is not an XML"
+        " media type)</li>"
+        "<li>2020-05-28T07:57:00Z <b>news</b>: HTTP 503 Service Unavailable</li>")
