@@ -9,7 +9,6 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import click
@@ -17,7 +16,7 @@ import click
 from .config import Config, SourceConfig, load_config
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, ParseError
-from .harvest import poll_sources, system_clock
+from .harvest import poll_sources, prune_log, system_clock
 from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
@@ -102,9 +101,8 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
             for err in delivery.errors:
                 emit(f"  {err}")
             failed |= delivery.dead > 0
-            if config.storage.keep_log:
-                with _errors():
-                    store.prune_log(system_clock() - timedelta(seconds=config.storage.keep_log))
+            with _errors():
+                prune_log(config, store, system_clock())
     finally:
         if lines:
             click.echo("\n".join(lines), err=True)

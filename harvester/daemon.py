@@ -29,7 +29,7 @@ from typing import Any
 from .config import Config, SourceConfig, load_config
 from .errors import HarvesterError
 from .fetch import Fetcher
-from .harvest import poll_one, system_clock
+from .harvest import poll_one, prune_log, system_clock
 from .models import PollStatus
 from .notify import deliver
 from .store import SqliteStore
@@ -209,12 +209,11 @@ class Daemon:
 
     def prune(self) -> None:
         """The fetch log's retention ([storage] keep_log), hourly: a few rows each time."""
-        keep = self.config.storage.keep_log
-        if keep:
-            n = self.store().prune_log(system_clock() - timedelta(seconds=keep))
-            if n:
-                log.info("fetch log: %s older than %s removed", counted(n, "row"),
-                         duration(keep), extra={"event": "prune", "counts": {"removed": n}})
+        n = prune_log(self.config, self.store(), system_clock())
+        if n:
+            log.info("fetch log: %s older than %s removed", counted(n, "row"),
+                     duration(self.config.storage.keep_log or 0),
+                     extra={"event": "prune", "counts": {"removed": n}})
 
     # -- scheduling -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, RuleConfig, SourceConfig, SourceKind
@@ -515,5 +515,12 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
     return report
 
 
+def prune_log(config: Config, store: Store, now: datetime) -> int:
+    """Drop the fetch-log rows older than [storage] keep_log (`once` at its end, the daemon
+    hourly); how many went."""
+    keep = config.storage.keep_log
+    return store.prune_log(now - timedelta(seconds=keep)) if keep else 0
+
+
 __all__ = ["Fetched", "Read", "body_fingerprint", "poll_one", "poll_sources", "process",
-           "read_body", "record", "system_clock"]
+           "prune_log", "read_body", "record", "system_clock"]
