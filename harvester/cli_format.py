@@ -1,37 +1,15 @@
-"""Words for people: how a change reads in the demo, on the console and in `show`."""
+"""Words for people: how a change reads in the demo and in `show`."""
 
 from __future__ import annotations
 
-import difflib
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .edits import field_changes
 from .models import Change, ChangeKind
 from .store import SqliteStore
-from .text import html_to_text
 from .words import counted
-
-# what `show` compares between an item's versions, in the order it says them
-VERSIONED = ("title", "category", "url", "published", "summary", "content")
-
-
-def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
-                  fields: Sequence[str] = VERSIONED) -> Iterator[tuple[str, list[str]]]:
-    """Each field that differs, with its line diff (wrapped at 90 columns; the content's
-    text, since its markup would bury the words)."""
-    for field in fields:
-        old, new = before.get(field) or "", after.get(field) or ""
-        if old == new:
-            continue
-        if field == "content":
-            old, new = html_to_text(old), html_to_text(new)
-            if old == new:
-                yield "content (markup only)", []
-                continue
-        yield field, [d for d in difflib.unified_diff(textwrap.wrap(old, 90),
-                                                      textwrap.wrap(new, 90), lineterm="", n=0)
-                      if not d.startswith(("---", "+++", "@@"))]
 
 
 def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
@@ -43,9 +21,9 @@ def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
         versions = store.item_versions(ch.item_id)
         if versions:
             now = {"title": it.title, "summary": it.summary}
-            for field, diff in field_changes(versions[-1], now, ("title", "summary")):
-                lines.append(f"          {field} changed:")
-                lines += [f"            {d}" for d in diff]
+            for ch in field_changes(versions[-1], now, ("title", "summary")):
+                lines.append(f"          {ch.field} changed:")
+                lines += [f"            {d}" for d in ch.diff]
     return "\n".join(lines)
 
 
@@ -66,7 +44,7 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
     for old, new in zip(versions, [*versions[1:], item], strict=True):
         lines += ["", f"edited {old['recorded_at']} (version {old['version']} → "
                       f"{new['version']}):"]
-        for field, diff in field_changes(old, new):
-            lines.append(f"  {field} changed" + (":" if diff else ""))
-            lines += [f"    {d}" for d in diff]
+        for ch in field_changes(old, new):
+            lines.append(f"  {ch.label} changed" + (":" if ch.diff else ""))
+            lines += [f"    {d}" for d in ch.diff]
     return "\n".join(lines)

@@ -518,7 +518,8 @@ class SqliteStore:
         with self._write() as c:
             rows = self._query(
                 "SELECT o.*, i.title, i.category, i.url, i.published, i.summary, i.content,"
-                " i.first_seen, i.rules, i.source AS item_source FROM outbox o"
+                " i.first_seen, i.rules, i.source AS item_source, i.version,"
+                " i.content_hash AS item_hash FROM outbox o"
                 " LEFT JOIN items i ON i.id = o.item_id"
                 " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
                 " AND o.notifier NOT IN (SELECT name FROM notifier_state"
@@ -626,6 +627,18 @@ class SqliteStore:
         """What an edited item looked like before each edit, oldest first."""
         return list(self._query(
             "SELECT * FROM item_versions WHERE item_id = ? ORDER BY version", [item_id]))
+
+    def versions_of(self, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """item_versions for several items at once (a delivery pass's edits), each item's
+        oldest first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        ids = sorted(set(item_ids))
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            for row in self._query(f"SELECT * FROM item_versions WHERE item_id IN"
+                                   f" ({_marks(len(chunk))}) ORDER BY item_id, version", chunk):
+                out.setdefault(row["item_id"], []).append(row)
+        return out
 
     def sources(self) -> list[dict[str, Any]]:
         """Each stored source's health, with the number of items it has seen."""

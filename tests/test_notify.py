@@ -172,6 +172,22 @@ def test_a_digest_subject_counts_in_words(messages, expected):
     assert subject(messages, digest=True) == expected
 
 
+def test_a_webhook_digest_carries_each_edits_changes():
+    from dataclasses import replace
+
+    from harvester.edits import field_changes
+    from harvester.notify.webhook import payload
+
+    edited = replace(_message("item.changed"), id="n2", changes=field_changes(
+        {"title": "Old", "content": "<p>a b</p>"}, {"title": "New", "content": "<p>a c</p>"}))
+    _, body = payload([_message("item.new"), edited], digest=True, timestamp="1")
+    new, changed = body["data"]["notifications"]
+    assert "changes" not in new
+    assert changed["changes"] == [
+        {"field": "title", "before": "Old", "after": "New", "diff": ["-Old", "+New"]},
+        {"field": "content", "diff": ["-a b", "+a c"]}]
+
+
 @pytest.mark.parametrize(("failures", "expected"), [
     (1, "Source failing: icmpd-rss (1 poll in a row)"),
     (3, "Source failing: icmpd-rss (3 polls in a row)"),
@@ -192,6 +208,63 @@ def test_flood_guard_sends_one_digest(server, icmpd_a, config_for, store, smtp):
     text = msg.get_body(("plain",)).get_content()
     assert text.count("== ") == 3 and GERMANY in text
     assert {r["status"] for r in store.outbox()} == {"sent"}
+
+
+BORDER_GUARDS = "Project News: Ukrainian border guards and customs officers optimise operations" \
+                " with support by the EU"
+KYIV = "On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes" \
+       " analysis and..."
+
+
+def test_an_edits_notification_says_what_that_edit_changed(server, icmpd_a, config_for, store,
+                                                           smtp, receiver):
+    """Email and webhook, for two edits of one item made before either was delivered: each
+    message tells its own edit, not the item as it is now."""
+    edits = email_notifier(smtp.port, on=["changed"]).replace(
+        'rules = ["press-release", "project-launch"]', "rules = []")
+    edits += webhook_notifier(receiver.url, rules="[]", extra='on = ["changed"]\n')
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=edits)
+    two_polls(server, config, store)  # the first edit: "7 of May" → "7 May"
+    again = feed_bytes("icmpd-2020-05-b.rss").replace(b"On 7 May 2020 in Kyiv,",
+                                                      b"On 7 May 2020 in Kyiv (Ukraine),")
+    server.route("/rss", Response(again))
+    later = NOW + timedelta(minutes=1)  # queued after the first edit's: delivered after
+    [report] = poll_sources(config, store, clock=lambda: later)
+    assert (report.changed, report.queued) == (1, 2)
+    assert deliver(config, store, later).sent == 4
+
+    texts = [m.get_body(("plain",)).get_content() for m in smtp.messages]
+    assert [m["Subject"] for m in smtp.messages] == [f"Updated: {BORDER_GUARDS}"] * 2
+    assert texts[0].splitlines()[4:] == [
+        "   summary changed:",
+        "     -On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
+        "     -analysis and...",
+        "     +On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+        " analysis",
+        "     +and..."]
+    assert texts[1].splitlines()[4:] == [
+        "   summary changed:",
+        "     -On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+        " analysis", "     -and...",
+        "     +On 7 May 2020 in Kyiv (Ukraine), ICMPD organized a kick-off meeting on business"
+        " processes", "     +analysis and..."]
+    html = smtp.messages[1].get_body(("html",)).get_content()
+    assert "<p><b>summary changed</b></p>" in html
+    assert ("<ul><li><del>On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business"
+            " processes analysis</del></li><li><del>and...</del></li><li><ins>On 7 May 2020 in"
+            " Kyiv (Ukraine), ICMPD organized") in html
+
+    first, second = (d.body["data"] for d in receiver.deliveries)
+    assert first["changes"] == [{
+        "field": "summary",
+        "before": "On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business"
+                  " processes analysis and...",
+        "after": KYIV,
+        "diff": [line[5:] for line in texts[0].splitlines()[5:]]}]
+    assert (second["changes"][0]["before"], second["changes"][0]["after"]) == (
+        KYIV, KYIV.replace("Kyiv,", "Kyiv (Ukraine),"))
+    # the item itself is as it is now, in both
+    assert first["item"]["summary"] == second["item"]["summary"] == second["changes"][0]["after"]
 
 
 @pytest.fixture

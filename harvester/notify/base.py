@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from ..edits import FieldChange, edit_of, field_changes
 from ..words import counted
 
 
@@ -38,6 +39,7 @@ class Message:
     rules: tuple[str, ...] = ()
     item: dict[str, Any] = field(default_factory=dict)  # id, title, category, url, …
     data: dict[str, Any] = field(default_factory=dict)  # source events: error, failures, since
+    changes: tuple[FieldChange, ...] = ()  # item.changed: what this edit changed
 
     @property
     def is_item(self) -> bool:
@@ -58,18 +60,26 @@ class Message:
         return f"Updated: {text}" if self.event == "item.changed" else text
 
 
-def message_from_row(row: dict[str, Any]) -> Message:
-    """An outbox row joined with its item (store.claim_due) → Message."""
+def message_from_row(row: dict[str, Any], versions: Sequence[dict[str, Any]] = ()) -> Message:
+    """An outbox row joined with its item (store.claim_due) → Message. For item.changed,
+    `versions` are the item's earlier versions: the message says what its edit changed,
+    even if the item has been edited again since."""
     item: dict[str, Any] = {}
     if row.get("item_id") and not str(row["item_id"]).startswith("source:"):
         item = {"id": row["item_id"], "title": row.get("title"), "category": row.get("category"),
                 "url": row.get("url"), "published": row.get("published"),
                 "summary": row.get("summary"), "first_seen": row.get("first_seen")}
+    changes: tuple[FieldChange, ...] = ()
+    if row["event"] == "item.changed" and versions:
+        current = {**row, "content_hash": row.get("item_hash")}
+        edit = edit_of(current, versions, row.get("ref") or "")
+        if edit is not None:
+            changes = field_changes(*edit)
     rules = tuple(json.loads(row["rules"])) if row.get("rules") else ()
     data = json.loads(row["data"]) if row.get("data") else {}
     return Message(id=row["id"], notifier=row["notifier"], event=row["event"],
                    source=row.get("source") or "", created_at=row["created_at"], rules=rules,
-                   item=item, data=data)
+                   item=item, data=data, changes=changes)
 
 
 class Channel(Protocol):

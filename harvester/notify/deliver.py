@@ -69,15 +69,17 @@ def deliver(config: Config, store: SqliteStore, now: datetime, *,
     rows = store.claim_due(now, per_row=config.delivery.timeout)
     settled: set[str] = set()
     try:
-        _deliver(config, store, now, rows, channels, rand, report, settled)
+        versions = store.versions_of([r["item_id"] for r in rows
+                                      if r["event"] == "item.changed"])
+        _deliver(config, store, now, rows, versions, channels, rand, report, settled)
     finally:
         store.release([r["id"] for r in rows if r["id"] not in settled])
     return report
 
 
 def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict],
-             channels: Mapping[str, Channel] | None, rand: Callable[[], float],
-             report: DeliveryReport, settled: set[str]) -> None:
+             versions: Mapping[str, list[dict]], channels: Mapping[str, Channel] | None,
+             rand: Callable[[], float], report: DeliveryReport, settled: set[str]) -> None:
     notifiers = {n.name: n for n in config.notifiers}
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -87,7 +89,7 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
         cfg = notifiers[name]
         channel = (channels or {}).get(name) or make_channel(cfg, config.delivery)
         attempts = {r["id"]: r["attempts"] for r in group}
-        messages = [message_from_row(r) for r in group]
+        messages = [message_from_row(r, versions.get(r["item_id"], ())) for r in group]
         limit = int(cfg.option("max_per_run", DEFAULT_MAX_PER_RUN))
         # flood guard: past the limit, one digest — each row still accounted for itself
         digest = bool(cfg.option("digest", False)) or len(messages) > limit

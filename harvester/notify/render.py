@@ -33,6 +33,9 @@ def plain_text(m: Message) -> str:
             lines.append("   " + m.item["url"])
         if m.item.get("summary"):
             lines.append("   " + m.item["summary"])
+        for ch in m.changes:
+            lines.append(f"   {ch.label} changed" + (":" if ch.diff else ""))
+            lines += [f"     {d}" for d in ch.diff]
     else:
         for k in ("url", "error", "since"):
             if m.data.get(k):
@@ -54,6 +57,12 @@ def _html_one(m: Message) -> str:
         # stored URLs are canonical http(s) only; escape anyway, never trust a field
         if url.startswith(("http://", "https://")):
             parts.append(f'<p><a href="{e(url, quote=True)}">{e(url)}</a></p>')
+        for ch in m.changes:
+            parts.append(f"<p><b>{e(ch.label)} changed</b></p>")
+            if ch.diff:
+                parts.append("<ul>" + "".join(
+                    f"<li><del>{e(d[1:])}</del></li>" if d.startswith("-")
+                    else f"<li><ins>{e(d[1:])}</ins></li>" for d in ch.diff) + "</ul>")
     else:
         for k in ("url", "error", "since"):
             if m.data.get(k):

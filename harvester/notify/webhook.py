@@ -44,6 +44,14 @@ def _item(m: Message) -> dict[str, Any]:
     return {k: m.item.get(k) for k in keys}
 
 
+def _changes(m: Message) -> list[dict[str, Any]]:
+    """What an item.changed's edit changed: each field's old and new value, and its line
+    diff (the content's only its diff, as text: the whole article twice is too much)."""
+    return [{"field": ch.field, "diff": list(ch.diff)} if ch.field == "content" else
+            {"field": ch.field, "before": ch.before or None, "after": ch.after or None,
+             "diff": list(ch.diff)} for ch in m.changes]
+
+
 def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[str, dict]:
     """(webhook-id, body) for one message, or for a digest of several."""
     if not digest and len(messages) == 1:
@@ -51,6 +59,8 @@ def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[
         data: dict[str, Any] = {"source": m.source}
         if m.is_item:
             data.update(rules=list(m.rules), item=_item(m))
+            if m.event == "item.changed":
+                data["changes"] = _changes(m)
         else:
             data.update(m.data)
         return m.id, {"type": m.event, "timestamp": timestamp, "data": data}
@@ -58,7 +68,8 @@ def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[
     digest_id = "digest_" + hashlib.sha256(joined).hexdigest()[:24]
     return digest_id, {"type": "digest", "timestamp": timestamp, "data": {"notifications": [
         {"id": m.id, "type": m.event, "source": m.source, "rules": list(m.rules),
-         "item": _item(m)} for m in messages]}}
+         "item": _item(m), **({"changes": _changes(m)} if m.event == "item.changed" else {})}
+        for m in messages]}}
 
 
 class WebhookChannel:

@@ -1,0 +1,54 @@
+"""What an edit changed: which fields, the words that did, and which edit a notification
+is about."""
+
+from __future__ import annotations
+
+import pytest
+
+from harvester.edits import FieldChange, edit_of, field_changes
+
+BEFORE = {"title": "Kick-off in Vienna", "category": "Project News", "url": "https://e.org/a",
+          "published": "2020-05-13T10:31:28Z", "summary": "One two three.",
+          "content": "<p>One <b>two</b> three.</p>"}
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ({}, []),
+    ({"title": "Kick-off in Kyiv"},
+     [("title", "title", ("-Kick-off in Vienna", "+Kick-off in Kyiv"))]),
+    ({"category": None}, [("category", "category", ("-Project News",))]),
+    # the same words in other markup: said, without a diff of tags
+    ({"content": "<div>One <i>two</i> three.</div>"}, [("content", "content (markup only)", ())]),
+    ({"content": "<p>One two four.</p>", "summary": "One two four."},
+     [("summary", "summary", ("-One two three.", "+One two four.")),
+      ("content", "content", ("-One two three.", "+One two four."))]),
+])
+def test_field_changes(edit, expected):
+    changes = field_changes(BEFORE, {**BEFORE, **edit})
+    assert [(c.field, c.label, c.diff) for c in changes] == expected
+
+
+def test_a_contents_change_carries_its_text_not_its_markup():
+    [change] = field_changes(BEFORE, {**BEFORE, "content": "<p>One <b>two</b> four.</p>"})
+    assert change == FieldChange("content", "One two three.", "One two four.",
+                                 ("-One two three.", "+One two four."))
+
+
+def _v(version: int, content_hash: str) -> dict:
+    return {"version": version, "content_hash": content_hash}
+
+
+@pytest.mark.parametrize(("versions", "current", "wanted", "expected"), [
+    ([_v(1, "A")], _v(2, "B"), "B", (1, 2)),
+    # edited again before the first edit's message went: each message keeps its own edit
+    ([_v(1, "A"), _v(2, "B")], _v(3, "C"), "B", (1, 2)),
+    ([_v(1, "A"), _v(2, "B")], _v(3, "C"), "C", (2, 3)),
+    # back and forth: the newest edit to that content
+    ([_v(1, "A"), _v(2, "B")], _v(3, "A"), "A", (2, 3)),
+    # a hash that no edit made (re-computed after a hash version change): nothing to say
+    ([_v(1, "A")], _v(2, "B"), "Z", None),
+    ([], _v(1, "A"), "A", None),
+])
+def test_edit_of_finds_the_edit_a_notification_is_about(versions, current, wanted, expected):
+    found = edit_of(current, versions, wanted)
+    assert (None if found is None else (found[0]["version"], found[1]["version"])) == expected
