@@ -20,7 +20,8 @@ _WIDTH = 90
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field of an edit: its old and new value (the content's as text: a diff of markup
-    buries the words) and the lines that differ, "-old" and "+new"."""
+    buries the words) and the lines that differ, "-old" and "+new" (and " … N more lines"
+    when cut short)."""
 
     field: str
     before: str
@@ -34,8 +35,11 @@ class FieldChange:
 
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
-                  fields: Sequence[str] = VERSIONED) -> tuple[FieldChange, ...]:
-    """Each of `fields` that differs between two versions of an item."""
+                  fields: Sequence[str] = VERSIONED,
+                  max_lines: int | None = None) -> tuple[FieldChange, ...]:
+    """Each of `fields` that differs between two versions of an item; past `max_lines`
+    a field's diff ends in a line saying how many more there were (a rewritten article
+    would otherwise fill a message twice over)."""
     out = []
     for field in fields:
         old, new = before.get(field) or "", after.get(field) or ""
@@ -47,6 +51,8 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
                                                      textwrap.wrap(new, _WIDTH),
                                                      lineterm="", n=0)
                      if not d.startswith(("---", "+++", "@@")))
+        if max_lines is not None and len(diff) > max_lines:
+            diff = (*diff[:max_lines], f" … {len(diff) - max_lines} more lines")
         out.append(FieldChange(field, old, new, diff))
     return tuple(out)
 

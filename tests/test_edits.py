@@ -52,3 +52,13 @@ def _v(version: int, content_hash: str) -> dict:
 def test_edit_of_finds_the_edit_a_notification_is_about(versions, current, wanted, expected):
     found = edit_of(current, versions, wanted)
     assert (None if found is None else (found[0]["version"], found[1]["version"])) == expected
+
+
+def test_a_long_diff_is_cut_short_and_says_by_how_much():
+    old = " ".join(f"word{i}" for i in range(300))  # ~2,000 characters: 24 lines at 90
+    new = " ".join(f"other{i}" for i in range(300))
+    [full] = field_changes({"summary": old}, {"summary": new}, ("summary",))
+    [cut] = field_changes({"summary": old}, {"summary": new}, ("summary",), max_lines=10)
+    assert len(full.diff) > 40
+    assert cut.diff == (*full.diff[:10], f" … {len(full.diff) - 10} more lines")
+    assert (cut.before, cut.after) == (old, new)

@@ -188,6 +188,24 @@ def test_a_webhook_digest_carries_each_edits_changes():
         {"field": "content", "diff": ["-a b", "+a c"]}]
 
 
+def test_a_rewritten_items_message_cuts_its_diff_short():
+    from harvester.notify.base import MAX_DIFF_LINES, message_from_row
+    from harvester.notify.render import html_document
+
+    old = " ".join(f"word{i}" for i in range(1000))
+    new = " ".join(f"other{i}" for i in range(1000))
+    row = {"id": "n1", "notifier": "team", "event": "item.changed", "item_id": "i_1",
+           "ref": "v1:new", "created_at": "2020-05-20T07:41:00Z", "title": "T",
+           "summary": new, "item_hash": "v1:new", "version": 2}
+    m = message_from_row(row, [{"version": 1, "content_hash": "v1:old", "title": "T",
+                                "summary": old}])
+    [change] = m.changes
+    assert len(change.diff) == MAX_DIFF_LINES + 1
+    more = change.diff[-1]
+    assert more.startswith(" … ") and more.endswith(" more lines")
+    assert f"<li>{more[1:]}</li></ul>" in html_document([m])
+
+
 @pytest.mark.parametrize(("failures", "expected"), [
     (1, "Source failing: icmpd-rss (1 poll in a row)"),
     (3, "Source failing: icmpd-rss (3 polls in a row)"),

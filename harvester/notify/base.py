@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from ..edits import FieldChange, edit_of, field_changes
 from ..words import counted
 
+MAX_DIFF_LINES = 40  # of each field an edit changed, in a message
+
 
 class OutcomeKind(StrEnum):
     SENT = "sent"
@@ -74,7 +76,7 @@ def message_from_row(row: dict[str, Any], versions: Sequence[dict[str, Any]] = (
         current = {**row, "content_hash": row.get("item_hash")}
         edit = edit_of(current, versions, row.get("ref") or "")
         if edit is not None:
-            changes = field_changes(*edit)
+            changes = field_changes(*edit, max_lines=MAX_DIFF_LINES)
     rules = tuple(json.loads(row["rules"])) if row.get("rules") else ()
     data = json.loads(row["data"]) if row.get("data") else {}
     return Message(id=row["id"], notifier=row["notifier"], event=row["event"],

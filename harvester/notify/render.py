@@ -60,14 +60,18 @@ def _html_one(m: Message) -> str:
         for ch in m.changes:
             parts.append(f"<p><b>{e(ch.label)} changed</b></p>")
             if ch.diff:
-                parts.append("<ul>" + "".join(
-                    f"<li><del>{e(d[1:])}</del></li>" if d.startswith("-")
-                    else f"<li><ins>{e(d[1:])}</ins></li>" for d in ch.diff) + "</ul>")
+                parts.append("<ul>" + "".join(map(_diff_line, ch.diff)) + "</ul>")
     else:
         for k in ("url", "error", "since"):
             if m.data.get(k):
                 parts.append(f"<p><b>{e(k)}</b>: {e(str(m.data[k]))}</p>")
     return "\n".join(parts)
+
+
+def _diff_line(line: str) -> str:
+    tag = {"-": "del", "+": "ins"}.get(line[:1])
+    body = html.escape(line[1:])
+    return f"<li><{tag}>{body}</{tag}></li>" if tag else f"<li>{body}</li>"
 
 
 def html_document(messages: Sequence[Message]) -> str:
