@@ -573,7 +573,7 @@ _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
                          "password_env": str, "from": str, "to": list, "digest": bool,
                          "max_per_run": int, "timeout": (str, int, float)},
     NotifierKind.WEBHOOK: {"url": str, "secret_env": str, "max_per_run": int,
-                           "timeout": (str, int, float)},
+                           "timeout": (str, int, float), "format": str, "digest": bool},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
 }
 _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
@@ -582,6 +582,8 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
     NotifierKind.CONSOLE: (),
 }
 NOTIFY_ON = ("new", "changed")
+# a webhook's body: the harvester's own JSON, or a chat service's incoming-webhook message
+WEBHOOK_FORMATS = ("standard", "slack", "discord")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
 
@@ -622,6 +624,9 @@ def _read_notifier(r: _Reader) -> NotifierConfig:
                               f"{addr!r} is not a plain e-mail address")
     if kind is NotifierKind.WEBHOOK:
         _http_url(r, "url", opts["url"])
+        if opts.get("format", "standard") not in WEBHOOK_FORMATS:
+            raise r.error("format", f"expected one of {', '.join(WEBHOOK_FORMATS)}, got "
+                                    f"{opts['format']!r}")
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,

@@ -75,6 +75,7 @@ class Delivery:
     signature: str | None
     body: dict
     valid: bool
+    path: str = "/"
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Receiver:
                 valid = receiver.verify(msg_id, stamp, body, sig)
                 with receiver.lock:
                     receiver.deliveries.append(
-                        Delivery(msg_id, stamp, sig, json.loads(body), valid))
+                        Delivery(msg_id, stamp, sig, json.loads(body), valid, self.path))
                     status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
                 if receiver.hold:
                     time.sleep(receiver.hold)

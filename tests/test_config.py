@@ -164,6 +164,8 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "expected one of source.failing, source.recovered, got 'source.exploded'"),
     (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
      "expected one of new, changed, got 'deleted'"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nformat = "teams"\n',
+     "notifiers[0].format", "expected one of standard, slack, discord, got 'teams'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\ntimeout = "soon"\n',
      "notifiers[0].timeout", "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
     (NOTIFIER + 'kind = "console"\nmax_per_run = 0\n', "notifiers[0].max_per_run",

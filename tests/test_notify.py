@@ -206,6 +206,64 @@ def test_a_rewritten_items_message_cuts_its_diff_short():
     assert f"<li>{more[1:]}</li></ul>" in html_document([m])
 
 
+def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a, config_for,
+                                                                  store, receiver):
+    hooks = (webhook_notifier(receiver.url + "/slack", name="slack", rules='["press-release"]',
+                              extra='format = "slack"\n')
+             + webhook_notifier(receiver.url + "/edits", name="edits", rules="[]",
+                                extra='format = "slack"\non = ["changed"]\n')
+             + webhook_notifier(receiver.url + "/discord", name="discord",
+                                extra='format = "discord"\n'))
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=hooks)
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 3
+    bodies = {d.path.rpartition("/")[2]: d.body for d in receiver.deliveries}
+    assert bodies["edits"]["text"].splitlines()[-5:] == [
+        "summary changed:",
+        "    -On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
+        "    -analysis and...",
+        "    +On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+        " analysis", "    +and..."]
+    url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
+           "-migration-organisation-icmpd/")
+    assert bodies["slack"]["text"].splitlines()[:3] == [
+        f"*Press Release: {GERMANY}*", "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        f"<{url}>"]
+    assert set(bodies["discord"]) == {"content", "allowed_mentions"}
+    assert bodies["discord"]["allowed_mentions"] == {"parse": []}
+    assert bodies["discord"]["content"].splitlines()[:3] == [
+        f"**Press Release: {GERMANY}**",
+        "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        url]
+
+
+def _chat(title: str, **item: object) -> Message:
+    return Message(id="n1", notifier="chat", event="item.new", source="news",
+                   created_at="2020-05-20T07:41:00Z", item={"title": title, **item})
+
+
+@pytest.mark.parametrize(("style", "expected"), [
+    ("slack", "*&lt;!channel&gt; Fish &amp; Chips &lt;https://evil.example|click&gt;*"),
+    ("discord", "**\\@everyone \\*\\*Fish\\*\\* & Chips \\[click\\](https://evil.example)**"),
+])
+def test_chat_text_escapes_feed_words_for_the_service(style, expected):
+    from harvester.notify.render import chat_text
+
+    title = ("<!channel> Fish & Chips <https://evil.example|click>" if style == "slack"
+             else "@everyone **Fish** & Chips [click](https://evil.example)")
+    assert chat_text([_chat(title)], False, style).splitlines()[0] == expected
+
+
+@pytest.mark.parametrize("style", ["slack", "discord"])
+def test_a_chat_digest_is_cut_to_what_the_service_takes(style):
+    from harvester.notify.render import CHAT_LIMITS, chat_text
+
+    many = [_chat(f"Item {i}", summary="word " * 100) for i in range(30)]
+    text = chat_text(many, True, style)
+    assert len(text) == CHAT_LIMITS[style] and text.endswith("…")
+    assert text.startswith("harvester: 30 notifications (30 new items)\n\n")
+
+
 @pytest.mark.parametrize(("failures", "expected"), [
     (1, "Source failing: icmpd-rss (1 poll in a row)"),
     (3, "Source failing: icmpd-rss (3 polls in a row)"),

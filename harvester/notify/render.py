@@ -79,6 +79,48 @@ def html_document(messages: Sequence[Message]) -> str:
     return f'<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n'
 
 
+# Chat services read their own markup in a message's text: feed text is escaped for it,
+# so a title can neither format nor mention (Slack's <!channel>) nor fake a link.
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_DISCORD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\*_~`|>[]#@<"})
+CHAT_LIMITS = {"slack": 4000, "discord": 2000}  # characters of text a message may carry
+
+
+def _chat_block(m: Message, style: str) -> list[str]:
+    esc = _SLACK_ESCAPES if style == "slack" else _DISCORD_ESCAPES
+    bold = "*" if style == "slack" else "**"
+    lines = [f"{bold}{m.headline().translate(esc)}{bold}"]
+    if m.is_item:
+        meta = [_when(m.item.get("published")), m.source]
+        if m.rules:
+            meta.append("rules: " + ", ".join(m.rules))
+        lines.append(" · ".join(x for x in meta if x).translate(esc))
+        url = m.item.get("url") or ""
+        if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
+            lines.append(f"<{url.translate(_SLACK_ESCAPES)}>" if style == "slack" else url)
+        if m.item.get("summary"):
+            lines.append(m.item["summary"].translate(esc))
+        for ch in m.changes:
+            lines.append(f"{ch.label} changed" + (":" if ch.diff else ""))
+            lines += [f"    {d}".translate(esc) for d in ch.diff]
+    else:
+        lines += [f"{k}: {m.data[k]}".translate(esc) for k in ("url", "error", "since")
+                  if m.data.get(k)]
+    return lines
+
+
+def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
+    """One chat message ("slack": Slack, Mattermost, Rocket.Chat; "discord") for one
+    notification or a digest, escaped for the service and cut to what it accepts."""
+    blocks = ["\n".join(_chat_block(m, style)) for m in messages]
+    if digest or len(messages) > 1:
+        blocks.insert(0, subject(messages, True).translate(
+            _SLACK_ESCAPES if style == "slack" else _DISCORD_ESCAPES))
+    text = "\n\n".join(blocks)
+    limit = CHAT_LIMITS[style]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         new = sum(1 for m in messages if m.event == "item.new")
@@ -87,4 +129,4 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["header_safe", "html_document", "plain_text", "subject"]
+__all__ = ["CHAT_LIMITS", "chat_text", "header_safe", "html_document", "plain_text", "subject"]

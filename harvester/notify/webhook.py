@@ -24,6 +24,7 @@ import requests
 from ..config import NotifierConfig
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from .base import Message, Outcome, OutcomeKind
+from .render import chat_text
 
 USER_AGENT = "harvester-webhook/0.1"
 
@@ -86,6 +87,12 @@ class WebhookChannel:
         now = int(time.time())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         msg_id, body_obj = payload(messages, digest, stamp)
+        style = self.cfg.option("format", "standard")
+        if style == "slack":
+            body_obj = {"text": chat_text(messages, digest, style)}
+        elif style == "discord":  # no @everyone, role or user pings from a feed's words
+            body_obj = {"content": chat_text(messages, digest, style),
+                        "allowed_mentions": {"parse": []}}
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    "webhook-id": msg_id, "webhook-timestamp": str(now)}
