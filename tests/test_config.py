@@ -51,6 +51,14 @@ def test_fetch_log_retention(tmp_path: Path, value, kept):
     assert load_config(path).storage.keep_log == kept
 
 
+def test_a_webhook_takes_a_chat_format_and_digest(tmp_path: Path):
+    path = tmp_path / "t.toml"
+    path.write_text('[[notifiers]]\nname = "chat"\nkind = "webhook"\nurl = "https://h.example/"\n'
+                    'format = "discord"\ndigest = true\n', "utf-8")
+    [n] = load_config(path).notifiers
+    assert (n.option("format"), n.option("digest")) == ("discord", True)
+
+
 GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
 
 
