@@ -420,7 +420,8 @@ def check(ctx: click.Context) -> None:
     for n in config.notifiers:
         what = ", ".join(n.rules) if n.rules else "every item"
         click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"
-                   + (f", events {', '.join(n.events)}" if n.events else ""))
+                   + (f", events {', '.join(n.events)}" if n.events else "")
+                   + (f", {n.at}" if n.at else ""))
 
 
 @cli.command()

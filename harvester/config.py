@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,45 @@ class RuleConfig:
     sources: tuple[str, ...] = ()
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A notifier's delivery time: every day, or one day a week, at a local time."""
+
+    hour: int
+    minute: int
+    timezone: str = "UTC"
+    weekday: int | None = None  # 0 = Monday; None = every day
+
+    def next_at(self, now: datetime) -> datetime:
+        """The first such time at or after `now` (an aware datetime), in UTC."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        days = 0 if self.weekday is None else (self.weekday - local.weekday()) % 7
+        for extra in (0, 7 if self.weekday is not None else 1):
+            day = local.date() + timedelta(days=days + extra)
+            at = datetime(day.year, day.month, day.day, self.hour, self.minute, tzinfo=zone)
+            if at >= now:
+                return at.astimezone(UTC)
+        raise AssertionError("unreachable: a day or a week on is always later")
+
+    def __str__(self) -> str:
+        day = "day" if self.weekday is None else _WEEKDAYS[self.weekday]
+        return f"every {day} at {self.hour:02d}:{self.minute:02d} ({self.timezone})"
+
+
+def parse_schedule(text: str, timezone: str) -> Schedule:
+    """'08:00' (every day) or 'mon 08:00' (weekly), in `timezone`; ValueError otherwise."""
+    m = re.fullmatch(r"(?:([a-z]{3})[a-z]*\s+)?(\d{1,2}):(\d{2})", text.strip().lower())
+    if not m or int(m.group(2)) > 23 or int(m.group(3)) > 59 or (
+            m.group(1) and m.group(1) not in _WEEKDAYS):
+        raise ValueError(f"{text!r} is not a time like '08:00' or 'mon 08:00'")
+    weekday = _WEEKDAYS.index(m.group(1)) if m.group(1) else None
+    return Schedule(int(m.group(2)), int(m.group(3)), timezone, weekday)
+
+
 @dataclass(frozen=True, slots=True)
 class NotifierConfig:
     """Who hears about what. Channel settings stay in `options` for the channel to read."""
@@ -162,6 +202,7 @@ class NotifierConfig:
     on: tuple[str, ...] = ("new",)
     events: tuple[str, ...] = ()  # operators' events, e.g. "source.failing"
     options: tuple[tuple[str, Any], ...] = ()
+    at: Schedule | None = None  # item news waits for this time, then goes as one digest
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -587,7 +628,7 @@ WEBHOOK_FORMATS = ("standard", "slack", "discord")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
 
-def _read_notifier(r: _Reader) -> NotifierConfig:
+def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
     name = _name(r, r.get("name", str, required=True))
     kind_s = r.get("kind", str, required=True)
     try:
@@ -629,8 +670,15 @@ def _read_notifier(r: _Reader) -> NotifierConfig:
                                     f"{opts['format']!r}")
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
+    at = None
+    if "at" in r.data:
+        zone = _timezone(r, "timezone", timezone)
+        try:
+            at = parse_schedule(r.get("at", str), zone)
+        except ValueError as e:
+            raise r.error("at", str(e)) from None
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
-                       options=tuple(opts.items()))
+                       options=tuple(opts.items()), at=at)
     r.finish()
     return n
 
@@ -678,7 +726,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     notifiers: list[NotifierConfig] = []
     rule_names = {r.name for r in rules}
     for nr in _tables(top, "notifiers"):
-        n = _read_notifier(nr)
+        n = _read_notifier(nr, defaults.timezone)
         if any(o.name == n.name for o in notifiers):
             raise nr.error("name", f"duplicate notifier name {n.name!r}")
         for i, rn in enumerate(n.rules):
@@ -722,6 +770,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 __all__ = [
     "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
     "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind", "RuleConfig",
-    "SourceConfig", "SourceKind", "StorageConfig", "load_config", "parse_config",
-    "parse_duration", "parse_first_run",
+    "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "load_config", "parse_config",
+    "parse_duration", "parse_first_run", "parse_schedule",
 ]

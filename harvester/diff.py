@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
+from .dates import iso_utc
 from .models import HASH_VERSION, Change, ChangeKind, Item, Notification, StoredItem
 from .rules import classify
 
@@ -115,9 +116,11 @@ def _wants(n: NotifierConfig, rules: tuple[str, ...]) -> bool:
 
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
-                       baseline: bool, first_run: FirstRun) -> list[Notification]:
+                       baseline: bool, first_run: FirstRun,
+                       now: datetime | None = None) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
-    `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue."""
+    `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue. A
+    notifier with an `at` time gets its rows due then (from `now`), not at once."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -127,6 +130,8 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         eligible = new
     else:
         eligible = new + [c for c in changes if c.kind is ChangeKind.CHANGED]
+    due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
+           if n.at is not None and now is not None}
     out = []
     for c in eligible:
         kind = c.kind.value  # "new" | "changed"
@@ -135,7 +140,8 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         for n in notifiers:
             if kind in n.on and _wants(n, c.rules):
                 out.append(Notification(notification_id(n.name, c.item_id, event, ref), n.name,
-                                        c.item_id, event, c.item.source, ref))
+                                        c.item_id, event, c.item.source, ref,
+                                        due=due.get(n.name)))
     return out
 
 

@@ -284,7 +284,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                            known.by_title)
             baseline = not known.baseline_done
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
-                                       first_run=src.first_run)
+                                       first_run=src.first_run, now=now)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             return PollPlan(tuple(changes), tuple(notes), baseline, same)
 

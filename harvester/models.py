@@ -149,6 +149,7 @@ class Notification:
     source: str
     ref: str = ""  # what makes a repeat event distinct (the new content hash of a change)
     data: str | None = None  # JSON details of a source event (error, failures, since)
+    due: str | None = None  # when to send it (a notifier's `at`); None: at once
 
 
 @dataclass(frozen=True, slots=True)

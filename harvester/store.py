@@ -343,7 +343,7 @@ class SqliteStore:
         self.conn.executemany(
             "INSERT OR IGNORE INTO outbox (id, notifier, item_id, event, ref, source, data,"
             " created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(n.id, n.notifier, n.item_id, n.event, n.ref, n.source, n.data, ts, ts)
+            [(n.id, n.notifier, n.item_id, n.event, n.ref, n.source, n.data, ts, n.due or ts)
              for n in notes])
         return self.conn.total_changes - before
 

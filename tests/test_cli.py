@@ -321,6 +321,13 @@ def test_check_describes_what_would_be_polled(tmp_path):
     ]
 
 
+def test_check_says_when_a_notifier_with_an_at_time_sends(tmp_path):
+    cfg = make_config(tmp_path, HTTP + NOTIFY + 'at = "mon 7:30"\n')
+    r = run_cli("--config", str(cfg), "check")
+    assert r.stdout.splitlines()[-1] == ("notifier team: console, press-release, project-launch,"
+                                         " on new, every mon at 07:30 (Europe/Vienna)")
+
+
 def test_demo_runs_offline_and_shows_new_and_changed():
     r = run_cli("demo")
     assert r.returncode == 0, r.stderr

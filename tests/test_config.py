@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from harvester.config import FirstRun, FirstRunMode, load_config, parse_duration
+from harvester.config import (
+    FirstRun,
+    FirstRunMode,
+    Schedule,
+    load_config,
+    parse_duration,
+    parse_schedule,
+)
 from harvester.errors import ConfigError
 
 from .conftest import CONFIG_DIR, run_cli
@@ -57,6 +65,32 @@ def test_a_webhook_takes_a_chat_format_and_digest(tmp_path: Path):
                     'format = "discord"\ndigest = true\n', "utf-8")
     [n] = load_config(path).notifiers
     assert (n.option("format"), n.option("digest")) == ("discord", True)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("08:00", Schedule(8, 0, "Europe/Vienna")),
+    ("7:30", Schedule(7, 30, "Europe/Vienna")),
+    ("Mon 07:30", Schedule(7, 30, "Europe/Vienna", 0)),
+    ("sunday 23:59", Schedule(23, 59, "Europe/Vienna", 6)),
+])
+def test_schedules(text, expected):
+    assert parse_schedule(text, "Europe/Vienna") == expected
+
+
+VIENNA_8 = Schedule(8, 0, "Europe/Vienna")
+
+
+@pytest.mark.parametrize(("schedule", "now", "expected"), [
+    (VIENNA_8, "2020-05-28T05:00:00Z", "2020-05-28T06:00:00Z"),  # 07:00 CEST: today
+    (VIENNA_8, "2020-05-28T06:00:00Z", "2020-05-28T06:00:00Z"),  # at the minute: now
+    (VIENNA_8, "2020-05-28T06:00:01Z", "2020-05-29T06:00:00Z"),  # past it: tomorrow
+    (VIENNA_8, "2020-03-28T07:30:00Z", "2020-03-29T06:00:00Z"),  # over the clock change
+    (Schedule(8, 0, "Europe/Vienna", 0), "2020-05-28T05:00:00Z", "2020-06-01T06:00:00Z"),
+    (Schedule(8, 0, "UTC", 3), "2020-05-28T09:00:00Z", "2020-06-04T08:00:00Z"),  # a week on
+])
+def test_a_schedules_next_time(schedule, now, expected):
+    when = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    assert schedule.next_at(when).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
 
 
 GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
@@ -172,6 +206,14 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "expected one of source.failing, source.recovered, got 'source.exploded'"),
     (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
      "expected one of new, changed, got 'deleted'"),
+    (NOTIFIER + 'kind = "console"\nat = "8am"\n', "notifiers[0].at",
+     "'8am' is not a time like '08:00' or 'mon 08:00'"),
+    (NOTIFIER + 'kind = "console"\nat = "25:00"\n', "notifiers[0].at",
+     "'25:00' is not a time like '08:00' or 'mon 08:00'"),
+    (NOTIFIER + 'kind = "console"\nat = "someday 08:00"\n', "notifiers[0].at",
+     "'someday 08:00' is not a time like '08:00' or 'mon 08:00'"),
+    (NOTIFIER + 'kind = "console"\nat = "08:00"\ntimezone = "Mars/Base"\n',
+     "notifiers[0].timezone", "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nformat = "teams"\n',
      "notifiers[0].format", "expected one of standard, slack, discord, got 'teams'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\ntimeout = "soon"\n',

@@ -206,6 +206,26 @@ def test_a_rewritten_items_message_cuts_its_diff_short():
     assert f"<li>{more[1:]}</li></ul>" in html_document([m])
 
 
+def test_a_notifier_with_an_at_time_sends_one_digest_then(server, icmpd_a, config_for, store,
+                                                          smtp):
+    """`at = "08:00"`: the day's news waits in the outbox, visible, and goes as one email
+    at 08:00 in the notifier's time zone (the defaults' Europe/Vienna here)."""
+    daily = email_notifier(smtp.port, at="08:00").replace(
+        'rules = ["press-release", "project-launch"]', "rules = []")
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=daily)
+    two_polls(server, config, store)  # at NOW, 10:00 in Vienna: after today's 08:00
+    rows = store.outbox()
+    assert [(r["status"], r["next_attempt_at"]) for r in rows] == [
+        ("pending", "2020-05-29T06:00:00Z")] * 3
+    assert deliver(config, store, NOW + timedelta(hours=19, minutes=59)).sent == 0
+    assert smtp.messages == []
+    assert deliver(config, store, NOW + timedelta(hours=22)).sent == 3
+    [msg] = smtp.messages
+    assert msg["Subject"] == "harvester: 3 notifications (3 new items)"
+    text = msg.get_body(("plain",)).get_content()
+    assert f"== Press Release: {GERMANY}" in text and text.count("\n== ") == 2
+
+
 def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a, config_for,
                                                                   store, receiver):
     hooks = (webhook_notifier(receiver.url + "/slack", name="slack", rules='["press-release"]',

@@ -92,7 +92,8 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
         messages = [message_from_row(r, versions.get(r["item_id"], ())) for r in group]
         limit = int(cfg.option("max_per_run", DEFAULT_MAX_PER_RUN))
         # flood guard: past the limit, one digest — each row still accounted for itself
-        digest = bool(cfg.option("digest", False)) or len(messages) > limit
+        # a notifier with an `at` time sends what waited for it as one digest, by default
+        digest = bool(cfg.option("digest", cfg.at is not None)) or len(messages) > limit
         batches = [messages] if digest else [[m] for m in messages]
         for i, batch in enumerate(batches):
             outcome = channel.send(batch, digest=digest)
