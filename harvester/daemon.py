@@ -199,13 +199,21 @@ class Daemon:
 
     def _deliver_pass(self) -> None:
         store = self.store()
-        report = deliver(self.config, store, system_clock())
+        now = system_clock()
+        report = deliver(self.config, store, now)
         self.metrics.observe_delivery(report, store)
         if report.sent or report.retrying or report.dead or report.disabled:
             log.info("%s", report.line(), extra={"event": "delivery", "counts": {
                 "sent": report.sent, "retrying": report.retrying, "dead": report.dead}})
         for err in report.errors:
             log.warning("delivery: %s", err, extra={"event": "delivery.failed", "error": err})
+        # A retry's backoff or a notifier's `at` that ends before the timer's next turn
+        # brings the job forward to it. Only rows due later than now: what is due now but
+        # was held back (a channel down) waits for the timer, or a pass would follow a pass.
+        due = store.next_due(now)
+        job = self.scheduler.get_job("deliver") if self.scheduler.running else None
+        if due is not None and job is not None and job.next_run_time > due:
+            job.modify(next_run_time=due)
 
     def prune(self) -> None:
         """The fetch log's retention ([storage] keep_log), hourly: a few rows each time."""

@@ -659,6 +659,15 @@ class SqliteStore:
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         return list(self._query(sql + " ORDER BY created_at, id", args))
 
+    def next_due(self, after: datetime) -> datetime | None:
+        """When the first pending row due later than `after` comes due (a retry's backoff,
+        a notifier's `at`); None when none is."""
+        row = self.conn.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at > ? AND notifier NOT IN (SELECT name FROM notifier_state"
+            " WHERE disabled_at IS NOT NULL)", (iso_utc(after),)).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
     def outbox_counts(self) -> list[tuple[str, int]]:
         return self.conn.execute(
             "SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status").fetchall()

@@ -233,6 +233,27 @@ def test_the_daemon_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path
     assert ids[0] == 3 and len(ids) >= 2  # the third poll's, and the daemon's own
 
 
+def test_a_retry_goes_when_its_backoff_ends_not_at_the_next_deliver_every(
+        server, icmpd_a, tmp_path, running, monkeypatch):
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    receiver = Receiver(secret=b"secret-key-for-tests", answers=[(503, {})])
+    try:
+        cfg = make_config(tmp_path, SLOW_RETRIES + '[delivery]\nbackoff = "2s"\n'
+                          + feed_source("icmpd-rss", icmpd_a, first_run="latest:1")
+                          + webhook_notifier(receiver.url, rules="[]"))
+        d = running(cfg, http=False)
+        d.wait_for(lambda: len(receiver.deliveries) >= 2, timeout=15,
+                   what="the retry, 2 s (±20 %) after the 503, long before deliver_every")
+        first, retry = receiver.deliveries[:2]
+        assert first.id == retry.id
+        assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
+            "delivery: 0 sent, 1 waiting to retry, 0 dead",
+            "delivery: 1 sent, 0 waiting to retry, 0 dead"]
+        assert d.stop() == 0
+    finally:
+        receiver.stop()
+
+
 def test_sigterm_mid_delivery_exits_after_the_grace_and_the_message_goes_at_next_start(
         server, icmpd_a, tmp_path, running, monkeypatch):
     """A receiver that sits on the request: the daemon does not wait past its grace, and the

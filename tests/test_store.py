@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harvester.dates import iso_utc
 from harvester.devserver import Response
 from harvester.store import SqliteStore, claimant
 
@@ -333,4 +334,22 @@ def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_pat
     assert store.prune_log(NOW + timedelta(seconds=1)) == 3
     assert store.fetch_log() == []
     assert store.prune_log(NOW) == 0
+    store.close()
+
+
+def test_next_due_is_the_first_pending_row_due_later_of_a_notifier_not_disabled(tmp_path):
+    store = SqliteStore(tmp_path / "h.db")
+    rows = [("a", "hook", "pending", 0), ("b", "hook", "pending", 30), ("c", "hook", "sent", 10),
+            ("d", "gone", "pending", 5), ("e", "mail", "pending", 60)]
+    with store.conn:
+        store.conn.executemany(
+            "INSERT INTO outbox (id, notifier, item_id, event, created_at, status,"
+            " next_attempt_at) VALUES (?, ?, ?, 'item.new', ?, ?, ?)",
+            [(i, n, i, iso_utc(NOW), st, iso_utc(NOW + timedelta(seconds=s)))
+             for i, n, st, s in rows])
+    store.disable_notifier("gone", "410", NOW)
+    # due now (a held-back row) is not "later"; sent rows and a disabled notifier's never are
+    assert store.next_due(NOW) == NOW + timedelta(seconds=30)
+    assert store.next_due(NOW + timedelta(seconds=30)) == NOW + timedelta(seconds=60)
+    assert store.next_due(NOW + timedelta(seconds=60)) is None
     store.close()
