@@ -21,6 +21,8 @@ from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
 
+ATOM_LIMIT = 50  # a feed reader wants the newest, not the whole history
+
 
 class _Exit(click.ClickException):
     def __init__(self, message: str, code: int):
@@ -141,10 +143,16 @@ def _item_json(row: dict[str, Any]) -> dict[str, Any]:
               help="Only items published on or after DATE (e.g. 2020-05-01).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--atom", is_flag=True,
+              help="An Atom feed of the selection, for a feed reader (50 items unless --limit).")
 @click.pass_context
 def items(ctx: click.Context, source: str | None, rule: str | None, since: str | None,
-          limit: int | None, as_json: bool) -> None:
+          limit: int | None, as_json: bool, atom: bool) -> None:
     """List stored items, newest first."""
+    if as_json and atom:
+        raise click.UsageError("--json and --atom are two formats: choose one")
+    if atom and limit is None:
+        limit = ATOM_LIMIT
     config = _config(ctx)
     since_iso = None
     if since:
@@ -159,6 +167,12 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
             rows = store.items(source=source, rule=rule, since=since_iso, limit=limit)
         finally:
             store.close()
+    if atom:
+        from .atom import atom_feed, selection
+
+        title, feed_id = selection(source, rule)
+        click.echo(atom_feed(rows, title=title, feed_id=feed_id), nl=False)
+        return
     if as_json:
         for row in rows:
             click.echo(json.dumps(_item_json(row), ensure_ascii=False))

@@ -1,4 +1,4 @@
-"""The daemon's small HTTP face: /healthz, /metrics and a plain status page."""
+"""The daemon's small HTTP face: /healthz, /metrics, a plain status page and an Atom feed."""
 
 from __future__ import annotations
 
@@ -41,13 +41,32 @@ def _render(store: SqliteStore) -> str:
     failed = "".join(f"<li>{e(r['at'])} <b>{e(r['source'])}</b>: {e(r['error'] or '')}</li>"
                      for r in reversed(store.fetch_log(status="error", last=10)))
     counts = ", ".join(f"{st}: {n}" for st, n in store.outbox_counts()) or "empty"
-    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>harvester</title></head>"
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>harvester</title>"
+            "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"harvester\""
+            " href=\"/feed.atom\"></head>"
             "<body><h1>harvester</h1><h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
             "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
             f"<th>last error</th></tr>{''.join(rows)}</table>"
             f"<h2>Recent matched items</h2><ul>{items}</ul>"
             f"<h2>Recent failures</h2><ul>{failed or '<li>none</li>'}</ul>"
             f"<h2>Outbox</h2><p>{e(counts)}</p></body></html>")
+
+
+def _feed(daemon: Daemon, query: str) -> bytes:
+    """/feed.atom?rule=…&source=…&limit=…: the selection as `items --atom` gives it."""
+    from urllib.parse import parse_qs
+
+    from .atom import atom_feed, selection
+
+    q = {k: v[-1] for k, v in parse_qs(query).items()}
+    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else 50
+    store = SqliteStore(daemon.config.storage.path)
+    try:
+        rows = store.items(source=q.get("source"), rule=q.get("rule"), limit=min(limit, 1000))
+    finally:
+        store.close()
+    title, feed_id = selection(q.get("source"), q.get("rule"))
+    return atom_feed(rows, title=title, feed_id=feed_id)
 
 
 def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
@@ -67,7 +86,7 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/healthz":
                 ok, detail = daemon.healthy()
                 self._send(200 if ok else 503, json.dumps({"ok": ok, **detail}).encode(),
@@ -77,6 +96,8 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
                            "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/":
                 self._send(200, _page(daemon).encode(), "text/html; charset=utf-8")
+            elif path == "/feed.atom":
+                self._send(200, _feed(daemon, query), "application/atom+xml; charset=utf-8")
             else:
                 self._send(404, b"not found\n", "text/plain")
 

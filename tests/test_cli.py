@@ -68,6 +68,41 @@ def test_once_items_sources_round_trip(server, icmpd_a, tmp_path: Path):
     assert r.stdout.splitlines()[0] == f"icmpd-rss: ok, 10 items  {icmpd_a}"
 
 
+def test_items_atom_is_a_feed_readers_and_our_own_parser_read(server, icmpd_a, tmp_path):
+    import feedparser
+
+    from harvester.parse import parse_feed
+
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    stored = [json.loads(x) for x in run_cli("--config", cfg, "items", "--json").stdout.splitlines()]
+
+    r = run_cli("--config", cfg, "items", "--atom", "--rule", "press-release")
+    assert r.returncode == 0 and r.stdout.startswith("<?xml version='1.0' encoding='utf-8'?>")
+    body = r.stdout.encode()
+    parsed = feedparser.parse(body)
+    assert not parsed.bozo and parsed.version == "atom10"
+    assert parsed.feed.title == "harvester: rule press-release"
+    [entry] = parsed.entries
+    germany = next(x for x in stored if x["rules"] == ["press-release"])
+    assert (entry.id, entry.title, entry.link, entry.published) == (
+        f"urn:harvester:item:{germany['id']}", germany["title"], germany["url"],
+        "2020-05-20T07:41:00Z")
+    assert [t.term for t in entry.tags] == ["Press Release", "press-release"]
+    assert entry.content[0].value.startswith("<p>Vienna 12th May 2020: The number of ICMPD")
+
+    # every item, newest first, read back through the harvester's own feed reader
+    r = run_cli("--config", cfg, "items", "--atom")
+    entries = parse_feed(r.stdout.encode(), url="http://127.0.0.1/feed.atom").entries
+    assert [(e.title, e.link, e.published) for e in entries] == [
+        (x["title"], x["url"], x["published"]) for x in stored]
+
+    r = run_cli("--config", cfg, "items", "--atom", "--json")
+    assert r.returncode == 2 and "--json and --atom are two formats: choose one" in r.stderr
+
+
 def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a, tmp_path):
     server.route("/broken", Response(b"<html>soft 404</html>", content_type="text/html"))
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import feedparser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -118,6 +119,12 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
                what="outbox gauge")
     status, page = d.get("/")
     assert status == 200 and b"icmpd-rss" in page and b"<script" not in page
+    assert b'<link rel="alternate" type="application/atom+xml"' in page
+    status, atom = d.get("/feed.atom?rule=press-release&limit=5")
+    entries = feedparser.parse(atom).entries
+    assert status == 200 and [e.title for e in entries] == [
+        "Germany joins the European migration organisation ICMPD"]
+    assert len(feedparser.parse(d.get("/feed.atom?limit=3")[1]).entries) == 3
     # SIGHUP: a source added to the file is polled without a restart
     server.route("/second", Response(feed_bytes("icmpd-2019-03.rss")))
     cfg.write_text(cfg.read_text() + feed_source("second", server.url("/second")))
