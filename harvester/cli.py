@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -509,6 +510,61 @@ def run(ctx: click.Context, http: str | None, log_format: str) -> None:
         raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
     with _errors():
         ctx.exit(run_daemon(ctx.obj["config_path"], http, log_format))
+
+
+@cli.group()
+def opml() -> None:
+    """Subscription lists from and for feed readers (OPML)."""
+
+
+@opml.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.pass_context
+def opml_import(ctx: click.Context, file: Any) -> None:
+    """Print a [[sources]] block for each feed in FILE ('-': standard input), to paste into
+    the config; feeds the config already has are left out."""
+    from .opml import read_opml, sources_toml
+
+    configured: list[SourceConfig] = []
+    if ctx.obj["config_path"] or Path("harvester.toml").exists():
+        configured = list(_config(ctx).sources)
+    with _errors():
+        subs = read_opml(file.read())
+    have = {s.url for s in configured}
+    seen: set[str] = set()
+    new, already, twice, bad = [], 0, 0, []
+    for sub in subs:
+        if sub.url in have:
+            already += 1
+        elif sub.url in seen:
+            twice += 1
+        elif not sub.url.startswith(("http://", "https://")):
+            bad.append(sub.url)
+        else:
+            new.append(sub)
+        seen.add(sub.url)
+    if new:
+        click.echo(sources_toml(new, {s.name for s in configured}), nl=False)
+    notes = [f"{counted(len(new), 'feed')} as [[sources]] blocks"]
+    if already:
+        notes.append(f"{already} already configured")
+    if twice:
+        notes.append(f"{counted(twice, 'feed')} listed twice, once is enough")
+    notes += [f"not http(s), left out: {url}" for url in bad]
+    click.echo("; ".join(notes), err=True)
+
+
+@opml.command("export")
+@click.pass_context
+def opml_export(ctx: click.Context) -> None:
+    """Print the configured feed sources as OPML, for a feed reader. (Listing pages are
+    not feeds: they are left out.)"""
+    from .config import SourceKind
+    from .opml import Subscription, write_opml
+
+    config = _config(ctx)
+    feeds = [Subscription(s.name, s.url) for s in config.sources if s.kind is SourceKind.FEED]
+    click.echo(write_opml(feeds), nl=False)
 
 
 @cli.command()

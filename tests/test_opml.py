@@ -1,0 +1,74 @@
+"""OPML in and out: a feed reader's export becomes [[sources]] blocks that load as they
+are, and the configured feeds go back out as a subscription list."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from harvester.config import parse_config
+from harvester.opml import read_opml
+
+from .conftest import FIXTURES, feed_source, make_config, run_cli
+
+EXPORT = FIXTURES / "opml" / "reader-export.opml"
+HTTP = '[storage]\npath = "h.db"\n'
+
+
+def test_import_prints_blocks_that_load_beside_the_config(tmp_path: Path):
+    cfg = make_config(tmp_path, HTTP + feed_source("iom-partners-press", "https://other.example/"))
+    r = run_cli("--config", str(cfg), "opml", "import", str(EXPORT))
+    assert r.returncode == 0
+    assert r.stdout == (
+        '[[sources]]  # ICMPD News Centre\nname = "icmpd-news-centre"\nkind = "feed"\n'
+        'url = "https://www.icmpd.org/news-centre/rss"\n\n'
+        '[[sources]]  # IOM & Partners: Press\nname = "iom-partners-press-2"\nkind = "feed"\n'
+        'url = "https://www.iom.example/press.xml"\n\n'
+        # the title was an external entity: never expanded, so the name comes from the URL
+        '[[sources]]\nname = "blog-example-org-feed"\nkind = "feed"\n'
+        'url = "https://blog.example.org/feed/"\n\n'
+        '[[sources]]\nname = "news-example-net-atom-xml"\nkind = "feed"\n'
+        'url = "https://news.example.net/atom.xml"\n')
+    assert r.stderr == ("4 feeds as [[sources]] blocks; 1 feed listed twice, once is enough;"
+                        " not http(s), left out: file:///etc/passwd\n")
+    both = cfg.read_text("utf-8") + "\n" + r.stdout
+    config = parse_config(tomllib.loads(both), cfg)
+    assert [s.name for s in config.sources][-4:] == [
+        "icmpd-news-centre", "iom-partners-press-2", "blog-example-org-feed",
+        "news-example-net-atom-xml"]
+
+    # a second import into the grown config has nothing left to add
+    cfg.write_text(both, "utf-8")
+    r = run_cli("--config", str(cfg), "opml", "import", str(EXPORT))
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("0 feeds as [[sources]] blocks; 5 already configured;")
+
+
+def test_export_then_import_round_trips_the_feeds(tmp_path: Path):
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss")
+                      + '[[sources]]\nname = "icmpd-news"\nkind = "html"\n'
+                        'url = "https://www.icmpd.org/news-centre/"\n[sources.select]\n'
+                        'item = "div.news-item"\ntitle = "h3"\nlink = "h3 a"\n')
+    r = run_cli("--config", str(cfg), "opml", "export")
+    assert r.returncode == 0 and r.stdout.startswith("<?xml version='1.0' encoding='utf-8'?>")
+    # listing pages are not feeds: only the feed goes out
+    assert [(s.title, s.url) for s in read_opml(r.stdout.encode())] == [
+        ("icmpd-rss", "https://www.icmpd.org/news-centre/rss")]
+    exported = tmp_path / "out.opml"
+    exported.write_text(r.stdout, "utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli("opml", "import", str(exported), cwd=empty)  # no config: nothing to avoid
+    assert r.stdout == ('[[sources]]  # icmpd-rss\nname = "icmpd-rss"\nkind = "feed"\n'
+                        'url = "https://www.icmpd.org/news-centre/rss"\n')
+
+
+def test_a_file_that_is_not_opml_is_named_so(tmp_path: Path):
+    rss = FIXTURES / "feeds" / "icmpd-2020-05-a.rss"
+    r = run_cli("opml", "import", str(rss), cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == "harvester: error: not OPML: the document is <rss>, not <opml>\n"
+    binary = tmp_path / "x.opml"
+    binary.write_bytes(b"\x00\x01\x02")
+    r = run_cli("opml", "import", str(binary), cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.startswith("harvester: error: not OPML: ")
