@@ -22,6 +22,13 @@ FIXTURES = ROOT / "fixtures"
 FEEDS = FIXTURES / "feeds"
 CONFIG_DIR = ROOT / "config"
 NOW = datetime(2020, 5, 28, 8, 0, tzinfo=UTC)  # the day after the newest seed item
+# The 27 May feed's edit of the Kyiv item ("7 of May" → "7 May"), as its line diff reads
+KYIV_BEFORE = ("On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business"
+               " processes analysis and...")
+KYIV_DIFF = ["-On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
+             "-analysis and...",
+             "+On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
+             " analysis", "+and..."]
 
 RULES_TOML = (CONFIG_DIR / "icmpd.toml").read_text("utf-8").split("[[rules]]", 1)[1]
 RULES_TOML = "[[rules]]" + RULES_TOML
