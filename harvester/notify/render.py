@@ -22,13 +22,18 @@ def _when(value: str | None) -> str:
     return f"{value[:10]} {value[11:16]} UTC" if value and len(value) >= 16 else (value or "")
 
 
+def _meta(m: Message) -> str:
+    """'2020-05-20 07:41 UTC · icmpd-rss · rules: press-release': an item's when and why."""
+    meta = [_when(m.item.get("published")), m.source]
+    if m.rules:
+        meta.append("rules: " + ", ".join(m.rules))
+    return " · ".join(x for x in meta if x)
+
+
 def plain_text(m: Message) -> str:
     lines = [f"== {m.headline()}"]
     if m.is_item:
-        meta = [_when(m.item.get("published")), m.source]
-        if m.rules:
-            meta.append("rules: " + ", ".join(m.rules))
-        lines.append("   " + " · ".join(x for x in meta if x))
+        lines.append("   " + _meta(m))
         if m.item.get("url"):
             lines.append("   " + m.item["url"])
         if m.item.get("summary"):
@@ -48,10 +53,7 @@ def _html_one(m: Message) -> str:
     parts = [f"<h2>{e(m.headline())}</h2>"]
     if m.is_item:
         url = m.item.get("url") or ""
-        meta = " · ".join(e(x) for x in (_when(m.item.get("published")), m.source) if x)
-        if m.rules:
-            meta += " · rules: " + e(", ".join(m.rules))
-        parts.append(f"<p><small>{meta}</small></p>")
+        parts.append(f"<p><small>{e(_meta(m))}</small></p>")
         if m.item.get("summary"):
             parts.append(f"<p>{e(m.item['summary'])}</p>")
         # stored URLs are canonical http(s) only; escape anyway, never trust a field
@@ -81,23 +83,20 @@ def html_document(messages: Sequence[Message]) -> str:
 
 # Chat services read their own markup in a message's text: feed text is escaped for it,
 # so a title can neither format nor mention (Slack's <!channel>) nor fake a link.
-_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_DISCORD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\*_~`|>[]#@<"})
+_ESCAPES = {"slack": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"}),
+            "discord": str.maketrans({c: "\\" + c for c in "\\*_~`|>[]#@<"})}
 CHAT_LIMITS = {"slack": 4000, "discord": 2000}  # characters of text a message may carry
 
 
 def _chat_block(m: Message, style: str) -> list[str]:
-    esc = _SLACK_ESCAPES if style == "slack" else _DISCORD_ESCAPES
+    esc = _ESCAPES[style]
     bold = "*" if style == "slack" else "**"
     lines = [f"{bold}{m.headline().translate(esc)}{bold}"]
     if m.is_item:
-        meta = [_when(m.item.get("published")), m.source]
-        if m.rules:
-            meta.append("rules: " + ", ".join(m.rules))
-        lines.append(" · ".join(x for x in meta if x).translate(esc))
+        lines.append(_meta(m).translate(esc))
         url = m.item.get("url") or ""
         if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
-            lines.append(f"<{url.translate(_SLACK_ESCAPES)}>" if style == "slack" else url)
+            lines.append(f"<{url.translate(esc)}>" if style == "slack" else url)
         if m.item.get("summary"):
             lines.append(m.item["summary"].translate(esc))
         for ch in m.changes:
@@ -114,8 +113,7 @@ def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
     notification or a digest, escaped for the service and cut to what it accepts."""
     blocks = ["\n".join(_chat_block(m, style)) for m in messages]
     if digest or len(messages) > 1:
-        blocks.insert(0, subject(messages, True).translate(
-            _SLACK_ESCAPES if style == "slack" else _DISCORD_ESCAPES))
+        blocks.insert(0, subject(messages, True).translate(_ESCAPES[style]))
     text = "\n\n".join(blocks)
     limit = CHAT_LIMITS[style]
     return text if len(text) <= limit else text[: limit - 1] + "…"
