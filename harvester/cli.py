@@ -397,13 +397,7 @@ def log_(ctx: click.Context, source: str | None, last: int, status: str | None,
             row["baseline"] = bool(row["baseline"])
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
-        report = PollReport(
-            row["source"], PollStatus(row["status"]), new=row["new"], changed=row["changed"],
-            unchanged=row["unchanged"], queued=row["queued"], baseline=bool(row["baseline"]),
-            http_status=row["http_status"], bytes=row["bytes"],
-            duration=(row["duration_ms"] or 0) / 1000, error=row["error"],
-            warning=row["warning"])
-        click.echo(f"{row['at']}  {report.line()}")
+        click.echo(f"{row['at']}  {PollReport.from_log(row).line()}")
     if not rows and not as_json:
         click.echo("no polls logged" + _unknown_names(config, source, None), err=True)
 
@@ -523,34 +517,21 @@ def opml() -> None:
 def opml_import(ctx: click.Context, file: Any) -> None:
     """Print a [[sources]] block for each feed in FILE ('-': standard input), to paste into
     the config; feeds the config already has are left out."""
-    from .opml import read_opml, sources_toml
+    from .opml import plan_import, read_opml, sources_toml
 
     configured: list[SourceConfig] = []
     if ctx.obj["config_path"] or Path("harvester.toml").exists():
         configured = list(_config(ctx).sources)
     with _errors():
-        subs = read_opml(file.read())
-    have = {s.url for s in configured}
-    seen: set[str] = set()
-    new, already, twice, bad = [], 0, 0, []
-    for sub in subs:
-        if sub.url in have:
-            already += 1
-        elif sub.url in seen:
-            twice += 1
-        elif not sub.url.startswith(("http://", "https://")):
-            bad.append(sub.url)
-        else:
-            new.append(sub)
-        seen.add(sub.url)
-    if new:
-        click.echo(sources_toml(new, {s.name for s in configured}), nl=False)
-    notes = [f"{counted(len(new), 'feed')} as [[sources]] blocks"]
-    if already:
-        notes.append(f"{already} already configured")
-    if twice:
-        notes.append(f"{counted(twice, 'feed')} listed twice, once is enough")
-    notes += [f"not http(s), left out: {url}" for url in bad]
+        plan = plan_import(read_opml(file.read()), (s.url for s in configured))
+    if plan.new:
+        click.echo(sources_toml(plan.new, {s.name for s in configured}), nl=False)
+    notes = [f"{counted(len(plan.new), 'feed')} as [[sources]] blocks"]
+    if plan.already:
+        notes.append(f"{plan.already} already configured")
+    if plan.repeated:
+        notes.append(f"{counted(plan.repeated, 'feed')} listed twice, once is enough")
+    notes += [f"not http(s), left out: {url}" for url in plan.not_http]
     click.echo("; ".join(notes), err=True)
 
 

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from .words import counted, size
 
@@ -183,6 +185,15 @@ class PollReport:
     warning: str | None = None
     retry_after: float | None = None  # the server's Retry-After on a failed fetch, seconds
     changes: tuple[Change, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_log(cls, row: Mapping[str, Any]) -> PollReport:
+        """A poll as the fetch log keeps it (its changes are not kept)."""
+        return cls(row["source"], PollStatus(row["status"]), new=row["new"],
+                   changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
+                   baseline=bool(row["baseline"]), http_status=row["http_status"],
+                   bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
+                   error=row["error"], warning=row["warning"])
 
     def line(self, *, dry_run: bool = False) -> str:
         """What happened, in one line of words: `once` prints it, the daemon logs it. A dry

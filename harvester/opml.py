@@ -47,6 +47,32 @@ def read_opml(body: bytes) -> list[Subscription]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Import:
+    """What an OPML file adds to a config: its new feeds, and what it leaves out."""
+
+    new: tuple[Subscription, ...]
+    already: int  # feeds the config has
+    repeated: int  # listed more than once in the file
+    not_http: tuple[str, ...]  # URLs that are not http(s)
+
+
+def plan_import(subs: Sequence[Subscription], configured_urls: Iterable[str]) -> Import:
+    have, seen = set(configured_urls), set()
+    new, already, repeated, bad = [], 0, 0, []
+    for sub in subs:
+        if sub.url in have:
+            already += 1
+        elif sub.url in seen:
+            repeated += 1
+        elif not sub.url.startswith(("http://", "https://")):
+            bad.append(sub.url)
+        else:
+            new.append(sub)
+        seen.add(sub.url)
+    return Import(tuple(new), already, repeated, tuple(bad))
+
+
 def _name(title: str, url: str, taken: set[str]) -> str:
     """A source name (letters, digits, '-'; up to 64) from a title, else the URL's host,
     made unique among `taken`."""
@@ -79,4 +105,4 @@ def write_opml(subs: Sequence[Subscription], title: str = "harvester") -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
-__all__ = ["Subscription", "read_opml", "sources_toml", "write_opml"]
+__all__ = ["Import", "Subscription", "plan_import", "read_opml", "sources_toml", "write_opml"]
