@@ -625,8 +625,7 @@ class SqliteStore:
 
     def item_versions(self, item_id: str) -> list[dict[str, Any]]:
         """What an edited item looked like before each edit, oldest first."""
-        return list(self._query(
-            "SELECT * FROM item_versions WHERE item_id = ? ORDER BY version", [item_id]))
+        return self.versions_of([item_id]).get(item_id, [])
 
     def versions_of(self, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """item_versions for several items at once (a delivery pass's edits), each item's
