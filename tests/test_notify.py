@@ -174,8 +174,10 @@ def _message(event: str, **data: object) -> Message:
 @pytest.mark.parametrize(("messages", "expected"), [
     ([_message("item.new")], "harvester: 1 notification (1 new item)"),
     ([_message("item.new"), _message("item.changed")],
-     "harvester: 2 notifications (1 new item)"),
-    ([_message("item.changed")] * 3, "harvester: 3 notifications (0 new items)"),
+     "harvester: 2 notifications (1 new item, 1 edited)"),
+    ([_message("item.changed")] * 3, "harvester: 3 notifications (3 edited)"),
+    ([_message("source.failing", failures=3), _message("item.new")],
+     "harvester: 2 notifications (1 new item, 1 source alert)"),
 ])
 def test_a_digest_subject_counts_in_words(messages, expected):
     assert subject(messages, digest=True) == expected

@@ -121,9 +121,14 @@ def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
 
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
-        new = sum(1 for m in messages if m.event == "item.new")
+        # what is in it, so the reader knows before opening: "(3 new items, 1 edited)"
+        events = [m.event for m in messages]
+        new, edited = events.count("item.new"), events.count("item.changed")
+        other = len(events) - new - edited
+        parts = [counted(new, "new item") if new else "", f"{edited} edited" if edited else "",
+                 counted(other, "source alert") if other else ""]
         return header_safe(f"harvester: {counted(len(messages), 'notification')}"
-                           f" ({counted(new, 'new item')})")
+                           f" ({', '.join(p for p in parts if p)})")
     return header_safe(messages[0].headline())
 
 
