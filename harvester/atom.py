@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from lxml import etree
 
@@ -14,13 +15,13 @@ _NS = f"{{{ATOM}}}"
 EPOCH = "1970-01-01T00:00:00Z"
 
 
-def selection(source: str | None, rule: str | None) -> tuple[str, str]:
-    """(title, stable id) of a feed of the items of a source and/or a rule."""
-    parts = [f"{kind} {name}" for kind, name in (("rule", rule), ("source", source)) if name]
+def selection(source: str | None, rule: str | None, search: str | None = None
+              ) -> tuple[str, str]:
+    """(title, stable id) of a feed of the items of a source, a rule and/or a search."""
+    picked = [(k, v) for k, v in (("rule", rule), ("source", source), ("q", search)) if v]
+    parts = [f'search "{v}"' if k == "q" else f"{k} {v}" for k, v in picked]
     title = "harvester: " + (", ".join(parts) if parts else "all items")
-    query = "&".join(f"{kind}={name}" for kind, name in (("rule", rule), ("source", source))
-                     if name)
-    return title, "urn:harvester:items" + (f"?{query}" if query else "")
+    return title, "urn:harvester:items" + (f"?{urlencode(picked)}" if picked else "")
 
 
 def _add(parent: etree._Element, tag: str, text: str | None = None, **attrs: str

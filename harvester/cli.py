@@ -142,13 +142,15 @@ def _item_json(row: dict[str, Any]) -> dict[str, Any]:
 @click.option("--rule", metavar="NAME", help="Only items matching this rule.")
 @click.option("--since", metavar="DATE",
               help="Only items published on or after DATE (e.g. 2020-05-01).")
+@click.option("--search", metavar="WORDS",
+              help="Only items whose title, category, summary or content hold every word.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--atom", is_flag=True,
               help="An Atom feed of the selection, for a feed reader (50 items unless --limit).")
 @click.pass_context
 def items(ctx: click.Context, source: str | None, rule: str | None, since: str | None,
-          limit: int | None, as_json: bool, atom: bool) -> None:
+          search: str | None, limit: int | None, as_json: bool, atom: bool) -> None:
     """List stored items, newest first."""
     if as_json and atom:
         raise click.UsageError("--json and --atom are two formats: choose one")
@@ -165,13 +167,14 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
     with _errors():
         store = SqliteStore(config.storage.path)
         try:
-            rows = store.items(source=source, rule=rule, since=since_iso, limit=limit)
+            rows = store.items(source=source, rule=rule, since=since_iso, limit=limit,
+                               text=search)
         finally:
             store.close()
     if atom:
         from .atom import atom_feed, selection
 
-        title, feed_id = selection(source, rule)
+        title, feed_id = selection(source, rule, search)
         click.echo(atom_feed(rows, title=title, feed_id=feed_id), nl=False)
         return
     if as_json:

@@ -101,6 +101,10 @@ def _json_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(map(_json_string, values)) + "]"
 
 
+def _has(haystack: str | None, word: str) -> bool:
+    return word in (haystack or "").casefold()
+
+
 def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
     return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
                       date_flag=DateFlag(row[5]), own=own)
@@ -149,6 +153,8 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # SQLite's LIKE and lower() fold ASCII only: "über" would miss "Über"
+            conn.create_function("hv_has", 2, _has, deterministic=True)
             self.conn = conn
             # user_version mirrors the applied migrations, so an up-to-date database is
             # recognised without loading sqlite-utils (a third of a cold start's imports)
@@ -591,10 +597,15 @@ class SqliteStore:
 
     def items(self, *, source: str | None = None, rule: str | None = None,
               since: str | None = None, limit: int | None = None,
-              ref: str | None = None) -> list[dict[str, Any]]:
+              ref: str | None = None, text: str | None = None) -> list[dict[str, Any]]:
         """Stored items, newest first; `source` matches any source that has seen the item,
-        `ref` an item's id or its canonical URL."""
+        `ref` an item's id or its canonical URL, `text` items whose title, category,
+        summary or content hold each of its words (in any case, any script)."""
         where, args = [], []
+        for word in (text or "").split():
+            where.append("hv_has(i.title || ' ' || coalesce(i.category, '') || ' ' ||"
+                         " i.summary || ' ' || i.content, ?)")
+            args.append(word.casefold())
         if ref:
             where.append("(i.id = ? OR i.url = ?)")
             args += [ref, ref]

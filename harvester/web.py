@@ -53,7 +53,7 @@ def _render(store: SqliteStore) -> str:
 
 
 def _feed(daemon: Daemon, query: str) -> bytes:
-    """/feed.atom?rule=…&source=…&limit=…: the selection as `items --atom` gives it."""
+    """/feed.atom?rule=…&source=…&q=…&limit=…: the selection as `items --atom` gives it."""
     from urllib.parse import parse_qs
 
     from .atom import atom_feed, selection
@@ -62,10 +62,11 @@ def _feed(daemon: Daemon, query: str) -> bytes:
     limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else 50
     store = SqliteStore(daemon.config.storage.path)
     try:
-        rows = store.items(source=q.get("source"), rule=q.get("rule"), limit=min(limit, 1000))
+        rows = store.items(source=q.get("source"), rule=q.get("rule"), text=q.get("q"),
+                           limit=min(limit, 1000))
     finally:
         store.close()
-    title, feed_id = selection(q.get("source"), q.get("rule"))
+    title, feed_id = selection(q.get("source"), q.get("rule"), q.get("q"))
     return atom_feed(rows, title=title, feed_id=feed_id)
 
 

@@ -76,6 +76,32 @@ def test_once_items_sources_round_trip(server, icmpd_a, tmp_path: Path):
     assert r.stdout.splitlines()[0] == f"icmpd-rss: ok, 10 items  {icmpd_a}"
 
 
+def test_items_search_wants_every_word_in_any_case(server, icmpd_a, tmp_path):
+    server.route("/de", Response(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        "<item><title>ÜBER DIE GRENZE: 100% mehr Zusammenarbeit</title>"
+        "<link>https://example.org/de/1</link></item></channel></rss>".encode()))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                          + feed_source("de", server.url("/de"))))
+    assert run_cli("--config", cfg, "once").returncode == 0
+
+    def found(*words: str) -> list[str]:
+        r = run_cli("--config", cfg, "items", "--json", "--search", " ".join(words))
+        return sorted(json.loads(x)["title"] for x in r.stdout.splitlines())
+
+    assert found("UKRAINIAN") == [
+        "Ukrainian border guards and customs officers optimise operations with support by the EU"]
+    assert found("ukrainian", "trafig") == []  # every word, not any
+    # "ÜBER DIE GRENZE:" became the category (category_from_title), which counts too
+    assert found("über", "100%") == ["100% mehr Zusammenarbeit"]
+    assert found("Kick-off") == [  # the summary counts, not only the title
+        "Ukrainian border guards and customs officers optimise operations with support by the EU"]
+    assert found("nothing-like-this") == []
+    r = run_cli("--config", cfg, "items", "--atom", "--search", "über")
+    assert "<title>harvester: search \"über\"</title>" in r.stdout
+    assert "<id>urn:harvester:items?q=%C3%BCber</id>" in r.stdout
+
+
 def test_items_atom_is_a_feed_readers_and_our_own_parser_read(server, icmpd_a, tmp_path):
     import feedparser
 
