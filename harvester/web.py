@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import threading
@@ -79,12 +80,22 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
+        def _send(self, code: int, body: bytes, ctype: str, etag: str | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            if etag:
+                self.send_header("ETag", etag)
             self.end_headers()
             self.wfile.write(body)
+
+        def _send_feed(self, body: bytes) -> None:
+            # feed readers poll: the same feed again is a 304, as harvester asks of others
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            if etag in (self.headers.get("If-None-Match") or ""):
+                self._send(304, b"", "application/atom+xml; charset=utf-8", etag)
+            else:
+                self._send(200, body, "application/atom+xml; charset=utf-8", etag)
 
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
@@ -98,7 +109,7 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
             elif path == "/":
                 self._send(200, _page(daemon).encode(), "text/html; charset=utf-8")
             elif path == "/feed.atom":
-                self._send(200, _feed(daemon, query), "application/atom+xml; charset=utf-8")
+                self._send_feed(_feed(daemon, query))
             else:
                 self._send(404, b"not found\n", "text/plain")
 

@@ -125,6 +125,12 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert status == 200 and [e.title for e in entries] == [
         "Germany joins the European migration organisation ICMPD"]
     assert len(feedparser.parse(d.get("/feed.atom?limit=3")[1]).entries) == 3
+    # a feed reader asking again with the ETag it was given: 304 while nothing changed
+    parsed = feedparser.parse(f"http://127.0.0.1:{d.port}/feed.atom?rule=press-release")
+    assert parsed.status == 200 and parsed.etag
+    again = feedparser.parse(f"http://127.0.0.1:{d.port}/feed.atom?rule=press-release",
+                             etag=parsed.etag)
+    assert again.status == 304 and again.entries == []
     # SIGHUP: a source added to the file is polled without a restart
     server.route("/second", Response(feed_bytes("icmpd-2019-03.rss")))
     cfg.write_text(cfg.read_text() + feed_source("second", server.url("/second")))
