@@ -103,6 +103,18 @@ def _capped(doc: ParsedDocument, note: str | None) -> ParsedDocument:
     return replace(doc, entries=entries, warning="; ".join(warnings) or None)
 
 
+# A character reference to a UTF-16 surrogate (&#xD800;) names no character: lxml refuses
+# the document (so it comes here), and feedparser would hand on a string nothing can
+# encode. Browsers read it as U+FFFD; so does this.
+_SURROGATE_REF = re.compile(rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*5[5-7]\d{3});")
+
+
+def _replacement_ref(m: re.Match[bytes]) -> bytes:
+    ref = m.group()[2:-1]
+    code = int(ref[1:], 16) if ref[:1] in (b"x", b"X") else int(ref)
+    return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF else m.group()
+
+
 def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = None,
                           source: str | None = None) -> ParsedDocument:
     """The universal path: whatever feedparser reads, however broken. The body is UTF-8
@@ -112,6 +124,7 @@ def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = N
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
+    body = _SURROGATE_REF.sub(_replacement_ref, body)
     try:
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
                                   resolve_relative_uris=False)

@@ -26,8 +26,15 @@ def looks_like_json(body: bytes, content_type: str | None) -> bool:
     return body[:64].lstrip().startswith(b"{")
 
 
+# JSON's \uD83D escapes can leave half of a UTF-16 pair (an emoji cut by a JavaScript
+# substring): not a character, and nothing downstream (nh3, SQLite, UTF-8 output) takes it
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _s(v: Any) -> str | None:
-    return v.strip() or None if isinstance(v, str) else None
+    if not isinstance(v, str):
+        return None
+    return _LONE_SURROGATE.sub("\ufffd", v).strip() or None
 
 
 def _author(item: dict, feed: dict) -> str | None:
