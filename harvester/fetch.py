@@ -18,7 +18,7 @@ import threading
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import MaxRetryError, ResponseError
@@ -30,6 +30,7 @@ from .errors import FetchError, PolicyError
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
 from .transport import DeadlinePassed, PolicyRefusal, Watch, arm, disarm, guarded_pool_manager
+from .urls import join
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/feed+json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
@@ -185,7 +186,12 @@ class Fetcher:
                 resp = self._get(hop, headers, policy, source, watch)
                 try:
                     if resp.status in REDIRECTS and "Location" in resp.headers:
-                        target = urljoin(hop, resp.headers["Location"].strip())
+                        location = resp.headers["Location"].strip()
+                        target = join(hop, location)
+                        if target is None:
+                            raise FetchError(f"redirect to an invalid URL refused: "
+                                             f"{location[:200]}", source=source, url=url,
+                                             status=resp.status)
                     else:
                         return self._result(resp, hop, etag, last_modified, source, watch,
                                             start)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .errors import ParseError
-from .parse.feed import without_dtd
+from .parse.encoding import to_utf8
+from .parse.feed import without_dtd, without_surrogate_refs
 from .text import strip_controls
 
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -31,7 +32,11 @@ def read_opml(body: bytes) -> list[Subscription]:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                              huge_tree=False, recover=True)
     try:
-        root = etree.fromstring(without_dtd(body), parser)
+        # decoded as a feed is (labels reconciled, bad bytes replaced, &#xD800; made
+        # U+FFFD's): lxml's recover mode keeps either in an attribute, which then fails
+        # to read
+        root = etree.fromstring(without_surrogate_refs(without_dtd(to_utf8(body).body)),
+                                parser)
     except etree.XMLSyntaxError as e:
         raise ParseError(f"not OPML: {e}") from e
     if root is None:

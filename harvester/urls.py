@@ -88,11 +88,17 @@ def resolve_link(href: str, base: str) -> str | None:
         # a plain relative path ("fileadmin/pic.jpg"): next to the base document
         directory = base.split("?", 1)[0].split("#", 1)[0]
         return directory[: directory.rfind("/") + 1] + href
+    joined = join(base, href)
+    return joined if joined and joined.startswith(("https://", "http://")) else None
+
+
+def join(base: str, href: str) -> str | None:
+    """urljoin, for hrefs a server wrote: None where the result is no URL at all (a
+    bracketed host that is not an IP address makes urljoin raise)."""
     try:
-        joined = urljoin(base, href)
+        return urljoin(base, href)
     except ValueError:
         return None
-    return joined if joined.startswith(("https://", "http://")) else None
 
 
-__all__ = ["canonical_url", "resolve_link"]
+__all__ = ["canonical_url", "join", "resolve_link"]

@@ -10,11 +10,11 @@ No entity from the document is ever expanded and nothing is fetched.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
 
 from lxml import etree
 
 from ..models import ParsedDocument, RawEntry
+from ..urls import join
 
 _CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _DC = "{http://purl.org/dc/elements/1.1/}"
@@ -166,7 +166,7 @@ def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
             break
     guid = _text(entry.find(_ATOM + "id"))
     if guid and ":" not in guid:
-        guid = urljoin(url, guid)  # feedparser reads an Atom id as a URI reference
+        guid = join(url, guid) or guid  # feedparser reads an Atom id as a URI reference
     author = None
     a = entry.find(_ATOM + "author")
     if a is not None:

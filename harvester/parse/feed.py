@@ -115,6 +115,11 @@ def _replacement_ref(m: re.Match[bytes]) -> bytes:
     return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF else m.group()
 
 
+def without_surrogate_refs(body: bytes) -> bytes:
+    """The document with each reference to a UTF-16 surrogate made U+FFFD's."""
+    return _SURROGATE_REF.sub(_replacement_ref, body)
+
+
 def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = None,
                           source: str | None = None) -> ParsedDocument:
     """The universal path: whatever feedparser reads, however broken. The body is UTF-8
@@ -124,7 +129,7 @@ def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = N
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    body = _SURROGATE_REF.sub(_replacement_ref, body)
+    body = without_surrogate_refs(body)
     try:
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
                                   resolve_relative_uris=False)

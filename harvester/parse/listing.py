@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from urllib.parse import urljoin
 
 from ..models import ParsedDocument, RawEntry
 from ..text import collapse
+from ..urls import canonical_url, join
 from .html import html_document
 
 
@@ -92,15 +92,16 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
                          source=source)
     base = url
     base_el = root.find(".//base[@href]")
-    if base_el is not None:
-        base = urljoin(url, base_el.get("href", "").strip())
+    if base_el is not None:  # a base that is no http(s) URL is passed over
+        base = canonical_url(base_el.get("href", ""), url) or url
     entries, dropped = [], 0
     for node in _compile(select.item)(root):
         title_el = _first(node, select.title)
         link_el = _first(node, select.link)
         title = _text(title_el) if title_el is not None else ""
         href = _href(link_el) if link_el is not None else None
-        if not title or not href:
+        link = join(base, href) if href else None  # None too for an href that is no URL
+        if not title or not link:
             dropped += 1
             continue
         summary_el = _first(node, select.summary)
@@ -108,7 +109,7 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
         category_el = _first(node, select.category)
         category = _text(category_el) if category_el is not None else ""
         entries.append(RawEntry(
-            title=title, link=urljoin(base, href),
+            title=title, link=link,
             summary=_text(summary_el) if summary_el is not None else None,
             published=_text(date_el) if date_el is not None else None,
             categories=(category,) if category else ()))
@@ -116,7 +117,7 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     if select.next:
         nxt = _first(root, select.next)
         href = _href(nxt) if nxt is not None else None
-        next_url = urljoin(base, href) if href else None
+        next_url = join(base, href) if href else None
     lang = root.get("lang")
     return Listing(ParsedDocument(tuple(entries), base_url=base, title=None,
                                   language=lang.strip().lower() if lang else None,
