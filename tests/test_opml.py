@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from harvester.config import parse_config
-from harvester.opml import read_opml
+from harvester.opml import Subscription, read_opml
 
 from .conftest import FIXTURES, feed_source, make_config, run_cli
 
@@ -72,3 +72,10 @@ def test_a_file_that_is_not_opml_is_named_so(tmp_path: Path):
     binary.write_bytes(b"\x00\x01\x02")
     r = run_cli("opml", "import", str(binary), cwd=tmp_path)
     assert r.returncode == 1 and r.stderr.startswith("harvester: error: not OPML: ")
+
+
+def test_broken_bytes_and_references_in_attributes_read_as_replacement_characters():
+    body = ('<?xml version="1.0" encoding="utf-8"?><opml version="2.0"><body>'
+            '<outline text="Caf\xe9 news &#xD800;" xmlUrl="https://e.org/f&#56320;"/>'
+            '</body></opml>').encode("latin-1")  # é as Latin-1 behind a UTF-8 label
+    assert read_opml(body) == [Subscription("Café news \ufffd", "https://e.org/f\ufffd")]
