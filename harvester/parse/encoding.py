@@ -59,9 +59,12 @@ def _codec(label: str | bytes | None) -> str | None:
     if label in ("iso-8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "iso8859-1"):
         return "cp1252"  # as browsers do: these labels mean Windows-1252 on the web
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except LookupError:
         return None
+    # "uu", "base64", "zlib", "rot13"… are codecs too, but not of text: decoding with one
+    # raises (or yields nonsense)
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 def labels(body: bytes, content_type: str | None, html: bool) -> list[tuple[str, str]]:
