@@ -29,7 +29,15 @@ from .config import HttpConfig
 from .errors import FetchError, PolicyError
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
-from .transport import DeadlinePassed, PolicyRefusal, Watch, arm, disarm, guarded_pool_manager
+from .transport import (
+    DeadlinePassed,
+    PolicyRefusal,
+    Watch,
+    arm,
+    disarm,
+    guarded_pool_manager,
+    pause,
+)
 from .urls import join
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
@@ -44,10 +52,23 @@ _CHUNK = 64 * 1024
 class _PoliteRetry(Retry):
     """Waits out a short Retry-After in line; a long one ends the request instead, so the
     scheduler honours it and no request reaches the server before the time it asked for.
-    A garbage or negative Retry-After is ignored (plain backoff)."""
+    A garbage or negative Retry-After is ignored (plain backoff). No wait runs past the
+    request's deadline."""
 
     def parse_retry_after(self, retry_after: str) -> float:
         return retry_after_seconds(retry_after) or 0.0
+
+    def _sleep_backoff(self) -> None:
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            pause(backoff)
+
+    def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            pause(retry_after)
+            return True
+        return False
 
     def increment(self, method: str | None = None, url: str | None = None,
                   response: Any = None, error: Exception | None = None, _pool: Any = None,

@@ -125,6 +125,16 @@ def disarm(w: Watch) -> None:
         _current.watch = None
 
 
+def pause(seconds: float) -> None:
+    """Sleep between a request's attempts, never past its deadline: a request out of time
+    ends at the deadline, not after the backoff (or the short Retry-After) it was in."""
+    w: Watch | None = getattr(_current, "watch", None)
+    if w is not None and w.deadline - time.monotonic() <= seconds:
+        time.sleep(max(0.0, w.deadline - time.monotonic()))
+        raise DeadlinePassed
+    time.sleep(seconds)
+
+
 def _watching(sock: socket.socket | None) -> None:
     w: Watch | None = getattr(_current, "watch", None)
     if w is not None:

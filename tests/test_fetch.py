@@ -115,6 +115,19 @@ def test_the_deadline_covers_the_whole_request_across_retries(server):
     assert time.monotonic() - started < 1.6
 
 
+def test_a_retry_backoff_never_outlasts_the_deadline(server):
+    """503 after 503: the backoff between attempts (0, 0.6, 1.2 s) would carry the third
+    wait past the 1 s deadline; the request ends at the deadline instead."""
+    server.route("/busy", Response(b"busy", status=503, content_type="text/plain",
+                                   conditional=False))
+    fetcher = Fetcher(HttpConfig(timeout=1, retries=3))
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 1s"):
+        fetcher.fetch(server.url("/busy"))
+    assert time.monotonic() - started < 1.4
+    assert len(server.hits("/busy")) == 3
+
+
 def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
     """urllib3 files "connection refused" under its timeout errors; the user must read what
     happened (a server that is down), not "timed out", which sends them to raise timeouts."""
