@@ -274,6 +274,11 @@ class Fetcher:
             if watch.expired:
                 raise FetchError(f"timed out after {self.http.timeout:g}s reading the body",
                                  source=source, url=url, status=resp.status) from e
+            if isinstance(e, urllib3.exceptions.DecodeError):  # the server's fault, not the line's
+                coding = resp.headers.get("Content-Encoding", "")
+                raise FetchError(f"the body is not the {coding} it is labelled: "
+                                 f"{error_reason(e)}", source=source, url=url,
+                                 status=resp.status) from e
             raise FetchError(f"connection broke while reading: {error_reason(e)}", source=source,
                              url=url, status=resp.status) from e
         if watch.expired:  # the reaper's shutdown can look like a clean end of the body
