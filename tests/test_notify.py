@@ -552,6 +552,37 @@ def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver)
         1, f"harvester: error: hook: retry: POST {receiver.url}: timed out after 1s\n")
 
 
+@pytest.mark.parametrize(("answer", "said"), [
+    # a web server on the port given (mailpit's web UI, 8025, for its SMTP port, 1025)
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", "does not answer as an SMTP server (a wrong port?):"
+                                           " '/1.1 400 Bad Request'"),
+    (None, "timed out after 1s"),  # accepts, then says nothing
+])
+def test_notify_test_names_an_smtp_server_that_is_not_one_or_silent(tmp_path, answer, said):
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        if answer:
+            conn.sendall(answer)
+        time.sleep(2)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    mail = email_notifier(port, security="none", timeout=1).replace(
+        'username_env = "HV_SMTP_USER"\npassword_env = "HV_SMTP_PASSWORD"\n', "").replace(
+        'security = "starttls"\n', "")
+    cfg = make_config(tmp_path, HTTP + mail)
+    r = run_cli("--config", str(cfg), "notify-test", "team")
+    listener.close()
+    assert (r.returncode, r.stderr) == (
+        1, f"harvester: error: team: retry: SMTP 127.0.0.1:{port}{'' if answer else ':'} {said}\n")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["mid-poll", "mid-delivery"])
 def test_sigkill_then_rerun_delivers_everything_once_or_resends_same_id(

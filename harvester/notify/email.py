@@ -84,7 +84,13 @@ class EmailChannel:
                     smtp.login(*creds)
                 refused = smtp.send_message(msg, to_addrs=to)
         except smtplib.SMTPResponseException as e:
-            text = f"SMTP {e.smtp_code} {e.smtp_error.decode(errors='replace')}"
+            answer = e.smtp_error.decode(errors="replace") if isinstance(
+                e.smtp_error, bytes) else str(e.smtp_error)
+            if not 200 <= e.smtp_code < 600:  # smtplib's -1: a reply with no SMTP code
+                text = (f"SMTP {host}:{port} does not answer as an SMTP server (a wrong "
+                        f"port?): {answer[:120]!r}")
+                return Outcome(OutcomeKind.RETRY, text, response=text)
+            text = f"SMTP {e.smtp_code} {answer}"
             kind = OutcomeKind.DEAD if 500 <= e.smtp_code < 600 else OutcomeKind.RETRY
             return Outcome(kind, text, response=text)
         except smtplib.SMTPRecipientsRefused as e:
@@ -93,6 +99,9 @@ class EmailChannel:
             permanent = all(500 <= c < 600 for c in codes)
             return Outcome(OutcomeKind.DEAD if permanent else OutcomeKind.RETRY, text, text)
         except (smtplib.SMTPException, OSError) as e:  # OSError covers timeouts and TLS
+            if isinstance(e, TimeoutError) or str(e).endswith("timed out"):
+                return Outcome(OutcomeKind.RETRY,
+                               f"SMTP {host}:{port}: timed out after {self.timeout:g}s")
             return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
         if refused:
             return Outcome(OutcomeKind.SENT, f"some recipients refused: {refused}")
