@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
+from .text import strip_controls
+
 ATOM = "http://www.w3.org/2005/Atom"
 _NS = f"{{{ATOM}}}"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -19,7 +21,8 @@ def selection(source: str | None, rule: str | None, search: str | None = None
               ) -> tuple[str, str]:
     """(title, stable id) of a feed of the items of a source, a rule and/or a search."""
     picked = [(k, v) for k, v in (("rule", rule), ("source", source), ("q", search)) if v]
-    parts = [f'search "{v}"' if k == "q" else f"{k} {v}" for k, v in picked]
+    # the names come from a query string: nothing XML cannot carry goes into the title
+    parts = [strip_controls(f'search "{v}"' if k == "q" else f"{k} {v}") for k, v in picked]
     title = "harvester: " + (", ".join(parts) if parts else "all items")
     return title, "urn:harvester:items" + (f"?{urlencode(picked)}" if picked else "")
 

@@ -43,6 +43,12 @@ def _errors() -> Iterator[None]:
         raise _Exit(str(e), 2) from None
     except HarvesterError as e:
         raise _Exit(str(e), 1) from None
+    except UnicodeEncodeError as e:
+        # an argument in bytes that are not UTF-8 (Python keeps them as surrogates): SQLite
+        # and the output cannot take it
+        bad = e.object[e.start:e.end].encode("utf-8", "surrogateescape") if isinstance(
+            e.object, str) else b""
+        raise _Exit(f"an argument is not UTF-8 text (it holds {bad!r})", 2) from None
 
 
 def _config(ctx: click.Context) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -382,6 +383,15 @@ def test_check_describes_what_would_be_polled(tmp_path):
         "rule project-launch: match in title/summary; with exclude",
         "notifier team: console, press-release, project-launch, on new",
     ]
+
+
+@pytest.mark.parametrize("args", [("items", "--source"), ("items", "--atom", "--rule"),
+                                  ("items", "--search"), ("show",), ("log", "--source")])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path, args):
+    cfg = make_config(tmp_path, HTTP)
+    r = run_cli("--config", str(cfg), *args, os.fsdecode(b"caf\xe9"))  # Latin-1 in a UTF-8 shell
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "harvester: error: an argument is not UTF-8 text (it holds b'\\xe9')\n"
 
 
 def test_check_says_when_a_notifier_with_an_at_time_sends(tmp_path):
