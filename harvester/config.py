@@ -483,8 +483,12 @@ def _read_daemon(r: _Reader | None) -> DaemonConfig:
 
 
 def _http_url(r: _Reader, k: str, v: str) -> str:
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(v)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "http://[bad]/": a bracketed host that is no IPv6 address
+        ok = False
+    if not ok:
         raise r.error(k, f"expected an http:// or https:// URL, got {v!r}")
     return v
 

@@ -124,6 +124,8 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
     ('[[sources]]\nname = "a"\nurl = "ftp://example.org/rss"\n', "sources[0].url",
      "expected an http:// or https:// URL, got 'ftp://example.org/rss'"),
+    ('[[sources]]\nname = "a"\nurl = "http://[intranet/rss"\n', "sources[0].url",
+     "expected an http:// or https:// URL, got 'http://[intranet/rss'"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
      "sources[0].kind", "expected one of feed, html, got 'carrier-pigeon'"),
     ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
