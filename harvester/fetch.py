@@ -159,6 +159,13 @@ class Fetcher:
               source: str | None = None, origin: str | None = None) -> FetchResult:
         """GET url under the network policy of the source whose configured URL is
         `origin` (default: url itself), following at most max_redirects redirects."""
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # an unclosed or non-IP [bracketed] host
+            ok = False
+        if not ok:
+            raise FetchError(f"not an http(s) URL: {url[:200]}", source=source, url=url)
         policy = self.policy_for(origin or url)
         watch = arm(self.http.timeout)
         try:

@@ -394,6 +394,14 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path,
     assert r.stderr == "harvester: error: an argument is not UTF-8 text (it holds b'\\xe9')\n"
 
 
+@pytest.mark.parametrize("url", ["http://[intranet/news", "ftp://example.org/", "news page",
+                                 "http://"])
+def test_probe_names_a_url_it_cannot_fetch(tmp_path, url):
+    r = run_cli("probe", url, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"harvester: error: not an http(s) URL: {url}\n"
+
+
 def test_check_says_when_a_notifier_with_an_at_time_sends(tmp_path):
     cfg = make_config(tmp_path, HTTP + NOTIFY + 'at = "mon 7:30"\n')
     r = run_cli("--config", str(cfg), "check")
