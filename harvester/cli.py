@@ -509,8 +509,10 @@ def run(ctx: click.Context, http: str | None, log_format: str) -> None:
     SIGTERM/SIGINT stop it cleanly (exit 0); SIGHUP reloads the configuration."""
     from .daemon import run_daemon
 
-    if http and (":" not in http or not http.rpartition(":")[2].isdigit()):
-        raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
+    port = http.rpartition(":")[2] if http else ""
+    if http and (":" not in http or not port.isdigit() or int(port) > 65535):
+        raise click.BadParameter(f"{http!r} is not HOST:PORT (a port up to 65535)",
+                                 param_hint="--http")
     with _errors():
         ctx.exit(run_daemon(ctx.obj["config_path"], http, log_format))
 

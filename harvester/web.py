@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .errors import HarvesterError
 from .store import SqliteStore
 
 if TYPE_CHECKING:
@@ -113,7 +115,16 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
             else:
                 self._send(404, b"not found\n", "text/plain")
 
-    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
-    server.daemon_threads = True
+    host = host.strip("[]") or "127.0.0.1"
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        daemon_threads = True
+
+    try:
+        server = Server((host, int(port)), Handler)
+    except (OSError, OverflowError) as e:  # in use, not this machine's, no such host
+        raise HarvesterError(f"cannot serve HTTP on {address}: "
+                             f"{getattr(e, 'strerror', None) or e}") from e
     threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
     return server

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.store import SqliteStore
 
-from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
 from .servers import Receiver
 from .test_notify import webhook_notifier
 
@@ -346,6 +347,20 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(server, icmpd_a, 
         f"harvester: error: another harvester daemon (pid {first.proc.pid}) is already running "
         f"on {tmp_path / 'h.db'}; stop it first, or give this one its own [storage] path")
     assert first.stop() == 0
+
+
+def test_an_http_address_it_cannot_serve_is_one_line_and_exit_1(tmp_path):
+    busy = socket.create_server(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    cfg = make_config(tmp_path, BASE)
+    try:
+        r = run_cli("--config", str(cfg), "run", "--http", f"127.0.0.1:{port}", timeout=20)
+    finally:
+        busy.close()
+    assert (r.returncode, r.stderr.splitlines()[-1]) == (
+        1, f"harvester: error: cannot serve HTTP on 127.0.0.1:{port}: Address already in use")
+    r = run_cli("--config", str(cfg), "run", "--http", "127.0.0.1:70000")
+    assert r.returncode == 2 and "'127.0.0.1:70000' is not HOST:PORT (a port up to 65535)" in r.stderr
 
 
 def test_cron_and_every_are_exclusive_and_checked(tmp_path):
