@@ -123,6 +123,28 @@ def test_email_html_is_escaped_and_sanitised(server, config_for, store, smtp):
     assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
 
 
+@pytest.mark.parametrize("word", ["=?utf-8?q?Hi=0D=0ABcc:_victim@example.org?=",
+                                  "=?utf-8?b?SGkNCkJjYzogdmljdGltQGV4YW1wbGUub3Jn?="])
+def test_an_encoded_word_in_a_title_cannot_break_the_subject(server, config_for, store, smtp,
+                                                             word):
+    """RFC 2047 words in a title: Python's email package would decode them when the Subject
+    is set and write their CR/LF out raw, a header of the feed's choosing. They stay text."""
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
+            + f"Press Release: {word} now".encode()
+            + b"</title><link>http://news.example/w</link></item></channel></rss>")
+    server.route("/words", Response(feed))
+    config = config_for(feed_source("words", server.url("/words"), first_run="all"),
+                        notifiers=email_notifier(smtp.port))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    assert deliver(config, store, NOW).sent == 1
+    [msg] = smtp.messages
+    assert msg["Bcc"] is None and "victim" not in "".join(msg.keys())
+    # the reader sees the title as the feed wrote it (a zero-width space after the "=")
+    shown = word.replace("=?", "=\u200b?")
+    assert msg["Subject"] == f"Press Release: {shown} now"
+    assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
+
+
 def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkeypatch):
     from aiosmtpd.controller import Controller
 

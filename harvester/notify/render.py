@@ -13,8 +13,11 @@ _CRLF = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 
 
 def header_safe(text: str, limit: int = 200) -> str:
-    """A header value: no CR/LF or controls (no header injection), bounded length."""
-    text = " ".join(_CRLF.sub(" ", text).split())
+    """A header value: no CR/LF or controls (no header injection), bounded length, and no
+    RFC 2047 encoded word: the email package decodes "=?utf-8?q?a=0D=0ABcc:…?=" when the
+    header is set and writes the CR/LF it hides out raw. A zero-width space after the "="
+    keeps the feed's text as text."""
+    text = " ".join(_CRLF.sub(" ", text).split()).replace("=?", "=\u200b?")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
