@@ -129,6 +129,15 @@ def _english_months(s: str) -> str:
 
 def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ()) -> datetime | None:
     """Read a date as sources write it; None when it cannot be read with confidence."""
+    try:
+        return _parse_date(text, tz, formats)
+    except OverflowError:
+        # a date at the calendar's edge, moved past it by its zone: "0001-01-01T00:00:00"
+        # is how .NET feeds write "no date" (DateTime.MinValue)
+        return None
+
+
+def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime | None:
     if not text:
         return None
     s = " ".join(text.split())
