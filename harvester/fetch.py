@@ -36,6 +36,7 @@ from .transport import (
     arm,
     disarm,
     guarded_pool_manager,
+    interrupt_requests,
     pause,
 )
 from .urls import join
@@ -173,6 +174,11 @@ class Fetcher:
                                policy=policy, watch=watch)
         finally:
             disarm(watch)
+
+    def interrupt(self) -> None:
+        """Cut short the requests in flight (they fail as timed out): an interrupted run
+        must not wait out their timeouts."""
+        interrupt_requests()
 
     def _get(self, url: str, headers: dict[str, str], policy: NetworkPolicy, source: str | None,
              watch: Watch) -> BaseHTTPResponse:

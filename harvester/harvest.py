@@ -453,36 +453,44 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
 
             for _ in range(window):
                 start_next()
-            while pending:
-                done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
-                if not done:
-                    store.flush()  # commit before waiting: the write lock is never held idle
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    fetched = pending.pop(fut)
-                    if fetched is not None:  # a read finished in a worker process
-                        _before_network(fetched, store)
-                        read = fut.result()
-                        assert isinstance(read, Read)
-                        if read.page1 is not None:  # a listing: go on to later pages here
-                            read = read_listing(fetched, config, store, fetcher, clock(),
-                                                first=read)
-                        yield record(fetched, read, config, store, clock(), dry_run=dry_run,
-                                     fetcher=fetcher)
+            try:
+                while pending:
+                    done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+                    if not done:
+                        store.flush()  # commit before waiting: the write lock is never held idle
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        fetched = pending.pop(fut)
+                        if fetched is not None:  # a read finished in a worker process
+                            _before_network(fetched, store)
+                            read = fut.result()
+                            assert isinstance(read, Read)
+                            if read.page1 is not None:  # a listing: go on to later pages here
+                                read = read_listing(fetched, config, store, fetcher, clock(),
+                                                    first=read)
+                            yield record(fetched, read, config, store, clock(), dry_run=dry_run,
+                                         fetcher=fetcher)
+                            start_next()
+                            continue
+                        fetched = fut.result()
+                        assert isinstance(fetched, Fetched)
+                        needs = needs_reading(fetched)
+                        job = readers.submit(fetched, clock(), config.rules) if needs else None
+                        if job is not None:
+                            pending[job] = fetched  # type: ignore[index]
+                            continue
+                        if needs:
+                            _before_network(fetched, store)
+                        yield process(fetched, config, store, clock(), dry_run=dry_run,
+                                      needs=needs, fetcher=fetcher)
                         start_next()
-                        continue
-                    fetched = fut.result()
-                    assert isinstance(fetched, Fetched)
-                    needs = needs_reading(fetched)
-                    job = readers.submit(fetched, clock(), config.rules) if needs else None
-                    if job is not None:
-                        pending[job] = fetched  # type: ignore[index]
-                        continue
-                    if needs:
-                        _before_network(fetched, store)
-                    yield process(fetched, config, store, clock(), dry_run=dry_run,
-                                  needs=needs, fetcher=fetcher)
-                    start_next()
+            except (KeyboardInterrupt, GeneratorExit):
+                # Ctrl-C, or a caller that stopped reading: start nothing more, and cut short
+                # the requests in flight, or leaving the pool would wait out their timeouts
+                for fut in pending:
+                    fut.cancel()
+                fetcher.interrupt()
+                raise
     finally:
         readers.close()
         store.flush()

@@ -94,6 +94,13 @@ class _Reaper:
             self._cv.notify()
         return w
 
+    def expire_all(self) -> None:
+        """End every request in flight now, as if its deadline had come."""
+        with self._cv:
+            watches, self._heap = [w for _, _, w in self._heap], []
+        for w in watches:
+            w.expire()
+
     def _run(self) -> None:
         while True:
             with self._cv:
@@ -123,6 +130,12 @@ def disarm(w: Watch) -> None:
     w.disarm()
     if getattr(_current, "watch", None) is w:
         _current.watch = None
+
+
+def interrupt_requests() -> None:
+    """Cut short every request in flight in this process (their fetches fail as timed out):
+    what an interrupted `harvester once` needs so as not to wait out their timeouts."""
+    _reaper.expire_all()
 
 
 def pause(seconds: float) -> None:

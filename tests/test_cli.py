@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -239,6 +240,36 @@ def test_items_names_a_filter_the_config_does_not_know(server, icmpd_a, tmp_path
     # a configured name that matches nothing is not a mistake: no hint
     r = run_cli("--config", cfg, "items", "--rule", "press-release", "--since", "2030-01-01")
     assert r.stderr == "no items\n"
+
+
+def test_ctrl_c_ends_once_at_once_keeping_what_was_stored(server, icmpd_a, tmp_path):
+    """A hung server and an impatient user: SIGINT ends the run within a second, not after
+    the request's 30 s timeout, and the source that had answered stays stored."""
+    import signal
+    import subprocess
+    import sys
+
+    def hung(handler):
+        time.sleep(10)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/hung", hung)
+    cfg = make_config(tmp_path, HTTP.replace("timeout = 2", "timeout = 30")
+                      + feed_source("icmpd-rss", icmpd_a) + feed_source("hung", server.url("/hung")))
+    proc = subprocess.Popen([sys.executable, "-m", "harvester", "--config", str(cfg), "once"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not server.hits("/hung") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the hung request is in flight; icmpd-rss has been stored
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 2, err
+    assert proc.returncode == 1 and err.rstrip().endswith("Aborted!")
+    db = sqlite3.connect(tmp_path / "h.db")
+    assert db.execute("SELECT count(*) FROM items").fetchone() == (7,)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_once_says_when_there_is_nothing_to_poll(tmp_path):
