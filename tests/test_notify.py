@@ -102,25 +102,31 @@ def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp)
     assert [m["Message-ID"] for m in smtp.messages] == [msg["Message-ID"]] * 2
 
 
+def mail_of(feed: bytes, server, config_for, store, smtp):
+    """The one email a feed's one new item (first_run = "all") is delivered as."""
+    server.route("/one", Response(feed))
+    config = config_for(feed_source("one", server.url("/one"), first_run="all"),
+                        notifiers=email_notifier(smtp.port))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    assert deliver(config, store, NOW).sent == 1
+    [msg] = smtp.messages
+    assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
+    return msg
+
+
 def test_email_html_is_escaped_and_sanitised(server, config_for, store, smtp):
     evil = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
             b"<item><title>Press Release: &lt;script&gt;alert(1)&lt;/script&gt;Hi\r\nBcc: x@evil</title>"
             b"<link>javascript:alert(2)</link><guid>g1</guid>"
             b'<description>&lt;img src=x onerror="alert(3)"&gt;&lt;a href="javascript:alert(4)"&gt;'
             b"click&lt;/a&gt; &amp;lt;b&amp;gt;</description></item></channel></rss>")
-    server.route("/evil", Response(evil))
-    config = config_for(feed_source("evil", server.url("/evil"), first_run="all"),
-                        notifiers=email_notifier(smtp.port))
-    list(poll_sources(config, store, clock=lambda: NOW))
-    assert deliver(config, store, NOW).sent == 1
-    [msg] = smtp.messages
+    msg = mail_of(evil, server, config_for, store, smtp)
     html = msg.get_body(("html",)).get_content()
     assert "<script" not in html and "javascript:" not in html and "onerror" not in html
     assert "<img" not in html
     assert "&lt;b&gt;" in html  # text that looks like markup stays visible text
     assert msg["Subject"] == "Press Release: Hi Bcc: x@evil"  # CR/LF never reach a header
     assert msg["Bcc"] is None
-    assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
 
 
 @pytest.mark.parametrize("word", ["=?utf-8?q?Hi=0D=0ABcc:_victim@example.org?=",
@@ -132,17 +138,11 @@ def test_an_encoded_word_in_a_title_cannot_break_the_subject(server, config_for,
     feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
             + f"Press Release: {word} now".encode()
             + b"</title><link>http://news.example/w</link></item></channel></rss>")
-    server.route("/words", Response(feed))
-    config = config_for(feed_source("words", server.url("/words"), first_run="all"),
-                        notifiers=email_notifier(smtp.port))
-    list(poll_sources(config, store, clock=lambda: NOW))
-    assert deliver(config, store, NOW).sent == 1
-    [msg] = smtp.messages
+    msg = mail_of(feed, server, config_for, store, smtp)
     assert msg["Bcc"] is None and "victim" not in "".join(msg.keys())
     # the reader sees the title as the feed wrote it (a zero-width space after the "=")
     shown = word.replace("=?", "=\u200b?")
     assert msg["Subject"] == f"Press Release: {shown} now"
-    assert [rcpt for _, rcpt in smtp.handler.envelopes] == [["news-watch@example.org"]]
 
 
 def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkeypatch):
