@@ -15,6 +15,7 @@ from .text import strip_controls
 ATOM = "http://www.w3.org/2005/Atom"
 _NS = f"{{{ATOM}}}"
 EPOCH = "1970-01-01T00:00:00Z"
+NEWEST = 50  # entries unless asked for more: a feed reader wants the news, not the history
 
 
 def selection(source: str | None, rule: str | None, search: str | None = None
@@ -68,4 +69,4 @@ def atom_feed(rows: Sequence[Mapping[str, Any]], *, title: str, feed_id: str,
     return etree.tostring(feed, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
-__all__ = ["atom_feed", "selection"]
+__all__ = ["NEWEST", "atom_feed", "selection"]

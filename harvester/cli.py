@@ -22,8 +22,6 @@ from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
 
-ATOM_LIMIT = 50  # a feed reader wants the newest, not the whole history
-
 
 class _Exit(click.ClickException):
     def __init__(self, message: str, code: int):
@@ -161,7 +159,9 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
     if as_json and atom:
         raise click.UsageError("--json and --atom are two formats: choose one")
     if atom and limit is None:
-        limit = ATOM_LIMIT
+        from .atom import NEWEST
+
+        limit = NEWEST
     config = _config(ctx)
     since_iso = None
     if since:
@@ -170,13 +170,9 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
             raise click.BadParameter(f"{since!r} is not a date (try 2020-05-01)",
                                      param_hint="--since")
         since_iso = iso_utc(dt)
-    with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
-            rows = store.items(source=source, rule=rule, since=since_iso, limit=limit,
-                               text=search)
-        finally:
-            store.close()
+    with _errors(), SqliteStore(config.storage.path) as store:
+        rows = store.items(source=source, rule=rule, since=since_iso, limit=limit,
+                           text=search)
     if atom:
         from .atom import atom_feed, selection
 
@@ -210,13 +206,11 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
     config = _config(ctx)
     with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
+        with SqliteStore(config.storage.path) as store:
             # a pasted link still finds its item with a utm_ tag or a fragment on it
             found = store.items(ref=canonical_url(ref) or ref.strip())
-            shown = [(row, store.item_versions(row["id"])) for row in found]
-        finally:
-            store.close()
+            versions = store.versions_of([row["id"] for row in found])
+        shown = [(row, versions.get(row["id"], [])) for row in found]
     if not shown:
         raise _Exit(f"no stored item with id or URL {ref!r} (`harvester items --json` gives"
                     " ids)", 1)
@@ -250,13 +244,9 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     config = _config(ctx)
-    with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
-            rows = store.outbox(status)
-            disabled = store.disabled_notifiers()
-        finally:
-            store.close()
+    with _errors(), SqliteStore(config.storage.path) as store:
+        rows = store.outbox(status)
+        disabled = store.disabled_notifiers()
     keys = ("id", "notifier", "event", "item_id", "source", "status", "attempts", "created_at",
             "next_attempt_at", "sent_at", "last_error", "response")
     for row in rows:
@@ -285,15 +275,11 @@ def outbox_retry(ctx: click.Context, ids: tuple[str, ...], dead: bool) -> None:
     if not ids and not dead:
         raise click.UsageError("name the rows to retry, or pass --dead")
     config = _config(ctx)
-    with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
-            for name in store.disabled_notifiers():
-                store.enable_notifier(name)
-            found = {r["id"]: r["status"] for r in store.outbox(ids=ids)} if ids else {}
-            n = store.requeue(system_clock(), ids, dead=dead)
-        finally:
-            store.close()
+    with _errors(), SqliteStore(config.storage.path) as store:
+        for name in store.disabled_notifiers():
+            store.enable_notifier(name)
+        found = {r["id"]: r["status"] for r in store.outbox(ids=ids)} if ids else {}
+        n = store.requeue(system_clock(), ids, dead=dead)
     click.echo(f"{counted(n, 'row')} re-queued")
     pending = [i for i in ids if found.get(i) == "pending"]
     if pending:
@@ -351,12 +337,8 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
 def sources(ctx: click.Context, as_json: bool) -> None:
     """Each source's health: last success, last error, failures in a row, items stored."""
     config = _config(ctx)
-    with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
-            stored = {r["name"]: r for r in store.sources()}
-        finally:
-            store.close()
+    with _errors(), SqliteStore(config.storage.path) as store:
+        stored = {r["name"]: r for r in store.sources()}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
@@ -395,12 +377,8 @@ def log_(ctx: click.Context, source: str | None, last: int, status: str | None,
     """The newest polls, oldest first: when, what came back, what was found, or why it
     failed, in the words `once` printed. Kept for [storage] keep_log."""
     config = _config(ctx)
-    with _errors():
-        store = SqliteStore(config.storage.path)
-        try:
-            rows = store.fetch_log(source, last=last, status=status)
-        finally:
-            store.close()
+    with _errors(), SqliteStore(config.storage.path) as store:
+        rows = store.fetch_log(source, last=last, status=status)
     for row in rows:
         if as_json:
             row["baseline"] = bool(row["baseline"])

@@ -262,6 +262,12 @@ class SqliteStore:
         finally:
             self.conn.close()
 
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- reads for a poll ----------------------------------------------------------------
 
     def source_state(self, name: str) -> SourceState:

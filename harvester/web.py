@@ -20,11 +20,8 @@ if TYPE_CHECKING:
 def _page(daemon: Daemon) -> str:
     # its own short-lived connection: the server runs each request on a new thread, and
     # daemon.store() keeps one connection per thread for the daemon's life
-    store = SqliteStore(daemon.config.storage.path)
-    try:
+    with SqliteStore(daemon.config.storage.path) as store:
         return _render(store)
-    finally:
-        store.close()
 
 
 def _render(store: SqliteStore) -> str:
@@ -59,16 +56,13 @@ def _feed(daemon: Daemon, query: str) -> bytes:
     """/feed.atom?rule=…&source=…&q=…&limit=…: the selection as `items --atom` gives it."""
     from urllib.parse import parse_qs
 
-    from .atom import atom_feed, selection
+    from .atom import NEWEST, atom_feed, selection
 
     q = {k: v[-1] for k, v in parse_qs(query).items()}
-    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else 50
-    store = SqliteStore(daemon.config.storage.path)
-    try:
+    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else NEWEST
+    with SqliteStore(daemon.config.storage.path) as store:
         rows = store.items(source=q.get("source"), rule=q.get("rule"), text=q.get("q"),
                            limit=min(limit, 1000))
-    finally:
-        store.close()
     title, feed_id = selection(q.get("source"), q.get("rule"), q.get("q"))
     return atom_feed(rows, title=title, feed_id=feed_id)
 
