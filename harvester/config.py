@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
+from .urls import is_http_url
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
 ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
@@ -483,12 +483,7 @@ def _read_daemon(r: _Reader | None) -> DaemonConfig:
 
 
 def _http_url(r: _Reader, k: str, v: str) -> str:
-    try:
-        parts = urlsplit(v)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # "http://[bad]/": a bracketed host that is no IPv6 address
-        ok = False
-    if not ok:
+    if not is_http_url(v):
         raise r.error(k, f"expected an http:// or https:// URL, got {v!r}")
     return v
 

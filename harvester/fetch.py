@@ -39,7 +39,7 @@ from .transport import (
     interrupt_requests,
     pause,
 )
-from .urls import join
+from .urls import is_http_url, join
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/feed+json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
@@ -160,12 +160,7 @@ class Fetcher:
               source: str | None = None, origin: str | None = None) -> FetchResult:
         """GET url under the network policy of the source whose configured URL is
         `origin` (default: url itself), following at most max_redirects redirects."""
-        try:
-            parts = urlsplit(url)
-            ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # an unclosed or non-IP [bracketed] host
-            ok = False
-        if not ok:
+        if not is_http_url(url):
             raise FetchError(f"not an http(s) URL: {url[:200]}", source=source, url=url)
         policy = self.policy_for(origin or url)
         watch = arm(self.http.timeout)

@@ -92,6 +92,15 @@ def resolve_link(href: str, base: str) -> str | None:
     return joined if joined and joined.startswith(("https://", "http://")) else None
 
 
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host: what a source, a webhook or `probe` may be given."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed or non-IP [bracketed] host
+        return False
+
+
 def join(base: str, href: str) -> str | None:
     """urljoin, for hrefs a server wrote: None where the result is no URL at all (a
     bracketed host that is not an IP address makes urljoin raise)."""
@@ -101,4 +110,4 @@ def join(base: str, href: str) -> str | None:
         return None
 
 
-__all__ = ["canonical_url", "join", "resolve_link"]
+__all__ = ["canonical_url", "is_http_url", "join", "resolve_link"]
