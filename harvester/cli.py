@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a source (or delivery) failed, 2 a config or usage erro
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, prune_log, system_clock
 from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
+from .proxy import routes
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -306,7 +308,7 @@ def notify_test(ctx: click.Context, notifier: str) -> None:
     msg = Message(id=f"test_{int(now.timestamp())}", notifier=notifier, event="test",
                   source="harvester", created_at=iso_utc(now),
                   data={"url": "", "error": "", "since": iso_utc(now)})
-    outcome = make_channel(cfg, config.delivery).send([msg], digest=False)
+    outcome = make_channel(cfg, config).send([msg], digest=False)
     answer = outcome.response or outcome.detail or ""
     if outcome.kind is OutcomeKind.SENT:
         click.echo(f"{notifier}: sent ({answer})" if answer else f"{notifier}: sent")
@@ -398,6 +400,9 @@ def check(ctx: click.Context) -> None:
     keep = config.storage.keep_log
     click.echo(f"database: {config.storage.path}, fetch log "
                + (f"kept {duration(keep)}" if keep else "kept in full"))
+    with _errors():
+        click.echo("proxy: " + routes(config.http.proxy, config.http.no_proxy,
+                                      os.environ).describe())
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
+from .proxy import parse_proxy
 from .urls import is_http_url
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
@@ -78,6 +79,9 @@ class HttpConfig:
     retries: int = 2
     # ranges the network policy lets sources reach on purpose (see netpolicy.py)
     allow_networks: tuple[IPNetwork, ...] = ()
+    # None: the environment's proxy settings (http_proxy, …); "": none at all
+    proxy: str | None = None
+    no_proxy: tuple[str, ...] = ()  # hosts that go direct, as in the no_proxy variable
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,9 +518,21 @@ def _read_http(r: _Reader | None) -> HttpConfig:
         max_redirects=r.get("max_redirects", int, 5),
         retries=r.get("retries", int, 2),
         allow_networks=_networks(r, "allow_networks"),
+        proxy=_proxy(r, "proxy"),
+        no_proxy=r.str_list("no_proxy"),
     )
     r.finish()
     return h
+
+
+def _proxy(r: _Reader, k: str) -> str | None:
+    v = r.get(k, str, None)
+    if v:
+        try:
+            parse_proxy(v)
+        except ValueError as e:
+            raise r.error(k, str(e)) from None
+    return v
 
 
 def _read_defaults(r: _Reader | None) -> Defaults:

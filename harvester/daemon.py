@@ -326,8 +326,10 @@ class Daemon:
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
-            log.info("running: %s, database %s%s", counted(len(self.config.sources), "source"),
+            routes = self.fetcher.routes
+            log.info("running: %s, database %s%s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
+                     f"; proxy: {routes.describe()}" if routes.http or routes.https else "",
                      extra={"event": "start"})
             while not self._stop.is_set():
                 self._stop.wait(0.2)

@@ -2,7 +2,8 @@
 
 Serves byte bodies at paths with ETag and Last-Modified (answering conditional
 requests with 304), optional gzip, and records every request so a test can say
-exactly what the harvester asked for. It binds 127.0.0.1 only.
+exactly what the harvester asked for. It binds loopback only; given a TLS context
+it speaks HTTPS.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +51,8 @@ class Request:
 class FixtureServer:
     """`with FixtureServer() as srv: srv.route('/rss', Response(body)); srv.url('/rss')`."""
 
-    def __init__(self, gzip_bodies: bool = True, host: str = "127.0.0.1"):
+    def __init__(self, gzip_bodies: bool = True, host: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None):
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
         self.in_flight = 0
@@ -60,14 +63,22 @@ class FixtureServer:
             raise ValueError("the fixture server only binds loopback addresses (127.0.0.0/8)")
         self._httpd = _Server((host, 0), self._handler_class())
         self._httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+            self.scheme = "https"
         # a short poll interval: stop() waits for it, and tests stop a server each
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
                                         daemon=True, name="fixture-server")
 
     @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
     def base(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -7,15 +7,18 @@ for transient failures (connection errors, 429, 502–504; a short Retry-After w
 out, a long one returned to the scheduler), conditional GET, a streamed size cap
 counted on decompressed bytes, redirects followed here (http(s) only, loops and
 the hop limit caught, every hop's address checked by the network policy at connect
-time, see transport.py) and a whole-request deadline.
+time, see transport.py), a whole-request deadline, and the proxy that `[http] proxy`
+or the environment names (proxy.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,13 +32,16 @@ from .config import HttpConfig
 from .errors import FetchError, PolicyError
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
+from .proxy import Proxy, routes
 from .transport import (
     DeadlinePassed,
     PolicyRefusal,
     Watch,
     arm,
+    check_proxied,
     disarm,
     guarded_pool_manager,
+    guarded_proxy_manager,
     interrupt_requests,
     pause,
 )
@@ -98,14 +104,19 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 class Fetcher:
-    """Fetches URLs under the [http] settings; safe to call from many threads."""
+    """Fetches URLs under the [http] settings; safe to call from many threads. Without
+    `[http] proxy`, the proxy comes from `environ` (default: the process's environment);
+    ConfigError names a proxy variable that is wrong."""
 
-    def __init__(self, http: HttpConfig, policy: NetworkPolicy | None = None):
+    def __init__(self, http: HttpConfig, policy: NetworkPolicy | None = None,
+                 environ: Mapping[str, str] | None = None):
         self.http = http
         self.policy = policy or NetworkPolicy(http.allow_networks)
+        self.routes = routes(http.proxy, http.no_proxy,
+                             os.environ if environ is None else environ)
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._origins: dict[str, NetworkPolicy] = {}
-        self._pools: dict[NetworkPolicy, urllib3.PoolManager] = {}
+        self._pools: dict[NetworkPolicy | Proxy, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._headers = {"User-Agent": http.user_agent, "Accept": ACCEPT,
                          "Accept-Encoding": "gzip, deflate"}
@@ -129,8 +140,11 @@ class Fetcher:
             known = self._origins.get(host)
         if known is not None:
             return known
+        # through a proxy only an address literal counts: the proxy resolves names, and
+        # this machine may have no resolver that answers for them
+        flags = socket.AI_NUMERICHOST if self.routes.for_url(origin) else 0
         try:
-            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM, 0, flags)
             addresses = [str(ai[4][0]) for ai in infos]
         except (OSError, UnicodeError):
             addresses = []  # unresolvable now: nothing extra allowed, the connect will say why
@@ -139,10 +153,11 @@ class Fetcher:
             self._origins[host] = policy
         return policy
 
-    def _pool(self, policy: NetworkPolicy) -> urllib3.PoolManager:
-        """The pool manager for one network policy (thread-safe, shared by the workers)."""
+    def _pool(self, key: NetworkPolicy | Proxy) -> urllib3.PoolManager:
+        """The pool manager for one network policy, or for one proxy (thread-safe, shared
+        by the workers)."""
         with self._lock:
-            pm = self._pools.get(policy)
+            pm = self._pools.get(key)
             if pm is None:
                 n = self.http.retries
                 retry = _PoliteRetry(
@@ -152,8 +167,10 @@ class Fetcher:
                     raise_on_redirect=False,
                     retry_after_max=int(min(10.0, self.http.timeout)))
                 # a pool per host holds as many connections as may be in flight to it
-                pm = self._pools[policy] = guarded_pool_manager(
-                    policy, num_pools=64, maxsize=self.http.per_host, retries=retry)
+                kw = {"num_pools": 64, "maxsize": self.http.per_host, "retries": retry}
+                pm = self._pools[key] = (guarded_proxy_manager(key, **kw)
+                                         if isinstance(key, Proxy)
+                                         else guarded_pool_manager(key, **kw))
             return pm
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
@@ -178,8 +195,15 @@ class Fetcher:
     def _get(self, url: str, headers: dict[str, str], policy: NetworkPolicy, source: str | None,
              watch: Watch) -> BaseHTTPResponse:
         t = self.http.timeout
+        proxy = self.routes.for_url(url)
         try:
-            return self._pool(policy).urlopen(
+            if proxy is None:
+                pm = self._pool(policy)
+            else:
+                parts = urlsplit(url)
+                check_proxied(parts.hostname or "", parts.port, policy)
+                pm = self._pool(proxy)
+            return pm.urlopen(
                 "GET", url, headers={**self._headers, **headers}, timeout=self._timeout,
                 preload_content=False, redirect=False)
         except PolicyRefusal as e:
@@ -189,6 +213,10 @@ class Fetcher:
         except urllib3.exceptions.HTTPError as e:
             if is_timeout(e) or watch.expired:
                 raise FetchError(f"timed out after {t:g}s", source=source, url=url) from e
+            if proxy is not None and any(isinstance(x, urllib3.exceptions.ProxyError)
+                                         for x in _chain(e)):
+                raise FetchError(f"cannot connect through the proxy {proxy} ({proxy.origin}): "
+                                 f"{error_reason(e)}", source=source, url=url) from e
             # retries used up on a connection problem, or the connection broke: "cannot
             # connect"; on a status (ResponseError), or anything else: "request failed"
             if isinstance(e, urllib3.exceptions.ProtocolError) or (
@@ -313,6 +341,8 @@ def _status_message(resp: BaseHTTPResponse) -> str:
             resp.headers.get("cf-mitigated") == "challenge"
             or "captcha" in resp.headers.get("Location", "").lower()):
         msg += " (a bot challenge: the site refuses automated clients)"
+    elif resp.status == 407:
+        msg += " (the proxy wants credentials: http://user:password@host:port)"
     return msg
 
 

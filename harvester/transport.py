@@ -23,10 +23,12 @@ from typing import Any
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-from urllib3.poolmanager import PoolManager
+from urllib3.poolmanager import PoolManager, ProxyManager
 from urllib3.util import connection as u3conn
+from urllib3.util import make_headers
 
 from .netpolicy import NetworkPolicy
+from .proxy import Proxy
 
 
 class PolicyRefusal(Exception):
@@ -154,17 +156,18 @@ def _watching(sock: socket.socket | None) -> None:
         w.add(sock)
 
 
-def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
-    """urllib3's _new_conn, with the policy applied to the resolved addresses."""
+def _connect(conn: HTTPConnection, policy: NetworkPolicy | None) -> socket.socket:
+    """urllib3's _new_conn, with the policy applied to the resolved addresses (None: the
+    operator's own proxy, which the policy does not judge)."""
     host, port = conn._dns_host, conn.port  # _dns_host: the name without IPv6 brackets
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise NameResolutionError(conn.host, conn, e) from e
     addresses = list(dict.fromkeys(str(ai[4][0]) for ai in infos))
-    allowed = [a for a in addresses if policy.permits(a)]
+    allowed = addresses if policy is None else [a for a in addresses if policy.permits(a)]
     if not allowed:
-        raise PolicyRefusal(policy.refusal(conn.host, addresses))
+        raise PolicyRefusal(policy.refusal(conn.host, addresses))  # type: ignore[union-attr]
     w: Watch | None = getattr(_current, "watch", None)
     if w is not None and w.expired:
         raise DeadlinePassed
@@ -187,7 +190,7 @@ def _connect(conn: HTTPConnection, policy: NetworkPolicy) -> socket.socket:
     raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
-def _pool_classes(policy: NetworkPolicy) -> dict[str, type]:
+def _pool_classes(policy: NetworkPolicy | None) -> dict[str, type]:
     class Conn(HTTPConnection):
         def _new_conn(self) -> socket.socket:
             return _connect(self, policy)
@@ -224,4 +227,29 @@ def guarded_pool_manager(policy: NetworkPolicy, **kw: Any) -> PoolManager:
     return pm
 
 
-__all__ = ["DeadlinePassed", "PolicyRefusal", "Watch", "arm", "disarm", "guarded_pool_manager"]
+def guarded_proxy_manager(proxy: Proxy, **kw: Any) -> ProxyManager:
+    """A urllib3 proxy manager for `proxy`, with the deadlines of a direct one. The policy
+    is checked on the target before a request (check_proxied): the proxy connects, not us."""
+    headers = make_headers(proxy_basic_auth=proxy.auth) if proxy.auth else None
+    pm = ProxyManager(proxy.url, proxy_headers=headers, **kw)
+    pm.pool_classes_by_scheme = _pool_classes(None)
+    return pm
+
+
+def check_proxied(host: str, port: int | None, policy: NetworkPolicy) -> None:
+    """The policy for a request a proxy will make: an address literal in any spelling
+    (decimal, hex, mapped IPv6) is judged as on a direct connection. Names are the proxy's
+    to resolve: resolving them here as well could stall every request on a resolver this
+    machine cannot reach (common behind a proxy), and would not bind what the proxy dials."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, 0, socket.SOCK_STREAM, 0,
+                                   socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return  # a name
+    addresses = list(dict.fromkeys(str(ai[4][0]) for ai in infos))
+    if not all(policy.permits(a) for a in addresses):
+        raise PolicyRefusal(policy.refusal(host, addresses))
+
+
+__all__ = ["DeadlinePassed", "PolicyRefusal", "Watch", "arm", "check_proxied", "disarm",
+           "guarded_pool_manager", "guarded_proxy_manager"]

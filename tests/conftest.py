@@ -34,6 +34,15 @@ RULES_TOML = (CONFIG_DIR / "icmpd.toml").read_text("utf-8").split("[[rules]]", 1
 RULES_TOML = "[[rules]]" + RULES_TOML
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_from_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests talk to loopback servers: a proxy set on the machine running them must
+    not carry their requests (the fetcher and the CLI read these, as curl does)."""
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+
+
 def feed_bytes(name: str) -> bytes:
     return (FEEDS / name).read_bytes()
 

@@ -1,11 +1,15 @@
-"""Real peers for the notification tests: an SMTP server and a webhook receiver, on loopback."""
+"""Real peers on loopback: an SMTP server and a webhook receiver for the notification
+tests, a forward HTTP proxy for the proxy tests."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import http.client
 import json
+import select
+import socket
 import ssl
 import threading
 import time
@@ -15,6 +19,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -153,3 +158,92 @@ def tls_for_tests(tmp: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
     ca_file = tmp / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     yield ctx, ca_file
+
+
+@dataclass
+class ForwardProxy:
+    """A forward HTTP proxy as an office has one: absolute-form requests relayed, CONNECT
+    tunnelled, credentials required when `credentials` ("user:password") is set. Whatever
+    host a request names, it is relayed to 127.0.0.1 at that port, so a test can name a
+    target (127.0.0.2) that the harvester could not reach without the proxy. `seen` has
+    each request's method, target and Proxy-Authorization."""
+
+    credentials: str | None = None
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        proxy = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _admit(self) -> bool:
+                auth = self.headers.get("Proxy-Authorization")
+                proxy.seen.append((self.command, self.path, auth))
+                if proxy.credentials is None or auth == "Basic " + base64.b64encode(
+                        proxy.credentials.encode()).decode():
+                    return True
+                self.send_response(407)
+                self.send_header("Proxy-Authenticate", 'Basic realm="office"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return False
+
+            def _relay(self) -> None:
+                if not self._admit():
+                    return
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: v for k, v in self.headers.items()
+                           if not k.lower().startswith("proxy-") and k.lower() != "connection"}
+                upstream = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
+                upstream.request(self.command, target.path + (f"?{target.query}" if
+                                 target.query else ""), body=body or None, headers=headers)
+                resp = upstream.getresponse()
+                data = resp.read()  # as sent: http.client leaves gzip encoded
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_POST = _relay
+
+            def do_CONNECT(self) -> None:
+                self.close_connection = True
+                if not self._admit():
+                    return
+                port = int(self.path.rsplit(":", 1)[1])
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                ends = [self.connection, upstream]
+                while True:
+                    ready, _, _ = select.select(ends, [], [], 5)
+                    if not ready:
+                        break
+                    for sock in ready:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            upstream.close()
+                            return
+                        (upstream if sock is self.connection else self.connection).sendall(chunk)
+                upstream.close()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

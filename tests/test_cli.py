@@ -278,7 +278,7 @@ def test_once_says_when_there_is_nothing_to_poll(tmp_path):
     r = run_cli("--config", str(empty), "once")
     assert (r.returncode, r.stderr) == (0, f"no sources to poll: {empty} has no [[sources]]\n")
     r = run_cli("--config", str(empty), "check")
-    assert r.stdout.splitlines()[2] == (
+    assert r.stdout.splitlines()[3] == (
         "sources: none yet (config/example.toml shows a [[sources]] table)")
     off = make_config(tmp_path, HTTP + feed_source("a", "http://127.0.0.1:9/a", enabled=False)
                       + feed_source("b", "http://127.0.0.1:9/b", enabled=False))
@@ -409,6 +409,7 @@ def test_check_describes_what_would_be_polled(tmp_path):
     assert r.stdout.splitlines() == [
         f"{cfg}: ok",
         f"database: {tmp_path / 'h.db'}, fetch log kept 90d",
+        "proxy: none, requests go direct",
         "source icmpd-rss: feed https://www.icmpd.org/news-centre/rss every 2h, first run baseline",
         "rule press-release: categories Press Release",
         "rule project-launch: match in title/summary; with exclude",

@@ -111,6 +111,12 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "network)"),
     ('[http]\nallow_networks = "10.0.0.0/8"\n', "http.allow_networks",
      "expected a list, got a string '10.0.0.0/8'"),
+    ('[http]\nproxy = "socks5://me:hunter2@proxy.corp:1080"\n', "http.proxy",
+     "socks5 proxies are not supported, only http:// and https:// ones: "
+     "'socks5://me:***@proxy.corp:1080'"),
+    ('[http]\nproxy = "http://proxy.corp:3128/pac"\n', "http.proxy",
+     "a proxy URL is scheme://host:port only, got 'http://proxy.corp:3128/pac'"),
+    ('[http]\nno_proxy = "intranet"\n', "http.no_proxy", "expected a list, got a string 'intranet'"),
     (GOOD_SOURCE + GOOD_SOURCE, "sources[1].name", "duplicate source name 'a'"),
     (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
      "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),

@@ -9,12 +9,14 @@ leaves the row `dead`, visible in `harvester outbox`, until retried.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..config import Config, DeliveryConfig, NotifierConfig, NotifierKind
+from ..proxy import routes
 from ..store import SqliteStore
 from ..words import counted
 from .base import Channel, Message, Outcome, OutcomeKind, message_from_row
@@ -38,15 +40,17 @@ class DeliveryReport:
         return text
 
 
-def make_channel(cfg: NotifierConfig, delivery: DeliveryConfig) -> Channel:
+def make_channel(cfg: NotifierConfig, config: Config) -> Channel:
     if cfg.kind is NotifierKind.EMAIL:
         from .email import EmailChannel
 
-        return EmailChannel(cfg, delivery.timeout)
+        return EmailChannel(cfg, config.delivery.timeout)
     if cfg.kind is NotifierKind.WEBHOOK:
         from .webhook import WebhookChannel
 
-        return WebhookChannel(cfg, delivery.timeout)
+        # a webhook goes out through the proxy the sources use
+        return WebhookChannel(cfg, config.delivery.timeout,
+                              routes(config.http.proxy, config.http.no_proxy, os.environ))
     from .console import ConsoleChannel
 
     return ConsoleChannel()
@@ -87,7 +91,7 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
             groups.setdefault(row["notifier"], []).append(row)
     for name, group in groups.items():
         cfg = notifiers[name]
-        channel = (channels or {}).get(name) or make_channel(cfg, config.delivery)
+        channel = (channels or {}).get(name) or make_channel(cfg, config)
         attempts = {r["id"]: r["attempts"] for r in group}
         messages = [message_from_row(r, versions.get(r["item_id"], ())) for r in group]
         limit = int(cfg.option("max_per_run", DEFAULT_MAX_PER_RUN))

@@ -23,6 +23,7 @@ import requests
 
 from ..config import NotifierConfig
 from ..fetch import error_reason, is_timeout, retry_after_seconds
+from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
 from .render import chat_text
 
@@ -74,11 +75,13 @@ def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[
 
 
 class WebhookChannel:
-    def __init__(self, cfg: NotifierConfig, timeout: float = 30.0):
+    def __init__(self, cfg: NotifierConfig, timeout: float = 30.0,
+                 proxies: ProxyRoutes | None = None):
         self.cfg = cfg
         self.timeout = float(cfg.option("timeout", timeout))
         self.session = requests.Session()
-        self.session.trust_env = False
+        self.session.trust_env = False  # the proxy comes from `proxies`, worked out once
+        self.proxies = proxies or ProxyRoutes()
 
     def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome:
         secret_env = self.cfg.option("secret_env")
@@ -100,14 +103,20 @@ class WebhookChannel:
             headers["webhook-signature"] = sign(secret_bytes(os.environ[secret_env]), msg_id,
                                                 now, body)
         url = self.cfg.option("url")
+        proxy = self.proxies.for_url(url)
         try:
             # redirects are not followed: a receiver that moved says so with a 3xx, recorded
-            resp = self.session.post(url, data=body, headers=headers, timeout=self.timeout,
-                                     allow_redirects=False)
+            resp = self.session.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
+                proxies={"http": proxy.url_with_auth(), "https": proxy.url_with_auth()}
+                if proxy else None)
         except requests.RequestException as e:
             # what happened, as fetch words it, not requests' nested repr of its pool
             if is_timeout(e):
                 why = f"timed out after {self.timeout:g}s"
+            elif isinstance(e, requests.exceptions.ProxyError) and proxy:
+                why = (f"cannot connect through the proxy {proxy} ({proxy.origin}): "
+                       f"{error_reason(e)}")
             elif isinstance(e, requests.ConnectionError):
                 why = f"cannot connect: {error_reason(e)}"
             else:
