@@ -51,8 +51,9 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
     return lxml.html.tostring(best, encoding="unicode")
 
 
-def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
-           selector: str | None, origin: str | None = None) -> tuple[list[Item], list[str]]:
+def follow(items: Sequence[Item], fetcher: Fetcher, source: str, selector: str | None,
+           origin: str | None = None, headers: Sequence[tuple[str, str]] = (),
+           ) -> tuple[list[Item], list[str]]:
     """Items with their article text as content; (items, problems) — a page that fails
     leaves its item as it was, never fails the poll."""
     out, problems = [], []
@@ -61,7 +62,7 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str,
             out.append(it)
             continue
         try:
-            fr = fetcher.fetch(it.url, source=source, origin=origin)
+            fr = fetcher.fetch(it.url, source=source, origin=origin, headers=headers)
         except FetchError as e:
             problems.append(f"{it.url}: {e}")
             out.append(it)

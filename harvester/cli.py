@@ -407,8 +407,9 @@ def check(ctx: click.Context) -> None:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
+        sent = f", sends {', '.join(n for n, _ in s.headers)}" if s.headers else ""  # not values
         click.echo(f"source {s.name}: {s.kind.value} {s.url} every {duration(s.every)},"
-                   f" first run {s.first_run}{state}")
+                   f" first run {s.first_run}{sent}{state}")
     for r in config.rules:
         parts = []
         if r.categories:

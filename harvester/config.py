@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
@@ -117,6 +118,8 @@ class SourceConfig:
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     follow: bool = False  # fetch each new item's article page and store its main text
+    # sent with every request to the source's own site (its URL's origin), never elsewhere
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,6 +564,49 @@ def _read_delivery(r: _Reader | None) -> DeliveryConfig:
     return d
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# what the fetcher sets itself: a source's own value would break conditional GET,
+# decompression or the framing of the request
+_MANAGED_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
+    "if-none-match", "if-modified-since", "accept-encoding", "proxy-authorization",
+})
+
+
+def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
+    """A source's extra request headers; `${NAME}` in a value is the environment variable
+    NAME, so a token need not sit in the file. Values are never echoed: they are secrets."""
+    table = r.get(k, dict, None)
+    if table is None:
+        return ()
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in table.items():
+        key = f"{k}.{name}"
+        if not _TOKEN.match(name):
+            raise r.error(key, f"{name!r} is not an HTTP header name")
+        if name.lower() in _MANAGED_HEADERS:
+            raise r.error(key, "the harvester sets this header itself (conditional GET, "
+                               "compression, connections)")
+        if name.lower() in seen:
+            raise r.error(key, "given twice (header names are case-insensitive)")
+        seen.add(name.lower())
+        if not isinstance(value, str):
+            raise r.error(key, f"expected a string, got {_type_name(value)}")
+
+        def env(m: re.Match[str], key: str = key) -> str:
+            if m.group(1) not in os.environ:
+                raise r.error(key, f"environment variable {m.group(1)} is not set")
+            return os.environ[m.group(1)]
+
+        value = _ENV_REF.sub(env, value)
+        if any(c in value for c in "\r\n\0"):
+            raise r.error(key, "a header value cannot hold a line break or NUL")
+        out.append((name, value.strip()))
+    return tuple(out)
+
+
 def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
     name = _name(r, r.get("name", str, required=True))
     kind_s = r.get("kind", str, "feed")
@@ -570,6 +616,10 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         raise r.error("kind", f"expected one of {', '.join(k.value for k in SourceKind)}, "
                               f"got {kind_s!r}") from None
     url = _http_url(r, "url", r.get("url", str, required=True))
+    if "@" in urlsplit(url).netloc:  # not echoed: it holds a password
+        raise r.error("url", "credentials in a URL are not sent (and would show wherever the "
+                             "URL does): give them as a header instead, e.g. headers = "
+                             '{ Authorization = "Basic ${NEWS_BASIC}" }')
     encoding = r.get("encoding", str, None)
     if encoding is not None:
         import codecs
@@ -593,6 +643,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
         follow=r.get("follow", bool, False),
+        headers=_headers(r, "headers"),
     )
     if kind is SourceKind.FEED and ("select" in r.data or "pages" in r.data):
         raise r.error("select" if "select" in r.data else "pages",

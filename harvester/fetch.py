@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -174,16 +174,18 @@ class Fetcher:
             return pm
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              source: str | None = None, origin: str | None = None) -> FetchResult:
+              source: str | None = None, origin: str | None = None,
+              headers: Sequence[tuple[str, str]] = ()) -> FetchResult:
         """GET url under the network policy of the source whose configured URL is
-        `origin` (default: url itself), following at most max_redirects redirects."""
+        `origin` (default: url itself), following at most max_redirects redirects.
+        `headers` (a source's own: a token, a cookie) go only to origin's site."""
         if not is_http_url(url):
             raise FetchError(f"not an http(s) URL: {url[:200]}", source=source, url=url)
         policy = self.policy_for(origin or url)
         watch = arm(self.http.timeout)
         try:
             return self._fetch(url, etag=etag, last_modified=last_modified, source=source,
-                               policy=policy, watch=watch)
+                               policy=policy, watch=watch, own=(origin or url, headers))
         finally:
             disarm(watch)
 
@@ -228,19 +230,24 @@ class Fetcher:
             raise FetchError(f"cannot connect: {error_reason(e)}", source=source, url=url) from e
 
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
-               source: str | None, policy: NetworkPolicy, watch: Watch) -> FetchResult:
+               source: str | None, policy: NetworkPolicy, watch: Watch,
+               own: tuple[str, Sequence[tuple[str, str]]]) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        site, own_headers = own
         start = time.monotonic()
         chain = [url]
         while True:
             hop = chain[-1]
+            sent = headers
+            if own_headers and same_site(site, hop):  # a redirect elsewhere gets none
+                sent = {**dict(own_headers), **headers}
             # the host's slot is held until the body is read: that is when a request ends
             with self._host_slot(hop):
-                resp = self._get(hop, headers, policy, source, watch)
+                resp = self._get(hop, sent, policy, source, watch)
                 try:
                     if resp.status in REDIRECTS and "Location" in resp.headers:
                         location = resp.headers["Location"].strip()
@@ -323,6 +330,24 @@ class Fetcher:
         return b"".join(chunks)
 
 
+def same_site(a: str, b: str) -> bool:
+    """Whether a source's own headers may go to b: the same scheme, host and port as its
+    URL a, or the https:// upgrade of it (as requests keeps Authorization)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    try:
+        ports = (pa.port or _DEFAULT_PORTS.get(pa.scheme), pb.port or _DEFAULT_PORTS.get(pb.scheme))
+    except ValueError:
+        return False
+    if (pa.hostname or "").lower() != (pb.hostname or "").lower():
+        return False
+    if pa.scheme == pb.scheme:
+        return ports[0] == ports[1]
+    return (pa.scheme, pb.scheme) == ("http", "https") and ports == (80, 443)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _finish(resp: BaseHTTPResponse) -> None:
     """Give the connection back to its pool. A body left unread would be read as the
     next response on that connection, so such a connection is closed first (the pool
@@ -377,4 +402,4 @@ def error_reason(e: BaseException) -> str:
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 
 
-__all__ = ["Fetcher", "error_reason", "is_timeout", "retry_after_seconds"]
+__all__ = ["Fetcher", "error_reason", "is_timeout", "retry_after_seconds", "same_site"]

@@ -113,7 +113,7 @@ def body_fingerprint(source: SourceConfig, body: bytes) -> str:
 def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fetched:
     try:
         result = fetcher.fetch(source.url, etag=state.etag, last_modified=state.last_modified,
-                               source=source.name)
+                               source=source.name, headers=source.headers)
     except FetchError as e:
         return Fetched(source, state, error=e)
     fingerprint = None if result.not_modified else body_fingerprint(source, result.body)
@@ -247,7 +247,8 @@ def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
     if not fresh:
         return items, []
     selector = src.listing.content if src.listing else None
-    followed, problems = follow(fresh, fetcher, src.name, selector, origin=src.url)
+    followed, problems = follow(fresh, fetcher, src.name, selector, origin=src.url,
+                                headers=src.headers)
     by_key = {it.key: it for it in followed}
     return tuple(by_key.get(it.key, it) for it in items), problems
 

@@ -87,7 +87,8 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         if not nxt or nxt in seen:
             break
         try:
-            fr = fetcher.fetch(nxt, source=source.name, origin=source.url)
+            fr = fetcher.fetch(nxt, source=source.name, origin=source.url,
+                               headers=source.headers)
         except FetchError as e:
             warning = f"stopped at page {n + 1}: {e}"
             break

@@ -417,6 +417,20 @@ def test_check_describes_what_would_be_polled(tmp_path):
     ]
 
 
+def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
+    cfg = make_config(tmp_path, HTTP + feed_source("intranet", "https://news.corp.example/rss")
+                      + 'headers = { Authorization = "Bearer ${HV_TOKEN}", Cookie = "a=1" }\n',
+                      rules=False)
+    r = run_cli("--config", str(cfg), "check", env={"HV_TOKEN": "s3cret-t0ken"})
+    assert r.returncode == 0, r.stderr
+    assert ("source intranet: feed https://news.corp.example/rss every 30m, first run baseline, "
+            "sends Authorization, Cookie") in r.stdout.splitlines()
+    assert "s3cret" not in r.stdout
+    r = run_cli("--config", str(cfg), "check")
+    assert (r.returncode, r.stderr) == (2, f"harvester: error: {cfg}: sources[0].headers."
+                                           "Authorization: environment variable HV_TOKEN is not set\n")
+
+
 @pytest.mark.parametrize("args", [("items", "--source"), ("items", "--atom", "--rule"),
                                   ("items", "--search"), ("show",), ("log", "--source")])
 def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path, args):

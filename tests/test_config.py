@@ -59,6 +59,20 @@ def test_fetch_log_retention(tmp_path: Path, value, kept):
     assert load_config(path).storage.keep_log == kept
 
 
+def test_a_sources_headers_take_values_from_the_environment(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken")
+    path = tmp_path / "t.toml"
+    path.write_text(GOOD_SOURCE + 'headers = { Authorization = "Bearer ${HV_NEWS_TOKEN}", '
+                    'Cookie = "consent=yes; $HOME ${not a name}" }\n', "utf-8")
+    [src] = load_config(path).sources
+    assert src.headers == (("Authorization", "Bearer t0ken"),
+                           ("Cookie", "consent=yes; $HOME ${not a name}"))
+    monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken\r\nX-Injected: 1")
+    with pytest.raises(ConfigError) as e:  # a line break from the environment is refused too
+        load_config(path)
+    assert "t0ken" not in str(e.value)
+
+
 def test_a_webhook_takes_a_chat_format_and_digest(tmp_path: Path):
     path = tmp_path / "t.toml"
     path.write_text('[[notifiers]]\nname = "chat"\nkind = "webhook"\nurl = "https://h.example/"\n'
@@ -118,6 +132,21 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "a proxy URL is scheme://host:port only, got 'http://proxy.corp:3128/pac'"),
     ('[http]\nno_proxy = "intranet"\n', "http.no_proxy", "expected a list, got a string 'intranet'"),
     (GOOD_SOURCE + GOOD_SOURCE, "sources[1].name", "duplicate source name 'a'"),
+    (GOOD_SOURCE.replace("https://", "https://me:hunter2@"), "sources[0].url",
+     "credentials in a URL are not sent (and would show wherever the URL does): give them as "
+     'a header instead, e.g. headers = { Authorization = "Basic ${NEWS_BASIC}" }'),
+    (GOOD_SOURCE + 'headers = { "Bad Name" = "x" }\n', 'sources[0].headers.Bad Name',
+     "'Bad Name' is not an HTTP header name"),
+    (GOOD_SOURCE + 'headers = { Accept-Encoding = "br" }\n', "sources[0].headers.Accept-Encoding",
+     "the harvester sets this header itself (conditional GET, compression, connections)"),
+    (GOOD_SOURCE + 'headers = { Cookie = "a=1", cookie = "b=2" }\n', "sources[0].headers.cookie",
+     "given twice (header names are case-insensitive)"),
+    (GOOD_SOURCE + 'headers = { X-Page = 2 }\n', "sources[0].headers.X-Page",
+     "expected a string, got an integer"),
+    (GOOD_SOURCE + 'headers = { Authorization = "Bearer ${HV_UNSET_TOKEN}" }\n',
+     "sources[0].headers.Authorization", "environment variable HV_UNSET_TOKEN is not set"),
+    (GOOD_SOURCE + 'headers = { X-Evil = "a\\r\\nHost: evil" }\n', "sources[0].headers.X-Evil",
+     "a header value cannot hold a line break or NUL"),
     (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
      "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
     (GOOD_SOURCE + '[[notifiers]]\nname = "n"\nkind = "console"\nrules = ["nope"]\n',

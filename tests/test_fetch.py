@@ -17,7 +17,7 @@ import pytest
 from harvester.config import HttpConfig
 from harvester.devserver import FixtureServer, Response
 from harvester.errors import FetchError, PolicyError
-from harvester.fetch import Fetcher, retry_after_seconds
+from harvester.fetch import Fetcher, retry_after_seconds, same_site
 from harvester.netpolicy import NetworkPolicy, parse_networks
 
 from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
@@ -148,3 +148,34 @@ def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
 def test_retry_after_values(value, expected):
     now = 1590573600.0  # Wed, 27 May 2020 10:00:00 GMT
     assert retry_after_seconds(value, now=now) == expected
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("https://news.example/rss", "https://news.example/other?x=1", True),
+    ("https://news.example/rss", "https://NEWS.example:443/rss", True),
+    ("http://news.example/rss", "https://news.example/rss", True),  # the https upgrade
+    ("https://news.example/rss", "http://news.example/rss", False),  # not the downgrade
+    ("https://news.example/rss", "https://news.example:8443/rss", False),
+    ("https://news.example/rss", "https://cdn.news.example/rss", False),
+    ("https://news.example/rss", "https://example.org/rss", False),
+    ("http://news.example:8080/rss", "https://news.example/rss", False),
+])
+def test_which_urls_a_sources_own_headers_may_go_to(a, b, same):
+    assert same_site(a, b) is same
+
+
+def test_a_sources_headers_go_to_its_own_site_and_not_where_it_redirects(server, private):
+    """A token for the feed's host stays there when a redirect points somewhere else."""
+    server.route("/feed", Response(b"", status=302, conditional=False,
+                                   headers={"Location": "/moved"}))
+    server.route("/moved", Response(b"", status=302, conditional=False,
+                                    headers={"Location": private.url("/secret")}))
+    token = (("Authorization", "Bearer t0ken"), ("User-Agent", "NewsWatch/2"))
+    result = Fetcher(HttpConfig(timeout=2, retries=0)).fetch(server.url("/feed"), headers=token)
+    assert result.body == b"internal"
+    assert [(r.path, r.headers.get("Authorization"), r.headers.get("User-Agent"))
+            for r in server.requests] == [("/feed", "Bearer t0ken", "NewsWatch/2"),
+                                         ("/moved", "Bearer t0ken", "NewsWatch/2")]
+    [elsewhere] = private.requests
+    assert "Authorization" not in elsewhere.headers
+    assert elsewhere.headers["User-Agent"].startswith("harvester/")

@@ -291,3 +291,23 @@ def test_probe_on_a_feed_says_it_is_one(server, icmpd_a):
         " project",
         "#     https://www.icmpd.org//news-centre/news-detail/project-news-first-annual-review"
         "-of-the-trafig-project/"]
+
+
+def test_a_sources_headers_go_with_its_later_pages_and_followed_articles(
+        server, config_for, store, monkeypatch):
+    """A site that wants a token or a consent cookie gets it on every request the source
+    makes there: the listing, its next pages, each new item's article."""
+    monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken")
+    serve(server, "a")
+    for e in ENTRIES["a"][:20]:
+        server.route(e["path"], Response(article(e["title"]), content_type="text/html"))
+    src = listing_source(server.url("/news-centre/"), max=2).replace(
+        'kind = "html"', 'kind = "html"\nfollow = true\nheaders = { Authorization = '
+        '"Bearer ${HV_NEWS_TOKEN}", Cookie = "consent=yes" }')
+    r = poll(config_for(src), store)["icmpd-news"]
+    assert (r.status, r.new) == (PollStatus.OK, 20)
+    paths = [q.path for q in server.requests]
+    assert paths[:2] == ["/news-centre/", "/news-centre/?page=2"]
+    assert len([p for p in paths if "news-detail" in p]) == 20
+    assert {(q.headers.get("Authorization"), q.headers.get("Cookie"))
+            for q in server.requests} == {("Bearer t0ken", "consent=yes")}
