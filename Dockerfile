@@ -24,8 +24,9 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 9108
 
+# no proxy for the check: a proxy from `docker run -e https_proxy=…` cannot reach this loopback
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:9108/healthz', timeout=4).status != 200)"]
 
 ENTRYPOINT ["harvester"]
 CMD ["run", "--http", "0.0.0.0:9108", "--log-format", "json"]

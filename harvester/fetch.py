@@ -333,10 +333,10 @@ class Fetcher:
 def same_site(a: str, b: str) -> bool:
     """Whether a source's own headers may go to b: the same scheme, host and port as its
     URL a, or the https:// upgrade of it (as requests keeps Authorization)."""
-    pa, pb = urlsplit(a), urlsplit(b)
     try:
+        pa, pb = urlsplit(a), urlsplit(b)
         ports = (pa.port or _DEFAULT_PORTS.get(pa.scheme), pb.port or _DEFAULT_PORTS.get(pb.scheme))
-    except ValueError:
+    except ValueError:  # not URLs: nothing is sent
         return False
     if (pa.hostname or "").lower() != (pb.hostname or "").lower():
         return False

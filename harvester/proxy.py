@@ -159,10 +159,13 @@ class ProxyRoutes:
         """The proxy `url` goes through, or None for a direct connection."""
         if self.http is None and self.https is None:
             return None
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port
+        except ValueError:  # not a URL: the fetch refuses it on its own terms
+            return None
         proxy = self.https if parts.scheme.lower() == "https" else self.http
-        host = parts.hostname or ""
-        if proxy is None or is_loopback(host) or bypasses(host, parts.port, self.no_proxy):
+        if proxy is None or is_loopback(host) or bypasses(host, port, self.no_proxy):
             return None
         return proxy
 
@@ -170,8 +173,9 @@ class ProxyRoutes:
         """What `check` says of where requests go."""
         if self.http is None and self.https is None:
             return "none, requests go direct"
-        if self.http == self.https:
-            text = f"{self.http} (from {self.http.origin})"  # type: ignore[union-attr]
+        if self.http and self.https and self.http.url == self.https.url:
+            origins = dict.fromkeys((self.http.origin, self.https.origin))
+            text = f"{self.http} (from {' and '.join(origins)})"
         else:
             text = "; ".join(
                 f"{s}:// URLs via {p} (from {p.origin})" if p else f"{s}:// URLs direct"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,3 +124,60 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env.pop("HARVESTER_CONFIG", None) if env is None or "HARVESTER_CONFIG" not in env else None
     return subprocess.run([sys.executable, "-m", "harvester", *args], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=timeout)
+
+
+class Running:
+    """A daemon process whose output goes to files, so the test can read it any time."""
+
+    def __init__(self, cfg: Path, tmp: Path, http: bool = True):
+        self.port = free_port()
+        self.out, self.err = tmp / "daemon.out", tmp / "daemon.err"
+        args = [sys.executable, "-m", "harvester", "--config", str(cfg), "run",
+                "--log-format", "json"]
+        if http:
+            args += ["--http", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(args, stdout=self.out.open("w"), stderr=self.err.open("w"),
+                                     env={**os.environ, "PYTHONUTF8": "1"})
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def logs(self) -> list[dict]:
+        return [json.loads(x) for x in self.err.read_text().splitlines() if x.startswith("{")]
+
+    def wait_for(self, cond, timeout: float = 20.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: "
+                                     f"{self.err.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; log:\n{self.err.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(15)
+
+
+@pytest.fixture
+def running(tmp_path):
+    started: list[Running] = []
+
+    def start(cfg: Path, **kw) -> Running:
+        d = Running(cfg, tmp_path, **kw)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)

@@ -3,6 +3,7 @@ check that they give a working `harvester` (a non-editable install, data files i
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, feed_source, free_port, make_config
+from .test_daemon import BASE, CONSOLE
 
 
 def test_dockerfile_declares_what_the_container_needs():
@@ -50,3 +52,25 @@ def test_dockerfile_install_steps_give_a_working_harvester(tmp_path: Path):
     assert demo.returncode == 0, demo.stderr
     assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in demo.stdout
     assert "icmpd-news: 2 new, 1 changed, 7 unchanged" in demo.stdout  # listing data shipped
+
+
+def test_the_healthcheck_passes_with_a_proxy_in_the_environment(
+        server, icmpd_a, tmp_path, running, monkeypatch):
+    """The Dockerfile's HEALTHCHECK, run as Docker runs it, against a daemon started as the
+    README says a proxied one is (`-e https_proxy=…`): neither the check nor a loopback
+    source may be sent to that proxy, which cannot reach this machine's loopback."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("http_proxy", dead)
+    monkeypatch.setenv("https_proxy", dead)
+    d = running(make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a) + CONSOLE))
+    d.wait_for(lambda: server.hits("/rss"), what="a poll")
+    assert d.logs()[0]["message"].endswith(
+        f"; proxy: {dead} (from environment variable http_proxy and environment variable "
+        "https_proxy)")
+    cmd = re.search(r"^HEALTHCHECK .*\\\n\s*CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(),
+                    re.M)
+    argv = [sys.executable if a == "python" else a.replace("9108", str(d.port))
+            for a in json.loads(cmd.group(1))]
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+    assert d.stop() == 0
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 1

@@ -159,6 +159,8 @@ def test_retry_after_values(value, expected):
     ("https://news.example/rss", "https://cdn.news.example/rss", False),
     ("https://news.example/rss", "https://example.org/rss", False),
     ("http://news.example:8080/rss", "https://news.example/rss", False),
+    ("https://news.example/rss", "https://news.example:99999/rss", False),  # not URLs
+    ("https://news.example/rss", "https://[news.example/rss", False),
 ])
 def test_which_urls_a_sources_own_headers_may_go_to(a, b, same):
     assert same_site(a, b) is same

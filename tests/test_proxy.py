@@ -14,6 +14,8 @@ import ssl
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harvester.config import HttpConfig, load_config
 from harvester.devserver import FixtureServer, Response
@@ -97,6 +99,23 @@ def test_a_wrong_proxy_variable_is_named():
         routes(None, (), {"HTTPS_PROXY": "socks5h://me:hunter2@proxy.corp:1080"})
     assert str(e.value) == ("environment variable HTTPS_PROXY: socks5h proxies are not supported,"
                             " only http:// and https:// ones: 'socks5h://me:***@proxy.corp:1080'")
+
+
+URLISH = st.text(st.sampled_from("htps:/@[]%.:1a9-_*, \u00e9\x00"), max_size=40)
+
+
+@given(proxy=URLISH, no_proxy=URLISH, url=URLISH)
+def test_any_proxy_setting_is_read_or_named_and_any_url_routed(proxy, no_proxy, url):
+    """Whatever the environment holds: routes or a ConfigError naming the variable; and
+    whatever URL a feed links to: a route, never an exception."""
+    try:
+        r = routes(None, (), {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": no_proxy})
+    except ConfigError as e:
+        assert str(e).startswith("environment variable ")
+        return
+    for u in (url, "https://" + url, "http://" + url):
+        r.for_url(u)
+    r.describe()
 
 
 @pytest.fixture
