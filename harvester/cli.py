@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -429,8 +430,10 @@ def check(ctx: click.Context) -> None:
 @cli.command()
 @click.argument("url")
 @click.option("--entries", default=5, show_default=True, help="How many entries to show.")
+@click.option("-H", "--header", "header_args", multiple=True, metavar="'NAME: VALUE'",
+              help="Send this header too (a token, a cookie), as curl -H does.")
 @click.pass_context
-def probe(ctx: click.Context, url: str, entries: int) -> None:
+def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ...]) -> None:
     """Find the repeated entries of a listing page at URL and print a ready
     [sources.select] block, with the first entries read through it. A feed at URL is
     said to be one, with its block: it needs no selectors."""
@@ -439,14 +442,15 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
     from .fetch import Fetcher
     from .parse.listing import extract
 
+    headers = _header_options(header_args)
     http = HttpConfig()
     if ctx.obj["config_path"]:
         http = _config(ctx).http
     with _errors():
-        fr = Fetcher(http).fetch(url)
+        fr = Fetcher(http).fetch(url, headers=headers)
         feed = _feed_entries(fr)
         if feed:
-            click.echo(_source_block("feed", url))
+            click.echo(_source_block("feed", url, headers))
             _echo_entries("a feed, not a listing page (no selectors needed): "
                           + counted(len(feed), "entry", "entries"), feed, entries)
             return
@@ -455,13 +459,35 @@ def probe(ctx: click.Context, url: str, entries: int) -> None:
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)
-    click.echo(_source_block("html", url) + "\n" + toml_block(found))
+    click.echo(_source_block("html", url, headers) + "\n" + toml_block(found))
     _echo_entries(f"{len(listing.document.entries)} entries on this page",
                   listing.document.entries, entries)
 
 
-def _source_block(kind: str, url: str) -> str:
-    return f'[[sources]]\nname = "CHANGE-ME"\nkind = "{kind}"\nurl = {json.dumps(url)}'
+def _header_options(args: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """-H 'Name: value' options, checked as the config checks a source's headers."""
+    from .config import header_problem
+
+    out = []
+    for arg in args:
+        name, colon, value = arg.partition(":")
+        problem = header_problem(name.strip(), value) if colon else "expected 'NAME: VALUE'"
+        if problem:
+            raise click.BadParameter(f"{name.strip()[:40]!r}: {problem}",
+                                     param_hint="'-H' / '--header'")
+        out.append((name.strip(), value.strip()))
+    return tuple(out)
+
+
+def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) -> str:
+    block = f'[[sources]]\nname = "CHANGE-ME"\nkind = "{kind}"\nurl = {json.dumps(url)}'
+    if headers:
+        # the values stay out of the config (and of this output): each from a variable
+        env = {n: re.sub(r"[^A-Za-z0-9]", "_", n).upper() for n, _ in headers}
+        table = ", ".join(f'{n if re.fullmatch(r"[A-Za-z0-9_-]+", n) else json.dumps(n)}'
+                          f' = "${{{var}}}"' for n, var in env.items())
+        block += f"\nheaders = {{ {table} }}  # set {', '.join(env.values())} in the environment"
+    return block
 
 
 def _feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:

@@ -574,6 +574,19 @@ _MANAGED_HEADERS = frozenset({
 })
 
 
+def header_problem(name: str, value: str = "") -> str | None:
+    """What is wrong with a request header a user gives (config or `probe -H`), else None.
+    Never quotes the value: it is often a secret."""
+    if not _TOKEN.match(name):
+        return f"{name!r} is not an HTTP header name"
+    if name.lower() in _MANAGED_HEADERS:
+        return ("the harvester sets this header itself (conditional GET, compression, "
+                "connections)")
+    if any(c in value for c in "\r\n\0"):
+        return "a header value cannot hold a line break or NUL"
+    return None
+
+
 def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
     """A source's extra request headers; `${NAME}` in a value is the environment variable
     NAME, so a token need not sit in the file. Values are never echoed: they are secrets."""
@@ -584,11 +597,9 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
     seen: set[str] = set()
     for name, value in table.items():
         key = f"{k}.{name}"
-        if not _TOKEN.match(name):
-            raise r.error(key, f"{name!r} is not an HTTP header name")
-        if name.lower() in _MANAGED_HEADERS:
-            raise r.error(key, "the harvester sets this header itself (conditional GET, "
-                               "compression, connections)")
+        problem = header_problem(name)
+        if problem:
+            raise r.error(key, problem)
         if name.lower() in seen:
             raise r.error(key, "given twice (header names are case-insensitive)")
         seen.add(name.lower())
@@ -601,8 +612,9 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
             return os.environ[m.group(1)]
 
         value = _ENV_REF.sub(env, value)
-        if any(c in value for c in "\r\n\0"):
-            raise r.error(key, "a header value cannot hold a line break or NUL")
+        problem = header_problem(name, value)
+        if problem:
+            raise r.error(key, problem)
         out.append((name, value.strip()))
     return tuple(out)
 
@@ -836,6 +848,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 __all__ = [
     "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
     "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind", "RuleConfig",
-    "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "load_config", "parse_config",
+    "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "header_problem", "load_config",
+    "parse_config",
     "parse_duration", "parse_first_run", "parse_schedule",
 ]

@@ -14,7 +14,7 @@ from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 
-from .conftest import FIXTURES, feed_source, run_cli
+from .conftest import FIXTURES, feed_bytes, feed_source, run_cli
 
 LISTINGS = FIXTURES / "listings"
 ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
@@ -311,3 +311,29 @@ def test_a_sources_headers_go_with_its_later_pages_and_followed_articles(
     assert len([p for p in paths if "news-detail" in p]) == 20
     assert {(q.headers.get("Authorization"), q.headers.get("Cookie"))
             for q in server.requests} == {("Bearer t0ken", "consent=yes")}
+
+
+def test_probe_sends_headers_and_prints_them_for_the_environment(server):
+    """A feed behind a token: probe with -H as with curl; the block it prints reads the
+    value from the environment rather than repeating it."""
+    def guarded(req):
+        if req.headers.get("Authorization") != "Bearer t0ken":
+            return Response(b"login first", status=401, content_type="text/plain")
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/private.rss", guarded)
+    url = server.url("/private.rss")
+    r = run_cli("probe", url)
+    assert (r.returncode, r.stderr) == (1, "harvester: error: HTTP 401 Unauthorized\n")
+    r = run_cli("probe", url, "-H", "Authorization: Bearer t0ken", "--header", "X-Client: me",
+                "--entries", "0")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines()[:5] == [
+        "[[sources]]", 'name = "CHANGE-ME"', 'kind = "feed"', f'url = "{url}"',
+        'headers = { Authorization = "${AUTHORIZATION}", X-Client = "${X_CLIENT}" }  # set '
+        "AUTHORIZATION, X_CLIENT in the environment"]
+    assert "t0ken" not in r.stdout
+    r = run_cli("probe", url, "-H", "Host: elsewhere")
+    assert r.returncode == 2
+    assert ("Invalid value for '-H' / '--header': 'Host': the harvester sets this header "
+            "itself") in r.stderr
