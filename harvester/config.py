@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -118,8 +118,9 @@ class SourceConfig:
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     follow: bool = False  # fetch each new item's article page and store its main text
-    # sent with every request to the source's own site (its URL's origin), never elsewhere
-    headers: tuple[tuple[str, str], ...] = ()
+    # sent with every request to the source's own site (its URL's origin), never elsewhere;
+    # out of the repr, as its values are often secrets
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,10 +420,10 @@ def _cron(r: _Reader, k: str) -> str | None:
         raise r.error(k, f"{v!r} is not a crontab line: expected 5 fields "
                          "(minute hour day month weekday), e.g. '*/15 * * * *'")
     names = ("minute", "hour", "day", "month", "weekday")
-    for name, field, (lo, hi) in zip(names, fields, _CRON_RANGES, strict=True):
-        if not _CRON_FIELD.match(field):
-            raise r.error(k, f"{v!r}: bad {name} field {field!r}")
-        for n in re.findall(r"(?<![/\d])\d+", field):
+    for name, part, (lo, hi) in zip(names, fields, _CRON_RANGES, strict=True):
+        if not _CRON_FIELD.match(part):
+            raise r.error(k, f"{v!r}: bad {name} field {part!r}")
+        for n in re.findall(r"(?<![/\d])\d+", part):
             if not lo <= int(n) <= hi:
                 raise r.error(k, f"{v!r}: {name} {n} is outside {lo}-{hi}")
     return v

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ConfigError
 
@@ -32,7 +32,8 @@ class Proxy:
     """One proxy: its URL without credentials (safe to log), and those credentials."""
 
     url: str  # scheme://host:port
-    auth: str | None = None  # "user:password", percent-decoded: sent as Proxy-Authorization
+    # "user:password", percent-decoded: sent as Proxy-Authorization, never in a repr
+    auth: str | None = field(default=None, repr=False)
     origin: str = "[http] proxy"  # where it was set, for messages
 
     def __str__(self) -> str:
@@ -42,8 +43,6 @@ class Proxy:
         """The URL as requests wants it: credentials in the userinfo, re-encoded."""
         if not self.auth:
             return self.url
-        from urllib.parse import quote
-
         user, _, password = self.auth.partition(":")
         scheme, rest = self.url.split("://", 1)
         return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"

@@ -67,6 +67,7 @@ def test_a_sources_headers_take_values_from_the_environment(tmp_path: Path, monk
     [src] = load_config(path).sources
     assert src.headers == (("Authorization", "Bearer t0ken"),
                            ("Cookie", "consent=yes; $HOME ${not a name}"))
+    assert "t0ken" not in repr(src)  # a logged config never shows it
     monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken\r\nX-Injected: 1")
     with pytest.raises(ConfigError) as e:  # a line break from the environment is refused too
         load_config(path)

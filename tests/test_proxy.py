@@ -92,6 +92,7 @@ def test_a_proxy_url_keeps_its_credentials_out_of_what_is_shown():
     p = parse_proxy("http://me:p%40ss@proxy.corp:3128")
     assert (str(p), p.auth) == (CORP, "me:p@ss")
     assert p.url_with_auth() == "http://me:p%40ss@proxy.corp:3128"
+    assert "p@ss" not in repr(p) and "p@ss" not in repr(routes(p.url_with_auth(), (), {}))
 
 
 def test_a_wrong_proxy_variable_is_named():
