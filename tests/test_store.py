@@ -26,9 +26,8 @@ from harvester.dates import iso_utc
 from harvester.devserver import Response
 from harvester.store import SqliteStore, claimant
 
-from .conftest import NOW, feed_bytes, feed_source, http_fast, make_config
+from .conftest import NOW, Running, feed_bytes, feed_source, http_fast, make_config
 from .servers import Receiver
-from .test_daemon import Running
 from .test_notify import webhook_notifier
 
 SECRET_ENV = {"HV_HOOK_SECRET": "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="}
