@@ -225,6 +225,42 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
             click.echo(("\n" if i else "") + describe_item(row, versions))
 
 
+RETAG_SHOWN = 20  # items `retag` lists by name; the rest are counted
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.pass_context
+def retag(ctx: click.Context, dry_run: bool) -> None:
+    """Apply the configured rules to every stored item again, so that after a rule is
+    added or changed `items --rule` covers the history too. Nothing is notified."""
+    from .retag import retag_store, rule_counts
+
+    config = _config(ctx)
+    with _errors(), SqliteStore(config.storage.path) as store:
+        retags, judged = retag_store(store, config.rules, write=not dry_run)
+    for r in retags[:RETAG_SHOWN]:
+        marks = " ".join([*(f"+{n}" for n in r.gained), *(f"-{n}" for n in r.lost)])
+        click.echo(f"{marks}  {r.published[:10]}  {r.title}  ({r.source})")
+    if len(retags) > RETAG_SHOWN:
+        click.echo(f"… and {len(retags) - RETAG_SHOWN} more")
+    counts = rule_counts(retags)
+    configured = [r.name for r in config.rules]
+    for name in [*(n for n in configured if n in counts), *sorted(set(counts) - set(configured))]:
+        gained, lost = counts[name]
+        gone = "" if name in configured else " (no longer configured)"
+        click.echo(f"rule {name}{gone}: gained by {counted(gained, 'item')}, "
+                   f"lost by {counted(lost, 'item')}")
+    if not retags:
+        click.echo(f"all {counted(judged, 'stored item')} already carry the rules the config "
+                   "gives them")
+    elif dry_run:
+        click.echo(f"would retag {len(retags)} of {counted(judged, 'item')} (dry run: nothing "
+                   "written)")
+    else:
+        click.echo(f"retagged {len(retags)} of {counted(judged, 'item')}; nothing is notified")
+
+
 def _unknown_names(config: Config, source: str | None, rule: str | None) -> str:
     """Why a filter may have matched nothing: a name the config does not know (a typo, or
     one since removed, whose stored items would still have been listed)."""

@@ -27,6 +27,7 @@ from .models import (
     Change,
     ChangeKind,
     DateFlag,
+    Item,
     Known,
     Notification,
     PollPlan,
@@ -598,6 +599,42 @@ class SqliteStore:
                           " WHERE id = ? AND status != 'pending'",
                           [(iso_utc(now), i) for i in ids])
             return c.total_changes - before
+
+    # -- the rules, applied again (retag.py decides) ---------------------------------------
+
+    def tagged_items(self, batch: int = 2000) -> Iterator[tuple[str, Item, list[str]]]:
+        """Every stored item as the rules read it, with the rules it is tagged with. Read
+        by id a batch at a time, so a million items are never held at once."""
+        after = ""
+        while True:
+            try:
+                rows = self.conn.execute(
+                    "SELECT id, source, key, url, guid, title, category, tags, summary, content,"
+                    " published, date_flag, language, content_hash, author, rules FROM items"
+                    " WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read items: {e}") from e
+            if not rows:
+                return
+            for (item_id, source, key, url, guid, title, category, tags, summary, content,
+                 published, date_flag, language, content_hash, author, rules) in rows:
+                yield item_id, Item(source, key, url, guid, title, category,
+                                    tuple(json.loads(tags)), summary, content, published,
+                                    DateFlag(date_flag), language, content_hash,
+                                    author), json.loads(rules)
+            after = rows[-1][0]
+
+    def retag(self, changes: Sequence[tuple[str, str, Sequence[str]]]) -> int:
+        """Set items' rules: (id, the content hash they were judged on, rules). An item
+        edited since keeps what its poll gave it. One transaction; returns how many."""
+        try:
+            with self._write() as c:
+                before = c.total_changes
+                c.executemany("UPDATE items SET rules = ? WHERE id = ? AND content_hash = ?",
+                              [(_json_list(rules), i, h) for i, h, rules in changes])
+                return c.total_changes - before
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot retag items: {e}") from e
 
     # -- reads for people ----------------------------------------------------------------
 
