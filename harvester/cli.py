@@ -21,7 +21,6 @@ from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, prune_log, system_clock
 from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
-from .proxy import routes
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -438,8 +437,7 @@ def check(ctx: click.Context) -> None:
     click.echo(f"database: {config.storage.path}, fetch log "
                + (f"kept {duration(keep)}" if keep else "kept in full"))
     with _errors():
-        click.echo("proxy: " + routes(config.http.proxy, config.http.no_proxy,
-                                      os.environ).describe())
+        click.echo("proxy: " + config.http.proxy_routes(os.environ).describe())
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:

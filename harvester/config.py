@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
-from .proxy import parse_proxy
+from .proxy import ProxyRoutes, parse_proxy, routes
 from .urls import is_http_url
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
@@ -83,6 +83,11 @@ class HttpConfig:
     # None: the environment's proxy settings (http_proxy, …); "": none at all
     proxy: str | None = None
     no_proxy: tuple[str, ...] = ()  # hosts that go direct, as in the no_proxy variable
+
+    def proxy_routes(self, environ: Mapping[str, str]) -> ProxyRoutes:
+        """Where requests go: `proxy` and `no_proxy`, or without `proxy` the environment's
+        variables. ConfigError names a variable that is wrong."""
+        return routes(self.proxy, self.no_proxy, environ)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from .config import HttpConfig
 from .errors import FetchError, PolicyError
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
-from .proxy import Proxy, routes
+from .proxy import Proxy
 from .transport import (
     DeadlinePassed,
     PolicyRefusal,
@@ -112,8 +112,7 @@ class Fetcher:
                  environ: Mapping[str, str] | None = None):
         self.http = http
         self.policy = policy or NetworkPolicy(http.allow_networks)
-        self.routes = routes(http.proxy, http.no_proxy,
-                             os.environ if environ is None else environ)
+        self.routes = http.proxy_routes(os.environ if environ is None else environ)
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._origins: dict[str, NetworkPolicy] = {}
         self._pools: dict[NetworkPolicy | Proxy, urllib3.PoolManager] = {}

@@ -83,8 +83,36 @@ class Delivery:
     path: str = "/"
 
 
+class _Quiet(BaseHTTPRequestHandler):
+    """A keep-alive HTTP/1.1 handler that logs nothing (the tests assert what it saw)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+class _Served:
+    """An HTTP server on 127.0.0.1, answering from a thread until stop()."""
+
+    httpd: ThreadingHTTPServer
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @dataclass
-class Receiver:
+class Receiver(_Served):
     """A webhook receiver that checks signatures as a receiver would and answers from a
     script: `answers` is a list of (status, headers) used in turn, then 200."""
 
@@ -97,12 +125,7 @@ class Receiver:
     def __post_init__(self) -> None:
         receiver = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
+        class H(_Quiet):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 msg_id = self.headers.get("webhook-id", "")
@@ -126,9 +149,7 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up while held (its timeout): nobody to answer
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self._serve(H)
 
     def verify(self, msg_id: str, stamp: str, body: bytes, sig: str | None) -> bool:
         if self.secret is None:
@@ -141,11 +162,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"http://127.0.0.1:{self.port}/hook"
 
 
 def tls_for_tests(tmp: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
@@ -161,7 +178,7 @@ def tls_for_tests(tmp: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
 
 
 @dataclass
-class ForwardProxy:
+class ForwardProxy(_Served):
     """A forward HTTP proxy as an office has one: absolute-form requests relayed, CONNECT
     tunnelled, credentials required when `credentials` ("user:password") is set. Whatever
     host a request names, it is relayed to 127.0.0.1 at that port, so a test can name a
@@ -174,12 +191,7 @@ class ForwardProxy:
     def __post_init__(self) -> None:
         proxy = self
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
+        class H(_Quiet):
             def _admit(self) -> bool:
                 auth = self.headers.get("Proxy-Authorization")
                 proxy.seen.append((self.command, self.path, auth))
@@ -236,14 +248,8 @@ class ForwardProxy:
                         (upstream if sock is self.connection else self.connection).sendall(chunk)
                 upstream.close()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
+        self._serve(H)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"http://127.0.0.1:{self.port}"

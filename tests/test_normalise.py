@@ -297,7 +297,9 @@ _HTML_PIECES = st.lists(st.sampled_from([
 def test_html_to_text_reads_markup_as_lxml_html_fragments_do(value):
     """The paragraphs of a fragment, read on plain lxml.etree elements, are those of
     lxml.html's fragment_fromstring (the reading it replaced, ~40 % slower) — except
-    where that one failed its own assertion on a markup with no body."""
+    where that one failed its own assertion: on a markup with no body (nothing shown)
+    or with two ('é</body><body>': there is no reading to compare with; the first
+    body's text is shown)."""
     import lxml.html
 
     from harvester.text import _BLOCK_TAGS, _DROP_TAGS, _PARA_MARK, _dedupe, _paragraphs_from_html
@@ -310,8 +312,10 @@ def test_html_to_text_reads_markup_as_lxml_html_fragments_do(value):
             markup.replace(_PARA_MARK, " "), create_parent="div",
             parser=lxml.html.HTMLParser(no_network=True, remove_comments=True,
                                         remove_pis=True))
-    except AssertionError:  # "too many bodies: []"
-        assert _dedupe(_paragraphs_from_html(markup)) == []
+    except AssertionError as e:  # "too many bodies: [...]"
+        paras = _dedupe(_paragraphs_from_html(markup))  # read, not failed
+        if str(e).startswith("too many bodies: []"):
+            assert paras == []
         return
     except (lxml.etree.ParserError, ValueError):
         return

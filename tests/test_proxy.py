@@ -170,7 +170,7 @@ def test_the_proxy_gets_the_credentials_of_its_url(server, no_public_dns):
     server.route("/rss", Response(b"<rss/>"))
     office = ForwardProxy(credentials="me:p@ss")
     try:
-        port = office.url.rsplit(":", 1)[1]
+        port = office.port
         with_auth = Fetcher(HttpConfig(timeout=2, retries=0,
                                        proxy=f"http://me:p%40ss@127.0.0.1:{port}"))
         assert with_auth.fetch(behind(server, "/rss")).body == b"<rss/>"
@@ -205,7 +205,7 @@ def test_https_goes_through_a_connect_tunnel_with_credentials(tls_server):
     tls_server.route("/rss", Response(body))
     office = ForwardProxy(credentials="me:secret")
     try:
-        port = office.url.rsplit(":", 1)[1]
+        port = office.port
         url = behind(tls_server, "/rss")
         fetched = Fetcher(HttpConfig(timeout=2, retries=0,
                                      proxy=f"http://me:secret@127.0.0.1:{port}")).fetch(url)
@@ -298,7 +298,7 @@ def send_test_hook(tmp_path: Path, proxy_url: str, hook_url: str):
 def test_a_webhook_goes_through_the_proxy(proxy, tmp_path):
     receiver = Receiver()
     try:
-        hook = f"http://hooks.example:{receiver.httpd.server_address[1]}/hook"
+        hook = f"http://hooks.example:{receiver.port}/hook"
         assert send_test_hook(tmp_path, proxy.url, hook).kind is OutcomeKind.SENT
         assert [d.id for d in receiver.deliveries] == ["test_1"]
         assert proxy.seen == [("POST", hook, None)]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..config import Config, DeliveryConfig, NotifierConfig, NotifierKind
-from ..proxy import routes
 from ..store import SqliteStore
 from ..words import counted
 from .base import Channel, Message, Outcome, OutcomeKind, message_from_row
@@ -50,7 +49,7 @@ def make_channel(cfg: NotifierConfig, config: Config) -> Channel:
 
         # a webhook goes out through the proxy the sources use
         return WebhookChannel(cfg, config.delivery.timeout,
-                              routes(config.http.proxy, config.http.no_proxy, os.environ))
+                              config.http.proxy_routes(os.environ))
     from .console import ConsoleChannel
 
     return ConsoleChannel()
