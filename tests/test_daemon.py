@@ -199,6 +199,9 @@ def test_a_retry_goes_when_its_backoff_ends_not_at_the_next_deliver_every(
                    what="the retry, 2 s (±20 %) after the 503, long before deliver_every")
         first, retry = receiver.deliveries[:2]
         assert first.id == retry.id
+        # the receiver records a delivery before it answers; the daemon logs after the answer
+        d.wait_for(lambda: len([r for r in d.logs() if r.get("event") == "delivery"]) >= 2,
+                   what="the retry's record")
         assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
             "delivery: 0 sent, 1 waiting to retry, 0 dead",
             "delivery: 1 sent, 0 waiting to retry, 0 dead"]
