@@ -708,7 +708,7 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
 }
 NOTIFY_ON = ("new", "changed")
 # a webhook's body: the harvester's own JSON, or a chat service's incoming-webhook message
-WEBHOOK_FORMATS = ("standard", "slack", "discord")
+WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
 

@@ -286,6 +286,55 @@ def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a
         url]
 
 
+def test_teams_format_posts_an_adaptive_card(server, icmpd_a, config_for, store, receiver):
+    hooks = (webhook_notifier(receiver.url + "/teams", name="teams", rules='["press-release"]',
+                              extra='format = "teams"\n')
+             + webhook_notifier(receiver.url + "/edits", name="edits", rules="[]",
+                                extra='format = "teams"\non = ["changed"]\n'))
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=hooks)
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 2
+    bodies = {d.path.rpartition("/")[2]: d.body for d in receiver.deliveries}
+    [attachment] = bodies["teams"]["attachments"]
+    assert bodies["teams"]["type"] == "message"
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
+    url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
+           "-migration-organisation-icmpd/")
+    runs = [b["inlines"] for b in card["body"]]
+    assert runs[:2] == [
+        [{"type": "TextRun", "text": f"Press Release: {GERMANY}", "weight": "Bolder",
+          "selectAction": {"type": "Action.OpenUrl", "url": url}}],
+        [{"type": "TextRun", "text": "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+          "isSubtle": True, "size": "Small"}]]
+    assert runs[2][0]["text"] == ("Germany becomes the 18th Member State of the International "
+                                  "Centre for Migration Policy Development...")
+    assert "separator" not in card["body"][0]
+    edit = [b["inlines"][0]["text"] for b in bodies["edits"]["attachments"][0]["content"]["body"]]
+    assert edit[-2:] == ["summary changed:", "\n".join(KYIV_DIFF)]
+
+
+def test_a_teams_card_shows_feed_words_as_written_and_stays_under_the_size_teams_takes():
+    from harvester.notify.render import TEAMS_LIMIT, teams_card
+
+    title = "@everyone **Fish** [click](https://evil.example) {{DATE(2020-05-20T07:41:00Z)}}"
+    [head] = teams_card([_chat(title, url="javascript:alert(1)")], False)[
+        "attachments"][0]["content"]["body"][0]["inlines"]
+    # a TextRun is not Markdown and mentions nothing; no link but an http(s) one
+    assert head == {"type": "TextRun", "weight": "Bolder", "text":
+                    "@everyone **Fish** [click](https://evil.example) {\u200b{DATE(2020-05-20T07:41:00Z)}}"}
+    many = [_chat(f"Item {i}", summary="word " * 900) for i in range(30)]
+    card = teams_card(many, True)
+    body = card["attachments"][0]["content"]["body"]
+    assert len(json.dumps(card, ensure_ascii=False).encode()) < TEAMS_LIMIT + 1000
+    assert body[0]["inlines"][0]["text"] == "harvester: 30 notifications (30 new items)"
+    shown = [b for b in body if b["inlines"][0]["text"].startswith("Item ")]
+    assert 0 < len(shown) < 30
+    assert body[-1]["inlines"][0]["text"] == (
+        f"… and {30 - len(shown)} more notifications (harvester outbox lists them)")
+
+
 def _chat(title: str, **item: object) -> Message:
     return Message(id="n1", notifier="chat", event="item.new", source="news",
                    created_at="2020-05-20T07:41:00Z", item={"title": title, **item})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from ..words import counted
 from .base import Message
@@ -122,6 +124,69 @@ def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Teams refuses a message over ~28 KB; the card's JSON is kept under this many bytes
+TEAMS_LIMIT = 24_000
+
+
+def _run(text: str, **style: Any) -> dict[str, Any]:
+    # a TextRun shows its text as written: no Markdown, no mention. Only the {{DATE(…)}}
+    # and {{TIME(…)}} functions would still be read; a zero-width space keeps them text.
+    return {"type": "TextRun", "text": text.replace("{{", "{\u200b{"), **style}
+
+
+def _rich(*runs: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RichTextBlock", "inlines": list(runs)}
+
+
+def _teams_blocks(m: Message) -> list[dict[str, Any]]:
+    url = (m.item.get("url") or "") if m.is_item else ""
+    link = ({"selectAction": {"type": "Action.OpenUrl", "url": url}}
+            if url.startswith(("http://", "https://")) else {})  # the stored canonical link
+    head = _rich(_run(m.headline(), weight="Bolder", **link))
+    blocks = [{**head, "separator": True}]
+    if m.is_item:
+        blocks.append(_rich(_run(_meta(m), isSubtle=True, size="Small")))
+        if m.item.get("summary"):
+            blocks.append(_rich(_run(m.item["summary"])))
+        for ch in m.changes:
+            blocks.append(_rich(_run(f"{ch.label} changed" + (":" if ch.diff else ""))))
+            if ch.diff:
+                blocks.append(_rich(_run("\n".join(ch.diff), fontType="Monospace")))
+    else:
+        lines = [f"{k}: {m.data[k]}" for k in ("url", "error", "since") if m.data.get(k)]
+        if lines:
+            blocks.append(_rich(_run("\n".join(lines))))
+    return blocks
+
+
+def teams_card(messages: Sequence[Message], digest: bool) -> dict[str, Any]:
+    """A Teams message holding one Adaptive Card, as a Teams workflow's "post a card when
+    a webhook request is received" takes it. Feed text goes in TextRuns, which Teams shows
+    as written; the only link is the item's own. Past TEAMS_LIMIT the card says how many
+    more notifications there were instead of carrying them."""
+    body: list[dict[str, Any]] = []
+    if digest or len(messages) > 1:
+        body.append(_rich(_run(subject(messages, True), weight="Bolder", size="Large")))
+    budget = TEAMS_LIMIT
+    for i, m in enumerate(messages):
+        blocks = _teams_blocks(m)
+        size = len(json.dumps(blocks, ensure_ascii=False).encode())
+        if size > budget:
+            body.append(_rich(_run(f"… and {counted(len(messages) - i, 'more notification')}"
+                                   " (harvester outbox lists them)", isSubtle=True)))
+            break
+        budget -= size
+        body += blocks
+    if body:
+        body[0].pop("separator", None)  # nothing above the first block to separate it from
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard", "version": "1.4", "msteams": {"width": "Full"},
+            "body": body}
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+        "content": card}]}
+
+
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         # what is in it, so the reader knows before opening: "(3 new items, 1 edited)"
@@ -135,4 +200,5 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "chat_text", "header_safe", "html_document", "plain_text", "subject"]
+__all__ = ["CHAT_LIMITS", "TEAMS_LIMIT", "chat_text", "header_safe", "html_document",
+           "plain_text", "subject", "teams_card"]

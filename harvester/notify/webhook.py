@@ -25,7 +25,7 @@ from ..config import NotifierConfig
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
-from .render import chat_text
+from .render import chat_text, teams_card
 
 USER_AGENT = "harvester-webhook/0.1"
 
@@ -96,6 +96,8 @@ class WebhookChannel:
         elif style == "discord":  # no @everyone, role or user pings from a feed's words
             body_obj = {"content": chat_text(messages, digest, style),
                         "allowed_mentions": {"parse": []}}
+        elif style == "teams":
+            body_obj = teams_card(messages, digest)
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    "webhook-id": msg_id, "webhook-timestamp": str(now)}
