@@ -4,13 +4,16 @@ Rules tag an item when it is stored or edited. After a rule is added or changed,
 history still carries the old tags: `items --rule new-rule` would show only what
 arrives from now on. A retag judges every stored item again. It never notifies:
 an item is news once, when it appears, not when a rule is written for it.
-`plan_retag` decides (pure); `retag_store` runs it over a store.
+`judge` decides (pure); `retag_store` runs it over a store a batch at a time, so a
+million items, all changing, take the memory of one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import RuleConfig
@@ -42,45 +45,62 @@ class Retag:
         return tuple(r for r in self.before if r not in self.after)
 
 
-def plan_retag(stored: Iterable[tuple[str, Item, Sequence[str]]],
-               rules: Sequence[RuleConfig]) -> list[Retag]:
-    """The items whose rules differ from what the configured rules say now."""
-    out = []
-    for item_id, item, before in stored:
-        after = classify(item, rules)
-        if tuple(before) != after:
-            out.append(Retag(item_id, item.content_hash, item.source, item.title,
-                             item.published, tuple(before), after))
-    return out
+def judge(item_id: str, item: Item, before: Sequence[str],
+          rules: Sequence[RuleConfig]) -> Retag | None:
+    """The change the rules make to one stored item's tags, or None."""
+    after = classify(item, rules)
+    if tuple(before) == after:
+        return None
+    return Retag(item_id, item.content_hash, item.source, item.title, item.published,
+                 tuple(before), after)
 
 
-def rule_counts(retags: Sequence[Retag]) -> dict[str, tuple[int, int]]:
-    """(gained, lost) for each rule a retag touches, in the order first met."""
-    counts: dict[str, list[int]] = {}
-    for r in retags:
+@dataclass
+class RetagReport:
+    """What a retag found and did: counts, and the newest few changes by name."""
+
+    judged: int = 0
+    changed: int = 0
+    written: int = 0  # fewer than changed when polls edited items meanwhile
+    counts: dict[str, list[int]] = field(default_factory=dict)  # rule → [gained, lost]
+    newest: list[Retag] = field(default_factory=list)  # newest first
+
+    def add(self, r: Retag) -> None:
+        self.changed += 1
         for name in r.gained:
-            counts.setdefault(name, [0, 0])[0] += 1
+            self.counts.setdefault(name, [0, 0])[0] += 1
         for name in r.lost:
-            counts.setdefault(name, [0, 0])[1] += 1
-    return {name: (g, lost) for name, (g, lost) in counts.items()}
+            self.counts.setdefault(name, [0, 0])[1] += 1
 
 
 def retag_store(store: SqliteStore, rules: Sequence[RuleConfig], *, write: bool = True,
-                ) -> tuple[list[Retag], int]:
-    """Judge every stored item by `rules`; write the changes unless `write` is false.
-    Returns the changes, newest first, and how many items were judged."""
-    judged = 0
+                shown: int = 20, batch: int = 2000) -> RetagReport:
+    """Judge every stored item by `rules`, writing each batch's changes unless `write` is
+    false. Keeps the `shown` newest changes for a person to read."""
+    report = RetagReport()
+    newest: list[tuple[str, int, Retag]] = []  # a min-heap on published
+    seq = itertools.count()
+    pending: list[tuple[str, str, tuple[str, ...]]] = []
+    for item_id, item, before in store.tagged_items(batch):
+        report.judged += 1
+        r = judge(item_id, item, before, rules)
+        if r is None:
+            continue
+        report.add(r)
+        entry = (r.published, -next(seq), r)  # the first met wins a tie
+        if len(newest) < shown:
+            heapq.heappush(newest, entry)
+        elif entry > newest[0]:
+            heapq.heapreplace(newest, entry)
+        if write:
+            pending.append((r.item_id, r.content_hash, r.after))
+            if len(pending) >= batch:
+                report.written += store.retag(pending)
+                pending = []
+    if write and pending:
+        report.written += store.retag(pending)
+    report.newest = [r for _, _, r in sorted(newest, reverse=True)]
+    return report
 
-    def counted() -> Iterable[tuple[str, Item, Sequence[str]]]:
-        nonlocal judged
-        for row in store.tagged_items():
-            judged += 1
-            yield row
 
-    retags = sorted(plan_retag(counted(), rules), key=lambda r: r.published, reverse=True)
-    if write and retags:
-        store.retag([(r.item_id, r.content_hash, r.after) for r in retags])
-    return retags, judged
-
-
-__all__ = ["Retag", "plan_retag", "retag_store", "rule_counts"]
+__all__ = ["Retag", "RetagReport", "judge", "retag_store"]

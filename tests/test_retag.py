@@ -6,7 +6,7 @@ import json
 
 from harvester.config import load_config
 from harvester.harvest import poll_sources
-from harvester.retag import plan_retag, retag_store, rule_counts
+from harvester.retag import judge, retag_store
 
 from .conftest import NOW, feed_source, http_fast, make_config, run_cli
 
@@ -58,11 +58,26 @@ def test_an_item_edited_since_it_was_judged_keeps_what_its_poll_gave_it(icmpd_a,
                                   + OLD_RULES, rules=False))
     list(poll_sources(old, store, clock=lambda: NOW))
     now = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)))
-    plan = plan_retag(store.tagged_items(batch=3), now.rules)  # batches of 3: 7 items in 3
-    assert rule_counts(plan) == {"annual": (0, 2), "project-launch": (2, 0)}
+    plan = [r for row in store.tagged_items(batch=3)  # batches of 3: 7 items in 3
+            if (r := judge(*row, now.rules)) is not None]
+    assert sorted(r.title for r in plan) == sorted(
+        [ANNUAL_REVIEW, ANNUAL_POLICY, UKRAINE, FOURTH_PHASE])
     [first, *rest] = plan
     # the first was edited by a poll after it was judged: its hash no longer matches
     assert store.retag([(first.item_id, "an older hash", first.after),
                         *((r.item_id, r.content_hash, r.after) for r in rest)]) == 3
-    left, judged = retag_store(store, now.rules, write=False)
-    assert ([r.item_id for r in left], judged) == ([first.item_id], 7)
+    left = retag_store(store, now.rules, write=False)
+    assert ([r.item_id for r in left.newest], left.judged) == ([first.item_id], 7)
+
+
+def test_a_retag_writes_batch_by_batch_and_keeps_the_newest_few_to_show(icmpd_a, tmp_path,
+                                                                        store):
+    old = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)
+                                  + OLD_RULES, rules=False))
+    list(poll_sources(old, store, clock=lambda: NOW))
+    now = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)))
+    report = retag_store(store, now.rules, shown=2, batch=1)
+    assert (report.judged, report.changed, report.written) == (7, 4, 4)
+    assert [r.title for r in report.newest] == [ANNUAL_REVIEW, UKRAINE]  # 15 and 13 May
+    assert report.counts == {"annual": [0, 2], "project-launch": [2, 0]}
+    assert retag_store(store, now.rules).changed == 0
