@@ -186,7 +186,8 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
             click.echo(json.dumps(_item_json(row), ensure_ascii=False))
         return
     if not rows:
-        click.echo("no items" + _unknown_names(config, source, rule), err=True)
+        alone = not (source or since or search)
+        click.echo("no items" + _unknown_names(config, source, rule, alone), err=True)
         return
     for row in rows:
         rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
@@ -262,15 +263,21 @@ def retag(ctx: click.Context, dry_run: bool) -> None:
                    + (f" ({kept} edited meanwhile kept their poll's rules)" if kept else ""))
 
 
-def _unknown_names(config: Config, source: str | None, rule: str | None) -> str:
+def _unknown_names(config: Config, source: str | None, rule: str | None,
+                   alone: bool = False) -> str:
     """Why a filter may have matched nothing: a name the config does not know (a typo, or
-    one since removed, whose stored items would still have been listed)."""
+    one since removed, whose stored items would still have been listed), or, when the rule
+    is the only filter (`alone`), a rule newer than the items."""
     notes = ""
     for kind, name, known in (("source", source, [s.name for s in config.sources]),
                               ("rule", rule, [r.name for r in config.rules])):
         if name is not None and name not in known:
             notes += (f"; no {kind} named {name!r} in the config"
                       f" ({kind}s: {', '.join(known) or 'none'})")
+        elif kind == "rule" and name is not None and alone:
+            # no stored item at all carries it: a rule newer than the items, most likely
+            notes += ("; a rule tags items as they arrive (`harvester retag` applies it to"
+                      " those stored before)")
     return notes
 
 

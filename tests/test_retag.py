@@ -27,6 +27,9 @@ def test_retag_brings_the_history_under_the_rules_of_now_and_notifies_nothing(ic
     old = make_config(tmp_path, body + OLD_RULES, rules=False)
     assert run_cli("--config", str(old), "once", cwd=tmp_path).returncode == 0
     cfg = make_config(tmp_path, body)  # now: the ICMPD rules; "annual" is gone
+    before = run_cli("--config", str(cfg), "items", "--rule", "project-launch", cwd=tmp_path)
+    assert before.stderr == ("no items; a rule tags items as they arrive (`harvester retag` "
+                             "applies it to those stored before)\n")
     dry = run_cli("--config", str(cfg), "retag", "--dry-run", cwd=tmp_path)
     expected = [
         f"-annual  2020-05-15  {ANNUAL_REVIEW}  (icmpd-rss)",
