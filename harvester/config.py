@@ -603,12 +603,6 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
     seen: set[str] = set()
     for name, value in table.items():
         key = f"{k}.{name}"
-        problem = header_problem(name)
-        if problem:
-            raise r.error(key, problem)
-        if name.lower() in seen:
-            raise r.error(key, "given twice (header names are case-insensitive)")
-        seen.add(name.lower())
         if not isinstance(value, str):
             raise r.error(key, f"expected a string, got {_type_name(value)}")
 
@@ -621,6 +615,9 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
         problem = header_problem(name, value)
         if problem:
             raise r.error(key, problem)
+        if name.lower() in seen:
+            raise r.error(key, "given twice (header names are case-insensitive)")
+        seen.add(name.lower())
         out.append((name, value.strip()))
     return tuple(out)
 

@@ -184,7 +184,8 @@ class Fetcher:
         watch = arm(self.http.timeout)
         try:
             return self._fetch(url, etag=etag, last_modified=last_modified, source=source,
-                               policy=policy, watch=watch, own=(origin or url, headers))
+                               policy=policy, watch=watch, site=origin or url,
+                               own_headers=headers)
         finally:
             disarm(watch)
 
@@ -229,14 +230,13 @@ class Fetcher:
             raise FetchError(f"cannot connect: {error_reason(e)}", source=source, url=url) from e
 
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
-               source: str | None, policy: NetworkPolicy, watch: Watch,
-               own: tuple[str, Sequence[tuple[str, str]]]) -> FetchResult:
+               source: str | None, policy: NetworkPolicy, watch: Watch, site: str,
+               own_headers: Sequence[tuple[str, str]]) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        site, own_headers = own
         start = time.monotonic()
         chain = [url]
         while True:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
-from harvester.config import load_config
+import pytest
+
+from harvester.config import RuleConfig, load_config
 from harvester.harvest import poll_sources
 from harvester.retag import judge, retag_store
 
@@ -55,32 +58,32 @@ def test_retag_brings_the_history_under_the_rules_of_now_and_notifies_nothing(ic
     assert again.stdout == "all 7 stored items already carry the rules the config gives them\n"
 
 
-def test_an_item_edited_since_it_was_judged_keeps_what_its_poll_gave_it(icmpd_a, tmp_path,
-                                                                        store):
+@pytest.fixture
+def now_rules(icmpd_a, tmp_path, store) -> Sequence[RuleConfig]:
+    """The ICMPD feed stored (in `store`) under OLD_RULES; returns the ICMPD rules of now."""
     old = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)
                                   + OLD_RULES, rules=False))
     list(poll_sources(old, store, clock=lambda: NOW))
-    now = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)))
+    return load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a))
+                       ).rules
+
+
+def test_an_item_edited_since_it_was_judged_keeps_what_its_poll_gave_it(store, now_rules):
     plan = [r for row in store.tagged_items(batch=3)  # batches of 3: 7 items in 3
-            if (r := judge(*row, now.rules)) is not None]
+            if (r := judge(*row, now_rules)) is not None]
     assert sorted(r.title for r in plan) == sorted(
         [ANNUAL_REVIEW, ANNUAL_POLICY, UKRAINE, FOURTH_PHASE])
     [first, *rest] = plan
     # the first was edited by a poll after it was judged: its hash no longer matches
     assert store.retag([(first.item_id, "an older hash", first.after),
                         *((r.item_id, r.content_hash, r.after) for r in rest)]) == 3
-    left = retag_store(store, now.rules, write=False)
+    left = retag_store(store, now_rules, write=False)
     assert ([r.item_id for r in left.newest], left.judged) == ([first.item_id], 7)
 
 
-def test_a_retag_writes_batch_by_batch_and_keeps_the_newest_few_to_show(icmpd_a, tmp_path,
-                                                                        store):
-    old = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)
-                                  + OLD_RULES, rules=False))
-    list(poll_sources(old, store, clock=lambda: NOW))
-    now = load_config(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)))
-    report = retag_store(store, now.rules, shown=2, batch=1)
+def test_a_retag_writes_batch_by_batch_and_keeps_the_newest_few_to_show(store, now_rules):
+    report = retag_store(store, now_rules, shown=2, batch=1)
     assert (report.judged, report.changed, report.written) == (7, 4, 4)
     assert [r.title for r in report.newest] == [ANNUAL_REVIEW, UKRAINE]  # 15 and 13 May
     assert report.counts == {"annual": [0, 2], "project-launch": [2, 0]}
-    assert retag_store(store, now.rules).changed == 0
+    assert retag_store(store, now_rules).changed == 0
