@@ -441,12 +441,13 @@ def log_(ctx: click.Context, source: str | None, last: int, status: str | None,
 def check(ctx: click.Context) -> None:
     """Validate the configuration and say what would be polled."""
     config = _config(ctx)
+    with _errors():  # a wrong proxy variable fails the check before "ok" is said
+        proxy = config.http.proxy_routes(os.environ).describe()
     click.echo(f"{config.path}: ok")
     keep = config.storage.keep_log
     click.echo(f"database: {config.storage.path}, fetch log "
                + (f"kept {duration(keep)}" if keep else "kept in full"))
-    with _errors():
-        click.echo("proxy: " + config.http.proxy_routes(os.environ).describe())
+    click.echo(f"proxy: {proxy}")
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:

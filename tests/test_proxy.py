@@ -275,14 +275,15 @@ def test_once_and_check_use_the_proxy_of_the_environment(server, proxy, tmp_path
     assert proxy.seen == [("GET", url, None)]
 
 
-def test_a_bad_proxy_variable_stops_once_with_its_name(server, tmp_path):
+@pytest.mark.parametrize("command", ["once", "check"])
+def test_a_bad_proxy_variable_stops_the_command_with_its_name(server, tmp_path, command):
     cfg = make_config(tmp_path, http_fast() + feed_source("icmpd", server.url("/rss")),
                       rules=False)
-    r = run_cli("--config", str(cfg), "once", cwd=tmp_path,
+    r = run_cli("--config", str(cfg), command, cwd=tmp_path,
                 env={"https_proxy": "socks5://proxy.corp:1080"})
-    assert (r.returncode, r.stderr.strip()) == (
-        2, "harvester: error: environment variable https_proxy: socks5 proxies are not supported, only "
-           "http:// and https:// ones: 'socks5://proxy.corp:1080'")
+    assert (r.returncode, r.stdout, r.stderr.strip()) == (
+        2, "", "harvester: error: environment variable https_proxy: socks5 proxies are not "
+               "supported, only http:// and https:// ones: 'socks5://proxy.corp:1080'")
 
 
 def send_test_hook(tmp_path: Path, proxy_url: str, hook_url: str):
