@@ -514,12 +514,11 @@ def _header_options(args: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
     out = []
     for arg in args:
-        name, colon, value = arg.partition(":")
-        problem = header_problem(name.strip(), value) if colon else "expected 'NAME: VALUE'"
+        name, colon, value = (part.strip() for part in arg.partition(":"))
+        problem = header_problem(name, value) if colon else "expected 'NAME: VALUE'"
         if problem:
-            raise click.BadParameter(f"{name.strip()[:40]!r}: {problem}",
-                                     param_hint="'-H' / '--header'")
-        out.append((name.strip(), value.strip()))
+            raise click.BadParameter(f"{name[:40]!r}: {problem}", param_hint="'-H' / '--header'")
+        out.append((name, value))
     return tuple(out)
 
 

@@ -590,6 +590,10 @@ def header_problem(name: str, value: str = "") -> str | None:
                 "connections)")
     if any(c in value for c in "\r\n\0"):
         return "a header value cannot hold a line break or NUL"
+    if any((c < " " and c != "\t") or c == "\x7f" or c > "\xff" for c in value):
+        # what HTTP/1.1 can carry: visible ASCII, tabs, and Latin-1 (http.client's encoding)
+        return ("a header value can hold only visible ASCII or Latin-1 text "
+                "(percent-encode the rest)")
     return None
 
 
@@ -611,14 +615,14 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
                 raise r.error(key, f"environment variable {m.group(1)} is not set")
             return os.environ[m.group(1)]
 
-        value = _ENV_REF.sub(env, value)
+        value = _ENV_REF.sub(env, value).strip()  # a secret file's trailing newline, too
         problem = header_problem(name, value)
         if problem:
             raise r.error(key, problem)
         if name.lower() in seen:
             raise r.error(key, "given twice (header names are case-insensitive)")
         seen.add(name.lower())
-        out.append((name, value.strip()))
+        out.append((name, value))
     return tuple(out)
 
 

@@ -68,6 +68,8 @@ def test_a_sources_headers_take_values_from_the_environment(tmp_path: Path, monk
     assert src.headers == (("Authorization", "Bearer t0ken"),
                            ("Cookie", "consent=yes; $HOME ${not a name}"))
     assert "t0ken" not in repr(src)  # a logged config never shows it
+    monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken\n")  # as read from a secret file
+    assert load_config(path).sources[0].headers[0] == ("Authorization", "Bearer t0ken")
     monkeypatch.setenv("HV_NEWS_TOKEN", "t0ken\r\nX-Injected: 1")
     with pytest.raises(ConfigError) as e:  # a line break from the environment is refused too
         load_config(path)
@@ -148,6 +150,10 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "sources[0].headers.Authorization", "environment variable HV_UNSET_TOKEN is not set"),
     (GOOD_SOURCE + 'headers = { X-Evil = "a\\r\\nHost: evil" }\n', "sources[0].headers.X-Evil",
      "a header value cannot hold a line break or NUL"),
+    (GOOD_SOURCE + 'headers = { X-Token = "t\u20acken" }\n', "sources[0].headers.X-Token",
+     "a header value can hold only visible ASCII or Latin-1 text (percent-encode the rest)"),
+    (GOOD_SOURCE + 'headers = { X-Token = "t\\u0001ken" }\n', "sources[0].headers.X-Token",
+     "a header value can hold only visible ASCII or Latin-1 text (percent-encode the rest)"),
     (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
      "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
     (GOOD_SOURCE + '[[notifiers]]\nname = "n"\nkind = "console"\nrules = ["nope"]\n',

@@ -337,3 +337,6 @@ def test_probe_sends_headers_and_prints_them_for_the_environment(server):
     assert r.returncode == 2
     assert ("Invalid value for '-H' / '--header': 'Host': the harvester sets this header "
             "itself") in r.stderr
+    r = run_cli("probe", url, "-H", "X-Token: t\u20acken")  # http.client would raise
+    assert r.returncode == 2
+    assert "'X-Token': a header value can hold only visible ASCII or Latin-1 text" in r.stderr
