@@ -234,33 +234,14 @@ RETAG_SHOWN = 20  # items `retag` lists by name; the rest are counted
 def retag(ctx: click.Context, dry_run: bool) -> None:
     """Apply the configured rules to every stored item again, so that after a rule is
     added or changed `items --rule` covers the history too. Nothing is notified."""
+    from .cli_format import describe_retag
     from .retag import retag_store
 
     config = _config(ctx)
     with _errors(), SqliteStore(config.storage.path) as store:
         report = retag_store(store, config.rules, write=not dry_run, shown=RETAG_SHOWN)
-    for r in report.newest:
-        marks = " ".join([*(f"+{n}" for n in r.gained), *(f"-{n}" for n in r.lost)])
-        click.echo(f"{marks}  {r.published[:10]}  {r.title}  ({r.source})")
-    if report.changed > len(report.newest):
-        click.echo(f"… and {report.changed - len(report.newest)} more")
-    configured = [r.name for r in config.rules]
-    counts = report.counts
-    for name in [*(n for n in configured if n in counts), *sorted(set(counts) - set(configured))]:
-        gained, lost = counts[name]
-        gone = "" if name in configured else " (no longer configured)"
-        click.echo(f"rule {name}{gone}: gained by {counted(gained, 'item')}, "
-                   f"lost by {counted(lost, 'item')}")
-    judged = counted(report.judged, "item")
-    if not report.changed:
-        click.echo(f"all {counted(report.judged, 'stored item')} already carry the rules the "
-                   "config gives them")
-    elif dry_run:
-        click.echo(f"would retag {report.changed} of {judged} (dry run: nothing written)")
-    else:
-        kept = report.changed - report.written
-        click.echo(f"retagged {report.written} of {judged}; nothing is notified"
-                   + (f" ({kept} edited meanwhile kept their poll's rules)" if kept else ""))
+    for line in describe_retag(report, [r.name for r in config.rules], dry_run):
+        click.echo(line)
 
 
 def _unknown_names(config: Config, source: str | None, rule: str | None,

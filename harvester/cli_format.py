@@ -1,15 +1,18 @@
-"""Words for people: how a change reads in the demo and in `show`."""
+"""Words for people: how a change reads in the demo and in `show`, what `retag` did."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .edits import field_changes
 from .models import Change, ChangeKind
 from .store import SqliteStore
 from .words import counted
+
+if TYPE_CHECKING:
+    from .retag import RetagReport
 
 
 def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
@@ -48,3 +51,31 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
             lines.append(f"  {ch.label} changed" + (":" if ch.diff else ""))
             lines += [f"    {d}" for d in ch.diff]
     return "\n".join(lines)
+
+
+def describe_retag(report: RetagReport, configured: Sequence[str], dry_run: bool) -> list[str]:
+    """`retag`'s lines: the newest changes by name, each rule's counts (configured rules
+    in config order, then the ones no longer configured), and what was written."""
+    lines = []
+    for r in report.newest:
+        marks = " ".join([*(f"+{n}" for n in r.gained), *(f"-{n}" for n in r.lost)])
+        lines.append(f"{marks}  {r.published[:10]}  {r.title}  ({r.source})")
+    if report.changed > len(report.newest):
+        lines.append(f"… and {report.changed - len(report.newest)} more")
+    counts = report.counts
+    for name in [*(n for n in configured if n in counts), *sorted(set(counts) - set(configured))]:
+        gained, lost = counts[name]
+        gone = "" if name in configured else " (no longer configured)"
+        lines.append(f"rule {name}{gone}: gained by {counted(gained, 'item')}, "
+                     f"lost by {counted(lost, 'item')}")
+    judged = counted(report.judged, "item")
+    if not report.changed:
+        lines.append(f"all {counted(report.judged, 'stored item')} already carry the rules the "
+                     "config gives them")
+    elif dry_run:
+        lines.append(f"would retag {report.changed} of {judged} (dry run: nothing written)")
+    else:
+        kept = report.changed - report.written
+        lines.append(f"retagged {report.written} of {judged}; nothing is notified"
+                     + (f" ({kept} edited meanwhile kept their poll's rules)" if kept else ""))
+    return lines
