@@ -449,7 +449,8 @@ def check(ctx: click.Context) -> None:
         what = ", ".join(n.rules) if n.rules else "every item"
         click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"
                    + (f", events {', '.join(n.events)}" if n.events else "")
-                   + (f", {n.at}" if n.at else ""))
+                   + (f", {n.at}" if n.at else "")
+                   + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else ""))
 
 
 @cli.command()

@@ -216,6 +216,8 @@ class NotifierConfig:
     events: tuple[str, ...] = ()  # operators' events, e.g. "source.failing"
     options: tuple[tuple[str, Any], ...] = ()
     at: Schedule | None = None  # item news waits for this time, then goes as one digest
+    # a webhook's extra request headers (a receiver's token): secrets, so never in a repr
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -572,20 +574,26 @@ def _read_delivery(r: _Reader | None) -> DeliveryConfig:
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "te",
+                      "upgrade", "proxy-authorization"})
 # what the fetcher sets itself: a source's own value would break conditional GET,
 # decompression or the framing of the request
-_MANAGED_HEADERS = frozenset({
-    "host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
-    "if-none-match", "if-modified-since", "accept-encoding", "proxy-authorization",
-})
+_MANAGED_HEADERS = _FRAMING | {"if-none-match", "if-modified-since", "accept-encoding"}
+# what a webhook POST sets itself: the body's type and the Standard Webhooks headers,
+# which a receiver verifies the signature with
+_WEBHOOK_MANAGED = _FRAMING | {"content-type", "webhook-id", "webhook-timestamp",
+                               "webhook-signature"}
 
 
-def header_problem(name: str, value: str = "") -> str | None:
-    """What is wrong with a request header a user gives (config or `probe -H`), else None.
-    Never quotes the value: it is often a secret."""
+def header_problem(name: str, value: str = "", *, webhook: bool = False) -> str | None:
+    """What is wrong with a request header a user gives (a source's, a webhook's or
+    `probe -H`), else None. Never quotes the value: it is often a secret."""
     if not _TOKEN.match(name):
         return f"{name!r} is not an HTTP header name"
-    if name.lower() in _MANAGED_HEADERS:
+    if webhook and name.lower() in _WEBHOOK_MANAGED:
+        return ("the harvester sets this header itself (the body's type, the Standard "
+                "Webhooks headers, connections)")
+    if not webhook and name.lower() in _MANAGED_HEADERS:
         return ("the harvester sets this header itself (conditional GET, compression, "
                 "connections)")
     if any(c in value for c in "\r\n\0"):
@@ -597,9 +605,10 @@ def header_problem(name: str, value: str = "") -> str | None:
     return None
 
 
-def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
-    """A source's extra request headers; `${NAME}` in a value is the environment variable
-    NAME, so a token need not sit in the file. Values are never echoed: they are secrets."""
+def _headers(r: _Reader, k: str, *, webhook: bool = False) -> tuple[tuple[str, str], ...]:
+    """A source's (or a webhook's) extra request headers; `${NAME}` in a value is the
+    environment variable NAME, so a token need not sit in the file. Values are never
+    echoed: they are secrets."""
     table = r.get(k, dict, None)
     if table is None:
         return ()
@@ -616,7 +625,7 @@ def _headers(r: _Reader, k: str) -> tuple[tuple[str, str], ...]:
             return os.environ[m.group(1)]
 
         value = _ENV_REF.sub(env, value).strip()  # a secret file's trailing newline, too
-        problem = header_problem(name, value)
+        problem = header_problem(name, value, webhook=webhook)
         if problem:
             raise r.error(key, problem)
         if name.lower() in seen:
@@ -762,8 +771,9 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
             at = parse_schedule(r.get("at", str), zone)
         except ValueError as e:
             raise r.error("at", str(e)) from None
+    headers = _headers(r, "headers", webhook=True) if kind is NotifierKind.WEBHOOK else ()
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
-                       options=tuple(opts.items()), at=at)
+                       options=tuple(opts.items()), at=at, headers=headers)
     r.finish()
     return n
 

@@ -81,6 +81,7 @@ class Delivery:
     body: dict
     valid: bool
     path: str = "/"
+    headers: dict[str, str] = field(default_factory=dict)  # as sent, names lower-cased
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -134,7 +135,8 @@ class Receiver(_Served):
                 valid = receiver.verify(msg_id, stamp, body, sig)
                 with receiver.lock:
                     receiver.deliveries.append(
-                        Delivery(msg_id, stamp, sig, json.loads(body), valid, self.path))
+                        Delivery(msg_id, stamp, sig, json.loads(body), valid, self.path,
+                                 {k.lower(): v for k, v in self.headers.items()}))
                     status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
                 if receiver.hold:
                     time.sleep(receiver.hold)

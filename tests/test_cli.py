@@ -431,6 +431,16 @@ def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
                                            "Authorization: environment variable HV_TOKEN is not set\n")
 
 
+def test_check_names_a_webhooks_headers_but_never_their_values(tmp_path):
+    cfg = make_config(tmp_path, HTTP + '\n[[notifiers]]\nname = "hook"\nkind = "webhook"\n'
+                      'url = "https://hooks.corp.example/n8n"\n'
+                      'headers = { X-Api-Key = "${HV_TOKEN}" }\n', rules=False)
+    r = run_cli("--config", str(cfg), "check", env={"HV_TOKEN": "s3cret-t0ken"})
+    assert r.returncode == 0, r.stderr
+    assert "notifier hook: webhook, every item, on new, sends X-Api-Key" in r.stdout.splitlines()
+    assert "s3cret" not in r.stdout
+
+
 @pytest.mark.parametrize("args", [("items", "--source"), ("items", "--atom", "--rule"),
                                   ("items", "--search"), ("show",), ("log", "--source")])
 def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path, args):

@@ -84,6 +84,19 @@ def test_a_webhook_takes_a_chat_format_and_digest(tmp_path: Path):
     assert (n.option("format"), n.option("digest")) == ("discord", True)
 
 
+def test_a_webhooks_headers_take_values_from_the_environment(tmp_path: Path, monkeypatch):
+    """A receiver that wants a token (n8n, Home Assistant, an API gateway) gets it from the
+    environment; a webhook's If-None-Match or Accept-Encoding is nobody's business but its."""
+    monkeypatch.setenv("HV_HOOK_TOKEN", "t0ken\n")
+    path = tmp_path / "t.toml"
+    path.write_text('[[notifiers]]\nname = "hook"\nkind = "webhook"\nurl = "https://h.example/"\n'
+                    'headers = { Authorization = "Bearer ${HV_HOOK_TOKEN}", '
+                    'Accept-Encoding = "identity" }\n', "utf-8")
+    [n] = load_config(path).notifiers
+    assert n.headers == (("Authorization", "Bearer t0ken"), ("Accept-Encoding", "identity"))
+    assert "t0ken" not in repr(n)
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("08:00", Schedule(8, 0, "Europe/Vienna")),
     ("7:30", Schedule(7, 30, "Europe/Vienna")),
@@ -264,6 +277,18 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "notifiers[0].timeout", "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
     (NOTIFIER + 'kind = "console"\nmax_per_run = 0\n', "notifiers[0].max_per_run",
      "must be positive, got 0"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nheaders = { Content-Type = "text/plain" }\n',
+     "notifiers[0].headers.Content-Type", "the harvester sets this header itself (the body's "
+     "type, the Standard Webhooks headers, connections)"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nheaders = { webhook-signature = "v1,x" }\n',
+     "notifiers[0].headers.webhook-signature", "the harvester sets this header itself (the "
+     "body's type, the Standard Webhooks headers, connections)"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nheaders = { X-Key = "${HV_UNSET_KEY}" }\n',
+     "notifiers[0].headers.X-Key", "environment variable HV_UNSET_KEY is not set"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nheaders = { X-Key = "a\\nb" }\n',
+     "notifiers[0].headers.X-Key", "a header value cannot hold a line break or NUL"),
+    (NOTIFIER + 'kind = "console"\nheaders = { X-Key = "k" }\n', "notifiers[0].headers",
+     "unknown key"),
     ('[delivery]\nbackoff = "soon"\n', "delivery.backoff",
      "'soon' is not a duration like '90s', '15m', '2h' or '1d'"),
 ])

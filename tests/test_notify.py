@@ -466,6 +466,26 @@ def test_webhook_signed_and_retried_until_it_lands(server, icmpd_a, config_for, 
                                          "summary", "first_seen"}
 
 
+def test_a_webhooks_own_headers_reach_the_receiver_beside_its_signature(
+        server, icmpd_a, config_for, store, receiver, monkeypatch):
+    monkeypatch.setenv("HV_HOOK_TOKEN", "t0ken")
+    hooks = (webhook_notifier(receiver.url + "/token", name="token", extra=(
+                 'headers = { Authorization = "Bearer ${HV_HOOK_TOKEN}", '
+                 'user-agent = "newsroom-bot/2" }\n'))
+             + webhook_notifier(receiver.url + "/plain", name="plain"))
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=hooks)
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 2
+    got = {d.path.rpartition("/")[2]: d for d in receiver.deliveries}
+    assert got["token"].valid and got["plain"].valid  # signed as before
+    assert got["token"].headers["authorization"] == "Bearer t0ken"
+    assert got["token"].headers["user-agent"] == "newsroom-bot/2"
+    assert got["token"].headers["content-type"] == "application/json"
+    assert "authorization" not in got["plain"].headers
+    assert got["plain"].headers["user-agent"] == "harvester-webhook/0.1"
+    assert got["token"].body == got["plain"].body | {"timestamp": got["token"].body["timestamp"]}
+
+
 def test_a_failing_receiver_gets_one_attempt_a_pass_and_the_rest_wait_untried(
         server, icmpd_a, config_for, store, receiver):
     """Three messages to a receiver that answers 503: one request says it is down; the

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from ..config import NotifierConfig
 from ..fetch import error_reason, is_timeout, retry_after_seconds
@@ -99,8 +100,12 @@ class WebhookChannel:
         elif style == "teams":
             body_obj = teams_card(messages, digest)
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "webhook-id": msg_id, "webhook-timestamp": str(now)}
+        # the notifier's own headers (a receiver's token) may replace the User-Agent; the
+        # ones the body and its signature depend on are ours (the config refuses them)
+        headers = CaseInsensitiveDict({"User-Agent": USER_AGENT})
+        headers.update(self.cfg.headers)
+        headers.update({"Content-Type": "application/json", "webhook-id": msg_id,
+                        "webhook-timestamp": str(now)})
         if secret_env:
             headers["webhook-signature"] = sign(secret_bytes(os.environ[secret_env]), msg_id,
                                                 now, body)
