@@ -706,7 +706,8 @@ def _read_rule(r: _Reader) -> RuleConfig:
 _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
     NotifierKind.EMAIL: {"host": str, "port": int, "security": str, "username_env": str,
                          "password_env": str, "from": str, "to": list, "digest": bool,
-                         "max_per_run": int, "timeout": (str, int, float)},
+                         "max_per_run": int, "timeout": (str, int, float),
+                         "subject_prefix": str},
     NotifierKind.WEBHOOK: {"url": str, "secret_env": str, "max_per_run": int,
                            "timeout": (str, int, float), "format": str, "digest": bool},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
@@ -753,6 +754,10 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
                                       f"{opts['security']!r}")
         if not opts["to"]:
             raise r.error("to", "needs at least one address")
+        prefix = opts.get("subject_prefix", "")
+        if not prefix.isprintable() or len(prefix) > 50:
+            raise r.error("subject_prefix", f"a subject prefix is one line of up to 50 "
+                                            f"printable characters, got {prefix!r}")
         for i, addr in enumerate((opts["from"], *opts["to"])):
             if "@" not in addr or any(c in addr for c in "\r\n,;<>"):
                 raise r.error("from" if i == 0 else f"to[{i - 1}]",

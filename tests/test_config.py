@@ -255,6 +255,9 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "notifiers[0].to[0]", "'c@d.org\\nBcc: e@f' is not a plain e-mail address"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = []\n', "notifiers[0].to",
      "needs at least one address"),
+    (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org"]\n'
+     'subject_prefix = "[News]\\nBcc: e@f"\n', "notifiers[0].subject_prefix",
+     "a subject prefix is one line of up to 50 printable characters, got '[News]\\nBcc: e@f'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "file:///etc/passwd"\n', "notifiers[0].url",
      "expected an http:// or https:// URL, got 'file:///etc/passwd'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nsecret = "inline"\n',

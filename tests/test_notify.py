@@ -435,6 +435,45 @@ def test_an_edits_notification_says_what_that_edit_changed(server, icmpd_a, conf
     assert first["item"]["summary"] == second["item"]["summary"] == second["changes"][0]["after"]
 
 
+def test_an_edits_email_threads_under_its_items_news_and_no_autoreply_answers(
+        server, icmpd_a, config_for, store, smtp):
+    """Every item on every event, from a first poll that notifies everything: the edit's
+    email replies to the one that brought the item, and each carries the prefix a mail
+    filter sorts by and the headers that keep out-of-office replies away."""
+    notifier = email_notifier(smtp.port, on=["new", "changed"], max_per_run=50,
+                              subject_prefix="[ICMPD]").replace(
+        'rules = ["press-release", "project-launch"]', "rules = []")
+    config = config_for(feed_source("icmpd-rss", icmpd_a, first_run="all"), notifiers=notifier)
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 11  # 7 items, then 3 new and 1 edit
+    by_subject = {m["Subject"]: m for m in smtp.messages}
+    assert all(subj.startswith("[ICMPD] ") for subj in by_subject)
+    news = by_subject[f"[ICMPD] {BORDER_GUARDS}"]
+    edit = by_subject[f"[ICMPD] Updated: {BORDER_GUARDS}"]
+    assert edit["In-Reply-To"] == edit["References"] == news["Message-ID"]
+    assert news["In-Reply-To"] is None and news["References"] is None
+    assert {(m["Auto-Submitted"], m["X-Auto-Response-Suppress"]) for m in smtp.messages} == {
+        ("auto-generated", "OOF, AutoReply")}
+
+
+def test_a_recovery_email_threads_under_the_failure_alert(server, icmpd_a, config_for, store,
+                                                          smtp):
+    ops = email_notifier(smtp.port, events=["source.failing", "source.recovered"]).replace(
+        'rules = ["press-release", "project-launch"]\n', "")
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=ops)
+    list(poll_sources(config, store, clock=lambda: NOW))
+    server.route("/rss", Response(b"oops", status=500, content_type="text/plain"))
+    for i in range(3):
+        list(poll_sources(config, store, clock=lambda i=i: NOW + timedelta(minutes=i)))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(minutes=9)))
+    assert deliver(config, store, NOW + timedelta(minutes=10)).sent == 2
+    failing, recovered = smtp.messages
+    assert (failing["Subject"], recovered["Subject"]) == (
+        "Source failing: icmpd-rss (3 polls in a row)", "Source recovered: icmpd-rss")
+    assert recovered["In-Reply-To"] == recovered["References"] == failing["Message-ID"]
+
+
 @pytest.fixture
 def receiver(monkeypatch):
     monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")

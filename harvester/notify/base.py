@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from ..diff import notification_id
 from ..edits import FieldChange, edit_of, field_changes
 from ..words import counted
 
@@ -46,6 +47,17 @@ class Message:
     @property
     def is_item(self) -> bool:
         return self.event.startswith("item.")
+
+    def follows(self) -> str | None:
+        """The id of the notification this one follows up, so a mail client can thread them:
+        an edit follows its item's news, a recovery the failure alert (which may never have
+        been sent to this notifier: a reference to it is harmless then)."""
+        if self.event == "item.changed" and self.item.get("id"):
+            return notification_id(self.notifier, self.item["id"], "item.new")
+        if self.event == "source.recovered" and self.data.get("since"):
+            return notification_id(self.notifier, f"source:{self.source}", "source.failing",
+                                   self.data["since"])
+        return None
 
     def headline(self) -> str:
         """One line naming what happened, for a subject or a console heading."""

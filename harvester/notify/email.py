@@ -34,12 +34,20 @@ def message_id(messages: Sequence[Message], domain: str) -> str:
 
 
 def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
-          digest: bool) -> EmailMessage:
+          digest: bool, subject_prefix: str = "") -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
-    msg["Subject"] = subject(messages, digest)
+    msg["Subject"] = header_safe(f"{subject_prefix} {subject(messages, digest)}"
+                                 if subject_prefix else subject(messages, digest))
     msg["From"] = sender
     msg["To"] = ", ".join(to)
-    msg["Message-ID"] = message_id(messages, sender.rpartition("@")[2] or "harvester.invalid")
+    domain = sender.rpartition("@")[2] or "harvester.invalid"
+    msg["Message-ID"] = message_id(messages, domain)
+    parent = messages[0].follows() if len(messages) == 1 else None
+    if parent:  # threaded under the item's news (or the failure alert) it follows up
+        msg["In-Reply-To"] = msg["References"] = f"<{parent}@{domain}>"
+    # RFC 3834, and Exchange's own header: no out-of-office reply to a notification
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     # when the event was queued: a resend carries the same Date as the first send
     with contextlib.suppress(ValueError):
         msg["Date"] = format_datetime(
@@ -72,7 +80,8 @@ class EmailChannel:
         if isinstance(creds, str):
             return Outcome(OutcomeKind.RETRY, creds)
         to = list(self.cfg.option("to"))
-        msg = build(messages, sender=self.cfg.option("from"), to=to, digest=digest)
+        msg = build(messages, sender=self.cfg.option("from"), to=to, digest=digest,
+                    subject_prefix=self.cfg.option("subject_prefix", ""))
         context = ssl.create_default_context()
         try:
             smtp_cls = smtplib.SMTP_SSL if security == "tls" else smtplib.SMTP
