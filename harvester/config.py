@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
@@ -718,8 +718,20 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
     NotifierKind.CONSOLE: (),
 }
 NOTIFY_ON = ("new", "changed")
-# a webhook's body: the harvester's own JSON, or a chat service's incoming-webhook message
-WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams")
+# a webhook's body: the harvester's own JSON, or a chat or push service's message
+WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy")
+_NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")  # what ntfy accepts as a topic name
+
+
+def ntfy_endpoint(url: str) -> tuple[str, str] | None:
+    """An ntfy topic URL ("https://ntfy.sh/icmpd-news") → (the server's URL to publish JSON
+    to, the topic), as ntfy's JSON publishing wants them; None if the URL names no topic.
+    A query (ntfy's ?auth=…) stays on the URL published to."""
+    parts = urlsplit(url)
+    folder, _, topic = parts.path.rstrip("/").rpartition("/")
+    if not _NTFY_TOPIC.fullmatch(topic) or folder.endswith("/"):
+        return None
+    return urlunsplit(parts._replace(path=folder + "/", fragment="")), topic
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
 
@@ -767,6 +779,9 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
         if opts.get("format", "standard") not in WEBHOOK_FORMATS:
             raise r.error("format", f"expected one of {', '.join(WEBHOOK_FORMATS)}, got "
                                     f"{opts['format']!r}")
+        if opts.get("format") == "ntfy" and ntfy_endpoint(opts["url"]) is None:
+            raise r.error("url", f"an ntfy URL ends in its topic, e.g. "
+                                 f"https://ntfy.sh/icmpd-news; got {opts['url']!r}")
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None
@@ -871,6 +886,5 @@ __all__ = [
     "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
     "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind", "RuleConfig",
     "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "header_problem", "load_config",
-    "parse_config",
-    "parse_duration", "parse_first_run", "parse_schedule",
+    "ntfy_endpoint", "parse_config", "parse_duration", "parse_first_run", "parse_schedule",
 ]

@@ -335,6 +335,48 @@ def test_a_teams_card_shows_feed_words_as_written_and_stays_under_the_size_teams
         f"… and {30 - len(shown)} more notifications (harvester outbox lists them)")
 
 
+def test_ntfy_format_publishes_to_the_topic_as_json(server, icmpd_a, config_for, store,
+                                                   receiver, monkeypatch):
+    """ntfy's JSON publishing: POST to the server, the topic in the body; a protected topic's
+    token goes as a header."""
+    monkeypatch.setenv("HV_NTFY_TOKEN", "tk_abc")
+    hooks = webhook_notifier(receiver.url.replace("/hook", "/icmpd-news"), name="phone",
+                             extra='format = "ntfy"\n'
+                                   'headers = { Authorization = "Bearer ${HV_NTFY_TOKEN}" }\n')
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=hooks)
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 1
+    [d] = receiver.deliveries
+    assert d.path == "/" and d.headers["authorization"] == "Bearer tk_abc"
+    url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
+           "-migration-organisation-icmpd/")
+    assert d.body == {
+        "topic": "icmpd-news", "title": f"Press Release: {GERMANY}", "priority": 3,
+        "tags": ["press-release"], "click": url,
+        "message": "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release\n" + url
+                   + "\nGermany becomes the 18th Member State of the International Centre for"
+                     " Migration Policy Development..."}
+
+
+def test_an_ntfy_message_stays_under_what_ntfy_takes_as_text():
+    from harvester.notify.render import NTFY_LIMIT, ntfy_message
+
+    one = ntfy_message([_chat("Ünïcode", summary="€" * 3000)], False, "t")  # 3 bytes each
+    assert len(one["message"].encode()) <= NTFY_LIMIT and one["message"].endswith("€…")
+    assert "click" not in one  # no http(s) link to open
+    many = [_chat(f"Item {i}", summary="word " * 100) for i in range(30)]
+    digest = ntfy_message(many, True, "t")
+    assert digest["title"] == "harvester: 30 notifications (30 new items)"
+    assert len(digest["message"].encode()) <= NTFY_LIMIT
+    shown = digest["message"].count("\n\nItem ") + 1
+    assert 0 < shown < 30 and digest["message"].startswith("Item 0\nnews\nword word")
+    assert digest["message"].endswith(
+        f"\n\n… and {30 - shown} more notifications (harvester outbox lists them)")
+    alert = ntfy_message([_message("source.failing", failures=3, error="HTTP 500")], False, "t")
+    assert (alert["title"], alert["priority"], alert["tags"], alert["message"]) == (
+        "Source failing: icmpd-rss (3 polls in a row)", 4, ["warning"], "error: HTTP 500")
+
+
 def _chat(title: str, **item: object) -> Message:
     return Message(id="n1", notifier="chat", event="item.new", source="news",
                    created_at="2020-05-20T07:41:00Z", item={"title": title, **item})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -187,6 +188,50 @@ def teams_card(messages: Sequence[Message], digest: bool) -> dict[str, Any]:
         "content": card}]}
 
 
+# ntfy takes a message of up to 4,096 bytes as text (a longer one becomes an attachment,
+# or is refused); a message is kept under this many
+NTFY_LIMIT = 4000
+# how an operators' event stands out on a phone: ntfy's priority (3 is its default) and
+# tags, which it shows as emoji
+_NTFY_EVENT = {"source.failing": (4, ["warning"]), "source.recovered": (3, ["white_check_mark"])}
+
+
+def _ntfy_body(m: Message) -> str:
+    """plain_text's block without its headline (ntfy shows that as the title)."""
+    return textwrap.dedent("\n".join(plain_text(m).splitlines()[1:]))
+
+
+def ntfy_message(messages: Sequence[Message], digest: bool, topic: str) -> dict[str, Any]:
+    """One ntfy message (its JSON publishing form) for a notification or a digest: plain
+    text, which ntfy shows as written; a click opens the item's own link. Past NTFY_LIMIT
+    bytes the message says how many more notifications there were instead."""
+    if not digest and len(messages) == 1:
+        m = messages[0]
+        priority, tags = _NTFY_EVENT.get(m.event, (3, list(m.rules)))
+        url = (m.item.get("url") or "") if m.is_item else ""
+        body = _ntfy_body(m).encode()
+        if len(body) > NTFY_LIMIT:  # cut on a character, not in one: "…" is 3 bytes
+            body = body[: NTFY_LIMIT - 3].decode(errors="ignore").encode() + "…".encode()
+        msg = {"topic": topic, "title": header_safe(m.headline(), 250),
+               "message": body.decode(), "tags": tags, "priority": priority}
+        if url.startswith(("http://", "https://")):  # the stored canonical link
+            msg["click"] = url
+        return msg
+    blocks, budget = [], NTFY_LIMIT
+    for i, m in enumerate(messages):
+        block = f"{m.headline()}\n{_ntfy_body(m)}".rstrip()
+        size = len(block.encode()) + 2
+        if size > budget - 80:  # room for the line that says what is left out
+            blocks.append(f"… and {counted(len(messages) - i, 'more notification')}"
+                          " (harvester outbox lists them)")
+            break
+        budget -= size
+        blocks.append(block)
+    rules = sorted({r for m in messages for r in m.rules})
+    return {"topic": topic, "title": subject(messages, True), "message": "\n\n".join(blocks),
+            "tags": rules, "priority": 3}
+
+
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         # what is in it, so the reader knows before opening: "(3 new items, 1 edited)"
@@ -200,5 +245,5 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "TEAMS_LIMIT", "chat_text", "header_safe", "html_document",
-           "plain_text", "subject", "teams_card"]
+__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "chat_text", "header_safe",
+           "html_document", "ntfy_message", "plain_text", "subject", "teams_card"]

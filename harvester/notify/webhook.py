@@ -22,11 +22,11 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from ..config import NotifierConfig
+from ..config import NotifierConfig, ntfy_endpoint
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
-from .render import chat_text, teams_card
+from .render import chat_text, ntfy_message, teams_card
 
 USER_AGENT = "harvester-webhook/0.1"
 
@@ -91,6 +91,7 @@ class WebhookChannel:
         now = int(time.time())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         msg_id, body_obj = payload(messages, digest, stamp)
+        url = self.cfg.option("url")
         style = self.cfg.option("format", "standard")
         if style == "slack":
             body_obj = {"text": chat_text(messages, digest, style)}
@@ -99,6 +100,9 @@ class WebhookChannel:
                         "allowed_mentions": {"parse": []}}
         elif style == "teams":
             body_obj = teams_card(messages, digest)
+        elif style == "ntfy":  # published as JSON to the server, the topic in the body
+            url, topic = ntfy_endpoint(url)  # type: ignore[misc]  # the config checked it
+            body_obj = ntfy_message(messages, digest, topic)
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
         # the notifier's own headers (a receiver's token) may replace the User-Agent; the
         # ones the body and its signature depend on are ours (the config refuses them)
@@ -109,7 +113,6 @@ class WebhookChannel:
         if secret_env:
             headers["webhook-signature"] = sign(secret_bytes(os.environ[secret_env]), msg_id,
                                                 now, body)
-        url = self.cfg.option("url")
         proxy = self.proxies.for_url(url)
         try:
             # redirects are not followed: a receiver that moved says so with a 3xx, recorded
