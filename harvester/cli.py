@@ -464,7 +464,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     [sources.select] block, with the first entries read through it. A feed at URL is
     said to be one, with its block: it needs no selectors."""
     from .config import HttpConfig
-    from .detect import detect, toml_block
+    from .detect import announced_feeds, detect, toml_block
     from .fetch import Fetcher
     from .parse.listing import extract
 
@@ -480,14 +480,22 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
             _echo_entries("a feed, not a listing page (no selectors needed): "
                           + counted(len(feed), "entry", "entries"), feed, entries)
             return
+        feeds = announced_feeds(fr.body, fr.url, content_type=fr.content_type)
         found = detect(fr.body, fr.url, content_type=fr.content_type)
         if found is None:
-            raise _Exit(f"found no repeated entries with a link and a date on {fr.url}", 1)
+            also = (f"; the page announces a feed: {feeds[0].url} (try `harvester probe "
+                    f"{feeds[0].url}`)" if feeds else "")
+            raise _Exit(f"found no repeated entries with a link and a date on {fr.url}{also}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)
     click.echo(_source_block("html", url, headers) + "\n" + toml_block(found))
     _echo_entries(f"{len(listing.document.entries)} entries on this page",
                   listing.document.entries, entries)
+    if feeds:  # a feed needs no selectors, and no redesign of the page breaks it
+        click.echo("\n# feeds this page announces (no selectors needed; `harvester probe "
+                   "FEED-URL` shows one's entries):")
+        for f in feeds:
+            click.echo(f"#   {f.url}  ({f.kind}" + (f": {f.title})" if f.title else ")"))
 
 
 def _header_options(args: Sequence[str]) -> tuple[tuple[str, str], ...]:

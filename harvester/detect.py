@@ -1,13 +1,15 @@
 """Finding a listing's entries without selectors: the repeated blocks with a link and a date.
 
 Used when an html source has no `item` selector, and by `harvester probe URL`, which
-prints what it found as a ready [sources.select] block.
+prints what it found as a ready [sources.select] block, and the feeds the page
+announces (which need no selectors at all).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from .parse.listing import Selectors
 
@@ -103,6 +105,44 @@ def detect(body: bytes, url: str, *, content_type: str | None = None,
                      summary=chosen["summary"])
 
 
+# the link types a page announces its feeds with, as feed readers discover them
+_FEED_TYPES = {"application/rss+xml": "RSS", "application/rdf+xml": "RSS 1.0",
+               "application/atom+xml": "Atom", "application/feed+json": "JSON Feed"}
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedFeed:
+    url: str
+    kind: str  # RSS, RSS 1.0, Atom, JSON Feed
+    title: str = ""
+
+
+def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
+                    encoding: str | None = None) -> list[AnnouncedFeed]:
+    """The feeds a page names with <link rel="alternate" type="application/rss+xml"
+    href="…">, in its order, resolved against the page; only http(s) ones."""
+    from .errors import ParseError
+    from .parse.html import html_document, page_base
+    from .text import collapse, strip_controls
+    from .urls import canonical_url
+
+    try:
+        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
+    except ParseError:
+        return []
+    base = page_base(root, url)
+    found: dict[str, AnnouncedFeed] = {}
+    for link in root.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = _FEED_TYPES.get((link.get("type") or "").partition(";")[0].strip().lower())
+        href = (link.get("href") or "").strip()
+        feed = canonical_url(href, base) if href else None  # http(s) only, or None
+        if "alternate" in rel and kind and feed and feed not in found:
+            title = collapse(strip_controls(link.get("title") or ""))  # printed to a terminal
+            found[feed] = AnnouncedFeed(feed, kind, title)
+    return list(found.values())
+
+
 def _fields(sample) -> dict[str, str]:
     """Relative paths of one entry's title, link, date, category and summary."""
     links = sample.xpath(".//a[@href]")
@@ -145,4 +185,4 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-__all__ = ["detect", "toml_block"]
+__all__ = ["AnnouncedFeed", "announced_feeds", "detect", "toml_block"]

@@ -280,6 +280,36 @@ def test_probe_prints_a_ready_select_block(server):
     assert r.returncode == 1 and "found no repeated entries" in r.stderr
 
 
+ANNOUNCED = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
+             b'href="news-centre/rss">\n<link rel="alternate" type="application/rss+xml" '
+             b'href="news-centre/rss">\n<link rel="alternate" hreflang="de" type="text/html" '
+             b'href="/de/">\n<link rel="stylesheet" type="text/css" href="site.css">\n'
+             b'<link rel="alternate" type="application/atom+xml" href="javascript:alert(1)">\n'
+             b'<link rel="Alternate feed" type="Application/Atom+XML; charset=utf-8" '
+             b'title="Press\x1b[2J releases" href="https://press.example/all.atom">\n</head>')
+
+
+def test_probe_names_the_feeds_a_page_announces(server):
+    """A listing page's <head> often names its feed, which needs no selectors and which no
+    redesign breaks: probe says so, as a feed reader would find it."""
+    body = page_body(server, "a", 1).replace(b"</head>", ANNOUNCED, 1)
+    server.route("/news-centre/", Response(body, content_type="text/html; charset=utf-8"))
+    r = run_cli("probe", server.url("/news-centre/"), "--entries", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-3:] == [
+        "# feeds this page announces (no selectors needed; `harvester probe FEED-URL` shows "
+        "one's entries):",
+        f"#   {server.url('/news-centre/rss')}  (RSS: NEWS CENTRE)",
+        "#   https://press.example/all.atom  (Atom: Press[2J releases)"]
+    bare = (b"<html><head>" + ANNOUNCED + b"<body><p>Our news moved.</p></body></html>")
+    server.route("/moved", Response(bare, content_type="text/html"))
+    r = run_cli("probe", server.url("/moved"))
+    assert (r.returncode, r.stderr) == (1, (
+        f"harvester: error: found no repeated entries with a link and a date on "
+        f"{server.url('/moved')}; the page announces a feed: {server.url('/news-centre/rss')}"
+        f" (try `harvester probe {server.url('/news-centre/rss')}`)\n"))
+
+
 def test_probe_on_a_feed_says_it_is_one(server, icmpd_a):
     """Probing the feed rather than the page: a feed source needs no selectors."""
     r = run_cli("probe", icmpd_a, "--entries", "1")

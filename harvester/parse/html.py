@@ -32,4 +32,15 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
         raise ParseError(f"not an HTML page: {e}", source=source, url=url) from e
 
 
-__all__ = ["html_document"]
+def page_base(root: lxml.html.HtmlElement, url: str) -> str:
+    """What the page's links resolve against: its <base href> when that is an http(s)
+    URL, else the page's own URL."""
+    from ..urls import canonical_url
+
+    base_el = root.find(".//base[@href]")
+    if base_el is None:
+        return url
+    return canonical_url(base_el.get("href", ""), url) or url
+
+
+__all__ = ["html_document", "page_base"]

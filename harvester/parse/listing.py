@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ..models import ParsedDocument, RawEntry
 from ..text import collapse
-from ..urls import canonical_url, join
-from .html import html_document
+from ..urls import join
+from .html import html_document, page_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +90,7 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     """The entries of one listing page."""
     root = html_document(body, url=url, content_type=content_type, encoding=encoding,
                          source=source)
-    base = url
-    base_el = root.find(".//base[@href]")
-    if base_el is not None:  # a base that is no http(s) URL is passed over
-        base = canonical_url(base_el.get("href", ""), url) or url
+    base = page_base(root, url)
     entries, dropped = [], 0
     for node in _compile(select.item)(root):
         title_el = _first(node, select.title)
