@@ -11,12 +11,13 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .config import Config, SourceConfig, load_config
+from .config import Config, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, ParseError
 from .harvest import poll_sources, prune_log, system_clock
@@ -143,11 +144,26 @@ def _item_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in keys}
 
 
+def _since(text: str, timezone: str) -> str:
+    """--since: a date (in the configured zone when it has none), or a duration back from
+    now ("7d": what was published this past week)."""
+    try:
+        ago = parse_duration(text)
+    except ValueError:
+        dt = parse_date(text, timezone)
+        if dt is None:
+            raise click.BadParameter(f"{text!r} is not a date (2020-05-01) or a time ago "
+                                     "(7d, 12h)", param_hint="--since") from None
+        return iso_utc(dt)
+    return iso_utc(system_clock() - timedelta(seconds=ago))
+
+
 @cli.command()
 @click.option("--source", metavar="NAME", help="Only items this source has seen.")
 @click.option("--rule", metavar="NAME", help="Only items matching this rule.")
-@click.option("--since", metavar="DATE",
-              help="Only items published on or after DATE (e.g. 2020-05-01).")
+@click.option("--since", metavar="DATE|AGO",
+              help="Only items published on or after DATE (2020-05-01), or within AGO "
+                   "(7d, 12h).")
 @click.option("--search", metavar="WORDS",
               help="Only items whose title, category, summary or content hold every word.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many items.")
@@ -165,13 +181,7 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
 
         limit = NEWEST
     config = _config(ctx)
-    since_iso = None
-    if since:
-        dt = parse_date(since, config.defaults.timezone)
-        if dt is None:
-            raise click.BadParameter(f"{since!r} is not a date (try 2020-05-01)",
-                                     param_hint="--since")
-        since_iso = iso_utc(dt)
+    since_iso = _since(since, config.defaults.timezone) if since else None
     with _errors(), SqliteStore(config.storage.path) as store:
         rows = store.items(source=source, rule=rule, since=since_iso, limit=limit,
                            text=search)

@@ -225,7 +225,13 @@ def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     r = run_cli("--config", cfg, "once", "--bogus")
     assert r.returncode == 2 and "No such option" in r.stderr and "--bogus" in r.stderr
     r = run_cli("--config", cfg, "items", "--since", "whenever")
-    assert r.returncode == 2 and "'whenever' is not a date" in r.stderr
+    assert r.returncode == 2 and "'whenever' is not a date (2020-05-01) or a time ago (7d, 12h)" \
+        in r.stderr
+    # a time ago: the 2020 fixture items are older than an hour, younger than 300 years
+    r = run_cli("--config", cfg, "items", "--since", "1h")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "no items\n")
+    r = run_cli("--config", cfg, "items", "--json", "--since", "109500d")
+    assert len(r.stdout.splitlines()) == 7
 
 
 def test_items_names_a_filter_the_config_does_not_know(server, icmpd_a, tmp_path):
