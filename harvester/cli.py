@@ -551,6 +551,21 @@ def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, file: Path) -> None:
+    """Copy the database to FILE, safely while the harvester runs: a consistent snapshot,
+    compacted and checked. A backup already at FILE is replaced only by a whole one."""
+    config = _config(ctx)
+    db = Path(config.storage.path)
+    if not db.exists():
+        raise _Exit(f"no database at {db} yet: nothing has been polled", 1)
+    with _errors(), SqliteStore(db) as store:
+        items, size = store.backup(file)
+    click.echo(f"backed up {counted(items, 'item')} to {file} ({size / 2**20:.1f} MiB, checked)")
+
+
+@cli.command()
 @click.option("--http", metavar="HOST:PORT",
               help="Serve /healthz, /metrics and a status page (off by default).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",

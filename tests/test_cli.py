@@ -234,6 +234,30 @@ def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     assert len(r.stdout.splitlines()) == 7
 
 
+def test_backup_copies_the_database_and_refuses_what_would_lose_it(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
+    r = run_cli("--config", cfg, "backup", str(tmp_path / "b.db"))
+    assert (r.returncode, r.stderr) == (
+        1, f"harvester: error: no database at {tmp_path / 'h.db'} yet: nothing has been polled\n")
+    assert run_cli("--config", cfg, "once").returncode == 0
+    r = run_cli("--config", cfg, "backup", "b.db", cwd=tmp_path)  # relative: to the shell's folder
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"backed up 7 items to b\.db \(\d+\.\d MiB, checked\)\n", r.stdout)
+    copy = sqlite3.connect(tmp_path / "b.db")
+    assert copy.execute("SELECT count(*) FROM items").fetchone() == (7,)
+    assert copy.execute("PRAGMA user_version").fetchone() == sqlite3.connect(
+        tmp_path / "h.db").execute("PRAGMA user_version").fetchone()
+    copy.close()
+    for target, problem in ((tmp_path / "h.db", "it is this database itself"),
+                            (tmp_path, "it is a folder"),
+                            (tmp_path / "nowhere" / "b.db",
+                             f"there is no folder {tmp_path / 'nowhere'}")):
+        r = run_cli("--config", cfg, "backup", str(target))
+        assert (r.returncode, r.stderr) == (
+            1, f"harvester: error: cannot back up to {target}: {problem}\n")
+    assert not list(tmp_path.glob("*partial*"))  # no half-written copy left behind
+
+
 def test_items_names_a_filter_the_config_does_not_know(server, icmpd_a, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
     assert run_cli("--config", cfg, "once").returncode == 0

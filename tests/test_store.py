@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from harvester.dates import iso_utc
 from harvester.devserver import Response
 from harvester.store import SqliteStore, claimant
 
-from .conftest import NOW, Running, feed_bytes, feed_source, http_fast, make_config
+from .conftest import NOW, Running, feed_bytes, feed_source, http_fast, make_config, run_cli
 from .servers import Receiver
 from .test_notify import webhook_notifier
 
@@ -154,6 +155,37 @@ def test_twenty_onces_and_a_daemon_share_one_database(server, tmp_path, receiver
     sent = {i for i, s in outbox.items() if s == "sent"}
     assert sent == set(delivered)
     assert db.execute("SELECT count(*) FROM items").fetchone()[0] >= 20 + 10
+
+
+def test_a_backup_taken_while_the_daemon_writes_is_whole(server, tmp_path):
+    """`harvester backup` beside a daemon storing one more item every second: each copy
+    passes the same checks as the live database, holds the items it reports, and replaces
+    the one before it whole."""
+    server.route("/g", growing_feed())
+    cfg = make_config(tmp_path, http_fast('every = "1s"\n') + feed_source("g", server.url("/g")),
+                      rules=False)
+    target = tmp_path / "backup.db"
+    counts = []
+    daemon = Running(cfg, tmp_path, http=False)
+    try:
+        for _ in range(4):
+            polls = len(server.hits("/g"))
+            daemon.wait_for(lambda polls=polls: len(server.hits("/g")) > polls, what="a poll")
+            r = run_cli("--config", str(cfg), "backup", str(target))
+            assert r.returncode == 0, r.stderr
+            m = re.fullmatch(r"backed up (\d+) items? to (.+) \([\d.]+ MiB, checked\)\n", r.stdout)
+            assert m and m.group(2) == str(target), r.stdout
+            consistent(target)
+            copy = sqlite3.connect(target)
+            assert copy.execute("SELECT count(*) FROM items").fetchone() == (int(m.group(1)),)
+            copy.close()
+            counts.append(int(m.group(1)))
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    assert "locked" not in daemon.err.read_text()
 
 
 @pytest.mark.slow
