@@ -239,6 +239,7 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         start = time.monotonic()
         chain = [url]
+        permanent = True  # every redirect so far said the move is for good
         while True:
             hop = chain[-1]
             sent = headers
@@ -249,6 +250,7 @@ class Fetcher:
                 resp = self._get(hop, sent, policy, source, watch)
                 try:
                     if resp.status in REDIRECTS and "Location" in resp.headers:
+                        permanent = permanent and resp.status in (301, 308)
                         location = resp.headers["Location"].strip()
                         target = join(hop, location)
                         if target is None:
@@ -256,21 +258,23 @@ class Fetcher:
                                              f"{location[:200]}", source=source, url=url,
                                              status=resp.status)
                     else:
+                        moved = hop if permanent and len(chain) > 1 else None
                         return self._result(resp, hop, etag, last_modified, source, watch,
-                                            start)
+                                            start, moved)
                 finally:
                     _finish(resp)
             chain.append(self._check_redirect(chain, target, source))
 
     def _result(self, resp: BaseHTTPResponse, final: str, etag: str | None,
                 last_modified: str | None, source: str | None, watch: Watch,
-                start: float) -> FetchResult:
+                start: float, moved_to: str | None) -> FetchResult:
         if resp.status == 304:
             return FetchResult(url=final, status=304, body=b"",
                                content_type=resp.headers.get("Content-Type"),
                                etag=resp.headers.get("ETag") or etag,
                                last_modified=resp.headers.get("Last-Modified") or last_modified,
-                               duration=time.monotonic() - start, not_modified=True)
+                               duration=time.monotonic() - start, not_modified=True,
+                               moved_to=moved_to)
         if resp.status >= 400 or resp.status < 200:
             raise FetchError(
                 _status_message(resp), source=source, url=final, status=resp.status,
@@ -280,7 +284,7 @@ class Fetcher:
                            content_type=resp.headers.get("Content-Type"),
                            etag=resp.headers.get("ETag"),
                            last_modified=resp.headers.get("Last-Modified"),
-                           duration=time.monotonic() - start)
+                           duration=time.monotonic() - start, moved_to=moved_to)
 
     def _check_redirect(self, chain: list[str], target: str, source: str | None) -> str:
         """The next hop, if it may be followed: http(s), not seen before, within the limit."""

@@ -223,8 +223,19 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
 def _base_report(fetched: Fetched) -> PollReport:
     fr = fetched.result
     assert fr is not None
-    return PollReport(fetched.source.name, PollStatus.OK, http_status=fr.status, bytes=fr.size,
-                      duration=fr.duration)
+    report = PollReport(fetched.source.name, PollStatus.OK, http_status=fr.status,
+                        bytes=fr.size, duration=fr.duration)
+    if fr.moved_to:  # said on every poll until the config says it: each one pays the hop
+        report = _warn(report, f"moved permanently to {fr.moved_to}: write that as the "
+                               "source's url")
+    return report
+
+
+def _warn(report: PollReport, note: str | None) -> PollReport:
+    """The report with `note` added to its warnings."""
+    if not note:
+        return report
+    return replace(report, warning=f"{report.warning}; {note}" if report.warning else note)
 
 
 def needs_reading(fetched: Fetched) -> bool:
@@ -273,12 +284,11 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             return _failed(base, "the feed has no entries now; the items stored before are "
                            "kept", fetched, store, now, dry_run, config)
         items = read.items
-        base = replace(base, warning=read.warning)
+        base = _warn(base, read.warning)
         if src.follow and not dry_run:
             items, problems = _follow_new(src, items, store, fetcher or Fetcher(config.http))
             if problems:
-                note = f"{len(problems)} article pages not read: {problems[0]}"
-                base = replace(base, warning=f"{base.warning}; {note}" if base.warning else note)
+                base = _warn(base, f"{len(problems)} article pages not read: {problems[0]}")
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,

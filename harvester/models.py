@@ -51,6 +51,8 @@ class FetchResult:
     last_modified: str | None
     duration: float
     not_modified: bool = False
+    # where every redirect on the way was permanent (301/308): the URL to write instead
+    moved_to: str | None = None
 
     @property
     def size(self) -> int:
@@ -206,7 +208,8 @@ class PollReport:
         net = f"HTTP {self.http_status}, {size(self.bytes)} in {self.duration:.2f}s"
         if self.status is PollStatus.NOT_MODIFIED:
             why = "not modified" if self.http_status == 304 else "not modified (same body)"
-            return f"{self.source}: {why} ({net})"
+            return f"{self.source}: {why} ({net})" + (
+                f"; warning: {self.warning}" if self.warning else "")
         if self.baseline:
             text = f"{self.source}: baseline: {counted(self.new, 'item')} {would}stored"
             text += (f", {counted(self.queued, 'notification')} {would}queued" if self.queued

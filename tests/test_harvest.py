@@ -413,6 +413,30 @@ def test_redirects_are_followed_within_the_limit(server, config_for, store):
         f"/hop{n}" for n in range(6)]
 
 
+def test_a_feed_that_moved_for_good_says_where_on_every_poll(server, config_for, store):
+    """301/308 all the way: the poll works and says what to write in the config instead,
+    on a 304 too (each poll still pays the hop). A temporary redirect on the way is no
+    such news."""
+    server.route("/old", Response(b"", status=301, headers={"Location": "/older"},
+                                  conditional=False))
+    server.route("/older", Response(b"", status=308, headers={"Location": "/rss"},
+                                    conditional=False))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    server.route("/away", Response(b"", status=302, headers={"Location": "/old"},
+                                   conditional=False))
+    config = config_for(feed_source("moved", server.url("/old")),
+                        feed_source("away", server.url("/away")))
+    first = poll(config, store)
+    moved = (f"moved permanently to {server.url('/rss')}: write that as the source's url")
+    assert (first["moved"].status, first["moved"].new, first["moved"].warning) == (
+        PollStatus.OK, 7, moved)
+    assert (first["away"].status, first["away"].warning) == (PollStatus.OK, None)
+    again = poll(config, store)["moved"]
+    assert again.status is PollStatus.NOT_MODIFIED and again.http_status == 304
+    assert again.line().endswith(f"; warning: {moved}")
+    assert [row["warning"] for row in store.fetch_log(source="moved")] == [moved, moved]
+
+
 def test_a_source_can_force_the_encoding_a_server_lies_about(server, config_for, store):
     body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
             "<item><title>Press Release: Café in Zürich, São Paulo</title>"
