@@ -590,12 +590,10 @@ def header_problem(name: str, value: str = "", *, webhook: bool = False) -> str 
     `probe -H`), else None. Never quotes the value: it is often a secret."""
     if not _TOKEN.match(name):
         return f"{name!r} is not an HTTP header name"
-    if webhook and name.lower() in _WEBHOOK_MANAGED:
-        return ("the harvester sets this header itself (the body's type, the Standard "
-                "Webhooks headers, connections)")
-    if not webhook and name.lower() in _MANAGED_HEADERS:
-        return ("the harvester sets this header itself (conditional GET, compression, "
-                "connections)")
+    managed, why = ((_WEBHOOK_MANAGED, "the body's type, the Standard Webhooks headers")
+                    if webhook else (_MANAGED_HEADERS, "conditional GET, compression"))
+    if name.lower() in managed:
+        return f"the harvester sets this header itself ({why}, connections)"
     if any(c in value for c in "\r\n\0"):
         return "a header value cannot hold a line break or NUL"
     if any((c < " " and c != "\t") or c == "\x7f" or c > "\xff" for c in value):
@@ -720,6 +718,7 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
 NOTIFY_ON = ("new", "changed")
 # a webhook's body: the harvester's own JSON, or a chat or push service's message
 WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy")
+OPERATOR_EVENTS = ("source.failing", "source.recovered")
 _NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")  # what ntfy accepts as a topic name
 
 
@@ -732,7 +731,6 @@ def ntfy_endpoint(url: str) -> tuple[str, str] | None:
     if not _NTFY_TOPIC.fullmatch(topic) or folder.endswith("/"):
         return None
     return urlunsplit(parts._replace(path=folder + "/", fragment="")), topic
-OPERATOR_EVENTS = ("source.failing", "source.recovered")
 
 
 def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:

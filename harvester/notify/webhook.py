@@ -101,7 +101,7 @@ class WebhookChannel:
         elif style == "teams":
             body_obj = teams_card(messages, digest)
         elif style == "ntfy":  # published as JSON to the server, the topic in the body
-            url, topic = ntfy_endpoint(url)  # type: ignore[misc]  # the config checked it
+            url, topic = ntfy_endpoint(url)  # type: ignore[misc]  # the config checked the URL
             body_obj = ntfy_message(messages, digest, topic)
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
         # the notifier's own headers (a receiver's token) may replace the User-Agent; the
