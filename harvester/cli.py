@@ -353,7 +353,7 @@ def notify_test(ctx: click.Context, notifier: str) -> None:
 
 
 _HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "last_error_at",
-                "failing_since", "not_before", "baseline_at")
+                "failing_since", "not_before", "baseline_at", "last_warning")
 
 
 def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None
@@ -392,6 +392,8 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{s.name}: {health}, {counted(r['items'], 'item')}  {s.url}")
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})")
+        if r["last_warning"]:
+            click.echo(f"    warning:      {r['last_warning']}")
         if r["last_error"]:
             click.echo(f"    last error:   {r['last_error_at']}  {r['last_error']}")
         if r["not_before"]:

@@ -737,9 +737,12 @@ class SqliteStore:
         return out
 
     def sources(self) -> list[dict[str, Any]]:
-        """Each stored source's health, with the number of items it has seen."""
+        """Each stored source's health, with the number of items it has seen and what its
+        latest poll warned of (a feed that moved, a malformed one read all the same)."""
         return list(self._query(
-            "SELECT s.*, (SELECT count(*) FROM sightings g WHERE g.source = s.name) AS items"
+            "SELECT s.*, (SELECT count(*) FROM sightings g WHERE g.source = s.name) AS items,"
+            " (SELECT f.warning FROM fetch_log f WHERE f.source = s.name"
+            "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
             " FROM sources s ORDER BY s.name"))
 
     def outbox(self, status: str | None = None,

@@ -182,6 +182,21 @@ def test_sources_counts_items_in_words(server, tmp_path):
                                      "one: no longer configured, 1 item kept"]
 
 
+def test_sources_says_what_the_latest_poll_warned_of(server, icmpd_a, tmp_path):
+    """A feed that moved for good polls fine, so only a warning says to edit the config:
+    `sources`, where health is checked, shows it too."""
+    server.route("/old-rss", Response(b"", status=301, headers={"Location": icmpd_a},
+                                      conditional=False))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", server.url("/old-rss"))))
+    r = run_cli("--config", cfg, "once")
+    moved = f"moved permanently to {icmpd_a}: write that as the source's url"
+    assert r.returncode == 0 and r.stderr.splitlines()[0].endswith(f"; warning: {moved}")
+    r = run_cli("--config", cfg, "sources")
+    assert r.stdout.splitlines()[2] == f"    warning:      {moved}"
+    [row] = map(json.loads, run_cli("--config", cfg, "sources", "--json").stdout.splitlines())
+    assert (row["health"], row["last_warning"]) == ("ok", moved)
+
+
 def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp_path):
     server.route("/broken", Response(b"", status=500))
     broken = server.url("/broken")
@@ -206,7 +221,8 @@ def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp
                      "url": icmpd_a, "health": "never polled", "consecutive_failures": 0,
                      "items": 0, "last_polled": None, "last_status": None,
                      "last_success": None, "last_error": None, "last_error_at": None,
-                     "failing_since": None, "not_before": None, "baseline_at": None}
+                     "failing_since": None, "not_before": None, "baseline_at": None,
+                     "last_warning": None}
     cfg = str(make_config(tmp_path, HTTP + feed_source("broken", broken)))
     r = run_cli("--config", cfg, "sources", "--json")
     gone = json.loads(r.stdout.splitlines()[1])
