@@ -29,6 +29,8 @@ def _render(store: SqliteStore) -> str:
     rows = []
     for s in store.sources():
         state = "ok" if not s["consecutive_failures"] else f"failing ({s['consecutive_failures']})"
+        if s["last_warning"]:  # works, but wants a look: a feed that moved, a malformed one
+            state += f"; warning: {s['last_warning']}"
         rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
                     f"<td>{e(s['last_success'] or 'never')}</td>"
                     f"<td>{e(s['last_error'] or '')}</td></tr>")

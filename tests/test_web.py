@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harvester.models import PollReport, PollStatus
+from harvester.models import PollReport, PollStatus, SourceState
 from harvester.web import _render
 
 from .conftest import NOW
@@ -26,3 +26,14 @@ def test_status_page_lists_recent_failures_newest_first_and_escaped(store):
         "<li>2020-05-28T07:58:00Z <b>news</b>: not a readable feed (text/html is not an XML"
         " media type)</li>"
         "<li>2020-05-28T07:57:00Z <b>news</b>: HTTP 503 Service Unavailable</li>")
+
+
+def test_status_page_shows_the_warning_of_a_sources_latest_poll(store):
+    moved = "moved permanently to https://new.example/rss: write that as the source's url"
+    store.record_not_modified("news", "http://127.0.0.1/news", "feed", NOW,
+                              PollReport("news", PollStatus.NOT_MODIFIED, http_status=304,
+                                         warning=moved), SourceState("news"))
+    store.flush()
+    row = _render(store).split("<th>last error</th></tr>")[1].split("</tr>")[0]
+    assert row == (f"<tr><td>news</td><td>ok; warning: {moved.replace(chr(39), '&#x27;')}</td>"
+                   "<td>0</td><td>2020-05-28T08:00:00Z</td><td></td>")
