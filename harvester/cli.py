@@ -441,6 +441,11 @@ def check(ctx: click.Context) -> None:
     click.echo(f"database: {config.storage.path}, fetch log "
                + (f"kept {duration(keep)}" if keep else "kept in full"))
     click.echo(f"proxy: {proxy}")
+    if config.included:
+        folder = config.path.parent
+        click.echo("sources also from: " + ", ".join(
+            str(f.relative_to(folder)) if f.is_relative_to(folder) else str(f)
+            for f in config.included))
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:

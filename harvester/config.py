@@ -7,6 +7,7 @@ and what is wrong with it, so `harvester check` can say exactly what to fix.
 from __future__ import annotations
 
 import difflib
+import glob
 import os
 import re
 import tomllib
@@ -234,6 +235,7 @@ class Config:
     notifiers: tuple[NotifierConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
     daemon: DaemonConfig = DaemonConfig()
+    included: tuple[Path, ...] = ()  # the files `include` read sources from, in order
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -819,12 +821,18 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     http = _read_http(top.sub("http"))
     defaults = _read_defaults(top.sub("defaults"))
 
+    included = _included(top, path)
     sources: list[SourceConfig] = []
-    for sr in _tables(top, "sources"):
-        s = _read_source(sr, defaults)
-        if any(o.name == s.name for o in sources):
-            raise sr.error("name", f"duplicate source name {s.name!r}")
-        sources.append(s)
+    for reader in (top, *(_include_reader(f) for f in included)):
+        for sr in _tables(reader, "sources"):
+            s = _read_source(sr, defaults)
+            if any(o.name == s.name for o in sources):
+                raise sr.error("name", f"duplicate source name {s.name!r}")
+            sources.append(s)
+        if reader is not top:
+            for k in reader.data:
+                if k != "sources":
+                    raise reader.error(k, "an included file holds [[sources]] tables only")
 
     rules: list[RuleConfig] = []
     for rr in _tables(top, "rules"):
@@ -856,7 +864,48 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         db_path = path.parent / db_path
     return Config(path=path, storage=StorageConfig(db_path, keep_log), http=http,
                   defaults=defaults, sources=tuple(sources), rules=tuple(rules),
-                  notifiers=tuple(notifiers), delivery=delivery, daemon=daemon)
+                  notifiers=tuple(notifiers), delivery=delivery, daemon=daemon,
+                  included=included)
+
+
+def _included(top: _Reader, path: Path) -> tuple[Path, ...]:
+    """The files `include = ["sources.d/*.toml"]` names, relative to the config's folder:
+    each pattern's matches in name order, each file once. A pattern that names one file
+    must find it; a wildcard may match nothing yet (an empty sources.d/)."""
+    files: list[Path] = []
+    for i, pattern in enumerate(top.str_list("include")):
+        full = Path(os.path.expanduser(pattern))
+        if not full.is_absolute():
+            full = path.parent / full
+        if glob.has_magic(pattern):
+            found = sorted(Path(f) for f in glob.glob(str(full)) if Path(f).is_file())
+        elif full.is_file():
+            found = [full]
+        else:
+            raise top.error(f"include[{i}]", f"no such file: {full}")
+        files += [f.resolve() for f in found if f.resolve() not in files]
+    if path.resolve() in files:
+        raise top.error("include", "a config file cannot include itself")
+    return tuple(files)
+
+
+def _include_reader(file: Path) -> _Reader:
+    return _Reader(_read_toml(file), "", str(file))
+
+
+def _read_toml(path: Path, shown: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError naming the file when it cannot be read as TOML."""
+    shown = str(shown or path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", file=shown) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=shown) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid TOML: {e}", file=shown) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -867,17 +916,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             raise ConfigError(f"no configuration file: pass --config PATH or set {CONFIG_ENV}",
                               file=str(path))
     p = Path(path).resolve()
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror or e}", file=str(path)) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", file=str(path)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"invalid TOML: {e}", file=str(path)) from None
-    return parse_config(data, p)
+    return parse_config(_read_toml(p, shown=path), p)
 
 
 __all__ = [

@@ -301,3 +301,51 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
 ])
 def test_notifier_config_errors(tmp_path: Path, body, key, problem):
     expect_error(tmp_path, body, key, problem)
+
+
+def test_sources_can_live_in_included_files(tmp_path: Path):
+    """include = ["sources.d/*.toml"]: one file per team or per import (`opml import`),
+    read in name order after the main file's own sources."""
+    (tmp_path / "sources.d").mkdir()
+    (tmp_path / "sources.d" / "b.toml").write_text(
+        '[[sources]]\nname = "b1"\nurl = "https://b.example/rss"\n', "utf-8")
+    (tmp_path / "sources.d" / "a.toml").write_text(
+        '[[sources]]\nname = "a1"\nurl = "https://a.example/rss"\n'
+        '[[sources]]\nname = "a2"\nkind = "html"\nurl = "https://a.example/news/"\n', "utf-8")
+    (tmp_path / "sources.d" / "notes.txt").write_text("not matched", "utf-8")
+    path = tmp_path / "h.toml"
+    path.write_text('include = ["sources.d/*.toml", "sources.d/a.toml", "empty.d/*.toml"]\n'
+                    + GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "x"\nsources = ["b1"]\n',
+                    "utf-8")
+    config = load_config(path)
+    assert [s.name for s in config.sources] == ["a", "a1", "a2", "b1"]
+    assert config.included == (tmp_path / "sources.d" / "a.toml", tmp_path / "sources.d" / "b.toml")
+
+
+@pytest.mark.parametrize(("included", "key", "problem"), [
+    ('[[sources]]\nname = "x"\nurll = "https://x.example/"\n', "sources[0].urll",
+     "unknown key (did you mean 'url'?)"),
+    ('[http]\ntimeout = 5\n', "http", "an included file holds [[sources]] tables only"),
+    ('[[sources]]\nname = "a"\nurl = "https://x.example/"\n', "sources[0].name",
+     "duplicate source name 'a'"),
+])
+def test_an_included_files_errors_name_that_file(tmp_path: Path, included, key, problem):
+    (tmp_path / "more.toml").write_text(included, "utf-8")
+    path = tmp_path / "h.toml"
+    path.write_text('include = ["more.toml"]\n' + GOOD_SOURCE, "utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(exc.value) == f"{tmp_path / 'more.toml'}: {key}: {problem}"
+
+
+def test_an_include_that_names_a_missing_file_or_itself_is_an_error(tmp_path: Path):
+    expect_error(tmp_path, 'include = ["sources.d/news.toml"]\n', "include[0]",
+                 f"no such file: {tmp_path / 'sources.d' / 'news.toml'}")
+    expect_error(tmp_path, 'include = ["*.toml"]\n', "include",
+                 "a config file cannot include itself")
+    (tmp_path / "broken.toml").write_text("[[sources]\n", "utf-8")
+    (tmp_path / "h.toml").write_text('include = ["broken.toml"]\n', "utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "h.toml")
+    assert str(exc.value) == (f"{tmp_path / 'broken.toml'}: invalid TOML: Expected ']]' at the "
+                              "end of an array declaration (at line 1, column 10)")

@@ -97,6 +97,25 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert {e["event"] for e in d.logs()} >= {"start", "poll", "delivery", "stop", "stopped"}
 
 
+def test_a_source_dropped_into_an_included_folder_is_polled_after_a_reload(
+        server, icmpd_a, tmp_path, running):
+    """The conf.d way: a deployment tool writes one file per source, then sends SIGHUP."""
+    (tmp_path / "sources.d").mkdir()
+    cfg = make_config(tmp_path, 'include = ["sources.d/*.toml"]\n' + BASE)
+    r = run_cli("--config", str(cfg), "check")
+    assert r.returncode == 0 and "sources: none yet" in r.stdout, r.stderr
+    d = running(cfg, http=False)
+    d.wait_for(lambda: [x for x in d.logs() if x.get("event") == "start"], what="the start")
+    (tmp_path / "sources.d" / "icmpd.toml").write_text(feed_source("icmpd-rss", icmpd_a))
+    r = run_cli("--config", str(cfg), "check")
+    assert "sources also from: sources.d/icmpd.toml" in r.stdout.splitlines()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(lambda: server.hits("/rss"), what="the included source's first poll")
+    assert [x["message"] for x in d.logs() if x.get("event") == "reload"] == [
+        "config reloaded: 1 source"]
+    assert d.stop() == 0
+
+
 def test_a_reload_applies_the_http_settings_to_the_next_polls(server, icmpd_a, tmp_path,
                                                                running):
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
