@@ -459,6 +459,8 @@ def check(ctx: click.Context) -> None:
             parts.append("categories " + ", ".join(r.categories))
         if r.match is not None:
             parts.append(f"match in {'/'.join(r.fields)}")
+        if r.sources:
+            parts.append("from " + ", ".join(r.sources))
         if r.exclude is not None:
             parts.append("with exclude")
         click.echo(f"rule {r.name}: {'; '.join(parts)}")

@@ -696,8 +696,10 @@ def _read_rule(r: _Reader) -> RuleConfig:
         exclude=_regex(r, "exclude"),
         sources=r.str_list("sources"),
     )
-    if not rule.categories and rule.match is None:
-        raise r.error(None, "a rule needs 'categories' or 'match' (or both)")
+    if not rule.categories and rule.match is None and not rule.sources:
+        # a rule of `sources` alone takes all their items ("everything the press office
+        # publishes"); with none of the three it would take every item, which is `rules = []`
+        raise r.error(None, "a rule needs 'categories', 'match' or 'sources' (or several)")
     r.finish()
     return rule
 

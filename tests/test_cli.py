@@ -477,6 +477,14 @@ def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
                                            "Authorization: environment variable HV_TOKEN is not set\n")
 
 
+def test_check_says_which_sources_a_rule_keeps_to(tmp_path):
+    cfg = make_config(tmp_path, HTTP + feed_source("press-office", "https://e.org/rss")
+                      + '[[rules]]\nname = "all-press"\nsources = ["press-office"]\n'
+                      'exclude = "(?i)vacanc"\n', rules=False)
+    r = run_cli("--config", str(cfg), "check")
+    assert "rule all-press: from press-office; with exclude" in r.stdout.splitlines(), r.stderr
+
+
 def test_check_names_a_webhooks_headers_but_never_their_values(tmp_path):
     cfg = make_config(tmp_path, HTTP + '\n[[notifiers]]\nname = "hook"\nkind = "webhook"\n'
                       'url = "https://hooks.corp.example/n8n"\n'

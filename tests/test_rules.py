@@ -80,3 +80,19 @@ def test_rule_restricted_to_sources():
     it = ITEMS["Germany joins the European migration organisation ICMPD"]
     assert classify(it, [only_listing]) == ()
     assert classify(replace(it, source="listing"), [only_listing]) == ("pr-listing",)
+
+
+def test_a_rule_of_sources_alone_takes_all_their_items_but_the_excluded(tmp_path):
+    """"Everything the press-office feed publishes, but the job ads": no keyword needed."""
+    from dataclasses import replace
+
+    path = tmp_path / "t.toml"
+    path.write_text('[[sources]]\nname = "press-office"\nurl = "https://e.org/rss"\n'
+                    '[[rules]]\nname = "all-press"\nsources = ["press-office"]\n'
+                    'exclude = "(?i)vacanc"\n', "utf-8")
+    [rule] = load_config(path).rules
+    from_press = {t: replace(it, source="press-office") for t, it in ITEMS.items()}
+    assert all(classify(it, [rule]) == ("all-press",) for it in from_press.values())
+    assert classify(ITEMS["Germany joins the European migration organisation ICMPD"], [rule]) == ()
+    vacancy = replace(next(iter(from_press.values())), title="Vacancy: Project Officer")
+    assert classify(vacancy, [rule]) == ()
