@@ -138,7 +138,8 @@ def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
         href = (link.get("href") or "").strip()
         feed = canonical_url(href, base) if href else None  # http(s) only, or None
         if "alternate" in rel and kind and feed and feed not in found:
-            title = collapse(strip_controls(link.get("title") or ""))  # printed to a terminal
+            # printed to a terminal: no control characters, one line of sensible length
+            title = collapse(strip_controls(link.get("title") or ""))[:200]
             found[feed] = AnnouncedFeed(feed, kind, title)
     return list(found.values())
 
