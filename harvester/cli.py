@@ -19,9 +19,9 @@ import click
 
 from .config import Config, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
-from .errors import ConfigError, HarvesterError, ParseError
+from .errors import ConfigError, HarvesterError
 from .harvest import poll_sources, prune_log, system_clock
-from .models import ChangeKind, FetchResult, PollReport, PollStatus, RawEntry
+from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -486,6 +486,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     from .detect import announced_feeds, detect, toml_block
     from .fetch import Fetcher
     from .parse.listing import extract
+    from .starter import feed_entries
 
     headers = _header_options(header_args)
     http = HttpConfig()
@@ -493,7 +494,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
         http = _config(ctx).http
     with _errors():
         fr = Fetcher(http).fetch(url, headers=headers)
-        feed = _feed_entries(fr)
+        feed = feed_entries(fr)
         if feed:
             click.echo(_source_block("feed", url, headers))
             _echo_entries("a feed, not a listing page (no selectors needed): "
@@ -542,21 +543,50 @@ def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) 
     return block
 
 
-def _feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:
-    """The entries of a body that reads as a feed; none for anything else (a page)."""
-    from .parse import parse_feed
-
-    try:
-        return parse_feed(fr.body, url=fr.url, content_type=fr.content_type).entries
-    except ParseError:
-        return ()
-
-
 def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
     click.echo(f"\n# {what}; the first {min(n, len(found))}:")
     for e in found[:n]:
         cat = f" [{e.categories[0]}]" if e.categories else ""
         click.echo(f"#   {e.published or '(no date)'}{cat} {e.title}\n#     {e.link}")
+
+
+@cli.command()
+@click.argument("urls", nargs=-1, metavar="URL...")
+@click.pass_context
+def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Write a first config (--config, else ./harvester.toml) watching each URL: a feed, a
+    page announcing one, or a listing page read with the selectors found on it. Never
+    overwrites a file."""
+    from .config import HttpConfig
+    from .fetch import Fetcher
+    from .starter import config_text, examine, local_timezone
+
+    target = Path(ctx.obj["config_path"] or "harvester.toml")
+    if target.exists():
+        raise _Exit(f"{target} exists: init writes a new config and never overwrites one "
+                    "(edit it, or give --config another path)", 2)
+    fetcher = Fetcher(HttpConfig())
+    found, failed = [], []
+    for url in urls:
+        try:
+            found.append(examine(url, fetcher))
+        except HarvesterError as e:
+            failed.append(f"{url}: {e}")
+    if failed:  # nothing is written: a config missing a source the user named is a trap
+        raise _Exit("nothing written; " + "; ".join(failed), 1)
+    with _errors():
+        text = config_text(found, timezone=local_timezone())
+    try:
+        with open(target, "x", encoding="utf-8") as f:  # "x": not even a file made meanwhile
+            f.write(text)
+    except OSError as e:
+        raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
+    click.echo(f"wrote {target}: {counted(len(found), 'source')}")
+    for f in found:
+        how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
+        click.echo(f"  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
+    click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
+               "silently; what comes after is news)")
 
 
 @cli.command()

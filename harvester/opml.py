@@ -78,7 +78,7 @@ def plan_import(subs: Sequence[Subscription], configured_urls: Iterable[str]) ->
     return Import(tuple(new), already, repeated, tuple(bad))
 
 
-def _name(title: str, url: str, taken: set[str]) -> str:
+def source_name(title: str, url: str, taken: set[str]) -> str:
     """A source name (letters, digits, '-'; up to 64) from a title, else the URL's host,
     made unique among `taken`."""
     base = _SLUG.sub("-", (title or url.split("//", 1)[-1]).lower()).strip("-")[:56] or "feed"
@@ -95,7 +95,7 @@ def sources_toml(subs: Iterable[Subscription], taken: set[str]) -> str:
     blocks = []
     for s in subs:
         title = f"  # {s.title}" if s.title else ""
-        blocks.append(f'[[sources]]{title}\nname = "{_name(s.title, s.url, taken)}"\n'
+        blocks.append(f'[[sources]]{title}\nname = "{source_name(s.title, s.url, taken)}"\n'
                       f'kind = "feed"\nurl = {json.dumps(s.url)}\n')
     return "\n".join(blocks)
 
@@ -110,4 +110,5 @@ def write_opml(subs: Sequence[Subscription], title: str = "harvester") -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
-__all__ = ["Import", "Subscription", "plan_import", "read_opml", "sources_toml", "write_opml"]
+__all__ = ["Import", "Subscription", "plan_import", "read_opml", "source_name", "sources_toml",
+           "write_opml"]

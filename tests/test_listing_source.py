@@ -14,9 +14,8 @@ from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 
-from .conftest import FIXTURES, feed_bytes, feed_source, run_cli
+from .conftest import LISTINGS, feed_bytes, feed_source, run_cli
 
-LISTINGS = FIXTURES / "listings"
 ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
 NOW = datetime(2022, 4, 10, 8, 0, tzinfo=UTC)
 OPS = ('\n[[notifiers]]\nname = "ops"\nkind = "console"\nevents = ["source.failing"]\n'

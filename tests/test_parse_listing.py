@@ -13,11 +13,10 @@ from harvester.dates import iso_utc, parse_date
 from harvester.normalise import Context, normalise
 from harvester.parse.listing import Selectors, extract
 
-from .conftest import FIXTURES
+from .conftest import LISTINGS
 
 NOW = datetime(2022, 4, 10, 8, 0, tzinfo=UTC)  # just after the newest listing entry
 
-LISTINGS = FIXTURES / "listings"
 ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
 URL = "https://www.icmpd.org/news-centre/?page=1"
 ICMPD = Selectors(item="div.news-item", title="h3", link="h3 a", date=".date",

@@ -1,0 +1,161 @@
+"""`harvester init`: a first config, worked out from the URLs a user already knows.
+
+Each URL is fetched once and read as `probe` reads it: a feed is a feed source; a page
+that announces a feed (<link rel="alternate">) gets that feed, which no redesign breaks;
+any other page becomes a listing source with the selectors found on it. The config text
+is checked by the config reader before anyone sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .config import SourceKind, parse_config
+from .errors import ParseError
+from .fetch import Fetcher
+from .models import FetchResult, RawEntry
+from .opml import source_name
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What one URL turned out to be, as a source."""
+
+    url: str  # what the source polls
+    kind: SourceKind
+    entries: int  # read on it now
+    select: str = ""  # a listing's [sources.select] block
+    note: str = ""  # said beside it in the config: where an announced feed came from
+    category_from_title: bool = False  # its titles read "Press Release: …"
+
+
+def feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:
+    """The entries of a body that reads as a feed; none for anything else (a page)."""
+    from .parse import parse_feed
+
+    try:
+        return parse_feed(fr.body, url=fr.url, content_type=fr.content_type).entries
+    except ParseError:
+        return ()
+
+
+def labelled_titles(entries: Sequence[RawEntry]) -> bool:
+    """Do most titles start with a category label ("Press Release: Germany joins …"), the
+    labels repeating? Then `category_from_title` makes rules by category work. One colon
+    in a headline now and then is no such convention."""
+    from .normalise import split_category
+
+    titles = [e.title for e in entries if e.title]
+    labels = [label for t in titles if (label := split_category(t)[0])]
+    return len(titles) >= 3 and len(labels) >= 0.6 * len(titles) and len(set(labels)) < len(labels)
+
+
+def examine(url: str, fetcher: Fetcher) -> Found:
+    """What source `url` makes; ParseError when it is neither a feed nor a page with
+    repeated entries (FetchError when it cannot be fetched)."""
+    from .detect import announced_feeds, detect, toml_block
+    from .errors import FetchError
+    from .parse.listing import extract
+
+    fr = fetcher.fetch(url)
+    entries = feed_entries(fr)
+    if entries:
+        return Found(url, SourceKind.FEED, len(entries),
+                     category_from_title=labelled_titles(entries))
+    for announced in announced_feeds(fr.body, fr.url, content_type=fr.content_type):
+        try:  # a page can announce a feed that is gone or empty: then it does not count
+            entries = feed_entries(fetcher.fetch(announced.url))
+        except FetchError:
+            continue
+        if entries:
+            return Found(announced.url, SourceKind.FEED, len(entries),
+                         note=f"announced by {url}",
+                         category_from_title=labelled_titles(entries))
+    select = detect(fr.body, fr.url, content_type=fr.content_type)
+    if select is None:
+        raise ParseError("neither a feed, nor a page announcing one, nor a page with "
+                         "repeated entries (each with a link and a date)", url=url)
+    listing = extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
+    return Found(url, SourceKind.HTML, len(listing.document.entries), select=toml_block(select))
+
+
+def local_timezone(environ: dict[str, str] | None = None) -> str:
+    """The machine's IANA zone (TZ, else where /etc/localtime points), else UTC: dates
+    that carry no zone are read in it."""
+    from zoneinfo import ZoneInfo
+
+    env = os.environ if environ is None else environ
+    candidates = [env.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        candidates.append(os.readlink("/etc/localtime").partition("zoneinfo/")[2])
+    for zone in candidates:
+        if zone and "/" in zone:
+            try:
+                ZoneInfo(zone)
+                return zone
+            except (ValueError, OSError):
+                continue
+    return "UTC"
+
+
+def _name_of(url: str, taken: set[str]) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.")
+    return source_name("", f"//{host}{parts.path}", taken)
+
+
+def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
+    """A whole config for these sources: storage beside the file, a console notifier
+    for every new item, example rules to edit. Checked by the config reader."""
+    taken: set[str] = set()
+    blocks = []
+    for f in found:
+        note = f"  # {f.note}" if f.note else ""
+        block = (f'[[sources]]{note}\nname = "{_name_of(f.url, taken)}"\n'
+                 f'kind = "{f.kind.value}"\nurl = {json.dumps(f.url)}\n')
+        if f.category_from_title:
+            block += 'category_from_title = true   # its titles read "Category: Title"\n'
+        blocks.append(block + (f.select + "\n" if f.select else ""))
+    text = "\n".join([
+        "# harvester configuration, written by `harvester init`; config/example.toml in the",
+        "# project documents every key. Relative paths resolve against this file's folder.",
+        "",
+        "[storage]",
+        'path = "harvester.db"',
+        "",
+        "[http]",
+        'user_agent = "harvester/0.1 (+https://example.org/about)"   # say who you are',
+        "",
+        "[defaults]",
+        'every = "30m"            # the daemon polls each source this often',
+        'first_run = "baseline"   # a new source stores what it has silently; news comes after',
+        f"timezone = {json.dumps(timezone)}   # for dates that carry no zone",
+        "",
+        *blocks,
+        "# Rules tag the items that matter; a notifier can hear of those only.",
+        "# [[rules]]",
+        '# name = "press-release"',
+        '# categories = ["Press Release"]',
+        "#",
+        "# [[rules]]",
+        '# name = "project-launch"',
+        "# match = '(?i)\\b(launch(es|ed|ing)?|kick-?off)\\b'",
+        "",
+        "[[notifiers]]",
+        'name = "stdout"',
+        'kind = "console"',
+        "rules = []               # [] = every new item; or the names of rules",
+        "",
+    ])
+    parse_config(tomllib.loads(text), Path("harvester.toml").resolve())  # never write a bad one
+    return text
+
+
+__all__ = ["Found", "config_text", "examine", "feed_entries", "local_timezone"]

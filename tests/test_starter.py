@@ -1,0 +1,107 @@
+"""`harvester init`: a first config from the URLs a user knows, over a real loopback server,
+then polled with `once` as a new user would."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harvester.config import load_config
+from harvester.devserver import Response
+from harvester.starter import labelled_titles, local_timezone
+
+from .conftest import FEEDS, LISTINGS, run_cli
+
+ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
+             b'href="/news-centre/rss">\n</head>')
+
+
+def listing_page(server, announce: bool) -> bytes:
+    """Snapshot A's first listing page, its links pointing back at this server."""
+    body = (LISTINGS / "news-a-page-1.html").read_bytes().replace(
+        b"https://www.icmpd.org/", server.base.encode() + b"/")
+    return body.replace(b"</head>", ANNOUNCES, 1) if announce else body
+
+
+def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a, tmp_path):
+    """A feed as a feed; a page announcing a feed as that feed; a bare listing page as a
+    listing with the selectors found on it. The written config then polls them all."""
+    html = "text/html; charset=utf-8"
+    server.route("/news-centre/rss", server.routes["/rss"])
+    server.route("/news-centre/", Response(listing_page(server, True), content_type=html))
+    server.route("/archive/", Response(listing_page(server, False), content_type=html))
+    urls = [icmpd_a, server.url("/news-centre/"), server.url("/archive/")]
+    r = run_cli("init", *urls, cwd=tmp_path, env={"TZ": "Europe/Vienna"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "wrote harvester.toml: 3 sources",
+        f"  {icmpd_a}  (feed, 7 entries now)",
+        f"  {server.url('/news-centre/rss')}  (feed, 7 entries now; announced by "
+        f"{server.url('/news-centre/')})",
+        f"  {server.url('/archive/')}  (html, 10 entries now)",
+        "next: harvester --config harvester.toml once   (a first poll stores what is there "
+        "silently; what comes after is news)"]
+    config = load_config(tmp_path / "harvester.toml")
+    host = "127-0-0-1"  # the host names a source; the port does not
+    assert [(s.name, s.kind.value, s.url) for s in config.sources] == [
+        (f"{host}-rss", "feed", icmpd_a),
+        (f"{host}-news-centre-rss", "feed", server.url("/news-centre/rss")),
+        (f"{host}-archive", "html", server.url("/archive/"))]
+    # ICMPD's titles read "Press Release: …": the category rules need it read from there
+    assert [s.category_from_title for s in config.sources] == [True, True, False]
+    assert config.defaults.timezone == "Europe/Vienna"
+    assert config.storage.path == tmp_path / "harvester.db"
+    assert config.sources[2].listing.item.startswith("xpath:")  # pinned: found once, here
+    r = run_cli("once", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    stored = dict(re.findall(r"^(\S+): baseline: (\d+) items? stored silently", r.stderr, re.M))
+    # the feed and the one the page announces are the same news: stored once, by either
+    assert set(stored) == {f"{host}-rss", f"{host}-news-centre-rss", f"{host}-archive"}
+    assert sorted([stored[f"{host}-rss"], stored[f"{host}-news-centre-rss"]]) == ["0", "7"]
+    assert stored[f"{host}-archive"] == "10"
+
+
+def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server, icmpd_a,
+                                                                          tmp_path):
+    server.route("/about", Response(b"<html><body><p>About us</p></body></html>",
+                                    content_type="text/html"))
+    r = run_cli("init", icmpd_a, server.url("/about"), server.url("/gone"), cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (
+        f"harvester: error: nothing written; {server.url('/about')}: neither a feed, nor a "
+        "page announcing one, nor a page with repeated entries (each with a link and a date);"
+        f" {server.url('/gone')}: HTTP 404 Not Found\n")
+    assert not (tmp_path / "harvester.toml").exists()
+    (tmp_path / "mine.toml").write_text("# my own\n")
+    r = run_cli("--config", "mine.toml", "init", icmpd_a, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == ("harvester: error: mine.toml exists: init writes a new config and "
+                        "never overwrites one (edit it, or give --config another path)\n")
+    assert (tmp_path / "mine.toml").read_text() == "# my own\n"
+
+
+@pytest.mark.parametrize(("tz", "zone"), [
+    ("Europe/Vienna", "Europe/Vienna"), (":America/New_York", "America/New_York")])
+def test_the_local_time_zone_comes_from_tz_first(tz, zone):
+    assert local_timezone({"TZ": tz}) == zone
+
+
+@pytest.mark.parametrize("name", ["icmpd-2019-03.rss", "icmpd-2020-05-a.rss",
+                                  "icmpd-2020-05-b-jsonfeed.json"])
+def test_category_labels_in_titles_are_recognised_in_the_seed_feeds(name):
+    from harvester.parse import parse_feed
+
+    doc = parse_feed((FEEDS / name).read_bytes(), url="https://www.icmpd.org/news-centre/rss")
+    assert labelled_titles(doc.entries)
+
+
+@pytest.mark.parametrize("titles", [
+    ["Vienna: a conference", "Germany joins", "A new phase starts", "Kick-off in Accra"],
+    ["Ghana: project launched", "Kenya: project launched", "Iraq: MoU signed"],  # no repeat
+    ["Press Release: one", "Press Release: two"],  # too few to tell
+])
+def test_an_occasional_colon_is_no_category_label(titles):
+    from harvester.models import RawEntry
+
+    assert not labelled_titles([RawEntry(title=t) for t in titles])
