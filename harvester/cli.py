@@ -609,8 +609,11 @@ def backup(ctx: click.Context, file: Path) -> None:
               help="Serve /healthz, /metrics and a status page (off by default).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: one object a line, for containers.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True,
+              help="warning: only what needs a look, not every poll that went well.")
 @click.pass_context
-def run(ctx: click.Context, http: str | None, log_format: str) -> None:
+def run(ctx: click.Context, http: str | None, log_format: str, log_level: str) -> None:
     """Run as a daemon: poll every source on its schedule and deliver notifications.
 
     SIGTERM/SIGINT stop it cleanly (exit 0); SIGHUP reloads the configuration."""
@@ -621,7 +624,7 @@ def run(ctx: click.Context, http: str | None, log_format: str) -> None:
         raise click.BadParameter(f"{http!r} is not HOST:PORT (a port up to 65535)",
                                  param_hint="--http")
     with _errors():
-        ctx.exit(run_daemon(ctx.obj["config_path"], http, log_format))
+        ctx.exit(run_daemon(ctx.obj["config_path"], http, log_format, log_level))
 
 
 @cli.group()

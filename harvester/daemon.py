@@ -80,13 +80,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(fmt: str) -> None:
+def setup_logging(fmt: str, level: str = "info") -> None:
+    """Log lines on stderr, text or JSON. `level` "warning" keeps what needs a look (a
+    failed poll, one that worked with a warning, a delivery that failed) and drops the
+    line of every poll that went well."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # urllib3 warns of each connection retry in its own terms; the poll's record says how
     # the request ended, in ours
@@ -358,8 +361,9 @@ class Daemon:
             self.lock.release()
 
 
-def run_daemon(config_path: str | None, http: str | None, log_format: str) -> int:
-    setup_logging(log_format)
+def run_daemon(config_path: str | None, http: str | None, log_format: str,
+               log_level: str = "info") -> int:
+    setup_logging(log_format, log_level)
     config = load_config(config_path)
     started = time.monotonic()
     daemon = Daemon(config.path, config, http)

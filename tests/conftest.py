@@ -12,7 +12,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,11 +130,11 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 class Running:
     """A daemon process whose output goes to files, so the test can read it any time."""
 
-    def __init__(self, cfg: Path, tmp: Path, http: bool = True):
+    def __init__(self, cfg: Path, tmp: Path, http: bool = True, args: Sequence[str] = ()):
         self.port = free_port()
         self.out, self.err = tmp / "daemon.out", tmp / "daemon.err"
         args = [sys.executable, "-m", "harvester", "--config", str(cfg), "run",
-                "--log-format", "json"]
+                "--log-format", "json", *args]
         if http:
             args += ["--http", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(args, stdout=self.out.open("w"), stderr=self.err.open("w"),

@@ -116,6 +116,28 @@ def test_a_source_dropped_into_an_included_folder_is_polled_after_a_reload(
     assert d.stop() == 0
 
 
+def test_log_level_warning_keeps_only_what_needs_a_look(server, icmpd_a, tmp_path, running):
+    """A thousand sources polled every half hour write a line each that went well; at
+    --log-level warning only a poll with a warning (here: a feed that moved) is left."""
+    server.route("/old", Response(b"", status=301, headers={"Location": "/other"},
+                                  conditional=False))
+    server.route("/other", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a)
+                      + feed_source("moved", server.url("/old")))
+    d = running(cfg, http=False, args=["--log-level", "warning"])
+    d.wait_for(lambda: len(server.hits("/rss")) >= 3 and len(server.hits("/other")) >= 3,
+               what="three polls of each")
+    assert d.stop() == 0
+    logs = d.logs()
+    assert {r["level"] for r in logs} == {"warning"}
+    assert {r["source"] for r in logs} == {"moved"}
+    assert all(r["warning"] == f"moved permanently to {server.url('/other')}: write that as "
+               "the source's url" for r in logs)
+    r = run_cli("--config", str(cfg), "run", "--log-level", "loud")
+    assert r.returncode == 2 and "'loud' is not one of 'debug', 'info', 'warning', 'error'" \
+        in r.stderr
+
+
 def test_a_reload_applies_the_http_settings_to_the_next_polls(server, icmpd_a, tmp_path,
                                                                running):
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
