@@ -566,12 +566,18 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
         raise _Exit(f"{target} exists: init writes a new config and never overwrites one "
                     "(edit it, or give --config another path)", 2)
     fetcher = Fetcher(HttpConfig())
-    found, failed = [], []
+    found, failed, same = [], [], []
     for url in urls:
         try:
-            found.append(examine(url, fetcher))
+            source = examine(url, fetcher)
         except HarvesterError as e:
             failed.append(f"{url}: {e}")
+            continue
+        if any(f.url == source.url for f in found):  # a feed, and the page announcing it
+            same.append(f"  {url}: given twice, listed once" if url == source.url else
+                        f"  {url}: announces {source.url}, listed already")
+        else:
+            found.append(source)
     if failed:  # nothing is written: a config missing a source the user named is a trap
         raise _Exit("nothing written; " + "; ".join(failed), 1)
     with _errors():
@@ -585,6 +591,8 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
     for f in found:
         how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
         click.echo(f"  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
+    for line in same:
+        click.echo(line)
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
                "silently; what comes after is news)")
 

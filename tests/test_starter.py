@@ -31,7 +31,10 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
     server.route("/news-centre/rss", server.routes["/rss"])
     server.route("/news-centre/", Response(listing_page(server, True), content_type=html))
     server.route("/archive/", Response(listing_page(server, False), content_type=html))
-    urls = [icmpd_a, server.url("/news-centre/"), server.url("/archive/")]
+    server.route("/news-centre/?page=1", server.routes["/news-centre/"])
+    urls = [icmpd_a, server.url("/news-centre/"), server.url("/archive/"),
+            # the announced feed again, and a page announcing it: one source still
+            server.url("/news-centre/rss"), server.url("/news-centre/?page=1")]
     r = run_cli("init", *urls, cwd=tmp_path, env={"TZ": "Europe/Vienna"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
@@ -40,6 +43,9 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
         f"  {server.url('/news-centre/rss')}  (feed, 7 entries now; announced by "
         f"{server.url('/news-centre/')})",
         f"  {server.url('/archive/')}  (html, 10 entries now)",
+        f"  {server.url('/news-centre/rss')}: given twice, listed once",
+        f"  {server.url('/news-centre/?page=1')}: announces {server.url('/news-centre/rss')},"
+        " listed already",
         "next: harvester --config harvester.toml once   (a first poll stores what is there "
         "silently; what comes after is news)"]
     config = load_config(tmp_path / "harvester.toml")
