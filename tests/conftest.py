@@ -76,6 +76,11 @@ def make_config(tmp_path: Path, body: str, *, rules: bool = True) -> Path:
     return path
 
 
+def redirect(status: int, to: str) -> Response:
+    """A redirect answer to `to` (a path or a URL), never conditional."""
+    return Response(b"", status=status, headers={"Location": to}, conditional=False)
+
+
 def feed_source(name: str, url: str, **extra: object) -> str:
     lines = ["[[sources]]", f'name = "{name}"', 'kind = "feed"', f'url = "{url}"',
              "category_from_title = true"]

@@ -21,6 +21,7 @@ from .conftest import (
     feed_source,
     free_port,
     make_config,
+    redirect,
     run_cli,
 )
 
@@ -185,8 +186,7 @@ def test_sources_counts_items_in_words(server, tmp_path):
 def test_sources_says_what_the_latest_poll_warned_of(server, icmpd_a, tmp_path):
     """A feed that moved for good polls fine, so only a warning says to edit the config:
     `sources`, where health is checked, shows it too."""
-    server.route("/old-rss", Response(b"", status=301, headers={"Location": icmpd_a},
-                                      conditional=False))
+    server.route("/old-rss", redirect(301, icmpd_a))
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", server.url("/old-rss"))))
     r = run_cli("--config", cfg, "once")
     moved = f"moved permanently to {icmpd_a}: write that as the source's url"

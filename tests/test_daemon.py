@@ -20,7 +20,15 @@ from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.store import SqliteStore
 
-from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
+from .conftest import (
+    feed_bytes,
+    feed_source,
+    free_port,
+    http_fast,
+    make_config,
+    redirect,
+    run_cli,
+)
 from .servers import Receiver
 from .test_notify import webhook_notifier
 
@@ -119,8 +127,7 @@ def test_a_source_dropped_into_an_included_folder_is_polled_after_a_reload(
 def test_log_level_warning_keeps_only_what_needs_a_look(server, icmpd_a, tmp_path, running):
     """A thousand sources polled every half hour write a line each that went well; at
     --log-level warning only a poll with a warning (here: a feed that moved) is left."""
-    server.route("/old", Response(b"", status=301, headers={"Location": "/other"},
-                                  conditional=False))
+    server.route("/old", redirect(301, "/other"))
     server.route("/other", Response(feed_bytes("icmpd-2019-03.rss")))
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a)
                       + feed_source("moved", server.url("/old")))

@@ -20,7 +20,15 @@ from harvester.errors import FetchError, PolicyError
 from harvester.fetch import Fetcher, retry_after_seconds, same_site
 from harvester.netpolicy import NetworkPolicy, parse_networks
 
-from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
+from .conftest import (
+    feed_bytes,
+    feed_source,
+    free_port,
+    http_fast,
+    make_config,
+    redirect,
+    run_cli,
+)
 
 ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
 
@@ -36,8 +44,7 @@ def private():
 def test_a_public_source_cannot_redirect_into_a_private_network(server, private, tmp_path):
     """Through the real CLI: the refusal is the poll's error, `sources` names it, and the
     private server never sees a request."""
-    server.route("/feed", Response(b"", status=302, conditional=False,
-                                   headers={"Location": private.url("/secret")}))
+    server.route("/feed", redirect(302, private.url("/secret")))
     cfg = make_config(tmp_path, http_fast().replace(
         "[http]\n", '[http]\nallow_networks = ["127.0.0.1/32"]\n')
         + feed_source("pub", server.url("/feed")), rules=False)
@@ -54,8 +61,7 @@ def test_a_public_source_cannot_redirect_into_a_private_network(server, private,
 
 def test_a_source_may_reach_its_own_network(server, private):
     """Without allow_networks, a source on loopback may follow links within loopback."""
-    server.route("/feed", Response(b"", status=302, conditional=False,
-                                   headers={"Location": private.url("/secret")}))
+    server.route("/feed", redirect(302, private.url("/secret")))
     result = Fetcher(HttpConfig(timeout=2, retries=0)).fetch(server.url("/feed"))
     assert result.body == b"internal" and result.url == private.url("/secret")
 
@@ -168,10 +174,8 @@ def test_which_urls_a_sources_own_headers_may_go_to(a, b, same):
 
 def test_a_sources_headers_go_to_its_own_site_and_not_where_it_redirects(server, private):
     """A token for the feed's host stays there when a redirect points somewhere else."""
-    server.route("/feed", Response(b"", status=302, conditional=False,
-                                   headers={"Location": "/moved"}))
-    server.route("/moved", Response(b"", status=302, conditional=False,
-                                    headers={"Location": private.url("/secret")}))
+    server.route("/feed", redirect(302, "/moved"))
+    server.route("/moved", redirect(302, private.url("/secret")))
     token = (("Authorization", "Bearer t0ken"), ("User-Agent", "NewsWatch/2"))
     result = Fetcher(HttpConfig(timeout=2, retries=0)).fetch(server.url("/feed"), headers=token)
     assert result.body == b"internal"

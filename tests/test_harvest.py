@@ -15,7 +15,7 @@ from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_bytes, feed_source, http_fast
+from .conftest import NOW, feed_bytes, feed_source, http_fast, redirect
 
 CONSOLE = '\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
 ALL_EDITS = '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
@@ -390,16 +390,12 @@ def test_malformed_feed_with_entries_is_kept_with_the_warning_recorded(server, c
 
 
 def test_redirects_are_followed_within_the_limit(server, config_for, store):
-    server.route("/moved", Response(b"", status=301, headers={"Location": "/rss"},
-                                    conditional=False))
+    server.route("/moved", redirect(301, "/rss"))
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
-    server.route("/loop", Response(b"", status=302, headers={"Location": "/loop2"},
-                                   conditional=False))
-    server.route("/loop2", Response(b"", status=307, headers={"Location": "/loop"},
-                                    conditional=False))
+    server.route("/loop", redirect(302, "/loop2"))
+    server.route("/loop2", redirect(307, "/loop"))
     for n in range(10):
-        server.route(f"/hop{n}", Response(b"", status=302, headers={"Location": f"/hop{n + 1}"},
-                                          conditional=False))
+        server.route(f"/hop{n}", redirect(302, f"/hop{n + 1}"))
     config = config_for(feed_source("moved", server.url("/moved")),
                         feed_source("loop", server.url("/loop")),
                         feed_source("far", server.url("/hop0")))
@@ -417,17 +413,13 @@ def test_a_feed_that_moved_for_good_says_where_on_every_poll(server, config_for,
     """301/308 all the way: the poll works and says what to write in the config instead,
     on a 304 too (each poll still pays the hop). A temporary redirect on the way is no
     such news."""
-    server.route("/old", Response(b"", status=301, headers={"Location": "/older"},
-                                  conditional=False))
-    server.route("/older", Response(b"", status=308, headers={"Location": "/rss"},
-                                    conditional=False))
+    server.route("/old", redirect(301, "/older"))
+    server.route("/older", redirect(308, "/rss"))
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
     # a temporary hop, then a permanent one, to a feed of its own (the same feed would be
     # stored by whichever source polled first: this test is not about that)
-    server.route("/away", Response(b"", status=302, headers={"Location": "/away-old"},
-                                   conditional=False))
-    server.route("/away-old", Response(b"", status=301, headers={"Location": "/other"},
-                                       conditional=False))
+    server.route("/away", redirect(302, "/away-old"))
+    server.route("/away-old", redirect(301, "/other"))
     server.route("/other", Response(feed_bytes("icmpd-2019-03.rss")))
     config = config_for(feed_source("moved", server.url("/old")),
                         feed_source("away", server.url("/away")))

@@ -26,7 +26,15 @@ from harvester.notify import Message, OutcomeKind, make_channel
 from harvester.proxy import ProxyRoutes, bypasses, parse_proxy, routes
 from harvester.transport import PolicyRefusal, check_proxied
 
-from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, run_cli
+from .conftest import (
+    feed_bytes,
+    feed_source,
+    free_port,
+    http_fast,
+    make_config,
+    redirect,
+    run_cli,
+)
 from .servers import ForwardProxy, Receiver
 
 CORP = "http://proxy.corp:3128"
@@ -236,8 +244,7 @@ def test_a_proxy_that_is_down_is_named(no_public_dns):
 def test_the_network_policy_still_judges_address_literals(server, proxy, target, resolved):
     """A feed behind the proxy redirects into a private range, however spelt: refused
     before the proxy is asked for it."""
-    server.route("/feed", Response(b"", status=302, conditional=False,
-                                   headers={"Location": target}))
+    server.route("/feed", redirect(302, target))
     fetcher = Fetcher(HttpConfig(timeout=2, retries=0, proxy=proxy.url))
     with pytest.raises(PolicyError) as e:
         fetcher.fetch(behind(server, "/feed"))
