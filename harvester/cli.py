@@ -170,12 +170,14 @@ def _since(text: str, timezone: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--atom", is_flag=True,
               help="An Atom feed of the selection, for a feed reader (50 items unless --limit).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header line, for a spreadsheet.")
 @click.pass_context
 def items(ctx: click.Context, source: str | None, rule: str | None, since: str | None,
-          search: str | None, limit: int | None, as_json: bool, atom: bool) -> None:
+          search: str | None, limit: int | None, as_json: bool, atom: bool,
+          as_csv: bool) -> None:
     """List stored items, newest first."""
-    if as_json and atom:
-        raise click.UsageError("--json and --atom are two formats: choose one")
+    if as_json + atom + as_csv > 1:
+        raise click.UsageError("--json, --atom and --csv are formats: choose one")
     if atom and limit is None:
         from .atom import NEWEST
 
@@ -194,6 +196,11 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
     if as_json:
         for row in rows:
             click.echo(json.dumps(_item_json(row), ensure_ascii=False))
+        return
+    if as_csv:  # a header line even when nothing matched: a script reads the same shape
+        from .export import items_csv
+
+        click.echo(items_csv(rows), nl=False)
         return
     if not rows:
         alone = not (source or since or search)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 import re
@@ -137,7 +139,37 @@ def test_items_atom_is_a_feed_readers_and_our_own_parser_read(server, icmpd_a, t
         (x["title"], x["url"], x["published"]) for x in stored]
 
     r = run_cli("--config", cfg, "items", "--atom", "--json")
-    assert r.returncode == 2 and "--json and --atom are two formats: choose one" in r.stderr
+    assert r.returncode == 2 and "--json, --atom and --csv are formats: choose one" in r.stderr
+
+
+def test_items_csv_opens_in_a_spreadsheet_with_the_feeds_words_inert(server, tmp_path):
+    """A title that is a spreadsheet formula stays text (OWASP's leading quote); commas
+    and quotes are quoted as RFC 4180 has it."""
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+            b'<item><title>=HYPERLINK("http://evil.example","Press Release")</title>'
+            b"<link>https://news.example/1</link><category>Press Release</category>"
+            b'<description>Vienna, "quoted" &lt;p&gt;two&lt;/p&gt;&lt;p&gt;paragraphs&lt;/p&gt;'
+            b"</description><pubDate>Wed, 20 May 2020 09:41:00 +0200</pubDate></item>"
+            b"</channel></rss>")
+    server.route("/csv.rss", Response(feed))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("news", server.url("/csv.rss"),
+                                                       first_run="all")))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    r = run_cli("--config", cfg, "items", "--csv")
+    assert r.returncode == 0, r.stderr
+    header, row = csv.reader(io.StringIO(r.stdout, newline=""))
+    assert header == ["published", "source", "category", "title", "url", "rules", "summary",
+                      "first_seen", "id"]
+    got = dict(zip(header, row, strict=True))
+    assert {k: got[k] for k in header[:7]} == {
+        "published": "2020-05-20T07:41:00Z", "source": "news", "category": "Press Release",
+        "title": "'=HYPERLINK(\"http://evil.example\",\"Press Release\")",
+        "url": "https://news.example/1", "rules": "press-release",
+        "summary": 'Vienna, "quoted" two paragraphs'}
+    assert got["id"].startswith("i_") and got["first_seen"].endswith("Z")
+    assert len(r.stdout.splitlines()) == 2  # the header, and a row an item
+    r = run_cli("--config", cfg, "items", "--csv", "--since", "2030-01-01")
+    assert (r.returncode, r.stdout.splitlines()) == (0, [",".join(header)])
 
 
 def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a, tmp_path):
