@@ -179,7 +179,11 @@ class Fetcher:
         `origin` (default: url itself), following at most max_redirects redirects.
         `headers` (a source's own: a token, a cookie) go only to origin's site."""
         if not is_http_url(url):
-            raise FetchError(f"not an http(s) URL: {url[:200]}", source=source, url=url)
+            # "www.icmpd.org/news-centre/", as a browser's address bar takes it
+            hint = (f" (did you mean https://{url[:200]}?)" if "://" not in url
+                    and not any(c.isspace() for c in url) and is_http_url(f"https://{url}")
+                    else "")
+            raise FetchError(f"not an http(s) URL: {url[:200]}{hint}", source=source, url=url)
         policy = self.policy_for(origin or url)
         watch = arm(self.http.timeout)
         try:

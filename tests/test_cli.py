@@ -536,12 +536,13 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path,
     assert r.stderr == "harvester: error: an argument is not UTF-8 text (it holds b'\\xe9')\n"
 
 
-@pytest.mark.parametrize("url", ["http://[intranet/news", "ftp://example.org/", "news page",
-                                 "http://"])
-def test_probe_names_a_url_it_cannot_fetch(tmp_path, url):
+@pytest.mark.parametrize(("url", "hint"), [
+    ("http://[intranet/news", ""), ("ftp://example.org/", ""), ("news page", ""), ("http://", ""),
+    ("www.icmpd.org/news-centre/", " (did you mean https://www.icmpd.org/news-centre/?)")])
+def test_probe_names_a_url_it_cannot_fetch(tmp_path, url, hint):
     r = run_cli("probe", url, cwd=tmp_path)
     assert (r.returncode, r.stdout) == (1, "")
-    assert r.stderr == f"harvester: error: not an http(s) URL: {url}\n"
+    assert r.stderr == f"harvester: error: not an http(s) URL: {url}{hint}\n"
 
 
 def test_check_says_when_a_notifier_with_an_at_time_sends(tmp_path):
