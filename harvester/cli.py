@@ -487,8 +487,9 @@ def check(ctx: click.Context) -> None:
 @click.pass_context
 def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ...]) -> None:
     """Find the repeated entries of a listing page at URL and print a ready
-    [sources.select] block, with the first entries read through it. A feed at URL is
-    said to be one, with its block: it needs no selectors."""
+    [sources.select] block, with the first entries read through it, and the feeds the
+    page announces. A feed at URL is said to be one, with its block: it needs no
+    selectors."""
     from .config import HttpConfig
     from .detect import announced_feeds, detect, toml_block
     from .fetch import Fetcher
