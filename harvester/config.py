@@ -876,16 +876,21 @@ def _included(top: _Reader, path: Path) -> tuple[Path, ...]:
     must find it; a wildcard may match nothing yet (an empty sources.d/)."""
     files: list[Path] = []
     for i, pattern in enumerate(top.str_list("include")):
+        if "\0" in pattern:
+            raise top.error(f"include[{i}]", "a file name cannot hold NUL")
         full = Path(os.path.expanduser(pattern))
         if not full.is_absolute():
             full = path.parent / full
-        if glob.has_magic(pattern):
-            found = sorted(Path(f) for f in glob.glob(str(full)) if Path(f).is_file())
-        elif full.is_file():
-            found = [full]
-        else:
-            raise top.error(f"include[{i}]", f"no such file: {full}")
-        files += [f.resolve() for f in found if f.resolve() not in files]
+        try:
+            if glob.has_magic(pattern):
+                found = sorted(Path(f) for f in glob.glob(str(full)) if Path(f).is_file())
+            elif full.is_file():
+                found = [full]
+            else:
+                raise top.error(f"include[{i}]", f"no such file: {full}")
+            files += [f.resolve() for f in found if f.resolve() not in files]
+        except OSError as e:  # a name too long, a folder it may not read
+            raise top.error(f"include[{i}]", f"cannot read {full}: {e.strerror or e}") from None
     if path.resolve() in files:
         raise top.error("include", "a config file cannot include itself")
     return tuple(files)

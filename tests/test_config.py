@@ -344,6 +344,12 @@ def test_an_include_that_names_a_missing_file_or_itself_is_an_error(tmp_path: Pa
                  f"no such file: {tmp_path / 'sources.d' / 'news.toml'}")
     expect_error(tmp_path, 'include = ["*.toml"]\n', "include",
                  "a config file cannot include itself")
+    # found by fuzzing: pathlib raised ValueError for a NUL, OSError for a name too long
+    expect_error(tmp_path, 'include = ["a\\u0000b.toml"]\n', "include[0]",
+                 "a file name cannot hold NUL")
+    long = "x" * 5000
+    expect_error(tmp_path, f'include = ["{long}"]\n', "include[0]",
+                 f"cannot read {tmp_path / long}: File name too long")
     (tmp_path / "broken.toml").write_text("[[sources]\n", "utf-8")
     (tmp_path / "h.toml").write_text('include = ["broken.toml"]\n', "utf-8")
     with pytest.raises(ConfigError) as exc:
