@@ -491,7 +491,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     page announces. A feed at URL is said to be one, with its block: it needs no
     selectors."""
     from .config import HttpConfig
-    from .detect import announced_feeds, detect, toml_block
+    from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .fetch import Fetcher
     from .parse.listing import extract
     from .starter import feed_entries
@@ -516,7 +516,9 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}{also}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)
-    click.echo(_source_block("html", url, headers) + "\n" + toml_block(found))
+        pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
+    click.echo(_source_block("html", url, headers) + "\n" + toml_block(found)
+               + ("\n" + pages if pages else ""))
     _echo_entries(f"{len(listing.document.entries)} entries on this page",
                   listing.document.entries, entries)
     if feeds:  # a feed needs no selectors, and no redesign of the page breaks it

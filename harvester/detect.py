@@ -144,6 +144,60 @@ def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
     return list(found.values())
 
 
+# what a "next page" link says, in the languages the date reader knows
+_NEXT_WORDS = frozenset({"next", "next page", "older", "older posts", "older entries", "more",
+                         "›", "»", ">", "next ›", "next »", "weiter", "nächste", "nächste seite",
+                         "suivant", "page suivante", "siguiente", "próxima", "seguinte"})
+_PAGE_PARAMS = ("page", "p", "pg", "paged", "seite", "pagina")
+
+
+def pagination(body: bytes, url: str, *, content_type: str | None = None) -> dict[str, str]:
+    """How the page links to its next one, as [sources.pages] settings: a `param` when a
+    link to the same path differs by ?page=2 (or p, pg, …), else a `next` selector for a
+    rel="next" link or one whose text says "Next"; {} when there is none to see."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from .errors import ParseError
+    from .parse.html import html_document, page_base
+    from .urls import join
+
+    try:
+        root = html_document(body, url=url, content_type=content_type)
+    except ParseError:
+        return {}
+    base, here = page_base(root, url), urlsplit(url)
+    for a in root.iter("a"):
+        target = join(base, (a.get("href") or "").strip())
+        if not target:
+            continue
+        parts = urlsplit(target)
+        if (parts.netloc, parts.path.rstrip("/")) != (here.netloc, here.path.rstrip("/")):
+            continue
+        for key, value in parse_qsl(parts.query):
+            if key.lower() in _PAGE_PARAMS and value == "2":
+                return {"param": key}
+    if root.xpath("//a[@href][contains(concat(' ', normalize-space(@rel), ' '), ' next ')]"):
+        return {"next": 'a[rel~="next"][href]'}
+    for a in root.iter("a"):
+        words = _text(a).lower()
+        if a.get("href") and words in _NEXT_WORDS:
+            return {"next": f"xpath://a[@href][normalize-space()={_xpath_str(_text(a))}]"}
+    return {}
+
+
+def _xpath_str(s: str) -> str:
+    # XPath 1.0 has no escapes: a string is quoted with whichever quote it does not hold
+    return f"'{s}'" if "'" not in s else f'"{s}"'
+
+
+def pages_block(pages: dict[str, str], max_pages: int = 5) -> str:
+    """The [sources.pages] table for what `pagination` found ("" for nothing)."""
+    if not pages:
+        return ""
+    key, value = next(iter(pages.items()))
+    return f"  [sources.pages]\n  {key} = {_toml_str(value)}\n  max = {max_pages}"
+
+
 def _fields(sample) -> dict[str, str]:
     """Relative paths of one entry's title, link, date, category and summary."""
     links = sample.xpath(".//a[@href]")
@@ -186,4 +240,5 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-__all__ = ["AnnouncedFeed", "announced_feeds", "detect", "toml_block"]
+__all__ = ["AnnouncedFeed", "announced_feeds", "detect", "pages_block", "pagination",
+           "toml_block"]

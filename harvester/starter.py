@@ -31,7 +31,7 @@ class Found:
     url: str  # what the source polls
     kind: SourceKind
     entries: int  # read on it now
-    select: str = ""  # a listing's [sources.select] block
+    select: str = ""  # a listing's [sources.select] (and [sources.pages]) tables
     note: str = ""  # said beside it in the config: where an announced feed came from
     category_from_title: bool = False  # its titles read "Press Release: …"
 
@@ -60,7 +60,7 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
 def examine(url: str, fetcher: Fetcher) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
     repeated entries (FetchError when it cannot be fetched)."""
-    from .detect import announced_feeds, detect, toml_block
+    from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .errors import FetchError
     from .parse.listing import extract
 
@@ -83,7 +83,9 @@ def examine(url: str, fetcher: Fetcher) -> Found:
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          "repeated entries (each with a link and a date)", url=url)
     listing = extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
-    return Found(url, SourceKind.HTML, len(listing.document.entries), select=toml_block(select))
+    pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
+    return Found(url, SourceKind.HTML, len(listing.document.entries),
+                 select=toml_block(select) + ("\n" + pages if pages else ""))
 
 
 def local_timezone(environ: dict[str, str] | None = None) -> str:

@@ -17,9 +17,9 @@ ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENT
              b'href="/news-centre/rss">\n</head>')
 
 
-def listing_page(server, announce: bool) -> bytes:
-    """Snapshot A's first listing page, its links pointing back at this server."""
-    body = (LISTINGS / "news-a-page-1.html").read_bytes().replace(
+def listing_page(server, n: int = 1, announce: bool = False) -> bytes:
+    """Page `n` of snapshot A's listing, its links pointing back at this server."""
+    body = (LISTINGS / f"news-a-page-{n}.html").read_bytes().replace(
         b"https://www.icmpd.org/", server.base.encode() + b"/")
     return body.replace(b"</head>", ANNOUNCES, 1) if announce else body
 
@@ -29,8 +29,10 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
     listing with the selectors found on it. The written config then polls them all."""
     html = "text/html; charset=utf-8"
     server.route("/news-centre/rss", server.routes["/rss"])
-    server.route("/news-centre/", Response(listing_page(server, True), content_type=html))
-    server.route("/archive/", Response(listing_page(server, False), content_type=html))
+    server.route("/news-centre/", Response(listing_page(server, announce=True),
+                                           content_type=html))
+    server.route("/archive/", Response((LISTINGS / "other-markup.html").read_bytes(),
+                                       content_type=html))
     server.route("/news-centre/?page=1", server.routes["/news-centre/"])
     urls = [icmpd_a, server.url("/news-centre/"), server.url("/archive/"),
             # the announced feed again, and a page announcing it: one source still
@@ -59,6 +61,7 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
     assert config.defaults.timezone == "Europe/Vienna"
     assert config.storage.path == tmp_path / "harvester.db"
     assert config.sources[2].listing.item.startswith("xpath:")  # pinned: found once, here
+    assert (config.sources[2].listing.param, config.sources[2].listing.next) == (None, None)
     r = run_cli("once", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     stored = dict(re.findall(r"^(\S+): baseline: (\d+) items? stored silently", r.stderr, re.M))
@@ -66,6 +69,21 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
     assert set(stored) == {f"{host}-rss", f"{host}-news-centre-rss", f"{host}-archive"}
     assert sorted([stored[f"{host}-rss"], stored[f"{host}-news-centre-rss"]]) == ["0", "7"]
     assert stored[f"{host}-archive"] == "10"
+
+
+def test_init_finds_how_a_listing_pages_on_so_the_baseline_walks_them(server, tmp_path):
+    """ICMPD's news centre pages with ?page=N: the first poll reads all five pages."""
+    for n in range(1, 6):
+        r = Response(listing_page(server, n), content_type="text/html; charset=utf-8")
+        server.route(f"/news-centre/?page={n}", r)
+        if n == 1:
+            server.route("/news-centre/", r)
+    r = run_cli("init", server.url("/news-centre/"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [src] = load_config(tmp_path / "harvester.toml").sources
+    assert (src.listing.param, src.listing.max_pages) == ("page", 5)
+    r = run_cli("once", cwd=tmp_path)
+    assert r.stderr.startswith("127-0-0-1-news-centre: baseline: 43 items stored silently")
 
 
 def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server, icmpd_a,
