@@ -295,6 +295,9 @@ def test_probe_names_the_feeds_a_page_announces(server):
     server.route("/news-centre/", Response(body, content_type="text/html; charset=utf-8"))
     r = run_cli("probe", server.url("/news-centre/"), "--entries", "1")
     assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    pages = lines.index("  [sources.pages]")  # ?page=2 links: the walk the first poll takes
+    assert lines[pages + 1:pages + 3] == ["  param = 'page'", "  max = 5"]
     assert r.stdout.splitlines()[-3:] == [
         "# feeds this page announces (no selectors needed; `harvester probe FEED-URL` shows "
         "one's entries):",
