@@ -585,7 +585,7 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
             continue
         if any(f.url == source.url for f in found):  # a feed, and the page announcing it
             same.append(f"  {url}: given twice, listed once" if url == source.url else
-                        f"  {url}: announces {source.url}, listed already")
+                        f"  {url}: the same source as {source.url}, listed once")
         else:
             found.append(source)
     if failed:  # nothing is written: a config missing a source the user named is a trap

@@ -65,18 +65,21 @@ def examine(url: str, fetcher: Fetcher) -> Found:
     from .parse.listing import extract
 
     fr = fetcher.fetch(url)
+    given, url = url, fr.moved_to or url  # moved for good: the config gets where it went
+    moved = f"moved from {given}" if url != given else ""
     entries = feed_entries(fr)
     if entries:
-        return Found(url, SourceKind.FEED, len(entries),
+        return Found(url, SourceKind.FEED, len(entries), note=moved,
                      category_from_title=labelled_titles(entries))
     for announced in announced_feeds(fr.body, fr.url, content_type=fr.content_type):
         try:  # a page can announce a feed that is gone or empty: then it does not count
-            entries = feed_entries(fetcher.fetch(announced.url))
+            feed = fetcher.fetch(announced.url)
         except FetchError:
             continue
+        entries = feed_entries(feed)
         if entries:
-            return Found(announced.url, SourceKind.FEED, len(entries),
-                         note=f"announced by {url}",
+            return Found(feed.moved_to or announced.url, SourceKind.FEED, len(entries),
+                         note=f"announced by {given}",
                          category_from_title=labelled_titles(entries))
     select = detect(fr.body, fr.url, content_type=fr.content_type)
     if select is None:
@@ -84,7 +87,7 @@ def examine(url: str, fetcher: Fetcher) -> Found:
                          "repeated entries (each with a link and a date)", url=url)
     listing = extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
     pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
-    return Found(url, SourceKind.HTML, len(listing.document.entries),
+    return Found(url, SourceKind.HTML, len(listing.document.entries), note=moved,
                  select=toml_block(select) + ("\n" + pages if pages else ""))
 
 

@@ -11,7 +11,7 @@ from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.starter import labelled_titles, local_timezone
 
-from .conftest import FEEDS, LISTINGS, run_cli
+from .conftest import FEEDS, LISTINGS, redirect, run_cli
 
 ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
              b'href="/news-centre/rss">\n</head>')
@@ -46,8 +46,8 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
         f"{server.url('/news-centre/')})",
         f"  {server.url('/archive/')}  (html, 10 entries now)",
         f"  {server.url('/news-centre/rss')}: given twice, listed once",
-        f"  {server.url('/news-centre/?page=1')}: announces {server.url('/news-centre/rss')},"
-        " listed already",
+        f"  {server.url('/news-centre/?page=1')}: the same source as "
+        f"{server.url('/news-centre/rss')}, listed once",
         "next: harvester --config harvester.toml once   (a first poll stores what is there "
         "silently; what comes after is news)"]
     config = load_config(tmp_path / "harvester.toml")
@@ -84,6 +84,15 @@ def test_init_finds_how_a_listing_pages_on_so_the_baseline_walks_them(server, tm
     assert (src.listing.param, src.listing.max_pages) == ("page", 5)
     r = run_cli("once", cwd=tmp_path)
     assert r.stderr.startswith("127-0-0-1-news-centre: baseline: 43 items stored silently")
+
+
+def test_init_writes_where_a_feed_moved_for_good(server, icmpd_a, tmp_path):
+    server.route("/old-rss", redirect(301, "/rss"))
+    r = run_cli("init", server.url("/old-rss"), cwd=tmp_path)
+    assert r.stdout.splitlines()[1] == (
+        f"  {icmpd_a}  (feed, 7 entries now; moved from {server.url('/old-rss')})")
+    [src] = load_config(tmp_path / "harvester.toml").sources
+    assert src.url == icmpd_a
 
 
 def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server, icmpd_a,
