@@ -617,8 +617,10 @@ def backup(ctx: click.Context, file: Path) -> None:
     db = Path(config.storage.path)
     if not db.exists():
         raise _Exit(f"no database at {db} yet: nothing has been polled", 1)
-    with _errors(), SqliteStore(db) as store:
-        items, size = store.backup(file)
+    from .store import backup_database
+
+    with _errors():  # not through SqliteStore: that would migrate an older schema first
+        items, size = backup_database(db, file)
     click.echo(f"backed up {counted(items, 'item')} to {file} ({size / 2**20:.1f} MiB, checked)")
 
 

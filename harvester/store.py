@@ -132,6 +132,55 @@ def claimant_alive(claim: str | None) -> bool:
     return True
 
 
+def backup_database(path: str | Path, dest: str | Path) -> tuple[int, int]:
+    """A consistent copy of the database at `path` to `dest`, taken while polls may be
+    writing (VACUUM INTO is one read transaction, and WAL readers block no writer):
+    compacted, checked, synced, and only then renamed over `dest`, so a backup already
+    there is replaced whole or not at all. Copying the file itself could miss the WAL's
+    pages. The schema is left as found: a backup taken before an upgrade is one of the
+    old database, not of a migrated one. Returns (items, bytes) of the copy."""
+    path, dest = Path(path), Path(dest)
+    if dest.exists() and (dest.is_dir() or os.path.samefile(dest, path)):
+        what = "a folder" if dest.is_dir() else "this database itself"
+        raise StoreError(f"cannot back up to {dest}: it is {what}")
+    if not dest.parent.is_dir():
+        raise StoreError(f"cannot back up to {dest}: there is no folder {dest.parent}")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    try:
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("VACUUM INTO ?", (str(tmp),))
+        finally:
+            conn.close()
+        copy = sqlite3.connect(f"{tmp.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            check = copy.execute("PRAGMA quick_check").fetchone()[0]
+            items = copy.execute("SELECT count(*) FROM items").fetchone()[0]
+        finally:
+            copy.close()
+        if check != "ok":
+            raise StoreError(f"the copy at {tmp} failed its check: {check}")
+        with open(tmp, "rb+") as f:  # SQLite does not sync what VACUUM INTO writes
+            os.fsync(f.fileno())
+        size = tmp.stat().st_size
+        os.replace(tmp, dest)
+        dir_fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself, through a crash
+        finally:
+            os.close(dir_fd)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot back up {path} to {dest}: {e}") from e
+    except OSError as e:
+        raise StoreError(f"cannot back up {path} to {dest}: {e.strerror or e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return items, size
+
+
 class SqliteStore:
     """SQLite behind the Store protocol."""
 
@@ -268,49 +317,6 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- backup --------------------------------------------------------------------------
-
-    def backup(self, dest: str | Path) -> tuple[int, int]:
-        """A consistent copy of the database at `dest`, taken while polls may be writing
-        (VACUUM INTO is one read transaction, and WAL readers block no writer): compacted,
-        checked, synced, and only then renamed over `dest`, so a backup already there is
-        replaced whole or not at all. Copying the file itself could miss the WAL's pages.
-        Returns (items, bytes) of the copy."""
-        dest = Path(dest)
-        if dest.exists() and (dest.is_dir() or os.path.samefile(dest, self.path)):
-            what = "a folder" if dest.is_dir() else "this database itself"
-            raise StoreError(f"cannot back up to {dest}: it is {what}")
-        if not dest.parent.is_dir():
-            raise StoreError(f"cannot back up to {dest}: there is no folder {dest.parent}")
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-        try:
-            tmp.unlink(missing_ok=True)
-            self.conn.execute("VACUUM INTO ?", (str(tmp),))
-            copy = sqlite3.connect(f"{tmp.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                check = copy.execute("PRAGMA quick_check").fetchone()[0]
-                items = copy.execute("SELECT count(*) FROM items").fetchone()[0]
-            finally:
-                copy.close()
-            if check != "ok":
-                raise StoreError(f"the copy at {tmp} failed its check: {check}")
-            with open(tmp, "rb+") as f:  # SQLite does not sync what VACUUM INTO writes
-                os.fsync(f.fileno())
-            size = tmp.stat().st_size
-            os.replace(tmp, dest)
-            dir_fd = os.open(dest.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the rename itself, through a crash
-            finally:
-                os.close(dir_fd)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot back up {self.path} to {dest}: {e}") from e
-        except OSError as e:
-            raise StoreError(f"cannot back up {self.path} to {dest}: {e.strerror or e}") from e
-        finally:
-            tmp.unlink(missing_ok=True)
-        return items, size
 
     # -- reads for a poll ----------------------------------------------------------------
 
@@ -823,4 +829,4 @@ def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
                    queued=len(plan.notifications), baseline=plan.baseline)
 
 
-__all__ = ["SqliteStore", "Store"]
+__all__ = ["SqliteStore", "Store", "backup_database"]

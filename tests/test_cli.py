@@ -306,6 +306,25 @@ def test_backup_copies_the_database_and_refuses_what_would_lose_it(server, icmpd
     assert not list(tmp_path.glob("*partial*"))  # no half-written copy left behind
 
 
+def test_a_backup_before_an_upgrade_is_of_the_old_database(tmp_path):
+    """`backup` leaves the schema as it finds it: taken before an upgrade, it is a copy
+    of the old database, and the live one is not migrated by taking it."""
+    from sqlite_utils import Database
+
+    from harvester.migrations import migrations
+
+    conn = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    migrations.apply(Database(conn), stop_before="m002_delivery")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    cfg = str(make_config(tmp_path, HTTP, rules=False))
+    r = run_cli("--config", cfg, "backup", str(tmp_path / "old.db"))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    for db in ("h.db", "old.db"):
+        version = sqlite3.connect(tmp_path / db).execute("PRAGMA user_version").fetchone()
+        assert version == (1,), db
+
+
 def test_items_names_a_filter_the_config_does_not_know(server, icmpd_a, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
     assert run_cli("--config", cfg, "once").returncode == 0
