@@ -214,6 +214,8 @@ class PollReport:
             text = f"{self.source}: baseline: {counted(self.new, 'item')} {would}stored"
             text += (f", {counted(self.queued, 'notification')} {would}queued" if self.queued
                      else " silently")
+            if self.unchanged:  # a second source's first poll: the news it carries is known
+                text += f", {self.unchanged} known already through other sources"
         else:
             text = (f"{self.source}: {self.new} new, {self.changed} changed, "
                     f"{self.unchanged} unchanged")

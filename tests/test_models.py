@@ -17,6 +17,9 @@ from harvester.models import PollReport, PollStatus
      "a: 1 new, 0 changed, 1 unchanged, 2 notifications queued (HTTP 200, 2.0 KB in 0.25s)"),
     (PollReport("a", PollStatus.OK, baseline=True, http_status=200),
      "a: baseline: 0 items stored silently (HTTP 200, 0 B in 0.00s)"),
+    (PollReport("a", PollStatus.OK, new=1, unchanged=6, baseline=True, http_status=200),
+     "a: baseline: 1 item stored silently, 6 known already through other sources"
+     " (HTTP 200, 0 B in 0.00s)"),
     (PollReport("a", PollStatus.OK, changed=1, unchanged=6, http_status=200, bytes=1024,
                 warning="malformed feed, entries kept: undefined entity"),
      "a: 0 new, 1 changed, 6 unchanged (HTTP 200, 1.0 KB in 0.00s); warning: malformed feed,"
