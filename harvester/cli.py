@@ -471,6 +471,9 @@ def check(ctx: click.Context) -> None:
         if r.exclude is not None:
             parts.append("with exclude")
         click.echo(f"rule {r.name}: {'; '.join(parts)}")
+    if config.sources and not config.notifiers:
+        click.echo("notifiers: none, so nobody is told of new items (`items` lists them; "
+                   "config/example.toml shows a [[notifiers]] table)")
     for n in config.notifiers:
         what = ", ".join(n.rules) if n.rules else "every item"
         click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"

@@ -528,12 +528,15 @@ def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
                                            "Authorization: environment variable HV_TOKEN is not set\n")
 
 
-def test_check_says_which_sources_a_rule_keeps_to(tmp_path):
+def test_check_says_which_sources_a_rule_keeps_to_and_that_no_one_is_told(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("press-office", "https://e.org/rss")
                       + '[[rules]]\nname = "all-press"\nsources = ["press-office"]\n'
                       'exclude = "(?i)vacanc"\n', rules=False)
     r = run_cli("--config", str(cfg), "check")
-    assert "rule all-press: from press-office; with exclude" in r.stdout.splitlines(), r.stderr
+    assert r.stdout.splitlines()[-2:] == [
+        "rule all-press: from press-office; with exclude",
+        "notifiers: none, so nobody is told of new items (`items` lists them; "
+        "config/example.toml shows a [[notifiers]] table)"], r.stderr
 
 
 def test_check_names_a_webhooks_headers_but_never_their_values(tmp_path):
