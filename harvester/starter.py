@@ -22,6 +22,7 @@ from .errors import ParseError
 from .fetch import Fetcher
 from .models import FetchResult, RawEntry
 from .opml import source_name
+from .urls import canonical_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,9 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
 
 def examine(url: str, fetcher: Fetcher) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
-    repeated entries (FetchError when it cannot be fetched)."""
+    repeated entries (FetchError when it cannot be fetched). A page's own feed is taken
+    instead of the page when it carries the page's news: a category page that announces
+    the whole site's feed stays the listing the user asked for."""
     from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .errors import FetchError
     from .parse.listing import extract
@@ -71,23 +74,31 @@ def examine(url: str, fetcher: Fetcher) -> Found:
     if entries:
         return Found(url, SourceKind.FEED, len(entries), note=moved,
                      category_from_title=labelled_titles(entries))
+    select = detect(fr.body, fr.url, content_type=fr.content_type)
+    listing = (extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
+               .document.entries if select else ())
+    on_page = {link for e in listing if (link := canonical_url(e.link, fr.url))}
+    passed_over = ""
     for announced in announced_feeds(fr.body, fr.url, content_type=fr.content_type):
         try:  # a page can announce a feed that is gone or empty: then it does not count
             feed = fetcher.fetch(announced.url)
         except FetchError:
             continue
         entries = feed_entries(feed)
-        if entries:
+        carried = on_page & {link for e in entries if (link := canonical_url(e.link, feed.url))}
+        if entries and (not on_page or len(carried) * 2 >= len(on_page)):
             return Found(feed.moved_to or announced.url, SourceKind.FEED, len(entries),
                          note=f"announced by {given}",
                          category_from_title=labelled_titles(entries))
-    select = detect(fr.body, fr.url, content_type=fr.content_type)
+        if entries and not passed_over:
+            passed_over = (f"it announces {announced.url}, which carries {len(carried)} of "
+                           f"its {len(on_page)} entries")
     if select is None:
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          "repeated entries (each with a link and a date)", url=url)
-    listing = extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
     pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
-    return Found(url, SourceKind.HTML, len(listing.document.entries), note=moved,
+    note = "; ".join(filter(None, (moved, passed_over)))
+    return Found(url, SourceKind.HTML, len(listing), note=note,
                  select=toml_block(select) + ("\n" + pages if pages else ""))
 
 

@@ -3,6 +3,7 @@ then polled with `once` as a new user would."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.starter import labelled_titles, local_timezone
 
-from .conftest import FEEDS, LISTINGS, redirect, run_cli
+from .conftest import FEEDS, LISTINGS, feed_bytes, redirect, run_cli
 
 ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
              b'href="/news-centre/rss">\n</head>')
@@ -24,51 +25,69 @@ def listing_page(server, n: int = 1, announce: bool = False) -> bytes:
     return body.replace(b"</head>", ANNOUNCES, 1) if announce else body
 
 
+def feed_page(feed: bytes) -> bytes:
+    """The news page a site's feed is made from: the feed's own items (title, link, date),
+    and a link announcing the feed."""
+    from harvester.parse import parse_feed
+
+    items = "".join(
+        f'<div class="news"><h3><a href="{html.escape(e.link)}">{html.escape(e.title)}</a>'
+        f'</h3><p class="date">{e.published[5:16]}</p></div>'
+        for e in parse_feed(feed, url="https://www.icmpd.org/news-centre/rss").entries)
+    return b"<html><head>" + ANNOUNCES + f"<body><main>{items}</main></body></html>".encode()
+
+
 def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a, tmp_path):
-    """A feed as a feed; a page announcing a feed as that feed; a bare listing page as a
-    listing with the selectors found on it. The written config then polls them all."""
-    html = "text/html; charset=utf-8"
+    """A feed as a feed; a page announcing the feed it is made from as that feed; a page
+    announcing a feed of other news (the whole site's, say) as the listing it is; a page
+    announcing nothing as a listing. The written config then polls them all."""
+    html_type = "text/html; charset=utf-8"
     server.route("/news-centre/rss", server.routes["/rss"])
-    server.route("/news-centre/", Response(listing_page(server, announce=True),
-                                           content_type=html))
+    server.route("/news-centre/", Response(feed_page(feed_bytes("icmpd-2020-05-a.rss")),
+                                           content_type=html_type))
+    server.route("/projects/", Response(listing_page(server, 5, announce=True),
+                                        content_type=html_type))
     server.route("/archive/", Response((LISTINGS / "other-markup.html").read_bytes(),
-                                       content_type=html))
+                                       content_type=html_type))
     server.route("/news-centre/?page=1", server.routes["/news-centre/"])
-    urls = [icmpd_a, server.url("/news-centre/"), server.url("/archive/"),
+    rss, page = server.url("/news-centre/rss"), server.url("/news-centre/")
+    urls = [icmpd_a, page, server.url("/projects/"), server.url("/archive/"),
             # the announced feed again, and a page announcing it: one source still
-            server.url("/news-centre/rss"), server.url("/news-centre/?page=1")]
+            rss, server.url("/news-centre/?page=1")]
     r = run_cli("init", *urls, cwd=tmp_path, env={"TZ": "Europe/Vienna"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
-        "wrote harvester.toml: 3 sources",
+        "wrote harvester.toml: 4 sources",
         f"  {icmpd_a}  (feed, 7 entries now)",
-        f"  {server.url('/news-centre/rss')}  (feed, 7 entries now; announced by "
-        f"{server.url('/news-centre/')})",
+        f"  {rss}  (feed, 7 entries now; announced by {page})",
+        f"  {server.url('/projects/')}  (html, 3 entries now; it announces {rss}, which "
+        "carries 0 of its 3 entries)",
         f"  {server.url('/archive/')}  (html, 10 entries now)",
-        f"  {server.url('/news-centre/rss')}: given twice, listed once",
-        f"  {server.url('/news-centre/?page=1')}: the same source as "
-        f"{server.url('/news-centre/rss')}, listed once",
+        f"  {rss}: given twice, listed once",
+        f"  {server.url('/news-centre/?page=1')}: the same source as {rss}, listed once",
         "next: harvester --config harvester.toml once   (a first poll stores what is there "
         "silently; what comes after is news)"]
     config = load_config(tmp_path / "harvester.toml")
     host = "127-0-0-1"  # the host names a source; the port does not
     assert [(s.name, s.kind.value, s.url) for s in config.sources] == [
         (f"{host}-rss", "feed", icmpd_a),
-        (f"{host}-news-centre-rss", "feed", server.url("/news-centre/rss")),
+        (f"{host}-news-centre-rss", "feed", rss),
+        (f"{host}-projects", "html", server.url("/projects/")),
         (f"{host}-archive", "html", server.url("/archive/"))]
     # ICMPD's titles read "Press Release: …": the category rules need it read from there
-    assert [s.category_from_title for s in config.sources] == [True, True, False]
+    assert [s.category_from_title for s in config.sources] == [True, True, False, False]
     assert config.defaults.timezone == "Europe/Vienna"
     assert config.storage.path == tmp_path / "harvester.db"
-    assert config.sources[2].listing.item.startswith("xpath:")  # pinned: found once, here
-    assert (config.sources[2].listing.param, config.sources[2].listing.next) == (None, None)
+    assert config.sources[3].listing.item.startswith("xpath:")  # pinned: found once, here
+    assert (config.sources[3].listing.param, config.sources[3].listing.next) == (None, None)
     r = run_cli("once", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     stored = dict(re.findall(r"^(\S+): baseline: (\d+) items? stored silently", r.stderr, re.M))
     # the feed and the one the page announces are the same news: stored once, by either
-    assert set(stored) == {f"{host}-rss", f"{host}-news-centre-rss", f"{host}-archive"}
+    assert set(stored) == {f"{host}-rss", f"{host}-news-centre-rss", f"{host}-projects",
+                           f"{host}-archive"}
     assert sorted([stored[f"{host}-rss"], stored[f"{host}-news-centre-rss"]]) == ["0", "7"]
-    assert stored[f"{host}-archive"] == "10"
+    assert (stored[f"{host}-projects"], stored[f"{host}-archive"]) == ("3", "10")
 
 
 def test_init_finds_how_a_listing_pages_on_so_the_baseline_walks_them(server, tmp_path):
