@@ -77,7 +77,7 @@ def examine(url: str, fetcher: Fetcher) -> Found:
     select = detect(fr.body, fr.url, content_type=fr.content_type)
     listing = (extract(fr.body, url=fr.url, select=select, content_type=fr.content_type)
                .document.entries if select else ())
-    on_page = {link for e in listing if (link := canonical_url(e.link, fr.url))}
+    on_page = [link for e in listing if (link := canonical_url(e.link, fr.url))]
     passed_over = ""
     for announced in announced_feeds(fr.body, fr.url, content_type=fr.content_type):
         try:  # a page can announce a feed that is gone or empty: then it does not count
@@ -85,14 +85,18 @@ def examine(url: str, fetcher: Fetcher) -> Found:
         except FetchError:
             continue
         entries = feed_entries(feed)
-        carried = on_page & {link for e in entries if (link := canonical_url(e.link, feed.url))}
-        if entries and (not on_page or len(carried) * 2 >= len(on_page)):
+        in_feed = {link for e in entries if (link := canonical_url(e.link, feed.url))}
+        # a feed holds the newest few: its news is the page's when it holds at least half of
+        # as many of the page's newest entries
+        newest = on_page[:len(in_feed)]
+        carried = [link for link in newest if link in in_feed]
+        if entries and (not on_page or len(carried) * 2 >= len(newest)):
             return Found(feed.moved_to or announced.url, SourceKind.FEED, len(entries),
                          note=f"announced by {given}",
                          category_from_title=labelled_titles(entries))
         if entries and not passed_over:
             passed_over = (f"it announces {announced.url}, which carries {len(carried)} of "
-                           f"its {len(on_page)} entries")
+                           f"its newest {len(newest)} entries")
     if select is None:
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          "repeated entries (each with a link and a date)", url=url)

@@ -25,16 +25,30 @@ def listing_page(server, n: int = 1, announce: bool = False) -> bytes:
     return body.replace(b"</head>", ANNOUNCES, 1) if announce else body
 
 
-def feed_page(feed: bytes) -> bytes:
+def feed_page(feed: bytes, older: int = 0) -> bytes:
     """The news page a site's feed is made from: the feed's own items (title, link, date),
-    and a link announcing the feed."""
+    then `older` ones the feed no longer holds, and a link announcing the feed."""
     from harvester.parse import parse_feed
 
+    rows = [(e.link, e.title, e.published[5:16])
+            for e in parse_feed(feed, url="https://www.icmpd.org/news-centre/rss").entries]
+    rows += [(f"https://www.icmpd.org/news-centre/news-detail/old-{i}/", f"Older news {i}",
+              "02 January 2019") for i in range(older)]
     items = "".join(
-        f'<div class="news"><h3><a href="{html.escape(e.link)}">{html.escape(e.title)}</a>'
-        f'</h3><p class="date">{e.published[5:16]}</p></div>'
-        for e in parse_feed(feed, url="https://www.icmpd.org/news-centre/rss").entries)
+        f'<div class="news"><h3><a href="{html.escape(link)}">{html.escape(title)}</a>'
+        f'</h3><p class="date">{date}</p></div>' for link, title, date in rows)
     return b"<html><head>" + ANNOUNCES + f"<body><main>{items}</main></body></html>".encode()
+
+
+def test_a_page_showing_more_than_its_feed_holds_is_still_that_feeds(server, icmpd_a,
+                                                                      tmp_path):
+    """The feed holds the newest 7 of the page's 27: its news is the page's."""
+    server.route("/news-centre/rss", server.routes["/rss"])
+    server.route("/news-centre/", Response(feed_page(feed_bytes("icmpd-2020-05-a.rss"), 20),
+                                           content_type="text/html"))
+    r = run_cli("init", server.url("/news-centre/"), cwd=tmp_path)
+    assert r.stdout.splitlines()[1] == (f"  {server.url('/news-centre/rss')}  (feed, 7 entries"
+                                        f" now; announced by {server.url('/news-centre/')})")
 
 
 def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a, tmp_path):
@@ -61,7 +75,7 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
         f"  {icmpd_a}  (feed, 7 entries now)",
         f"  {rss}  (feed, 7 entries now; announced by {page})",
         f"  {server.url('/projects/')}  (html, 3 entries now; it announces {rss}, which "
-        "carries 0 of its 3 entries)",
+        "carries 0 of its newest 3 entries)",
         f"  {server.url('/archive/')}  (html, 10 entries now)",
         f"  {rss}: given twice, listed once",
         f"  {server.url('/news-centre/?page=1')}: the same source as {rss}, listed once",
