@@ -296,6 +296,12 @@ def test_backup_copies_the_database_and_refuses_what_would_lose_it(server, icmpd
     assert copy.execute("PRAGMA user_version").fetchone() == sqlite3.connect(
         tmp_path / "h.db").execute("PRAGMA user_version").fetchone()
     copy.close()
+    # restored as the README says (the copy where the database was): the same items
+    before = run_cli("--config", cfg, "items", "--json").stdout
+    for leftover in ("h.db-wal", "h.db-shm"):
+        (tmp_path / leftover).unlink(missing_ok=True)
+    (tmp_path / "h.db").write_bytes((tmp_path / "b.db").read_bytes())
+    assert run_cli("--config", cfg, "items", "--json").stdout == before
     for target, problem in ((tmp_path / "h.db", "it is this database itself"),
                             (tmp_path, "it is a folder"),
                             (tmp_path / "nowhere" / "b.db",
