@@ -546,7 +546,9 @@ def _header_options(args: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) -> str:
-    block = f'[[sources]]\nname = "CHANGE-ME"\nkind = "{kind}"\nurl = {json.dumps(url)}'
+    from .opml import source_block
+
+    block = source_block("CHANGE-ME", kind, url).rstrip("\n")
     if headers:
         # the values stay out of the config (and of this output): each from a variable
         env = {n: re.sub(r"[^A-Za-z0-9]", "_", n).upper() for n, _ in headers}

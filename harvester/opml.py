@@ -90,14 +90,17 @@ def source_name(title: str, url: str, taken: set[str]) -> str:
     return name
 
 
+def source_block(name: str, kind: str, url: str, comment: str = "") -> str:
+    """One `[[sources]]` table's first lines, as `opml import`, `probe` and `init` print
+    them (a comment beside the header when there is one)."""
+    note = f"  # {comment}" if comment else ""
+    return f'[[sources]]{note}\nname = "{name}"\nkind = "{kind}"\nurl = {json.dumps(url)}\n'
+
+
 def sources_toml(subs: Iterable[Subscription], taken: set[str]) -> str:
     """`[[sources]]` blocks, one a subscription; `taken` names are avoided (and grow)."""
-    blocks = []
-    for s in subs:
-        title = f"  # {s.title}" if s.title else ""
-        blocks.append(f'[[sources]]{title}\nname = "{source_name(s.title, s.url, taken)}"\n'
-                      f'kind = "feed"\nurl = {json.dumps(s.url)}\n')
-    return "\n".join(blocks)
+    return "\n".join(source_block(source_name(s.title, s.url, taken), "feed", s.url, s.title)
+                     for s in subs)
 
 
 def write_opml(subs: Sequence[Subscription], title: str = "harvester") -> bytes:
@@ -110,5 +113,5 @@ def write_opml(subs: Sequence[Subscription], title: str = "harvester") -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
-__all__ = ["Import", "Subscription", "plan_import", "read_opml", "source_name", "sources_toml",
-           "write_opml"]
+__all__ = ["Import", "Subscription", "plan_import", "read_opml", "source_block", "source_name",
+           "sources_toml", "write_opml"]

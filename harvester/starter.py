@@ -21,7 +21,7 @@ from .config import SourceKind, parse_config
 from .errors import ParseError
 from .fetch import Fetcher
 from .models import FetchResult, RawEntry
-from .opml import source_name
+from .opml import source_block, source_name
 from .urls import canonical_url
 
 
@@ -137,9 +137,7 @@ def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
     taken: set[str] = set()
     blocks = []
     for f in found:
-        note = f"  # {f.note}" if f.note else ""
-        block = (f'[[sources]]{note}\nname = "{_name_of(f.url, taken)}"\n'
-                 f'kind = "{f.kind.value}"\nurl = {json.dumps(f.url)}\n')
+        block = source_block(_name_of(f.url, taken), f.kind.value, f.url, f.note)
         if f.category_from_title:
             block += 'category_from_title = true   # its titles read "Category: Title"\n'
         blocks.append(block + (f.select + "\n" if f.select else ""))
