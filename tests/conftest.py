@@ -76,6 +76,21 @@ def make_config(tmp_path: Path, body: str, *, rules: bool = True) -> Path:
     return path
 
 
+def page_body(server: FixtureServer, snap: str, n: int) -> bytes:
+    """Page `n` of snapshot `snap`, its links pointing back at this server."""
+    return (LISTINGS / f"news-{snap}-page-{n}.html").read_bytes().replace(
+        b"https://www.icmpd.org/", server.base.encode() + b"/")
+
+
+def serve(server: FixtureServer, snap: str, pages: int = 5) -> None:
+    """Snapshot `snap` at /news-centre/ and ?page=N."""
+    for n in range(1, pages + 1):
+        r = Response(page_body(server, snap, n), content_type="text/html; charset=utf-8")
+        server.route(f"/news-centre/?page={n}", r)
+        if n == 1:
+            server.route("/news-centre/", r)
+
+
 def redirect(status: int, to: str) -> Response:
     """A redirect answer to `to` (a path or a URL), never conditional."""
     return Response(b"", status=status, headers={"Location": to}, conditional=False)

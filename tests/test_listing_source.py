@@ -14,7 +14,7 @@ from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 
-from .conftest import LISTINGS, feed_bytes, feed_source, run_cli
+from .conftest import LISTINGS, feed_bytes, feed_source, page_body, run_cli, serve
 
 ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
 NOW = datetime(2022, 4, 10, 8, 0, tzinfo=UTC)
@@ -34,21 +34,6 @@ def listing_source(url: str, select: bool = True, first_run: str | None = None,
     out += ["  [sources.pages]", '  next = "a.next"']
     out += [f"  {k} = {json.dumps(v)}" for k, v in pages.items()]
     return "\n".join(out) + "\n"
-
-
-def page_body(server: FixtureServer, snap: str, n: int) -> bytes:
-    """Page `n` of snapshot `snap`, its links pointing back at this server."""
-    return (LISTINGS / f"news-{snap}-page-{n}.html").read_bytes().replace(
-        b"https://www.icmpd.org/", server.base.encode() + b"/")
-
-
-def serve(server: FixtureServer, snap: str, pages: int = 5) -> None:
-    """Snapshot `snap` at /news-centre/ and ?page=N."""
-    for n in range(1, pages + 1):
-        r = Response(page_body(server, snap, n), content_type="text/html; charset=utf-8")
-        server.route(f"/news-centre/?page={n}", r)
-        if n == 1:
-            server.route("/news-centre/", r)
 
 
 def poll(config, store, now=NOW):

@@ -12,17 +12,10 @@ from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.starter import labelled_titles, local_timezone
 
-from .conftest import FEEDS, LISTINGS, feed_bytes, redirect, run_cli
+from .conftest import FEEDS, LISTINGS, feed_bytes, page_body, redirect, run_cli, serve
 
 ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
              b'href="/news-centre/rss">\n</head>')
-
-
-def listing_page(server, n: int = 1, announce: bool = False) -> bytes:
-    """Page `n` of snapshot A's listing, its links pointing back at this server."""
-    body = (LISTINGS / f"news-a-page-{n}.html").read_bytes().replace(
-        b"https://www.icmpd.org/", server.base.encode() + b"/")
-    return body.replace(b"</head>", ANNOUNCES, 1) if announce else body
 
 
 def feed_page(feed: bytes, older: int = 0) -> bytes:
@@ -59,7 +52,7 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
     server.route("/news-centre/rss", server.routes["/rss"])
     server.route("/news-centre/", Response(feed_page(feed_bytes("icmpd-2020-05-a.rss")),
                                            content_type=html_type))
-    server.route("/projects/", Response(listing_page(server, 5, announce=True),
+    server.route("/projects/", Response(page_body(server, "a", 5).replace(b"</head>", ANNOUNCES, 1),
                                         content_type=html_type))
     server.route("/archive/", Response((LISTINGS / "other-markup.html").read_bytes(),
                                        content_type=html_type))
@@ -106,11 +99,7 @@ def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a,
 
 def test_init_finds_how_a_listing_pages_on_so_the_baseline_walks_them(server, tmp_path):
     """ICMPD's news centre pages with ?page=N: the first poll reads all five pages."""
-    for n in range(1, 6):
-        r = Response(listing_page(server, n), content_type="text/html; charset=utf-8")
-        server.route(f"/news-centre/?page={n}", r)
-        if n == 1:
-            server.route("/news-centre/", r)
+    serve(server, "a")
     r = run_cli("init", server.url("/news-centre/"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     [src] = load_config(tmp_path / "harvester.toml").sources
