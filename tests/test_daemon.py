@@ -20,15 +20,7 @@ from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.store import SqliteStore
 
-from .conftest import (
-    feed_bytes,
-    feed_source,
-    free_port,
-    http_fast,
-    make_config,
-    redirect,
-    run_cli,
-)
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, redirect, run_cli
 from .servers import Receiver
 from .test_notify import webhook_notifier
 

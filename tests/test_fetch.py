@@ -20,15 +20,7 @@ from harvester.errors import FetchError, PolicyError
 from harvester.fetch import Fetcher, retry_after_seconds, same_site
 from harvester.netpolicy import NetworkPolicy, parse_networks
 
-from .conftest import (
-    feed_bytes,
-    feed_source,
-    free_port,
-    http_fast,
-    make_config,
-    redirect,
-    run_cli,
-)
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, redirect, run_cli
 
 ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
 

@@ -26,15 +26,7 @@ from harvester.notify import Message, OutcomeKind, make_channel
 from harvester.proxy import ProxyRoutes, bypasses, parse_proxy, routes
 from harvester.transport import PolicyRefusal, check_proxied
 
-from .conftest import (
-    feed_bytes,
-    feed_source,
-    free_port,
-    http_fast,
-    make_config,
-    redirect,
-    run_cli,
-)
+from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, redirect, run_cli
 from .servers import ForwardProxy, Receiver
 
 CORP = "http://proxy.corp:3128"
