@@ -574,40 +574,28 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
     overwrites a file."""
     from .config import HttpConfig
     from .fetch import Fetcher
-    from .starter import config_text, examine, local_timezone
+    from .starter import config_text, local_timezone, survey
 
     target = Path(ctx.obj["config_path"] or "harvester.toml")
     if target.exists():
         raise _Exit(f"{target} exists: init writes a new config and never overwrites one "
                     "(edit it, or give --config another path)", 2)
-    fetcher = Fetcher(HttpConfig())
-    found, failed, same = [], [], []
-    for url in urls:
-        try:
-            source = examine(url, fetcher)
-        except HarvesterError as e:
-            failed.append(f"{url}: {e}")
-            continue
-        if any(f.url == source.url for f in found):  # a feed, and the page announcing it
-            same.append(f"  {url}: given twice, listed once" if url == source.url else
-                        f"  {url}: the same source as {source.url}, listed once")
-        else:
-            found.append(source)
-    if failed:  # nothing is written: a config missing a source the user named is a trap
-        raise _Exit("nothing written; " + "; ".join(failed), 1)
+    seen = survey(urls, Fetcher(HttpConfig()))
+    if seen.failed:  # nothing is written: a config missing a source the user named is a trap
+        raise _Exit("nothing written; " + "; ".join(seen.failed), 1)
     with _errors():
-        text = config_text(found, timezone=local_timezone())
+        text = config_text(seen.found, timezone=local_timezone())
     try:
         with open(target, "x", encoding="utf-8") as f:  # "x": not even a file made meanwhile
             f.write(text)
     except OSError as e:
         raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
-    click.echo(f"wrote {target}: {counted(len(found), 'source')}")
-    for f in found:
+    click.echo(f"wrote {target}: {counted(len(seen.found), 'source')}")
+    for f in seen.found:
         how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
         click.echo(f"  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
-    for line in same:
-        click.echo(line)
+    for line in seen.repeats:
+        click.echo(f"  {line}")
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
                "silently; what comes after is news)")
 

@@ -106,6 +106,36 @@ def examine(url: str, fetcher: Fetcher) -> Found:
                  select=toml_block(select) + ("\n" + pages if pages else ""))
 
 
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What init found for all the URLs it was given."""
+
+    found: tuple[Found, ...]  # one a source, in the order given
+    repeats: tuple[str, ...]  # URLs that came to a source already found, each said in words
+    failed: tuple[str, ...]  # "URL: why", for each URL that is no source
+
+
+def survey(urls: Sequence[str], fetcher: Fetcher) -> Survey:
+    """Each URL examined; a feed given twice, or given and announced by a page also given,
+    is one source (two on one URL would store every item once and double each poll)."""
+    from .errors import HarvesterError
+
+    found: list[Found] = []
+    repeats, failed = [], []
+    for url in urls:
+        try:
+            source = examine(url, fetcher)
+        except HarvesterError as e:
+            failed.append(f"{url}: {e}")
+            continue
+        if any(f.url == source.url for f in found):
+            repeats.append(f"{url}: given twice, listed once" if url == source.url else
+                           f"{url}: the same source as {source.url}, listed once")
+        else:
+            found.append(source)
+    return Survey(tuple(found), tuple(repeats), tuple(failed))
+
+
 def local_timezone(environ: dict[str, str] | None = None) -> str:
     """The machine's IANA zone (TZ, else where /etc/localtime points), else UTC: dates
     that carry no zone are read in it."""
@@ -176,4 +206,5 @@ def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
     return text
 
 
-__all__ = ["Found", "config_text", "examine", "feed_entries", "local_timezone"]
+__all__ = ["Found", "Survey", "config_text", "examine", "feed_entries", "local_timezone",
+           "survey"]
