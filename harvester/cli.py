@@ -12,12 +12,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .config import Config, SourceConfig, load_config, parse_duration
+from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
 from .harvest import poll_sources, prune_log, system_clock
@@ -598,6 +599,74 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
         click.echo(f"  {line}")
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
                "silently; what comes after is news)")
+
+
+@cli.command()
+@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.option("--name", metavar="NAME", help="The source's name (one URL only); else one "
+              "made from the URL.")
+@click.option("--to", "to", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Append to FILE, a file the config includes (made if missing), not to the "
+              "config itself.")
+@click.option("--print", "show", is_flag=True, help="Print the [[sources]] tables; write "
+              "nothing.")
+@click.pass_context
+def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | None,
+        show: bool) -> None:
+    """Add sources to the config, each URL examined as init does: a feed, a page announcing
+    one, or a listing page with the selectors found on it. URLs it polls already are said
+    and left out; nothing is written when a URL is no source."""
+    from .config import NAME_RULE, is_name
+    from .fetch import Fetcher
+    from .starter import append_verified, plan_addition, survey
+
+    if name is not None and len(urls) > 1:
+        raise _Exit("--name names one source: give one URL with it", 2)
+    if name is not None and not is_name(name):
+        raise _Exit(f"--name: {name!r} is not a valid name ({NAME_RULE})", 2)
+    config = _config(ctx)
+    # a URL given twice is one; the harvester's own HTTP settings, as its polls will fetch
+    seen = survey(tuple(dict.fromkeys(urls)), Fetcher(config.http))
+    if seen.failed:  # a config missing a source the user named is a trap
+        raise _Exit("nothing written; " + "; ".join(seen.failed), 1)
+    with _errors():
+        plan = plan_addition(seen.found, config.sources, name)
+    if show:
+        click.echo(plan.text, nl=False)
+    elif plan.added:
+        given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
+        target = to or given
+        names = [n for n, _ in plan.added]
+
+        def verify() -> None:
+            polled = {s.name for s in load_config(config.path).sources}
+            if not polled.issuperset(names):
+                raise ConfigError(f"{target} is not among the files {given} includes (its "
+                                  "include = [...] names them); nothing written")
+
+        try:
+            with _errors():
+                append_verified(target, plan.text, verify)
+        except OSError as e:
+            raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
+        click.echo(f"added {counted(len(names), 'source')} to {target}:")
+    out = click.echo if not show else partial(click.echo, err=True)
+    for n, f in plan.added:
+        how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
+        out(f"  {n}  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
+    for line in (*plan.watched, *seen.repeats):
+        out(f"  {line}")
+    if not plan.added:
+        out("nothing added: the config polls each of these already")
+    elif not show:
+        first = config.defaults.first_run
+        how = ("stores what is there silently" if first.mode is FirstRunMode.BASELINE
+               else f"notifies as first_run = {str(first)!r} says")
+        command = " ".join(["harvester", *(["--config", str(given)] if ctx.obj["config_path"]
+                                           else []), "once",
+                            *(f"--source {n}" for n in names)])
+        out(f"next: {command}   (a first poll {how}); a running daemon polls them once it "
+            "reloads (SIGHUP)")
 
 
 @cli.command()

@@ -505,9 +505,17 @@ def _http_url(r: _Reader, k: str, v: str) -> str:
     return v
 
 
+NAME_RULE = "letters, digits, '.', '_', '-'; up to 64"
+
+
+def is_name(v: str) -> bool:
+    """Is `v` a valid name for a source, rule or notifier?"""
+    return bool(_NAME.match(v))
+
+
 def _name(r: _Reader, v: str, k: str = "name") -> str:
-    if not _NAME.match(v):
-        raise r.error(k, f"{v!r} is not a valid name (letters, digits, '.', '_', '-'; up to 64)")
+    if not is_name(v):
+        raise r.error(k, f"{v!r} is not a valid name ({NAME_RULE})")
     return v
 
 
@@ -927,8 +935,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 __all__ = [
-    "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun", "FirstRunMode",
-    "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind", "RuleConfig",
-    "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "header_problem", "load_config",
-    "ntfy_endpoint", "parse_config", "parse_duration", "parse_first_run", "parse_schedule",
+    "NAME_RULE", "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun",
+    "FirstRunMode", "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind",
+    "RuleConfig", "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "header_problem",
+    "is_name", "load_config", "ntfy_endpoint", "parse_config", "parse_duration",
+    "parse_first_run", "parse_schedule",
 ]

@@ -1,9 +1,10 @@
-"""`harvester init`: a first config, worked out from the URLs a user already knows.
+"""`harvester init` and `add`: sources worked out from the URLs a user already knows.
 
 Each URL is fetched once and read as `probe` reads it: a feed is a feed source; a page
 that announces a feed (<link rel="alternate">) gets that feed, which no redesign breaks;
-any other page becomes a listing source with the selectors found on it. The config text
-is checked by the config reader before anyone sees it.
+any other page becomes a listing source with the selectors found on it. What is written
+is checked by the config reader: init's whole config before anyone sees it, add's tables
+by reading the config again, the file put back as it was when that fails.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import tempfile
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import SourceKind, parse_config
-from .errors import ParseError
+from .config import SourceConfig, SourceKind, parse_config
+from .errors import ConfigError, ParseError
 from .fetch import Fetcher
 from .models import FetchResult, RawEntry
 from .opml import source_block, source_name
@@ -161,16 +164,19 @@ def _name_of(url: str, taken: set[str]) -> str:
     return source_name("", f"//{host}{parts.path}", taken)
 
 
+def source_text(f: Found, name: str) -> str:
+    """One found source's `[[sources]]` table, as init and add write it."""
+    block = source_block(name, f.kind.value, f.url, f.note)
+    if f.category_from_title:
+        block += 'category_from_title = true   # its titles read "Category: Title"\n'
+    return block + (f.select + "\n" if f.select else "")
+
+
 def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
     """A whole config for these sources: storage beside the file, a console notifier
     for every new item, example rules to edit. Checked by the config reader."""
     taken: set[str] = set()
-    blocks = []
-    for f in found:
-        block = source_block(_name_of(f.url, taken), f.kind.value, f.url, f.note)
-        if f.category_from_title:
-            block += 'category_from_title = true   # its titles read "Category: Title"\n'
-        blocks.append(block + (f.select + "\n" if f.select else ""))
+    blocks = [source_text(f, _name_of(f.url, taken)) for f in found]
     text = "\n".join([
         "# harvester configuration, written by `harvester init`; config/example.toml in the",
         "# project documents every key. Relative paths resolve against this file's folder.",
@@ -206,5 +212,89 @@ def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
     return text
 
 
-__all__ = ["Found", "Survey", "config_text", "examine", "feed_entries", "local_timezone",
+@dataclass(frozen=True, slots=True)
+class Addition:
+    """What `add` appends to a config: the sources it lacks, named apart from its own."""
+
+    added: tuple[tuple[str, Found], ...]  # (name, source), in the order given
+    watched: tuple[str, ...]  # "URL: already watched as NAME", for each one it has
+    text: str  # their [[sources]] tables
+
+
+def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
+                  name: str | None = None) -> Addition:
+    """The found sources a config does not poll yet (the same URL, or the same canonical
+    one, is the same source), each named after its URL unless `name` is given (one URL)."""
+    have = {canonical_url(s.url) or s.url: s.name for s in configured}
+    taken = {s.name for s in configured}
+    if name is not None and name in taken:
+        raise ConfigError(f"a source named {name!r} exists already", key="--name")
+    added, watched = [], []
+    for f in found:
+        already = have.get(canonical_url(f.url) or f.url)
+        if already is not None:
+            watched.append(f"{f.url}: already watched as {already}")
+            continue
+        added.append((name or _name_of(f.url, taken), f))
+    return Addition(tuple(added), tuple(watched),
+                    "\n".join(source_text(f, n) for n, f in added))
+
+
+def appended(old: str, blocks: str) -> str:
+    """A TOML file's text with `blocks` after it, a blank line between."""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    return old + ("\n" if old.strip() else "") + blocks
+
+
+def append_verified(target: Path, blocks: str, verify: Callable[[], object]) -> None:
+    """Append `blocks` to `target` (made if missing), then `verify()` — the config read
+    again. The file is swapped whole (a reader never sees half of it) and, when `verify`
+    raises, put back as it was. OSError when it cannot be written."""
+    real = target.resolve()  # a symlinked config keeps its link; the file it points to changes
+    try:
+        before: bytes | None = real.read_bytes()
+    except FileNotFoundError:
+        before = None
+    try:
+        text = appended((before or b"").decode("utf-8"), blocks)
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=str(target)) from None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:  # `sources = [...]` inline cannot take [[sources]]
+        raise ConfigError(f"cannot take [[sources]] tables at its end: {e}",
+                          file=str(target)) from None
+    mode = stat.S_IMODE(real.stat().st_mode) if before is not None else None
+    _replace(real, text.encode("utf-8"), mode)
+    try:
+        verify()
+    except BaseException:
+        if before is None:
+            real.unlink(missing_ok=True)
+        else:
+            _replace(real, before, mode)
+        raise
+
+
+def _replace(path: Path, data: bytes, mode: int | None) -> None:
+    """Write `data` to a file beside `path`, then rename it over `path`: all or nothing.
+    A config may hold secrets: the new file keeps the old one's permissions."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["Addition", "Found", "Survey", "append_verified", "appended", "config_text",
+           "examine", "feed_entries", "local_timezone", "plan_addition", "source_text",
            "survey"]

@@ -160,3 +160,156 @@ def test_an_occasional_colon_is_no_category_label(titles):
     from harvester.models import RawEntry
 
     assert not labelled_titles([RawEntry(title=t) for t in titles])
+
+
+# -- harvester add: sources into a config that exists ----------------------------------------
+
+MINE = """\
+# my own config: add must leave every byte of it as it was
+[storage]
+path = "h.db"   # beside me
+
+[[sources]]
+name = "icmpd"
+url = "{feed}"
+category_from_title = true
+
+[[notifiers]]
+name = "stdout"
+kind = "console\""""  # no newline at the end, as an editor may leave it
+
+
+def test_add_appends_what_the_config_lacks_and_the_next_poll_takes_it(server, icmpd_a,
+                                                                       tmp_path):
+    """A listing page and a second feed are added; the feed the config has, given again
+    (and under its canonical form), is said and left out; the user's text stays as it was."""
+    serve(server, "a")
+    server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    before = cfg.read_bytes()
+    page, older = server.url("/news-centre/"), server.url("/rss-2019")
+    r = run_cli("add", page, icmpd_a, older, server.url("/rss#top"), page, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "added 2 sources to harvester.toml:",
+        f"  127-0-0-1-news-centre  {page}  (html, 10 entries now)",
+        f"  127-0-0-1-rss-2019  {older}  (feed, 10 entries now)",
+        f"  {icmpd_a}: already watched as icmpd",
+        f"  {server.url('/rss#top')}: already watched as icmpd",
+        "next: harvester once --source 127-0-0-1-news-centre --source 127-0-0-1-rss-2019   (a "
+        "first poll stores what is there silently); a running daemon polls them once it reloads"
+        " (SIGHUP)"]
+    after = cfg.read_bytes()
+    assert after.startswith(before + b"\n\n[[sources]]\n")
+    config = load_config(cfg)
+    assert [(s.name, s.kind.value, s.url, s.category_from_title) for s in config.sources] == [
+        ("icmpd", "feed", icmpd_a, True),
+        ("127-0-0-1-news-centre", "html", page, False),
+        ("127-0-0-1-rss-2019", "feed", older, True)]
+    assert config.sources[1].listing.param == "page"  # found on the page, as init finds it
+    r = run_cli("once", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    stored = dict(re.findall(r"^(\S+): baseline: (\d+) items? stored silently", r.stderr, re.M))
+    assert stored == {"icmpd": "7", "127-0-0-1-news-centre": "43", "127-0-0-1-rss-2019": "10"}
+    r = run_cli("add", icmpd_a, older, cwd=tmp_path)  # again: nothing to add, nothing written
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == [f"  {icmpd_a}: already watched as icmpd",
+                                     f"  {older}: already watched as 127-0-0-1-rss-2019",
+                                     "nothing added: the config polls each of these already"]
+    assert cfg.read_bytes() == after
+
+
+def test_add_to_an_included_file_only(server, icmpd_a, tmp_path):
+    """--to writes a file the config includes, made if missing; one it does not include
+    would never be polled, so it is refused and nothing is left behind."""
+    server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    (tmp_path / "sources.d").mkdir()
+    r = run_cli("add", server.url("/rss-2019"), "--to", "sources.d/news.toml", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == ("harvester: error: sources.d/news.toml is not among the files "
+                        "harvester.toml includes (its include = [...] names them); nothing "
+                        "written\n")
+    assert list((tmp_path / "sources.d").iterdir()) == []
+    cfg.write_text('include = ["sources.d/*.toml"]\n' + MINE.format(feed=icmpd_a))
+    before = cfg.read_bytes()
+    r = run_cli("add", server.url("/rss-2019"), "--to", "sources.d/news.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "added 1 source to sources.d/news.toml:"
+    assert cfg.read_bytes() == before
+    assert [s.name for s in load_config(cfg).sources] == ["icmpd", "127-0-0-1-rss-2019"]
+    assert list((tmp_path / "sources.d").iterdir()) == [tmp_path / "sources.d" / "news.toml"]
+
+
+def test_add_keeps_a_configs_permissions_and_its_symlink(server, icmpd_a, tmp_path):
+    """A config holding secrets is often 0600, and often a link into a deploy folder."""
+    server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    real = tmp_path / "deploy" / "harvester.toml"
+    real.parent.mkdir()
+    real.write_text(MINE.format(feed=icmpd_a))
+    real.chmod(0o600)
+    (tmp_path / "harvester.toml").symlink_to(real)
+    r = run_cli("add", server.url("/rss-2019"), "--name", "older", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "harvester.toml").is_symlink()
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert [s.name for s in load_config(real).sources] == ["icmpd", "older"]
+    assert [p.name for p in real.parent.iterdir()] == ["harvester.toml"]  # no temporary left
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("{rss}", "--name", "icmpd news"), 2,
+     "--name: 'icmpd news' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),
+    (("{rss}", "{page}", "--name", "news"), 2, "--name names one source: give one URL with it"),
+    (("{rss}", "--name", "icmpd"), 2, "--name: a source named 'icmpd' exists already"),
+    (("{rss}", "{about}", "{gone}"), 1,
+     "nothing written; {about}: neither a feed, nor a page announcing one, nor a page with "
+     "repeated entries (each with a link and a date); {gone}: HTTP 404 Not Found"),
+])
+def test_add_writes_nothing_when_a_url_or_name_is_wrong(server, tmp_path, args, code, message):
+    server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    server.route("/about", Response(b"<html><body><p>About us</p></body></html>",
+                                    content_type="text/html"))
+    serve(server, "a")
+    urls = {"rss": server.url("/rss-2019"), "page": server.url("/news-centre/"),
+            "about": server.url("/about"), "gone": server.url("/gone")}
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=server.url("/rss")))
+    before = cfg.read_bytes()
+    r = run_cli("add", *(a.format(**urls) for a in args), cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (code, "")
+    assert r.stderr == f"harvester: error: {message.format(**urls)}\n"
+    assert cfg.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["harvester.toml"]
+
+
+def test_add_refuses_a_config_whose_sources_are_an_inline_array(server, icmpd_a, tmp_path):
+    """`sources = [...]` cannot take [[sources]] tables after it: said, and left alone."""
+    server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(f'sources = [{{name = "icmpd", url = "{icmpd_a}"}}]\n')
+    r = run_cli("--config", "h.toml", "add", server.url("/rss-2019"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("harvester: error: h.toml: cannot take [[sources]] tables at its"
+                               " end: Cannot mutate immutable namespace")
+    assert cfg.read_text() == f'sources = [{{name = "icmpd", url = "{icmpd_a}"}}]\n'
+
+
+def test_add_print_shows_the_tables_and_writes_nothing(server, icmpd_a, tmp_path):
+    """For a config kept in git or made by a deploy tool: the tables go to stdout."""
+    serve(server, "a")
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    before = cfg.read_bytes()
+    page = server.url("/news-centre/")
+    r = run_cli("add", "--print", page, icmpd_a, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f'[[sources]]\nname = "127-0-0-1-news-centre"\nkind = "html"\n'
+                               f'url = "{page}"\n  [sources.select]\n')
+    assert r.stderr.splitlines() == [f"  127-0-0-1-news-centre  {page}  (html, 10 entries now)",
+                                     f"  {icmpd_a}: already watched as icmpd"]
+    assert cfg.read_bytes() == before
+    cfg.write_text(MINE.format(feed=icmpd_a) + "\n\n" + r.stdout)  # pasted as printed
+    assert [s.name for s in load_config(cfg).sources] == ["icmpd", "127-0-0-1-news-centre"]
