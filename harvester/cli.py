@@ -58,6 +58,12 @@ def _config(ctx: click.Context) -> Config:
         return load_config(ctx.obj["config_path"])
 
 
+def _included_name(config: Config, file: Path) -> str:
+    """An included file as its config names it: from the config's folder."""
+    folder = config.path.parent
+    return str(file.relative_to(folder)) if file.is_relative_to(folder) else str(file)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="HARVESTER_CONFIG", metavar="PATH",
               help="Configuration file (TOML). Default: $HARVESTER_CONFIG, else ./harvester.toml.")
@@ -450,10 +456,8 @@ def check(ctx: click.Context) -> None:
                + (f"kept {duration(keep)}" if keep else "kept in full"))
     click.echo(f"proxy: {proxy}")
     if config.included:
-        folder = config.path.parent
-        click.echo("sources also from: " + ", ".join(
-            str(f.relative_to(folder)) if f.is_relative_to(folder) else str(f)
-            for f in config.included))
+        click.echo("sources also from: " + ", ".join(_included_name(config, f)
+                                                     for f in config.included))
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
     for s in config.sources:
@@ -617,8 +621,9 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
     one, or a listing page with the selectors found on it. URLs it polls already are said
     and left out; nothing is written when a URL is no source."""
     from .config import NAME_RULE, is_name
+    from .configfile import appended, rewrite_verified
     from .fetch import Fetcher
-    from .starter import append_verified, plan_addition, survey
+    from .starter import plan_addition, survey
 
     if name is not None and len(urls) > 1:
         raise _Exit("--name names one source: give one URL with it", 2)
@@ -646,7 +651,8 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
 
         try:
             with _errors():
-                append_verified(target, plan.text, verify)
+                rewrite_verified({target: lambda old: appended(old, plan.text)}, verify,
+                                 not_toml="cannot take [[sources]] tables at its end")
         except OSError as e:
             raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
         click.echo(f"added {counted(len(names), 'source')} to {target}:")
@@ -667,6 +673,54 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
                             *(f"--source {n}" for n in names)])
         out(f"next: {command}   (a first poll {how}); a running daemon polls them once it "
             "reloads (SIGHUP)")
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.pass_context
+def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Take sources out of the config (or the included file that holds them): their tables
+    go, with the comments just above them; the rest of the text stays as it was. Their
+    stored items stay in the database."""
+    from dataclasses import replace
+
+    from .configfile import rewrite_verified, sources_in, without_sources
+
+    config = _config(ctx)
+    known = {s.name for s in config.sources}
+    for name in names:
+        if name not in known:
+            raise _Exit(f"no source named {name!r} in the config (`check` lists them)", 2)
+    gone = set(names)
+    for rule in config.rules:
+        if named := [n for n in rule.sources if n in gone]:
+            raise _Exit(f"rule {rule.name!r} names {named[0]!r} in its sources: take it out "
+                        "of there first; nothing changed", 2)
+    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
+    shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
+    with _errors():
+        holders = {f: found & gone for f in shown if (found := sources_in(f, shown[f]))}
+    expected = replace(config, sources=tuple(s for s in config.sources if s.name not in gone))
+
+    def verify() -> None:
+        if load_config(config.path) != expected:
+            raise ConfigError("the config read again was not the one without those sources "
+                              "(a table that does not end where it seems to?): edit it by "
+                              "hand; nothing changed", file=str(given))
+
+    changes = {f if f != config.path else given:
+               (lambda old, ns=frozenset(ns), f=f: without_sources(old, set(ns), shown[f]))
+               for f, ns in holders.items() if ns}
+    try:
+        with _errors():
+            rewrite_verified(changes, verify, not_toml="would not be TOML without those tables")
+    except OSError as e:
+        raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
+    for f, ns in holders.items():
+        for name in sorted(ns, key=names.index):
+            click.echo(f"removed {name} from {shown[f]}; its stored items stay in the database "
+                       f"(items --source {name} lists them)")
+    click.echo("a running daemon stops polling them once it reloads (SIGHUP)")
 
 
 @cli.command()

@@ -2,9 +2,9 @@
 
 Each URL is fetched once and read as `probe` reads it: a feed is a feed source; a page
 that announces a feed (<link rel="alternate">) gets that feed, which no redesign breaks;
-any other page becomes a listing source with the selectors found on it. What is written
-is checked by the config reader: init's whole config before anyone sees it, add's tables
-by reading the config again, the file put back as it was when that fails.
+any other page becomes a listing source with the selectors found on it. init's config
+text is checked by the config reader before anyone sees it; add's tables go through
+configfile, which reads the config again after writing them.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
-import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -240,61 +238,5 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
                     "\n".join(source_text(f, n) for n, f in added))
 
 
-def appended(old: str, blocks: str) -> str:
-    """A TOML file's text with `blocks` after it, a blank line between."""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    return old + ("\n" if old.strip() else "") + blocks
-
-
-def append_verified(target: Path, blocks: str, verify: Callable[[], object]) -> None:
-    """Append `blocks` to `target` (made if missing), then `verify()` — the config read
-    again. The file is swapped whole (a reader never sees half of it) and, when `verify`
-    raises, put back as it was. OSError when it cannot be written."""
-    real = target.resolve()  # a symlinked config keeps its link; the file it points to changes
-    try:
-        before: bytes | None = real.read_bytes()
-    except FileNotFoundError:
-        before = None
-    try:
-        text = appended((before or b"").decode("utf-8"), blocks)
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", file=str(target)) from None
-    try:
-        tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:  # `sources = [...]` inline cannot take [[sources]]
-        raise ConfigError(f"cannot take [[sources]] tables at its end: {e}",
-                          file=str(target)) from None
-    mode = stat.S_IMODE(real.stat().st_mode) if before is not None else None
-    _replace(real, text.encode("utf-8"), mode)
-    try:
-        verify()
-    except BaseException:
-        if before is None:
-            real.unlink(missing_ok=True)
-        else:
-            _replace(real, before, mode)
-        raise
-
-
-def _replace(path: Path, data: bytes, mode: int | None) -> None:
-    """Write `data` to a file beside `path`, then rename it over `path`: all or nothing.
-    A config may hold secrets: the new file keeps the old one's permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-__all__ = ["Addition", "Found", "Survey", "append_verified", "appended", "config_text",
-           "examine", "feed_entries", "local_timezone", "plan_addition", "source_text",
-           "survey"]
+__all__ = ["Addition", "Found", "Survey", "config_text", "examine", "feed_entries",
+           "local_timezone", "plan_addition", "source_text", "survey"]

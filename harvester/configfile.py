@@ -1,0 +1,139 @@
+"""Changes to the config's own text: `[[sources]]` tables appended (`add`) and taken out
+(`remove`). What the user wrote around them stays byte for byte; each file is swapped
+whole, and put back as it was when the config, read again, does not say what was meant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+
+_HEADER = re.compile(r"\s*\[")  # any table header: [x], [[x]], [ x . y ]
+_SOURCES = re.compile(r"\s*\[\[\s*sources\s*\]\]")
+_SUBTABLE = re.compile(r"\s*\[\s*sources\s*\.")  # [sources.select] belongs to the table above
+_QUIET = re.compile(r"\s*(#.*)?\n?")  # a blank or comment-only line
+
+
+def appended(old: str, blocks: str) -> str:
+    """A TOML file's text with `blocks` after it, a blank line between."""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    return old + ("\n" if old.strip() else "") + blocks
+
+
+def without_sources(text: str, names: set[str], shown: str) -> str:
+    """`text` without the `[[sources]]` tables named in `names`, each with the comment lines
+    just above its header (a blank line before them) and the blank lines after it; a
+    comment after a blank line at its end is the next table's, and stays."""
+    lines = text.splitlines(keepends=True)
+    spans = []
+    for start, line in enumerate(lines):
+        if not _SOURCES.match(line):
+            continue
+        end = next((i for i in range(start + 1, len(lines))
+                    if _HEADER.match(lines[i]) and not _SUBTABLE.match(lines[i])), len(lines))
+        try:
+            [table] = tomllib.loads("".join(lines[start:end]))["sources"]
+        except (tomllib.TOMLDecodeError, ValueError):
+            # a header-like line inside a multi-line string: where the table ends is unsure
+            raise ConfigError("cannot tell where a [[sources]] table ends (line "
+                              f"{start + 1}): edit the file by hand", file=shown) from None
+        if table.get("name") not in names:
+            continue
+        while end > start + 1 and _QUIET.fullmatch(lines[end - 1]):
+            end -= 1  # trailing comments and blank lines, then the table's own again:
+        while end < len(lines) and _QUIET.fullmatch(lines[end]) and lines[end].strip():
+            end += 1  # comments right after its last line (no blank line) are its own
+        while end < len(lines) and not lines[end].strip():
+            end += 1
+        first = start
+        while first > 0 and lines[first - 1].lstrip().startswith("#"):
+            first -= 1
+        if first > 0 and lines[first - 1].strip():
+            first = start  # those comments end something above, not introduce this table
+        if end == len(lines) and first > 0 and not lines[first - 1].strip():
+            first -= 1  # the last table: the blank line that set it apart goes with it
+        spans.append((first, end))
+    drop = {i for first, end in spans for i in range(first, end)}
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    if len(lines) - 1 in drop:  # the file's last tables went: no blank lines left at its end
+        while kept and not kept[-1].strip():
+            kept.pop()
+    return "".join(kept)
+
+
+def sources_in(path: Path, shown: str) -> set[str]:
+    """The names of the `[[sources]]` tables one file of the config holds."""
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", file=shown) from None
+    tables = data.get("sources", [])
+    return {t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)}
+
+
+def rewrite_verified(changes: Mapping[Path, Callable[[str], str]],
+                     verify: Callable[[], object], *, not_toml: str) -> None:
+    """Apply each change to its file's text (a missing file reads as ""), then `verify()`
+    — the config read again. A file is swapped whole (a reader never sees half of it) and,
+    when `verify` raises, every file is put back as it was. OSError when one cannot be
+    written; ConfigError, saying `not_toml`, when a new text would not be TOML."""
+    plan = []
+    for target, change in changes.items():
+        real = target.resolve()  # a symlinked config keeps its link; what it points to changes
+        try:
+            before: bytes | None = real.read_bytes()
+        except FileNotFoundError:
+            before = None
+        try:
+            text = change((before or b"").decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", file=str(target)) from None
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:  # `sources = [...]` inline cannot take [[sources]]
+            raise ConfigError(f"{not_toml}: {e}", file=str(target)) from None
+        mode = stat.S_IMODE(real.stat().st_mode) if before is not None else None
+        plan.append((real, before, text.encode("utf-8"), mode))
+    done = []
+    try:
+        for real, before, after, mode in plan:
+            _replace(real, after, mode)
+            done.append((real, before, mode))
+        verify()
+    except BaseException:
+        for real, before, mode in reversed(done):
+            if before is None:
+                real.unlink(missing_ok=True)
+            else:
+                _replace(real, before, mode)
+        raise
+
+
+def _replace(path: Path, data: bytes, mode: int | None) -> None:
+    """Write `data` to a file beside `path`, then rename it over `path`: all or nothing.
+    A config may hold secrets: the new file keeps the old one's permissions."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["appended", "rewrite_verified", "sources_in", "without_sources"]

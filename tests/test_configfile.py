@@ -1,0 +1,175 @@
+"""Edits of the config's own text (`add`, `remove`): what the user wrote around a table
+stays as it was, and a file is only changed when the config still reads as meant."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harvester.config import load_config
+from harvester.configfile import without_sources
+from harvester.devserver import Response
+from harvester.errors import ConfigError
+
+from .conftest import feed_bytes, run_cli
+
+HEAD = """\
+# the team's watch list
+[storage]
+path = "h.db"
+"""
+
+FEED_A = """\
+[[sources]]
+name = "a"
+url = "https://a.example/rss"
+"""
+
+LISTING_B = """\
+[[sources]]   # the news centre
+name = "b"
+kind = "html"
+url = "https://b.example/news/"
+  [sources.select]
+  item = "css:div.news"
+  title = "css:h3"
+  link = "css:h3 a"
+  [sources.pages]
+  param = "page"
+  max = 5
+"""
+
+RULES = """\
+[[rules]]
+name = "press-release"
+categories = ["Press Release"]
+"""
+
+
+@pytest.mark.parametrize(("before", "names", "after"), [
+    # a table with its sub-tables, between two others
+    (HEAD + "\n" + FEED_A + "\n" + LISTING_B + "\n" + RULES, {"b"},
+     HEAD + "\n" + FEED_A + "\n" + RULES),
+    # the comments introducing it go with it; one after a blank line at its end is the next's
+    (HEAD + "\n# A's feed\n" + FEED_A + "\n# the listing:\n" + LISTING_B, {"a"},
+     HEAD + "\n# the listing:\n" + LISTING_B),
+    # a commented-out key right after its last line is its own
+    (HEAD + "\n" + FEED_A + '# every = "1h"\n\n' + RULES, {"a"}, HEAD + "\n" + RULES),
+    # comments right below another table's last line end that table: they stay
+    (HEAD + "# more storage later\n" + FEED_A, {"a"}, HEAD + "# more storage later\n"),
+    # the last tables of a file: no blank lines left at its end
+    (HEAD + "\n" + FEED_A + "\n" + LISTING_B, {"a", "b"}, HEAD),
+    # a name no table has: the text as it was
+    (HEAD + "\n" + FEED_A, {"z"}, HEAD + "\n" + FEED_A),
+    # Windows line endings stay Windows line endings
+    ((HEAD + "\n" + FEED_A + "\n" + RULES).replace("\n", "\r\n"), {"a"},
+     (HEAD + "\n" + RULES).replace("\n", "\r\n")),
+])
+def test_without_sources_takes_out_just_those_tables(before, names, after):
+    assert without_sources(before, names, "h.toml") == after
+    kept = tomllib.loads(after).get("sources", [])
+    assert [t["name"] for t in kept] == [t["name"] for t in tomllib.loads(before).get(
+        "sources", []) if t["name"] not in names]
+
+
+def test_a_header_inside_a_multiline_string_is_not_guessed_at():
+    text = HEAD + '\n[[sources]]\nname = "a"\nurl = "https://a.example/"\nnote = """\n[x]\n"""\n'
+    with pytest.raises(ConfigError) as e:
+        without_sources(text, {"a"}, "h.toml")
+    assert str(e.value) == ("h.toml: cannot tell where a [[sources]] table ends (line 5): edit "
+                            "the file by hand")
+
+
+# -- harvester remove --------------------------------------------------------------------
+
+
+@pytest.fixture
+def watched(server, tmp_path):
+    """A config of two feeds and an included file of one, polled once."""
+    for path in ("/a", "/b", "/c"):
+        server.route(path, Response(feed_bytes("icmpd-2019-03.rss" if path == "/c" else
+                                               "icmpd-2020-05-a.rss")))
+    (tmp_path / "sources.d").mkdir()
+    (tmp_path / "sources.d" / "more.toml").write_text(
+        f'# kept\n\n[[sources]]\nname = "c"\nurl = "{server.url("/c")}"\n')
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(f'include = ["sources.d/*.toml"]\n{HEAD}\n'
+                   f'[[sources]]\nname = "a"\nurl = "{server.url("/a")}"\n\n'
+                   f'# B, the same feed again\n[[sources]]\nname = "b"\nurl = "{server.url("/b")}"\n'
+                   f'\n{RULES}')
+    r = run_cli("once", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return cfg
+
+
+def test_remove_takes_sources_out_of_the_config_and_its_included_files(watched, tmp_path):
+    r = run_cli("remove", "c", "b", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == [
+        "removed b from harvester.toml; its stored items stay in the database (items --source"
+        " b lists them)",
+        "removed c from sources.d/more.toml; its stored items stay in the database (items "
+        "--source c lists them)",
+        "a running daemon stops polling them once it reloads (SIGHUP)"]
+    [a] = load_config(watched).sources
+    assert watched.read_text() == (f'include = ["sources.d/*.toml"]\n{HEAD}\n[[sources]]\n'
+                                   f'name = "a"\nurl = "{a.url}"\n\n{RULES}')
+    assert (tmp_path / "sources.d" / "more.toml").read_text() == "# kept\n"
+    r = run_cli("items", "--source", "c", "--json", cwd=tmp_path)
+    assert len(r.stdout.splitlines()) == 10  # the history is the user's to keep
+    r = run_cli("once", cwd=tmp_path)
+    assert r.stderr.startswith("a: ")
+    assert "c: " not in r.stderr and "\nb: " not in r.stderr
+
+
+@pytest.mark.parametrize(("args", "setup", "message"), [
+    (("a", "nope"), None, "no source named 'nope' in the config (`check` lists them)"),
+    (("a",), "rule", "rule 'only-a' names 'a' in its sources: take it out of there first; "
+     "nothing changed"),
+    (("a",), "inline", "harvester.toml: the config read again was not the one without those "
+     "sources (a table that does not end where it seems to?): edit it by hand; nothing "
+     "changed"),
+])
+def test_remove_changes_nothing_when_it_cannot_do_just_that(watched, tmp_path, args, setup,
+                                                            message):
+    if setup == "rule":
+        watched.write_text(watched.read_text() + '\n[[rules]]\nname = "only-a"\nsources = ["a"]\n')
+    if setup == "inline":  # written as an inline array: no [[sources]] table to take out
+        a, b = (json.dumps(s.url) for s in load_config(watched).sources[:2])
+        watched.write_text(f'include = ["sources.d/*.toml"]\nsources = [{{name = "a", url = {a}}},'
+                           f' {{name = "b", url = {b}}}]\n{HEAD}')
+    before = watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()
+    r = run_cli("remove", *args, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"harvester: error: {message}\n"
+    assert (watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.db", "harvester.toml",
+                                                          "sources.d"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["feed", "listing", "rule"]),
+                          st.sampled_from(["", "# about it\n", "# one\n# two\n"]),
+                          st.sampled_from(["", "\n", "\n\n"]),
+                          st.sampled_from(["", "# said after\n"])), max_size=6),
+       st.sets(st.integers(0, 5)))
+def test_without_sources_leaves_every_other_table_as_it_read(blocks, gone_at):
+    """Whatever the comments and blank lines around them, what the TOML says changes only by
+    the tables taken out."""
+    text, names = HEAD, []
+    for i, (kind, above, between, after) in enumerate(blocks):
+        body = {"feed": FEED_A.replace('"a"', f'"s{i}"'),
+                "listing": LISTING_B.replace('"b"', f'"s{i}"'),
+                "rule": RULES.replace('"press-release"', f'"r{i}"')}[kind]
+        text += between + above + body + after
+        if kind != "rule":
+            names.append(f"s{i}")
+    gone = {n for i, n in enumerate(names) if i in gone_at}
+    before, after = tomllib.loads(text), tomllib.loads(without_sources(text, gone, "h.toml"))
+    assert after.get("sources", []) == [t for t in before.get("sources", [])
+                                        if t["name"] not in gone]
+    assert {k: v for k, v in after.items() if k != "sources"} == {
+        k: v for k, v in before.items() if k != "sources"}
