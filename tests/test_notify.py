@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,6 +204,33 @@ def _message(event: str, **data: object) -> Message:
 ])
 def test_a_digest_subject_counts_in_words(messages, expected):
     assert subject(messages, digest=True) == expected
+
+
+def test_a_digest_from_several_sources_reads_source_by_source():
+    """A day's news from two sites: each site's under its own heading, where its first
+    message stood, in both parts of the email; one site's digest has no heading at all."""
+    from dataclasses import replace
+
+    from harvester.notify.email import build
+
+    def msg(i: int, source: str, event: str = "item.new") -> Message:
+        return replace(_message(event), id=f"n{i}", source=source, item={"title": f"T{i}"})
+
+    day = [msg(1, "icmpd-rss"), msg(2, "icmpd-projects"), msg(3, "icmpd-rss", "item.changed"),
+           msg(4, "icmpd-projects"), msg(5, "icmpd-rss")]
+    email = build(day, sender="h@example.org", to=["t@example.org"], digest=True)
+    text = email.get_body(("plain",)).get_content()
+    assert [line for line in text.splitlines() if line.startswith(("#", "=="))] == [
+        "# icmpd-rss: 2 new items, 1 edited", "== T1", "== Updated: T3", "== T5",
+        "# icmpd-projects: 2 new items", "== T2", "== T4"]
+    page = email.get_body(("html",)).get_content()
+    assert re.findall(r"<h[12]>(.*?)</h[12]>", page) == [
+        "icmpd-rss <small>2 new items, 1 edited</small>", "T1", "Updated: T3", "T5",
+        "icmpd-projects <small>2 new items</small>", "T2", "T4"]
+    one = build([msg(1, "icmpd-rss"), msg(5, "icmpd-rss")], sender="h@example.org",
+                to=["t@example.org"], digest=True)
+    assert one.get_body(("plain",)).get_content().startswith("== T1\n")
+    assert "<h1>" not in one.get_body(("html",)).get_content()
 
 
 def test_a_webhook_digest_carries_each_edits_changes():

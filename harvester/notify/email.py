@@ -15,7 +15,7 @@ from email.utils import format_datetime
 
 from ..config import NotifierConfig
 from .base import Message, Outcome, OutcomeKind
-from .render import header_safe, html_document, plain_text, subject
+from .render import header_safe, html_document, subject, text_body
 
 _DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
 # Subjects are capped at 200 characters, so no header line nears the 998-octet limit and
@@ -53,7 +53,7 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
         msg["Date"] = format_datetime(
             datetime.fromisoformat(messages[0].created_at.replace("Z", "+00:00")))
     msg["X-Harvester-Event"] = header_safe(messages[0].event if len(messages) == 1 else "digest")
-    msg.set_content("\n\n".join(plain_text(m) for m in messages) + "\n")
+    msg.set_content(text_body(messages))
     msg.add_alternative(html_document(messages), subtype="html")
     return msg
 

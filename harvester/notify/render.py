@@ -82,8 +82,33 @@ def _diff_line(line: str) -> str:
     return f"<li><{tag}>{body}</{tag}></li>" if tag else f"<li>{body}</li>"
 
 
+def by_source(messages: Sequence[Message]) -> list[tuple[str, list[Message]]]:
+    """A digest's messages by source, each source where its first message stood: a day's
+    news from several sites reads site by site, not interleaved."""
+    groups: dict[str, list[Message]] = {}
+    for m in messages:
+        groups.setdefault(m.source, []).append(m)
+    return list(groups.items())
+
+
+def text_body(messages: Sequence[Message]) -> str:
+    """The plain-text part: each message's block; under a line per source when a digest
+    holds more than one."""
+    groups = by_source(messages)
+    if len(groups) < 2:
+        return "\n\n".join(plain_text(m) for m in messages) + "\n"
+    return "\n\n".join(f"# {source}: {tally(ms)}\n\n" + "\n\n".join(map(plain_text, ms))
+                       for source, ms in groups) + "\n"
+
+
 def html_document(messages: Sequence[Message]) -> str:
-    body = "\n<hr>\n".join(_html_one(m) for m in messages)
+    groups = by_source(messages)
+    if len(groups) < 2:
+        body = "\n<hr>\n".join(_html_one(m) for m in messages)
+    else:
+        e = html.escape
+        body = "\n".join(f"<h1>{e(source)} <small>{e(tally(ms))}</small></h1>\n"
+                         + "\n<hr>\n".join(map(_html_one, ms)) for source, ms in groups)
     return f'<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n'
 
 
@@ -232,18 +257,24 @@ def ntfy_message(messages: Sequence[Message], digest: bool, topic: str) -> dict[
             "tags": rules, "priority": 3}
 
 
+def tally(messages: Sequence[Message]) -> str:
+    """What a batch holds, in words: "3 new items, 1 edited, 1 source alert"."""
+    events = [m.event for m in messages]
+    new, edited = events.count("item.new"), events.count("item.changed")
+    other = len(events) - new - edited
+    parts = [counted(new, "new item") if new else "", f"{edited} edited" if edited else "",
+             counted(other, "source alert") if other else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         # what is in it, so the reader knows before opening: "(3 new items, 1 edited)"
-        events = [m.event for m in messages]
-        new, edited = events.count("item.new"), events.count("item.changed")
-        other = len(events) - new - edited
-        parts = [counted(new, "new item") if new else "", f"{edited} edited" if edited else "",
-                 counted(other, "source alert") if other else ""]
         return header_safe(f"harvester: {counted(len(messages), 'notification')}"
-                           f" ({', '.join(p for p in parts if p)})")
+                           f" ({tally(messages)})")
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "chat_text", "header_safe",
-           "html_document", "ntfy_message", "plain_text", "subject", "teams_card"]
+__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "by_source", "chat_text", "header_safe",
+           "html_document", "ntfy_message", "plain_text", "subject", "tally", "teams_card",
+           "text_body"]
