@@ -23,10 +23,12 @@ _QUIET = re.compile(r"\s*(#.*)?\n?")  # a blank or comment-only line
 
 
 def appended(old: str, blocks: str) -> str:
-    """A TOML file's text with `blocks` after it, a blank line between."""
+    """A TOML file's text with `blocks` after it, a blank line between, in the line endings
+    the file has (a file written on Windows keeps CRLF)."""
+    nl = "\r\n" if "\r\n" in old else "\n"
     if old and not old.endswith("\n"):
-        old += "\n"
-    return old + ("\n" if old.strip() else "") + blocks
+        old += nl
+    return old + (nl if old.strip() else "") + blocks.replace("\n", nl)
 
 
 def without_sources(text: str, names: set[str], shown: str) -> str:

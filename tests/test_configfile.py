@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harvester.config import load_config
-from harvester.configfile import without_sources
+from harvester.configfile import appended, without_sources
 from harvester.devserver import Response
 from harvester.errors import ConfigError
 
@@ -74,6 +74,16 @@ def test_without_sources_takes_out_just_those_tables(before, names, after):
     kept = tomllib.loads(after).get("sources", [])
     assert [t["name"] for t in kept] == [t["name"] for t in tomllib.loads(before).get(
         "sources", []) if t["name"] not in names]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("", FEED_A),
+    (HEAD, HEAD + "\n" + FEED_A),
+    (HEAD.rstrip("\n"), HEAD + "\n" + FEED_A),  # no newline at its end: one is added
+    (HEAD.replace("\n", "\r\n"), (HEAD + "\n" + FEED_A).replace("\n", "\r\n")),
+])
+def test_appended_tables_follow_the_text_after_a_blank_line(old, new):
+    assert appended(old, FEED_A) == new
 
 
 def test_a_header_inside_a_multiline_string_is_not_guessed_at():
