@@ -26,7 +26,7 @@ def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
             now = {"title": it.title, "summary": it.summary}
             for ch in field_changes(versions[-1], now, ("title", "summary")):
                 lines.append(f"          {ch.field} changed:")
-                lines += [f"            {d}" for d in ch.diff]
+                lines += [f"            {d}" for d in ch.lines()]
     return "\n".join(lines)
 
 
@@ -49,7 +49,7 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
                       f"{new['version']}):"]
         for ch in field_changes(old, new):
             lines.append(f"  {ch.label} changed" + (":" if ch.diff else ""))
-            lines += [f"    {d}" for d in ch.diff]
+            lines += [f"    {d}" for d in ch.lines()]
     return "\n".join(lines)
 
 

@@ -15,6 +15,13 @@ from .text import html_to_text
 # the fields an edit is told by, in the order they are said
 VERSIONED = ("title", "category", "url", "published", "summary", "content")
 _WIDTH = 90
+CONTEXT_WORDS = 6  # unchanged words shown either side of a change
+# past this share of a field's words changed, an edit is a rewrite: told line by line
+REWRITE_SHARE = 0.5
+
+# One run of changed words in its context: ("=", unchanged words), ("-", words taken out),
+# ("+", words put in), in reading order; "…" marks where the context was cut.
+Hunk = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +34,19 @@ class FieldChange:
     before: str
     after: str
     diff: tuple[str, ...]
+    # the same edit word by word, each change in a few words of context — "signed [-an
+    # MoU-] {+a Memorandum of Understanding+} for" — unless it rewrote the field
+    words: tuple[Hunk, ...] = ()
 
     @property
     def label(self) -> str:
         """'summary', or 'content (markup only)' when only the content's tags changed."""
         return self.field if self.diff else f"{self.field} (markup only)"
+
+    def lines(self) -> tuple[str, ...]:
+        """The edit as plain-text lines: word by word when it changed a few words, else
+        line by line."""
+        return tuple(map(word_line, self.words)) if self.words else self.diff
 
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
@@ -53,8 +68,52 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
                      if not d.startswith(("---", "+++", "@@")))
         if max_lines is not None and len(diff) > max_lines:
             diff = (*diff[:max_lines], f" … {len(diff) - max_lines} more lines")
-        out.append(FieldChange(field, old, new, diff))
+        words = word_hunks(old, new)
+        if max_lines is not None and len(words) > max_lines:
+            words = (*words[:max_lines], (("=", f"… {len(words) - max_lines} more changes"),))
+        out.append(FieldChange(field, old, new, diff, words))
     return tuple(out)
+
+
+def word_hunks(old: str, new: str) -> tuple[Hunk, ...]:
+    """Where two texts differ, word by word, each change with CONTEXT_WORDS either side
+    (changes closer than that share one hunk). None for a rewrite (more than
+    REWRITE_SHARE of the words changed), where a word diff is confetti, nor for a change
+    of spacing alone."""
+    a, b = old.split(), new.split()
+    if a == b or not a or not b:
+        return ()
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    changed = sum(max(i2 - i1, j2 - j1)
+                  for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+    if changed > REWRITE_SHARE * max(len(a), len(b)):
+        return ()
+    hunks = []
+    for group in matcher.get_grouped_opcodes(CONTEXT_WORDS):
+        segments: list[tuple[str, str]] = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                segments.append(("=", " ".join(a[i1:i2])))
+                continue
+            if i2 > i1:
+                segments.append(("-", " ".join(a[i1:i2])))
+            if j2 > j1:
+                segments.append(("+", " ".join(b[j1:j2])))
+        # "…" where the text goes on before or after the hunk
+        if group[0][1] > 0:
+            op, text = segments[0]
+            segments[:1] = [("=", "… " + text)] if op == "=" else [("=", "…"), (op, text)]
+        if group[-1][2] < len(a):
+            op, text = segments[-1]
+            segments[-1:] = [("=", text + " …")] if op == "=" else [(op, text), ("=", "…")]
+        hunks.append(tuple(segments))
+    return tuple(hunks)
+
+
+def word_line(hunk: Hunk) -> str:
+    """A hunk as plain text, as `git diff --word-diff` writes one."""
+    marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
+    return " ".join(marks[op].format(text) for op, text in hunk)
 
 
 def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
@@ -70,4 +129,5 @@ def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
     return None
 
 
-__all__ = ["VERSIONED", "FieldChange", "edit_of", "field_changes"]
+__all__ = ["CONTEXT_WORDS", "REWRITE_SHARE", "VERSIONED", "FieldChange", "Hunk", "edit_of",
+           "field_changes", "word_hunks", "word_line"]

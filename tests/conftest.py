@@ -35,6 +35,7 @@ KYIV_DIFF = ["-On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on b
              "-analysis and...",
              "+On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
              " analysis", "+and..."]
+KYIV_WORDS = ["On 7 [-of-] May 2020 in Kyiv, ICMPD organized …"]  # as notifications tell it
 
 RULES_TOML = (CONFIG_DIR / "icmpd.toml").read_text("utf-8").split("[[rules]]", 1)[1]
 RULES_TOML = "[[rules]]" + RULES_TOML

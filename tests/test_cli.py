@@ -18,7 +18,7 @@ from harvester.devserver import Response
 
 from .conftest import (
     KYIV_BEFORE,
-    KYIV_DIFF,
+    KYIV_WORDS,
     feed_bytes,
     feed_source,
     free_port,
@@ -489,7 +489,7 @@ def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a,
         "  On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes",
         "  analysis and...", "",
         f"edited {out[14][7:27]} (version 1 → 2):",
-        "  summary changed:", *(f"    {d}" for d in KYIV_DIFF)]
+        "  summary changed:", *(f"    {d}" for d in KYIV_WORDS)]
 
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out[14][7:27])  # when it was edited
 

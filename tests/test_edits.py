@@ -31,7 +31,47 @@ def test_field_changes(edit, expected):
 def test_a_contents_change_carries_its_text_not_its_markup():
     [change] = field_changes(BEFORE, {**BEFORE, "content": "<p>One <b>two</b> four.</p>"})
     assert change == FieldChange("content", "One two three.", "One two four.",
-                                 ("-One two three.", "+One two four."))
+                                 ("-One two three.", "+One two four."),
+                                 ((("=", "One two"), ("-", "three."), ("+", "four.")),))
+
+
+SMMIG = ("On 24 March 2022, the Ghana Immigration Service (GIS) and ICMPD signed an MoU for the "
+         "implementation of the second phase of the SMMIG project, funded by the Denmark "
+         "Ministry of Foreign Affairs.")
+
+
+@pytest.mark.parametrize(("before", "after", "told"), [
+    # the seeds' own edits (the listing's snapshots A → B, the feed's a → b): a word or two
+    (SMMIG, SMMIG.replace("an MoU", "a Memorandum of Understanding"),
+     ["… Immigration Service (GIS) and ICMPD signed [-an MoU-] {+a Memorandum of "
+      "Understanding+} for the implementation of the second …"]),
+    ("On 7 of May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes "
+     "analysis and...", "On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on "
+     "business processes analysis and...", ["On 7 [-of-] May 2020 in Kyiv, ICMPD organized …"]),
+    # changes far apart are told apart; near ones share their context
+    ("a b c d e f g h i j k l m n o p q r s t", "x b c d e f g h i j k l m n o p q r s y",
+     ["[-a-] {+x+} b c d e f g …", "… n o p q r s [-t-] {+y+}"]),
+    ("a b c d e f g h i j", "a b X d e Y g h i j", ["a b [-c-] {+X+} d e [-f-] {+Y+} g h i j"]),
+    # words only added, only taken out
+    ("Germany joins ICMPD", "Germany officially joins ICMPD",
+     ["Germany {+officially+} joins ICMPD"]),
+    ("Germany officially joins ICMPD", "Germany joins ICMPD",
+     ["Germany [-officially-] joins ICMPD"]),
+    # a rewrite is told line by line: a word diff of it would be confetti
+    ("Kick-off in Vienna", "Project launched in Accra", ["-Kick-off in Vienna",
+                                                          "+Project launched in Accra"]),
+])
+def test_a_small_edit_is_told_word_by_word(before, after, told):
+    [change] = field_changes({"summary": before}, {"summary": after}, ("summary",))
+    assert list(change.lines()) == told
+
+
+def test_many_word_changes_are_cut_short_and_say_by_how_much():
+    old = " ".join(f"w{i}" for i in range(400))
+    new = " ".join(f"x{i}" if i % 40 == 0 else f"w{i}" for i in range(400))  # 10 changes
+    [change] = field_changes({"summary": old}, {"summary": new}, ("summary",), max_lines=4)
+    assert len(change.words) == 5
+    assert change.lines()[-1] == "… 6 more changes"
 
 
 def _v(version: int, content_hash: str) -> dict:

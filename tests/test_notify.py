@@ -23,6 +23,7 @@ from harvester.notify.render import subject
 from .conftest import (
     KYIV_BEFORE,
     KYIV_DIFF,
+    KYIV_WORDS,
     NOW,
     feed_bytes,
     feed_source,
@@ -245,8 +246,10 @@ def test_a_webhook_digest_carries_each_edits_changes():
     new, changed = body["data"]["notifications"]
     assert "changes" not in new
     assert changed["changes"] == [
-        {"field": "title", "before": "Old", "after": "New", "diff": ["-Old", "+New"]},
-        {"field": "content", "diff": ["-a b", "+a c"]}]
+        {"field": "title", "before": "Old", "after": "New", "diff": ["-Old", "+New"],
+         "words": []},  # one word of one: a rewrite, told by lines
+        {"field": "content", "diff": ["-a b", "+a c"], "words": [[["=", "a"], ["-", "b"],
+                                                                  ["+", "c"]]]}]
 
 
 def test_a_rewritten_items_message_cuts_its_diff_short():
@@ -299,8 +302,8 @@ def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a
     two_polls(server, config, store)
     assert deliver(config, store, NOW).sent == 3
     bodies = {d.path.rpartition("/")[2]: d.body for d in receiver.deliveries}
-    assert bodies["edits"]["text"].splitlines()[-5:] == [
-        "summary changed:", *(f"    {d}" for d in KYIV_DIFF)]
+    assert bodies["edits"]["text"].splitlines()[-2:] == [
+        "summary changed:", *(f"    {d}" for d in KYIV_WORDS)]
     url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
            "-migration-organisation-icmpd/")
     assert bodies["slack"]["text"].splitlines()[:3] == [
@@ -340,7 +343,7 @@ def test_teams_format_posts_an_adaptive_card(server, icmpd_a, config_for, store,
                                   "Centre for Migration Policy Development...")
     assert "separator" not in card["body"][0]
     edit = [b["inlines"][0]["text"] for b in bodies["edits"]["attachments"][0]["content"]["body"]]
-    assert edit[-2:] == ["summary changed:", "\n".join(KYIV_DIFF)]
+    assert edit[-2:] == ["summary changed:", "\n".join(KYIV_WORDS)]
 
 
 def test_a_teams_card_shows_feed_words_as_written_and_stays_under_the_size_teams_takes():
@@ -480,25 +483,23 @@ def test_an_edits_notification_says_what_that_edit_changed(server, icmpd_a, conf
     texts = [m.get_body(("plain",)).get_content() for m in smtp.messages]
     assert [m["Subject"] for m in smtp.messages] == [f"Updated: {BORDER_GUARDS}"] * 2
     assert texts[0].splitlines()[4:] == [
-        "   summary changed:", *(f"     {d}" for d in KYIV_DIFF)]
+        "   summary changed:", *(f"     {d}" for d in KYIV_WORDS)]
     assert texts[1].splitlines()[4:] == [
         "   summary changed:",
-        "     -On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business processes"
-        " analysis", "     -and...",
-        "     +On 7 May 2020 in Kyiv (Ukraine), ICMPD organized a kick-off meeting on business"
-        " processes", "     +analysis and..."]
+        "     On 7 May 2020 in [-Kyiv,-] {+Kyiv (Ukraine),+} ICMPD organized a kick-off meeting"
+        " on …"]
     html = smtp.messages[1].get_body(("html",)).get_content()
-    assert "<p><b>summary changed</b></p>" in html
-    assert ("<ul><li><del>On 7 May 2020 in Kyiv, ICMPD organized a kick-off meeting on business"
-            " processes analysis</del></li><li><del>and...</del></li><li><ins>On 7 May 2020 in"
-            " Kyiv (Ukraine), ICMPD organized") in html
+    assert ('<p><b>summary changed</b></p>\r\n<p>On 7 May 2020 in <del style="color:#a00">Kyiv,'
+            '</del> <ins style="color:#070">Kyiv (Ukraine),</ins> ICMPD organized a kick-off '
+            "meeting on …</p>") in html
 
     first, second = (d.body["data"] for d in receiver.deliveries)
     assert first["changes"] == [{
         "field": "summary",
         "before": KYIV_BEFORE,
         "after": KYIV,
-        "diff": [line[5:] for line in texts[0].splitlines()[5:]]}]
+        "diff": KYIV_DIFF,
+        "words": [[["=", "On 7"], ["-", "of"], ["=", "May 2020 in Kyiv, ICMPD organized …"]]]}]
     assert (second["changes"][0]["before"], second["changes"][0]["after"]) == (
         KYIV, KYIV.replace("Kyiv,", "Kyiv (Ukraine),"))
     # the item itself is as it is now, in both

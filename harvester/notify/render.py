@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from ..edits import Hunk
 from ..words import counted
 from .base import Message
 
@@ -46,7 +47,7 @@ def plain_text(m: Message) -> str:
             lines.append("   " + m.item["summary"])
         for ch in m.changes:
             lines.append(f"   {ch.label} changed" + (":" if ch.diff else ""))
-            lines += [f"     {d}" for d in ch.diff]
+            lines += [f"     {d}" for d in ch.lines()]
     else:
         for k in ("url", "error", "since"):
             if m.data.get(k):
@@ -67,13 +68,21 @@ def _html_one(m: Message) -> str:
             parts.append(f'<p><a href="{e(url, quote=True)}">{e(url)}</a></p>')
         for ch in m.changes:
             parts.append(f"<p><b>{e(ch.label)} changed</b></p>")
-            if ch.diff:
+            if ch.words:
+                parts += [f"<p>{_html_hunk(h)}</p>" for h in ch.words]
+            elif ch.diff:
                 parts.append("<ul>" + "".join(map(_diff_line, ch.diff)) + "</ul>")
     else:
         for k in ("url", "error", "since"):
             if m.data.get(k):
                 parts.append(f"<p><b>{e(k)}</b>: {e(str(m.data[k]))}</p>")
     return "\n".join(parts)
+
+
+def _html_hunk(hunk: Hunk) -> str:
+    tags = {"=": "{}", "-": '<del style="color:#a00">{}</del>',
+            "+": '<ins style="color:#070">{}</ins>'}
+    return " ".join(tags[op].format(html.escape(text)) for op, text in hunk)
 
 
 def _diff_line(line: str) -> str:
@@ -132,7 +141,7 @@ def _chat_block(m: Message, style: str) -> list[str]:
             lines.append(m.item["summary"].translate(esc))
         for ch in m.changes:
             lines.append(f"{ch.label} changed" + (":" if ch.diff else ""))
-            lines += [f"    {d}".translate(esc) for d in ch.diff]
+            lines += [f"    {d}".translate(esc) for d in ch.lines()]
     else:
         lines += [f"{k}: {m.data[k]}".translate(esc) for k in ("url", "error", "since")
                   if m.data.get(k)]
@@ -177,7 +186,7 @@ def _teams_blocks(m: Message) -> list[dict[str, Any]]:
         for ch in m.changes:
             blocks.append(_rich(_run(f"{ch.label} changed" + (":" if ch.diff else ""))))
             if ch.diff:
-                blocks.append(_rich(_run("\n".join(ch.diff), fontType="Monospace")))
+                blocks.append(_rich(_run("\n".join(ch.lines()), fontType="Monospace")))
     else:
         lines = [f"{k}: {m.data[k]}" for k in ("url", "error", "since") if m.data.get(k)]
         if lines:

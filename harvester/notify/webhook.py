@@ -48,11 +48,16 @@ def _item(m: Message) -> dict[str, Any]:
 
 
 def _changes(m: Message) -> list[dict[str, Any]]:
-    """What an item.changed's edit changed: each field's old and new value, and its line
-    diff (the content's only its diff, as text: the whole article twice is too much)."""
-    return [{"field": ch.field, "diff": list(ch.diff)} if ch.field == "content" else
-            {"field": ch.field, "before": ch.before or None, "after": ch.after or None,
-             "diff": list(ch.diff)} for ch in m.changes]
+    """What an item.changed's edit changed: each field's old and new value, its line diff
+    and its word hunks (each a list of [op, words], op "=", "-" or "+"; none for a
+    rewrite) — the content's only its diffs, as text: the whole article twice is too much."""
+    out = []
+    for ch in m.changes:
+        values = {} if ch.field == "content" else {"before": ch.before or None,
+                                                   "after": ch.after or None}
+        out.append({"field": ch.field, **values, "diff": list(ch.diff),
+                    "words": [[list(segment) for segment in hunk] for hunk in ch.words]})
+    return out
 
 
 def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[str, dict]:
