@@ -613,6 +613,17 @@ def header_problem(name: str, value: str = "", *, webhook: bool = False) -> str 
     return None
 
 
+def env_refs(text: str) -> list[str]:
+    """The environment variables `text` names as ${NAME}."""
+    return _ENV_REF.findall(text)
+
+
+def expand_env(text: str) -> str:
+    """`text` with each ${NAME} replaced by environment variable NAME; KeyError naming the
+    first that is not set."""
+    return _ENV_REF.sub(lambda m: os.environ[m.group(1)], text)
+
+
 def _headers(r: _Reader, k: str, *, webhook: bool = False) -> tuple[tuple[str, str], ...]:
     """A source's (or a webhook's) extra request headers; `${NAME}` in a value is the
     environment variable NAME, so a token need not sit in the file. Values are never
@@ -785,13 +796,23 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
                 raise r.error("from" if i == 0 else f"to[{i - 1}]",
                               f"{addr!r} is not a plain e-mail address")
     if kind is NotifierKind.WEBHOOK:
-        _http_url(r, "url", opts["url"])
+        # A chat service's webhook URL is its credential: `url = "${SLACK_HOOK}"` keeps it
+        # in the environment. Checked here as the channel will expand it; the template is
+        # what is kept, so no message, log or outbox row ever shows the secret.
+        try:
+            url = expand_env(opts["url"]).strip()
+        except KeyError as e:
+            raise r.error("url", f"environment variable {e.args[0]} is not set") from None
+        shown = repr(opts["url"]) + (" (as the environment fills it in)"
+                                     if url != opts["url"] else "")
+        if not is_http_url(url):
+            raise r.error("url", f"expected an http:// or https:// URL, got {shown}")
         if opts.get("format", "standard") not in WEBHOOK_FORMATS:
             raise r.error("format", f"expected one of {', '.join(WEBHOOK_FORMATS)}, got "
                                     f"{opts['format']!r}")
-        if opts.get("format") == "ntfy" and ntfy_endpoint(opts["url"]) is None:
+        if opts.get("format") == "ntfy" and ntfy_endpoint(url) is None:
             raise r.error("url", f"an ntfy URL ends in its topic, e.g. "
-                                 f"https://ntfy.sh/icmpd-news; got {opts['url']!r}")
+                                 f"https://ntfy.sh/icmpd-news; got {shown}")
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None
@@ -937,7 +958,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 __all__ = [
     "NAME_RULE", "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun",
     "FirstRunMode", "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind",
-    "RuleConfig", "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "header_problem",
-    "is_name", "load_config", "ntfy_endpoint", "parse_config", "parse_duration",
-    "parse_first_run", "parse_schedule",
+    "RuleConfig", "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "env_refs",
+    "expand_env", "header_problem", "is_name", "load_config", "ntfy_endpoint", "parse_config",
+    "parse_duration", "parse_first_run", "parse_schedule",
 ]

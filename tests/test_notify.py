@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from harvester.devserver import Response
+from harvester.errors import ConfigError
 from harvester.harvest import poll_sources
 from harvester.notify import deliver
 from harvester.notify.base import Message
@@ -735,6 +736,44 @@ def test_notify_test_reports_the_answer(tmp_path, receiver):
     assert r.returncode == 1 and "hook: retry: HTTP 503" in r.stderr
     r = run_cli("--config", str(cfg), "notify-test", "nope", env=env)
     assert r.returncode == 2 and "no notifier named 'nope' (notifiers: hook)" in r.stderr
+
+
+def test_a_webhook_url_from_the_environment_is_used_and_never_shown(
+        server, icmpd_a, config_for, store, receiver, monkeypatch):
+    """A Slack or Discord webhook URL is its own credential: `url = "${HOOK_URL}"` keeps it
+    out of the file, and out of every error, outbox row and disabled-notifier note."""
+    secret = "/services/T0001/B0002/s3cretT0ken"
+    monkeypatch.setenv("HV_HOOK_URL", receiver.url + secret)
+    receiver.answers = [(500, {})]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(
+        "${HV_HOOK_URL}", extra='format = "slack"\non = ["new", "changed"]\n'))
+    two_polls(server, config, store)
+    deliver(config, store, NOW, rand=lambda: 0.5)
+    assert deliver(config, store, NOW + timedelta(seconds=31)).sent == 1
+    assert [d.path for d in receiver.deliveries] == ["/hook" + secret] * 2
+    monkeypatch.setenv("HV_HOOK_URL", f"http://127.0.0.1:{free_port()}{secret}")
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss").replace(
+        b"Germany joins", b"Germany officially joins")))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(minutes=1)))
+    down = deliver(config, store, NOW + timedelta(minutes=1))
+    assert down.errors == [f"hook: POST ${{HV_HOOK_URL}}: cannot connect: [Errno "
+                           f"{errno.ECONNREFUSED}] Connection refused"]
+    monkeypatch.setenv("HV_HOOK_URL", receiver.url + secret)
+    receiver.answers = [(410, {})]
+    assert deliver(config, store, NOW + timedelta(hours=1)).disabled == ["hook"]
+    assert store.disabled_notifiers() == {
+        "hook": "${HV_HOOK_URL} answered 410 Gone: notifier disabled"}
+    rows = json.dumps([dict(r) for r in store.outbox()])
+    assert "s3cretT0ken" not in rows and "${HV_HOOK_URL}" in rows
+    monkeypatch.delenv("HV_HOOK_URL")
+    with pytest.raises(ConfigError) as e:
+        config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier("${HV_HOOK_URL}"))
+    assert str(e.value).endswith("notifiers[0].url: environment variable HV_HOOK_URL is not set")
+    monkeypatch.setenv("HV_HOOK_URL", "hooks.slack.com/services/T0001/B0002/s3cretT0ken")
+    with pytest.raises(ConfigError) as e:
+        config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier("${HV_HOOK_URL}"))
+    assert str(e.value).endswith("notifiers[0].url: expected an http:// or https:// URL, got "
+                                 "'${HV_HOOK_URL}' (as the environment fills it in)")
 
 
 def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver):

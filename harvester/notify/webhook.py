@@ -22,7 +22,7 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from ..config import NotifierConfig, ntfy_endpoint
+from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
@@ -80,6 +80,16 @@ def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[
         for m in messages]}}
 
 
+def _redacted(text: str, template: str) -> str:
+    """`text` with the values of the variables `template` names put back as ${NAME}: a
+    library's error, or a receiver's answer, may quote the URL that holds them."""
+    for name in env_refs(template):
+        value = os.environ.get(name, "")
+        if len(value) >= 4:  # a value that short is no secret, and would mangle the text
+            text = text.replace(value, f"${{{name}}}")
+    return text
+
+
 class WebhookChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0,
                  proxies: ProxyRoutes | None = None):
@@ -96,7 +106,11 @@ class WebhookChannel:
         now = int(time.time())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         msg_id, body_obj = payload(messages, digest, stamp)
-        url = self.cfg.option("url")
+        shown = self.cfg.option("url")  # what is said and stored: ${NAME}, never its value
+        try:
+            url = expand_env(shown).strip()
+        except KeyError as e:
+            return Outcome(OutcomeKind.RETRY, f"environment variable {e.args[0]} is not set")
         style = self.cfg.option("format", "standard")
         if style == "slack":
             body_obj = {"text": chat_text(messages, digest, style)}
@@ -106,7 +120,10 @@ class WebhookChannel:
         elif style == "teams":
             body_obj = teams_card(messages, digest)
         elif style == "ntfy":  # published as JSON to the server, the topic in the body
-            url, topic = ntfy_endpoint(url)  # type: ignore[misc]  # the config checked the URL
+            endpoint = ntfy_endpoint(url)
+            if endpoint is None:  # the config checked it; the environment may have changed
+                return Outcome(OutcomeKind.DEAD, f"{shown} names no ntfy topic")
+            url, topic = endpoint
             body_obj = ntfy_message(messages, digest, topic)
         body = json.dumps(body_obj, ensure_ascii=False, separators=(",", ":")).encode()
         # the notifier's own headers (a receiver's token) may replace the User-Agent; the
@@ -136,12 +153,12 @@ class WebhookChannel:
                 why = f"cannot connect: {error_reason(e)}"
             else:
                 why = f"{e.__class__.__name__}: {error_reason(e)}"
-            return Outcome(OutcomeKind.RETRY, f"POST {url}: {why}")
-        answer = f"HTTP {resp.status_code} {resp.text[:200]}".strip()
+            return Outcome(OutcomeKind.RETRY, _redacted(f"POST {shown}: {why}", shown))
+        answer = _redacted(f"HTTP {resp.status_code} {resp.text[:200]}".strip(), shown)
         if 200 <= resp.status_code < 300:
             return Outcome(OutcomeKind.SENT, response=answer)
         if resp.status_code == 410:
-            return Outcome(OutcomeKind.GONE, f"{url} answered 410 Gone: notifier disabled",
+            return Outcome(OutcomeKind.GONE, f"{shown} answered 410 Gone: notifier disabled",
                            answer)
         if resp.status_code in (408, 425, 429) or resp.status_code >= 500:
             return Outcome(OutcomeKind.RETRY, answer, answer,
