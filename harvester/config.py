@@ -730,7 +730,8 @@ _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
                          "max_per_run": int, "timeout": (str, int, float),
                          "subject_prefix": str},
     NotifierKind.WEBHOOK: {"url": str, "secret_env": str, "max_per_run": int,
-                           "timeout": (str, int, float), "format": str, "digest": bool},
+                           "timeout": (str, int, float), "format": str, "digest": bool,
+                           "chat_id": (str, int)},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
 }
 _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
@@ -740,7 +741,7 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
 }
 NOTIFY_ON = ("new", "changed")
 # a webhook's body: the harvester's own JSON, or a chat or push service's message
-WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy")
+WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy", "telegram")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 _NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")  # what ntfy accepts as a topic name
 
@@ -813,6 +814,16 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
         if opts.get("format") == "ntfy" and ntfy_endpoint(url) is None:
             raise r.error("url", f"an ntfy URL ends in its topic, e.g. "
                                  f"https://ntfy.sh/icmpd-news; got {shown}")
+        if opts.get("format") == "telegram":
+            if not urlsplit(url).path.endswith("/sendMessage"):
+                raise r.error("url", "a Telegram URL is its bot's sendMessage method, e.g. "
+                                     '"https://api.telegram.org/bot${TELEGRAM_TOKEN}/sendMessage";'
+                                     f" got {shown}")
+            if "chat_id" not in opts:
+                raise r.error("chat_id", 'format = "telegram" needs the chat to post to: its id '
+                                         '(-1001234567890) or "@channelname"')
+        elif "chat_id" in opts:
+            raise r.error("chat_id", 'only format = "telegram" takes a chat_id')
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None

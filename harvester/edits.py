@@ -16,8 +16,10 @@ from .text import html_to_text
 VERSIONED = ("title", "category", "url", "published", "summary", "content")
 _WIDTH = 90
 CONTEXT_WORDS = 6  # unchanged words shown either side of a change
-# past this share of a field's words changed, an edit is a rewrite: told line by line
+# past this share of a field's words changed, an edit is a rewrite: told line by line;
+# so is one whose changes crowd together, more than this many runs in one hunk
 REWRITE_SHARE = 0.5
+DENSE_RUNS = 8
 
 # One run of changed words in its context: ("=", unchanged words), ("-", words taken out),
 # ("+", words put in), in reading order; "…" marks where the context was cut.
@@ -78,8 +80,8 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
 def word_hunks(old: str, new: str) -> tuple[Hunk, ...]:
     """Where two texts differ, word by word, each change with CONTEXT_WORDS either side
     (changes closer than that share one hunk). None for a rewrite (more than
-    REWRITE_SHARE of the words changed), where a word diff is confetti, nor for a change
-    of spacing alone."""
+    REWRITE_SHARE of the words changed, or a hunk of more than DENSE_RUNS changes), where
+    a word diff is confetti, nor for a change of spacing alone."""
     a, b = old.split(), new.split()
     if a == b or not a or not b:
         return ()
@@ -106,6 +108,8 @@ def word_hunks(old: str, new: str) -> tuple[Hunk, ...]:
         if group[-1][2] < len(a):
             op, text = segments[-1]
             segments[-1:] = [("=", text + " …")] if op == "=" else [(op, text), ("=", "…")]
+        if sum(op == "-" or op == "+" for op, _ in segments) > 2 * DENSE_RUNS:
+            return ()  # every other word: one hunk as long as the text, and unreadable
         hunks.append(tuple(segments))
     return tuple(hunks)
 
@@ -129,5 +133,5 @@ def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
     return None
 
 
-__all__ = ["CONTEXT_WORDS", "REWRITE_SHARE", "VERSIONED", "FieldChange", "Hunk", "edit_of",
-           "field_changes", "word_hunks", "word_line"]
+__all__ = ["CONTEXT_WORDS", "DENSE_RUNS", "REWRITE_SHARE", "VERSIONED", "FieldChange", "Hunk",
+           "edit_of", "field_changes", "word_hunks", "word_line"]

@@ -19,6 +19,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
@@ -115,10 +116,11 @@ class _Served:
 @dataclass
 class Receiver(_Served):
     """A webhook receiver that checks signatures as a receiver would and answers from a
-    script: `answers` is a list of (status, headers) used in turn, then 200."""
+    script: `answers` is a list of (status, headers), or (status, headers, body), used in
+    turn, then 200."""
 
     secret: bytes | None = None
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    answers: list[tuple[Any, ...]] = field(default_factory=list)
     hold: float = 0.0  # seconds to sit on a request before answering (crash tests)
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,10 +139,12 @@ class Receiver(_Served):
                     receiver.deliveries.append(
                         Delivery(msg_id, stamp, sig, json.loads(body), valid, self.path,
                                  {k.lower(): v for k, v in self.headers.items()}))
-                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+                    status, headers, *body = (receiver.answers.pop(0) if receiver.answers
+                                              else (200, {}))
                 if receiver.hold:
                     time.sleep(receiver.hold)
-                payload = b'{"ok": true}' if status < 400 else b'{"error": "no"}'
+                payload = body[0] if body else (b'{"ok": true}' if status < 400 else
+                                                b'{"error": "no"}')
                 try:
                     self.send_response(status)
                     for k, v in headers.items():

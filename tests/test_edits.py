@@ -57,6 +57,10 @@ SMMIG = ("On 24 March 2022, the Ghana Immigration Service (GIS) and ICMPD signed
      ["Germany {+officially+} joins ICMPD"]),
     ("Germany officially joins ICMPD", "Germany joins ICMPD",
      ["Germany [-officially-] joins ICMPD"]),
+    # every other word changed, each change a word apart: one hunk of confetti, so lines
+    (" ".join(f"old{i} &" for i in range(10)), " ".join(f"new{i} &" for i in range(10)),
+     ["-" + " ".join(f"old{i} &" for i in range(10)),
+      "+" + " ".join(f"new{i} &" for i in range(10))]),
     # a rewrite is told line by line: a word diff of it would be confetti
     ("Kick-off in Vienna", "Project launched in Accra", ["-Kick-off in Vienna",
                                                           "+Project launched in Accra"]),

@@ -776,6 +776,106 @@ def test_a_webhook_url_from_the_environment_is_used_and_never_shown(
                                  "'${HV_HOOK_URL}' (as the environment fills it in)")
 
 
+def test_telegram_format_posts_a_bot_api_message(server, icmpd_a, config_for, store,
+                                                  receiver, monkeypatch):
+    """`format = "telegram"`: the Bot API's sendMessage in HTML mode, its token in the URL
+    from the environment; a 429's retry_after (in Telegram's JSON, no header) is waited."""
+    monkeypatch.setenv("HV_TG_TOKEN", "123456:AAbbCCdd")
+    url = receiver.url.removesuffix("/hook") + "/bot${HV_TG_TOKEN}/sendMessage"
+    receiver.answers = [(429, {}, b'{"ok":false,"error_code":429,"description":"Too Many '
+                                  b'Requests: retry after 35","parameters":{"retry_after":35}}')]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(
+        url, extra='format = "telegram"\nchat_id = "@icmpd_news"\n'))
+    two_polls(server, config, store)
+    deliver(config, store, NOW, rand=lambda: 0.5)
+    assert store.outbox()[0]["next_attempt_at"] == "2020-05-28T08:00:35Z"
+    assert deliver(config, store, NOW + timedelta(seconds=35)).sent == 1
+    sent = receiver.deliveries[-1]
+    assert sent.path == "/bot123456:AAbbCCdd/sendMessage"
+    link = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-"
+            "european-migration-organisation-icmpd/")
+    assert sent.body == {
+        "chat_id": "@icmpd_news", "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": True},
+        "text": f"<b>Press Release: {GERMANY}</b>\n"
+                "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release\n"
+                f'<a href="{link}">{link}</a>\n'
+                "Germany becomes the 18th Member State of the International Centre for Migration"
+                " Policy Development..."}
+    assert "AAbbCCdd" not in json.dumps([dict(r) for r in store.outbox()])
+
+
+def test_a_telegram_digest_escapes_feed_words_and_ends_between_lines():
+    """Telegram refuses a whole message whose HTML it cannot read: feed words are escaped,
+    and a digest past its limit stops between lines, saying how many more there were."""
+    from dataclasses import replace
+    from html.parser import HTMLParser
+
+    from harvester.notify.render import TELEGRAM_LIMIT, telegram_message
+
+    tricky = replace(_message("item.new"), item={"title": "<b>Kick-off</b> & <a href=x>y",
+                                                  "summary": "1 < 2 &amp; 3"})
+    assert telegram_message([tricky], False, 1)["text"].split("\n") == [
+        "<b>&lt;b&gt;Kick-off&lt;/b&gt; &amp; &lt;a href=x&gt;y</b>", "icmpd-rss",
+        "1 &lt; 2 &amp;amp; 3"]
+    many = [replace(_message("item.new"), id=f"n{i}", item={
+        "title": f"Item {i}", "summary": "word & " * 120,
+        "url": f"https://www.icmpd.org/n/{i}"}) for i in range(30)]
+    text = telegram_message(many, True, 1)["text"]
+    assert len(text) <= TELEGRAM_LIMIT
+    shown = text.count("<b>Item ")
+    assert 0 < shown < 30
+    assert text.endswith(f"<i>… and {30 - shown} more notifications (harvester outbox lists "
+                         "them)</i>")
+
+    class Balanced(HTMLParser):  # every tag Telegram would read is closed where it opens
+        def __init__(self) -> None:
+            super().__init__()
+            self.open: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open.pop() == tag
+
+    checker = Balanced()
+    checker.feed(text)
+    assert checker.open == []
+    long_one = replace(many[0], item={"title": "Long", "summary": "word & " * 2000})
+    alone = telegram_message([long_one], False, 1)["text"]
+    assert len(alone) <= TELEGRAM_LIMIT and alone.endswith(" word &amp; word …")
+    assert not re.search(r"&[#a-z0-9]*…$", alone)  # no entity cut in two
+    from harvester.edits import field_changes
+
+    rewrite = field_changes({"summary": " ".join(f"old{i} &" for i in range(400))},
+                            {"summary": " ".join(f"new{i} &" for i in range(400))},
+                            ("summary",), max_lines=40)
+    edited = replace(long_one, event="item.changed", changes=rewrite)
+    alone = telegram_message([edited], False, 1)["text"]
+    assert len(alone) <= TELEGRAM_LIMIT and alone.endswith("\n…")  # lines kept whole
+    assert alone.split("\n")[-2].startswith("    +new") or alone.split("\n")[-2].startswith(
+        "    -old")
+
+
+@pytest.mark.parametrize(("extra", "url", "error"), [
+    ('format = "telegram"\n', "https://api.telegram.org/botT/sendMessage",
+     'notifiers[0].chat_id: format = "telegram" needs the chat to post to: its id '
+     '(-1001234567890) or "@channelname"'),
+    ('format = "telegram"\nchat_id = 1\n', "https://api.telegram.org/botT",
+     'notifiers[0].url: a Telegram URL is its bot\'s sendMessage method, e.g. '
+     '"https://api.telegram.org/bot${TELEGRAM_TOKEN}/sendMessage"; got '
+     "'https://api.telegram.org/botT'"),
+    ('chat_id = 1\n', "https://hooks.example.org/x",
+     'notifiers[0].chat_id: only format = "telegram" takes a chat_id'),
+])
+def test_a_telegram_notifier_is_checked_when_the_config_loads(config_for, icmpd_a, extra, url,
+                                                              error):
+    with pytest.raises(ConfigError) as e:
+        config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(url, extra=extra))
+    assert str(e.value).endswith(error)
+
+
 def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver):
     """What went wrong, in fetch's words: not requests' nested repr of its connection pool."""
     env = {"HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"]}

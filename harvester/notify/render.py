@@ -276,6 +276,70 @@ def tally(messages: Sequence[Message]) -> str:
     return ", ".join(p for p in parts if p)
 
 
+# Telegram takes up to 4,096 characters of text a message; the markup is kept under it
+TELEGRAM_LIMIT = 4000
+
+
+def _telegram_lines(m: Message) -> list[str]:
+    """One notification in Telegram's HTML: every feed word escaped (Telegram refuses a
+    message whose markup it cannot read, and a title must not format), each line whole."""
+    e = html.escape
+    lines = [f"<b>{e(m.headline())}</b>"]
+    if m.is_item:
+        lines.append(e(_meta(m)))
+        url = m.item.get("url") or ""
+        if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
+            lines.append(f'<a href="{e(url, quote=True)}">{e(url)}</a>')
+        if m.item.get("summary"):
+            lines.append(e(m.item["summary"]))
+        for ch in m.changes:
+            lines.append(e(f"{ch.label} changed" + (":" if ch.diff else "")))
+            lines += [e(f"    {d}") for d in ch.lines()]
+    else:
+        lines += [e(f"{k}: {m.data[k]}") for k in ("url", "error", "since") if m.data.get(k)]
+    return [line if len(line) <= TELEGRAM_LIMIT // 2 else _cut_line(line) for line in lines]
+
+
+def _cut_line(line: str) -> str:
+    # only an escaped text line can be this long (a headline or link is capped far below):
+    # cut where no entity (&amp;) is broken
+    cut = line[: TELEGRAM_LIMIT // 2]
+    amp = cut.rfind("&")
+    if amp > cut.rfind(";"):
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def telegram_message(messages: Sequence[Message], digest: bool,
+                     chat_id: str | int) -> dict[str, Any]:
+    """A Telegram Bot API sendMessage body for one notification or a digest, in its HTML
+    parse mode. Past TELEGRAM_LIMIT the text ends, between lines (a cut inside a tag
+    would have the whole message refused), with how many more notifications there were."""
+    budget = TELEGRAM_LIMIT - 80  # room for the line saying how many more
+    parts = [f"<b>{html.escape(subject(messages, True))}</b>"] if (
+        digest or len(messages) > 1) else []
+    used, shown = len(parts[0]) if parts else 0, 0
+    for m in messages:
+        lines = _telegram_lines(m)
+        block = "\n".join(lines)
+        if used + len(block) + 2 > budget:
+            if shown == 0:  # one notification too long alone: as many of its lines as fit
+                while lines and used + len("\n".join(lines)) + 4 > budget:
+                    lines.pop()
+                parts.append("\n".join([*lines, "…"]))
+                shown = 1
+            break
+        parts.append(block)
+        used += len(block) + 2
+        shown += 1
+    text = "\n\n".join(parts)
+    if shown < len(messages):
+        more = counted(len(messages) - shown, "more notification")
+        text += f"\n\n<i>… and {more} (harvester outbox lists them)</i>"
+    return {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True}}
+
+
 def subject(messages: Sequence[Message], digest: bool) -> str:
     if digest or len(messages) > 1:
         # what is in it, so the reader knows before opening: "(3 new items, 1 edited)"
@@ -284,6 +348,6 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "by_source", "chat_text", "header_safe",
-           "html_document", "ntfy_message", "plain_text", "subject", "tally", "teams_card",
-           "text_body"]
+__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "TELEGRAM_LIMIT", "by_source",
+           "chat_text", "header_safe", "html_document", "ntfy_message", "plain_text", "subject",
+           "tally", "teams_card", "telegram_message", "text_body"]

@@ -26,7 +26,7 @@ from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
-from .render import chat_text, ntfy_message, teams_card
+from .render import chat_text, ntfy_message, teams_card, telegram_message
 
 USER_AGENT = "harvester-webhook/0.1"
 
@@ -90,6 +90,19 @@ def _redacted(text: str, template: str) -> str:
     return text
 
 
+def _retry_after(resp: requests.Response) -> float | None:
+    """How long a busy receiver asks to be left alone: its Retry-After, else the seconds
+    Telegram's Bot API gives in its JSON answer ({"parameters": {"retry_after": 35}})."""
+    header = retry_after_seconds(resp.headers.get("Retry-After"))
+    if header is not None:
+        return header
+    try:
+        seconds = resp.json()["parameters"]["retry_after"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return retry_after_seconds(str(seconds)) if isinstance(seconds, int) else None
+
+
 class WebhookChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0,
                  proxies: ProxyRoutes | None = None):
@@ -119,6 +132,8 @@ class WebhookChannel:
                         "allowed_mentions": {"parse": []}}
         elif style == "teams":
             body_obj = teams_card(messages, digest)
+        elif style == "telegram":  # the Bot API's sendMessage, in its HTML parse mode
+            body_obj = telegram_message(messages, digest, self.cfg.option("chat_id"))
         elif style == "ntfy":  # published as JSON to the server, the topic in the body
             endpoint = ntfy_endpoint(url)
             if endpoint is None:  # the config checked it; the environment may have changed
@@ -161,6 +176,5 @@ class WebhookChannel:
             return Outcome(OutcomeKind.GONE, f"{shown} answered 410 Gone: notifier disabled",
                            answer)
         if resp.status_code in (408, 425, 429) or resp.status_code >= 500:
-            return Outcome(OutcomeKind.RETRY, answer, answer,
-                           retry_after_seconds(resp.headers.get("Retry-After")))
+            return Outcome(OutcomeKind.RETRY, answer, answer, _retry_after(resp))
         return Outcome(OutcomeKind.DEAD, answer, answer)
