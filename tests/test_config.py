@@ -277,7 +277,7 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "notifiers[0].timezone", "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nformat = "matrix"\n',
      "notifiers[0].format",
-     "expected one of standard, slack, discord, teams, ntfy, got 'matrix'"),
+     "expected one of standard, slack, discord, teams, ntfy, telegram, got 'matrix'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://ntfy.sh/"\nformat = "ntfy"\n',
      "notifiers[0].url",
      "an ntfy URL ends in its topic, e.g. https://ntfy.sh/icmpd-news; got 'https://ntfy.sh/'"),
