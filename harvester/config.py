@@ -741,7 +741,9 @@ _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
 }
 NOTIFY_ON = ("new", "changed")
 # a webhook's body: the harvester's own JSON, or a chat or push service's message
-WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy", "telegram")
+WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy", "telegram", "matrix")
+# a Matrix room's message-sending endpoint, to which the channel adds the transaction id
+_MATRIX_SEND = re.compile(r"/_matrix/client/(?:v3|r0)/rooms/[^/]+/send/m\.room\.message/?")
 OPERATOR_EVENTS = ("source.failing", "source.recovered")
 _NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")  # what ntfy accepts as a topic name
 
@@ -782,6 +784,7 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
             opts[k] = tuple(v) if isinstance(v, list) else v
     if "timeout" in opts:  # as every other timeout: seconds, or a duration like "30s"
         opts["timeout"] = _seconds(r, "timeout", opts["timeout"])
+    headers = _headers(r, "headers", webhook=True) if kind is NotifierKind.WEBHOOK else ()
     if kind is NotifierKind.EMAIL:
         if opts.get("security", "starttls") not in ("none", "starttls", "tls"):
             raise r.error("security", f"expected one of none, starttls, tls, got "
@@ -824,6 +827,15 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
                                          '(-1001234567890) or "@channelname"')
         elif "chat_id" in opts:
             raise r.error("chat_id", 'only format = "telegram" takes a chat_id')
+        if opts.get("format") == "matrix":
+            if not _MATRIX_SEND.fullmatch(urlsplit(url).path):
+                raise r.error("url", "a Matrix URL is its room's send endpoint, e.g. "
+                                     '"https://matrix.example.org/_matrix/client/v3/rooms/'
+                                     f'!roomid:example.org/send/m.room.message"; got {shown}')
+            if not any(h.lower() == "authorization" for h, _ in headers):
+                raise r.error("headers", 'format = "matrix" needs the bot account\'s access '
+                                         'token: headers = { Authorization = "Bearer '
+                                         '${MATRIX_TOKEN}" }')
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None
@@ -833,7 +845,6 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
             at = parse_schedule(r.get("at", str), zone)
         except ValueError as e:
             raise r.error("at", str(e)) from None
-    headers = _headers(r, "headers", webhook=True) if kind is NotifierKind.WEBHOOK else ()
     n = NotifierConfig(name=name, kind=kind, rules=r.str_list("rules"), on=on, events=events,
                        options=tuple(opts.items()), at=at, headers=headers)
     r.finish()

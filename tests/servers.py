@@ -83,6 +83,7 @@ class Delivery:
     valid: bool
     path: str = "/"
     headers: dict[str, str] = field(default_factory=dict)  # as sent, names lower-cased
+    method: str = "POST"
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -138,7 +139,8 @@ class Receiver(_Served):
                 with receiver.lock:
                     receiver.deliveries.append(
                         Delivery(msg_id, stamp, sig, json.loads(body), valid, self.path,
-                                 {k.lower(): v for k, v in self.headers.items()}))
+                                 {k.lower(): v for k, v in self.headers.items()},
+                                 self.command))
                     status, headers, *body = (receiver.answers.pop(0) if receiver.answers
                                               else (200, {}))
                 if receiver.hold:
@@ -154,6 +156,8 @@ class Receiver(_Served):
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up while held (its timeout): nobody to answer
+
+            do_PUT = do_POST  # Matrix sends each event by PUT, under its transaction id
 
         self._serve(H)
 

@@ -876,6 +876,73 @@ def test_a_telegram_notifier_is_checked_when_the_config_loads(config_for, icmpd_
     assert str(e.value).endswith(error)
 
 
+def test_matrix_format_puts_a_room_message_once_under_its_id(server, icmpd_a, config_for,
+                                                              store, receiver, monkeypatch):
+    """`format = "matrix"`: an m.room.message PUT under the notification's id, so a resend
+    after a lost answer is the same event to the homeserver; its 429 retry_after_ms is
+    waited out; the bot's token goes in `headers`, from the environment."""
+    monkeypatch.setenv("HV_MATRIX_TOKEN", "syt_bot_token")
+    room = receiver.url.removesuffix("/hook") + (
+        "/_matrix/client/v3/rooms/!news:example.org/send/m.room.message")
+    receiver.answers = [(429, {}, b'{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":44500}')]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(
+        room, rules="[]", extra='format = "matrix"\non = ["new", "changed"]\n'
+                                'headers = { Authorization = "Bearer ${HV_MATRIX_TOKEN}" }\n'))
+    two_polls(server, config, store)
+    deliver(config, store, NOW, rand=lambda: 0.5)
+    assert {r["next_attempt_at"] for r in store.outbox() if r["attempts"]} == {
+        "2020-05-28T08:00:45Z"}  # 44.5 s, rounded up: not the 30 s backoff
+    assert deliver(config, store, NOW + timedelta(seconds=45)).sent == 4
+    first, *rest = receiver.deliveries
+    [again] = [d for d in rest if d.id == first.id]  # the same event, PUT again
+    assert first.path == again.path == (
+        f"/_matrix/client/v3/rooms/!news:example.org/send/m.room.message/{first.id}")
+    assert {(d.method, d.headers["authorization"]) for d in receiver.deliveries} == {
+        ("PUT", "Bearer syt_bot_token")}
+    [press] = [d for d in rest if GERMANY in d.body["body"]]
+    assert press.body["msgtype"] == "m.text" and press.body["format"] == "org.matrix.custom.html"
+    assert press.body["body"].splitlines()[0] == f"== Press Release: {GERMANY}"
+    assert press.body["formatted_body"].startswith(f"<h2>Press Release: {GERMANY}</h2>")
+    [edit] = [d for d in rest if "<del>" in d.body["formatted_body"]]
+    assert edit.body["formatted_body"].endswith(
+        "<p>On 7 <del>of</del> May 2020 in Kyiv, ICMPD organized …</p>")
+
+
+def test_a_matrix_digest_stays_under_the_event_size_a_homeserver_takes():
+    from dataclasses import replace
+
+    from harvester.notify.render import MATRIX_LIMIT, matrix_message
+
+    many = [replace(_message("item.new"), id=f"n{i}", item={
+        "title": f"Item {i}", "summary": "word <b> & " * 400}) for i in range(60)]
+    event = matrix_message(many, True)
+    assert len(json.dumps(event, ensure_ascii=False).encode()) <= MATRIX_LIMIT
+    shown = event["body"].count("\n== Item ")
+    assert 0 < shown < 60
+    assert event["body"].endswith(f"… and {60 - shown} more notifications (harvester outbox "
+                                  "lists them)")
+    assert "word &lt;b&gt; &amp;" in event["formatted_body"]
+    assert "<b> &" not in event["formatted_body"]
+
+
+@pytest.mark.parametrize(("extra", "url", "error"), [
+    ('format = "matrix"\nheaders = { Authorization = "Bearer t" }\n',
+     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org",
+     "notifiers[0].url: a Matrix URL is its room's send endpoint, e.g. "
+     '"https://matrix.example.org/_matrix/client/v3/rooms/!roomid:example.org/send/'
+     "m.room.message\"; got 'https://m.example.org/_matrix/client/v3/rooms/!r:example.org'"),
+    ('format = "matrix"\n',
+     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org/send/m.room.message",
+     'notifiers[0].headers: format = "matrix" needs the bot account\'s access token: '
+     'headers = { Authorization = "Bearer ${MATRIX_TOKEN}" }'),
+])
+def test_a_matrix_notifier_is_checked_when_the_config_loads(config_for, icmpd_a, extra, url,
+                                                            error):
+    with pytest.raises(ConfigError) as e:
+        config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(url, extra=extra))
+    assert str(e.value).endswith(error)
+
+
 def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver):
     """What went wrong, in fetch's words: not requests' nested repr of its connection pool."""
     env = {"HV_HOOK_SECRET": os.environ["HV_HOOK_SECRET"]}

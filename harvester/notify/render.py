@@ -6,7 +6,7 @@ import html
 import json
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..edits import Hunk
@@ -55,7 +55,14 @@ def plain_text(m: Message) -> str:
     return "\n".join(lines)
 
 
-def _html_one(m: Message) -> str:
+# how a word hunk's changes are marked: in an email, struck through and underlined in
+# colour; Matrix clients keep only the tags of its HTML subset, without styles
+_EMAIL_MARKS = {"=": "{}", "-": '<del style="color:#a00">{}</del>',
+                "+": '<ins style="color:#070">{}</ins>'}
+_MATRIX_MARKS = {"=": "{}", "-": "<del>{}</del>", "+": "<u>{}</u>"}
+
+
+def _html_one(m: Message, marks: Mapping[str, str] = _EMAIL_MARKS) -> str:
     e = html.escape
     parts = [f"<h2>{e(m.headline())}</h2>"]
     if m.is_item:
@@ -69,7 +76,7 @@ def _html_one(m: Message) -> str:
         for ch in m.changes:
             parts.append(f"<p><b>{e(ch.label)} changed</b></p>")
             if ch.words:
-                parts += [f"<p>{_html_hunk(h)}</p>" for h in ch.words]
+                parts += [f"<p>{_html_hunk(h, marks)}</p>" for h in ch.words]
             elif ch.diff:
                 parts.append("<ul>" + "".join(map(_diff_line, ch.diff)) + "</ul>")
     else:
@@ -79,10 +86,8 @@ def _html_one(m: Message) -> str:
     return "\n".join(parts)
 
 
-def _html_hunk(hunk: Hunk) -> str:
-    tags = {"=": "{}", "-": '<del style="color:#a00">{}</del>',
-            "+": '<ins style="color:#070">{}</ins>'}
-    return " ".join(tags[op].format(html.escape(text)) for op, text in hunk)
+def _html_hunk(hunk: Hunk, marks: Mapping[str, str]) -> str:
+    return " ".join(marks[op].format(html.escape(text)) for op, text in hunk)
 
 
 def _diff_line(line: str) -> str:
@@ -110,15 +115,48 @@ def text_body(messages: Sequence[Message]) -> str:
                        for source, ms in groups) + "\n"
 
 
-def html_document(messages: Sequence[Message]) -> str:
+def html_fragment(messages: Sequence[Message],
+                  marks: Mapping[str, str] = _EMAIL_MARKS) -> str:
+    """The messages as HTML, every field escaped; under a heading per source when they
+    come from more than one."""
     groups = by_source(messages)
     if len(groups) < 2:
-        body = "\n<hr>\n".join(_html_one(m) for m in messages)
-    else:
-        e = html.escape
-        body = "\n".join(f"<h1>{e(source)} <small>{e(tally(ms))}</small></h1>\n"
-                         + "\n<hr>\n".join(map(_html_one, ms)) for source, ms in groups)
-    return f'<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n'
+        return "\n<hr>\n".join(_html_one(m, marks) for m in messages)
+    e = html.escape
+    return "\n".join(f"<h1>{e(source)} <small>{e(tally(ms))}</small></h1>\n"
+                     + "\n<hr>\n".join(_html_one(m, marks) for m in ms)
+                     for source, ms in groups)
+
+
+def html_document(messages: Sequence[Message]) -> str:
+    return f'<!DOCTYPE html>\n<html><body>\n{html_fragment(messages)}\n</body></html>\n'
+
+
+# Matrix refuses an event over 65,536 bytes; a message's JSON is kept under this many
+MATRIX_LIMIT = 60_000
+
+
+def matrix_message(messages: Sequence[Message], digest: bool) -> dict[str, Any]:
+    """An m.room.message event: the plain-text part as its body, the email's HTML (in
+    Matrix's tag subset) as its formatted body. A message, not a notice: clients keep
+    notices quiet by default. Past MATRIX_LIMIT, as many of the first messages as fit,
+    and a line saying how many more there were."""
+    shown = list(messages)
+    while True:
+        more = len(messages) - len(shown)
+        tail = (f"… and {counted(more, 'more notification')} (harvester outbox lists them)"
+                if more else "")
+        head = subject(messages, True) if digest or len(messages) > 1 else ""
+        text = "\n\n".join(filter(None, (head, text_body(shown).rstrip("\n"), tail)))
+        formatted = "\n".join(filter(None, (
+            f"<p><b>{html.escape(head)}</b></p>" if head else "",
+            html_fragment(shown, _MATRIX_MARKS), f"<p><i>{html.escape(tail)}</i></p>" if tail
+            else "")))
+        event = {"msgtype": "m.text", "body": text, "format": "org.matrix.custom.html",
+                 "formatted_body": formatted}
+        if len(shown) == 1 or len(json.dumps(event, ensure_ascii=False).encode()) <= MATRIX_LIMIT:
+            return event
+        shown = shown[: len(shown) * 3 // 4]
 
 
 # Chat services read their own markup in a message's text: feed text is escaped for it,
@@ -348,6 +386,7 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "NTFY_LIMIT", "TEAMS_LIMIT", "TELEGRAM_LIMIT", "by_source",
-           "chat_text", "header_safe", "html_document", "ntfy_message", "plain_text", "subject",
-           "tally", "teams_card", "telegram_message", "text_body"]
+__all__ = ["CHAT_LIMITS", "MATRIX_LIMIT", "NTFY_LIMIT", "TEAMS_LIMIT", "TELEGRAM_LIMIT",
+           "by_source", "chat_text", "header_safe", "html_document", "html_fragment",
+           "matrix_message", "ntfy_message", "plain_text", "subject", "tally", "teams_card",
+           "telegram_message", "text_body"]

@@ -14,10 +14,12 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -26,7 +28,7 @@ from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
 from ..fetch import error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
-from .render import chat_text, ntfy_message, teams_card, telegram_message
+from .render import chat_text, matrix_message, ntfy_message, teams_card, telegram_message
 
 USER_AGENT = "harvester-webhook/0.1"
 
@@ -91,16 +93,21 @@ def _redacted(text: str, template: str) -> str:
 
 
 def _retry_after(resp: requests.Response) -> float | None:
-    """How long a busy receiver asks to be left alone: its Retry-After, else the seconds
-    Telegram's Bot API gives in its JSON answer ({"parameters": {"retry_after": 35}})."""
+    """How long a busy receiver asks to be left alone: its Retry-After, else what its JSON
+    answer says — Telegram's {"parameters": {"retry_after": 35}}, Matrix's
+    {"retry_after_ms": 2000}."""
     header = retry_after_seconds(resp.headers.get("Retry-After"))
     if header is not None:
         return header
     try:
-        seconds = resp.json()["parameters"]["retry_after"]
-    except (ValueError, KeyError, TypeError):
+        answer = resp.json()
+        seconds = (answer["retry_after_ms"] / 1000 if "retry_after_ms" in answer  # Matrix
+                   else answer["parameters"]["retry_after"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return retry_after_seconds(str(seconds)) if isinstance(seconds, int) else None
+    if not isinstance(seconds, (int, float)):
+        return None
+    return retry_after_seconds(str(math.ceil(seconds)))
 
 
 class WebhookChannel:
@@ -132,6 +139,9 @@ class WebhookChannel:
                         "allowed_mentions": {"parse": []}}
         elif style == "teams":
             body_obj = teams_card(messages, digest)
+        elif style == "matrix":  # PUT under the notification's id: a resend is one event
+            url = f"{url.rstrip('/')}/{quote(msg_id, safe='')}"
+            body_obj = matrix_message(messages, digest)
         elif style == "telegram":  # the Bot API's sendMessage, in its HTML parse mode
             body_obj = telegram_message(messages, digest, self.cfg.option("chat_id"))
         elif style == "ntfy":  # published as JSON to the server, the topic in the body
@@ -151,10 +161,12 @@ class WebhookChannel:
             headers["webhook-signature"] = sign(secret_bytes(os.environ[secret_env]), msg_id,
                                                 now, body)
         proxy = self.proxies.for_url(url)
+        method = "PUT" if style == "matrix" else "POST"
         try:
             # redirects are not followed: a receiver that moved says so with a 3xx, recorded
-            resp = self.session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
+            resp = self.session.request(
+                method, url, data=body, headers=headers,
+                timeout=self.timeout, allow_redirects=False,
                 proxies={"http": proxy.url_with_auth(), "https": proxy.url_with_auth()}
                 if proxy else None)
         except requests.RequestException as e:
@@ -168,7 +180,7 @@ class WebhookChannel:
                 why = f"cannot connect: {error_reason(e)}"
             else:
                 why = f"{e.__class__.__name__}: {error_reason(e)}"
-            return Outcome(OutcomeKind.RETRY, _redacted(f"POST {shown}: {why}", shown))
+            return Outcome(OutcomeKind.RETRY, _redacted(f"{method} {shown}: {why}", shown))
         answer = _redacted(f"HTTP {resp.status_code} {resp.text[:200]}".strip(), shown)
         if 200 <= resp.status_code < 300:
             return Outcome(OutcomeKind.SENT, response=answer)
