@@ -163,18 +163,28 @@ def matrix_message(messages: Sequence[Message], digest: bool) -> dict[str, Any]:
 # so a title can neither format nor mention (Slack's <!channel>) nor fake a link.
 _ESCAPES = {"slack": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"}),
             "discord": str.maketrans({c: "\\" + c for c in "\\*_~`|>[]#@<"})}
+_ESCAPES["telegram"] = _ESCAPES["slack"]  # its HTML mode: text needs &, < and > escaped
 CHAT_LIMITS = {"slack": 4000, "discord": 2000}  # characters of text a message may carry
+_BOLD = {"slack": ("*", "*"), "discord": ("**", "**"), "telegram": ("<b>", "</b>")}
+
+
+def _chat_link(url: str, style: str) -> str:
+    if style == "slack":
+        return f"<{url.translate(_ESCAPES[style])}>"
+    if style == "telegram":
+        return f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>'
+    return url
 
 
 def _chat_block(m: Message, style: str) -> list[str]:
     esc = _ESCAPES[style]
-    bold = "*" if style == "slack" else "**"
-    lines = [f"{bold}{m.headline().translate(esc)}{bold}"]
+    start, end = _BOLD[style]
+    lines = [f"{start}{m.headline().translate(esc)}{end}"]
     if m.is_item:
         lines.append(_meta(m).translate(esc))
         url = m.item.get("url") or ""
         if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
-            lines.append(f"<{url.translate(esc)}>" if style == "slack" else url)
+            lines.append(_chat_link(url, style))
         if m.item.get("summary"):
             lines.append(m.item["summary"].translate(esc))
         for ch in m.changes:
@@ -319,23 +329,11 @@ TELEGRAM_LIMIT = 4000
 
 
 def _telegram_lines(m: Message) -> list[str]:
-    """One notification in Telegram's HTML: every feed word escaped (Telegram refuses a
-    message whose markup it cannot read, and a title must not format), each line whole."""
-    e = html.escape
-    lines = [f"<b>{e(m.headline())}</b>"]
-    if m.is_item:
-        lines.append(e(_meta(m)))
-        url = m.item.get("url") or ""
-        if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
-            lines.append(f'<a href="{e(url, quote=True)}">{e(url)}</a>')
-        if m.item.get("summary"):
-            lines.append(e(m.item["summary"]))
-        for ch in m.changes:
-            lines.append(e(f"{ch.label} changed" + (":" if ch.diff else "")))
-            lines += [e(f"    {d}") for d in ch.lines()]
-    else:
-        lines += [e(f"{k}: {m.data[k]}") for k in ("url", "error", "since") if m.data.get(k)]
-    return [line if len(line) <= TELEGRAM_LIMIT // 2 else _cut_line(line) for line in lines]
+    """One notification as the chat block in Telegram's HTML: every feed word escaped
+    (Telegram refuses a message whose markup it cannot read, and a title must not
+    format), each line whole and none longer than half a message."""
+    return [line if len(line) <= TELEGRAM_LIMIT // 2 else _cut_line(line)
+            for line in _chat_block(m, "telegram")]
 
 
 def _cut_line(line: str) -> str:
