@@ -868,9 +868,18 @@ def test_a_telegram_digest_escapes_feed_words_and_ends_between_lines():
      "'https://api.telegram.org/botT'"),
     ('chat_id = 1\n', "https://hooks.example.org/x",
      'notifiers[0].chat_id: only format = "telegram" takes a chat_id'),
+    ('format = "matrix"\nheaders = { Authorization = "Bearer t" }\n',
+     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org",
+     "notifiers[0].url: a Matrix URL is its room's send endpoint, e.g. "
+     '"https://matrix.example.org/_matrix/client/v3/rooms/!roomid:example.org/send/'
+     "m.room.message\"; got 'https://m.example.org/_matrix/client/v3/rooms/!r:example.org'"),
+    ('format = "matrix"\n',
+     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org/send/m.room.message",
+     'notifiers[0].headers: format = "matrix" needs the bot account\'s access token: '
+     'headers = { Authorization = "Bearer ${MATRIX_TOKEN}" }'),
 ])
-def test_a_telegram_notifier_is_checked_when_the_config_loads(config_for, icmpd_a, extra, url,
-                                                              error):
+def test_a_telegram_or_matrix_notifier_is_checked_when_the_config_loads(config_for, icmpd_a,
+                                                                        extra, url, error):
     with pytest.raises(ConfigError) as e:
         config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(url, extra=extra))
     assert str(e.value).endswith(error)
@@ -923,24 +932,6 @@ def test_a_matrix_digest_stays_under_the_event_size_a_homeserver_takes():
                                   "lists them)")
     assert "word &lt;b&gt; &amp;" in event["formatted_body"]
     assert "<b> &" not in event["formatted_body"]
-
-
-@pytest.mark.parametrize(("extra", "url", "error"), [
-    ('format = "matrix"\nheaders = { Authorization = "Bearer t" }\n',
-     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org",
-     "notifiers[0].url: a Matrix URL is its room's send endpoint, e.g. "
-     '"https://matrix.example.org/_matrix/client/v3/rooms/!roomid:example.org/send/'
-     "m.room.message\"; got 'https://m.example.org/_matrix/client/v3/rooms/!r:example.org'"),
-    ('format = "matrix"\n',
-     "https://m.example.org/_matrix/client/v3/rooms/!r:example.org/send/m.room.message",
-     'notifiers[0].headers: format = "matrix" needs the bot account\'s access token: '
-     'headers = { Authorization = "Bearer ${MATRIX_TOKEN}" }'),
-])
-def test_a_matrix_notifier_is_checked_when_the_config_loads(config_for, icmpd_a, extra, url,
-                                                            error):
-    with pytest.raises(ConfigError) as e:
-        config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(url, extra=extra))
-    assert str(e.value).endswith(error)
 
 
 def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver):
