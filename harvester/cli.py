@@ -699,7 +699,7 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
     given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
     shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
     with _errors():
-        holders = {f: found & gone for f in shown if (found := sources_in(f, shown[f]))}
+        holders = {f: ns for f in shown if (ns := sources_in(f, shown[f]) & gone)}
     expected = replace(config, sources=tuple(s for s in config.sources if s.name not in gone))
 
     def verify() -> None:
@@ -708,12 +708,11 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
                               "(a table that does not end where it seems to?): edit it by "
                               "hand; nothing changed", file=str(given))
 
-    changes = {f if f != config.path else given:
-               (lambda old, ns=frozenset(ns), f=f: without_sources(old, set(ns), shown[f]))
-               for f, ns in holders.items() if ns}
+    changes = {f: partial(without_sources, names=ns, shown=shown[f]) for f, ns in holders.items()}
     try:
         with _errors():
-            rewrite_verified(changes, verify, not_toml="would not be TOML without those tables")
+            rewrite_verified(changes, verify, not_toml="would not be TOML without those tables",
+                             shown=shown)
     except OSError as e:
         raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
     for f, ns in holders.items():

@@ -83,13 +83,16 @@ def sources_in(path: Path, shown: str) -> set[str]:
 
 
 def rewrite_verified(changes: Mapping[Path, Callable[[str], str]],
-                     verify: Callable[[], object], *, not_toml: str) -> None:
+                     verify: Callable[[], object], *, not_toml: str,
+                     shown: Mapping[Path, str] | None = None) -> None:
     """Apply each change to its file's text (a missing file reads as ""), then `verify()`
     — the config read again. A file is swapped whole (a reader never sees half of it) and,
     when `verify` raises, every file is put back as it was. OSError when one cannot be
-    written; ConfigError, saying `not_toml`, when a new text would not be TOML."""
+    written; ConfigError, saying `not_toml`, when a new text would not be TOML (the file
+    named as `shown` has it, else as given)."""
     plan = []
     for target, change in changes.items():
+        name = (shown or {}).get(target, str(target))
         real = target.resolve()  # a symlinked config keeps its link; what it points to changes
         try:
             before: bytes | None = real.read_bytes()
@@ -98,11 +101,11 @@ def rewrite_verified(changes: Mapping[Path, Callable[[str], str]],
         try:
             text = change((before or b"").decode("utf-8"))
         except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", file=str(target)) from None
+            raise ConfigError("not UTF-8 text", file=name) from None
         try:
             tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:  # `sources = [...]` inline cannot take [[sources]]
-            raise ConfigError(f"{not_toml}: {e}", file=str(target)) from None
+            raise ConfigError(f"{not_toml}: {e}", file=name) from None
         mode = stat.S_IMODE(real.stat().st_mode) if before is not None else None
         plan.append((real, before, text.encode("utf-8"), mode))
     done = []
