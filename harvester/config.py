@@ -638,12 +638,10 @@ def _headers(r: _Reader, k: str, *, webhook: bool = False) -> tuple[tuple[str, s
         if not isinstance(value, str):
             raise r.error(key, f"expected a string, got {_type_name(value)}")
 
-        def env(m: re.Match[str], key: str = key) -> str:
-            if m.group(1) not in os.environ:
-                raise r.error(key, f"environment variable {m.group(1)} is not set")
-            return os.environ[m.group(1)]
-
-        value = _ENV_REF.sub(env, value).strip()  # a secret file's trailing newline, too
+        try:
+            value = expand_env(value).strip()  # a secret file's trailing newline, too
+        except KeyError as e:
+            raise r.error(key, f"environment variable {e.args[0]} is not set") from None
         problem = header_problem(name, value, webhook=webhook)
         if problem:
             raise r.error(key, problem)
