@@ -58,6 +58,13 @@ def _config(ctx: click.Context) -> Config:
         return load_config(ctx.obj["config_path"])
 
 
+def _daemon_takes(config: Config, what: str) -> str:
+    """When a running daemon acts on an edit of its config."""
+    if config.daemon.watch_config:
+        return f"a running daemon {what} within seconds (it watches its config's files)"
+    return f"a running daemon {what} once it reloads (SIGHUP)"
+
+
 def _included_name(config: Config, file: Path) -> str:
     """An included file as its config names it: from the config's folder."""
     folder = config.path.parent
@@ -671,8 +678,7 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         command = " ".join(["harvester", *(["--config", str(given)] if ctx.obj["config_path"]
                                            else []), "once",
                             *(f"--source {n}" for n in names)])
-        out(f"next: {command}   (a first poll {how}); a running daemon polls them once it "
-            "reloads (SIGHUP)")
+        out(f"next: {command}   (a first poll {how}); {_daemon_takes(config, 'polls them')}")
 
 
 @cli.command()
@@ -719,7 +725,7 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
         for name in sorted(ns, key=names.index):
             click.echo(f"removed {name} from {shown[f]}; its stored items stay in the database "
                        f"(items --source {name} lists them)")
-    click.echo("a running daemon stops polling them once it reloads (SIGHUP)")
+    click.echo(_daemon_takes(config, "stops polling them"))
 
 
 @cli.command()

@@ -155,6 +155,7 @@ class DaemonConfig:
     deliver_every: float = 30.0  # retries come due on this timer; new items go at once
     grace: float = 30.0  # on SIGTERM, how long a poll in progress may take to finish
     misfire_grace: float = 300.0  # a run missed by less than this still happens (once)
+    watch_config: bool = True  # reload when the config's files change, as on SIGHUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +237,9 @@ class Config:
     delivery: DeliveryConfig = DeliveryConfig()
     daemon: DaemonConfig = DaemonConfig()
     included: tuple[Path, ...] = ()  # the files `include` read sources from, in order
+    # what a change of the config shows in: its file, the files it includes, and the
+    # folders a new included file would appear in (the daemon's watch_config looks at them)
+    watched: tuple[Path, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -494,6 +498,7 @@ def _read_daemon(r: _Reader | None) -> DaemonConfig:
         deliver_every=_duration(r, "deliver_every", 30.0),
         grace=_duration(r, "grace", 30.0),
         misfire_grace=_duration(r, "misfire_grace", 300.0),
+        watch_config=r.get("watch_config", bool, True),
     )
     r.finish()
     return d
@@ -872,7 +877,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     http = _read_http(top.sub("http"))
     defaults = _read_defaults(top.sub("defaults"))
 
-    included = _included(top, path)
+    included, include_dirs = _included(top, path)
     sources: list[SourceConfig] = []
     for reader in (top, *(_include_reader(f) for f in included)):
         for sr in _tables(reader, "sources"):
@@ -916,20 +921,24 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     return Config(path=path, storage=StorageConfig(db_path, keep_log), http=http,
                   defaults=defaults, sources=tuple(sources), rules=tuple(rules),
                   notifiers=tuple(notifiers), delivery=delivery, daemon=daemon,
-                  included=included)
+                  included=included,
+                  watched=tuple(dict.fromkeys((path, path.parent, *include_dirs, *included))))
 
 
-def _included(top: _Reader, path: Path) -> tuple[Path, ...]:
+def _included(top: _Reader, path: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
     """The files `include = ["sources.d/*.toml"]` names, relative to the config's folder:
     each pattern's matches in name order, each file once. A pattern that names one file
-    must find it; a wildcard may match nothing yet (an empty sources.d/)."""
+    must find it; a wildcard may match nothing yet (an empty sources.d/). With them, the
+    folders the patterns look in."""
     files: list[Path] = []
+    folders: list[Path] = []
     for i, pattern in enumerate(top.str_list("include")):
         if "\0" in pattern:
             raise top.error(f"include[{i}]", "a file name cannot hold NUL")
         full = Path(os.path.expanduser(pattern))
         if not full.is_absolute():
             full = path.parent / full
+        folders.append(full.parent)
         try:
             if glob.has_magic(pattern):
                 found = sorted(Path(f) for f in glob.glob(str(full)) if Path(f).is_file())
@@ -942,7 +951,7 @@ def _included(top: _Reader, path: Path) -> tuple[Path, ...]:
             raise top.error(f"include[{i}]", f"cannot read {full}: {e.strerror or e}") from None
     if path.resolve() in files:
         raise top.error("include", "a config file cannot include itself")
-    return tuple(files)
+    return tuple(files), tuple(folders)
 
 
 def _include_reader(file: Path) -> _Reader:

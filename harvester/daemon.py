@@ -7,8 +7,9 @@ through harvest.fetch_one/process — the same code as `harvester once`. A faili
 next poll is pushed out exponentially (or to its Retry-After) and snaps back after a
 success.
 SIGTERM/SIGINT let the poll and the delivery in progress finish (within a grace period)
-and exit 0; SIGHUP reloads the config, keeping the old one if the new one is bad. One
-daemon per database, by a lock file beside it.
+and exit 0; SIGHUP reloads the config, keeping the old one if the new one is bad, and so
+does a change to the config's files (`[daemon] watch_config`, on by default). One daemon
+per database, by a lock file beside it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .store import SqliteStore
 from .words import counted, duration
 
 log = logging.getLogger("harvester")
+WATCH_EVERY_S = 1.0  # how often the config's files are looked at
 
 
 class InstanceLock:
@@ -261,12 +263,15 @@ class Daemon:
                 log.info("%s: %s", name, "rescheduled" if job else "added",
                          extra={"source": name, "event": "source.scheduled"})
 
-    def reload(self) -> None:
+    def reload(self, why: str = "SIGHUP") -> None:
         try:
             config = load_config(self.config_path)
         except HarvesterError as e:
             log.error("config reload refused, keeping the running one: %s", e,
                       extra={"event": "reload.failed", "error": str(e)})
+            return
+        if config == self.config:  # an editor's temporary file, a save of the same text
+            log.info("config unchanged (%s)", why, extra={"event": "reload.unchanged"})
             return
         if config.storage.path != self.config.storage.path:
             log.error("config reload refused: [storage] path cannot change while running",
@@ -279,8 +284,21 @@ class Daemon:
         if config.http != self.config.http:  # a poll in progress finishes with the old one
             self.fetcher = Fetcher(config.http)
         self.config = config
-        log.info("config reloaded: %s", counted(len(config.sources), "source"),
+        log.info("config reloaded: %s (%s)", counted(len(config.sources), "source"), why,
                  extra={"event": "reload", "counts": {"sources": len(config.sources)}})
+
+    def _config_files(self) -> tuple[tuple[object, ...], ...]:
+        """What the config's files look like now: a change in one (an edit, `harvester
+        add`, a file dropped into an included folder) changes this."""
+        seen = []
+        for path in self.config.watched:
+            try:
+                st = path.stat()
+            except OSError:
+                seen.append((path,))
+                continue
+            seen.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(seen)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -334,11 +352,25 @@ class Daemon:
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      f"; proxy: {routes.describe()}" if routes.http or routes.https else "",
                      extra={"event": "start"})
+            files, settled = self._config_files(), True
+            look_at = time.monotonic() + WATCH_EVERY_S
             while not self._stop.is_set():
                 self._stop.wait(0.2)
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                    files, settled = self._config_files(), True
+                elif self.config.daemon.watch_config and time.monotonic() >= look_at:
+                    look_at = time.monotonic() + WATCH_EVERY_S
+                    # reloaded one tick after the files stop changing, so a file being
+                    # written is not read half-way
+                    now = self._config_files()
+                    if now != files:
+                        files, settled = now, False
+                    elif not settled:
+                        settled = True
+                        self.reload("its files changed")
+                        files = self._config_files()
             log.info("stopping: waiting up to %.0fs for polls in progress",
                      self.config.daemon.grace, extra={"event": "stop"})
             if server is not None:

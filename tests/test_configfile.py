@@ -124,7 +124,7 @@ def test_remove_takes_sources_out_of_the_config_and_its_included_files(watched, 
         " b lists them)",
         "removed c from sources.d/more.toml; its stored items stay in the database (items "
         "--source c lists them)",
-        "a running daemon stops polling them once it reloads (SIGHUP)"]
+        "a running daemon stops polling them within seconds (it watches its config's files)"]
     [a] = load_config(watched).sources
     assert watched.read_text() == (f'include = ["sources.d/*.toml"]\n{HEAD}\n[[sources]]\n'
                                    f'name = "a"\nurl = "{a.url}"\n\n{RULES}')

@@ -27,11 +27,14 @@ from .test_notify import webhook_notifier
 BASE = http_fast('every = "1s"\n') + '[daemon]\ndeliver_every = "1s"\ngrace = "10s"\n'
 
 CONSOLE = '\n[[notifiers]]\nname = "stdout"\nkind = "console"\nrules = []\n'
+# for the tests of SIGHUP itself: without the daemon also reloading on its own when the
+# file changes, which would race the signal
+SIGNALLED = BASE.replace("[daemon]\n", "[daemon]\nwatch_config = false\n")
 
 
 def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
         server, icmpd_a, tmp_path, running):
-    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    cfg = make_config(tmp_path, SIGNALLED + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
     d = running(cfg)
     d.wait_for(lambda: len(server.hits("/rss")) >= 3, what="three polls")
     status, body = d.get("/healthz")
@@ -77,7 +80,7 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: server.hits("/second"), what="the reloaded source's first poll")
     assert [r["message"] for r in d.logs() if r.get("event") == "reload"] == [
-        "config reloaded: 2 sources"]
+        "config reloaded: 2 sources (SIGHUP)"]
     # a bad config on SIGHUP is refused and the old one kept
     good = cfg.read_text()
     cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
@@ -101,7 +104,7 @@ def test_a_source_dropped_into_an_included_folder_is_polled_after_a_reload(
         server, icmpd_a, tmp_path, running):
     """The conf.d way: a deployment tool writes one file per source, then sends SIGHUP."""
     (tmp_path / "sources.d").mkdir()
-    cfg = make_config(tmp_path, 'include = ["sources.d/*.toml"]\n' + BASE)
+    cfg = make_config(tmp_path, 'include = ["sources.d/*.toml"]\n' + SIGNALLED)
     r = run_cli("--config", str(cfg), "check")
     assert r.returncode == 0 and "sources: none yet" in r.stdout, r.stderr
     d = running(cfg, http=False)
@@ -112,7 +115,44 @@ def test_a_source_dropped_into_an_included_folder_is_polled_after_a_reload(
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: server.hits("/rss"), what="the included source's first poll")
     assert [x["message"] for x in d.logs() if x.get("event") == "reload"] == [
-        "config reloaded: 1 source"]
+        "config reloaded: 1 source (SIGHUP)"]
+    assert d.stop() == 0
+
+
+def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
+        server, icmpd_a, tmp_path, running):
+    """`[daemon] watch_config` (on by default): an edit of the config's files is reloaded
+    a moment after it ends, as SIGHUP would; a bad edit is refused once, the old config
+    kept; saving the same text again changes nothing."""
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    d = running(cfg, http=False)
+    d.wait_for(lambda: server.hits("/rss"), what="a first poll")
+
+    def reloads(event: str = "reload") -> list[str]:
+        return [r["message"] for r in d.logs() if r.get("event") == event]
+
+    server.route("/second", Response(feed_bytes("icmpd-2019-03.rss")))
+    r = run_cli("--config", str(cfg), "add", server.url("/second"), "--name", "second")
+    assert r.returncode == 0, r.stderr
+    d.wait_for(lambda: reloads(), what="the reload after add")
+    assert reloads() == ["config reloaded: 2 sources (its files changed)"]
+    d.wait_for(lambda: server.hits("/second"), what="the added source's first poll")
+    r = run_cli("--config", str(cfg), "remove", "second")
+    assert r.returncode == 0, r.stderr
+    d.wait_for(lambda: len(reloads()) == 2, what="the reload after remove")
+    assert reloads()[1] == "config reloaded: 1 source (its files changed)"
+    polled = len(server.hits("/second"))
+    before = len(server.hits("/rss"))
+    d.wait_for(lambda: len(server.hits("/rss")) >= before + 2, what="two more polls")
+    assert len(server.hits("/second")) == polled  # removed: not polled any more
+    good = cfg.read_text()
+    cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
+    d.wait_for(lambda: reloads("reload.failed"), what="the refused reload")
+    cfg.write_text(good)  # put back: the same config as the running one
+    d.wait_for(lambda: reloads("reload.unchanged"), what="the unchanged reload")
+    before = len(server.hits("/rss"))
+    d.wait_for(lambda: len(server.hits("/rss")) >= before + 2, what="polls after")
+    assert len(reloads("reload.failed")) == 1 and len(reloads()) == 2
     assert d.stop() == 0
 
 
@@ -139,7 +179,7 @@ def test_log_level_warning_keeps_only_what_needs_a_look(server, icmpd_a, tmp_pat
 
 def test_a_reload_applies_the_http_settings_to_the_next_polls(server, icmpd_a, tmp_path,
                                                                running):
-    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    cfg = make_config(tmp_path, SIGNALLED + feed_source("icmpd-rss", icmpd_a))
     d = running(cfg, http=False)
     d.wait_for(lambda: server.hits("/rss"), what="a first poll")
     assert server.hits("/rss")[0].headers["User-Agent"].startswith("harvester/")

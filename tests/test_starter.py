@@ -198,8 +198,8 @@ def test_add_appends_what_the_config_lacks_and_the_next_poll_takes_it(server, ic
         f"  {icmpd_a}: already watched as icmpd",
         f"  {server.url('/rss#top')}: already watched as icmpd",
         "next: harvester once --source 127-0-0-1-news-centre --source 127-0-0-1-rss-2019   (a "
-        "first poll stores what is there silently); a running daemon polls them once it reloads"
-        " (SIGHUP)"]
+        "first poll stores what is there silently); a running daemon polls them within seconds"
+        " (it watches its config's files)"]
     after = cfg.read_bytes()
     assert after.startswith(before + b"\n\n[[sources]]\n")
     config = load_config(cfg)
