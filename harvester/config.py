@@ -238,7 +238,8 @@ class Config:
     daemon: DaemonConfig = DaemonConfig()
     included: tuple[Path, ...] = ()  # the files `include` read sources from, in order
     # what a change of the config shows in: its file, the files it includes, and the
-    # folders a new included file would appear in (the daemon's watch_config looks at them)
+    # folders a new included file would appear in (the daemon's watch_config looks at them;
+    # not the config's own folder, where the database and its journal come and go)
     watched: tuple[Path, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
@@ -922,7 +923,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
                   defaults=defaults, sources=tuple(sources), rules=tuple(rules),
                   notifiers=tuple(notifiers), delivery=delivery, daemon=daemon,
                   included=included,
-                  watched=tuple(dict.fromkeys((path, path.parent, *include_dirs, *included))))
+                  watched=tuple(dict.fromkeys((path, *include_dirs, *included))))
 
 
 def _included(top: _Reader, path: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:

@@ -270,8 +270,10 @@ class Daemon:
             log.error("config reload refused, keeping the running one: %s", e,
                       extra={"event": "reload.failed", "error": str(e)})
             return
-        if config == self.config:  # an editor's temporary file, a save of the same text
-            log.info("config unchanged (%s)", why, extra={"event": "reload.unchanged"})
+        if config == self.config:  # a save of the same text, a stray file in sources.d/
+            # said when asked for (SIGHUP), not each time a file is touched
+            log.log(logging.INFO if why == "SIGHUP" else logging.DEBUG, "config unchanged (%s)",
+                    why, extra={"event": "reload.unchanged"})
             return
         if config.storage.path != self.config.storage.path:
             log.error("config reload refused: [storage] path cannot change while running",

@@ -123,7 +123,7 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
         server, icmpd_a, tmp_path, running):
     """`[daemon] watch_config` (on by default): an edit of the config's files is reloaded
     a moment after it ends, as SIGHUP would; a bad edit is refused once, the old config
-    kept; saving the same text again changes nothing."""
+    kept; saving the same text again changes nothing and logs nothing."""
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
     d = running(cfg, http=False)
     d.wait_for(lambda: server.hits("/rss"), what="a first poll")
@@ -148,11 +148,25 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
     good = cfg.read_text()
     cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
     d.wait_for(lambda: reloads("reload.failed"), what="the refused reload")
-    cfg.write_text(good)  # put back: the same config as the running one
-    d.wait_for(lambda: reloads("reload.unchanged"), what="the unchanged reload")
+    cfg.write_text(good)  # put back: the same config as the running one, said nowhere
     before = len(server.hits("/rss"))
-    d.wait_for(lambda: len(server.hits("/rss")) >= before + 2, what="polls after")
+    d.wait_for(lambda: len(server.hits("/rss")) >= before + 3, what="polls after")
     assert len(reloads("reload.failed")) == 1 and len(reloads()) == 2
+    assert reloads("reload.unchanged") == []
+    assert d.stop() == 0
+
+
+def test_a_file_dropped_into_an_included_folder_is_taken_up_without_a_signal(
+        server, icmpd_a, tmp_path, running):
+    (tmp_path / "sources.d").mkdir()
+    cfg = make_config(tmp_path, 'include = ["sources.d/*.toml"]\n' + BASE)
+    d = running(cfg, http=False)
+    d.wait_for(lambda: [x for x in d.logs() if x.get("event") == "start"], what="the start")
+    (tmp_path / "sources.d" / "icmpd.toml").write_text(feed_source("icmpd-rss", icmpd_a))
+    d.wait_for(lambda: [x for x in d.logs() if x.get("event") == "reload"], what="the reload")
+    assert [x["message"] for x in d.logs() if x.get("event") == "reload"] == [
+        "config reloaded: 1 source (its files changed)"]
+    d.wait_for(lambda: server.hits("/rss"), what="the dropped-in source's first poll")
     assert d.stop() == 0
 
 
