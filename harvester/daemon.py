@@ -354,7 +354,10 @@ class Daemon:
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      f"; proxy: {routes.describe()}" if routes.http or routes.https else "",
                      extra={"event": "start"})
-            files, settled = self._config_files(), True
+            # nothing seen yet: the first look compares the files with the config loaded at
+            # start, so an edit made while the daemon was starting is not missed
+            files: tuple[tuple[object, ...], ...] = ()
+            settled = True
             look_at = time.monotonic() + WATCH_EVERY_S
             while not self._stop.is_set():
                 self._stop.wait(0.2)
