@@ -636,6 +636,10 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         raise _Exit("--name names one source: give one URL with it", 2)
     if name is not None and not is_name(name):
         raise _Exit(f"--name: {name!r} is not a valid name ({NAME_RULE})", 2)
+    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config finds it
+    if not given.exists():
+        raise _Exit(f"no config at {given} to add to: `harvester init URL…` writes a first one",
+                    2)
     config = _config(ctx)
     # a URL given twice is one; the harvester's own HTTP settings, as its polls will fetch
     seen = survey(tuple(dict.fromkeys(urls)), Fetcher(config.http))
@@ -646,7 +650,6 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
     if show:
         click.echo(plan.text, nl=False)
     elif plan.added:
-        given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
         target = to or given
         names = [n for n, _ in plan.added]
 

@@ -285,6 +285,14 @@ def test_add_writes_nothing_when_a_url_or_name_is_wrong(server, tmp_path, args, 
     assert [p.name for p in tmp_path.iterdir()] == ["harvester.toml"]
 
 
+def test_add_without_a_config_points_to_init(icmpd_a, tmp_path):
+    r = run_cli("add", icmpd_a, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == ("harvester: error: no config at harvester.toml to add to: `harvester "
+                        "init URL…` writes a first one\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_add_refuses_a_config_whose_sources_are_an_inline_array(server, icmpd_a, tmp_path):
     """`sources = [...]` cannot take [[sources]] tables after it: said, and left alone."""
     server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
