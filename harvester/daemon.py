@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, SourceConfig, load_config
+from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
 from .harvest import poll_one, prune_log, system_clock
@@ -118,6 +119,8 @@ class Daemon:
         self.scheduler: Any = None
         self.lock = InstanceLock(config.storage.path)
         self.forced = False  # stopped with a job still running: see run_daemon
+        # why the config on disk was refused, while the daemon runs the one before it
+        self.config_refused: str | None = None
 
     # -- per-thread stores: one SQLite connection per scheduler thread --------------------
 
@@ -269,7 +272,9 @@ class Daemon:
         except HarvesterError as e:
             log.error("config reload refused, keeping the running one: %s", e,
                       extra={"event": "reload.failed", "error": str(e)})
+            self._refused(str(e))
             return
+        self._refused(None)
         if config == self.config:  # a save of the same text, a stray file in sources.d/
             # said when asked for (SIGHUP), not each time a file is touched
             log.log(logging.INFO if why == "SIGHUP" else logging.DEBUG, "config unchanged (%s)",
@@ -278,6 +283,7 @@ class Daemon:
         if config.storage.path != self.config.storage.path:
             log.error("config reload refused: [storage] path cannot change while running",
                       extra={"event": "reload.failed"})
+            self._refused("[storage] path cannot change while running")
             return
         self._schedule(config, first=False)
         if config.daemon.deliver_every != self.config.daemon.deliver_every:
@@ -288,6 +294,12 @@ class Daemon:
         self.config = config
         log.info("config reloaded: %s (%s)", counted(len(config.sources), "source"), why,
                  extra={"event": "reload", "counts": {"sources": len(config.sources)}})
+
+    def _refused(self, why: str | None) -> None:
+        """Say (on /healthz, the status page and /metrics) whether the config on disk is one
+        this daemon refused: with watch_config, an edit's only other trace is a log line."""
+        self.config_refused = f"at {iso_utc(datetime.now(UTC))}: {why}" if why else None
+        self.metrics.config_ok.set(0 if why else 1)
 
     def _config_files(self) -> tuple[tuple[object, ...], ...]:
         """What the config's files look like now: a change in one (an edit, `harvester
@@ -319,7 +331,10 @@ class Daemon:
             pass
         return alive and writable, {"scheduler": "running" if alive else "stopped",
                                     "database": "writable" if writable else "unwritable",
-                                    "sources": len(self.config.sources)}
+                                    "sources": len(self.config.sources),
+                                    # still healthy: it runs the config it had
+                                    "config": f"refused {self.config_refused}"
+                                    if self.config_refused else "loaded"}
 
     def run(self) -> int:
         from apscheduler.executors.pool import ThreadPoolExecutor

@@ -42,6 +42,10 @@ class Metrics:
                                      ["result"], registry=r)
         self.outbox = Gauge("harvester_outbox_rows", "Outbox rows by status", ["status"],
                             registry=r)
+        # as Prometheus's own: 0 while the config on disk is one the daemon refused
+        self.config_ok = Gauge("harvester_config_last_reload_successful",
+                               "Whether the last config reload worked", registry=r)
+        self.config_ok.set(1)
 
     def observe_poll(self, report: PollReport) -> None:
         self.polls.labels(report.source, report.status.value).inc()

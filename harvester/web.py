@@ -21,10 +21,10 @@ def _page(daemon: Daemon) -> str:
     # its own short-lived connection: the server runs each request on a new thread, and
     # daemon.store() keeps one connection per thread for the daemon's life
     with SqliteStore(daemon.config.storage.path) as store:
-        return _render(store)
+        return _render(store, daemon.config_refused)
 
 
-def _render(store: SqliteStore) -> str:
+def _render(store: SqliteStore, refused: str | None = None) -> str:
     e = html.escape
     rows = []
     for s in store.sources():
@@ -46,7 +46,10 @@ def _render(store: SqliteStore) -> str:
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>harvester</title>"
             "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"harvester\""
             " href=\"/feed.atom\"></head>"
-            "<body><h1>harvester</h1><h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
+            "<body><h1>harvester</h1>"
+            + (f"<p><b>The config on disk was refused</b> ({e(refused)}); the daemon runs the "
+               "one it had before. `harvester check` says what to fix.</p>" if refused else "")
+            + "<h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
             "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
             f"<th>last error</th></tr>{''.join(rows)}</table>"
             f"<h2>Recent matched items</h2><ul>{items}</ul>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -40,7 +41,7 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     status, body = d.get("/healthz")
     assert status == 200
     assert json.loads(body) == {"ok": True, "scheduler": "running", "database": "writable",
-                                "sources": 1}
+                                "sources": 1, "config": "loaded"}
     # new items appear: stored and delivered by the daemon's own delivery job
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
     d.wait_for(lambda: "Germany joins the European migration" in d.out.read_text(),
@@ -125,7 +126,7 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
     a moment after it ends, as SIGHUP would; a bad edit is refused once, the old config
     kept; saving the same text again changes nothing and logs nothing."""
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
-    d = running(cfg, http=False)
+    d = running(cfg)
     d.wait_for(lambda: server.hits("/rss"), what="a first poll")
 
     def reloads(event: str = "reload") -> list[str]:
@@ -148,11 +149,21 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
     good = cfg.read_text()
     cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
     d.wait_for(lambda: reloads("reload.failed"), what="the refused reload")
+    # said where someone who edited the file would look, not only in the log
+    status, body = d.get("/healthz")
+    health = json.loads(body)
+    assert status == 200 and health["ok"]  # it still runs the config it had
+    assert re.fullmatch(r"refused at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \S+harvester\.toml: "
+                        r"sources\[1\]\.url: is required", health["config"]), health["config"]
+    assert b"The config on disk was refused" in d.get("/")[1]
+    assert b"harvester_config_last_reload_successful 0.0" in d.get("/metrics")[1]
     cfg.write_text(good)  # put back: the same config as the running one, said nowhere
     before = len(server.hits("/rss"))
     d.wait_for(lambda: len(server.hits("/rss")) >= before + 3, what="polls after")
     assert len(reloads("reload.failed")) == 1 and len(reloads()) == 2
     assert reloads("reload.unchanged") == []
+    assert json.loads(d.get("/healthz")[1])["config"] == "loaded"
+    assert b"harvester_config_last_reload_successful 1.0" in d.get("/metrics")[1]
     assert d.stop() == 0
 
 
