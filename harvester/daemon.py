@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,31 @@ class InstanceLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class _FilesWatch:
+    """Says when files have changed and then stayed the same for one look, so a file being
+    written is not read half-way. Nothing is seen at first: the first look compares the
+    files with the config loaded at start, so an edit made while starting is not missed."""
+
+    def __init__(self, look: Callable[[], tuple[tuple[object, ...], ...]]):
+        self.look = look
+        self.seen: tuple[tuple[object, ...], ...] = ()
+        self.settled = True
+
+    def reset(self) -> None:
+        """What the files look like now is what the running config was read from."""
+        self.seen, self.settled = self.look(), True
+
+    def settled_change(self) -> bool:
+        now = self.look()
+        if now != self.seen:
+            self.seen, self.settled = now, False
+            return False
+        if self.settled:
+            return False
+        self.settled = True
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -369,28 +395,19 @@ class Daemon:
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      f"; proxy: {routes.describe()}" if routes.http or routes.https else "",
                      extra={"event": "start"})
-            # nothing seen yet: the first look compares the files with the config loaded at
-            # start, so an edit made while the daemon was starting is not missed
-            files: tuple[tuple[object, ...], ...] = ()
-            settled = True
+            watch = _FilesWatch(self._config_files)
             look_at = time.monotonic() + WATCH_EVERY_S
             while not self._stop.is_set():
                 self._stop.wait(0.2)
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                    files, settled = self._config_files(), True
+                    watch.reset()
                 elif self.config.daemon.watch_config and time.monotonic() >= look_at:
                     look_at = time.monotonic() + WATCH_EVERY_S
-                    # reloaded one tick after the files stop changing, so a file being
-                    # written is not read half-way
-                    now = self._config_files()
-                    if now != files:
-                        files, settled = now, False
-                    elif not settled:
-                        settled = True
+                    if watch.settled_change():
                         self.reload("its files changed")
-                        files = self._config_files()
+                        watch.reset()
             log.info("stopping: waiting up to %.0fs for polls in progress",
                      self.config.daemon.grace, extra={"event": "stop"})
             if server is not None:
