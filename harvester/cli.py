@@ -90,8 +90,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> None:
     """Poll every (or the named) source once, then exit.
 
-    Exit 0 when every source succeeded, 1 when any failed (the others are still
-    stored), 2 on a configuration or usage error."""
+    A source another harvester process is polling right now is left to it. Exit 0 when
+    every source succeeded, 1 when any failed (the others are still stored), 2 on a
+    configuration or usage error."""
     config = _config(ctx)
     with _errors():
         sources = [config.source(n) for n in source_names] if source_names else None
@@ -429,7 +430,8 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 @click.option("--last", default=20, show_default=True, type=click.IntRange(min=1), metavar="N",
               help="How many of the newest polls.")
 @click.option("--status", type=click.Choice([s.value for s in PollStatus
-                                             if s is not PollStatus.WAITING]),
+                                             if s not in (PollStatus.WAITING,
+                                                          PollStatus.BUSY)]),
               help="Only polls that ended so (error: the failures).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context

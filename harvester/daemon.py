@@ -9,12 +9,11 @@ success.
 SIGTERM/SIGINT let the poll and the delivery in progress finish (within a grace period)
 and exit 0; SIGHUP reloads the config, keeping the old one if the new one is bad, and so
 does a change to the config's files (`[daemon] watch_config`, on by default). One daemon
-per database, by a lock file beside it.
+per database, and one poll of a source at a time across processes (see locks.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
 from .harvest import poll_one, prune_log, system_clock
+from .locks import InstanceLock
 from .models import PollStatus
 from .notify import deliver
 from .store import SqliteStore
@@ -40,35 +40,6 @@ from .words import counted, duration
 
 log = logging.getLogger("harvester")
 WATCH_EVERY_S = 1.0  # how often the config's files are looked at
-
-
-class InstanceLock:
-    """An exclusive lock on `<database>.lock`, held for the daemon's life."""
-
-    def __init__(self, db: Path):
-        self.path = db.with_name(db.name + ".lock")
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise HarvesterError(
-                f"another harvester daemon (pid {holder}) is already running on "
-                f"{self.path.with_suffix('')}; stop it first, or give this one its own "
-                "[storage] path") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 class _FilesWatch:
@@ -176,6 +147,9 @@ class Daemon:
         if report.status is PollStatus.WAITING:
             self._push_back(name, report.retry_after or src.every)
             log.info("%s: %s", name, report.warning, extra={**extra, "event": "poll.waiting"})
+            return
+        if report.status is PollStatus.BUSY:  # a `once` is polling it: the next run is due
+            log.info("%s: %s", name, report.warning, extra={**extra, "event": "poll.busy"})
             return
         if report.status is PollStatus.ERROR:
             failures = before + 1
@@ -449,4 +423,4 @@ def run_daemon(config_path: str | None, http: str | None, log_format: str,
     return code
 
 
-__all__ = ["Daemon", "InstanceLock", "run_daemon"]
+__all__ = ["Daemon", "run_daemon"]

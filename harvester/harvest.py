@@ -30,6 +30,7 @@ from .dates import iso_utc
 from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher
+from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
     FetchResult,
@@ -445,8 +446,27 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     for src in [s for s in chosen if waiting(states[s.name], start)]:
         chosen.remove(src)
         yield waiting_report(src, states[src.name], start)
-    readers = _Readers(sum(not st.baseline_done for st in states.values()))
+    # a dry run writes nothing, so it neither waits for nor keeps out another poll
+    locks = None if dry_run else SourceLocks.for_database(config.storage.path)
+    busy: list[SourceConfig] = []
+    if locks is not None:
+        free: list[SourceConfig] = []
+        for src in chosen:
+            (free if locks.acquire(src.name) else busy).append(src)
+        chosen = free
+    held = {s.name for s in chosen} if locks is not None else set()
+
+    def finished(report: PollReport) -> PollReport:
+        if report.source in held:
+            held.discard(report.source)
+            assert locks is not None
+            locks.release(report.source)
+        return report
+
+    readers = _Readers(sum(not states[s.name].baseline_done for s in chosen))
     try:
+        for src in busy:
+            yield busy_report(src)
         threads = max(1, min(config.http.concurrency, len(chosen)))
         # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
         # a thousand feeds holds a few dozen bodies in memory, not a thousand.
@@ -479,8 +499,8 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                             if read.page1 is not None:  # a listing: go on to later pages here
                                 read = read_listing(fetched, config, store, fetcher, clock(),
                                                     first=read)
-                            yield record(fetched, read, config, store, clock(), dry_run=dry_run,
-                                         fetcher=fetcher)
+                            yield finished(record(fetched, read, config, store, clock(),
+                                                  dry_run=dry_run, fetcher=fetcher))
                             start_next()
                             continue
                         fetched = fut.result()
@@ -492,8 +512,8 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                             continue
                         if needs:
                             _before_network(fetched, store)
-                        yield process(fetched, config, store, clock(), dry_run=dry_run,
-                                      needs=needs, fetcher=fetcher)
+                        yield finished(process(fetched, config, store, clock(),
+                                               dry_run=dry_run, needs=needs, fetcher=fetcher))
                         start_next()
             except (KeyboardInterrupt, GeneratorExit):
                 # Ctrl-C, or a caller that stopped reading: start nothing more, and cut short
@@ -505,6 +525,9 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     finally:
         readers.close()
         store.flush()
+        if locks is not None:
+            for name in held:  # sources left unpolled: Ctrl-C, or a caller that stopped
+                locks.release(name)
 
 
 def waiting(state: SourceState, now: datetime) -> bool:
@@ -520,6 +543,11 @@ def waiting_report(src: SourceConfig, state: SourceState, now: datetime) -> Poll
                       retry_after=(state.not_before - now).total_seconds())
 
 
+def busy_report(src: SourceConfig) -> PollReport:
+    return PollReport(src.name, PollStatus.BUSY,
+                      warning="not polled: another harvester process is polling it now")
+
+
 def poll_one(source: SourceConfig, config: Config, store: Store, *,
              fetcher: Fetcher | None = None, clock: Clock = system_clock) -> PollReport:
     """Poll a single source now (the daemon's job body)."""
@@ -528,9 +556,15 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
     now = clock()
     if waiting(state, now):
         return waiting_report(source, state, now)
-    fetched = fetch_one(source, state, fetcher)
-    report = process(fetched, config, store, clock(), fetcher=fetcher)
-    store.flush()
+    locks = SourceLocks.for_database(config.storage.path)
+    if not locks.acquire(source.name):
+        return busy_report(source)
+    try:
+        fetched = fetch_one(source, state, fetcher)
+        report = process(fetched, config, store, clock(), fetcher=fetcher)
+        store.flush()
+    finally:
+        locks.release(source.name)
     return report
 
 

@@ -52,7 +52,7 @@ class Metrics:
         if report.status is PollStatus.ERROR:
             self.failures.labels(report.source).inc()
             return
-        if report.status is PollStatus.WAITING:
+        if report.status in (PollStatus.WAITING, PollStatus.BUSY):
             return
         self.items.labels(report.source, "new").inc(report.new)
         self.items.labels(report.source, "changed").inc(report.changed)

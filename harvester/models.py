@@ -37,6 +37,7 @@ class PollStatus(StrEnum):
     NOT_MODIFIED = "not-modified"
     ERROR = "error"
     WAITING = "waiting"  # not polled: the server's Retry-After has not passed
+    BUSY = "busy"  # not polled: another process is polling it at this moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,7 @@ class PollReport:
         would = "would be " if dry_run else ""
         if self.status is PollStatus.ERROR:
             return f"{self.source}: error: {self.error}"
-        if self.status is PollStatus.WAITING:
+        if self.status in (PollStatus.WAITING, PollStatus.BUSY):
             return f"{self.source}: {self.warning}"
         net = f"HTTP {self.http_status}, {size(self.bytes)} in {self.duration:.2f}s"
         if self.status is PollStatus.NOT_MODIFIED:

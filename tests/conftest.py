@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,6 +147,24 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env.pop("HARVESTER_CONFIG", None) if env is None or "HARVESTER_CONFIG" not in env else None
     return subprocess.run([sys.executable, "-m", "harvester", *args], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=timeout)
+
+
+@contextmanager
+def source_lock_held(db: Path, source: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds `source`'s poll lock on `db` while the block runs (a lock this
+    process took would not keep out its own polls: record locks are the process's)."""
+    code = ("import sys; from pathlib import Path; from harvester.locks import SourceLocks; "
+            f"ok = SourceLocks.for_database(Path({str(db)!r})).acquire({source!r}); "
+            "print('held' if ok else 'busy', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
 
 
 class Running:

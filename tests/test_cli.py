@@ -375,6 +375,50 @@ def test_ctrl_c_ends_once_at_once_keeping_what_was_stored(server, icmpd_a, tmp_p
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_a_cron_once_that_overlaps_the_last_leaves_its_sources_to_it(server, tmp_path):
+    """A run that starts while the previous one is still polling (a slow server, a short
+    cron interval) polls what is free and leaves the rest to it: no source is fetched or
+    stored twice at once, and the overlap is said, not an error."""
+    import subprocess
+    import sys
+    import threading
+
+    answer = threading.Event()
+
+    def slow(handler):
+        answer.wait(30)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/slow", slow)
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = make_config(tmp_path, HTTP.replace("timeout = 2", "timeout = 30")
+                      + feed_source("icmpd-rss", server.url("/slow"))
+                      + feed_source("archive", server.url("/2019")))
+    first = subprocess.Popen([sys.executable, "-m", "harvester", "--config", str(cfg), "once",
+                              "--source", "icmpd-rss"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not server.hits("/slow") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.hits("/slow"), "the first run never asked"
+        second = run_cli("--config", str(cfg), "once")
+        assert second.returncode == 0, second.stderr
+        lines = second.stderr.splitlines()
+        assert lines[0] == "icmpd-rss: not polled: another harvester process is polling it now"
+        assert lines[1].startswith("archive: baseline: ") and len(lines) == 2
+        assert len(server.hits("/slow")) == 1
+    finally:
+        answer.set()
+        _, err = first.communicate(timeout=30)
+    assert first.returncode == 0
+    assert err.startswith("icmpd-rss: baseline: 7 items stored silently (HTTP 200, ")
+    third = run_cli("--config", str(cfg), "once", "--source", "icmpd-rss")
+    assert third.stderr.startswith("icmpd-rss: not modified (HTTP 304, ")
+    # the per-source locks are one file beside the database, whatever the number of sources
+    assert sorted(p.name for p in tmp_path.glob("h.db*.lock")) == ["h.db.sources.lock"]
+
+
 def test_once_says_when_there_is_nothing_to_poll(tmp_path):
     """A run from cron that polls nothing must not read like a healthy one."""
     empty = make_config(tmp_path, HTTP)

@@ -157,8 +157,8 @@ def test_remove_changes_nothing_when_it_cannot_do_just_that(watched, tmp_path, a
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr == f"harvester: error: {message}\n"
     assert (watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.db", "harvester.toml",
-                                                          "sources.d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.db", "h.db.sources.lock",
+                                                          "harvester.toml", "sources.d"]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["feed", "listing", "rule"]),

@@ -21,7 +21,16 @@ from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.store import SqliteStore
 
-from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, redirect, run_cli
+from .conftest import (
+    feed_bytes,
+    feed_source,
+    free_port,
+    http_fast,
+    make_config,
+    redirect,
+    run_cli,
+    source_lock_held,
+)
 from .servers import Receiver
 from .test_notify import webhook_notifier
 
@@ -394,6 +403,23 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(server, icmpd_a, 
         f"harvester: error: another harvester daemon (pid {first.proc.pid}) is already running "
         f"on {tmp_path / 'h.db'}; stop it first, or give this one its own [storage] path")
     assert first.stop() == 0
+
+
+def test_the_daemon_leaves_a_source_to_the_once_polling_it(server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    with source_lock_held(tmp_path / "h.db", "icmpd-rss"):
+        d = running(cfg, http=False)
+        busy = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll.busy"],
+                          what="a poll that finds the source taken")
+        assert busy[0]["message"] == ("icmpd-rss: not polled: another harvester process is "
+                                      "polling it now")
+        assert server.hits("/rss") == []
+    # not a failure: no backoff, the next run (every 1s) polls it
+    polled = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"],
+                        what="the poll once the source is free")
+    assert polled[0]["message"].startswith("icmpd-rss: baseline: 7 items stored silently")
+    assert [r for r in d.logs() if r.get("event") == "poll.failed"] == []
+    assert d.stop() == 0
 
 
 def test_an_http_address_it_cannot_serve_is_one_line_and_exit_1(tmp_path):

@@ -15,7 +15,7 @@ from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_bytes, feed_source, http_fast, redirect
+from .conftest import NOW, feed_bytes, feed_source, http_fast, redirect, source_lock_held
 
 CONSOLE = '\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
 ALL_EDITS = '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
@@ -257,6 +257,41 @@ def test_dry_run_writes_nothing(server, icmpd_a, config_for, store):
     assert r.new == 7 and r.baseline
     assert snapshot(store) == {"items": [], "sightings": [], "item_versions": [], "outbox": []}
     assert store.sources() == [] and store.fetch_log() == []
+
+
+BUSY_LINE = "icmpd-rss: not polled: another harvester process is polling it now"
+
+
+def test_a_source_another_process_is_polling_is_left_to_it(server, icmpd_a, config_for, store,
+                                                           tmp_path):
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        feed_source("archive", server.url("/2019")))
+    with source_lock_held(tmp_path / "h.db", "icmpd-rss"):
+        reports = poll(config, store)
+    busy = reports["icmpd-rss"]
+    assert (busy.status, busy.line()) == (PollStatus.BUSY, BUSY_LINE)
+    assert server.hits("/rss") == []
+    assert store.fetch_log(source="icmpd-rss") == []  # not a poll: nothing in its history
+    assert not store.source_state("icmpd-rss").baseline_done
+    assert reports["archive"].status is PollStatus.OK and reports["archive"].baseline
+    # once the other process lets go, it is polled as ever
+    again = poll(config, store)["icmpd-rss"]
+    assert (again.status, again.baseline, again.new) == (PollStatus.OK, True, 7)
+
+
+def test_a_poll_lets_go_of_its_sources_even_when_cut_short(server, icmpd_a, config_for, store,
+                                                           tmp_path):
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        feed_source("archive", server.url("/2019")))
+    poll(config, store)
+    polls = poll_sources(config, store, clock=clock)
+    next(polls)  # one source recorded, the other perhaps not yet
+    polls.close()
+    for name in ("icmpd-rss", "archive"):  # the helper asserts it could take the lock
+        with source_lock_held(tmp_path / "h.db", name):
+            pass
 
 
 def _tracked(active: dict, peak: dict, lock: threading.Lock, host: str):
