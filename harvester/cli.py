@@ -422,7 +422,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"    no request before {r['not_before']} (the server's Retry-After)")
     for name in sorted(set(stored) - {s.name for s in config.sources}):
         click.echo(f"{name}: no longer configured, {counted(stored[name]['items'], 'item')}"
-                   " kept")
+                   f" kept (`harvester forget {name}` deletes its data)")
 
 
 @cli.command("log")
@@ -729,8 +729,42 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
     for f, ns in holders.items():
         for name in sorted(ns, key=names.index):
             click.echo(f"removed {name} from {shown[f]}; its stored items stay in the database "
-                       f"(items --source {name} lists them)")
+                       f"(items --source {name} lists them, forget {name} deletes them)")
     click.echo(_daemon_takes(config, "stops polling them"))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@click.pass_context
+def forget(ctx: click.Context, names: tuple[str, ...], dry_run: bool) -> None:
+    """Delete what the database holds of sources no longer in the config: their items
+    (with earlier versions and notifications), their log and health. An item another
+    source has seen too stays, as that source's. `remove` takes a source out of the
+    config first; `backup` keeps a copy."""
+    config = _config(ctx)
+    for name in names:
+        if any(s.name == name for s in config.sources):
+            raise _Exit(f"{name!r} is still in the config: `harvester remove {name}` takes it "
+                        "out first (forget deletes what a source no longer polled left)", 2)
+    db = Path(config.storage.path)
+    if not db.exists():
+        raise _Exit(f"no database at {db} yet: nothing is stored", 2)
+    with _errors(), SqliteStore(db) as store:
+        for name in names:
+            if not store.forget(name, dry_run=True).stored:
+                raise _Exit(f"nothing is stored for {name!r} (`sources` lists what is); "
+                            "nothing deleted", 2)
+        for name in names:
+            f = store.forget(name, dry_run=dry_run)
+            text = (f"{'would forget' if dry_run else 'forgot'} {name}: "
+                    f"{counted(f.items, 'item')}, {counted(f.versions, 'earlier version')}, "
+                    f"{counted(f.notifications, 'notification')}, "
+                    f"{counted(f.polls, 'poll')} of its log")
+            if f.kept:
+                text += (f"; {counted(f.kept, 'item')} other sources have seen too "
+                         f"{'would stay' if dry_run else 'stayed'}")
+            click.echo(text)
 
 
 @cli.command()

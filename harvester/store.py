@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -179,6 +179,23 @@ def backup_database(path: str | Path, dest: str | Path) -> tuple[int, int]:
     finally:
         tmp.unlink(missing_ok=True)
     return items, size
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What forgetting a source deleted (or, in a dry run, would delete)."""
+
+    source: str
+    items: int  # items no other source has seen
+    versions: int  # their earlier versions
+    notifications: int  # outbox rows about them or about the source
+    polls: int  # its fetch-log rows
+    kept: int  # items other sources have seen too: kept, as theirs
+    stored: bool  # whether the database held anything of it at all
+
+
+class _Undo(Exception):
+    """Raised inside a write to roll it back: a dry run counts what it would delete."""
 
 
 class SqliteStore:
@@ -773,6 +790,51 @@ class SqliteStore:
             " WHERE disabled_at IS NOT NULL)", (iso_utc(after),)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
+    def forget(self, source: str, *, dry_run: bool = False) -> Forgotten:
+        """Delete all the database holds of a source, in one transaction: its items, with
+        their versions and notifications, its sightings, log and health row. An item
+        another source has seen too is kept, and becomes that source's."""
+        result: Forgotten | None = None
+        try:
+            with self._write() as c:
+                row = c.execute("SELECT 1 FROM sources WHERE name = ?", (source,)).fetchone()
+                only = [r[0] for r in c.execute(
+                    "SELECT DISTINCT g.item_id FROM sightings g WHERE g.source = ? AND NOT"
+                    " EXISTS (SELECT 1 FROM sightings o WHERE o.item_id = g.item_id"
+                    " AND o.source != g.source)", (source,))]
+                kept = c.execute("SELECT count(DISTINCT item_id) FROM sightings WHERE source = ?",
+                                 (source,)).fetchone()[0] - len(only)
+                versions = notes = 0
+                for i in range(0, len(only), _CHUNK):
+                    chunk = only[i : i + _CHUNK]
+                    marks = _marks(len(chunk))
+                    versions += c.execute(f"DELETE FROM item_versions WHERE item_id IN ({marks})",
+                                          chunk).rowcount
+                    notes += c.execute(f"DELETE FROM outbox WHERE item_id IN ({marks})",
+                                       chunk).rowcount
+                notes += c.execute("DELETE FROM outbox WHERE item_id = ?",
+                                   (f"source:{source}",)).rowcount
+                c.execute("DELETE FROM sightings WHERE source = ?", (source,))
+                for i in range(0, len(only), _CHUNK):
+                    chunk = only[i : i + _CHUNK]
+                    c.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", chunk)
+                # a kept item first seen here is now first seen where it was seen next
+                c.execute("UPDATE items SET source = (SELECT g.source FROM sightings g"
+                          " WHERE g.item_id = items.id ORDER BY g.first_seen, g.source LIMIT 1)"
+                          " WHERE source = ?", (source,))
+                polls = c.execute("DELETE FROM fetch_log WHERE source = ?", (source,)).rowcount
+                c.execute("DELETE FROM sources WHERE name = ?", (source,))
+                result = Forgotten(source, len(only), versions, notes, polls, kept,
+                                   bool(row or only or kept or polls or notes))
+                if dry_run:
+                    raise _Undo
+        except _Undo:
+            pass
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot forget {source!r}: {e}", source=source) from e
+        assert result is not None
+        return result
+
     def outbox_counts(self) -> list[tuple[str, int]]:
         return self.conn.execute(
             "SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status").fetchall()
@@ -829,4 +891,4 @@ def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
                    queued=len(plan.notifications), baseline=plan.baseline)
 
 
-__all__ = ["SqliteStore", "Store", "backup_database"]
+__all__ = ["Forgotten", "SqliteStore", "Store", "backup_database"]

@@ -212,7 +212,63 @@ def test_sources_counts_items_in_words(server, tmp_path):
     cfg = str(make_config(tmp_path, HTTP + feed_source("other", url)))
     r = run_cli("--config", cfg, "sources")
     assert r.stdout.splitlines() == [f"other: never polled  {url}",
-                                     "one: no longer configured, 1 item kept"]
+                                     "one: no longer configured, 1 item kept (`harvester "
+                                     "forget one` deletes its data)"]
+
+
+def test_forget_deletes_what_a_removed_source_left_and_nothing_else(server, tmp_path):
+    """`old` saw ten items first, seven of which `keep` sees too, and one of its own three
+    was edited once: forgetting it deletes its three (their version, their notification),
+    its log and health row, and leaves the seven as `keep`'s."""
+    b = feed_bytes("icmpd-2020-05-b.rss")
+    server.route("/a", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    server.route("/b", Response(b))
+    edits = '[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
+    both = str(make_config(tmp_path, HTTP + feed_source("old", server.url("/b"))
+                           + feed_source("keep", server.url("/a")) + edits))
+    assert run_cli("--config", both, "once", "--source", "old").returncode == 0
+    assert run_cli("--config", both, "once", "--source", "keep").returncode == 0
+    own = b"Germany joins the European migration organisation ICMPD"  # only `old` carries it
+    assert b.count(own) == 1
+    server.route("/b", Response(b.replace(own, own.replace(b" ICMPD", b", ICMPD"))))
+    r = run_cli("--config", both, "once", "--source", "old")
+    assert r.stderr.startswith("old: 0 new, 1 changed, 9 unchanged, 1 notification queued"), (
+        r.stderr)
+    db = tmp_path / "h.db"
+    before = {t: sqlite3.connect(db).execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+              for t in ("items", "sightings", "item_versions", "outbox", "fetch_log", "sources")}
+
+    cfg = str(make_config(tmp_path, HTTP + feed_source("keep", server.url("/a")) + edits))
+    r = run_cli("--config", cfg, "forget", "keep")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == ("harvester: error: 'keep' is still in the config: `harvester remove "
+                        "keep` takes it out first (forget deletes what a source no longer "
+                        "polled left)\n")
+    r = run_cli("--config", cfg, "forget", "old", "nope")
+    assert (r.returncode, r.stderr) == (2, "harvester: error: nothing is stored for 'nope' "
+                                           "(`sources` lists what is); nothing deleted\n")
+    told = ("old: 3 items, 1 earlier version, 1 notification, 2 polls of its log; 7 items "
+            "other sources have seen too")
+    r = run_cli("--config", cfg, "forget", "old", "--dry-run")
+    assert (r.returncode, r.stdout) == (0, f"would forget {told} would stay\n")
+    after = {t: sqlite3.connect(db).execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+             for t in before}
+    assert after == before
+
+    r = run_cli("--config", cfg, "forget", "old")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"forgot {told} stayed\n", "")
+    items = [json.loads(x) for x in run_cli("--config", cfg, "items", "--json").stdout.splitlines()]
+    assert len(items) == 7
+    assert {(i["source"], tuple(i["sources"])) for i in items} == {("keep", ("keep",))}
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM item_versions").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    assert con.execute("SELECT DISTINCT source FROM fetch_log").fetchall() == [("keep",)]
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert run_cli("--config", cfg, "sources").stdout.splitlines()[0].startswith("keep: ok, 7 ")
+    assert "old" not in run_cli("--config", cfg, "sources").stdout
+    r = run_cli("--config", cfg, "forget", "old")
+    assert r.returncode == 2 and "nothing is stored for 'old'" in r.stderr
 
 
 def test_sources_says_what_the_latest_poll_warned_of(server, icmpd_a, tmp_path):

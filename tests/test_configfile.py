@@ -121,9 +121,9 @@ def test_remove_takes_sources_out_of_the_config_and_its_included_files(watched, 
     assert (r.returncode, r.stderr) == (0, "")
     assert r.stdout.splitlines() == [
         "removed b from harvester.toml; its stored items stay in the database (items --source"
-        " b lists them)",
+        " b lists them, forget b deletes them)",
         "removed c from sources.d/more.toml; its stored items stay in the database (items "
-        "--source c lists them)",
+        "--source c lists them, forget c deletes them)",
         "a running daemon stops polling them within seconds (it watches its config's files)"]
     [a] = load_config(watched).sources
     assert watched.read_text() == (f'include = ["sources.d/*.toml"]\n{HEAD}\n[[sources]]\n'
