@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .crontab import parse as parse_crontab
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
 from .proxy import ProxyRoutes, parse_proxy, routes
@@ -418,28 +419,15 @@ def _positive(r: _Reader, k: str, types: type | tuple[type, ...], default: Any) 
     return v
 
 
-_CRON_PART = r"(\*|\d+(-\d+)?)(/\d+)?"
-_CRON_FIELD = re.compile(rf"^{_CRON_PART}(,{_CRON_PART})*$|^[a-z]{{3}}(-[a-z]{{3}})?$",
-                         re.IGNORECASE)
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-
-
 def _cron(r: _Reader, k: str) -> str | None:
-    """A five-field crontab line, checked field by field (the daemon builds the trigger)."""
+    """A five-field crontab line, read as cron reads it (crontab.py), every field checked."""
     v = r.get(k, str, None)
     if v is None:
         return None
-    fields = v.split()
-    if len(fields) != 5:
-        raise r.error(k, f"{v!r} is not a crontab line: expected 5 fields "
-                         "(minute hour day month weekday), e.g. '*/15 * * * *'")
-    names = ("minute", "hour", "day", "month", "weekday")
-    for name, part, (lo, hi) in zip(names, fields, _CRON_RANGES, strict=True):
-        if not _CRON_FIELD.match(part):
-            raise r.error(k, f"{v!r}: bad {name} field {part!r}")
-        for n in re.findall(r"(?<![/\d])\d+", part):
-            if not lo <= int(n) <= hi:
-                raise r.error(k, f"{v!r}: {name} {n} is outside {lo}-{hi}")
+    try:
+        parse_crontab(v)
+    except ValueError as e:
+        raise r.error(k, str(e)) from None
     return v
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, SourceConfig, load_config
+from .crontab import WEEKDAYS
+from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
@@ -40,6 +42,29 @@ from .words import counted, duration
 
 log = logging.getLogger("harvester")
 WATCH_EVERY_S = 1.0  # how often the config's files are looked at
+
+
+def cron_trigger(line: str, timezone: str) -> Any:
+    """An APScheduler trigger firing when the crontab line does, as cron reads it: the sets
+    crontab.py reads from it, spelled out, so APScheduler's own reading of weekday numbers
+    and of the two day fields never comes into it."""
+    from apscheduler.triggers.combining import OrTrigger
+    from apscheduler.triggers.cron import CronTrigger
+
+    tab = parse_crontab(line)
+
+    def spelled(values: frozenset[int], everything: int) -> str:
+        return "*" if len(values) == everything else ",".join(map(str, sorted(values)))
+
+    fields = {"minute": spelled(tab.minutes, 60), "hour": spelled(tab.hours, 24),
+              "month": spelled(tab.months, 12), "timezone": timezone}
+    day = spelled(tab.days, 31)
+    weekday = "*" if len(tab.weekdays) == 7 else ",".join(
+        WEEKDAYS[d] for d in sorted(tab.weekdays))
+    if tab.day_or:  # either day field will do: two triggers, the earlier fire time wins
+        return OrTrigger([CronTrigger(day=day, **fields),
+                          CronTrigger(day_of_week=weekday, **fields)])
+    return CronTrigger(day=day, day_of_week=weekday, **fields)
 
 
 class _FilesWatch:
@@ -234,12 +259,11 @@ class Daemon:
     # -- scheduling -------------------------------------------------------------------------
 
     def _trigger(self, src: SourceConfig, config: Config) -> Any:
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         jitter = src.every * config.daemon.jitter
         if src.cron:
-            return CronTrigger.from_crontab(src.cron, timezone=src.timezone)
+            return cron_trigger(src.cron, src.timezone)
         return IntervalTrigger(seconds=src.every, jitter=jitter or None, timezone=UTC)
 
     def _schedule(self, config: Config, first: bool) -> None:
@@ -423,4 +447,4 @@ def run_daemon(config_path: str | None, http: str | None, log_format: str,
     return code
 
 
-__all__ = ["Daemon", "run_daemon"]
+__all__ = ["Daemon", "cron_trigger", "run_daemon"]

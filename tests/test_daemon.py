@@ -450,6 +450,18 @@ def test_cron_and_every_are_exclusive_and_checked(tmp_path):
         load_config(path)
 
 
+def test_a_cron_source_reads_its_weekdays_as_cron_does(server, icmpd_a, tmp_path, running):
+    """Sundays as 7 (APScheduler 3's own crontab reading refused the daemon's start over it):
+    polled at once, as any source is at start, then on its line."""
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a)
+                      + 'cron = "0 9 * * 7"\n')
+    d = running(cfg, http=False)
+    polled = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"],
+                        what="the first poll")
+    assert polled[0]["message"].startswith("icmpd-rss: baseline: 7 items stored silently")
+    assert d.stop() == 0
+
+
 def test_sigterm_lets_the_poll_in_progress_finish(server, tmp_path, running):
     import threading
 

@@ -1,0 +1,106 @@
+"""A source's `cron` line read as crontab(5) reads it, into the sets of times it names.
+
+Read here rather than by APScheduler's `CronTrigger.from_crontab`, which in the 3.x series
+counts weekdays from Monday (cron's 0 and 7 are Sunday: a weekly "0 9 * * 1" would run on
+Tuesdays, and "* * * * 7" would not start) and requires the day of the month and the
+weekday both to match where cron takes either. The daemon hands APScheduler the sets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS = (  # name, lowest, highest, names (numbered from `lowest`)
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("weekday", 0, 7, WEEKDAYS),
+)
+_TOKEN = re.compile(r"^(\*|\w+)(?:-(\w+))?(?:/(\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Crontab:
+    """What a crontab line allows, field by field; weekdays as cron numbers them (0 =
+    Sunday). `day_or` is cron's rule that when neither day field starts with "*", a day
+    matching either one will do."""
+
+    line: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    day_star: bool
+    weekday_star: bool
+
+    @property
+    def day_or(self) -> bool:
+        return not (self.day_star or self.weekday_star)
+
+    def matches(self, t: datetime) -> bool:
+        """Whether the minute `t` (in the source's timezone) is one the line names."""
+        if t.minute not in self.minutes or t.hour not in self.hours or t.month not in self.months:
+            return False
+        day, weekday = t.day in self.days, t.isoweekday() % 7 in self.weekdays
+        return day or weekday if self.day_or else day and weekday
+
+
+def _value(text: str, field: str, lo: int, hi: int, names: tuple[str, ...], line: str) -> int:
+    if text.isdigit():
+        n = int(text)
+    elif text.lower() in names:
+        n = names.index(text.lower()) + (lo if field == "month" else 0)
+    else:
+        raise ValueError(f"{line!r}: bad {field} {text!r}"
+                         + (f" (a number, or one of {', '.join(names)})" if names else ""))
+    if not lo <= n <= hi:
+        raise ValueError(f"{line!r}: {field} {n} is outside {lo}-{hi}")
+    return n
+
+
+def _field(part: str, field: str, lo: int, hi: int, names: tuple[str, ...], line: str
+           ) -> frozenset[int]:
+    out: set[int] = set()
+    for token in part.split(","):
+        m = _TOKEN.match(token)
+        if not m:
+            raise ValueError(f"{line!r}: bad {field} field {part!r}")
+        start, end, step = m.groups()
+        if start == "*":
+            if end is not None:
+                raise ValueError(f"{line!r}: bad {field} field {part!r}")
+            first, last = lo, hi
+        else:
+            first = _value(start, field, lo, hi, names, line)
+            # "5/15" is "5-59/15", as cronie and most crons read it
+            last = _value(end, field, lo, hi, names, line) if end else (hi if step else first)
+            if last < first:
+                raise ValueError(f"{line!r}: {field} range {start}-{end} runs backwards")
+        stride = int(step) if step else 1
+        if stride == 0:
+            raise ValueError(f"{line!r}: {field} step 0")
+        out.update(range(first, last + 1, stride))
+    if field == "weekday" and 7 in out:  # 7 is Sunday too
+        out = (out - {7}) | {0}
+    return frozenset(out)
+
+
+def parse(line: str) -> Crontab:
+    """A five-field crontab line → its sets; ValueError naming the field otherwise."""
+    parts = line.split()
+    if len(parts) != 5:
+        raise ValueError(f"{line!r} is not a crontab line: expected 5 fields "
+                         "(minute hour day month weekday), e.g. '*/15 * * * *'")
+    sets = [_field(p, name, lo, hi, names, line)
+            for p, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
+    return Crontab(line, *sets, day_star=parts[2].startswith("*"),
+                   weekday_star=parts[4].startswith("*"))
+
+
+__all__ = ["WEEKDAYS", "Crontab", "parse"]
