@@ -21,7 +21,7 @@ import click
 from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
-from .harvest import poll_sources, prune_log, system_clock
+from .harvest import poll_sources, prune_log, split_due, system_clock
 from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
@@ -86,8 +86,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
               help="Poll only this source (repeatable).")
 @click.option("--dry-run", is_flag=True,
               help="Show what would be stored and notified; write nothing.")
+@click.option("--due", is_flag=True,
+              help="Only sources whose `every` or `cron` has come round since their last poll "
+                   "(failing ones backed off as the daemon backs them off): for a cron job "
+                   "run more often than its slowest sources.")
 @click.pass_context
-def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> None:
+def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: bool) -> None:
     """Poll every (or the named) source once, then exit.
 
     A source another harvester process is polling right now is left to it. Exit 0 when
@@ -108,6 +112,18 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool) -> No
     lines: list[str] = []
     emit = _echo_err if sys.stderr.isatty() else lines.append
     try:
+        if due:
+            enabled = [s for s in asked if s.enabled]
+            with _errors():
+                states = {s.name: store.source_state(s.name) for s in enabled}
+            sources, later = split_due(enabled, states, system_clock(),
+                                       config.daemon.backoff_max)
+            if later:
+                src, at = min(later, key=lambda pair: pair[1])
+                when = "never (its cron line names no date)" if at.year == 9999 else (
+                    f"at {iso_utc(at)}")
+                emit(f"not due yet: {counted(len(later), 'source')} (the next, {src.name}, "
+                     f"{when})")
         with _errors():
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR

@@ -3,14 +3,15 @@
 Read here rather than by APScheduler's `CronTrigger.from_crontab`, which in the 3.x series
 counts weekdays from Monday (cron's 0 and 7 are Sunday: a weekly "0 9 * * 1" would run on
 Tuesdays, and "* * * * 7" would not start) and requires the day of the month and the
-weekday both to match where cron takes either. The daemon hands APScheduler the sets.
+weekday both to match where cron takes either. The daemon hands APScheduler the sets;
+`once --due` finds a line's next minute with them itself.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -45,8 +46,29 @@ class Crontab:
 
     def matches(self, t: datetime) -> bool:
         """Whether the minute `t` (in the source's timezone) is one the line names."""
-        if t.minute not in self.minutes or t.hour not in self.hours or t.month not in self.months:
-            return False
+        return (t.minute in self.minutes and t.hour in self.hours and t.month in self.months
+                and self._day(t))
+
+
+    def next_after(self, t: datetime) -> datetime | None:
+        """The first minute after `t` that the line names, in `t`'s wall-clock time; None
+        when there is none within five years (a 30 February)."""
+        t = t.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = t.year + 5
+        while t.year <= limit:  # whole months, days and hours skipped where they cannot match
+            if t.month not in self.months:
+                t = (t.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
+            elif not self._day(t):
+                t = t.replace(hour=0, minute=0) + timedelta(days=1)
+            elif t.hour not in self.hours:
+                t = t.replace(minute=0) + timedelta(hours=1)
+            elif t.minute not in self.minutes:
+                t += timedelta(minutes=1)
+            else:
+                return t
+        return None
+
+    def _day(self, t: datetime) -> bool:
         day, weekday = t.day in self.days, t.isoweekday() % 7 in self.weekdays
         return day or weekday if self.day_or else day and weekday
 

@@ -33,7 +33,7 @@ from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
-from .harvest import poll_one, prune_log, system_clock
+from .harvest import backoff, poll_one, prune_log, system_clock
 from .locks import InstanceLock
 from .models import PollStatus
 from .notify import deliver
@@ -194,7 +194,7 @@ class Daemon:
             self._deliver_soon()  # whoever waits for news hears it now, not in deliver_every
 
     def _backoff(self, src: SourceConfig, failures: int, retry_after: float | None) -> float:
-        base = min(self.config.daemon.backoff_max, src.every * 2 ** (failures - 1))
+        base = backoff(src.every, failures, self.config.daemon.backoff_max)
         return max(base, min(retry_after or 0.0, self.config.daemon.backoff_max))
 
     def _push_back(self, name: str, delay: float) -> None:

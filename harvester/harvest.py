@@ -24,8 +24,10 @@ from concurrent.futures import (
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from .config import Config, RuleConfig, SourceConfig, SourceKind
+from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
@@ -543,6 +545,55 @@ def waiting_report(src: SourceConfig, state: SourceState, now: datetime) -> Poll
                       retry_after=(state.not_before - now).total_seconds())
 
 
+# How early a run may find a source due, as a share of its interval: cron starts runs on
+# the minute, while a source's last poll is stamped when it ended, a little after one.
+DUE_EARLY = 0.1
+
+
+def backoff(every: float, failures: int, backoff_max: float) -> float:
+    """Seconds from a failed poll to the next: the interval doubled for each failure in a
+    row, at most `backoff_max` — the daemon's spacing, and `once --due`'s."""
+    return min(backoff_max, every * 2 ** (failures - 1))
+
+
+def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetime | None:
+    """When a source's schedule next asks for a poll, from its last one (None: never
+    polled, so now; `datetime.max`: a cron line that never fires)."""
+    last = state.last_polled
+    if last is None:
+        return None
+    if state.consecutive_failures:
+        return last + timedelta(seconds=backoff(src.every, state.consecutive_failures,
+                                                backoff_max))
+    if src.cron:  # the line is in the source's own time zone
+        zone = ZoneInfo(src.timezone)
+        nxt = parse_crontab(src.cron).next_after(last.astimezone(zone).replace(tzinfo=None))
+        return nxt.replace(tzinfo=zone).astimezone(UTC) if nxt else datetime.max.replace(
+            tzinfo=UTC)
+    return last + timedelta(seconds=src.every)
+
+
+def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
+              now: datetime, backoff_max: float
+              ) -> tuple[list[SourceConfig], list[tuple[SourceConfig, datetime]]]:
+    """The sources due now, and the others with when each will be (`once --due`)."""
+    due, later = [], []
+    for src in sources:
+        state = states[src.name]
+        at = due_at(src, state, backoff_max)
+        if at is None:
+            due.append(src)
+            continue
+        early = timedelta(0)
+        if state.last_polled is not None and (state.consecutive_failures or not src.cron):
+            early = (at - state.last_polled) * DUE_EARLY
+        if now >= at - early:
+            due.append(src)
+        else:
+            later.append((src, at))
+    return due, later
+
+
 def busy_report(src: SourceConfig) -> PollReport:
     return PollReport(src.name, PollStatus.BUSY,
                       warning="not polled: another harvester process is polling it now")
@@ -575,5 +626,6 @@ def prune_log(config: Config, store: Store, now: datetime) -> int:
     return store.prune_log(now - timedelta(seconds=keep)) if keep else 0
 
 
-__all__ = ["Fetched", "Read", "body_fingerprint", "poll_one", "poll_sources", "process",
-           "prune_log", "read_body", "record", "system_clock"]
+__all__ = ["Fetched", "Read", "backoff", "body_fingerprint", "due_at", "poll_one",
+           "poll_sources", "process", "prune_log", "read_body", "record", "split_due",
+           "system_clock"]

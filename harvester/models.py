@@ -168,6 +168,7 @@ class SourceState:
     baseline_done: bool = False
     consecutive_failures: int = 0
     not_before: datetime | None = None  # a server's Retry-After: no request before this
+    last_polled: datetime | None = None  # the last poll's time, whatever came of it
 
 
 @dataclass(frozen=True, slots=True)

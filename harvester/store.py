@@ -341,7 +341,7 @@ class SqliteStore:
         try:
             row = self.conn.execute(
                 "SELECT etag, last_modified, body_hash, baseline_at IS NOT NULL,"
-                " consecutive_failures, not_before FROM sources WHERE name = ?",
+                " consecutive_failures, not_before, last_polled FROM sources WHERE name = ?",
                 (name,)).fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"cannot read source {name!r}: {e}", source=name) from e
@@ -349,7 +349,8 @@ class SqliteStore:
             return SourceState(name)
         return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
                            baseline_done=bool(row[3]), consecutive_failures=row[4],
-                           not_before=datetime.fromisoformat(row[5]) if row[5] else None)
+                           not_before=datetime.fromisoformat(row[5]) if row[5] else None,
+                           last_polled=datetime.fromisoformat(row[6]) if row[6] else None)
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by

@@ -475,6 +475,38 @@ def test_a_cron_once_that_overlaps_the_last_leaves_its_sources_to_it(server, tmp
     assert sorted(p.name for p in tmp_path.glob("h.db*.lock")) == ["h.db.sources.lock"]
 
 
+def test_once_due_polls_only_what_its_schedule_has_come_round_for(server, tmp_path):
+    """A cron job every minute beside sources of their own pace: `once --due` polls each
+    when its `every` has come round, a failing one backed off, and says what it left."""
+    server.route("/a", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("quick", server.url("/a"))
+                          + 'every = "5s"\n' + feed_source("slow", server.url("/2019"))
+                          + 'every = "1d"\n' + feed_source("down", server.url("/gone"))
+                          + 'every = "5s"\n'))
+    r = run_cli("--config", cfg, "once", "--due")
+    assert r.returncode == 1  # "down" answered 404
+    assert sorted(line.split(":")[0] for line in r.stderr.splitlines()) == [
+        "down", "quick", "slow"]
+    r = run_cli("--config", cfg, "once", "--due")
+    assert r.returncode == 0, r.stderr
+    m = re.fullmatch(r"not due yet: 3 sources \(the next, (\w+), at (\S+)\)\n", r.stderr)
+    assert m and m.group(1) in ("quick", "down"), r.stderr
+    assert [len(server.hits(p)) for p in ("/a", "/2019", "/gone")] == [1, 1, 1]
+    time.sleep(5.1)  # quick's 5 s have passed; down's first failure holds it off 5 s too
+    r = run_cli("--config", cfg, "once", "--due")
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("not due yet: 1 source (the next, slow, at "), r.stderr
+    assert sorted(line.split(":")[0] for line in lines[1:]) == ["down", "quick"]
+    assert [len(server.hits(p)) for p in ("/a", "/2019", "/gone")] == [2, 1, 2]
+    r = run_cli("--config", cfg, "once", "--due", "--source", "slow")
+    assert r.stderr.startswith("not due yet: 1 source (the next, slow, at "), r.stderr
+    assert len(r.stderr.splitlines()) == 1
+    # without --due, every source is polled, as before
+    r = run_cli("--config", cfg, "once")
+    assert [len(server.hits(p)) for p in ("/a", "/2019", "/gone")] == [3, 2, 3]
+
+
 def test_once_says_when_there_is_nothing_to_poll(tmp_path):
     """A run from cron that polls nothing must not read like a healthy one."""
     empty = make_config(tmp_path, HTTP)

@@ -121,3 +121,13 @@ def test_the_daemon_fires_when_croniter_says_cron_would(line, start):
     before = got[0] - timedelta(minutes=1)
     if before > start:  # the minute before the first fire is not one the line names
         assert not tab.matches(before)
+    # and `once --due` finds the same times on its own
+    walked, t = [], start.replace(tzinfo=None)
+    for _ in range(4):
+        t = tab.next_after(t)
+        walked.append(t.replace(tzinfo=UTC))
+    assert walked == expected
+
+
+def test_a_line_that_never_fires_has_no_next_time():
+    assert parse("0 0 30 2 *").next_after(datetime(2026, 1, 1)) is None

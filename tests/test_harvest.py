@@ -294,6 +294,58 @@ def test_a_poll_lets_go_of_its_sources_even_when_cut_short(server, icmpd_a, conf
             pass
 
 
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize(("extra", "state", "now", "due", "at"), [
+    ("", {}, "2020-05-28T08:00:00Z", True, None),  # never polled
+    ('every = "30m"\n', {"last": "2020-05-28T07:40:00Z"}, "2020-05-28T08:00:00Z", False,
+     "2020-05-28T08:10:00Z"),
+    # a run three minutes early (a tenth of the interval) finds it due: cron starts runs on
+    # the minute, the last poll was stamped as it ended
+    ('every = "30m"\n', {"last": "2020-05-28T07:30:05Z"}, "2020-05-28T07:57:05Z", True,
+     "2020-05-28T08:00:05Z"),
+    ('every = "30m"\n', {"last": "2020-05-28T07:30:05Z"}, "2020-05-28T07:57:00Z", False,
+     "2020-05-28T08:00:05Z"),
+    # failing three times in a row: 30 min doubled twice, as the daemon spaces them
+    ('every = "30m"\n', {"last": "2020-05-28T07:00:00Z", "failures": 3},
+     "2020-05-28T08:00:00Z", False, "2020-05-28T09:00:00Z"),
+    ('every = "30m"\n', {"last": "2020-05-28T07:00:00Z", "failures": 3},
+     "2020-05-28T08:48:00Z", True, "2020-05-28T09:00:00Z"),
+    # … never further apart than [daemon] backoff_max (6 h)
+    ('every = "1d"\n', {"last": "2020-05-28T07:00:00Z", "failures": 4},
+     "2020-05-28T12:00:00Z", False, "2020-05-28T13:00:00Z"),
+    # a cron line, in the source's zone (Vienna, summer: UTC+2), due from its minute on
+    ('cron = "0 9 * * 1"\ntimezone = "Europe/Vienna"\n', {"last": "2020-05-25T07:00:04Z"},
+     "2020-06-01T06:59:00Z", False, "2020-06-01T07:00:00Z"),
+    ('cron = "0 9 * * 1"\ntimezone = "Europe/Vienna"\n', {"last": "2020-05-25T07:00:04Z"},
+     "2020-06-01T07:00:00Z", True, "2020-06-01T07:00:00Z"),
+])
+def test_once_due_polls_a_source_when_its_schedule_says(config_for, extra, state, now, due, at):
+    from harvester.harvest import due_at, split_due
+    from harvester.models import SourceState
+
+    config = config_for(feed_source("s", "https://www.icmpd.org/rss") + extra)
+    [src] = config.sources
+    st = SourceState("s", consecutive_failures=state.get("failures", 0),
+                     last_polled=_at(state["last"]) if "last" in state else None)
+    assert due_at(src, st, config.daemon.backoff_max) == (_at(at) if at else None)
+    ready, later = split_due([src], {"s": st}, _at(now), config.daemon.backoff_max)
+    assert (ready, later) == (([src], []) if due else ([], [(src, _at(at))]))
+
+
+def test_a_cron_line_that_never_fires_is_never_due(config_for):
+    from harvester.harvest import split_due
+    from harvester.models import SourceState
+
+    config = config_for(feed_source("s", "https://www.icmpd.org/rss") + 'cron = "0 0 30 2 *"\n')
+    [src] = config.sources
+    st = SourceState("s", last_polled=_at("2020-05-28T07:00:00Z"))
+    assert split_due([src], {"s": st}, _at("2030-01-01T00:00:00Z"), 3600.0) == (
+        [], [(src, datetime.max.replace(tzinfo=UTC))])
+
+
 def _tracked(active: dict, peak: dict, lock: threading.Lock, host: str):
     def handler(h):
         with lock:
