@@ -443,12 +443,9 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     if not chosen:
         return
     fetcher = fetcher or Fetcher(config.http)
-    states = {s.name: store.source_state(s.name) for s in chosen}
-    start = clock()
-    for src in [s for s in chosen if waiting(states[s.name], start)]:
-        chosen.remove(src)
-        yield waiting_report(src, states[src.name], start)
-    # a dry run writes nothing, so it neither waits for nor keeps out another poll
+    # Each source's lock, then its state: read under the lock, the state is the one the last
+    # poll left, not one another process is about to replace. A dry run writes nothing, so
+    # it neither waits for nor keeps out another poll.
     locks = None if dry_run else SourceLocks.for_database(config.storage.path)
     busy: list[SourceConfig] = []
     if locks is not None:
@@ -465,10 +462,27 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
             locks.release(report.source)
         return report
 
-    readers = _Readers(sum(not states[s.name].baseline_done for s in chosen))
     try:
         for src in busy:
             yield busy_report(src)
+        states = {s.name: store.source_state(s.name) for s in chosen}
+        start = clock()
+        for src in [s for s in chosen if waiting(states[s.name], start)]:
+            chosen.remove(src)
+            yield finished(waiting_report(src, states[src.name], start))
+        yield from _poll_held(chosen, states, config, store, fetcher, clock, dry_run, finished)
+    finally:
+        if locks is not None:
+            for name in held:  # sources left unpolled: Ctrl-C, or a caller that stopped
+                locks.release(name)
+
+
+def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], config: Config,
+               store: Store, fetcher: Fetcher, clock: Clock, dry_run: bool,
+               finished: Callable[[PollReport], PollReport]) -> Iterator[PollReport]:
+    """poll_sources's fetching, reading and recording, once its sources are its own."""
+    readers = _Readers(sum(not states[s.name].baseline_done for s in chosen))
+    try:
         threads = max(1, min(config.http.concurrency, len(chosen)))
         # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
         # a thousand feeds holds a few dozen bodies in memory, not a thousand.
@@ -527,9 +541,6 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     finally:
         readers.close()
         store.flush()
-        if locks is not None:
-            for name in held:  # sources left unpolled: Ctrl-C, or a caller that stopped
-                locks.release(name)
 
 
 def waiting(state: SourceState, now: datetime) -> bool:
@@ -603,14 +614,14 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
              fetcher: Fetcher | None = None, clock: Clock = system_clock) -> PollReport:
     """Poll a single source now (the daemon's job body)."""
     fetcher = fetcher or Fetcher(config.http)
-    state = store.source_state(source.name)
-    now = clock()
-    if waiting(state, now):
-        return waiting_report(source, state, now)
     locks = SourceLocks.for_database(config.storage.path)
     if not locks.acquire(source.name):
         return busy_report(source)
     try:
+        state = store.source_state(source.name)  # under the lock: see poll_sources
+        now = clock()
+        if waiting(state, now):
+            return waiting_report(source, state, now)
         fetched = fetch_one(source, state, fetcher)
         report = process(fetched, config, store, clock(), fetcher=fetcher)
         store.flush()
