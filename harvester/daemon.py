@@ -33,7 +33,7 @@ from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
-from .harvest import backoff, poll_one, prune_log, system_clock
+from .harvest import backoff, due_at, poll_one, prune_log, system_clock
 from .locks import InstanceLock
 from .models import PollStatus
 from .notify import deliver
@@ -134,6 +134,7 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._waiting_at_start = 0  # sources whose first poll after start is not now
         # a poll that queued something while a delivery pass runs asks it to go round again
         self._delivery_lock = threading.Lock()
         self._delivery_running = False
@@ -275,20 +276,33 @@ class Daemon:
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
         # [daemon] jitter and misfire_grace shape every source's job
         timing = config.daemon != self.config.daemon  # (at start, the same config)
+        now = datetime.now(UTC)
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)
             if job is not None and old == src and not timing:
                 continue
+            # a new or changed source is polled at once; an unchanged one keeps its turn, and
+            # at start each takes up its turn where the last run (daemon or once) left it
+            when = (job.next_run_time if job and old == src
+                    else self._resume_at(src, config, now) if first else now)
             self.scheduler.add_job(
                 self.poll, self._trigger(src, config), args=[name], id=f"poll:{name}",
                 name=name, replace_existing=True, max_instances=1, coalesce=True,
-                misfire_grace_time=int(config.daemon.misfire_grace),
-                # a new or changed source is polled at once; an unchanged one keeps its turn
-                next_run_time=job.next_run_time if job and old == src else datetime.now(UTC))
+                misfire_grace_time=int(config.daemon.misfire_grace), next_run_time=when)
             if not first and old != src:
                 log.info("%s: %s", name, "rescheduled" if job else "added",
                          extra={"source": name, "event": "source.scheduled"})
+
+    def _resume_at(self, src: SourceConfig, config: Config, now: datetime) -> datetime:
+        """A source's first poll after a start: when its schedule, counted from its last
+        poll, says — so a restart (a deploy, a container's crash loop) does not poll every
+        source again at once — and now for one never polled or overdue."""
+        at = due_at(src, self.store().source_state(src.name), config.daemon.backoff_max)
+        if at is None or at <= now or at.year == 9999:  # 9999: a cron line that never fires
+            return now
+        self._waiting_at_start += 1
+        return at
 
     def reload(self, why: str = "SIGHUP") -> None:
         try:
@@ -389,9 +403,13 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
             routes = self.fetcher.routes
-            log.info("running: %s, database %s%s%s", counted(len(self.config.sources), "source"),
+            waiting = self._waiting_at_start
+            log.info("running: %s, database %s%s%s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      f"; proxy: {routes.describe()}" if routes.http or routes.https else "",
+                     f"; {counted(waiting, 'source')} polled lately "
+                     f"{'waits for its' if waiting == 1 else 'wait for their'} turn"
+                     if waiting else "",
                      extra={"event": "start"})
             watch = _FilesWatch(self._config_files)
             look_at = time.monotonic() + WATCH_EVERY_S

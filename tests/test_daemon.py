@@ -279,6 +279,26 @@ def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
     assert d.stop() == 0
 
 
+def test_a_restart_takes_up_each_sources_turn_where_the_last_run_left_it(server, icmpd_a,
+                                                                         tmp_path, running):
+    """A deploy or a container's crash loop must not poll every source again at each start:
+    one polled lately waits for its `every`; one never polled goes at once."""
+    server.route("/2019", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = make_config(tmp_path, BASE + feed_source("lately", icmpd_a) + 'every = "1h"\n'
+                      + feed_source("new", server.url("/2019")))
+    r = run_cli("--config", str(cfg), "once", "--source", "lately")
+    assert r.returncode == 0, r.stderr
+    d = running(cfg, http=False)
+    polled = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"],
+                        what="the new source's poll")
+    assert [r["source"] for r in polled] == ["new"]
+    start = next(r["message"] for r in d.logs() if r.get("event") == "start")
+    assert start.endswith("; 1 source polled lately waits for its turn")
+    time.sleep(1.5)  # and stays waiting (its turn is an hour after that poll)
+    assert len(server.hits("/rss")) == 1
+    assert d.stop() == 0
+
+
 def test_the_daemon_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path, running):
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
     config = load_config(cfg)
@@ -293,6 +313,8 @@ def test_the_daemon_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path
                           what="the prune")
     assert (record["message"], record["counts"]) == (
         "fetch log: 2 rows older than 90d removed", {"removed": 2})
+    # polled a moment ago, the source's turn comes a second after that poll, not at start
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"], what="its poll")
     assert d.stop() == 0
     after = SqliteStore(config.storage.path)
     ids = [r["id"] for r in after.fetch_log()]
