@@ -21,7 +21,7 @@ import click
 from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
-from .harvest import poll_sources, prune_log, split_due, system_clock
+from .harvest import NEVER, poll_sources, prune_log, split_due, system_clock
 from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
@@ -120,7 +120,7 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                                        config.daemon.backoff_max)
             if later:
                 src, at = min(later, key=lambda pair: pair[1])
-                when = "never (its cron line names no date)" if at.year == 9999 else (
+                when = "never (its cron line names no date)" if at == NEVER else (
                     f"at {iso_utc(at)}")
                 emit(f"not due yet: {counted(len(later), 'source')} (the next, {src.name}, "
                      f"{when})")

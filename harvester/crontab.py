@@ -31,7 +31,6 @@ class Crontab:
     Sunday). `day_or` is cron's rule that when neither day field starts with "*", a day
     matching either one will do."""
 
-    line: str
     minutes: frozenset[int]
     hours: frozenset[int]
     days: frozenset[int]
@@ -43,12 +42,6 @@ class Crontab:
     @property
     def day_or(self) -> bool:
         return not (self.day_star or self.weekday_star)
-
-    def matches(self, t: datetime) -> bool:
-        """Whether the minute `t` (in the source's timezone) is one the line names."""
-        return (t.minute in self.minutes and t.hour in self.hours and t.month in self.months
-                and self._day(t))
-
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first minute after `t` that the line names, in `t`'s wall-clock time; None
@@ -121,7 +114,7 @@ def parse(line: str) -> Crontab:
                          "(minute hour day month weekday), e.g. '*/15 * * * *'")
     sets = [_field(p, name, lo, hi, names, line)
             for p, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
-    return Crontab(line, *sets, day_star=parts[2].startswith("*"),
+    return Crontab(*sets, day_star=parts[2].startswith("*"),
                    weekday_star=parts[4].startswith("*"))
 
 

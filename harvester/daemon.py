@@ -33,7 +33,7 @@ from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .errors import HarvesterError
 from .fetch import Fetcher
-from .harvest import backoff, due_at, poll_one, prune_log, system_clock
+from .harvest import NEVER, backoff, due_at, poll_one, prune_log, system_clock
 from .locks import InstanceLock
 from .models import PollStatus
 from .notify import deliver
@@ -299,7 +299,7 @@ class Daemon:
         poll, says — so a restart (a deploy, a container's crash loop) does not poll every
         source again at once — and now for one never polled or overdue."""
         at = due_at(src, self.store().source_state(src.name), config.daemon.backoff_max)
-        if at is None or at <= now or at.year == 9999:  # 9999: a cron line that never fires
+        if at is None or at <= now or at == NEVER:
             return now
         self._waiting_at_start += 1
         return at

@@ -559,6 +559,7 @@ def waiting_report(src: SourceConfig, state: SourceState, now: datetime) -> Poll
 # How early a run may find a source due, as a share of its interval: cron starts runs on
 # the minute, while a source's last poll is stamped when it ended, a little after one.
 DUE_EARLY = 0.1
+NEVER = datetime.max.replace(tzinfo=UTC)  # the turn of a cron line that names no date
 
 
 def backoff(every: float, failures: int, backoff_max: float) -> float:
@@ -569,7 +570,7 @@ def backoff(every: float, failures: int, backoff_max: float) -> float:
 
 def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetime | None:
     """When a source's schedule next asks for a poll, from its last one (None: never
-    polled, so now; `datetime.max`: a cron line that never fires)."""
+    polled, so now; NEVER: a cron line that names no date, a 30 February)."""
     last = state.last_polled
     if last is None:
         return None
@@ -579,8 +580,7 @@ def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetim
     if src.cron:  # the line is in the source's own time zone
         zone = ZoneInfo(src.timezone)
         nxt = parse_crontab(src.cron).next_after(last.astimezone(zone).replace(tzinfo=None))
-        return nxt.replace(tzinfo=zone).astimezone(UTC) if nxt else datetime.max.replace(
-            tzinfo=UTC)
+        return nxt.replace(tzinfo=zone).astimezone(UTC) if nxt else NEVER
     return last + timedelta(seconds=src.every)
 
 
@@ -637,6 +637,6 @@ def prune_log(config: Config, store: Store, now: datetime) -> int:
     return store.prune_log(now - timedelta(seconds=keep)) if keep else 0
 
 
-__all__ = ["Fetched", "Read", "backoff", "body_fingerprint", "due_at", "poll_one",
+__all__ = ["NEVER", "Fetched", "Read", "backoff", "body_fingerprint", "due_at", "poll_one",
            "poll_sources", "process", "prune_log", "read_body", "record", "split_due",
            "system_clock"]

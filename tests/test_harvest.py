@@ -336,14 +336,14 @@ def test_once_due_polls_a_source_when_its_schedule_says(config_for, extra, state
 
 
 def test_a_cron_line_that_never_fires_is_never_due(config_for):
-    from harvester.harvest import split_due
+    from harvester.harvest import NEVER, split_due
     from harvester.models import SourceState
 
     config = config_for(feed_source("s", "https://www.icmpd.org/rss") + 'cron = "0 0 30 2 *"\n')
     [src] = config.sources
     st = SourceState("s", last_polled=_at("2020-05-28T07:00:00Z"))
     assert split_due([src], {"s": st}, _at("2030-01-01T00:00:00Z"), 3600.0) == (
-        [], [(src, datetime.max.replace(tzinfo=UTC))])
+        [], [(src, NEVER)])
 
 
 def _tracked(active: dict, peak: dict, lock: threading.Lock, host: str):
