@@ -488,7 +488,9 @@ def check(ctx: click.Context) -> None:
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
         sent = f", sends {', '.join(n for n, _ in s.headers)}" if s.headers else ""  # not values
-        click.echo(f"source {s.name}: {s.kind.value} {s.url} every {duration(s.every)},"
+        # a cron line is the source's schedule (its `every` only spaces out failures)
+        pace = f"on cron '{s.cron}' ({s.timezone})" if s.cron else f"every {duration(s.every)}"
+        click.echo(f"source {s.name}: {s.kind.value} {s.url} {pace},"
                    f" first run {s.first_run}{sent}{state}")
     for r in config.rules:
         parts = []
