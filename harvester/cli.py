@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ import click
 from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
-from .harvest import NEVER, poll_sources, prune_log, split_due, system_clock
-from .models import ChangeKind, PollReport, PollStatus, RawEntry
+from .harvest import NEVER, due_at, poll_sources, prune_log, split_due, system_clock
+from .models import ChangeKind, PollReport, PollStatus, RawEntry, SourceState
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -394,8 +394,24 @@ _HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "las
                 "failing_since", "not_before", "baseline_at", "last_warning")
 
 
-def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None
-                 ) -> dict[str, Any]:
+def _next_due(src: SourceConfig, row: dict[str, Any] | None, config: Config) -> str | None:
+    """When a polled source's schedule next asks for a poll (its every or cron line from
+    its last poll, a failing one backed off, a server's Retry-After honoured): what `once
+    --due` and a restarted daemon go by."""
+    if not row or not row["last_polled"]:
+        return None
+    state = SourceState(src.name, consecutive_failures=row["consecutive_failures"],
+                        last_polled=datetime.fromisoformat(row["last_polled"]))
+    at = due_at(src, state, config.daemon.backoff_max)
+    if at is None or at == NEVER:
+        return None
+    if row["not_before"]:
+        at = max(at, datetime.fromisoformat(row["not_before"]))
+    return iso_utc(at)
+
+
+def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None,
+                 config: Config) -> dict[str, Any]:
     failures = row["consecutive_failures"] if row else 0
     return {"name": name, "configured": configured is not None,
             "enabled": configured.enabled if configured else None,
@@ -403,7 +419,8 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
             "url": configured.url if configured else row and row["url"],
             "health": "never polled" if row is None else "failing" if failures else "ok",
             "consecutive_failures": failures, "items": row["items"] if row else 0,
-            **{k: row[k] if row else None for k in _HEALTH_KEYS}}
+            **{k: row[k] if row else None for k in _HEALTH_KEYS},
+            "next_due": _next_due(configured, row, config) if configured else None}
 
 
 @cli.command()
@@ -418,7 +435,8 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
-            click.echo(json.dumps(_source_json(name, stored.get(name), src), ensure_ascii=False))
+            click.echo(json.dumps(_source_json(name, stored.get(name), src, config),
+                                  ensure_ascii=False))
         return
     for s in config.sources:
         r = stored.get(s.name)
@@ -428,8 +446,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         health = "ok" if r["consecutive_failures"] == 0 else (
             f"FAILING ({r['consecutive_failures']} in a row)")
         click.echo(f"{s.name}: {health}, {counted(r['items'], 'item')}  {s.url}")
+        due = _next_due(s, r, config)
         click.echo(f"    last success: {r['last_success'] or 'never'}"
-                   f"    last poll: {r['last_polled']} ({r['last_status']})")
+                   f"    last poll: {r['last_polled']} ({r['last_status']})"
+                   + (f"    next due: {due}" if due else ""))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
         if r["last_error"]:

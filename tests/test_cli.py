@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -305,12 +306,19 @@ def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp
     assert (failing["health"], failing["consecutive_failures"], failing["last_error"],
             failing["last_success"]) == ("failing", 1, "HTTP 500 Internal Server Error", None)
     assert failing["failing_since"] == failing["last_error_at"] == failing["last_polled"]
+    # the default every (30 min) after the last poll; after one failure, the same
+    # (1×, then 2×, 4× … as the daemon backs off)
+    for row in (ok, failing):
+        polled = datetime.fromisoformat(row["last_polled"])
+        assert row["next_due"] == (polled + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = run_cli("--config", cfg, "sources").stdout.splitlines()
+    assert text[1].endswith(f"    next due: {ok['next_due']}")
     assert never == {"name": "later", "configured": True, "enabled": False, "kind": "feed",
                      "url": icmpd_a, "health": "never polled", "consecutive_failures": 0,
                      "items": 0, "last_polled": None, "last_status": None,
                      "last_success": None, "last_error": None, "last_error_at": None,
                      "failing_since": None, "not_before": None, "baseline_at": None,
-                     "last_warning": None}
+                     "last_warning": None, "next_due": None}
     cfg = str(make_config(tmp_path, HTTP + feed_source("broken", broken)))
     r = run_cli("--config", cfg, "sources", "--json")
     gone = json.loads(r.stdout.splitlines()[1])
