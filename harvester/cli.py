@@ -585,15 +585,27 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
 
 def _header_options(args: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """-H 'Name: value' options, checked as the config checks a source's headers."""
-    from .config import header_problem
+    return tuple((name, value) for name, value, _ in _header_args(args))
+
+
+def _header_args(args: Sequence[str]) -> tuple[tuple[str, str, str], ...]:
+    """-H 'Name: value' options as (name, value to send, value as given): `${NAME}` in a
+    value is read from the environment, as in the config."""
+    from .config import expand_env, header_problem
 
     out = []
     for arg in args:
-        name, colon, value = (part.strip() for part in arg.partition(":"))
-        problem = header_problem(name, value) if colon else "expected 'NAME: VALUE'"
+        name, colon, given = (part.strip() for part in arg.partition(":"))
+        problem, value = None if colon else "expected 'NAME: VALUE'", given
+        if colon:
+            try:
+                value = expand_env(given).strip()
+            except KeyError as e:
+                problem = f"environment variable {e.args[0]} is not set"
+        problem = problem or header_problem(name, value)
         if problem:
             raise click.BadParameter(f"{name[:40]!r}: {problem}", param_hint="'-H' / '--header'")
-        out.append((name, value))
+        out.append((name, value, given))
     return tuple(out)
 
 
@@ -661,9 +673,13 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
               "config itself.")
 @click.option("--print", "show", is_flag=True, help="Print the [[sources]] tables; write "
               "nothing.")
+@click.option("-H", "--header", "header_args", multiple=True, metavar="'NAME: VALUE'",
+              help="Send this header (a token, a cookie) to the URL's site, now and on every "
+                   "poll: written into the source as given, so give a secret as ${NAME}, "
+                   "read from the environment (repeatable).")
 @click.pass_context
 def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | None,
-        show: bool) -> None:
+        show: bool, header_args: tuple[str, ...]) -> None:
     """Add sources to the config, each URL examined as init does: a feed, a page announcing
     one, or a listing page with the selectors found on it. URLs it polls already are said
     and left out; nothing is written when a URL is no source."""
@@ -681,12 +697,15 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         raise _Exit(f"no config at {given} to add to: `harvester init URL…` writes a first one",
                     2)
     config = _config(ctx)
+    headers = _header_args(header_args)
     # a URL given twice is one; the harvester's own HTTP settings, as its polls will fetch
-    seen = survey(tuple(dict.fromkeys(urls)), Fetcher(config.http))
+    seen = survey(tuple(dict.fromkeys(urls)), Fetcher(config.http),
+                  tuple((n, v) for n, v, _ in headers))
     if seen.failed:  # a config missing a source the user named is a trap
         raise _Exit("nothing written; " + "; ".join(seen.failed), 1)
     with _errors():
-        plan = plan_addition(seen.found, config.sources, name)
+        plan = plan_addition(seen.found, config.sources, name,
+                             tuple((n, given) for n, _, given in headers))
     if show:
         click.echo(plan.text, nl=False)
     elif plan.added:
@@ -712,6 +731,9 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         out(f"  {n}  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
     for line in (*plan.watched, *seen.repeats):
         out(f"  {line}")
+    if plan.added and (bare := [n for n, v, given in headers if v == given]):
+        out(f"  note: {', '.join(bare)} written as given, not as ${{NAME}} from the "
+            "environment: a secret is better kept out of the file")
     if not plan.added:
         out("nothing added: the config polls each of these already")
     elif not show:

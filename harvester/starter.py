@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,16 +60,28 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
     return len(titles) >= 3 and len(labels) >= 0.6 * len(titles) and len(set(labels)) < len(labels)
 
 
-def examine(url: str, fetcher: Fetcher) -> Found:
+def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
     repeated entries (FetchError when it cannot be fetched). A page's own feed is taken
     instead of the page when it carries the page's news: a category page that announces
-    the whole site's feed stays the listing the user asked for."""
+    the whole site's feed stays the listing the user asked for. `headers` (a token, a
+    cookie) go to url's own site only, as a source's do; a source found on another site
+    (a feed elsewhere, a move) is refused, as its headers would go there."""
+    from .fetch import same_site
+
+    found = _examine(url, fetcher, headers)
+    if headers and not same_site(url, found.url):
+        raise ParseError(f"its source would be {found.url}, on another site, where the -H "
+                         "headers would go too: add that URL itself if it is meant", url=url)
+    return found
+
+
+def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> Found:
     from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .errors import FetchError
     from .parse.listing import extract
 
-    fr = fetcher.fetch(url)
+    fr = fetcher.fetch(url, headers=headers)
     given, url = url, fr.moved_to or url  # moved for good: the config gets where it went
     moved = f"moved from {given}" if url != given else ""
     entries = feed_entries(fr)
@@ -82,7 +95,8 @@ def examine(url: str, fetcher: Fetcher) -> Found:
     passed_over = ""
     for announced in announced_feeds(fr.body, fr.url, content_type=fr.content_type):
         try:  # a page can announce a feed that is gone or empty: then it does not count
-            feed = fetcher.fetch(announced.url)
+            feed = (fetcher.fetch(announced.url, origin=url, headers=headers) if headers
+                    else fetcher.fetch(announced.url))
         except FetchError:
             continue
         entries = feed_entries(feed)
@@ -116,7 +130,8 @@ class Survey:
     failed: tuple[str, ...]  # "URL: why", for each URL that is no source
 
 
-def survey(urls: Sequence[str], fetcher: Fetcher) -> Survey:
+def survey(urls: Sequence[str], fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
+           ) -> Survey:
     """Each URL examined; a feed given twice, or given and announced by a page also given,
     is one source (two on one URL would store every item once and double each poll)."""
     from .errors import HarvesterError
@@ -125,7 +140,7 @@ def survey(urls: Sequence[str], fetcher: Fetcher) -> Survey:
     repeats, failed = [], []
     for url in urls:
         try:
-            source = examine(url, fetcher)
+            source = examine(url, fetcher, headers)
         except HarvesterError as e:
             failed.append(f"{url}: {e}")
             continue
@@ -162,11 +177,21 @@ def _name_of(url: str, taken: set[str]) -> str:
     return source_name("", f"//{host}{parts.path}", taken)
 
 
-def source_text(f: Found, name: str) -> str:
+def headers_line(headers: Sequence[tuple[str, str]]) -> str:
+    """A source's `headers = { … }` line, the values as given (`${NAME}` left for the
+    config to read from the environment)."""
+    table = ", ".join(f"{n if re.fullmatch(r'[A-Za-z0-9_-]+', n) else json.dumps(n)} = "
+                      f"{json.dumps(v, ensure_ascii=False)}" for n, v in headers)
+    return f"headers = {{ {table} }}\n"
+
+
+def source_text(f: Found, name: str, headers: Sequence[tuple[str, str]] = ()) -> str:
     """One found source's `[[sources]]` table, as init and add write it."""
     block = source_block(name, f.kind.value, f.url, f.note)
     if f.category_from_title:
         block += 'category_from_title = true   # its titles read "Category: Title"\n'
+    if headers:
+        block += headers_line(headers)
     return block + (f.select + "\n" if f.select else "")
 
 
@@ -220,7 +245,8 @@ class Addition:
 
 
 def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
-                  name: str | None = None) -> Addition:
+                  name: str | None = None, headers: Sequence[tuple[str, str]] = ()
+                  ) -> Addition:
     """The found sources a config does not poll yet (the same URL, or the same canonical
     one, is the same source), each named after its URL unless `name` is given (one URL)."""
     have = {canonical_url(s.url) or s.url: s.name for s in configured}
@@ -235,7 +261,7 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
             continue
         added.append((name or _name_of(f.url, taken), f))
     return Addition(tuple(added), tuple(watched),
-                    "\n".join(source_text(f, n) for n, f in added))
+                    "\n".join(source_text(f, n, headers) for n, f in added))
 
 
 __all__ = ["Addition", "Found", "Survey", "config_text", "examine", "feed_entries",

@@ -220,6 +220,65 @@ def test_add_appends_what_the_config_lacks_and_the_next_poll_takes_it(server, ic
     assert cfg.read_bytes() == after
 
 
+def test_add_with_a_header_sends_it_now_and_on_every_poll_keeping_the_secret_out(
+        server, icmpd_a, tmp_path):
+    """A feed behind a token: `add -H` fetches it with the token, writes the source with
+    the header as given (`${NAME}`, so the file holds no secret), and polls send it."""
+    body = feed_bytes("icmpd-2019-03.rss")
+
+    def guarded(handler):
+        if handler.headers.get("Authorization") != "Bearer s3cret":
+            return Response(b"who are you?", 401, "text/plain", conditional=False)
+        return Response(body)
+
+    server.route("/members/rss", guarded)
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    url = server.url("/members/rss")
+    r = run_cli("add", url, cwd=tmp_path)
+    assert r.returncode == 1 and "HTTP 401" in r.stderr
+    r = run_cli("add", url, "-H", "Authorization: Bearer ${HV_TOKEN}", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "Usage: harvester add [OPTIONS] URL...\nTry "
+                                           "'harvester add --help' for help.\n\nError: Invalid "
+                                           "value for '-H' / '--header': 'Authorization': "
+                                           "environment variable HV_TOKEN is not set\n")
+    # given as it is, it would be written as it is: said
+    r = run_cli("add", url, "--print", "-H", "Authorization: Bearer s3cret", cwd=tmp_path)
+    assert 'headers = { Authorization = "Bearer s3cret" }' in r.stdout
+    assert ("  note: Authorization written as given, not as ${NAME} from the environment: a "
+            "secret is better kept out of the file") in r.stderr.splitlines()
+    env = {"HV_TOKEN": "s3cret"}
+    r = run_cli("add", url, "--name", "members", "-H", "Authorization: Bearer ${HV_TOKEN}",
+                cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == ["added 1 source to harvester.toml:",
+                                         f"  members  {url}  (feed, 10 entries now)"]
+    text = cfg.read_text()
+    assert 'headers = { Authorization = "Bearer ${HV_TOKEN}" }\n' in text
+    assert "s3cret" not in text
+    r = run_cli("once", "--source", "members", cwd=tmp_path, env=env)
+    assert r.stderr.startswith("members: baseline: 10 items stored silently"), r.stderr
+    asked = server.hits("/members/rss")
+    assert [h.headers.get("Authorization") for h in asked] == [None] + ["Bearer s3cret"] * 3
+
+
+def test_add_with_a_header_refuses_a_source_on_another_site(server, icmpd_a, tmp_path):
+    """The page announces a feed elsewhere: its source would send the header there."""
+    other = server.url("/news-centre/rss").replace("127.0.0.1", "localhost")
+    server.route("/news-centre/", Response(ANNOUNCES.replace(b"/news-centre/rss", other.encode())
+                                           .join([b"<html><head>", b"<body></body></html>"])))
+    server.route("/news-centre/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    page = server.url("/news-centre/")
+    r = run_cli("add", page, "-H", "Cookie: session=1", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (f"harvester: error: nothing written; {page}: its source would be "
+                        f"{other}, on another site, where the -H headers would go too: add "
+                        "that URL itself if it is meant\n")
+    assert cfg.read_text() == MINE.format(feed=icmpd_a)
+
+
 def test_add_to_an_included_file_only(server, icmpd_a, tmp_path):
     """--to writes a file the config includes, made if missing; one it does not include
     would never be polled, so it is refused and nothing is left behind."""
