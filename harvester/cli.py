@@ -614,11 +614,12 @@ def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) 
 
     block = source_block("CHANGE-ME", kind, url).rstrip("\n")
     if headers:
+        from .starter import headers_line
+
         # the values stay out of the config (and of this output): each from a variable
         env = {n: re.sub(r"[^A-Za-z0-9]", "_", n).upper() for n, _ in headers}
-        table = ", ".join(f'{n if re.fullmatch(r"[A-Za-z0-9_-]+", n) else json.dumps(n)}'
-                          f' = "${{{var}}}"' for n, var in env.items())
-        block += f"\nheaders = {{ {table} }}  # set {', '.join(env.values())} in the environment"
+        line = headers_line([(n, f"${{{var}}}") for n, var in env.items()]).rstrip("\n")
+        block += f"\n{line}  # set {', '.join(env.values())} in the environment"
     return block
 
 
