@@ -96,6 +96,9 @@ class SourceLocks:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _offset(source))
             except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, as systems differ
                 return False
+            except OSError as e:  # ENOLCK: a file system without record locks
+                raise HarvesterError(f"cannot lock {source!r} in {self.path}: {e.strerror}",
+                                     source=source) from e
             return True
 
     def release(self, source: str) -> None:

@@ -515,6 +515,16 @@ def test_once_due_polls_only_what_its_schedule_has_come_round_for(server, tmp_pa
     assert [len(server.hits(p)) for p in ("/a", "/2019", "/gone")] == [3, 2, 3]
 
 
+def test_a_lock_file_it_cannot_open_is_one_line_not_a_traceback(server, icmpd_a, tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)))
+    (tmp_path / "h.db.sources.lock").mkdir()  # in the way: not a file it can lock in
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (f"harvester: error: cannot open the lock file "
+                        f"{tmp_path / 'h.db.sources.lock'}: Is a directory\n")
+    assert server.hits("/rss") == []
+
+
 def test_once_says_when_there_is_nothing_to_poll(tmp_path):
     """A run from cron that polls nothing must not read like a healthy one."""
     empty = make_config(tmp_path, HTTP)
