@@ -163,9 +163,16 @@ class Daemon:
         if src is None:
             return
         store = self.store()
-        # the failure streak is the store's, so a restarted daemon keeps backing off
-        before = store.source_state(name).consecutive_failures
-        report = poll_one(src, self.config, store, fetcher=self.fetcher)
+        try:
+            # the failure streak is the store's, so a restarted daemon keeps backing off
+            before = store.source_state(name).consecutive_failures
+            report = poll_one(src, self.config, store, fetcher=self.fetcher)
+        except HarvesterError as e:
+            # not the source's failure (a database locked too long, a lock file in the way):
+            # said in one line, and tried again at its next turn
+            log.error("%s: not polled: %s", name, e,
+                      extra={"source": name, "event": "poll.error", "error": str(e)})
+            return
         self.metrics.observe_poll(report)
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,

@@ -444,6 +444,21 @@ def test_the_daemon_leaves_a_source_to_the_once_polling_it(server, icmpd_a, tmp_
     assert d.stop() == 0
 
 
+def test_a_poll_the_harvester_itself_cannot_run_is_one_line_and_the_daemon_goes_on(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a))
+    (tmp_path / "h.db.sources.lock").mkdir()  # in the way: not a file it can lock in
+    d = running(cfg, http=False)
+    errors = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll.error"],
+                        what="the poll's error")
+    assert errors[0]["message"] == (f"icmpd-rss: not polled: cannot open the lock file "
+                                    f"{tmp_path / 'h.db.sources.lock'}: Is a directory")
+    assert "Traceback" not in d.err.read_text()
+    (tmp_path / "h.db.sources.lock").rmdir()  # out of the way: the next turn polls
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"], what="the poll")
+    assert d.stop() == 0
+
+
 def test_an_http_address_it_cannot_serve_is_one_line_and_exit_1(tmp_path):
     busy = socket.create_server(("127.0.0.1", 0))
     port = busy.getsockname()[1]
