@@ -301,6 +301,11 @@ class Daemon:
                 log.info("%s: %s", name, "rescheduled" if job else "added",
                          extra={"source": name, "event": "source.scheduled"})
 
+    def next_polls(self) -> dict[str, datetime | None]:
+        """Each scheduled source's next poll, as the scheduler has it (the status page)."""
+        return {job.id.partition(":")[2]: job.next_run_time
+                for job in self.scheduler.get_jobs() if job.id.startswith("poll:")}
+
     def _resume_at(self, src: SourceConfig, config: Config, now: datetime) -> datetime:
         """A source's first poll after a start: when its schedule, counted from its last
         poll, says — so a restart (a deploy, a container's crash loop) does not poll every

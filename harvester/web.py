@@ -7,9 +7,12 @@ import html
 import json
 import socket
 import threading
+from collections.abc import Mapping
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .dates import iso_utc
 from .errors import HarvesterError
 from .store import SqliteStore
 
@@ -21,18 +24,22 @@ def _page(daemon: Daemon) -> str:
     # its own short-lived connection: the server runs each request on a new thread, and
     # daemon.store() keeps one connection per thread for the daemon's life
     with SqliteStore(daemon.config.storage.path) as store:
-        return _render(store, daemon.config_refused)
+        return _render(store, daemon.config_refused, daemon.next_polls())
 
 
-def _render(store: SqliteStore, refused: str | None = None) -> str:
+def _render(store: SqliteStore, refused: str | None = None,
+            next_polls: Mapping[str, datetime | None] | None = None) -> str:
     e = html.escape
     rows = []
     for s in store.sources():
         state = "ok" if not s["consecutive_failures"] else f"failing ({s['consecutive_failures']})"
         if s["last_warning"]:  # works, but wants a look: a feed that moved, a malformed one
             state += f"; warning: {s['last_warning']}"
+        # none: a source the daemon no longer polls (removed from the config, disabled)
+        when = (next_polls or {}).get(s["name"])
         rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
                     f"<td>{e(s['last_success'] or 'never')}</td>"
+                    f"<td>{iso_utc(when) if when else ''}</td>"
                     f"<td>{e(s['last_error'] or '')}</td></tr>")
     matched = [i for i in store.items(limit=200) if i["rules"]][:20]
     items = "".join(
@@ -51,7 +58,7 @@ def _render(store: SqliteStore, refused: str | None = None) -> str:
                "one it had before. `harvester check` says what to fix.</p>" if refused else "")
             + "<h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
             "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
-            f"<th>last error</th></tr>{''.join(rows)}</table>"
+            f"<th>next poll</th><th>last error</th></tr>{''.join(rows)}</table>"
             f"<h2>Recent matched items</h2><ul>{items}</ul>"
             f"<h2>Recent failures</h2><ul>{failed or '<li>none</li>'}</ul>"
             f"<h2>Outbox</h2><p>{e(counts)}</p></body></html>")

@@ -72,6 +72,10 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
                what="outbox gauge")
     status, page = d.get("/")
     assert status == 200 and b"icmpd-rss" in page and b"<script" not in page
+    # when the scheduler polls it next (a second after the last, as `every` says)
+    next_poll = re.search(rb"<td>icmpd-rss</td>(?:<td>[^<]*</td>){3}<td>([^<]*)</td>", page)
+    assert next_poll and re.fullmatch(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)?",
+                                      next_poll.group(1)), page
     assert b'<link rel="alternate" type="application/atom+xml"' in page
     status, atom = d.get("/feed.atom?rule=press-release&limit=5")
     entries = feedparser.parse(atom).entries

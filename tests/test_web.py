@@ -36,4 +36,8 @@ def test_status_page_shows_the_warning_of_a_sources_latest_poll(store):
     store.flush()
     row = _render(store).split("<th>last error</th></tr>")[1].split("</tr>")[0]
     assert row == (f"<tr><td>news</td><td>ok; warning: {moved.replace(chr(39), '&#x27;')}</td>"
-                   "<td>0</td><td>2020-05-28T08:00:00Z</td><td></td>")
+                   "<td>0</td><td>2020-05-28T08:00:00Z</td><td></td><td></td>")
+    # the daemon's scheduler says when each source it polls goes next
+    row = _render(store, next_polls={"news": NOW + timedelta(minutes=30)}).split(
+        "<th>next poll</th><th>last error</th></tr>")[1].split("</tr>")[0]
+    assert row.endswith("<td>2020-05-28T08:00:00Z</td><td>2020-05-28T08:30:00Z</td><td></td>")
