@@ -21,8 +21,8 @@ import click
 from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError
-from .harvest import NEVER, due_at, poll_sources, prune_log, split_due, system_clock
-from .models import ChangeKind, PollReport, PollStatus, RawEntry, SourceState
+from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
+from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -394,24 +394,8 @@ _HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "las
                 "failing_since", "not_before", "baseline_at", "last_warning")
 
 
-def _next_due(src: SourceConfig, row: dict[str, Any] | None, config: Config) -> str | None:
-    """When a polled source's schedule next asks for a poll (its every or cron line from
-    its last poll, a failing one backed off, a server's Retry-After honoured): what `once
-    --due` and a restarted daemon go by."""
-    if not row or not row["last_polled"]:
-        return None
-    state = SourceState(src.name, consecutive_failures=row["consecutive_failures"],
-                        last_polled=datetime.fromisoformat(row["last_polled"]))
-    at = due_at(src, state, config.daemon.backoff_max)
-    if at is None or at == NEVER:
-        return None
-    if row["not_before"]:
-        at = max(at, datetime.fromisoformat(row["not_before"]))
-    return iso_utc(at)
-
-
 def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None,
-                 config: Config) -> dict[str, Any]:
+                 due: datetime | None) -> dict[str, Any]:
     failures = row["consecutive_failures"] if row else 0
     return {"name": name, "configured": configured is not None,
             "enabled": configured.enabled if configured else None,
@@ -420,7 +404,7 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
             "health": "never polled" if row is None else "failing" if failures else "ok",
             "consecutive_failures": failures, "items": row["items"] if row else 0,
             **{k: row[k] if row else None for k in _HEALTH_KEYS},
-            "next_due": _next_due(configured, row, config) if configured else None}
+            "next_due": iso_utc(due) if due else None}
 
 
 @cli.command()
@@ -432,10 +416,12 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     config = _config(ctx)
     with _errors(), SqliteStore(config.storage.path) as store:
         stored = {r["name"]: r for r in store.sources()}
+        due = {s.name: next_due(s, store.source_state(s.name), config.daemon.backoff_max)
+               for s in config.sources if s.name in stored}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
-            click.echo(json.dumps(_source_json(name, stored.get(name), src, config),
+            click.echo(json.dumps(_source_json(name, stored.get(name), src, due.get(name)),
                                   ensure_ascii=False))
         return
     for s in config.sources:
@@ -446,10 +432,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         health = "ok" if r["consecutive_failures"] == 0 else (
             f"FAILING ({r['consecutive_failures']} in a row)")
         click.echo(f"{s.name}: {health}, {counted(r['items'], 'item')}  {s.url}")
-        due = _next_due(s, r, config)
+        when = due.get(s.name)
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})"
-                   + (f"    next due: {due}" if due else ""))
+                   + (f"    next due: {iso_utc(when)}" if when else ""))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
         if r["last_error"]:
@@ -812,20 +798,19 @@ def forget(ctx: click.Context, names: tuple[str, ...], dry_run: bool) -> None:
     if not db.exists():
         raise _Exit(f"no database at {db} yet: nothing is stored", 2)
     with _errors(), SqliteStore(db) as store:
-        for name in names:
-            if not store.forget(name, dry_run=True).stored:
-                raise _Exit(f"nothing is stored for {name!r} (`sources` lists what is); "
-                            "nothing deleted", 2)
-        for name in names:
-            f = store.forget(name, dry_run=dry_run)
-            text = (f"{'would forget' if dry_run else 'forgot'} {name}: "
-                    f"{counted(f.items, 'item')}, {counted(f.versions, 'earlier version')}, "
-                    f"{counted(f.notifications, 'notification')}, "
-                    f"{counted(f.polls, 'poll')} of its log")
-            if f.kept:
-                text += (f"; {counted(f.kept, 'item')} other sources have seen too "
-                         f"{'would stay' if dry_run else 'stayed'}")
-            click.echo(text)
+        forgotten = store.forget(names, dry_run=dry_run)  # all or, with one missing, none
+    if missing := next((f.source for f in forgotten if not f.stored), None):
+        raise _Exit(f"nothing is stored for {missing!r} (`sources` lists what is); "
+                    "nothing deleted", 2)
+    for f in forgotten:
+        text = (f"{'would forget' if dry_run else 'forgot'} {f.source}: "
+                f"{counted(f.items, 'item')}, {counted(f.versions, 'earlier version')}, "
+                f"{counted(f.notifications, 'notification')}, "
+                f"{counted(f.polls, 'poll')} of its log")
+        if f.kept:
+            text += (f"; {counted(f.kept, 'item')} other sources have seen too "
+                     f"{'would stay' if dry_run else 'stayed'}")
+        click.echo(text)
 
 
 @cli.command()

@@ -70,7 +70,7 @@ def _value(text: str, field: str, lo: int, hi: int, names: tuple[str, ...], line
     if text.isdigit():
         n = int(text)
     elif text.lower() in names:
-        n = names.index(text.lower()) + (lo if field == "month" else 0)
+        n = names.index(text.lower()) + lo
     else:
         raise ValueError(f"{line!r}: bad {field} {text!r}"
                          + (f" (a number, or one of {', '.join(names)})" if names else ""))

@@ -134,7 +134,6 @@ class Daemon:
         self._stores_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._waiting_at_start = 0  # sources whose first poll after start is not now
         # a poll that queued something while a delivery pass runs asks it to go round again
         self._delivery_lock = threading.Lock()
         self._delivery_running = False
@@ -311,10 +310,7 @@ class Daemon:
         poll, says — so a restart (a deploy, a container's crash loop) does not poll every
         source again at once — and now for one never polled or overdue."""
         at = due_at(src, self.store().source_state(src.name), config.daemon.backoff_max)
-        if at is None or at <= now or at == NEVER:
-            return now
-        self._waiting_at_start += 1
-        return at
+        return now if at is None or at <= now or at == NEVER else at
 
     def reload(self, why: str = "SIGHUP") -> None:
         try:
@@ -398,6 +394,9 @@ class Daemon:
                 executors={"default": ThreadPoolExecutor(max(2, self.config.http.concurrency))},
                 timezone=UTC)
             self._schedule(self.config, first=True)
+            # before the scheduler starts: a source due at start has a turn already past
+            started = datetime.now(UTC)
+            waiting = sum(1 for at in self.next_polls().values() if at and at > started)
             self.scheduler.add_job(self.deliver, "interval",
                                    seconds=self.config.daemon.deliver_every, id="deliver",
                                    max_instances=1, coalesce=True,
@@ -415,7 +414,6 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
             self.scheduler.start()
             routes = self.fetcher.routes
-            waiting = self._waiting_at_start
             log.info("running: %s, database %s%s%s%s", counted(len(self.config.sources), "source"),
                      self.config.storage.path, f", http on {self.http}" if self.http else "",
                      f"; proxy: {routes.describe()}" if routes.http or routes.https else "",

@@ -584,6 +584,15 @@ def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetim
     return last + timedelta(seconds=src.every)
 
 
+def next_due(src: SourceConfig, state: SourceState, backoff_max: float) -> datetime | None:
+    """When a polled source is next due, a server's Retry-After honoured (`sources`);
+    None for one never polled or whose cron line names no date."""
+    at = due_at(src, state, backoff_max)
+    if at is None or at == NEVER:
+        return None
+    return max(at, state.not_before) if state.not_before else at
+
+
 def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
               now: datetime, backoff_max: float
               ) -> tuple[list[SourceConfig], list[tuple[SourceConfig, datetime]]]:
@@ -592,12 +601,12 @@ def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState]
     for src in sources:
         state = states[src.name]
         at = due_at(src, state, backoff_max)
-        if at is None:
+        if at is None or state.last_polled is None:  # never polled
             due.append(src)
             continue
-        early = timedelta(0)
-        if state.last_polled is not None and (state.consecutive_failures or not src.cron):
-            early = (at - state.last_polled) * DUE_EARLY
+        # a cron line names exact minutes; an interval may come round a little early
+        early = (at - state.last_polled) * DUE_EARLY if (
+            state.consecutive_failures or not src.cron) else timedelta(0)
         if now >= at - early:
             due.append(src)
         else:
@@ -637,6 +646,6 @@ def prune_log(config: Config, store: Store, now: datetime) -> int:
     return store.prune_log(now - timedelta(seconds=keep)) if keep else 0
 
 
-__all__ = ["NEVER", "Fetched", "Read", "backoff", "body_fingerprint", "due_at", "poll_one",
-           "poll_sources", "process", "prune_log", "read_body", "record", "split_due",
-           "system_clock"]
+__all__ = ["NEVER", "Fetched", "Read", "backoff", "body_fingerprint", "due_at", "next_due",
+           "poll_one", "poll_sources", "process", "prune_log", "read_body", "record",
+           "split_due", "system_clock"]

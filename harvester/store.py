@@ -791,50 +791,53 @@ class SqliteStore:
             " WHERE disabled_at IS NOT NULL)", (iso_utc(after),)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
-    def forget(self, source: str, *, dry_run: bool = False) -> Forgotten:
-        """Delete all the database holds of a source, in one transaction: its items, with
-        their versions and notifications, its sightings, log and health row. An item
-        another source has seen too is kept, and becomes that source's."""
-        result: Forgotten | None = None
+    def forget(self, sources: Sequence[str], *, dry_run: bool = False) -> list[Forgotten]:
+        """Delete all the database holds of these sources, in one transaction: their items,
+        with their versions and notifications, their sightings, log and health rows. An
+        item another source has seen too is kept, and becomes that source's. Nothing is
+        deleted in a dry run, nor when any of them has nothing stored (see `stored`)."""
+        results: list[Forgotten] = []
         try:
             with self._write() as c:
-                row = c.execute("SELECT 1 FROM sources WHERE name = ?", (source,)).fetchone()
-                only = [r[0] for r in c.execute(
-                    "SELECT DISTINCT g.item_id FROM sightings g WHERE g.source = ? AND NOT"
-                    " EXISTS (SELECT 1 FROM sightings o WHERE o.item_id = g.item_id"
-                    " AND o.source != g.source)", (source,))]
-                kept = c.execute("SELECT count(DISTINCT item_id) FROM sightings WHERE source = ?",
-                                 (source,)).fetchone()[0] - len(only)
-                versions = notes = 0
-                for i in range(0, len(only), _CHUNK):
-                    chunk = only[i : i + _CHUNK]
-                    marks = _marks(len(chunk))
-                    versions += c.execute(f"DELETE FROM item_versions WHERE item_id IN ({marks})",
-                                          chunk).rowcount
-                    notes += c.execute(f"DELETE FROM outbox WHERE item_id IN ({marks})",
-                                       chunk).rowcount
-                notes += c.execute("DELETE FROM outbox WHERE item_id = ?",
-                                   (f"source:{source}",)).rowcount
-                c.execute("DELETE FROM sightings WHERE source = ?", (source,))
-                for i in range(0, len(only), _CHUNK):
-                    chunk = only[i : i + _CHUNK]
-                    c.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", chunk)
-                # a kept item first seen here is now first seen where it was seen next
-                c.execute("UPDATE items SET source = (SELECT g.source FROM sightings g"
-                          " WHERE g.item_id = items.id ORDER BY g.first_seen, g.source LIMIT 1)"
-                          " WHERE source = ?", (source,))
-                polls = c.execute("DELETE FROM fetch_log WHERE source = ?", (source,)).rowcount
-                c.execute("DELETE FROM sources WHERE name = ?", (source,))
-                result = Forgotten(source, len(only), versions, notes, polls, kept,
-                                   bool(row or only or kept or polls or notes))
-                if dry_run:
+                results = [self._forget(c, source) for source in sources]
+                if dry_run or not all(f.stored for f in results):
                     raise _Undo
         except _Undo:
             pass
         except sqlite3.Error as e:
-            raise StoreError(f"cannot forget {source!r}: {e}", source=source) from e
-        assert result is not None
-        return result
+            raise StoreError(f"cannot forget {', '.join(map(repr, sources))}: {e}") from e
+        return results
+
+    @staticmethod
+    def _forget(c: sqlite3.Connection, source: str) -> Forgotten:
+        row = c.execute("SELECT 1 FROM sources WHERE name = ?", (source,)).fetchone()
+        only = [r[0] for r in c.execute(
+            "SELECT DISTINCT g.item_id FROM sightings g WHERE g.source = ? AND NOT"
+            " EXISTS (SELECT 1 FROM sightings o WHERE o.item_id = g.item_id"
+            " AND o.source != g.source)", (source,))]
+        kept = c.execute("SELECT count(DISTINCT item_id) FROM sightings WHERE source = ?",
+                         (source,)).fetchone()[0] - len(only)
+        versions = notes = 0
+        for i in range(0, len(only), _CHUNK):
+            chunk = only[i : i + _CHUNK]
+            marks = _marks(len(chunk))
+            versions += c.execute(f"DELETE FROM item_versions WHERE item_id IN ({marks})",
+                                  chunk).rowcount
+            notes += c.execute(f"DELETE FROM outbox WHERE item_id IN ({marks})", chunk).rowcount
+        notes += c.execute("DELETE FROM outbox WHERE item_id = ?",
+                           (f"source:{source}",)).rowcount
+        c.execute("DELETE FROM sightings WHERE source = ?", (source,))
+        for i in range(0, len(only), _CHUNK):
+            chunk = only[i : i + _CHUNK]
+            c.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", chunk)
+        # a kept item first seen here is now first seen where it was seen next
+        c.execute("UPDATE items SET source = (SELECT g.source FROM sightings g"
+                  " WHERE g.item_id = items.id ORDER BY g.first_seen, g.source LIMIT 1)"
+                  " WHERE source = ?", (source,))
+        polls = c.execute("DELETE FROM fetch_log WHERE source = ?", (source,)).rowcount
+        c.execute("DELETE FROM sources WHERE name = ?", (source,))
+        return Forgotten(source, len(only), versions, notes, polls, kept,
+                         bool(row or only or kept or polls or notes))
 
     def outbox_counts(self) -> list[tuple[str, int]]:
         return self.conn.execute(
