@@ -20,7 +20,7 @@ import click
 
 from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
 from .dates import iso_utc, parse_date
-from .errors import ConfigError, HarvesterError
+from .errors import ConfigError, HarvesterError, StoreError
 from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
 from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
@@ -108,6 +108,7 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                 else f"{config.path} has no [[sources]]"), err=True)
         store = SqliteStore(config.storage.path)
     failed = False
+    unclosed: StoreError | None = None
     # a line per source as it lands on a terminal; in one write for cron and pipes
     lines: list[str] = []
     emit = _echo_err if sys.stderr.isatty() else lines.append
@@ -147,7 +148,12 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
     finally:
         if lines:
             click.echo("\n".join(lines), err=True)
-        store.close()
+        try:
+            store.close()  # writes what the store still holds
+        except StoreError as e:  # said below; an error already on its way out goes first
+            unclosed = e
+    if unclosed is not None:
+        raise _Exit(str(unclosed), 1)
     ctx.exit(1 if failed else 0)
 
 

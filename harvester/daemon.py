@@ -240,7 +240,14 @@ class Daemon:
     def _deliver_pass(self) -> None:
         store = self.store()
         now = system_clock()
-        report = deliver(self.config, store, now)
+        try:
+            report = deliver(self.config, store, now)
+        except HarvesterError as e:
+            # the harvester's own trouble (its database full or locked too long): one line;
+            # what was not marked sent stays pending and goes on the next pass
+            log.error("delivery: not done: %s", e,
+                      extra={"event": "delivery.error", "error": str(e)})
+            return
         self.metrics.observe_delivery(report, store)
         if report.sent or report.retrying or report.dead or report.disabled:
             log.info("%s", report.line(), extra={"event": "delivery", "counts": {
@@ -257,7 +264,12 @@ class Daemon:
 
     def prune(self) -> None:
         """The fetch log's retention ([storage] keep_log), hourly: a few rows each time."""
-        n = prune_log(self.config, self.store(), system_clock())
+        try:
+            n = prune_log(self.config, self.store(), system_clock())
+        except HarvesterError as e:
+            log.error("fetch log: not pruned: %s", e,
+                      extra={"event": "prune.error", "error": str(e)})
+            return
         if n:
             log.info("fetch log: %s older than %s removed", counted(n, "row"),
                      duration(self.config.storage.keep_log or 0),

@@ -9,17 +9,18 @@ instead of failing half-way.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .dates import iso_utc
 from .errors import StoreError
@@ -64,6 +65,24 @@ _KNOWN_SQL = (
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _guarded(what: str) -> Callable[[_Method], _Method]:
+    """An SQLite failure inside the method (a full disk, a lock held too long) becomes a
+    StoreError saying what could not be done, in which database: sqlite3's own errors
+    never reach the pipeline or the CLI."""
+    def wrap(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def guarded(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as e:
+                raise self._failure(what, e) from e
+        return guarded  # type: ignore[return-value]
+    return wrap
 
 
 class Store(Protocol):
@@ -270,10 +289,14 @@ class SqliteStore:
             self._deferred[:0] = deferred  # kept for the next transaction
             raise
         else:
-            if grouped:
-                self.conn.execute("RELEASE poll")
-            if not grouped or time.monotonic() >= self._group_until:
-                self.conn.execute("COMMIT")
+            try:
+                if grouped:
+                    self.conn.execute("RELEASE poll")
+                if not grouped or time.monotonic() >= self._group_until:
+                    self._commit()
+            except BaseException:
+                self._deferred[:0] = deferred
+                raise
 
     @contextmanager
     def group(self, seconds: float = 0.25) -> Iterator[None]:
@@ -304,11 +327,25 @@ class SqliteStore:
             self._group_s = None
             try:
                 if self.conn.in_transaction:  # every savepoint released so far is a whole poll
-                    self.conn.execute("COMMIT")
+                    self._commit()
+            except sqlite3.Error as e:
+                raise self._failure("record polls", e) from e
             finally:
                 if not self.conn.in_transaction:
                     self.conn.execute("PRAGMA temp_store = DEFAULT")
                     self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
+
+    def _commit(self) -> None:
+        """COMMIT. Should it fail (a full disk), what SQLite did not roll back itself is
+        rolled back, so the connection never sits in a failed transaction holding the
+        write lock."""
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            if self.conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            raise
 
     def _begin(self) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S * 3
@@ -322,6 +359,11 @@ class SqliteStore:
                 if time.monotonic() > deadline:
                     raise StoreError(f"database {self.path} stayed locked: {e}") from e
                 time.sleep(0.05)
+
+    def _failure(self, what: str, e: sqlite3.Error, source: str | None = None,
+                 url: str | None = None) -> StoreError:
+        """The StoreError for an SQLite failure while doing `what` in this database."""
+        return StoreError(f"cannot {what} in {self.path}: {e}", source=source, url=url)
 
     def close(self) -> None:
         try:
@@ -344,7 +386,7 @@ class SqliteStore:
                 " consecutive_failures, not_before, last_polled FROM sources WHERE name = ?",
                 (name,)).fetchone()
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read source {name!r}: {e}", source=name) from e
+            raise self._failure(f"read source {name!r}", e, source=name) from e
         if row is None:
             return SourceState(name)
         return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
@@ -358,7 +400,7 @@ class SqliteStore:
         try:
             return self._known(source, entries)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
+            raise self._failure(f"read items of {source!r}", e, source=source) from e
 
     def _rows(self, sql: str, values: Sequence[str], *before: object) -> Iterator[tuple[Any, ...]]:
         """`sql` with {marks} run over `values` in chunks under SQLite's variable limit."""
@@ -413,7 +455,7 @@ class SqliteStore:
             return dict(self._rows("SELECT key, raw_hash FROM sightings WHERE source = ?"
                                    " AND raw_hash IS NOT NULL AND key IN ({marks})", keys, source))
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read items of {source!r}: {e}", source=source) from e
+            raise self._failure(f"read items of {source!r}", e, source=source) from e
 
     # -- writes --------------------------------------------------------------------------
 
@@ -473,7 +515,8 @@ class SqliteStore:
                 self._queue(plan.notifications, ts)
                 self._log(source, ts, _outcome(report, plan))
         except sqlite3.Error as e:
-            raise StoreError(f"cannot store poll of {source!r}: {e}", source=source, url=url) from e
+            raise self._failure(f"store the poll of {source!r}", e, source=source,
+                                url=url) from e
         return plan
 
     def _write_changes(self, source: str, ts: str, plan: PollPlan) -> None:
@@ -548,9 +591,9 @@ class SqliteStore:
                 with self._write():
                     pass  # _write writes what is deferred
             if self._group_s is not None and self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+                self._commit()
         except sqlite3.Error as e:
-            raise StoreError(f"cannot record polls: {e}") from e
+            raise self._failure("record polls", e) from e
 
     def _write_deferred(self, deferred: list[_Deferred]) -> None:
         for source, url, kind, ts, report, state, recovered in deferred:
@@ -582,17 +625,21 @@ class SqliteStore:
                     if not alerted and self._queue(failing(count, since), ts):
                         c.execute("UPDATE sources SET alerted = 1 WHERE name = ?", (source,))
         except sqlite3.Error as e:
-            raise StoreError(f"cannot record failure of {source!r}: {e}", source=source) from e
+            raise self._failure(f"record the failure of {source!r}", e, source=source) from e
 
     # -- the outbox ----------------------------------------------------------------------
 
+    @_guarded("claim due notifications")
     def claim_due(self, now: datetime, per_row: float, limit: int = 1000
                   ) -> list[dict[str, Any]]:
         """Pending rows whose time has come, of notifiers not disabled, with their items —
         claimed for this process for a minute plus `per_row` seconds a row (time for each
         to time out in turn), so an overlapping run
         (cron beside a daemon) does not send them too. A claim by a process of this host
-        that has died is void at once: a killed run's rows are resent by the next one."""
+        that has died is void at once: a killed run's rows are resent by the next one. So
+        is one of this process's own: it runs one pass at a time, so its claim standing at
+        the start of a pass is one an earlier pass could not settle (its database refused
+        the write), and those rows go now, not when the claim runs out."""
         me = claimant()
         ts = iso_utc(now)
         with self._write() as c:
@@ -606,18 +653,21 @@ class SqliteStore:
                 "                        WHERE disabled_at IS NOT NULL)"
                 " ORDER BY o.created_at, o.id LIMIT ?", (ts, limit))
             rows = [r for r in rows if not (r["claimed_until"] and r["claimed_until"] > ts
+                                            and r["claimed_by"] != me
                                             and claimant_alive(r["claimed_by"]))]
             until = iso_utc(now + timedelta(seconds=60 + per_row * len(rows)))
             c.executemany("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                           [(me, until, r["id"]) for r in rows])
         return rows
 
+    @_guarded("release notifications")
     def release(self, ids: Sequence[str]) -> None:
         """Give up claims on rows this pass did not settle (their notifier was disabled)."""
         with self._write() as c:
             c.executemany("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
                           " WHERE id = ? AND claimed_by = ?", [(i, claimant()) for i in ids])
 
+    @_guarded("mark notifications sent")
     def mark_sent(self, ids: Sequence[str], now: datetime, response: str | None = None) -> None:
         with self._write() as c:
             c.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
@@ -625,6 +675,7 @@ class SqliteStore:
                           " claimed_until = NULL WHERE id = ?",
                           [(iso_utc(now), response, i) for i in ids])
 
+    @_guarded("record a failed delivery")
     def mark_failed(self, ids: Sequence[str], error: str, *, retry_at: datetime | None,
                     response: str | None = None) -> None:
         """A failed attempt: retried at `retry_at`, or `dead` when that is None."""
@@ -636,6 +687,7 @@ class SqliteStore:
                 [(error, response, "pending" if retry_at else "dead",
                   iso_utc(retry_at) if retry_at else None, i) for i in ids])
 
+    @_guarded("disable a notifier")
     def disable_notifier(self, name: str, reason: str, now: datetime) -> None:
         with self._write() as c:
             c.execute("INSERT INTO notifier_state (name, disabled_at, disabled_reason)"
@@ -644,15 +696,18 @@ class SqliteStore:
                       " disabled_reason = excluded.disabled_reason",
                       (name, iso_utc(now), reason))
 
+    @_guarded("enable a notifier")
     def enable_notifier(self, name: str) -> None:
         with self._write() as c:
             c.execute("UPDATE notifier_state SET disabled_at = NULL, disabled_reason = NULL"
                       " WHERE name = ?", (name,))
 
+    @_guarded("read the notifiers' state")
     def disabled_notifiers(self) -> dict[str, str]:
         return {r["name"]: r["disabled_reason"] for r in self._query(
             "SELECT name, disabled_reason FROM notifier_state WHERE disabled_at IS NOT NULL")}
 
+    @_guarded("re-queue notifications")
     def requeue(self, now: datetime, ids: Sequence[str] = (), dead: bool = False) -> int:
         """Put rows back to pending, due now: the given ids, or every dead row."""
         with self._write() as c:
@@ -680,7 +735,7 @@ class SqliteStore:
                     " published, date_flag, language, content_hash, author, rules FROM items"
                     " WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
             except sqlite3.Error as e:
-                raise StoreError(f"cannot read items: {e}") from e
+                raise self._failure("read items", e) from e
             if not rows:
                 return
             for (item_id, source, key, url, guid, title, category, tags, summary, content,
@@ -701,7 +756,7 @@ class SqliteStore:
                               [(_json_list(rules), i, h) for i, h, rules in changes])
                 return c.total_changes - before
         except sqlite3.Error as e:
-            raise StoreError(f"cannot retag items: {e}") from e
+            raise self._failure("retag items", e) from e
 
     # -- reads for people ----------------------------------------------------------------
 
@@ -738,7 +793,7 @@ class SqliteStore:
         try:
             rows = list(self._query(sql, args))
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read items: {e}") from e
+            raise self._failure("read items", e) from e
         for r in rows:
             for k in ("tags", "rules", "sources"):
                 r[k] = json.loads(r[k]) if r[k] else []
@@ -748,6 +803,7 @@ class SqliteStore:
         """What an edited item looked like before each edit, oldest first."""
         return self.versions_of([item_id]).get(item_id, [])
 
+    @_guarded("read item versions")
     def versions_of(self, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """item_versions for several items at once (a delivery pass's edits), each item's
         oldest first."""
@@ -760,6 +816,7 @@ class SqliteStore:
                 out.setdefault(row["item_id"], []).append(row)
         return out
 
+    @_guarded("read the sources")
     def sources(self) -> list[dict[str, Any]]:
         """Each stored source's health, with the number of items it has seen and what its
         latest poll warned of (a feed that moved, a malformed one read all the same)."""
@@ -769,6 +826,7 @@ class SqliteStore:
             "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
             " FROM sources s ORDER BY s.name"))
 
+    @_guarded("read the outbox")
     def outbox(self, status: str | None = None,
                ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Outbox rows, oldest first: all, or those in `status`, or those with these ids."""
@@ -782,6 +840,7 @@ class SqliteStore:
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         return list(self._query(sql + " ORDER BY created_at, id", args))
 
+    @_guarded("read the outbox")
     def next_due(self, after: datetime) -> datetime | None:
         """When the first pending row due later than `after` comes due (a retry's backoff,
         a notifier's `at`); None when none is."""
@@ -805,7 +864,7 @@ class SqliteStore:
         except _Undo:
             pass
         except sqlite3.Error as e:
-            raise StoreError(f"cannot forget {', '.join(map(repr, sources))}: {e}") from e
+            raise self._failure(f"forget {', '.join(map(repr, sources))}", e) from e
         return results
 
     @staticmethod
@@ -839,6 +898,7 @@ class SqliteStore:
         return Forgotten(source, len(only), versions, notes, polls, kept,
                          bool(row or only or kept or polls or notes))
 
+    @_guarded("read the outbox")
     def outbox_counts(self) -> list[tuple[str, int]]:
         return self.conn.execute(
             "SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status").fetchall()
@@ -867,8 +927,9 @@ class SqliteStore:
                 low = high
             return removed
         except sqlite3.Error as e:
-            raise StoreError(f"cannot prune the fetch log of {self.path}: {e}") from e
+            raise self._failure("prune the fetch log", e) from e
 
+    @_guarded("read the fetch log")
     def fetch_log(self, source: str | None = None, last: int | None = None,
                   status: str | None = None) -> list[dict[str, Any]]:
         """The log of polls, oldest first: all of it, or the `last` N (of one source, of

@@ -586,3 +586,31 @@ def test_backoff_honours_retry_after(server, tmp_path, running):
     time.sleep(3)
     assert len(server.hits("/busy")) == 1  # not polled again before the server's time
     assert d.stop() == 0
+
+
+def test_a_delivery_its_database_refuses_is_one_line_and_goes_on_the_next_pass(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    d = running(cfg, http=False)
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "poll"], what="the baseline")
+    with sqlite3.connect(tmp_path / "h.db") as c:  # the message goes; marking it sent fails
+        c.execute("CREATE TRIGGER refuse BEFORE UPDATE OF status ON outbox"
+                  " BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    errors = d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "delivery.error"],
+                        what="the delivery's error")
+    assert errors[0]["level"] == "error"
+    assert errors[0]["message"] == (f"delivery: not done: cannot mark notifications sent in "
+                                    f"{tmp_path / 'h.db'}: disk full (test)")
+    with sqlite3.connect(tmp_path / "h.db") as c:
+        c.execute("DROP TRIGGER refuse")
+    # the next pass (deliver_every) sends what the failed one could not mark: its claim on
+    # the rows is its own, not one to wait out
+    d.wait_for(lambda: [r for r in d.logs() if r.get("event") == "delivery"], what="the pass")
+    assert [r["message"] for r in d.logs() if r.get("event") == "delivery"] == [
+        "delivery: 3 sent, 0 waiting to retry, 0 dead"]
+    assert "Traceback" not in d.err.read_text()
+    with sqlite3.connect(tmp_path / "h.db") as c:
+        assert c.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [
+            ("sent", 3)]
+    assert d.stop() == 0

@@ -110,9 +110,15 @@ def test_a_live_claim_holds_and_a_dead_processes_claim_is_void(tmp_path, server,
     claimed = {r["id"] for r in store.claim_due(later, per_row=30)}
     # a live process's unexpired claim is respected; a dead one's and an expired one are not
     assert claimed == set(ids) - {ids[0]}
-    assert store.claim_due(later, per_row=30) == []  # claimed (by this process) now
     rows = dict(store.conn.execute("SELECT id, claimed_until FROM outbox"))
     assert rows[ids[1]] == "2020-05-28T08:04:05Z"  # a minute plus 30 s a row for 6 rows
+    # another live process of this host holds them now…
+    store.conn.execute("UPDATE outbox SET claimed_by = ? WHERE claimed_by = ?",
+                       (f"{host}:{os.getppid()}", claimant()))
+    assert store.claim_due(later, per_row=30) == []
+    # …but a claim of this process's own, left by a pass that could not settle it, is not
+    store.conn.execute("UPDATE outbox SET claimed_by = ? WHERE id = ?", (claimant(), ids[3]))
+    assert [r["id"] for r in store.claim_due(later, per_row=30)] == [ids[3]]
     store.close()
 
 
@@ -403,3 +409,93 @@ def test_next_due_is_the_first_pending_row_due_later_of_a_notifier_not_disabled(
     assert store.next_due(NOW + timedelta(seconds=30)) == NOW + timedelta(seconds=60)
     assert store.next_due(NOW + timedelta(seconds=60)) is None
     store.close()
+
+
+# -- a database that refuses writes (a full disk) ----------------------------------------
+
+# Past this size the kernel refuses a write (RLIMIT_FSIZE): room for the WAL's index and its
+# first frame, so a run opens the database and then fails at its first real commit.
+FULL_AT = 32 * 1024
+REFUSE_MARKING_SENT = ("CREATE TRIGGER refuse BEFORE UPDATE OF status ON outbox"
+                       " BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
+
+
+def _count(db, sql: str) -> int:
+    with sqlite3.connect(db) as c:
+        return c.execute(sql).fetchone()[0]
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_the_next_run_stores_it_all(
+        server, icmpd_a, tmp_path):
+    cfg = make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a))
+    db = tmp_path / "h.db"
+    assert run_cli("--config", str(cfg), "once").returncode == 0  # the baseline: 7 items
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once", max_file_size=FULL_AT)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    last = r.stderr.splitlines()[-1]
+    assert re.fullmatch(rf"harvester: error: cannot (store the poll of 'icmpd-rss'|record polls)"
+                        rf" in {re.escape(str(db))}: (disk I/O error|database or disk is full)",
+                        last), last
+    consistent(db)
+    assert _count(db, "SELECT count(*) FROM items") == 7  # the poll was undone whole
+    r = run_cli("--config", str(cfg), "once")  # room again: the same news, nothing lost
+    assert r.returncode == 0, r.stderr
+    assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in r.stderr
+    assert _count(db, "SELECT count(*) FROM items") == 10
+    consistent(db)
+
+
+def test_a_delivery_the_database_cannot_record_goes_again_with_the_same_id(
+        server, icmpd_a, tmp_path, receiver):
+    cfg = make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)
+                      + webhook_notifier(receiver.url))
+    db = tmp_path / "h.db"
+    assert run_cli("--config", str(cfg), "once", env=SECRET_ENV).returncode == 0
+    with sqlite3.connect(db) as c:
+        c.execute(REFUSE_MARKING_SENT)  # the receiver takes it; marking it sent fails
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once", env=SECRET_ENV)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"harvester: error: cannot mark notifications sent in {db}: disk full (test)")
+    [first] = receiver.deliveries
+    assert _count(db, "SELECT count(*) FROM outbox WHERE status = 'pending'") == 1
+    with sqlite3.connect(db) as c:
+        c.execute("DROP TRIGGER refuse")
+    r = run_cli("--config", str(cfg), "once", env=SECRET_ENV)
+    assert r.returncode == 0, r.stderr
+    assert "delivery: 1 sent" in r.stderr
+    # sent again, as one the receiver can tell it has had
+    assert [d.id for d in receiver.deliveries] == [first.id, first.id]
+    assert _count(db, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 1
+
+
+STORE_CALLS = {
+    "source_state": lambda s: s.source_state("a"), "sources": lambda s: s.sources(),
+    "outbox": lambda s: s.outbox(), "outbox_counts": lambda s: s.outbox_counts(),
+    "fetch_log": lambda s: s.fetch_log(), "next_due": lambda s: s.next_due(NOW),
+    "item_versions": lambda s: s.item_versions("i"),
+    "disabled_notifiers": lambda s: s.disabled_notifiers(), "items": lambda s: s.items(),
+    "claim_due": lambda s: s.claim_due(NOW, 1), "mark_sent": lambda s: s.mark_sent(["x"], NOW),
+    "mark_failed": lambda s: s.mark_failed(["x"], "e", retry_at=None),
+    "requeue": lambda s: s.requeue(NOW, dead=True),
+    "disable_notifier": lambda s: s.disable_notifier("n", "why", NOW),
+    "enable_notifier": lambda s: s.enable_notifier("n"), "release": lambda s: s.release(["x"]),
+    "retag": lambda s: s.retag([]), "forget": lambda s: s.forget(["a"]),
+    "prune_log": lambda s: s.prune_log(NOW), "tagged_items": lambda s: list(s.tagged_items()),
+    "apply_poll": lambda s: _poll(s, "a"),
+}
+
+
+@pytest.mark.parametrize("call", STORE_CALLS.values(), ids=STORE_CALLS.keys())
+def test_every_store_call_says_what_it_could_not_do_in_which_database(tmp_path, call):
+    from harvester.errors import StoreError
+
+    store = SqliteStore(tmp_path / "h.db")
+    store.conn.close()  # an SQLite error on whatever the call does first
+    with pytest.raises(StoreError, match=rf"^cannot [a-z' -]+ in {re.escape(str(tmp_path))}"
+                                         r"/h\.db: Cannot operate on a closed database\.$"):
+        call(store)
