@@ -114,10 +114,15 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
             elif path == "/metrics":
                 self._send(200, daemon.metrics.render(),
                            "text/plain; version=0.0.4; charset=utf-8")
-            elif path == "/":
-                self._send(200, _page(daemon).encode(), "text/html; charset=utf-8")
-            elif path == "/feed.atom":
-                self._send_feed(_feed(daemon, query))
+            elif path in ("/", "/feed.atom"):
+                try:
+                    if path == "/":
+                        self._send(200, _page(daemon).encode(), "text/html; charset=utf-8")
+                    else:
+                        self._send_feed(_feed(daemon, query))
+                except HarvesterError as e:
+                    # its database unreadable: said, where a dropped connection says nothing
+                    self._send(503, f"{e}\n".encode(), "text/plain; charset=utf-8")
             else:
                 self._send(404, b"not found\n", "text/plain")
 

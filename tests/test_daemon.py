@@ -614,3 +614,26 @@ def test_a_delivery_its_database_refuses_is_one_line_and_goes_on_the_next_pass(
         assert c.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [
             ("sent", 3)]
     assert d.stop() == 0
+
+
+def test_a_status_page_it_cannot_read_the_database_for_is_503_with_the_reason(
+        server, icmpd_a, tmp_path, running):
+    cfg = make_config(tmp_path, BASE.replace('every = "1s"', 'every = "1h"', 1)
+                      + feed_source("icmpd-rss", icmpd_a))
+    d = running(cfg)
+    d.wait_for(lambda: d.get("/")[0] == 200 if server.hits("/rss") else None,
+               what="a page after the first poll")
+    db = tmp_path / "h.db"
+    # the file the page opens afresh is gone and a folder stands in its place (the daemon's
+    # own connections keep the old file)
+    db.rename(tmp_path / "moved.db")
+    db.mkdir()
+    for path in ("/", "/feed.atom"):
+        status, body = d.get(path)
+        assert (status, body.decode()) == (
+            503, f"cannot open database {db}: unable to open database file\n")
+    assert "Traceback" not in d.err.read_text()
+    db.rmdir()
+    (tmp_path / "moved.db").rename(db)
+    assert d.get("/")[0] == 200
+    assert d.stop() == 0
