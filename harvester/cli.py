@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -185,14 +185,17 @@ def _since(text: str, timezone: str) -> str:
     """--since: a date (in the configured zone when it has none), or a duration back from
     now ("7d": what was published this past week)."""
     try:
-        ago = parse_duration(text)
+        ago = parse_duration(text, longest=None)
     except ValueError:
         dt = parse_date(text, timezone)
         if dt is None:
             raise click.BadParameter(f"{text!r} is not a date (2020-05-01) or a time ago "
                                      "(7d, 12h)", param_hint="--since") from None
         return iso_utc(dt)
-    return iso_utc(system_clock() - timedelta(seconds=ago))
+    try:
+        return iso_utc(system_clock() - timedelta(seconds=ago))
+    except OverflowError:  # further back than the calendar goes: everything
+        return iso_utc(datetime.min.replace(tzinfo=UTC))
 
 
 @cli.command()

@@ -61,6 +61,10 @@ class FirstRun:
 
 
 KEEP_LOG = 90 * 86400.0  # the fetch log's default reach: a season of polls to look back on
+# The longest duration any setting takes. Far past any sensible interval, timeout or
+# retention, and far short of what a date or a thread's wait can hold, so that "every =
+# '99999999d'" or "every = inf" is refused here rather than overflowing in the scheduler.
+LONGEST = 3650 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +262,9 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '15m', '2h', '1d' or compounds like '1h30m' → seconds; ValueError otherwise."""
+def parse_duration(text: str, longest: float | None = LONGEST) -> float:
+    """'90s', '15m', '2h', '1d' or compounds like '1h30m' → seconds, at most `longest`;
+    ValueError otherwise."""
     s = text.strip().lower()
     pos, total = 0, 0.0
     for m in _DURATION.finditer(s):
@@ -269,7 +274,13 @@ def parse_duration(text: str) -> float:
         pos = m.end()
     if pos == 0 or s[pos:].strip() or total <= 0:
         raise ValueError(f"{text!r} is not a duration like '90s', '15m', '2h' or '1d'")
+    if longest is not None and total > longest:
+        raise ValueError(_too_long(repr(text), longest))
     return total
+
+
+def _too_long(what: str, longest: float) -> str:
+    return f"{what} is longer than {longest / 86400:g}d (ten years), the longest a setting takes"
 
 
 def parse_first_run(text: str) -> FirstRun:
@@ -357,8 +368,10 @@ def _duration(r: _Reader, k: str, default: float) -> float:
 
 def _seconds(r: _Reader, k: str, v: str | float) -> float:
     if isinstance(v, int | float):
-        if v <= 0:
+        if not v > 0:  # nan too
             raise r.error(k, f"must be positive, got {v}")
+        if v > LONGEST:
+            raise r.error(k, _too_long(f"{v} seconds", LONGEST))
         return float(v)
     try:
         return parse_duration(v)
@@ -372,8 +385,10 @@ def _keep(r: _Reader, k: str, default: float) -> float | None:
     if v is None:
         return default
     if isinstance(v, int | float):
-        if v < 0:
+        if not v >= 0:  # nan too
             raise r.error(k, f"must be a duration, or 0 to keep every row; got {v}")
+        if v > LONGEST:
+            raise r.error(k, _too_long(f"{v} seconds", LONGEST) + ", or 0 to keep every row")
         return float(v) or None
     try:
         return parse_duration(v)
@@ -416,6 +431,14 @@ def _positive(r: _Reader, k: str, types: type | tuple[type, ...], default: Any) 
     v = r.get(k, types, default)
     if v <= 0:
         raise r.error(k, f"must be positive, got {v}")
+    return v
+
+
+def _count(r: _Reader, k: str, default: int) -> int:
+    """A number of times: 0 or more."""
+    v = r.get(k, int, default)
+    if v < 0:
+        raise r.error(k, f"must be 0 or more, got {v}")
     return v
 
 
@@ -530,8 +553,8 @@ def _read_http(r: _Reader | None) -> HttpConfig:
         max_bytes=_positive(r, "max_bytes", int, 10 * 1024 * 1024),
         concurrency=_positive(r, "concurrency", int, 8),
         per_host=_positive(r, "per_host", int, 2),
-        max_redirects=r.get("max_redirects", int, 5),
-        retries=r.get("retries", int, 2),
+        max_redirects=_count(r, "max_redirects", 5),
+        retries=_count(r, "retries", 2),
         allow_networks=_networks(r, "allow_networks"),
         proxy=_proxy(r, "proxy"),
         no_proxy=r.str_list("no_proxy"),

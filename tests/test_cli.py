@@ -344,6 +344,9 @@ def test_once_source_selection_and_usage_errors(server, icmpd_a, tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "no items\n")
     r = run_cli("--config", cfg, "items", "--json", "--since", "109500d")
     assert len(r.stdout.splitlines()) == 7
+    # further back than the calendar goes: everything, not an OverflowError
+    r = run_cli("--config", cfg, "items", "--json", "--since", "99999999999d")
+    assert (r.returncode, len(r.stdout.splitlines()), r.stderr) == (0, 7, "")
 
 
 def test_backup_copies_the_database_and_refuses_what_would_lose_it(server, icmpd_a, tmp_path):

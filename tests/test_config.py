@@ -40,6 +40,13 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
+def test_the_longest_duration_is_ten_years_unless_the_caller_lifts_it():
+    assert parse_duration("3650d") == 3650 * 86400
+    with pytest.raises(ValueError, match=r"^'3651d' is longer than 3650d"):
+        parse_duration("3651d")
+    assert parse_duration("99999999999d", longest=None) == 99999999999 * 86400
+
+
 def test_every_timeout_takes_seconds_or_a_duration(tmp_path: Path):
     """Like `every` and `grace`: 30 or "30s", wherever a timeout is set."""
     path = tmp_path / "t.toml"
@@ -196,6 +203,20 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "'forever' is not a duration like '90s', '15m', '2h' or '1d', or 0 to keep every row"),
     ('[storage]\nkeep_log = -1\n', "storage.keep_log",
      "must be a duration, or 0 to keep every row; got -1"),
+    # past any sensible setting, and past what a date or a thread's wait holds: refused
+    # here, not an OverflowError in the scheduler
+    (GOOD_SOURCE + 'every = "99999999999d"\n', "sources[0].every",
+     "'99999999999d' is longer than 3650d (ten years), the longest a setting takes"),
+    ('[http]\ntimeout = inf\n', "http.timeout",
+     "inf seconds is longer than 3650d (ten years), the longest a setting takes"),
+    ('[daemon]\ngrace = nan\n', "daemon.grace", "must be positive, got nan"),
+    ('[storage]\nkeep_log = 1e12\n', "storage.keep_log",
+     "1000000000000.0 seconds is longer than 3650d (ten years), the longest a setting takes, "
+     "or 0 to keep every row"),
+    ('[storage]\nkeep_log = nan\n', "storage.keep_log",
+     "must be a duration, or 0 to keep every row; got nan"),
+    ('[http]\nretries = -1\n', "http.retries", "must be 0 or more, got -1"),
+    ('[http]\nmax_redirects = -3\n', "http.max_redirects", "must be 0 or more, got -3"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
     expect_error(tmp_path, body, key, problem)
