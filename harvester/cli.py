@@ -522,11 +522,14 @@ def check(ctx: click.Context) -> None:
         click.echo("notifiers: none, so nobody is told of new items (`items` lists them; "
                    "config/example.toml shows a [[notifiers]] table)")
     for n in config.notifiers:
-        what = ", ".join(n.rules) if n.rules else "every item"
-        click.echo(f"notifier {n.name}: {n.kind.value}, {what}, on {'/'.join(n.on) or '-'}"
+        what = (f"{', '.join(n.rules) or 'every item'}, on {'/'.join(n.on)}" if n.on
+                else "no items")
+        click.echo(f"notifier {n.name}: {n.kind.value}, {what}"
                    + (f", events {', '.join(n.events)}" if n.events else "")
                    + (f", {n.at}" if n.at else "")
-                   + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else ""))
+                   + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else "")
+                   + ("; it hears nothing (`on = []` and no `events`)"
+                      if not (n.on or n.events) else ""))
 
 
 @cli.command()

@@ -854,6 +854,9 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None
+    if "timezone" in r.data and "at" not in r.data:
+        raise r.error("timezone", "only a notifier with `at` takes a timezone (the zone its "
+                                  "time of day is read in)")
     if "at" in r.data:
         zone = _timezone(r, "timezone", timezone)
         try:

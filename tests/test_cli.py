@@ -730,6 +730,18 @@ def test_probe_names_a_url_it_cannot_fetch(tmp_path, url, hint):
     assert r.stderr == f"harvester: error: not an http(s) URL: {url}{hint}\n"
 
 
+def test_check_says_which_notifiers_hear_no_items_and_which_hear_nothing(tmp_path):
+    cfg = make_config(tmp_path, HTTP + NOTIFY
+                      + '\n[[notifiers]]\nname = "ops"\nkind = "console"\n'
+                      'events = ["source.failing"]\n'
+                      '\n[[notifiers]]\nname = "mute"\nkind = "console"\non = []\n')
+    r = run_cli("--config", str(cfg), "check")
+    assert r.stdout.splitlines()[-3:] == [
+        "notifier team: console, press-release, project-launch, on new",
+        "notifier ops: console, no items, events source.failing",
+        "notifier mute: console, no items; it hears nothing (`on = []` and no `events`)"]
+
+
 def test_check_says_when_a_notifier_with_an_at_time_sends(tmp_path):
     cfg = make_config(tmp_path, HTTP + NOTIFY + 'at = "mon 7:30"\n')
     r = run_cli("--config", str(cfg), "check")

@@ -216,6 +216,9 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[storage]\nkeep_log = nan\n', "storage.keep_log",
      "must be a duration, or 0 to keep every row; got nan"),
     ('[http]\nretries = -1\n', "http.retries", "must be 0 or more, got -1"),
+    ('[[notifiers]]\nname = "n"\nkind = "console"\ntimezone = "Asia/Tokyo"\n',
+     "notifiers[0].timezone",
+     "only a notifier with `at` takes a timezone (the zone its time of day is read in)"),
     ('[http]\nmax_redirects = -3\n', "http.max_redirects", "must be 0 or more, got -3"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
