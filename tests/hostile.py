@@ -152,6 +152,19 @@ def huge_fields(title_kb: int = 100, summary_kb: int = 1024) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+def deep_nesting(tag: str = "div", depth: int = 200_000, close: str = "") -> Generator:
+    """An item whose content opens `tag` `depth` deep (each open followed by `close`, an
+    end tag that closes nothing): quadratic work for an HTML tree builder that looks
+    through the open elements for every block it opens."""
+    content = f"<{tag}>{close}" * depth + "Deep inside" + f"</{tag}>" * depth
+    body = ('<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+            "<channel><title>c</title><item><title>Nested deep</title>"
+            "<link>http://news.example/deep</link><description>A summary</description>"
+            f"<content:encoded><![CDATA[{content}]]></content:encoded></item>"
+            "</channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
 def paged(pages: int = 50) -> Generator:
     """A listing whose every page links to the next, forever (or `pages` deep)."""
     def handle(h: BaseHTTPRequestHandler) -> Response:
@@ -207,7 +220,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date)
+                            retry_after_date, deep_nesting)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -123,6 +123,34 @@ def test_sanitise_html_links(href, with_base, without_base):
     assert img == (f'<img src="{with_base}" alt="p">' if with_base else '<img alt="p">')
 
 
+@pytest.mark.parametrize(("markup", "deep"), [
+    ("<div>" * 1001 + "x &amp; <b>y</b><script>z()</script>", True),
+    ("<section><ul>" * 600 + "x &amp; <b>y</b><script>z()</script>", True),
+    # an end tag that closes nothing does not make it shallower, as HTML reads it
+    ("<blockquote></span>" * 1001 + "x &amp; <b>y</b><script>z()</script>", True),
+    ("<div/>" * 1001 + "x &amp; <b>y</b><script>z()</script>", True),  # "/>" opens a div
+    # deep enough to be real markup, or long but flat: sanitised as ever
+    ("<div>" * 900 + "x" + "</div>" * 900, False),
+    ("<div>x</div>" * 2000, False),
+    ("<p>para <li>item <br>" * 2000, False),  # ended by the next one, not nested
+])
+def test_sanitise_html_keeps_the_text_of_markup_nested_too_deep_to_read(markup, deep):
+    """html5ever spends quadratic time on markup nested thousands deep (100,000 <div>s:
+    13 s); past a thousand levels, the markup is kept as escaped text instead."""
+    if deep:
+        assert sanitise_html(markup) == "<p>x &amp; y</p>"  # no script, as nh3 keeps none
+    else:
+        assert sanitise_html(markup).startswith(markup[:5])
+
+
+def test_markup_too_deep_to_read_loses_its_scripts_and_styles_in_one_pass():
+    deep = "<div>" * 1001
+    assert sanitise_html(deep + "a<SCRIPT type=x>bad()</script >b<style>p{}</STYLE>c"
+                         "<scripts>d</scripts>") == "<p>a b c d</p>"
+    # never closed: the rest goes with it (and 5,000 of them are one pass, not 5,000)
+    assert sanitise_html(deep + "x<script>" * 5000) == "<p>x</p>"
+
+
 @pytest.mark.parametrize("ref", ["&#1;", "&#x7f;", "&#x85;", "&#xfffe;", "\x01", "\x9f", "\x0b"])
 def test_sanitise_html_leaves_no_control_character(ref):
     """Not even one written as a character reference, which the sanitiser decodes."""
