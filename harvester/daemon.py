@@ -238,16 +238,18 @@ class Daemon:
             raise
 
     def _deliver_pass(self) -> None:
-        store = self.store()
-        now = system_clock()
         try:
-            report = deliver(self.config, store, now)
+            self._deliver_once()
         except HarvesterError as e:
             # the harvester's own trouble (its database full or locked too long): one line;
             # what was not marked sent stays pending and goes on the next pass
             log.error("delivery: not done: %s", e,
                       extra={"event": "delivery.error", "error": str(e)})
-            return
+
+    def _deliver_once(self) -> None:
+        store = self.store()
+        now = system_clock()
+        report = deliver(self.config, store, now)
         self.metrics.observe_delivery(report, store)
         if report.sent or report.retrying or report.dead or report.disabled:
             log.info("%s", report.line(), extra={"event": "delivery", "counts": {
