@@ -161,8 +161,8 @@ class Daemon:
         src = next((s for s in self.config.sources if s.name == name), None)
         if src is None:
             return
-        store = self.store()
         try:
+            store = self.store()
             # the failure streak is the store's, so a restarted daemon keeps backing off
             before = store.source_state(name).consecutive_failures
             report = poll_one(src, self.config, store, fetcher=self.fetcher)
