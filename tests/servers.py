@@ -118,7 +118,8 @@ class _Served:
 class Receiver(_Served):
     """A webhook receiver that checks signatures as a receiver would and answers from a
     script: `answers` is a list of (status, headers), or (status, headers, body), used in
-    turn, then 200."""
+    turn, then 200. A body that is a function gives the chunks of a chunked answer, for as
+    long as it yields and the sender reads."""
 
     secret: bytes | None = None
     answers: list[tuple[Any, ...]] = field(default_factory=list)
@@ -151,6 +152,14 @@ class Receiver(_Served):
                     self.send_response(status)
                     for k, v in headers.items():
                         self.send_header(k, v)
+                    if callable(payload):
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for chunk in payload():
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -619,6 +620,47 @@ def test_a_failing_receiver_gets_one_attempt_a_pass_and_the_rest_wait_untried(
     assert deliver(config, store, NOW + timedelta(seconds=31)).sent == 1
     assert {r["status"] for r in store.outbox()} == {"sent"}
     assert [d.id for d in receiver.deliveries].count(tried) == 2
+
+
+def _endless():
+    while True:
+        yield b"x" * 1024
+
+
+def _dripping():
+    while True:
+        time.sleep(0.2)
+        yield b"."
+
+
+@pytest.mark.parametrize(("answer", "shown"), [
+    # a URL that is no webhook and streams without end: 64 KB of it are read, no more
+    ((200, {"Content-Type": "text/plain"}, _endless), "HTTP 200 " + "x" * 200),
+    # one that drips: what came until the notifier's timeout (1 s) is the answer
+    ((200, {"Content-Type": "text/plain"}, _dripping), "HTTP 200 ....."),
+    ((503, {"Content-Type": "text/plain; charset=no-such-codec"}, lambda: iter([b"busy"])),
+     "HTTP 503 busy"),
+])
+def test_a_receivers_answer_is_read_only_so_far_and_so_long(server, icmpd_a, config_for, store,
+                                                            receiver, answer, shown):
+    """Each other message of the pass waits behind this one: an answer that never ends must
+    not hold them, nor fill the memory."""
+    receiver.answers = [answer]
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        notifiers=webhook_notifier(receiver.url, extra="timeout = 1\n"))
+    two_polls(server, config, store)
+    done: list = []
+    # in a thread of its own: a pass that never returns fails the test instead of hanging it
+    passing = threading.Thread(target=lambda: done.append(deliver(config, store, NOW,
+                                                                  rand=lambda: 0.5)),
+                               daemon=True)
+    passing.start()
+    passing.join(30)
+    assert done, "the delivery pass is still reading the answer"
+    [report] = done
+    assert (report.sent, report.retrying) == ((1, 0) if answer[0] == 200 else (0, 1))
+    response = store.outbox()[0]["response"]
+    assert response.startswith(shown) and len(response) <= len("HTTP 200 ") + 200, response
 
 
 def test_webhook_429_honours_retry_after_and_410_disables(server, icmpd_a, config_for, store,

@@ -92,7 +92,30 @@ def _redacted(text: str, template: str) -> str:
     return text
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+# Of a receiver's answer, what is read: enough for any error it explains itself with (the
+# first 200 characters are kept) and for a JSON retry_after; the rest is never waited for.
+ANSWER_CAP = 64 * 1024
+
+
+def _answer(resp: requests.Response, deadline: float) -> bytes:
+    """The start of the answer's body: up to ANSWER_CAP bytes, read until `deadline` at
+    the latest. A receiver that streams without end (a URL that is not a webhook), or
+    drips, must not hold the delivery pass, whose every other message waits behind it."""
+    chunks, size = [], 0
+    try:
+        for chunk in resp.iter_content(8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= ANSWER_CAP or time.monotonic() > deadline:
+                break
+    except requests.RequestException:
+        pass  # the status is the answer; a broken body only shortens what is shown of it
+    finally:
+        resp.close()
+    return b"".join(chunks)[:ANSWER_CAP]
+
+
+def _retry_after(resp: requests.Response, body: bytes) -> float | None:
     """How long a busy receiver asks to be left alone: its Retry-After, else what its JSON
     answer says — Telegram's {"parameters": {"retry_after": 35}}, Matrix's
     {"retry_after_ms": 2000}."""
@@ -100,7 +123,7 @@ def _retry_after(resp: requests.Response) -> float | None:
     if header is not None:
         return header
     try:
-        answer = resp.json()
+        answer = json.loads(body)
         seconds = (answer["retry_after_ms"] / 1000 if "retry_after_ms" in answer  # Matrix
                    else answer["parameters"]["retry_after"])
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -162,10 +185,11 @@ class WebhookChannel:
                                                 now, body)
         proxy = self.proxies.for_url(url)
         method = "PUT" if style == "matrix" else "POST"
+        deadline = time.monotonic() + self.timeout
         try:
             # redirects are not followed: a receiver that moved says so with a 3xx, recorded
             resp = self.session.request(
-                method, url, data=body, headers=headers,
+                method, url, data=body, headers=headers, stream=True,
                 timeout=self.timeout, allow_redirects=False,
                 proxies={"http": proxy.url_with_auth(), "https": proxy.url_with_auth()}
                 if proxy else None)
@@ -181,12 +205,17 @@ class WebhookChannel:
             else:
                 why = f"{e.__class__.__name__}: {error_reason(e)}"
             return Outcome(OutcomeKind.RETRY, _redacted(f"{method} {shown}: {why}", shown))
-        answer = _redacted(f"HTTP {resp.status_code} {resp.text[:200]}".strip(), shown)
+        got = _answer(resp, deadline)
+        try:
+            text = got.decode(resp.encoding or "utf-8", "replace")
+        except LookupError:  # a charset no codec is called
+            text = got.decode("utf-8", "replace")
+        answer = _redacted(f"HTTP {resp.status_code} {text[:200]}".strip(), shown)
         if 200 <= resp.status_code < 300:
             return Outcome(OutcomeKind.SENT, response=answer)
         if resp.status_code == 410:
             return Outcome(OutcomeKind.GONE, f"{shown} answered 410 Gone: notifier disabled",
                            answer)
         if resp.status_code in (408, 425, 429) or resp.status_code >= 500:
-            return Outcome(OutcomeKind.RETRY, answer, answer, _retry_after(resp))
+            return Outcome(OutcomeKind.RETRY, answer, answer, _retry_after(resp, got))
         return Outcome(OutcomeKind.DEAD, answer, answer)
