@@ -79,11 +79,17 @@ def _feed(daemon: Daemon, query: str) -> bytes:
     return atom_feed(rows, title=title, feed_id=feed_id)
 
 
+# A connection that has not finished its request by then is closed: each holds a thread,
+# and a scanner or a stalled client that opens many and says nothing must not pile them up.
+IDLE_TIMEOUT = 30.0
+
+
 def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
     host, _, port = address.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "harvester"
+        timeout = IDLE_TIMEOUT
 
         def log_message(self, *args: Any) -> None:
             pass

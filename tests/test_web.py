@@ -41,3 +41,20 @@ def test_status_page_shows_the_warning_of_a_sources_latest_poll(store):
     row = _render(store, next_polls={"news": NOW + timedelta(minutes=30)}).split(
         "<th>next poll</th><th>last error</th></tr>")[1].split("</tr>")[0]
     assert row.endswith("<td>2020-05-28T08:00:00Z</td><td>2020-05-28T08:30:00Z</td><td></td>")
+
+
+def test_a_connection_that_never_sends_its_request_is_closed_not_kept(monkeypatch):
+    """Each connection holds a thread of the daemon: one that says nothing is let go."""
+    import socket
+
+    from harvester import web
+
+    monkeypatch.setattr(web, "IDLE_TIMEOUT", 0.5)
+    server = web.serve(None, "127.0.0.1:0")  # type: ignore[arg-type]  # never reached
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=10) as idle:
+            idle.sendall(b"GET /metr")  # and then nothing more
+            assert idle.recv(1024) == b""  # closed by the server, not by our 10 s timeout
+    finally:
+        server.shutdown()
+        server.server_close()
