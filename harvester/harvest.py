@@ -45,12 +45,16 @@ from .models import (
 )
 from .rules import classify
 from .store import Store
+from .words import counted
 
 if TYPE_CHECKING:  # parse.* imports lxml: a re-poll of 304s never loads it
     from .normalise import Context
     from .parse.listing import Listing, Selectors
 
 Clock = Callable[[], datetime]
+# Article pages one poll fetches at most for `follow`: a listing's news of a day, but not
+# a (hostile) feed of 20,000 links, each one a request to wherever it points.
+FOLLOW_MAX = 50
 # Below this many bodies to read, worker processes do not pay for their fork.
 INLINE_READS = 12
 PROCESSES_ENV = "HARVESTER_PARSE_PROCESSES"  # "0" keeps all parsing in-process
@@ -250,8 +254,9 @@ def needs_reading(fetched: Fetched) -> bool:
 
 
 def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
-                fetcher: Fetcher) -> tuple[tuple[Item, ...], list[str]]:
-    """Fetch the article page of each item not stored yet (never the stored ones again).
+                fetcher: Fetcher) -> tuple[tuple[Item, ...], list[str], int]:
+    """Fetch the article page of each item not stored yet (never the stored ones again),
+    the first FOLLOW_MAX of them; (items, problems, how many were left as they came).
     Outside the write transaction: no network wait holds the database."""
     from .article import follow
 
@@ -259,12 +264,13 @@ def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
     fresh = [it for it in items if it.key not in known.by_key
              and not (it.url and it.url in known.by_url)]
     if not fresh:
-        return items, []
+        return items, [], 0
     selector = src.listing.content if src.listing else None
-    followed, problems = follow(fresh, fetcher, src.name, selector, origin=src.url,
-                                headers=src.headers)
+    followed, problems = follow(fresh[:FOLLOW_MAX], fetcher, src.name, selector,
+                                origin=src.url, headers=src.headers)
     by_key = {it.key: it for it in followed}
-    return tuple(by_key.get(it.key, it) for it in items), problems
+    return (tuple(by_key.get(it.key, it) for it in items), problems,
+            max(len(fresh) - FOLLOW_MAX, 0))
 
 
 def record(fetched: Fetched, read: Read | None, config: Config, store: Store, now: datetime, *,
@@ -289,9 +295,13 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
         items = read.items
         base = _warn(base, read.warning)
         if src.follow and not dry_run:
-            items, problems = _follow_new(src, items, store, fetcher or Fetcher(config.http))
+            items, problems, unread = _follow_new(src, items, store,
+                                                  fetcher or Fetcher(config.http))
             if problems:
                 base = _warn(base, f"{len(problems)} article pages not read: {problems[0]}")
+            if unread:
+                base = _warn(base, f"{counted(unread, 'new item')} stored without article "
+                                   f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,

@@ -245,6 +245,27 @@ def test_follow_stores_each_new_items_main_text_once(server, config_for, store):
     assert edited["version"] == 2 and "First paragraph of the story." in edited["content"]
 
 
+def test_follow_reads_at_most_its_cap_of_article_pages_a_poll(server, config_for, store,
+                                                               monkeypatch):
+    """A feed of thousands of links must not become thousands of requests in one poll: the
+    first FOLLOW_MAX new items get their article text, the rest are stored as they came."""
+    monkeypatch.setattr("harvester.harvest.FOLLOW_MAX", 4)
+    serve(server, "a")
+    for e in ENTRIES["a"][:10]:
+        server.route(e["path"], Response(article(e["title"]), content_type="text/html"))
+    src = listing_source(server.url("/news-centre/"), max=1).replace(
+        'kind = "html"', 'kind = "html"\nfollow = true')
+    r = poll(config_for(src), store)["icmpd-news"]
+    assert r.new == 10
+    assert r.warning == ("6 new items stored without article text: follow reads at most 4 "
+                         "article pages a poll")
+    assert sorted(q.path for q in server.requests if "news-detail" in q.path) == sorted(
+        e["path"] for e in ENTRIES["a"][:4])  # the page's first four: its newest
+    texts = {i["title"]: i["content"] for i in store.items()}
+    assert all("First paragraph of the story." in texts[e["title"]] for e in ENTRIES["a"][:4])
+    assert not any("First paragraph" in texts[e["title"]] for e in ENTRIES["a"][4:10])
+
+
 def test_probe_prints_a_ready_select_block(server):
     server.route("/latest", Response((LISTINGS / "other-markup.html").read_bytes(),
                                      content_type="text/html; charset=utf-8"))
