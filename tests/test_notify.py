@@ -236,6 +236,39 @@ def test_a_digest_from_several_sources_reads_source_by_source():
     assert "<h1>" not in one.get_body(("html",)).get_content()
 
 
+def test_a_digest_email_lists_200_messages_with_short_summaries_and_counts_the_rest():
+    """A flood (a first run of 'all', a day of a busy site) must not become an email the
+    mail server refuses for its size: 1,000 items with 5,000-character summaries made
+    10.7 MB; a message on its own keeps its whole summary."""
+    from dataclasses import replace
+
+    from harvester.notify.email import build
+
+    def msg(i: int, source: str) -> Message:
+        return replace(_message("item.new"), id=f"n{i}", source=source,
+                       item={"title": f"T{i}", "summary": "word " * 1000,
+                             "url": f"https://www.icmpd.org/news/{i}"})
+
+    flood = [msg(i, "icmpd-rss") for i in range(240)] + [msg(i, "icmpd-projects")
+                                                         for i in range(240, 250)]
+    email = build(flood, sender="h@example.org", to=["t@example.org"], digest=True)
+    assert len(email.as_bytes()) < 600_000
+    assert email["Subject"] == "harvester: 250 notifications (250 new items)"
+    text = email.get_body(("plain",)).get_content()
+    assert text.count("\n== T") == 200 and "== T199\n" in text and "== T200\n" not in text
+    assert text.startswith("# icmpd-rss: 240 new items\n")  # its tally: all of them
+    assert "# icmpd-projects" not in text  # past the 200: counted, not listed
+    assert text.endswith("\n\n… and 50 more notifications (harvester outbox lists them)\n")
+    summary = next(line for line in text.splitlines() if line.startswith("   word"))
+    assert summary == "   " + ("word " * 120)[:599].rstrip() + "…"
+    page = email.get_body(("html",)).get_content()
+    assert page.count("<h2>") == 200
+    assert "<p><i>… and 50 more notifications (harvester outbox lists them)</i></p>" in page
+    alone = build([msg(1, "icmpd-rss")], sender="h@example.org", to=["t@example.org"],
+                  digest=False).get_body(("plain",)).get_content()
+    assert "   " + "word " * 1000 + "\n" in alone
+
+
 def test_a_webhook_digest_carries_each_edits_changes():
     from dataclasses import replace
 

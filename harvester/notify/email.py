@@ -15,7 +15,7 @@ from email.utils import format_datetime
 
 from ..config import NotifierConfig
 from .base import Message, Outcome, OutcomeKind
-from .render import header_safe, html_document, subject, text_body
+from .render import Cut, header_safe, html_document, subject, text_body
 
 _DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
 # Subjects are capped at 200 characters, so no header line nears the 998-octet limit and
@@ -31,6 +31,12 @@ def message_id(messages: Sequence[Message], domain: str) -> str:
         joined = "\x1f".join(sorted(m.id for m in messages)).encode()
         local = "digest-" + hashlib.sha256(joined).hexdigest()[:24]
     return f"<{local}@{domain}>"
+
+
+# A digest email lists 200 messages at most, each summary up to 600 characters: ~0.5 MB
+# however many there are (1,000 items with 5,000-character summaries made 10.7 MB, past
+# many mail servers' limit, and a refused message is dead, its news never told).
+DIGEST_CUT = Cut(shown=200, summary=600)
 
 
 def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
@@ -53,8 +59,9 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
         msg["Date"] = format_datetime(
             datetime.fromisoformat(messages[0].created_at.replace("Z", "+00:00")))
     msg["X-Harvester-Event"] = header_safe(messages[0].event if len(messages) == 1 else "digest")
-    msg.set_content(text_body(messages))
-    msg.add_alternative(html_document(messages), subtype="html")
+    cut = DIGEST_CUT if digest else Cut()
+    msg.set_content(text_body(messages, cut))
+    msg.add_alternative(html_document(messages, cut), subtype="html")
     return msg
 
 

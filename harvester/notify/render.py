@@ -7,6 +7,7 @@ import json
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..edits import Hunk
@@ -37,14 +38,19 @@ def _meta(m: Message) -> str:
     return " · ".join(x for x in meta if x)
 
 
-def plain_text(m: Message) -> str:
+def _summary(m: Message, limit: int | None) -> str:
+    text = m.item.get("summary") or ""
+    return text if limit is None or len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def plain_text(m: Message, summary_limit: int | None = None) -> str:
     lines = [f"== {m.headline()}"]
     if m.is_item:
         lines.append("   " + _meta(m))
         if m.item.get("url"):
             lines.append("   " + m.item["url"])
         if m.item.get("summary"):
-            lines.append("   " + m.item["summary"])
+            lines.append("   " + _summary(m, summary_limit))
         for ch in m.changes:
             lines.append(f"   {ch.label} changed" + (":" if ch.diff else ""))
             lines += [f"     {d}" for d in ch.lines()]
@@ -62,14 +68,15 @@ _EMAIL_MARKS = {"=": "{}", "-": '<del style="color:#a00">{}</del>',
 _MATRIX_MARKS = {"=": "{}", "-": "<del>{}</del>", "+": "<u>{}</u>"}
 
 
-def _html_one(m: Message, marks: Mapping[str, str] = _EMAIL_MARKS) -> str:
+def _html_one(m: Message, marks: Mapping[str, str] = _EMAIL_MARKS,
+              summary_limit: int | None = None) -> str:
     e = html.escape
     parts = [f"<h2>{e(m.headline())}</h2>"]
     if m.is_item:
         url = m.item.get("url") or ""
         parts.append(f"<p><small>{e(_meta(m))}</small></p>")
         if m.item.get("summary"):
-            parts.append(f"<p>{e(m.item['summary'])}</p>")
+            parts.append(f"<p>{e(_summary(m, summary_limit))}</p>")
         # stored URLs are canonical http(s) only; escape anyway, never trust a field
         if url.startswith(("http://", "https://")):
             parts.append(f'<p><a href="{e(url, quote=True)}">{e(url)}</a></p>')
@@ -105,31 +112,63 @@ def by_source(messages: Sequence[Message]) -> list[tuple[str, list[Message]]]:
     return list(groups.items())
 
 
-def text_body(messages: Sequence[Message]) -> str:
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """How much of a digest an email shows: the first `shown` messages, each summary up to
+    `summary` characters; the rest are counted at its end. A day's flood must not become
+    a message the mail server refuses for its size (and that is then never delivered)."""
+
+    shown: int | None = None
+    summary: int | None = None
+
+
+def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[tuple[str, list[Message],
+                                                                       list[Message]]], str]:
+    """Per source, (source, all its messages, those shown); and the line counting the rest."""
+    left = len(messages) if cut.shown is None else cut.shown
+    out = []
+    for source, ms in by_source(messages):
+        if left <= 0:
+            break
+        out.append((source, ms, ms[:left]))
+        left -= len(ms)
+    more = len(messages) - sum(len(shown) for _, _, shown in out)
+    tail = (f"… and {counted(more, 'more notification')} (harvester outbox lists them)"
+            if more else "")
+    return out, tail
+
+
+def text_body(messages: Sequence[Message], cut: Cut = Cut()) -> str:
     """The plain-text part: each message's block; under a line per source when a digest
     holds more than one."""
-    groups = by_source(messages)
-    if len(groups) < 2:
-        return "\n\n".join(plain_text(m) for m in messages) + "\n"
-    return "\n\n".join(f"# {source}: {tally(ms)}\n\n" + "\n\n".join(map(plain_text, ms))
-                       for source, ms in groups) + "\n"
+    groups, tail = _shown(messages, cut)
+    many = len(by_source(messages)) > 1
+    blocks = ["\n\n".join(plain_text(m, cut.summary) for m in shown) if not many
+              else f"# {source}: {tally(ms)}\n\n"
+              + "\n\n".join(plain_text(m, cut.summary) for m in shown)
+              for source, ms, shown in groups]
+    return "\n\n".join([*blocks, tail] if tail else blocks) + "\n"
 
 
 def html_fragment(messages: Sequence[Message],
-                  marks: Mapping[str, str] = _EMAIL_MARKS) -> str:
+                  marks: Mapping[str, str] = _EMAIL_MARKS, cut: Cut = Cut()) -> str:
     """The messages as HTML, every field escaped; under a heading per source when they
     come from more than one."""
-    groups = by_source(messages)
-    if len(groups) < 2:
-        return "\n<hr>\n".join(_html_one(m, marks) for m in messages)
+    groups, tail = _shown(messages, cut)
     e = html.escape
-    return "\n".join(f"<h1>{e(source)} <small>{e(tally(ms))}</small></h1>\n"
-                     + "\n<hr>\n".join(_html_one(m, marks) for m in ms)
-                     for source, ms in groups)
+    if len(by_source(messages)) < 2:
+        body = "\n<hr>\n".join(_html_one(m, marks, cut.summary) for _, _, shown in groups
+                                for m in shown)
+    else:
+        body = "\n".join(f"<h1>{e(source)} <small>{e(tally(ms))}</small></h1>\n"
+                          + "\n<hr>\n".join(_html_one(m, marks, cut.summary) for m in shown)
+                          for source, ms, shown in groups)
+    return body + (f"\n<p><i>{e(tail)}</i></p>" if tail else "")
 
 
-def html_document(messages: Sequence[Message]) -> str:
-    return f'<!DOCTYPE html>\n<html><body>\n{html_fragment(messages)}\n</body></html>\n'
+def html_document(messages: Sequence[Message], cut: Cut = Cut()) -> str:
+    return (f'<!DOCTYPE html>\n<html><body>\n{html_fragment(messages, cut=cut)}\n'
+            "</body></html>\n")
 
 
 # Matrix refuses an event over 65,536 bytes; a message's JSON is kept under this many
@@ -385,6 +424,6 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
 
 
 __all__ = ["CHAT_LIMITS", "MATRIX_LIMIT", "NTFY_LIMIT", "TEAMS_LIMIT", "TELEGRAM_LIMIT",
-           "by_source", "chat_text", "header_safe", "html_document", "html_fragment",
+           "Cut", "by_source", "chat_text", "header_safe", "html_document", "html_fragment",
            "matrix_message", "ntfy_message", "plain_text", "subject", "tally", "teams_card",
            "telegram_message", "text_body"]
