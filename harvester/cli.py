@@ -224,34 +224,37 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
         limit = NEWEST
     config = _config(ctx)
     since_iso = _since(since, config.defaults.timezone) if since else None
+    # written as they are read: a dump of the whole archive holds one item at a time
     with _errors(), SqliteStore(config.storage.path) as store:
-        rows = store.items(source=source, rule=rule, since=since_iso, limit=limit,
-                           text=search)
-    if atom:
-        from .atom import atom_feed, selection
+        rows = store.iter_items(source=source, rule=rule, since=since_iso, limit=limit,
+                                text=search)
+        if atom:
+            from .atom import atom_feed, selection
 
-        title, feed_id = selection(source, rule, search)
-        click.echo(atom_feed(rows, title=title, feed_id=feed_id), nl=False)
-        return
-    if as_json:
+            title, feed_id = selection(source, rule, search)
+            click.echo(atom_feed(list(rows), title=title, feed_id=feed_id), nl=False)
+            return
+        if as_csv:  # a header line even when nothing matched: a script reads the same shape
+            from .export import csv_lines
+
+            for line in csv_lines(rows):
+                click.echo(line, nl=False)
+            return
+        shown = 0
         for row in rows:
-            click.echo(json.dumps(_item_json(row), ensure_ascii=False))
-        return
-    if as_csv:  # a header line even when nothing matched: a script reads the same shape
-        from .export import items_csv
-
-        click.echo(items_csv(rows), nl=False)
-        return
-    if not rows:
+            shown += 1
+            if as_json:
+                click.echo(json.dumps(_item_json(row), ensure_ascii=False))
+                continue
+            rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
+            cat = f"{row['category']} · " if row["category"] else ""
+            click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}"
+                       f"{rules}")
+            if row["url"]:
+                click.echo(f"{'':12}{row['url']}")
+    if not shown and not as_json:
         alone = not (source or since or search)
         click.echo("no items" + _unknown_names(config, source, rule, alone), err=True)
-        return
-    for row in rows:
-        rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
-        cat = f"{row['category']} · " if row["category"] else ""
-        click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}{rules}")
-        if row["url"]:
-            click.echo(f"{'':12}{row['url']}")
 
 
 @cli.command()

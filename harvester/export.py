@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 COLUMNS = ("published", "source", "category", "title", "url", "rules", "summary",
@@ -20,15 +20,28 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def items_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A header line, then a row an item (its rules joined with '; '), as RFC 4180 has it."""
+def csv_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """A header line, then a line an item (its rules joined with '; '), as RFC 4180 has
+    it; each given as its row comes (a cell's quoted line breaks stay within its line)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+
+    def line(cells: Iterable[str]) -> str:
+        writer.writerow(cells)
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        return text
+
+    yield line(COLUMNS)
     for row in rows:
         values = {**row, "rules": "; ".join(row["rules"])}
-        writer.writerow([_cell(values.get(c)) for c in COLUMNS])
-    return out.getvalue()
+        yield line([_cell(values.get(c)) for c in COLUMNS])
 
 
-__all__ = ["COLUMNS", "items_csv"]
+def items_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The whole CSV (csv_lines) as one string."""
+    return "".join(csv_lines(rows))
+
+
+__all__ = ["COLUMNS", "csv_lines", "items_csv"]

@@ -763,9 +763,18 @@ class SqliteStore:
     def items(self, *, source: str | None = None, rule: str | None = None,
               since: str | None = None, limit: int | None = None,
               ref: str | None = None, text: str | None = None) -> list[dict[str, Any]]:
-        """Stored items, newest first; `source` matches any source that has seen the item,
-        `ref` an item's id or its canonical URL, `text` items whose title, category,
-        summary or content hold each of its words (in any case, any script)."""
+        """Stored items, newest first (see iter_items), as a list."""
+        return list(self.iter_items(source=source, rule=rule, since=since, limit=limit,
+                                    ref=ref, text=text))
+
+    def iter_items(self, *, source: str | None = None, rule: str | None = None,
+                   since: str | None = None, limit: int | None = None,
+                   ref: str | None = None, text: str | None = None
+                   ) -> Iterator[dict[str, Any]]:
+        """Stored items, newest first, read as they are consumed: a dump of a million items
+        holds one at a time. `source` matches any source that has seen the item, `ref` an
+        item's id or its canonical URL, `text` items whose title, category, summary or
+        content hold each of its words (in any case, any script)."""
         where, args = [], []
         for word in (text or "").split():
             where.append("hv_has(i.title || ' ' || coalesce(i.category, '') || ' ' ||"
@@ -791,13 +800,15 @@ class SqliteStore:
         if limit:
             sql += f" LIMIT {int(limit)}"
         try:
-            rows = list(self._query(sql, args))
+            cur = self.conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            for values in cur:
+                r = dict(zip(names, values, strict=True))
+                for k in ("tags", "rules", "sources"):
+                    r[k] = json.loads(r[k]) if r[k] else []
+                yield r
         except sqlite3.Error as e:
             raise self._failure("read items", e) from e
-        for r in rows:
-            for k in ("tags", "rules", "sources"):
-                r[k] = json.loads(r[k]) if r[k] else []
-        return rows
 
     def item_versions(self, item_id: str) -> list[dict[str, Any]]:
         """What an edited item looked like before each edit, oldest first."""
