@@ -332,24 +332,27 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     config = _config(ctx)
-    with _errors(), SqliteStore(config.storage.path) as store:
-        rows = store.outbox(status)
-        disabled = store.disabled_notifiers()
     keys = ("id", "notifier", "event", "item_id", "source", "status", "attempts", "created_at",
             "next_attempt_at", "sent_at", "last_error", "response")
-    for row in rows:
-        if as_json:
-            click.echo(json.dumps({k: row[k] for k in keys}, ensure_ascii=False))
-            continue
-        when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
-        click.echo(f"{row['id']}  {row['status']:<7} {row['notifier']:<12} {row['event']:<16}"
-                   f" {row['item_id'] or ''}  attempts {row['attempts']}  {when or ''}")
-        if row["last_error"] and row["status"] != "sent":
-            click.echo(f"    last error: {row['last_error']}")
+    shown = 0
+    # written as read: the history of sent rows grows with the news
+    with _errors(), SqliteStore(config.storage.path) as store:
+        disabled = store.disabled_notifiers()
+        for row in store.iter_outbox(status):
+            shown += 1
+            if as_json:
+                click.echo(json.dumps({k: row[k] for k in keys}, ensure_ascii=False))
+                continue
+            when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
+            click.echo(f"{row['id']}  {row['status']:<7} {row['notifier']:<12} "
+                       f"{row['event']:<16} {row['item_id'] or ''}  attempts {row['attempts']}"
+                       f"  {when or ''}")
+            if row["last_error"] and row["status"] != "sent":
+                click.echo(f"    last error: {row['last_error']}")
     if not as_json:
         for name, reason in disabled.items():
             click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
-        if not rows:
+        if not shown:
             click.echo("outbox is empty" if status is None else f"no {status} rows", err=True)
 
 

@@ -837,10 +837,15 @@ class SqliteStore:
             "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
             " FROM sources s ORDER BY s.name"))
 
-    @_guarded("read the outbox")
     def outbox(self, status: str | None = None,
                ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Outbox rows, oldest first: all, or those in `status`, or those with these ids."""
+        """Outbox rows, oldest first (see iter_outbox), as a list."""
+        return list(self.iter_outbox(status, ids))
+
+    def iter_outbox(self, status: str | None = None,
+                    ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Outbox rows, oldest first: all, or those in `status`, or those with these ids;
+        read as they are consumed (the history of sent rows grows with the news)."""
         where, args = [], []
         if status:
             where.append("status = ?")
@@ -849,7 +854,13 @@ class SqliteStore:
             where.append(f"id IN ({_marks(len(ids))})")
             args.extend(ids)
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
-        return list(self._query(sql + " ORDER BY created_at, id", args))
+        try:
+            cur = self.conn.execute(sql + " ORDER BY created_at, id", args)
+            names = [d[0] for d in cur.description]
+            for values in cur:
+                yield dict(zip(names, values, strict=True))
+        except sqlite3.Error as e:
+            raise self._failure("read the outbox", e) from e
 
     @_guarded("read the outbox")
     def next_due(self, after: datetime) -> datetime | None:

@@ -475,10 +475,12 @@ def test_a_delivery_the_database_cannot_record_goes_again_with_the_same_id(
 
 STORE_CALLS = {
     "source_state": lambda s: s.source_state("a"), "sources": lambda s: s.sources(),
-    "outbox": lambda s: s.outbox(), "outbox_counts": lambda s: s.outbox_counts(),
+    "outbox": lambda s: s.outbox(), "iter_outbox": lambda s: list(s.iter_outbox()),
+    "outbox_counts": lambda s: s.outbox_counts(),
     "fetch_log": lambda s: s.fetch_log(), "next_due": lambda s: s.next_due(NOW),
     "item_versions": lambda s: s.item_versions("i"),
     "disabled_notifiers": lambda s: s.disabled_notifiers(), "items": lambda s: s.items(),
+    "iter_items": lambda s: list(s.iter_items()),
     "claim_due": lambda s: s.claim_due(NOW, 1), "mark_sent": lambda s: s.mark_sent(["x"], NOW),
     "mark_failed": lambda s: s.mark_failed(["x"], "e", retry_at=None),
     "requeue": lambda s: s.requeue(NOW, dead=True),
