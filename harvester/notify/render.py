@@ -122,9 +122,11 @@ class Cut:
     summary: int | None = None
 
 
-def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[tuple[str, list[Message],
-                                                                       list[Message]]], str]:
-    """Per source, (source, all its messages, those shown); and the line counting the rest."""
+_Shown = tuple[str, list[Message], list[Message]]  # a source, all its messages, those shown
+
+
+def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[_Shown], str]:
+    """Per source, what of it is shown; and the line counting the rest."""
     left = len(messages) if cut.shown is None else cut.shown
     out = []
     for source, ms in by_source(messages):
