@@ -21,6 +21,9 @@ FUTURE_TOLERANCE = timedelta(days=1)
 MAX_TITLE = 500
 MAX_SUMMARY = 5_000
 MAX_CONTENT = 200_000
+# A link longer than this is no link a server answers (most refuse past 8 KB with a 414):
+# not kept, so a hostile feed's megabyte "URLs" never become keys, index entries and mail
+MAX_URL = 8_192
 
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
@@ -81,9 +84,15 @@ def raw_fingerprint(entry: RawEntry, ctx: Context) -> str:
     return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def item_url(entry: RawEntry, ctx: Context) -> str | None:
+    """The entry's link, canonical, when it is one worth keeping."""
+    url = canonical_url(entry.link, ctx.base_url)
+    return url if url is None or len(url) <= MAX_URL else None
+
+
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
-    url = canonical_url(entry.link, ctx.base_url)
+    url = item_url(entry, ctx)
     guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
     title = ""
     if not guid and not url:  # only a hash identity needs the (normalised) title
@@ -106,7 +115,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         label, rest = split_category(title)
         if label:
             category, title = label, rest
-    url = canonical_url(entry.link, ctx.base_url)
+    url = item_url(entry, ctx)
     guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
     summary = html_to_text(entry.summary)
     content = sanitise_html(entry.content, url or ctx.base_url) if entry.content else ""
@@ -148,5 +157,5 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
     )
 
 
-__all__ = ["HASH_VERSION", "Context", "content_hash", "identity", "normalise",
-           "prepare", "raw_fingerprint", "split_category"]
+__all__ = ["HASH_VERSION", "MAX_URL", "Context", "content_hash", "identity", "item_url",
+           "normalise", "prepare", "raw_fingerprint", "split_category"]

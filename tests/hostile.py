@@ -152,6 +152,15 @@ def huge_fields(title_kb: int = 100, summary_kb: int = 1024) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+def long_link(kb: int = 1024) -> Generator:
+    """An item whose link is `kb` KB long (a megabyte by default)."""
+    link = "http://news.example/" + "a" * (kb * 1024)
+    body = ('<rss version="2.0"><channel><title>c</title><item><title>Long link</title>'
+            f"<link>{link}</link><guid>long-link-1</guid><description>A summary</description>"
+            "</item></channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
 def deep_nesting(tag: str = "div", depth: int = 200_000, close: str = "") -> Generator:
     """An item whose content opens `tag` `depth` deep (each open followed by `close`, an
     end tag that closes nothing): quadratic work for an HTML tree builder that looks
@@ -220,7 +229,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting)
+                            retry_after_date, deep_nesting, long_link)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -151,6 +151,19 @@ def test_markup_too_deep_to_read_loses_its_scripts_and_styles_in_one_pass():
     assert sanitise_html(deep + "x<script>" * 5000) == "<p>x</p>"
 
 
+@pytest.mark.parametrize(("length", "kept"), [(8_192, True), (8_193, False)])
+def test_a_link_longer_than_a_server_answers_is_not_kept(length, kept):
+    from harvester.normalise import MAX_URL, prepare
+
+    link = "https://www.icmpd.org/" + "a" * (length - len("https://www.icmpd.org/"))
+    ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
+    for entry in (RawEntry(title="Long", link=link, guid="g-1"), RawEntry(title="Long", link=link)):
+        item = normalise(entry, ctx)
+        assert item.url == (link if kept else None) and MAX_URL == 8_192
+        assert prepare(entry, ctx)[:2] == (item.key, item.url)  # the same identity either way
+        assert item.key.startswith("guid:" if entry.guid else "url:" if kept else "hash:")
+
+
 @pytest.mark.parametrize("ref", ["&#1;", "&#x7f;", "&#x85;", "&#xfffe;", "\x01", "\x9f", "\x0b"])
 def test_sanitise_html_leaves_no_control_character(ref):
     """Not even one written as a character reference, which the sanitiser decodes."""
