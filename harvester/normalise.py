@@ -24,6 +24,7 @@ MAX_CONTENT = 200_000
 # A link longer than this is no link a server answers (most refuse past 8 KB with a 414):
 # not kept, so a hostile feed's megabyte "URLs" never become keys, index entries and mail
 MAX_URL = 8_192
+MAX_GUID = 2_048  # guids are ids: a tag URI or a permalink, never kilobytes
 
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
@@ -90,10 +91,21 @@ def item_url(entry: RawEntry, ctx: Context) -> str | None:
     return url if url is None or len(url) <= MAX_URL else None
 
 
+def item_guid(entry: RawEntry) -> str | None:
+    """The entry's guid, as text; one longer than MAX_GUID by its hash (still its own, still
+    stable), not as a megabyte key."""
+    if not entry.guid:
+        return None
+    guid = collapse(strip_controls(entry.guid)) or None
+    if guid is None or len(guid) <= MAX_GUID:
+        return guid
+    return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
     url = item_url(entry, ctx)
-    guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
+    guid = item_guid(entry)
     title = ""
     if not guid and not url:  # only a hash identity needs the (normalised) title
         title = html_to_text(entry.title)
@@ -116,7 +128,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         if label:
             category, title = label, rest
     url = item_url(entry, ctx)
-    guid = (collapse(strip_controls(entry.guid)) or None) if entry.guid else None
+    guid = item_guid(entry)
     summary = html_to_text(entry.summary)
     content = sanitise_html(entry.content, url or ctx.base_url) if entry.content else ""
     if not title:
@@ -157,5 +169,5 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
     )
 
 
-__all__ = ["HASH_VERSION", "MAX_URL", "Context", "content_hash", "identity", "item_url",
-           "normalise", "prepare", "raw_fingerprint", "split_category"]
+__all__ = ["HASH_VERSION", "MAX_GUID", "MAX_URL", "Context", "content_hash", "identity",
+           "item_guid", "item_url", "normalise", "prepare", "raw_fingerprint", "split_category"]

@@ -164,6 +164,20 @@ def test_a_link_longer_than_a_server_answers_is_not_kept(length, kept):
         assert item.key.startswith("guid:" if entry.guid else "url:" if kept else "hash:")
 
 
+@pytest.mark.parametrize(("length", "kept"), [(2_048, True), (2_049, False)])
+def test_a_guid_longer_than_an_id_is_kept_by_its_hash(length, kept):
+    import hashlib
+
+    from harvester.normalise import prepare
+
+    guid = "tag:icmpd.org," + "g" * (length - len("tag:icmpd.org,"))
+    ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
+    entry = RawEntry(title="Long", link="https://www.icmpd.org/x", guid=guid)
+    item = normalise(entry, ctx)
+    assert item.guid == (guid if kept else "sha256:" + hashlib.sha256(guid.encode()).hexdigest())
+    assert item.key == "guid:" + item.guid and prepare(entry, ctx)[0] == item.key
+
+
 @pytest.mark.parametrize("ref", ["&#1;", "&#x7f;", "&#x85;", "&#xfffe;", "\x01", "\x9f", "\x0b"])
 def test_sanitise_html_leaves_no_control_character(ref):
     """Not even one written as a character reference, which the sanitiser decodes."""
