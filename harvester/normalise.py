@@ -25,6 +25,7 @@ MAX_CONTENT = 200_000
 # not kept, so a hostile feed's megabyte "URLs" never become keys, index entries and mail
 MAX_URL = 8_192
 MAX_GUID = 2_048  # guids are ids: a tag URI or a permalink, never kilobytes
+MAX_TAGS = 100
 
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
@@ -121,7 +122,10 @@ def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
 def normalise(entry: RawEntry, ctx: Context) -> Item:
     """One raw entry → one Item. Never raises on odd input: it degrades and flags."""
     title = html_to_text(entry.title)
-    categories = [c for c in (collapse(html_to_text(c)) for c in entry.categories) if c]
+    # each once, in the feed's order, and a hundred at most: a tag cloud, not a payload
+    categories = list(dict.fromkeys(
+        c for c in (collapse(html_to_text(c)) for c in entry.categories[:MAX_TAGS * 10]) if c
+    ))[:MAX_TAGS]
     category = categories[0] if categories else None
     if ctx.category_from_title:
         label, rest = split_category(title)

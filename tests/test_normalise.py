@@ -178,6 +178,18 @@ def test_a_guid_longer_than_an_id_is_kept_by_its_hash(length, kept):
     assert item.key == "guid:" + item.guid and prepare(entry, ctx)[0] == item.key
 
 
+def test_an_items_tags_are_each_kept_once_in_order_and_a_hundred_at_most():
+    ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
+    repeated = ("Press Release", "Migration", " press  release ", "Press Release", "")
+    item = normalise(RawEntry(title="T", link="https://www.icmpd.org/a",
+                              categories=repeated * 1000), ctx)
+    assert (item.category, item.tags) == ("Press Release",
+                                          ("Press Release", "Migration", "press release"))
+    cloud = normalise(RawEntry(title="T", link="https://www.icmpd.org/a",
+                               categories=tuple(f"Tag {i}" for i in range(5000))), ctx)
+    assert cloud.tags == tuple(f"Tag {i}" for i in range(100))
+
+
 @pytest.mark.parametrize("ref", ["&#1;", "&#x7f;", "&#x85;", "&#xfffe;", "\x01", "\x9f", "\x0b"])
 def test_sanitise_html_leaves_no_control_character(ref):
     """Not even one written as a character reference, which the sanitiser decodes."""
