@@ -26,6 +26,8 @@ MAX_CONTENT = 200_000
 MAX_URL = 8_192
 MAX_GUID = 2_048  # guids are ids: a tag URI or a permalink, never kilobytes
 MAX_TAGS = 100
+MAX_AUTHOR = 200
+MAX_LANGUAGE = 35  # the longest BCP 47 tags in use ("zh-Hant-CN-x-private1") are shorter
 
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
@@ -150,8 +152,11 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
     title = _clip(title, MAX_TITLE)
     summary = _clip(summary, MAX_SUMMARY)
     content = content[:MAX_CONTENT]
-    author = collapse(html_to_text(entry.author)) or None if entry.author else None
+    author = (_clip(collapse(html_to_text(entry.author)), MAX_AUTHOR) or None
+              if entry.author else None)
     language = (entry.language or ctx.language or "").strip().lower() or None
+    if language and len(language) > MAX_LANGUAGE:  # no language tag is that long
+        language = None
     return Item(
         source=ctx.source,
         key=identity(guid, url, title, entry.published),

@@ -178,6 +178,16 @@ def test_a_guid_longer_than_an_id_is_kept_by_its_hash(length, kept):
     assert item.key == "guid:" + item.guid and prepare(entry, ctx)[0] == item.key
 
 
+def test_an_items_author_and_language_are_kept_to_what_they_can_be():
+    ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW, language="de-AT")
+    item = normalise(RawEntry(title="T", link="https://www.icmpd.org/a", author="word " * 1000,
+                              language="x" * 36), ctx)
+    assert len(item.author) == 200 and item.author.endswith("…")
+    assert item.language is None  # not the channel's either: the entry said something else
+    item = normalise(RawEntry(title="T", link="https://www.icmpd.org/a", author="ICMPD"), ctx)
+    assert (item.author, item.language) == ("ICMPD", "de-at")
+
+
 def test_an_items_tags_are_each_kept_once_in_order_and_a_hundred_at_most():
     ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
     repeated = ("Press Release", "Migration", " press  release ", "Press Release", "")
