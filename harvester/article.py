@@ -13,7 +13,7 @@ from dataclasses import replace
 from .errors import FetchError
 from .fetch import Fetcher
 from .models import Item
-from .text import sanitise_html
+from .normalise import clean_content
 
 _NOISE = ("script", "style", "nav", "header", "footer", "aside", "form", "noscript",
           "template", "iframe")
@@ -68,7 +68,7 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str, selector: str |
             out.append(it)
             continue
         html = main_html(fr.body, fr.url, selector, content_type=fr.content_type)
-        out.append(replace(it, content=sanitise_html(html, fr.url)) if html else it)
+        out.append(replace(it, content=clean_content(html, fr.url)) if html else it)
     return out, problems
 
 

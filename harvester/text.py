@@ -163,6 +163,7 @@ _TOO_DEEP = 1_000
 # characters: shorter markup holds at most ~1,250 block elements, which nh3 reads in ms
 _DEEP_POSSIBLE = 5 * _TOO_DEEP
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^>]*>")
+_CUT_TAG = re.compile(r"<[^<>]*\Z")
 _SCRIPT_OPEN = re.compile(r"<(script|style)\b", re.IGNORECASE)
 _SCRIPT_CLOSE = {name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in ("script", "style")}
 # elements that hold nothing, and those that end themselves when the next one starts
@@ -223,7 +224,8 @@ def sanitise_html(value: str | None, base_url: str | None = None) -> str:
         return ""
     if _nests_too_deep(value):
         text = _TAG.sub(" ", _without_scripts(_strip_controls_fast(value)))
-        text = collapse(html.unescape(text))
+        # a tag cut off by the end of what was read is not text
+        text = collapse(html.unescape(_CUT_TAG.sub("", text)))
         return f"<p>{html.escape(text, quote=False)}</p>" if text else ""
     _link_base.url = base_url
     try:
