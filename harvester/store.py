@@ -259,9 +259,14 @@ class SqliteStore:
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self._iter_query(sql, args))
+
+    def _iter_query(self, sql: str, args: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """The rows as dicts, read as they are consumed."""
         cur = self.conn.execute(sql, args)
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
+        for values in cur:
+            yield dict(zip(names, values, strict=True))
 
     # -- transactions --------------------------------------------------------------------
 
@@ -800,10 +805,7 @@ class SqliteStore:
         if limit:
             sql += f" LIMIT {int(limit)}"
         try:
-            cur = self.conn.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            for values in cur:
-                r = dict(zip(names, values, strict=True))
+            for r in self._iter_query(sql, args):
                 for k in ("tags", "rules", "sources"):
                     r[k] = json.loads(r[k]) if r[k] else []
                 yield r
@@ -855,10 +857,7 @@ class SqliteStore:
             args.extend(ids)
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         try:
-            cur = self.conn.execute(sql + " ORDER BY created_at, id", args)
-            names = [d[0] for d in cur.description]
-            for values in cur:
-                yield dict(zip(names, values, strict=True))
+            yield from self._iter_query(sql + " ORDER BY created_at, id", args)
         except sqlite3.Error as e:
             raise self._failure("read the outbox", e) from e
 

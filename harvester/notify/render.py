@@ -125,11 +125,13 @@ class Cut:
 _Shown = tuple[str, list[Message], list[Message]]  # a source, all its messages, those shown
 
 
-def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[_Shown], str]:
-    """Per source, what of it is shown; and the line counting the rest."""
+def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[_Shown], str, bool]:
+    """Per source, what of it is shown; the line counting the rest; and whether there is
+    more than one source (each then under its heading)."""
+    groups = by_source(messages)
     left = len(messages) if cut.shown is None else cut.shown
     out = []
-    for source, ms in by_source(messages):
+    for source, ms in groups:
         if left <= 0:
             break
         out.append((source, ms, ms[:left]))
@@ -137,14 +139,13 @@ def _shown(messages: Sequence[Message], cut: Cut) -> tuple[list[_Shown], str]:
     more = len(messages) - sum(len(shown) for _, _, shown in out)
     tail = (f"… and {counted(more, 'more notification')} (harvester outbox lists them)"
             if more else "")
-    return out, tail
+    return out, tail, len(groups) > 1
 
 
 def text_body(messages: Sequence[Message], cut: Cut = Cut()) -> str:
     """The plain-text part: each message's block; under a line per source when a digest
     holds more than one."""
-    groups, tail = _shown(messages, cut)
-    many = len(by_source(messages)) > 1
+    groups, tail, many = _shown(messages, cut)
     blocks = ["\n\n".join(plain_text(m, cut.summary) for m in shown) if not many
               else f"# {source}: {tally(ms)}\n\n"
               + "\n\n".join(plain_text(m, cut.summary) for m in shown)
@@ -156,9 +157,9 @@ def html_fragment(messages: Sequence[Message],
                   marks: Mapping[str, str] = _EMAIL_MARKS, cut: Cut = Cut()) -> str:
     """The messages as HTML, every field escaped; under a heading per source when they
     come from more than one."""
-    groups, tail = _shown(messages, cut)
+    groups, tail, many = _shown(messages, cut)
     e = html.escape
-    if len(by_source(messages)) < 2:
+    if not many:
         body = "\n<hr>\n".join(_html_one(m, marks, cut.summary) for _, _, shown in groups
                                 for m in shown)
     else:
