@@ -137,10 +137,17 @@ def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ())
         return None
 
 
+# The longest a date is written ("Wednesday, 20 September 2020 09:41:00 Central European
+# Summer Time" is 70): longer text is no date, and is not fed to every pattern.
+MAX_DATE_TEXT = 200
+
+
 def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime | None:
-    if not text:
+    if not text or len(text) > 4 * MAX_DATE_TEXT:  # room for the markup's own spaces
         return None
     s = " ".join(text.split())
+    if len(s) > MAX_DATE_TEXT:
+        return None
     if not s:
         return None
     m = _NUMERIC.match(s)

@@ -509,6 +509,18 @@ def test_arbitrary_bytes_parse_to_items_or_a_parse_error(body, ctype):
         assert it.title and it.published.endswith("Z")
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1" * 100_000, None),  # read as 1111-11-11 before, by the last-resort reader
+    ("Mon, 01 " * 20_000, None),
+    ("1:" * 50_000, None),
+    # a date in a listing cell, with the markup's own line breaks and indentation
+    ("\n" + " " * 300 + "20 May 2020" + "\n" + " " * 300, "2020-05-19T22:00:00Z"),
+])
+def test_text_too_long_to_be_a_date_is_none_and_read_no_further(text, expected):
+    got = parse_date(text, "Europe/Vienna")
+    assert (iso_utc(got) if got else None) == expected
+
+
 @given(st.one_of(
     st.text(max_size=60),
     st.integers(min_value=-10**12, max_value=10**14).map(str),
