@@ -547,8 +547,14 @@ def _networks(r: _Reader, k: str) -> tuple[IPNetwork, ...]:
 def _read_http(r: _Reader | None) -> HttpConfig:
     if r is None:
         return HttpConfig()
+    user_agent = r.get("user_agent", str, DEFAULT_USER_AGENT)
+    # sent with every request: what a source's own header value may hold, it may hold
+    problem = header_problem("User-Agent", user_agent) if user_agent.strip() else (
+        "cannot be empty: servers refuse requests that name no client")
+    if problem:
+        raise r.error("user_agent", problem)
     h = HttpConfig(
-        user_agent=r.get("user_agent", str, DEFAULT_USER_AGENT),
+        user_agent=user_agent,
         timeout=_duration(r, "timeout", 30.0),
         max_bytes=_positive(r, "max_bytes", int, 10 * 1024 * 1024),
         concurrency=_positive(r, "concurrency", int, 8),

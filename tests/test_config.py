@@ -216,6 +216,11 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[storage]\nkeep_log = nan\n', "storage.keep_log",
      "must be a duration, or 0 to keep every row; got nan"),
     ('[http]\nretries = -1\n', "http.retries", "must be 0 or more, got -1"),
+    # sent with every request: a line break in it was a traceback at the first fetch
+    ('[http]\nuser_agent = "x\\r\\nX-Evil: 1"\n', "http.user_agent",
+     "a header value cannot hold a line break or NUL"),
+    ('[http]\nuser_agent = " "\n', "http.user_agent",
+     "cannot be empty: servers refuse requests that name no client"),
     ('[[notifiers]]\nname = "n"\nkind = "console"\ntimezone = "Asia/Tokyo"\n',
      "notifiers[0].timezone",
      "only a notifier with `at` takes a timezone (the zone its time of day is read in)"),
