@@ -807,6 +807,8 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
         opts["timeout"] = _seconds(r, "timeout", opts["timeout"])
     headers = _headers(r, "headers", webhook=True) if kind is NotifierKind.WEBHOOK else ()
     if kind is NotifierKind.EMAIL:
+        if "port" in opts and not 0 < opts["port"] < 65536:
+            raise r.error("port", f"expected a TCP port, 1 to 65535, got {opts['port']}")
         if opts.get("security", "starttls") not in ("none", "starttls", "tls"):
             raise r.error("security", f"expected one of none, starttls, tls, got "
                                       f"{opts['security']!r}")

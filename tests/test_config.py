@@ -216,6 +216,9 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[storage]\nkeep_log = nan\n', "storage.keep_log",
      "must be a duration, or 0 to keep every row; got nan"),
     ('[http]\nretries = -1\n', "http.retries", "must be 0 or more, got -1"),
+    ('[[notifiers]]\nname = "m"\nkind = "email"\nhost = "smtp.example.org"\nport = 99999\n'
+     'from = "h@example.org"\nto = ["t@example.org"]\n', "notifiers[0].port",
+     "expected a TCP port, 1 to 65535, got 99999"),
     # sent with every request: a line break in it was a traceback at the first fetch
     ('[http]\nuser_agent = "x\\r\\nX-Evil: 1"\n', "http.user_agent",
      "a header value cannot hold a line break or NUL"),
