@@ -478,6 +478,24 @@ def _selector(r: _Reader, k: str) -> str | None:
     return v
 
 
+# The most listing pages a source may walk: a first poll reads up to `max` of them, one
+# request each, and a site's pagination can be endless.
+MAX_PAGES = 1_000
+
+
+def _date_formats(r: _Reader, k: str) -> tuple[str, ...]:
+    """strptime formats, each checked by a round trip through a date: a directive Python
+    does not know ("%Q") would otherwise fail every date, silently."""
+    formats = r.str_list(k, ("%d %B %Y",))
+    probe = datetime(2020, 5, 20, 9, 41)
+    for i, fmt in enumerate(formats):
+        try:
+            datetime.strptime(probe.strftime(fmt), fmt)
+        except ValueError as e:
+            raise r.error(f"{k}[{i}]", f"bad date format {fmt!r}: {e}") from None
+    return formats
+
+
 def _read_listing(source: _Reader) -> ListingConfig:
     sel = source.sub("select") or _Reader({}, source.key("select"), source.file)
     pages = source.sub("pages") or _Reader({}, source.key("pages"), source.file)
@@ -485,9 +503,12 @@ def _read_listing(source: _Reader) -> ListingConfig:
         item=_selector(sel, "item"), title=_selector(sel, "title"), link=_selector(sel, "link"),
         date=_selector(sel, "date"), category=_selector(sel, "category"),
         summary=_selector(sel, "summary"), content=_selector(sel, "content"),
-        date_formats=sel.str_list("date_formats", ("%d %B %Y",)),
+        date_formats=_date_formats(sel, "date_formats"),
         next=_selector(pages, "next"), param=pages.get("param", str, None),
         max_pages=_positive(pages, "max", int, 5))
+    if listing.max_pages > MAX_PAGES:
+        raise pages.error("max", f"at most {MAX_PAGES} pages (each a request to the site on a "
+                                 f"first poll), got {listing.max_pages}")
     if listing.item and not (listing.title and listing.link):
         raise sel.error("title" if not listing.title else "link",
                         "is required with 'item' (or leave out 'item' to detect entries)")

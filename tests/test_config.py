@@ -219,6 +219,13 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[[notifiers]]\nname = "m"\nkind = "email"\nhost = "smtp.example.org"\nport = 99999\n'
      'from = "h@example.org"\nto = ["t@example.org"]\n', "notifiers[0].port",
      "expected a TCP port, 1 to 65535, got 99999"),
+    # a directive Python does not know failed every date of the source, silently
+    ('[[sources]]\nname = "l"\nkind = "html"\nurl = "https://e.org/"\n[sources.select]\n'
+     'date_formats = ["%d.%m.%Y", "%Q %Y"]\n', "sources[0].select.date_formats[1]",
+     "bad date format '%Q %Y': 'Q' is a bad directive in format '%Q %Y'"),
+    ('[[sources]]\nname = "l"\nkind = "html"\nurl = "https://e.org/"\n[sources.pages]\n'
+     'max = 100000\n', "sources[0].pages.max",
+     "at most 1000 pages (each a request to the site on a first poll), got 100000"),
     # sent with every request: a line break in it was a traceback at the first fetch
     ('[http]\nuser_agent = "x\\r\\nX-Evil: 1"\n', "http.user_agent",
      "a header value cannot hold a line break or NUL"),
