@@ -487,7 +487,7 @@ def _date_formats(r: _Reader, k: str) -> tuple[str, ...]:
     """strptime formats, each checked by a round trip through a date: a directive Python
     does not know ("%Q") would otherwise fail every date, silently."""
     formats = r.str_list(k, ("%d %B %Y",))
-    probe = datetime(2020, 5, 20, 9, 41)
+    probe = datetime(2020, 5, 20, 9, 41, tzinfo=UTC)  # aware: a format may hold %z
     for i, fmt in enumerate(formats):
         try:
             datetime.strptime(probe.strftime(fmt), fmt)

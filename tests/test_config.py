@@ -40,6 +40,15 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
+def test_a_listings_date_formats_with_a_zone_pass_the_check(tmp_path: Path):
+    path = tmp_path / "t.toml"
+    path.write_text('[[sources]]\nname = "l"\nkind = "html"\nurl = "https://e.org/"\n'
+                    '[sources.select]\ndate_formats = ["%d.%m.%Y %H:%M %z", "%d %B %Y %Z"]\n',
+                    "utf-8")
+    assert load_config(path).sources[0].listing.date_formats == ("%d.%m.%Y %H:%M %z",
+                                                                 "%d %B %Y %Z")
+
+
 def test_the_longest_duration_is_ten_years_unless_the_caller_lifts_it():
     assert parse_duration("3650d") == 3650 * 86400
     with pytest.raises(ValueError, match=r"^'3651d' is longer than 3650d"):
