@@ -116,7 +116,7 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
         if due:
             enabled = [s for s in asked if s.enabled]
             with _errors():
-                states = {s.name: store.source_state(s.name) for s in enabled}
+                states = store.source_states([s.name for s in enabled])
             sources, later = split_due(enabled, states, system_clock(),
                                        config.daemon.backoff_max)
             if later:
@@ -431,8 +431,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     config = _config(ctx)
     with _errors(), SqliteStore(config.storage.path) as store:
         stored = {r["name"]: r for r in store.sources()}
-        due = {s.name: next_due(s, store.source_state(s.name), config.daemon.backoff_max)
-               for s in config.sources if s.name in stored}
+        polled = [s for s in config.sources if s.name in stored]
+        states = store.source_states([s.name for s in polled])
+        due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max) for s in polled}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:

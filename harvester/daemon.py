@@ -35,7 +35,7 @@ from .errors import HarvesterError
 from .fetch import Fetcher
 from .harvest import NEVER, backoff, due_at, poll_one, prune_log, system_clock
 from .locks import InstanceLock
-from .models import PollStatus
+from .models import PollStatus, SourceState
 from .notify import deliver
 from .store import SqliteStore
 from .words import counted, duration
@@ -297,6 +297,7 @@ class Daemon:
         # [daemon] jitter and misfire_grace shape every source's job
         timing = config.daemon != self.config.daemon  # (at start, the same config)
         now = datetime.now(UTC)
+        states = self.store().source_states(list(wanted)) if first else {}
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)
@@ -305,7 +306,7 @@ class Daemon:
             # a new or changed source is polled at once; an unchanged one keeps its turn, and
             # at start each takes up its turn where the last run (daemon or once) left it
             when = (job.next_run_time if job and old == src
-                    else self._resume_at(src, config, now) if first else now)
+                    else self._resume_at(src, states[name], config, now) if first else now)
             self.scheduler.add_job(
                 self.poll, self._trigger(src, config), args=[name], id=f"poll:{name}",
                 name=name, replace_existing=True, max_instances=1, coalesce=True,
@@ -319,11 +320,13 @@ class Daemon:
         return {job.id.partition(":")[2]: job.next_run_time
                 for job in self.scheduler.get_jobs() if job.id.startswith("poll:")}
 
-    def _resume_at(self, src: SourceConfig, config: Config, now: datetime) -> datetime:
+    @staticmethod
+    def _resume_at(src: SourceConfig, state: SourceState, config: Config,
+                   now: datetime) -> datetime:
         """A source's first poll after a start: when its schedule, counted from its last
         poll, says — so a restart (a deploy, a container's crash loop) does not poll every
         source again at once — and now for one never polled or overdue."""
-        at = due_at(src, self.store().source_state(src.name), config.daemon.backoff_max)
+        at = due_at(src, state, config.daemon.backoff_max)
         return now if at is None or at <= now or at == NEVER else at
 
     def reload(self, why: str = "SIGHUP") -> None:

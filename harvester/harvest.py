@@ -475,7 +475,7 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
     try:
         for src in busy:
             yield busy_report(src)
-        states = {s.name: store.source_state(s.name) for s in chosen}
+        states = store.source_states([s.name for s in chosen])
         start = clock()
         for src in [s for s in chosen if waiting(states[s.name], start)]:
             chosen.remove(src)
@@ -611,9 +611,10 @@ def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState]
     for src in sources:
         state = states[src.name]
         at = due_at(src, state, backoff_max)
-        if at is None or state.last_polled is None:  # never polled
+        if at is None:  # never polled
             due.append(src)
             continue
+        assert state.last_polled is not None  # due_at is None exactly when it is
         # a cron line names exact minutes; an interval may come round a little early
         early = (at - state.last_polled) * DUE_EARLY if (
             state.consecutive_failures or not src.cron) else timedelta(0)

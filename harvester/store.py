@@ -90,6 +90,8 @@ class Store(Protocol):
 
     def source_state(self, name: str) -> SourceState: ...
 
+    def source_states(self, names: Sequence[str]) -> dict[str, SourceState]: ...
+
     def known(self, source: str, entries: Sequence[Lookup]) -> Known: ...
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
@@ -385,19 +387,27 @@ class SqliteStore:
     # -- reads for a poll ----------------------------------------------------------------
 
     def source_state(self, name: str) -> SourceState:
+        return self.source_states([name])[name]
+
+    def source_states(self, names: Sequence[str]) -> dict[str, SourceState]:
+        """Each named source's fetch state and health, in one query (a chunk of names at a
+        time); a source never polled has a fresh state."""
+        states = {name: SourceState(name) for name in names}
         try:
-            row = self.conn.execute(
-                "SELECT etag, last_modified, body_hash, baseline_at IS NOT NULL,"
-                " consecutive_failures, not_before, last_polled FROM sources WHERE name = ?",
-                (name,)).fetchone()
+            rows = list(self._rows(
+                "SELECT name, etag, last_modified, body_hash, baseline_at IS NOT NULL,"
+                " consecutive_failures, not_before, last_polled FROM sources"
+                " WHERE name IN ({marks})", list(states)))
         except sqlite3.Error as e:
-            raise self._failure(f"read source {name!r}", e, source=name) from e
-        if row is None:
-            return SourceState(name)
-        return SourceState(name, etag=row[0], last_modified=row[1], body_hash=row[2],
-                           baseline_done=bool(row[3]), consecutive_failures=row[4],
-                           not_before=datetime.fromisoformat(row[5]) if row[5] else None,
-                           last_polled=datetime.fromisoformat(row[6]) if row[6] else None)
+            what = f"read source {names[0]!r}" if len(names) == 1 else "read the sources"
+            raise self._failure(what, e, source=names[0] if len(names) == 1 else None) from e
+        for name, etag, last_modified, body_hash, baseline, failures, not_before, polled in rows:
+            states[name] = SourceState(
+                name, etag=etag, last_modified=last_modified, body_hash=body_hash,
+                baseline_done=bool(baseline), consecutive_failures=failures,
+                not_before=datetime.fromisoformat(not_before) if not_before else None,
+                last_polled=datetime.fromisoformat(polled) if polled else None)
+        return states
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by
