@@ -18,7 +18,9 @@ import os
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -174,10 +176,12 @@ class Fetcher:
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
               source: str | None = None, origin: str | None = None,
-              headers: Sequence[tuple[str, str]] = ()) -> FetchResult:
+              headers: Sequence[tuple[str, str]] = (), decode: bool = True) -> FetchResult:
         """GET url under the network policy of the source whose configured URL is
         `origin` (default: url itself), following at most max_redirects redirects.
-        `headers` (a source's own: a token, a cookie) go only to origin's site."""
+        `headers` (a source's own: a token, a cookie) go only to origin's site. With
+        `decode=False`, a gzip body is returned as sent (`coding="gzip"`): `decode` gives
+        it decoded, elsewhere — a worker process, say."""
         if not is_http_url(url):
             # "www.icmpd.org/news-centre/", as a browser's address bar takes it
             hint = (f" (did you mean https://{url[:200]}?)" if "://" not in url
@@ -189,7 +193,7 @@ class Fetcher:
         try:
             return self._fetch(url, etag=etag, last_modified=last_modified, source=source,
                                policy=policy, watch=watch, site=origin or url,
-                               own_headers=headers)
+                               own_headers=headers, decode=decode)
         finally:
             disarm(watch)
 
@@ -235,7 +239,7 @@ class Fetcher:
 
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
                source: str | None, policy: NetworkPolicy, watch: Watch, site: str,
-               own_headers: Sequence[tuple[str, str]]) -> FetchResult:
+               own_headers: Sequence[tuple[str, str]], decode: bool) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -264,14 +268,14 @@ class Fetcher:
                     else:
                         moved = hop if permanent and len(chain) > 1 else None
                         return self._result(resp, hop, etag, last_modified, source, watch,
-                                            start, moved)
+                                            start, moved, decode)
                 finally:
                     _finish(resp)
             chain.append(self._check_redirect(chain, target, source))
 
     def _result(self, resp: BaseHTTPResponse, final: str, etag: str | None,
                 last_modified: str | None, source: str | None, watch: Watch,
-                start: float, moved_to: str | None) -> FetchResult:
+                start: float, moved_to: str | None, decode: bool) -> FetchResult:
         if resp.status == 304:
             return FetchResult(url=final, status=304, body=b"",
                                content_type=resp.headers.get("Content-Type"),
@@ -283,12 +287,14 @@ class Fetcher:
             raise FetchError(
                 _status_message(resp), source=source, url=final, status=resp.status,
                 retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-        body = self._read_capped(resp, final, source, watch)
+        coding = (None if decode or resp.headers.get("Content-Encoding", "").strip().lower()
+                  != "gzip" else "gzip")
+        body = self._read_capped(resp, final, source, watch, decode=coding is None)
         return FetchResult(url=final, status=resp.status, body=body,
                            content_type=resp.headers.get("Content-Type"),
                            etag=resp.headers.get("ETag"),
                            last_modified=resp.headers.get("Last-Modified"),
-                           duration=time.monotonic() - start, moved_to=moved_to)
+                           duration=time.monotonic() - start, moved_to=moved_to, coding=coding)
 
     def _check_redirect(self, chain: list[str], target: str, source: str | None) -> str:
         """The next hop, if it may be followed: http(s), not seen before, within the limit."""
@@ -305,7 +311,7 @@ class Fetcher:
         return target
 
     def _read_capped(self, resp: BaseHTTPResponse, url: str, source: str | None,
-                     watch: Watch) -> bytes:
+                     watch: Watch, decode: bool = True) -> bytes:
         cap = self.http.max_bytes
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -314,7 +320,8 @@ class Fetcher:
         chunks, total = [], 0
         try:
             # decode_content: the cap counts decompressed bytes, so a gzip bomb stops at it
-            for chunk in resp.stream(_CHUNK, decode_content=True):
+            # (a body left compressed meets the cap again in `decode`)
+            for chunk in resp.stream(_CHUNK, decode_content=decode):
                 total += len(chunk)
                 if total > cap:
                     raise FetchError(f"too large: body exceeds the {cap}-byte cap",
@@ -335,6 +342,35 @@ class Fetcher:
             raise FetchError(f"timed out after {self.http.timeout:g}s reading the body",
                              source=source, url=url, status=resp.status)
         return b"".join(chunks)
+
+
+def decode(result: FetchResult, max_bytes: int, source: str | None = None) -> FetchResult:
+    """`result` with its body decoded, if it was fetched with decode=False: the cap and the
+    errors are those of a body decoded as it arrives. Gzip members after the first are
+    read on, and garbage after a whole member is ignored, as urllib3 (and browsers) do."""
+    if result.coding is None:
+        return result
+    if result.coding != "gzip":
+        raise FetchError(f"cannot decode a body in {result.coding}", source=source,
+                         url=result.url, status=result.status)
+    out, data, first = bytearray(), result.body, True
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            # one byte past the cap is enough to know it is passed
+            out += d.decompress(data, max_bytes + 1 - len(out))
+        except zlib.error as e:
+            if first:
+                raise FetchError(f"the body is not the gzip it is labelled: {e}",
+                                 source=source, url=result.url, status=result.status) from e
+            break
+        if len(out) > max_bytes:
+            raise FetchError(f"too large: body exceeds the {max_bytes}-byte cap",
+                             source=source, url=result.url, status=result.status)
+        if not d.eof:  # cut short: what came decodes, as urllib3 gives it
+            break
+        data, first = d.unused_data, False
+    return replace(result, body=bytes(out), coding=None)
 
 
 def same_site(a: str, b: str) -> bool:
@@ -409,4 +445,4 @@ def error_reason(e: BaseException) -> str:
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 
 
-__all__ = ["Fetcher", "error_reason", "is_timeout", "retry_after_seconds", "same_site"]
+__all__ = ["Fetcher", "decode", "error_reason", "is_timeout", "retry_after_seconds", "same_site"]

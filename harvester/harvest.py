@@ -31,7 +31,7 @@ from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .diff import diff, plan_notifications, source_events
 from .errors import FetchError, HarvesterError
-from .fetch import Fetcher
+from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
@@ -88,6 +88,11 @@ class Read:
     stale: bool = False  # a listing whose selectors matched nothing: alert at once
     # a listing's page 1 as a worker read it (selectors, entries): the writer goes on from it
     page1: tuple[Selectors, Listing] | None = None
+    # a body a worker decoded (see read_coded): its size and fingerprint, which the writer
+    # never saw; `unchanged`: byte-identical to the last one, so it was not parsed
+    size: int | None = None
+    fingerprint: str | None = None
+    unchanged: bool = False
 
 
 def _contained(read: Callable[..., Read]) -> Callable[..., Read]:
@@ -117,13 +122,17 @@ def body_fingerprint(source: SourceConfig, body: bytes) -> str:
     return h.hexdigest()
 
 
-def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> Fetched:
+def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher,
+              decode: bool = True) -> Fetched:
+    """Fetch a source; with `decode=False` a gzip body stays compressed, for a worker
+    process to decode and fingerprint (see read_coded)."""
     try:
         result = fetcher.fetch(source.url, etag=state.etag, last_modified=state.last_modified,
-                               source=source.name, headers=source.headers)
+                               source=source.name, headers=source.headers, decode=decode)
     except FetchError as e:
         return Fetched(source, state, error=e)
-    fingerprint = None if result.not_modified else body_fingerprint(source, result.body)
+    fingerprint = (None if result.not_modified or result.coding
+                   else body_fingerprint(source, result.body))
     return Fetched(source, state, result=result, fingerprint=fingerprint)
 
 
@@ -165,6 +174,24 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         items = tuple(fresh)
     return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning,
                 same=tuple(same))
+
+
+@_contained
+def read_coded(source: SourceConfig, fr: FetchResult, max_bytes: int, now: datetime,
+               rules: Sequence[RuleConfig], last_hash: str | None) -> Read:
+    """A body still gzipped, decoded, fingerprinted and read in a worker process, so the
+    writer's process never gunzips, hashes or ships the decoded bytes (measured: a first
+    poll of 200 feeds 5 % faster, with 50 ms of latency 9 %). `last_hash`: the fingerprint
+    stored for the source, if it has a baseline; the same bytes again are not parsed."""
+    try:
+        fr = decode(fr, max_bytes, source.name)
+    except FetchError as e:
+        return Read(error=str(e))
+    fingerprint = body_fingerprint(source, fr.body)
+    if fingerprint == last_hash:
+        return Read(size=fr.size, fingerprint=fingerprint, unchanged=True)
+    read = read_body(source, fr.body, fr.url, fr.content_type, now, rules)
+    return replace(read, size=fr.size, fingerprint=fingerprint)
 
 
 def _listing_context(src: SourceConfig, base: str, now: datetime) -> Context:
@@ -227,11 +254,12 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
     return Read(done + later, matched, warning=warning)
 
 
-def _base_report(fetched: Fetched) -> PollReport:
+def _base_report(fetched: Fetched, read: Read | None) -> PollReport:
     fr = fetched.result
     assert fr is not None
+    size = read.size if read is not None and read.size is not None else fr.size
     report = PollReport(fetched.source.name, PollStatus.OK, http_status=fr.status,
-                        bytes=fr.size, duration=fr.duration)
+                        bytes=size, duration=fr.duration)
     if fr.moved_to:  # said on every poll until the config says it: each one pays the hop
         report = _warn(report, f"moved permanently to {fr.moved_to}: write that as the "
                                "source's url")
@@ -246,10 +274,11 @@ def _warn(report: PollReport, note: str | None) -> PollReport:
 
 
 def needs_reading(fetched: Fetched) -> bool:
-    """A 200 whose body is not byte-identical to the last one stored."""
+    """A 200 whose body is not byte-identical to the last one stored (a gzipped one: not
+    known until a worker has decoded it)."""
     fr, state = fetched.result, fetched.state
     return (fetched.error is None and fr is not None and not fr.not_modified
-            and not (state.baseline_done
+            and not (state.baseline_done and fr.coding is None
                      and fetched.fingerprint == state.body_hash))
 
 
@@ -282,9 +311,11 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
         return _failed(PollReport(src.name, PollStatus.ERROR, http_status=err.status,
                                   retry_after=err.retry_after),
                        str(err), fetched, store, now, dry_run, config)
-    base = _base_report(fetched)
+    if read is not None and read.fingerprint is not None:
+        fetched = replace(fetched, fingerprint=read.fingerprint)
+    base = _base_report(fetched, read)
     try:
-        if read is None:  # 304, or the same bytes as last time
+        if read is None or read.unchanged:  # 304, or the same bytes as last time
             return _not_modified(fetched, base, store, now, dry_run, config)
         if read.error is not None:
             return _failed(base, read.error, fetched, store, now, dry_run, config, read.stale)
@@ -405,8 +436,9 @@ class _Readers:
     lock), and only when enough sources have no baseline yet — a first poll reads every
     body; a re-poll mostly gets 304s, and ~25 ms of fork would be most of its cost."""
 
-    def __init__(self, expected_reads: int) -> None:
+    def __init__(self, expected_reads: int, max_bytes: int) -> None:
         self.pool: Executor | None = None
+        self.max_bytes = max_bytes
         workers = _worker_count()
         if workers and expected_reads > INLINE_READS:
             import multiprocessing
@@ -430,6 +462,10 @@ class _Readers:
         assert fr is not None
         if fetched.source.kind is SourceKind.HTML:
             return self.pool.submit(read_listing_first, fetched.source, fr, now, rules)
+        if fr.coding is not None:
+            state = fetched.state
+            return self.pool.submit(read_coded, fetched.source, fr, self.max_bytes, now, rules,
+                                    state.body_hash if state.baseline_done else None)
         return self.pool.submit(read_body, fetched.source, fr.body, fr.url, fr.content_type, now,
                                 rules)
 
@@ -491,7 +527,8 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
                store: Store, fetcher: Fetcher, clock: Clock, dry_run: bool,
                finished: Callable[[PollReport], PollReport]) -> Iterator[PollReport]:
     """poll_sources's fetching, reading and recording, once its sources are its own."""
-    readers = _Readers(sum(not states[s.name].baseline_done for s in chosen))
+    readers = _Readers(sum(not states[s.name].baseline_done for s in chosen),
+                       config.http.max_bytes)
     try:
         threads = max(1, min(config.http.concurrency, len(chosen)))
         # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
@@ -506,7 +543,11 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
             def start_next() -> None:
                 src = next(todo, None)
                 if src is not None:
-                    pending[pool.submit(fetch_one, src, states[src.name], fetcher)] = None
+                    # a feed's gzipped body goes to a worker as it came (see read_coded); a
+                    # listing's stays here, as its later pages are read here
+                    keep_coded = readers.pool is not None and src.kind is SourceKind.FEED
+                    pending[pool.submit(fetch_one, src, states[src.name], fetcher,
+                                        not keep_coded)] = None
 
             for _ in range(window):
                 start_next()

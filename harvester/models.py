@@ -54,6 +54,9 @@ class FetchResult:
     not_modified: bool = False
     # where every redirect on the way was permanent (301/308): the URL to write instead
     moved_to: str | None = None
+    # "gzip": the body is still as sent, compressed (fetched with decode=False); fetch.decode
+    # gives the decoded one
+    coding: str | None = None
 
     @property
     def size(self) -> int:

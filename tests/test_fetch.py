@@ -177,3 +177,72 @@ def test_a_sources_headers_go_to_its_own_site_and_not_where_it_redirects(server,
     [elsewhere] = private.requests
     assert "Authorization" not in elsewhere.headers
     assert elsewhere.headers["User-Agent"].startswith("harvester/")
+
+
+def _gzipped(body: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(body, mtime=0)
+
+
+FEED = feed_bytes("icmpd-2020-05-a.rss")
+# what servers send as "gzip": decode must read each as urllib3 reads it on the way in
+CODED = {
+    "one member": _gzipped(FEED),
+    "two members": _gzipped(FEED[:1000]) + _gzipped(FEED[1000:]),
+    "garbage after a member": _gzipped(FEED) + b"\x00junk after the trailer",
+    "cut short": _gzipped(FEED)[:-500],
+    "not gzip at all": b"<rss>plain bytes labelled gzip</rss>",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", list(CODED))
+@pytest.mark.parametrize("cap", [10_000_000, len(FEED) - 1])
+def test_a_body_left_gzipped_decodes_later_as_it_would_have_on_the_way_in(server, name, cap):
+    """fetch(decode=False) hands a gzip body over as sent, for a worker process to decode;
+    decode() then gives the very body, or the very error (a cap passed, a body that is not
+    the gzip it is labelled), that decoding while reading gives."""
+    from harvester.fetch import decode
+
+    sent = CODED[name]
+    server.route("/feed", Response(sent, content_type="application/rss+xml",
+                                   headers={"Content-Encoding": "gzip"}))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0, max_bytes=cap))
+    url = server.url("/feed")
+
+    def outcome(fetch):
+        try:
+            return fetch().body
+        except FetchError as e:
+            return (str(e), e.status, e.url)
+
+    coded = fetcher.fetch(url, decode=False)
+    assert (coded.coding, coded.body) == ("gzip", sent)
+    later = outcome(lambda: decode(coded, cap, "feed"))
+    assert later == outcome(lambda: fetcher.fetch(url))
+    expected = {"one member": FEED, "two members": FEED, "garbage after a member": FEED,
+                "empty": b""}
+    if name == "not gzip at all":
+        assert later == ("the body is not the gzip it is labelled: Error -3 while decompressing "
+                         "data: incorrect header check", 200, url)
+    elif name == "cut short":
+        assert isinstance(later, bytes) and FEED.startswith(later) and len(later) > 1000
+    elif cap < len(FEED) and name != "empty":
+        assert later == (f"too large: body exceeds the {cap}-byte cap", 200, url)
+    else:
+        assert later == expected[name]
+
+
+def test_only_a_gzip_body_is_left_coded(server):
+    """A plain body, or one in another coding, comes decoded whatever `decode` says."""
+    import zlib
+
+    server.gzip_bodies = False
+    server.route("/plain", Response(FEED, content_type="application/rss+xml"))
+    server.route("/deflate", Response(zlib.compress(FEED), content_type="application/rss+xml",
+                                      headers={"Content-Encoding": "deflate"}))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0))
+    for path in ("/plain", "/deflate"):
+        r = fetcher.fetch(server.url(path), decode=False)
+        assert (r.coding, r.body) == (None, FEED), path

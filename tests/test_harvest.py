@@ -659,3 +659,66 @@ def test_a_bug_met_while_reading_one_source_fails_that_source_not_the_run(
         "(a harvester bug: please report it with this source)"))
     assert {r.status for r in reports.values()} == {PollStatus.OK}
     assert len(store.items()) == (harvest.INLINE_READS + 1) * 6
+
+
+def test_gzipped_bodies_are_decoded_and_fingerprinted_in_the_worker_processes(
+        server, config_for, store, tmp_path, monkeypatch):
+    """With worker processes, a feed's gzip body crosses to a worker as sent: the worker
+    decodes it (cap and errors as on the way in), fingerprints it, and leaves a body
+    byte-identical to the last one unparsed; reports and the stored fingerprint are those
+    of the decoded body, as when it is decoded on the way in."""
+    import gzip
+
+    import harvester.parse
+    from harvester import harvest
+
+    cap = 100_000
+    http = http_fast().replace("retries = 0", f"retries = 0\nmax_bytes = {cap}")
+    old = feed_bytes("icmpd-2020-05-a.rss")
+    # always a 200: the same bytes come again, with nothing to say they are the same
+    server.route("/old", Response(old, conditional=False))
+    config = config_for(feed_source("old", server.url("/old")), http=http)
+    assert poll(config, store)["old"].new == 7  # its baseline, read inline
+
+    parsed = tmp_path / "parsed"
+    real = harvester.parse.parse_feed
+
+    def parse_feed(body, *, url, **kw):
+        with parsed.open("a") as f:  # the workers' own record: their memory is not ours
+            f.write(url.rsplit("/", 1)[1] + "\n")
+        return real(body, url=url, **kw)
+
+    monkeypatch.setattr(harvester.parse, "parse_feed", parse_feed)
+    monkeypatch.setenv(harvest.PROCESSES_ENV, "2")
+    crossed: dict[str, tuple[str | None, int]] = {}  # source → (coding, size) sent to a worker
+    real_submit = harvest._Readers.submit
+
+    def submit(self, fetched, *a):
+        crossed[fetched.source.name] = (fetched.result.coding, fetched.result.size)
+        return real_submit(self, fetched, *a)
+
+    monkeypatch.setattr(harvest._Readers, "submit", submit)
+    server.route("/big", Response(b"<rss>" + b" " * cap + b"</rss>"))
+    server.route("/corrupt", Response(b"not gzip", headers={"Content-Encoding": "gzip"}))
+    config = config_for(
+        _corpus_sources(server, feeds=harvest.INLINE_READS + 1, listings=0),
+        *(feed_source(n, server.url(f"/{n}")) for n in ("old", "big", "corrupt")), http=http)
+    reports = poll(config, store)
+    bodies = {f"f{i}": server.routes[f"/f{i}.xml"].body for i in range(harvest.INLINE_READS + 1)}
+    assert sorted(parsed.read_text().split()) == sorted(f"{n}.xml" for n in bodies)
+    assert (reports["old"].status, reports["old"].bytes) == (PollStatus.NOT_MODIFIED, len(old))
+    assert (reports["big"].error, reports["corrupt"].error) == (
+        f"too large: body exceeds the {cap}-byte cap",
+        "the body is not the gzip it is labelled: Error -3 while decompressing data: "
+        "incorrect header check")
+    hashes = dict(store.conn.execute("SELECT name, body_hash FROM sources"))
+    by_name = {s.name: s for s in config.sources}
+    assert crossed == {"old": ("gzip", len(gzip.compress(old, mtime=0))),
+                       "big": ("gzip", len(gzip.compress(server.routes["/big"].body, mtime=0))),
+                       "corrupt": ("gzip", len(b"not gzip")),
+                       **{n: ("gzip", len(gzip.compress(b, mtime=0))) for n, b in bodies.items()}}
+    for name, body in bodies.items():
+        assert (reports[name].status, reports[name].new, reports[name].bytes) == (
+            PollStatus.OK, 6, len(body))
+        assert hashes[name] == harvest.body_fingerprint(by_name[name], body)
+    assert hashes["old"] == harvest.body_fingerprint(by_name["old"], old)
