@@ -311,7 +311,7 @@ class Fetcher:
         return target
 
     def _read_capped(self, resp: BaseHTTPResponse, url: str, source: str | None,
-                     watch: Watch, decode: bool = True) -> bytes:
+                     watch: Watch, decode: bool) -> bytes:
         cap = self.http.max_bytes
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -350,9 +350,7 @@ def decode(result: FetchResult, max_bytes: int, source: str | None = None) -> Fe
     read on, and garbage after a whole member is ignored, as urllib3 (and browsers) do."""
     if result.coding is None:
         return result
-    if result.coding != "gzip":
-        raise FetchError(f"cannot decode a body in {result.coding}", source=source,
-                         url=result.url, status=result.status)
+    assert result.coding == "gzip", result.coding  # the only coding fetch leaves as sent
     out, data, first = bytearray(), result.body, True
     while data:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -181,7 +181,7 @@ def read_coded(source: SourceConfig, fr: FetchResult, max_bytes: int, now: datet
                rules: Sequence[RuleConfig], last_hash: str | None) -> Read:
     """A body still gzipped, decoded, fingerprinted and read in a worker process, so the
     writer's process never gunzips, hashes or ships the decoded bytes (measured: a first
-    poll of 200 feeds 5 % faster, with 50 ms of latency 9 %). `last_hash`: the fingerprint
+    poll of 200 feeds 1.09 → 1.02 s, see README › Performance). `last_hash`: the fingerprint
     stored for the source, if it has a baseline; the same bytes again are not parsed."""
     try:
         fr = decode(fr, max_bytes, source.name)
