@@ -143,6 +143,27 @@ def many_items(count: int = 10_000, duplicate_every: int = 0) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+def tiny_items(count: int = 250_000, malformed: bool = False, dialect: str = "rss") -> Generator:
+    """`count` items of a title each (~30 bytes: a few hundred thousand fit the body cap),
+    in RSS or Atom; `malformed` puts a bare "&" in the channel title, so feedparser reads it."""
+    title = "tiny & many" if malformed else "tiny"
+    if dialect == "atom":
+        head = f'<feed xmlns="http://www.w3.org/2005/Atom"><title>{title}</title>'
+        entry, tail = "<entry><title>{}</title></entry>", "</feed>"
+    else:
+        head = f'<rss version="2.0"><channel><title>{title}</title>'
+        entry, tail = "<item><title>{}</title></item>", "</channel></rss>"
+    body = (head + "".join(entry.format(i) for i in range(count)) + tail).encode()
+    return lambda h: Response(body, content_type="application/xml", conditional=False)
+
+
+def json_items(count: int = 3_000_000) -> Generator:
+    """A JSON Feed of `count` empty items: three bytes each, millions under the body cap."""
+    body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": ['
+            + b",".join([b"{}"] * count) + b"]}")
+    return lambda h: Response(body, content_type="application/feed+json", conditional=False)
+
+
 def huge_fields(title_kb: int = 100, summary_kb: int = 1024) -> Generator:
     title = "Launch " * (title_kb * 1024 // 7)
     summary = "word " * (summary_kb * 1024 // 5)
@@ -231,7 +252,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting, long_link)
+                            retry_after_date, deep_nesting, long_link, tiny_items, json_items)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -62,3 +62,22 @@ def test_json_that_is_not_a_json_feed_is_an_error(body, ctype, message):
     with pytest.raises(ParseError) as e:
         parse_feed(body, url=URL, content_type=ctype)
     assert str(e.value).startswith(message)
+
+
+@pytest.mark.parametrize("items,refused", [(8, False), (9, True)])
+def test_a_json_document_of_too_many_objects_is_refused_before_it_is_built(
+        items, refused, monkeypatch):
+    """json.loads would build every object first (3 million empty items fit the body cap:
+    7 s and 600 MB), so the objects and arrays are counted before: the document, its items
+    list and 8 items make 10, the cap here; one more is refused, naming why."""
+    import harvester.parse.jsonfeed as jsonfeed
+
+    monkeypatch.setattr(jsonfeed, "MAX_CONTAINERS", 10)
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": str(i), "content_text": "x"} for i in range(items)]}).encode()
+    if not refused:
+        assert len(parse_feed(body, url=URL, content_type="application/feed+json").entries) == 8
+        return
+    with pytest.raises(ParseError) as e:
+        parse_feed(body, url=URL, content_type="application/feed+json")
+    assert str(e.value) == ("not read: a JSON document of more than 10 objects and arrays")

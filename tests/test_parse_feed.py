@@ -1,0 +1,95 @@
+"""parse/feed.py: a document of more entries than are read is cut before either parser
+builds them, and gives exactly the entries reading it whole would have given."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from lxml import etree
+
+import harvester.parse.feed as feed
+from bench.corpus import initial_head, render_feed
+from harvester.parse import parse_feed
+
+URL = "https://www.icmpd.org/news-centre/rss"
+CAP = 7
+
+
+def _malformed(body: bytes) -> bytes:
+    """The same feed with a bare "&" before its first entry: lxml refuses it."""
+    for tag in (b"<item", b"<entry"):
+        at = body.find(tag)
+        if at > 0:
+            return body[:at] + b" & " + body[at:]
+    raise AssertionError("no entry")
+
+
+DOCS = {f"{dialect}{'-malformed' if bad else ''}": (
+    _malformed(render_feed(3, 1, 20, initial_head(20), dialect)) if bad
+    else render_feed(3, 1, 20, initial_head(20), dialect))
+    for dialect in ("rss2", "rss1", "atom") for bad in (False, True)}
+
+
+@pytest.fixture
+def small_cap(monkeypatch):
+    monkeypatch.setattr(feed, "MAX_ENTRIES", CAP)
+
+
+@pytest.mark.parametrize("name", list(DOCS))
+def test_a_document_over_the_cap_reads_as_its_first_entries(name, small_cap, monkeypatch):
+    """20 entries under a cap of 7: the parser sees the first 7 and the document's end
+    (so the fast path still takes a well-formed one), and they are exactly the first 7
+    that reading the whole document gives; the warning counts all 20."""
+    body = DOCS[name]
+    seen: list[int] = []  # how many entries each parser was handed
+
+    def spy(parse):
+        def parsing(body, **kw):
+            seen.append(len(feed._ENTRY_START.findall(body)))
+            return parse(body, **kw)
+        return parsing
+
+    monkeypatch.setattr(feed, "parse_fast", spy(feed.parse_fast))
+    monkeypatch.setattr(feed, "parse_with_feedparser", spy(feed.parse_with_feedparser))
+    cut = parse_feed(body, url=URL, content_type="application/xml")
+    assert seen == ([CAP, CAP] if name.endswith("malformed") else [CAP])
+    monkeypatch.setattr(feed, "first_entries", lambda b: (b, None))
+    whole = parse_feed(body, url=URL, content_type="application/xml")
+    assert len(whole.entries) == CAP and len(cut.entries) == CAP
+    assert cut.entries == whole.entries
+    assert (cut.parser, cut.title, cut.language) == (whole.parser, whole.title, whole.language)
+    assert cut.parser == ("feedparser" if name.endswith("malformed") else "lxml")
+    assert cut.warning is not None and cut.warning.endswith(
+        f"20 entries; only the first {CAP} were read")
+    assert cut.warning == whole.warning
+
+
+def test_the_cut_keeps_the_documents_end(small_cap):
+    body = DOCS["rss2"]
+    cut, total = feed.first_entries(body)
+    assert total == 20
+    root = etree.fromstring(cut)  # still well-formed
+    assert len(root.findall("channel/item")) == CAP
+    starts = [m.start() for m in re.finditer(rb"<item>", body)]
+    assert cut == body[:starts[CAP]] + body[body.rindex(b"</item>") + len(b"</item>"):]
+    # entries never closed: the root's closing tag is kept, so the cut document is not
+    # taken for a truncated one (as the whole one was not)
+    unclosed = (b'<rss version="2.0"><channel><title>t</title>'
+                + b"".join(b"<item><title>%d</title>" % i for i in range(20))
+                + b"</channel></rss>")
+    cut, total = feed.first_entries(unclosed)
+    assert total == 20
+    assert cut == unclosed[:unclosed.index(b"<item><title>7<")] + b"</rss>"
+    assert len(parse_feed(cut, url=URL).entries) == CAP
+
+
+@pytest.mark.parametrize("body", [
+    DOCS["atom"],                                     # 20 entries, cap 20: read whole
+    b"<rss><channel>" + b"<x/>" * 50 + b"</channel></rss>",  # many tags, no entries
+    b"<rss><channel>" + b"<itemize/>" * 50 + b"<entryway/>" * 50 + b"</channel></rss>",
+])
+def test_a_document_within_the_cap_is_left_as_it_is(body, monkeypatch):
+    monkeypatch.setattr(feed, "MAX_ENTRIES", 20)
+    assert feed.first_entries(body) == (body, None)
+    assert feed.first_entries(body)[0] is body
