@@ -157,6 +157,16 @@ def tiny_items(count: int = 250_000, malformed: bool = False, dialect: str = "rs
     return lambda h: Response(body, content_type="application/xml", conditional=False)
 
 
+def many_tags(count: int = 2_500_000, inside: bool = False) -> Generator:
+    """`count` empty elements (4 bytes each) in the channel beside one item, or `inside`:
+    that many unclosed <b> in its description (malformed, so feedparser would read it)."""
+    filler = "<b>" * count if inside else "<x/>" * count
+    body = ('<rss version="2.0"><channel><title>t</title>' + ("" if inside else filler)
+            + "<item><title>One</title><link>http://news.example/1</link><description>"
+            + (filler if inside else "") + "</description></item></channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
 def json_items(count: int = 3_000_000) -> Generator:
     """A JSON Feed of `count` empty items: three bytes each, millions under the body cap."""
     body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": ['
@@ -252,7 +262,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting, long_link, tiny_items, json_items)
+                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -93,3 +93,38 @@ def test_a_document_within_the_cap_is_left_as_it_is(body, monkeypatch):
     monkeypatch.setattr(feed, "MAX_ENTRIES", 20)
     assert feed.first_entries(body) == (body, None)
     assert feed.first_entries(body)[0] is body
+
+
+@pytest.mark.parametrize("name", ["rss2", "atom", "rss2-malformed", "atom-malformed"])
+def test_a_document_of_too_many_tags_is_refused_before_either_parser_builds_it(
+        name, monkeypatch):
+    """Counted after the cut to the first entries: a document past MAX_TAGS is refused,
+    one lxml declines is past MAX_LENIENT_TAGS too; at the caps, each reads."""
+    from harvester.errors import ParseError
+
+    body = DOCS[name]
+    tags = body.count(b"<")
+    malformed = name.endswith("malformed")
+    monkeypatch.setattr(feed, "MAX_TAGS", tags)
+    monkeypatch.setattr(feed, "MAX_LENIENT_TAGS", tags)
+    assert len(parse_feed(body, url=URL, content_type="application/xml").entries) == 20
+    monkeypatch.setattr(feed, "MAX_LENIENT_TAGS", tags - 1)
+    if malformed:
+        with pytest.raises(ParseError) as e:
+            parse_feed(body, url=URL, content_type="application/xml")
+        assert str(e.value) == (f"not read: a malformed document of {tags:,} tags, more than "
+                                f"the {tags - 1:,} a malformed feed is read with")
+    else:  # the fast path reads it: the lenient cap is not its business
+        assert parse_feed(body, url=URL, content_type="application/xml").parser == "lxml"
+    monkeypatch.setattr(feed, "MAX_TAGS", tags - 1)
+    with pytest.raises(ParseError) as e:
+        parse_feed(body, url=URL, content_type="application/xml")
+    assert str(e.value) == f"not read: {tags:,} tags in the document, more than {tags - 1:,}"
+
+
+def test_the_tags_are_counted_after_the_cut(small_cap, monkeypatch):
+    """20 entries cut to 7: the tag cap weighs what is parsed, not what was sent."""
+    body = DOCS["rss2"]
+    cut, _ = feed.first_entries(body)
+    monkeypatch.setattr(feed, "MAX_TAGS", cut.count(b"<"))
+    assert len(parse_feed(body, url=URL, content_type="application/xml").entries) == CAP

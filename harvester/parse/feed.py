@@ -18,6 +18,14 @@ _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 # A cap on entries per fetch: generous (a 10,000-item archive feed is read whole), but a
 # document of a million empty <item/>s must not become a million rows.
 MAX_ENTRIES = 20_000
+# Tags ("<") a document may hold, after the cut to its first entries. lxml's tree costs
+# ~140 bytes a node: 2.5 million empty elements fit the body cap and took 350 MB. 20,000
+# rich entries stay well below this.
+MAX_TAGS = 500_000
+# ... and a document lxml refused, which feedparser's lenient parser reads at ~17 µs and
+# up to ~460 bytes a tag (2.5 million: 43 s; 3 million nested: 52 s and 1.4 GB). A
+# malformed archive of 20,000 entries with a dozen tags each still reads.
+MAX_LENIENT_TAGS = 250_000
 # An entry's start and end tags, in any dialect and namespace prefix (feedparser's loose
 # parser reads <ITEM> too)
 _ENTRY_START = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s/>]", re.IGNORECASE)
@@ -54,8 +62,6 @@ def first_entries(body: bytes) -> tuple[bytes, int | None]:
     Both parsers build every entry before any cap could apply: 1.4 million empty <item/>s
     fit the 10 MB body cap and took 2.9 s and 500 MB through lxml; 300,000 in a malformed
     document 5.6 s through feedparser (cut first: 0.4 s and ~50 MB each)."""
-    if body.count(b"<") <= MAX_ENTRIES:  # too few tags to hold that many: no closer look
-        return body, None
     starts = _ENTRY_START.finditer(body)
     cut = next(itertools.islice(starts, MAX_ENTRIES, None), None)
     if cut is None:
@@ -116,10 +122,31 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     if looks_like_json(body, content_type):
         doc = parse_json_feed(body, url=url, source=source)
     else:
-        body, total = first_entries(without_dtd(body))
-        doc = parse_fast(body, url=url, content_type=utf8_type) or parse_with_feedparser(
-            body, url=url, content_type=utf8_type, source=source)
+        doc, total = _parse_xml(without_dtd(body), url=url, content_type=utf8_type,
+                                source=source)
     return _capped(doc, decoded.note, total)
+
+
+def _parse_xml(body: bytes, *, url: str, content_type: str,
+               source: str | None) -> tuple[ParsedDocument, int | None]:
+    """An XML document's entries (cut to the first MAX_ENTRIES: how many there were), read
+    by the fast path or feedparser, within the tag caps."""
+    tags, total = body.count(b"<"), None
+    if tags > MAX_ENTRIES:  # fewer tags cannot hold more entries: no closer look
+        body, total = first_entries(body)
+        if total is not None:
+            tags = body.count(b"<")
+    if tags > MAX_TAGS:
+        raise ParseError(f"not read: {tags:,} tags in the document, more than {MAX_TAGS:,}",
+                         source=source, url=url)
+    doc = parse_fast(body, url=url, content_type=content_type)
+    if doc is None:
+        if tags > MAX_LENIENT_TAGS:
+            raise ParseError(f"not read: a malformed document of {tags:,} tags, more than the "
+                             f"{MAX_LENIENT_TAGS:,} a malformed feed is read with", source=source,
+                             url=url)
+        doc = parse_with_feedparser(body, url=url, content_type=content_type, source=source)
+    return doc, total
 
 
 def _capped(doc: ParsedDocument, note: str | None, total: int | None = None) -> ParsedDocument:
