@@ -74,14 +74,11 @@ def _blocks(root):
 
 def detect(body: bytes, url: str, *, content_type: str | None = None,
            encoding: str | None = None) -> Selectors | None:
-    """Selectors for the page's repeated entries, or None when there are none."""
-    from .errors import ParseError
+    """Selectors for the page's repeated entries, or None when there are none; ParseError
+    when there is no page to look at (empty, not HTML, too large to build)."""
     from .parse.html import html_document
 
-    try:
-        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
-    except ParseError:
-        return None
+    root = html_document(body, url=url, content_type=content_type, encoding=encoding)
     blocks = _blocks(root)
     if not blocks:
         return None

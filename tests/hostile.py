@@ -167,6 +167,14 @@ def many_tags(count: int = 2_500_000, inside: bool = False) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+def long_list(count: int = 370_000) -> Generator:
+    """A listing page of `count` one-link list entries (27 bytes each: 10 MB)."""
+    body = ("<html><body><ul>" + "<li><a href='/a'>t</a></li>" * count
+            + "</ul></body></html>").encode()
+    return lambda h: Response(body, content_type="text/html; charset=utf-8",
+                              conditional=False)
+
+
 def json_items(count: int = 3_000_000) -> Generator:
     """A JSON Feed of `count` empty items: three bytes each, millions under the body cap."""
     body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": ['
@@ -262,7 +270,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags)
+                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -144,6 +144,26 @@ def test_auto_detection_reads_a_page_with_no_selectors(server, config_for, store
         assert row["summary"] == e["teaser"]
 
 
+@pytest.mark.parametrize("body,error", [
+    (b"  \n", "empty page"),
+    (b"<ul>" + b"<li><a href='/a'>t</a></li>" * 200 + b"</ul>",
+     "not read: 802 tags in the page, more than 800"),
+])
+def test_a_page_with_no_selectors_that_cannot_be_read_says_why(
+        server, config_for, store, monkeypatch, body, error):
+    """Auto-detection looks for entries only on a page it can read: an empty one, or one
+    past the tag cap, is that poll's error (counted like any other), not a redesign
+    alerted at once as "found no repeated entries"."""
+    import harvester.parse.caps as caps
+
+    monkeypatch.setattr(caps, "MAX_MARKUP_TAGS", 800)
+    server.route("/latest", Response(body, content_type="text/html; charset=utf-8"))
+    config = config_for(listing_source(server.url("/latest"), select=False), notifiers=OPS)
+    r = poll(config, store)["icmpd-news"]
+    assert (r.status, r.error) == (PollStatus.ERROR, error)
+    assert store.outbox() == []  # one failure is not yet an alert
+
+
 def test_a_feed_and_a_listing_with_the_same_news_give_one_item_one_notification(
         server, config_for, store):
     serve(server, "b")

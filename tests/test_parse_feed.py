@@ -8,6 +8,7 @@ import re
 import pytest
 from lxml import etree
 
+import harvester.parse.caps as caps
 import harvester.parse.feed as feed
 from bench.corpus import initial_head, render_feed
 from harvester.parse import parse_feed
@@ -98,14 +99,14 @@ def test_a_document_within_the_cap_is_left_as_it_is(body, monkeypatch):
 @pytest.mark.parametrize("name", ["rss2", "atom", "rss2-malformed", "atom-malformed"])
 def test_a_document_of_too_many_tags_is_refused_before_either_parser_builds_it(
         name, monkeypatch):
-    """Counted after the cut to the first entries: a document past MAX_TAGS is refused,
+    """Counted after the cut to the first entries: a document past MAX_MARKUP_TAGS is refused,
     one lxml declines is past MAX_LENIENT_TAGS too; at the caps, each reads."""
     from harvester.errors import ParseError
 
     body = DOCS[name]
     tags = body.count(b"<")
     malformed = name.endswith("malformed")
-    monkeypatch.setattr(feed, "MAX_TAGS", tags)
+    monkeypatch.setattr(caps, "MAX_MARKUP_TAGS", tags)
     monkeypatch.setattr(feed, "MAX_LENIENT_TAGS", tags)
     assert len(parse_feed(body, url=URL, content_type="application/xml").entries) == 20
     monkeypatch.setattr(feed, "MAX_LENIENT_TAGS", tags - 1)
@@ -116,7 +117,7 @@ def test_a_document_of_too_many_tags_is_refused_before_either_parser_builds_it(
                                 f"the {tags - 1:,} a malformed feed is read with")
     else:  # the fast path reads it: the lenient cap is not its business
         assert parse_feed(body, url=URL, content_type="application/xml").parser == "lxml"
-    monkeypatch.setattr(feed, "MAX_TAGS", tags - 1)
+    monkeypatch.setattr(caps, "MAX_MARKUP_TAGS", tags - 1)
     with pytest.raises(ParseError) as e:
         parse_feed(body, url=URL, content_type="application/xml")
     assert str(e.value) == f"not read: {tags:,} tags in the document, more than {tags - 1:,}"
@@ -126,5 +127,5 @@ def test_the_tags_are_counted_after_the_cut(small_cap, monkeypatch):
     """20 entries cut to 7: the tag cap weighs what is parsed, not what was sent."""
     body = DOCS["rss2"]
     cut, _ = feed.first_entries(body)
-    monkeypatch.setattr(feed, "MAX_TAGS", cut.count(b"<"))
+    monkeypatch.setattr(caps, "MAX_MARKUP_TAGS", cut.count(b"<"))
     assert len(parse_feed(body, url=URL, content_type="application/xml").entries) == CAP

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
+from .caps import check_tags
 from .encoding import to_utf8
 from .fast import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
@@ -18,13 +19,10 @@ _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 # A cap on entries per fetch: generous (a 10,000-item archive feed is read whole), but a
 # document of a million empty <item/>s must not become a million rows.
 MAX_ENTRIES = 20_000
-# Tags ("<") a document may hold, after the cut to its first entries. lxml's tree costs
-# ~140 bytes a node: 2.5 million empty elements fit the body cap and took 350 MB. 20,000
-# rich entries stay well below this.
-MAX_TAGS = 500_000
-# ... and a document lxml refused, which feedparser's lenient parser reads at ~17 µs and
-# up to ~460 bytes a tag (2.5 million: 43 s; 3 million nested: 52 s and 1.4 GB). A
-# malformed archive of 20,000 entries with a dozen tags each still reads.
+# Tags a document lxml refused may hold (caps.MAX_MARKUP_TAGS holds for every document):
+# feedparser's lenient parser reads them at ~17 µs and up to ~460 bytes a tag (2.5
+# million: 43 s; 3 million nested: 52 s and 1.4 GB). A malformed archive of 20,000
+# entries with a dozen tags each still reads.
 MAX_LENIENT_TAGS = 250_000
 # An entry's start and end tags, in any dialect and namespace prefix (feedparser's loose
 # parser reads <ITEM> too)
@@ -136,9 +134,7 @@ def _parse_xml(body: bytes, *, url: str, content_type: str,
         body, total = first_entries(body)
         if total is not None:
             tags = body.count(b"<")
-    if tags > MAX_TAGS:
-        raise ParseError(f"not read: {tags:,} tags in the document, more than {MAX_TAGS:,}",
-                         source=source, url=url)
+    check_tags(tags, "document", source=source, url=url)
     doc = parse_fast(body, url=url, content_type=content_type)
     if doc is None:
         if tags > MAX_LENIENT_TAGS:

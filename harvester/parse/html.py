@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ParseError
+from .caps import check_tags
 from .encoding import to_utf8
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
     if not body or body.isspace():
         raise ParseError("empty page", source=source, url=url)
     data = to_utf8(body, content_type, encoding, html=True).body
+    check_tags(data.count(b"<"), "page", source=source, url=url)
     parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, remove_comments=True,
                                   remove_pis=True, huge_tree=False)
     try:
