@@ -16,6 +16,7 @@ from .config import ListingConfig, SourceConfig
 from .errors import FetchError, ParseError
 from .fetch import Fetcher
 from .models import FetchResult, Known, RawEntry
+from .parse.feed import MAX_ENTRIES
 from .parse.listing import Listing, Selectors, extract
 from .words import counted
 
@@ -76,7 +77,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     entries = list(page.document.entries)
     dropped, warning = page.dropped, None
     seen, n = {first.url}, 1
-    while n < listing_cfg.max_pages:
+    while n < listing_cfg.max_pages and not page.unread and len(entries) < MAX_ENTRIES:
         if not baseline:
             k = known(list(page.document.entries))
             if k.by_key or k.by_url:
@@ -99,6 +100,11 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
         n += 1
         entries += page.document.entries
         dropped += page.dropped
+    if page.unread or len(entries) >= MAX_ENTRIES:
+        # as a feed is read: the first MAX_ENTRIES, and nothing past them is fetched
+        warning = (f"{warning}; " if warning else "") + (
+            f"only the first {MAX_ENTRIES} entries were read (after {counted(n, 'page')})")
+        entries = entries[:MAX_ENTRIES]
     if dropped:
         note = (f"{counted(dropped, 'entry', 'entries')} without a title or link"
                 f" {'was' if dropped == 1 else 'were'} dropped")

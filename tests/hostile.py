@@ -167,9 +167,12 @@ def many_tags(count: int = 2_500_000, inside: bool = False) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
-def long_list(count: int = 370_000) -> Generator:
-    """A listing page of `count` one-link list entries (27 bytes each: 10 MB)."""
-    body = ("<html><body><ul>" + "<li><a href='/a'>t</a></li>" * count
+def long_list(count: int = 370_000, dated: bool = False) -> Generator:
+    """A listing page of `count` one-link list entries (27 bytes each: 10 MB), or `dated`
+    ones, each its own link and a date, as auto-detection finds them (~80 bytes)."""
+    entry = ("<li><a href='/a{0}'>Entry {0}</a> <span class='date'>1 May 2020</span></li>"
+             if dated else "<li><a href='/a'>t</a></li>")
+    body = ("<html><body><ul>" + "".join(entry.format(i) for i in range(count))
             + "</ul></body></html>").encode()
     return lambda h: Response(body, content_type="text/html; charset=utf-8",
                               conditional=False)

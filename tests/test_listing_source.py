@@ -144,6 +144,30 @@ def test_auto_detection_reads_a_page_with_no_selectors(server, config_for, store
         assert row["summary"] == e["teaser"]
 
 
+@pytest.mark.parametrize("cap,pages,warning", [
+    (25, ["/news-centre/", "/news-centre/?page=2", "/news-centre/?page=3"],
+     "only the first 25 entries were read (after 3 pages)"),
+    (5, ["/news-centre/"], "only the first 5 entries were read (after 1 page)"),
+])
+def test_a_listing_is_read_to_as_many_entries_as_a_feed(
+        server, config_for, store, monkeypatch, cap, pages, warning):
+    """The feeds' cap on entries a poll reads holds for a listing too, across its pages
+    and within one: the first `cap` are stored, said in the warning, and no page past
+    them is fetched (a 10 MB page can hold ~100,000 entries, pages.max 1000 pages)."""
+    import harvester.listing
+    import harvester.parse.listing
+
+    monkeypatch.setattr(harvester.listing, "MAX_ENTRIES", cap)
+    monkeypatch.setattr(harvester.parse.listing, "MAX_ENTRIES", cap)
+    serve(server, "a")  # 43 entries over five pages
+    config = config_for(listing_source(server.url("/news-centre/")))
+    r = poll(config, store)["icmpd-news"]
+    assert (r.status, r.new, r.warning) == (PollStatus.OK, cap, warning)
+    assert page_hits(server) == pages
+    stored = {i["title"] for i in store.items()}
+    assert stored == {e["title"] for e in ENTRIES["a"][:cap]}
+
+
 @pytest.mark.parametrize("body,error", [
     (b"  \n", "empty page"),
     (b"<ul>" + b"<li><a href='/a'>t</a></li>" * 200 + b"</ul>",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..models import ParsedDocument, RawEntry
 from ..text import collapse
 from ..urls import join
+from .feed import MAX_ENTRIES
 from .html import html_document, page_base
 
 
@@ -34,6 +35,7 @@ class Listing:
     document: ParsedDocument
     next_url: str | None
     dropped: int  # entries without a title or a link
+    unread: int = 0  # entries past MAX_ENTRIES, not read
 
 
 _compiled = threading.local()
@@ -91,8 +93,12 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     root = html_document(body, url=url, content_type=content_type, encoding=encoding,
                          source=source)
     base = page_base(root, url)
-    entries, dropped = [], 0
-    for node in _compile(select.item)(root):
+    entries, dropped, unread = [], 0, 0
+    nodes = _compile(select.item)(root)
+    for i, node in enumerate(nodes):
+        if len(entries) == MAX_ENTRIES:  # as many as a feed gives: no page is a million rows
+            unread = len(nodes) - i
+            break
         title_el = _first(node, select.title)
         link_el = _first(node, select.link)
         title = _text(title_el) if title_el is not None else ""
@@ -118,7 +124,7 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     lang = root.get("lang")
     return Listing(ParsedDocument(tuple(entries), base_url=base, title=None,
                                   language=lang.strip().lower() if lang else None,
-                                  parser="listing"), next_url, dropped)
+                                  parser="listing"), next_url, dropped, unread)
 
 
 __all__ = ["Listing", "Selectors", "extract"]
