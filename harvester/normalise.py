@@ -27,8 +27,14 @@ MAX_URL = 8_192
 MAX_GUID = 2_048  # guids are ids: a tag URI or a permalink, never kilobytes
 MAX_TAGS = 100
 MAX_AUTHOR = 200
+MAX_TAG = 200  # characters of one tag (a category)
+# Markup read for a text field, per character of text it may keep: a tag-dense field
+# still fills its limit, while a 9 MB title is not built into a 390 MB tree for 500
+# characters (content has its own cap: clean_content).
+_MARKUP_PER_CHAR = 20
 MAX_LANGUAGE = 35  # the longest BCP 47 tags in use ("zh-Hant-CN-x-private1") are shorter
 
+_CUT_TAG = re.compile(r"<[^<>]*\Z")
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
 
@@ -44,6 +50,16 @@ class Context:
     category_from_title: bool = False
     language: str | None = None
     date_formats: tuple[str, ...] = ()
+
+
+def text_of(markup: str | None, limit: int) -> str:
+    """Plain text of a field's markup, read from at most _MARKUP_PER_CHAR × `limit`
+    characters of it; the caller clips the text to `limit`."""
+    window = _MARKUP_PER_CHAR * limit
+    if markup and len(markup) > window:
+        # a tag cut off by the window is not text
+        markup = _CUT_TAG.sub("", markup[:window])
+    return html_to_text(markup)
 
 
 def split_category(title: str) -> tuple[str | None, str]:
@@ -120,10 +136,10 @@ def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     guid = item_guid(entry)
     title = ""
     if not guid and not url:  # only a hash identity needs the (normalised) title
-        title = html_to_text(entry.title)
+        title = text_of(entry.title, MAX_TITLE)
         if ctx.category_from_title:
             title = split_category(title)[1]
-        summary = html_to_text(entry.summary)
+        summary = text_of(entry.summary, MAX_SUMMARY)
         if not title:
             title = _clip(summary, 120) if summary else "(untitled)"
         title = _clip(title, MAX_TITLE)
@@ -132,10 +148,11 @@ def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
 
 def normalise(entry: RawEntry, ctx: Context) -> Item:
     """One raw entry → one Item. Never raises on odd input: it degrades and flags."""
-    title = html_to_text(entry.title)
+    title = text_of(entry.title, MAX_TITLE)
     # each once, in the feed's order, and a hundred at most: a tag cloud, not a payload
     categories = list(dict.fromkeys(
-        c for c in (collapse(html_to_text(c)) for c in entry.categories[:MAX_TAGS * 10]) if c
+        c for c in (_clip(collapse(text_of(c, MAX_TAG)), MAX_TAG)
+                    for c in entry.categories[:MAX_TAGS * 10]) if c
     ))[:MAX_TAGS]
     category = categories[0] if categories else None
     if ctx.category_from_title:
@@ -144,7 +161,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
             category, title = label, rest
     url = item_url(entry, ctx)
     guid = item_guid(entry)
-    summary = html_to_text(entry.summary)
+    summary = text_of(entry.summary, MAX_SUMMARY)
     content = clean_content(entry.content, url or ctx.base_url)
     if not title:
         title = _clip(summary, 120) if summary else (url or "(untitled)")
@@ -160,7 +177,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
 
     title = _clip(title, MAX_TITLE)
     summary = _clip(summary, MAX_SUMMARY)
-    author = (_clip(collapse(html_to_text(entry.author)), MAX_AUTHOR) or None
+    author = (_clip(collapse(text_of(entry.author, MAX_AUTHOR)), MAX_AUTHOR) or None
               if entry.author else None)
     language = (entry.language or ctx.language or "").strip().lower() or None
     if language and len(language) > MAX_LANGUAGE:  # no language tag is that long
@@ -188,4 +205,4 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
 
 __all__ = ["HASH_VERSION", "MAX_GUID", "MAX_URL", "Context", "clean_content", "content_hash",
            "identity", "item_guid", "item_url", "normalise", "prepare", "raw_fingerprint",
-           "split_category"]
+           "split_category", "text_of"]

@@ -178,6 +178,16 @@ def long_list(count: int = 370_000, dated: bool = False) -> Generator:
                               conditional=False)
 
 
+def dense_fields(count: int = 550_000) -> Generator:
+    """One item whose title and description are each `count` tiny elements of markup in a
+    CDATA section (text to the XML parser, markup to the item's fields): 9 MB."""
+    dense = "<b>x</b>" * count
+    body = ('<rss version="2.0"><channel><title>t</title><item><title><![CDATA[' + dense
+            + "]]></title><link>http://news.example/dense</link><description><![CDATA["
+            + dense + "]]></description></item></channel></rss>").encode()
+    return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
+
+
 def json_items(count: int = 3_000_000) -> Generator:
     """A JSON Feed of `count` empty items: three bytes each, millions under the body cap."""
     body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": ['
@@ -273,7 +283,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list)
+                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list, dense_fields)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

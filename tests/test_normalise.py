@@ -201,6 +201,27 @@ def test_an_items_author_and_language_are_kept_to_what_they_can_be():
     assert (item.author, item.language) == ("ICMPD", "de-at")
 
 
+@pytest.mark.parametrize("field,limit", [("title", 500), ("summary", 5_000), ("author", 200),
+                                         ("categories", 200)])
+def test_a_text_field_is_read_from_as_much_markup_as_its_limit_needs(field, limit):
+    """Twenty characters of markup per character kept: a tag-dense field fills its limit
+    all the same, and a 9 MB one is not parsed whole for a few hundred characters (lxml's
+    tree of it took 390 MB)."""
+    from harvester.normalise import text_of
+
+    ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
+    dense = "<b>x</b>" * 1_200_000  # 9.6 MB, eight characters of markup a character
+    value = (dense,) if field == "categories" else dense
+    item = normalise(RawEntry(**{"title": "T", "link": "https://www.icmpd.org/a",
+                                 field: value}), ctx)
+    got = {"title": item.title, "summary": item.summary, "author": item.author,
+           "categories": item.category}[field]
+    assert got == "x" * (limit - 1) + "…"
+    # past the window nothing is read: text after 20 × limit characters of markup is not seen
+    assert text_of("<i></i>" * (20 * limit // 7 + 1) + "late", limit) == ""
+    assert text_of("<i></i>" * (20 * limit // 7 - 1) + "late", limit) == "late"
+
+
 def test_an_items_tags_are_each_kept_once_in_order_and_a_hundred_at_most():
     ctx = Context("icmpd-rss", "https://www.icmpd.org/news-centre/rss", NOW)
     repeated = ("Press Release", "Migration", " press  release ", "Press Release", "")
