@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from .dates import iso_utc, parse_date
 from .models import HASH_VERSION, DateFlag, Item, RawEntry
-from .text import collapse, html_to_text, sanitise_html, strip_controls
+from .text import collapse, html_to_text, markup_head, sanitise_html, strip_controls
 from .urls import canonical_url
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -34,7 +34,6 @@ MAX_TAG = 200  # characters of one tag (a category)
 _MARKUP_PER_CHAR = 20
 MAX_LANGUAGE = 35  # the longest BCP 47 tags in use ("zh-Hant-CN-x-private1") are shorter
 
-_CUT_TAG = re.compile(r"<[^<>]*\Z")
 # "Press Release: Germany joins …" — a short label before the first colon.
 _TITLE_PREFIX = re.compile(r"^\s*([^:.!?\"“”/]{2,40}?)\s*:(?!//)\s*(\S.*)$", re.DOTALL)  # never "https://…"
 
@@ -55,11 +54,7 @@ class Context:
 def text_of(markup: str | None, limit: int) -> str:
     """Plain text of a field's markup, read from at most _MARKUP_PER_CHAR × `limit`
     characters of it; the caller clips the text to `limit`."""
-    window = _MARKUP_PER_CHAR * limit
-    if markup and len(markup) > window:
-        # a tag cut off by the window is not text
-        markup = _CUT_TAG.sub("", markup[:window])
-    return html_to_text(markup)
+    return html_to_text(markup_head(markup, _MARKUP_PER_CHAR * limit) if markup else markup)
 
 
 def split_category(title: str) -> tuple[str | None, str]:

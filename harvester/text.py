@@ -217,6 +217,12 @@ def _nests_too_deep(markup: str) -> bool:
     return False
 
 
+def markup_head(markup: str, limit: int) -> str:
+    """The first `limit` characters of markup, without the tag the cut leaves open (it is
+    not text)."""
+    return markup if len(markup) <= limit else _CUT_TAG.sub("", markup[:limit])
+
+
 def sanitise_html(value: str | None, base_url: str | None = None) -> str:
     """Allow-list sanitised HTML: no script, no event handlers, only http(s)/mailto links,
     relative links resolved against `base_url` (dropped without one)."""
@@ -260,4 +266,4 @@ def _cleaner() -> nh3.Cleaner:
                        url_relative=_resolve_relative)
 
 
-__all__ = ["collapse", "html_to_text", "sanitise_html", "strip_controls"]
+__all__ = ["collapse", "html_to_text", "markup_head", "sanitise_html", "strip_controls"]
