@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
+    BrokenExecutor,
     Executor,
     Future,
     ThreadPoolExecutor,
@@ -174,6 +175,19 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         items = tuple(fresh)
     return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning,
                 same=tuple(same))
+
+
+def decoded(fetched: Fetched, max_bytes: int) -> Fetched:
+    """A fetch whose body was left gzipped for a worker process, decoded and fingerprinted
+    here instead; a body that does not decode is the fetch's error, as on the way in."""
+    fr = fetched.result
+    if fr is None or fr.coding is None:
+        return fetched
+    try:
+        fr = decode(fr, max_bytes, fetched.source.name)
+    except FetchError as e:
+        return replace(fetched, result=None, error=e)
+    return replace(fetched, result=fr, fingerprint=body_fingerprint(fetched.source, fr.body))
 
 
 @_contained
@@ -455,19 +469,39 @@ class _Readers:
     def submit(self, fetched: Fetched, now: datetime,
                rules: Sequence[RuleConfig]) -> Future[Read] | None:
         """Hand the body to a worker (a listing's page 1 only: later pages ask the store
-        whether to go on); None means read it inline, as there are no workers this poll."""
+        whether to go on); None means read it inline, as there are no workers (left)."""
         if self.pool is None:
             return None
         fr = fetched.result
         assert fr is not None
-        if fetched.source.kind is SourceKind.HTML:
-            return self.pool.submit(read_listing_first, fetched.source, fr, now, rules)
-        if fr.coding is not None:
-            state = fetched.state
-            return self.pool.submit(read_coded, fetched.source, fr, self.max_bytes, now, rules,
-                                    state.body_hash if state.baseline_done else None)
-        return self.pool.submit(read_body, fetched.source, fr.body, fr.url, fr.content_type, now,
-                                rules)
+        try:
+            if fetched.source.kind is SourceKind.HTML:
+                return self.pool.submit(read_listing_first, fetched.source, fr, now, rules)
+            if fr.coding is not None:
+                state = fetched.state
+                return self.pool.submit(read_coded, fetched.source, fr, self.max_bytes, now,
+                                        rules, state.body_hash if state.baseline_done else None)
+            return self.pool.submit(read_body, fetched.source, fr.body, fr.url,
+                                    fr.content_type, now, rules)
+        except BrokenExecutor:
+            self.broken()
+            return None
+
+    def result(self, job: Future[Read]) -> Read:
+        """A worker's read; when a worker died (the OOM killer, a crash in a parser's C
+        code), the failure of every read then in flight, and the rest read inline."""
+        try:
+            return job.result()
+        except BrokenExecutor as e:
+            self.broken()
+            # which body it was is not known, and one read inline could take this whole
+            # process down with it: these sources are read again at their next poll
+            return Read(error=f"not read: a worker process reading bodies died ({e})")
+
+    def broken(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
 
     def close(self) -> None:
         if self.pool is not None:
@@ -561,8 +595,7 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
                         fetched = pending.pop(fut)
                         if fetched is not None:  # a read finished in a worker process
                             _before_network(fetched, store)
-                            read = fut.result()
-                            assert isinstance(read, Read)
+                            read = readers.result(fut)  # type: ignore[arg-type]
                             if read.page1 is not None:  # a listing: go on to later pages here
                                 read = read_listing(fetched, config, store, fetcher, clock(),
                                                     first=read)
@@ -577,6 +610,10 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
                         if job is not None:
                             pending[job] = fetched  # type: ignore[index]
                             continue
+                        if fetched.result is not None and fetched.result.coding is not None:
+                            # left gzipped for workers that are gone: decoded here after all
+                            fetched = decoded(fetched, config.http.max_bytes)
+                            needs = needs_reading(fetched)
                         if needs:
                             _before_network(fetched, store)
                         yield finished(process(fetched, config, store, clock(),

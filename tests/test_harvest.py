@@ -722,3 +722,79 @@ def test_gzipped_bodies_are_decoded_and_fingerprinted_in_the_worker_processes(
             PollStatus.OK, 6, len(body))
         assert hashes[name] == harvest.body_fingerprint(by_name[name], body)
     assert hashes["old"] == harvest.body_fingerprint(by_name["old"], old)
+
+
+def test_a_worker_process_that_dies_fails_the_reads_in_flight_not_the_run(
+        server, config_for, store, monkeypatch):
+    """The OOM killer, or a crash in a parser's C code, takes a worker with it: the reads
+    then in flight fail, named (which body it was is not known, and reading them here
+    could take this process down too), the rest are read inline, and the next poll
+    reads the failed ones."""
+    import os
+
+    import harvester.parse
+    from harvester import harvest
+
+    parent = os.getpid()
+    real = harvester.parse.parse_feed
+
+    def parse_feed(body, *, url, **kw):
+        if url.endswith("/f3.xml"):
+            if os.getpid() != parent:
+                os._exit(9)  # a worker killed while reading this body
+            raise AssertionError("read inline, in the writer's own process")
+        return real(body, url=url, **kw)
+
+    monkeypatch.setattr(harvester.parse, "parse_feed", parse_feed)
+    monkeypatch.setenv(harvest.PROCESSES_ENV, "2")
+    names = [f"f{i}" for i in range(harvest.INLINE_READS + 4)]
+    config = config_for(_corpus_sources(server, feeds=len(names), listings=0))
+    reports = poll(config, store)
+    died = ("not read: a worker process reading bodies died (A process in the process pool "
+            "was terminated abruptly while the future was running or pending.)")
+    assert sorted(reports) == sorted(names)
+    assert (reports["f3"].status, reports["f3"].error) == (PollStatus.ERROR, died)
+    failed = {n for n, r in reports.items() if r.status is PollStatus.ERROR}
+    assert all(reports[n].error == died for n in failed)
+    assert all((r.status, r.new) == (PollStatus.OK, 6) for n, r in reports.items()
+               if n not in failed)
+    assert len(failed) < len(names) // 2  # the rest were read, most of them inline
+    monkeypatch.setattr(harvester.parse, "parse_feed", real)
+    again = poll(config, store)
+    assert {n: (r.status, r.new) for n, r in again.items() if n in failed} == {
+        n: (PollStatus.OK, 6) for n in failed}
+    assert len(store.items()) == len(names) * 6
+
+
+def test_a_body_left_gzipped_for_workers_that_are_gone_is_decoded_here(server, store):
+    """decoded(): what the fetch thread would have given had it decoded the body itself —
+    the body, its fingerprint — and a body that is not gzip is the fetch's error."""
+    from harvester.config import HttpConfig
+    from harvester.fetch import Fetcher
+    from harvester.harvest import Fetched, body_fingerprint, decoded, fetch_one
+
+    body = feed_bytes("icmpd-2020-05-a.rss")
+    server.route("/gz", Response(body))
+    server.route("/bad", Response(b"not gzip", headers={"Content-Encoding": "gzip"}))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0))
+    state = store.source_state("s")
+    src = _corpus_source_config("s", server.url("/gz"))
+    coded = fetch_one(src, state, fetcher, decode=False)
+    assert (coded.result.coding, coded.fingerprint) == ("gzip", None)
+    plain = fetch_one(src, state, fetcher)
+    got = decoded(coded, 10_000_000)
+    assert (got.result.body, got.result.coding, got.fingerprint) == (
+        body, None, body_fingerprint(src, body)) == (
+        plain.result.body, plain.result.coding, plain.fingerprint)
+    bad_src = _corpus_source_config("b", server.url("/bad"))
+    bad = decoded(fetch_one(bad_src, state, fetcher, decode=False), 10_000_000)
+    assert bad.result is None and str(bad.error) == (
+        "the body is not the gzip it is labelled: Error -3 while decompressing data: "
+        "incorrect header check")
+    assert isinstance(bad, Fetched)
+
+
+def _corpus_source_config(name: str, url: str):
+    from harvester.config import FirstRun, SourceConfig, SourceKind
+
+    return SourceConfig(name, SourceKind.FEED, url, 3600, FirstRun(), "UTC")
