@@ -324,8 +324,7 @@ class Fetcher:
             for chunk in resp.stream(_CHUNK, decode_content=decode):
                 total += len(chunk)
                 if total > cap:
-                    raise FetchError(f"too large: body exceeds the {cap}-byte cap",
-                                     source=source, url=url, status=resp.status)
+                    raise _too_large(cap, source, url, resp.status)
                 chunks.append(chunk)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             if watch.expired:
@@ -333,9 +332,7 @@ class Fetcher:
                                  source=source, url=url, status=resp.status) from e
             if isinstance(e, urllib3.exceptions.DecodeError):  # the server's fault, not the line's
                 coding = resp.headers.get("Content-Encoding", "")
-                raise FetchError(f"the body is not the {coding} it is labelled: "
-                                 f"{error_reason(e)}", source=source, url=url,
-                                 status=resp.status) from e
+                raise _not_coded(coding, error_reason(e), source, url, resp.status) from e
             raise FetchError(f"connection broke while reading: {error_reason(e)}", source=source,
                              url=url, status=resp.status) from e
         if watch.expired:  # the reaper's shutdown can look like a clean end of the body
@@ -359,16 +356,24 @@ def decode(result: FetchResult, max_bytes: int, source: str | None = None) -> Fe
             out += d.decompress(data, max_bytes + 1 - len(out))
         except zlib.error as e:
             if first:
-                raise FetchError(f"the body is not the gzip it is labelled: {e}",
-                                 source=source, url=result.url, status=result.status) from e
+                raise _not_coded("gzip", str(e), source, result.url, result.status) from e
             break
         if len(out) > max_bytes:
-            raise FetchError(f"too large: body exceeds the {max_bytes}-byte cap",
-                             source=source, url=result.url, status=result.status)
+            raise _too_large(max_bytes, source, result.url, result.status)
         if not d.eof:  # cut short: what came decodes, as urllib3 gives it
             break
         data, first = d.unused_data, False
     return replace(result, body=bytes(out), coding=None)
+
+
+def _too_large(cap: int, source: str | None, url: str, status: int) -> FetchError:
+    return FetchError(f"too large: body exceeds the {cap}-byte cap", source=source, url=url,
+                      status=status)
+
+
+def _not_coded(coding: str, why: str, source: str | None, url: str, status: int) -> FetchError:
+    return FetchError(f"the body is not the {coding} it is labelled: {why}", source=source,
+                      url=url, status=status)
 
 
 def same_site(a: str, b: str) -> bool:

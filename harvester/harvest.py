@@ -177,6 +177,13 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
                 same=tuple(same))
 
 
+def _decoded_body(source: SourceConfig, fr: FetchResult,
+                  max_bytes: int) -> tuple[FetchResult, str]:
+    """A body left gzipped, decoded (FetchError as on the way in), and its fingerprint."""
+    fr = decode(fr, max_bytes, source.name)
+    return fr, body_fingerprint(source, fr.body)
+
+
 def decoded(fetched: Fetched, max_bytes: int) -> Fetched:
     """A fetch whose body was left gzipped for a worker process, decoded and fingerprinted
     here instead; a body that does not decode is the fetch's error, as on the way in."""
@@ -184,10 +191,10 @@ def decoded(fetched: Fetched, max_bytes: int) -> Fetched:
     if fr is None or fr.coding is None:
         return fetched
     try:
-        fr = decode(fr, max_bytes, fetched.source.name)
+        fr, fingerprint = _decoded_body(fetched.source, fr, max_bytes)
     except FetchError as e:
         return replace(fetched, result=None, error=e)
-    return replace(fetched, result=fr, fingerprint=body_fingerprint(fetched.source, fr.body))
+    return replace(fetched, result=fr, fingerprint=fingerprint)
 
 
 @_contained
@@ -198,10 +205,9 @@ def read_coded(source: SourceConfig, fr: FetchResult, max_bytes: int, now: datet
     poll of 200 feeds 1.09 → 1.02 s, see README › Performance). `last_hash`: the fingerprint
     stored for the source, if it has a baseline; the same bytes again are not parsed."""
     try:
-        fr = decode(fr, max_bytes, source.name)
+        fr, fingerprint = _decoded_body(source, fr, max_bytes)
     except FetchError as e:
         return Read(error=str(e))
-    fingerprint = body_fingerprint(source, fr.body)
     if fingerprint == last_hash:
         return Read(size=fr.size, fingerprint=fingerprint, unchanged=True)
     read = read_body(source, fr.body, fr.url, fr.content_type, now, rules)
