@@ -514,6 +514,41 @@ class _Readers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Unsaid:
+    """Reports waiting to be said. A poll's report says what it stored, so one whose writes
+    wait for their group's commit is held until that commit, and said as a failure if the
+    commit fails and takes them with it (a full disk): a line never claims news that the
+    database does not hold."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.held: list[PollReport] = []
+        self.ready: list[PollReport] = []
+
+    def add(self, report: PollReport) -> None:
+        # a failure or a 304 is true whether or not its bookkeeping rows are committed
+        if report.status is PollStatus.OK and self.store.uncommitted():
+            self.held.append(report)
+        else:
+            self.ready.append(report)
+
+    def committed(self) -> None:
+        self.ready += self.held
+        self.held = []
+
+    def lost(self, reason: str) -> None:
+        self.ready += [replace(r, status=PollStatus.ERROR, new=0, changed=0, unchanged=0,
+                               queued=0, baseline=False, changes=(),
+                               error=f"not stored: the write failed ({reason}); the next "
+                                     "run reads it again")
+                       for r in self.held]
+        self.held = []
+
+    def take(self) -> list[PollReport]:
+        ready, self.ready = self.ready, []
+        return ready
+
+
 def _before_network(fetched: Fetched, store: Store) -> None:
     """Commit the open group before a poll that fetches more (listing pages, articles):
     a network wait must not hold the write lock."""
@@ -569,46 +604,62 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
     """poll_sources's fetching, reading and recording, once its sources are its own."""
     readers = _Readers(sum(not states[s.name].baseline_done for s in chosen),
                        config.http.max_bytes)
+    unsaid = _Unsaid(store)
     try:
-        threads = max(1, min(config.http.concurrency, len(chosen)))
-        # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
-        # a thousand feeds holds a few dozen bodies in memory, not a thousand.
-        window = threads * 4
-        todo = iter(chosen)
-        # each source's poll is a savepoint; sources share commits (see SqliteStore.group)
-        with store.group(), ThreadPoolExecutor(max_workers=threads,
-                                               thread_name_prefix="fetch") as pool:
-            pending: dict[Future[object], Fetched | None] = {}
+        yield from _poll_grouped(chosen, states, config, store, fetcher, clock, dry_run,
+                                 finished, readers, unsaid)
+    except HarvesterError:
+        # the commit that failed: the polls it took are said, as failures, before its error
+        yield from map(finished, unsaid.take())
+        raise
+    finally:
+        readers.close()
+        store.flush()
 
-            def start_next() -> None:
-                src = next(todo, None)
-                if src is not None:
-                    # a feed's gzipped body goes to a worker as it came (see read_coded); a
-                    # listing's stays here, as its later pages are read here
-                    keep_coded = readers.pool is not None and src.kind is SourceKind.FEED
-                    pending[pool.submit(fetch_one, src, states[src.name], fetcher,
-                                        not keep_coded)] = None
 
-            for _ in range(window):
-                start_next()
-            try:
-                while pending:
-                    done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
-                    if not done:
-                        store.flush()  # commit before waiting: the write lock is never held idle
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        fetched = pending.pop(fut)
-                        if fetched is not None:  # a read finished in a worker process
-                            _before_network(fetched, store)
-                            read = readers.result(fut)  # type: ignore[arg-type]
-                            if read.page1 is not None:  # a listing: go on to later pages here
-                                read = read_listing(fetched, config, store, fetcher, clock(),
-                                                    first=read)
-                            yield finished(record(fetched, read, config, store, clock(),
-                                                  dry_run=dry_run, fetcher=fetcher))
-                            start_next()
-                            continue
+def _poll_grouped(chosen: list[SourceConfig], states: Mapping[str, SourceState],
+                  config: Config, store: Store, fetcher: Fetcher, clock: Clock, dry_run: bool,
+                  finished: Callable[[PollReport], PollReport], readers: _Readers,
+                  unsaid: _Unsaid) -> Iterator[PollReport]:
+    threads = max(1, min(config.http.concurrency, len(chosen)))
+    # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
+    # a thousand feeds holds a few dozen bodies in memory, not a thousand.
+    window = threads * 4
+    todo = iter(chosen)
+    # each source's poll is a savepoint; sources share commits (see SqliteStore.group)
+    with store.group(on_commit=unsaid.committed, on_lost=unsaid.lost), \
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
+        pending: dict[Future[object], Fetched | None] = {}
+
+        def start_next() -> None:
+            src = next(todo, None)
+            if src is not None:
+                # a feed's gzipped body goes to a worker as it came (see read_coded); a
+                # listing's stays here, as its later pages are read here
+                keep_coded = readers.pool is not None and src.kind is SourceKind.FEED
+                pending[pool.submit(fetch_one, src, states[src.name], fetcher,
+                                    not keep_coded)] = None
+
+        for _ in range(window):
+            start_next()
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+                if not done:
+                    store.flush()  # commit before waiting: the write lock is never held idle
+                    yield from map(finished, unsaid.take())
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fetched = pending.pop(fut)
+                    if fetched is not None:  # a read finished in a worker process
+                        _before_network(fetched, store)
+                        read = readers.result(fut)  # type: ignore[arg-type]
+                        if read.page1 is not None:  # a listing: go on to later pages here
+                            read = read_listing(fetched, config, store, fetcher, clock(),
+                                                first=read)
+                        unsaid.add(record(fetched, read, config, store, clock(),
+                                          dry_run=dry_run, fetcher=fetcher))
+                    else:
                         fetched = fut.result()
                         assert isinstance(fetched, Fetched)
                         needs = needs_reading(fetched)
@@ -622,19 +673,18 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
                             needs = needs_reading(fetched)
                         if needs:
                             _before_network(fetched, store)
-                        yield finished(process(fetched, config, store, clock(),
-                                               dry_run=dry_run, needs=needs, fetcher=fetcher))
-                        start_next()
-            except (KeyboardInterrupt, GeneratorExit):
-                # Ctrl-C, or a caller that stopped reading: start nothing more, and cut short
-                # the requests in flight, or leaving the pool would wait out their timeouts
-                for fut in pending:
-                    fut.cancel()
-                fetcher.interrupt()
-                raise
-    finally:
-        readers.close()
-        store.flush()
+                        unsaid.add(process(fetched, config, store, clock(), dry_run=dry_run,
+                                           needs=needs, fetcher=fetcher))
+                    yield from map(finished, unsaid.take())
+                    start_next()
+        except (KeyboardInterrupt, GeneratorExit):
+            # Ctrl-C, or a caller that stopped reading: start nothing more, and cut short
+            # the requests in flight, or leaving the pool would wait out their timeouts
+            for fut in pending:
+                fut.cancel()
+            fetcher.interrupt()
+            raise
+    yield from map(finished, unsaid.take())  # what the group's last commit stored
 
 
 def waiting(state: SourceState, now: datetime) -> bool:

@@ -105,7 +105,10 @@ class Store(Protocol):
 
     def flush(self) -> None: ...
 
-    def group(self, seconds: float = ...) -> AbstractContextManager[None]: ...
+    def group(self, seconds: float = ..., *, on_commit: Callable[[], None] | None = ...,
+              on_lost: Callable[[str], None] | None = ...) -> AbstractContextManager[None]: ...
+
+    def uncommitted(self) -> bool: ...
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
                        report: PollReport, failing: SourceEvents | None = None) -> None: ...
@@ -227,6 +230,9 @@ class SqliteStore:
         self._deferred: list[_Deferred] = []
         self._group_s: float | None = None  # inside group(): how long one transaction may run
         self._group_until = 0.0
+        # group()'s hooks: its polls committed, or undone with the transaction that held them
+        self._on_commit: Callable[[], None] | None = None
+        self._on_lost: Callable[[str], None] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
@@ -286,13 +292,17 @@ class SqliteStore:
         try:
             self._write_deferred(deferred)
             yield self.conn
-        except BaseException:
-            if self.conn.in_transaction:  # SQLite may have rolled it all back itself
+        except BaseException as e:
+            if self.conn.in_transaction:
                 if grouped:
                     self.conn.execute("ROLLBACK TO poll")
                     self.conn.execute("RELEASE poll")
                 else:
                     self.conn.execute("ROLLBACK")
+            elif grouped and isinstance(e, sqlite3.Error):
+                # SQLite rolled it all back itself (a full disk, an I/O error): the group's
+                # earlier polls went with it
+                self._lost(e)
             self._deferred[:0] = deferred  # kept for the next transaction
             raise
         else:
@@ -306,15 +316,21 @@ class SqliteStore:
                 raise
 
     @contextmanager
-    def group(self, seconds: float = 0.25) -> Iterator[None]:
+    def group(self, seconds: float = 0.25, *, on_commit: Callable[[], None] | None = None,
+              on_lost: Callable[[str], None] | None = None) -> Iterator[None]:
         """Let the polls written inside share transactions of up to `seconds`, each poll a
         savepoint (all of it or none of it, as before). A commit per poll rewrote the same
         index pages 200 times in a cold poll of 200 sources. The caller must `flush()`
-        before it waits on anything, so the write lock is never held idle."""
+        before it waits on anything, so the write lock is never held idle.
+
+        A poll written here is stored only once its transaction commits: `on_commit` is
+        called when one does, `on_lost` (with SQLite's reason) when one fails (a full disk)
+        and takes every poll written in it since the last commit (see `uncommitted`)."""
         if self._group_s is not None:  # already grouping
             yield
             return
         self._group_s = seconds
+        self._on_commit, self._on_lost = on_commit, on_lost
         # Two settings for the length of a group, measured on a first poll of 200 feeds:
         # - each poll's savepoint journals the pages it changes, so that it alone can be
         #   rolled back; SQLite keeps 64 KiB of that in memory and spilled the rest to a
@@ -338,9 +354,14 @@ class SqliteStore:
             except sqlite3.Error as e:
                 raise self._failure("record polls", e) from e
             finally:
+                self._on_commit = self._on_lost = None
                 if not self.conn.in_transaction:
                     self.conn.execute("PRAGMA temp_store = DEFAULT")
                     self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
+
+    def uncommitted(self) -> bool:
+        """Whether what was written last still waits for its group's commit."""
+        return self._group_s is not None and self.conn.in_transaction
 
     def _commit(self) -> None:
         """COMMIT. Should it fail (a full disk), what SQLite did not roll back itself is
@@ -348,11 +369,18 @@ class SqliteStore:
         write lock."""
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as e:
             if self.conn.in_transaction:
                 with suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
+            self._lost(e)
             raise
+        if self._on_commit is not None:
+            self._on_commit()
+
+    def _lost(self, e: sqlite3.Error) -> None:
+        if self._on_lost is not None:
+            self._on_lost(str(e))
 
     def _begin(self) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S * 3

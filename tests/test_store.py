@@ -317,6 +317,36 @@ def test_a_group_commits_at_its_time_limit_and_on_flush(tmp_path):
     store.close()
 
 
+def test_a_group_says_when_what_was_written_is_committed_or_lost(tmp_path):
+    # poll_sources holds each poll's report until this says its rows are stored
+    db = tmp_path / "h.db"
+    store = SqliteStore(db)
+    committed: list[set[str]] = []
+    lost: list[str] = []
+    with store.group(seconds=3600, on_commit=lambda: committed.append(set(_etags(db))),
+                     on_lost=lost.append):
+        assert not store.uncommitted()
+        _poll(store, "a")
+        _poll(store, "b")
+        assert store.uncommitted() and committed == []
+        store.flush()
+        assert not store.uncommitted()
+        assert committed == [{"a", "b"}]  # called once another connection sees the rows
+        store.flush()  # nothing written since: no commit, no call
+        _poll(store, "c")
+        # SQLite rolls a whole transaction back itself on some errors (a full disk, an I/O
+        # error): the polls written in it since the last commit are gone with it
+        with pytest.raises(sqlite3.OperationalError), store._write() as conn:
+            conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        assert lost == ["disk I/O error"] and not store.uncommitted()
+        _poll(store, "d")
+    assert committed == [{"a", "b"}, {"a", "b", "d"}]  # c went with the lost transaction
+    _poll(store, "e")  # outside a group: its own commit, no hook called
+    assert not store.uncommitted() and len(committed) == 2 and lost == ["disk I/O error"]
+    store.close()
+
+
 def test_a_group_keeps_its_journals_and_pages_in_memory_only_while_grouping(tmp_path):
     """Each poll's savepoint journals the pages it changes; beyond 64 KiB SQLite spilled
     that to a temporary file (~180 MB for a first poll of 200 feeds), and a 2 MB page cache
@@ -443,6 +473,43 @@ def test_a_full_disk_fails_the_run_in_one_line_and_the_next_run_stores_it_all(
     r = run_cli("--config", str(cfg), "once")  # room again: the same news, nothing lost
     assert r.returncode == 0, r.stderr
     assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in r.stderr
+    assert _count(db, "SELECT count(*) FROM items") == 10
+    consistent(db)
+
+
+def test_polls_sharing_a_commit_that_fails_are_said_as_not_stored(server, tmp_path):
+    # A run's polls share commits (SqliteStore.group): one that fails undoes every poll in
+    # it, so no line may claim news the database never got, and the next run stores it all.
+    names = [f"s{i}" for i in range(8)]
+    for name in names:
+        server.route(f"/{name}", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    cfg = make_config(tmp_path, http_fast() + "".join(
+        feed_source(name, server.url(f"/{name}")) for name in names))
+    db = tmp_path / "h.db"
+    assert run_cli("--config", str(cfg), "once").returncode == 0  # the baselines: 7 items
+    for name in names:
+        server.route(f"/{name}", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once", max_file_size=FULL_AT)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    *lines, last = r.stderr.splitlines()
+    assert re.fullmatch(rf"harvester: error: cannot (store the poll of 's\d'|record polls)"
+                        rf" in {re.escape(str(db))}: (disk I/O error|database or disk is full)",
+                        last), last
+    assert sorted(line.split(":")[0] for line in lines) == names  # each said once
+    for line in lines:
+        assert re.fullmatch(
+            r"s\d: error: (not stored: the write failed \((disk I/O error|database or disk is "
+            r"full)\); the next run reads it again|cannot store the poll of 's\d' in .*)",
+            line), line
+    consistent(db)
+    assert _count(db, "SELECT count(*) FROM items") == 7
+    r = run_cli("--config", str(cfg), "once")  # room again: the same news, nothing lost
+    assert r.returncode == 0, r.stderr
+    said = sorted(re.sub(r" \(HTTP 200, .*\)$", "", line).split(": ", 1)[1]
+                  for line in r.stderr.splitlines())
+    # the first source to store the news has it new; the rest know it through that one
+    assert said == ["0 new, 0 changed, 10 unchanged"] * 7 + ["3 new, 1 changed, 6 unchanged"]
     assert _count(db, "SELECT count(*) FROM items") == 10
     consistent(db)
 
