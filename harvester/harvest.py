@@ -608,8 +608,9 @@ def _poll_held(chosen: list[SourceConfig], states: Mapping[str, SourceState], co
     try:
         yield from _poll_grouped(chosen, states, config, store, fetcher, clock, dry_run,
                                  finished, readers, unsaid)
-    except HarvesterError:
-        # the commit that failed: the polls it took are said, as failures, before its error
+    except (HarvesterError, KeyboardInterrupt):
+        # before the error or the Ctrl-C: what the group's last commit stored, or the polls
+        # a failed commit took with it, said as failures
         yield from map(finished, unsaid.take())
         raise
     finally:

@@ -474,6 +474,7 @@ def test_ctrl_c_ends_once_at_once_keeping_what_was_stored(server, icmpd_a, tmp_p
     _, err = proc.communicate(timeout=20)
     assert time.monotonic() - started < 2, err
     assert proc.returncode == 1 and err.rstrip().endswith("Aborted!")
+    assert "icmpd-rss: baseline: 7 items stored silently" in err
     db = sqlite3.connect(tmp_path / "h.db")
     assert db.execute("SELECT count(*) FROM items").fetchone() == (7,)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

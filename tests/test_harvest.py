@@ -383,6 +383,42 @@ def test_fetches_are_bounded_globally_and_per_host(config_for, store):
     assert len(store.items()) == 56
 
 
+def test_ctrl_c_while_polls_are_recorded_says_every_poll_it_stored(server, config_for, store):
+    """A poll's report waits for the commit that stores it; Ctrl-C in the middle of
+    recording commits what was recorded, and says it before it goes on."""
+    import itertools
+
+    names = [f"s{i}" for i in range(6)]
+    arrived = threading.Barrier(len(names), timeout=5)
+
+    def together(h):  # every answer at once: the polls are recorded back to back
+        arrived.wait()
+        return Response(feed_bytes("icmpd-2020-05-a.rss").replace(  # distinct articles
+            b"https://www.icmpd.org//", f"https://www.icmpd.org/{h.path[1:]}/".encode()).replace(
+            b"</title>", f" ({h.path})</title>".encode()))
+
+    for name in names:
+        server.route(f"/{name}", together)
+    config = config_for(*[feed_source(n, server.url(f"/{n}")) for n in names],
+                        http=http_fast().replace("retries = 0", "retries = 0\nconcurrency = 6"
+                                                 "\nper_host = 6"))
+    calls = itertools.count()
+
+    def clock():  # Ctrl-C lands while the fourth source is being read
+        if next(calls) == 7:
+            raise KeyboardInterrupt
+        return NOW
+
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        for report in poll_sources(config, store, clock=clock):
+            said.append(report)
+    stored = {name for (name,) in store.conn.execute(
+        "SELECT name FROM sources WHERE baseline_at IS NOT NULL")}
+    assert {r.source for r in said} == stored and len(stored) == 3
+    assert {(r.status, r.new, r.baseline) for r in said} == {(PollStatus.OK, 7, True)}
+
+
 def store_db(store):
     from sqlite_utils import Database
 
