@@ -622,6 +622,8 @@ def _poll_grouped(chosen: list[SourceConfig], states: Mapping[str, SourceState],
                   config: Config, store: Store, fetcher: Fetcher, clock: Clock, dry_run: bool,
                   finished: Callable[[PollReport], PollReport], readers: _Readers,
                   unsaid: _Unsaid) -> Iterator[PollReport]:
+    """_poll_held's loop: fetches on threads, bodies read by `readers`, each poll a savepoint
+    in the group's commits, its report said once the commit holding it is (see _Unsaid)."""
     threads = max(1, min(config.http.concurrency, len(chosen)))
     # Sources in flight (fetching, waiting to be read, being read) are capped, so a poll of
     # a thousand feeds holds a few dozen bodies in memory, not a thousand.
