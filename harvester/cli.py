@@ -31,7 +31,7 @@ from .words import counted, duration
 class _Exit(click.ClickException):
     def __init__(self, message: str, code: int):
         super().__init__(message)
-        self.exit_code = code
+        self.exit_code = code  # type: ignore[misc]  # click reads it from the instance
 
     def show(self, file: Any = None) -> None:
         click.echo(f"harvester: error: {self.message}", err=True)
@@ -278,12 +278,12 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if not shown:
         raise _Exit(f"no stored item with id or URL {ref!r} (`harvester items --json` gives"
                     " ids)", 1)
-    for i, (row, versions) in enumerate(shown):
+    for i, (row, history) in enumerate(shown):
         if as_json:
-            out = {**_item_json(row), "content": row["content"], "versions": versions}
+            out = {**_item_json(row), "content": row["content"], "versions": history}
             click.echo(json.dumps(out, ensure_ascii=False))
         else:
-            click.echo(("\n" if i else "") + describe_item(row, versions))
+            click.echo(("\n" if i else "") + describe_item(row, history))
 
 
 RETAG_SHOWN = 20  # items `retag` lists by name; the rest are counted
@@ -662,9 +662,9 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
     except OSError as e:
         raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
     click.echo(f"wrote {target}: {counted(len(seen.found), 'source')}")
-    for f in seen.found:
-        how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
-        click.echo(f"  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
+    for found in seen.found:
+        how = f"{found.kind.value}, {counted(found.entries, 'entry', 'entries')} now"
+        click.echo(f"  {found.url}  ({how}{'; ' + found.note if found.note else ''})")
     for line in seen.repeats:
         click.echo(f"  {line}")
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
@@ -933,4 +933,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

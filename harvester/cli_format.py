@@ -24,9 +24,9 @@ def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
         versions = store.item_versions(ch.item_id)
         if versions:
             now = {"title": it.title, "summary": it.summary}
-            for ch in field_changes(versions[-1], now, ("title", "summary")):
-                lines.append(f"          {ch.field} changed:")
-                lines += [f"            {d}" for d in ch.lines()]
+            for fc in field_changes(versions[-1], now, ("title", "summary")):
+                lines.append(f"          {fc.field} changed:")
+                lines += [f"            {d}" for d in fc.lines()]
     return "\n".join(lines)
 
 

@@ -913,7 +913,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     file = str(path)
     top = _Reader(data, "", file)
     storage_r = top.sub("storage")
-    db, keep_log = "harvester.db", KEEP_LOG
+    db = "harvester.db"
+    keep_log: float | None = KEEP_LOG
     if storage_r is not None:
         db = storage_r.get("path", str, db)
         keep_log = _keep(storage_r, "keep_log", KEEP_LOG)

@@ -112,9 +112,10 @@ def parse(line: str) -> Crontab:
     if len(parts) != 5:
         raise ValueError(f"{line!r} is not a crontab line: expected 5 fields "
                          "(minute hour day month weekday), e.g. '*/15 * * * *'")
-    sets = [_field(p, name, lo, hi, names, line)
-            for p, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
-    return Crontab(*sets, day_star=parts[2].startswith("*"),
+    minutes, hours, days, months, weekdays = (
+        _field(p, name, lo, hi, names, line)
+        for p, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True))
+    return Crontab(minutes, hours, days, months, weekdays, day_star=parts[2].startswith("*"),
                    weekday_star=parts[4].startswith("*"))
 
 

@@ -367,7 +367,7 @@ class Daemon:
     def _config_files(self) -> tuple[tuple[object, ...], ...]:
         """What the config's files look like now: a change in one (an edit, `harvester
         add`, a file dropped into an included folder) changes this."""
-        seen = []
+        seen: list[tuple[object, ...]] = []
         for path in self.config.watched:
             try:
                 st = path.stat()

@@ -192,8 +192,9 @@ def _fallback(s: str) -> datetime | None:
         return None
     if t is None:
         return None
+    year, month, day, hour, minute, second = t[:6]
     try:
-        return datetime(*t[:6], tzinfo=UTC)
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
 

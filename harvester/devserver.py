@@ -78,6 +78,7 @@ class FixtureServer:
     @property
     def base(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET(6) server's address: never bytes
         return f"{self.scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
@@ -132,14 +133,14 @@ class FixtureServer:
 
             def _route(self, route: Response | Handler | None) -> None:
                 if route is None:
-                    resp: Response | None = Response(b"not found", 404, "text/plain",
-                                                      conditional=False)
+                    resp = Response(b"not found", 404, "text/plain", conditional=False)
                 elif isinstance(route, Response):
                     resp = route
                 else:
-                    resp = route(self)
-                    if resp is None:  # the handler wrote (or dropped) the answer itself
+                    answer = route(self)
+                    if answer is None:  # the handler wrote (or dropped) the answer itself
                         return
+                    resp = answer
                 self._answer(resp)
 
             def _answer(self, r: Response) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -36,6 +37,7 @@ from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
+    ChangeKind,
     FetchResult,
     Item,
     Known,
@@ -374,11 +376,11 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                     entries, decide, _recovered(src, config))
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
-    counts = {"new": 0, "changed": 0, "unchanged": len(plan.same)}
-    for ch in plan.changes:
-        counts[ch.kind.value] += 1
+    kinds = Counter(ch.kind for ch in plan.changes)
     return replace(base, baseline=plan.baseline, queued=len(plan.notifications),
-                   changes=plan.changes, **counts)
+                   changes=plan.changes, new=kinds[ChangeKind.NEW],
+                   changed=kinds[ChangeKind.CHANGED],
+                   unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
 
 
 def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: datetime,
@@ -663,8 +665,9 @@ def _poll_grouped(chosen: list[SourceConfig], states: Mapping[str, SourceState],
                         unsaid.add(record(fetched, read, config, store, clock(),
                                           dry_run=dry_run, fetcher=fetcher))
                     else:
-                        fetched = fut.result()
-                        assert isinstance(fetched, Fetched)
+                        result = fut.result()
+                        assert isinstance(result, Fetched)
+                        fetched = result
                         needs = needs_reading(fetched)
                         job = readers.submit(fetched, clock(), config.rules) if needs else None
                         if job is not None:

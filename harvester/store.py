@@ -94,6 +94,8 @@ class Store(Protocol):
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known: ...
 
+    def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]: ...
+
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],

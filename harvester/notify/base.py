@@ -62,7 +62,7 @@ class Message:
     def headline(self) -> str:
         """One line naming what happened, for a subject or a console heading."""
         if self.event == "source.failing":
-            n = self.data.get("failures")
+            n = int(self.data.get("failures", 0))  # source_events always writes it
             return f"Source failing: {self.source} ({counted(n, 'poll')} in a row)"
         if self.event == "source.recovered":
             return f"Source recovered: {self.source}"

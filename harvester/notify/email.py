@@ -91,9 +91,9 @@ class EmailChannel:
                     subject_prefix=self.cfg.option("subject_prefix", ""))
         context = ssl.create_default_context()
         try:
-            smtp_cls = smtplib.SMTP_SSL if security == "tls" else smtplib.SMTP
-            kwargs = {"context": context} if security == "tls" else {}
-            with smtp_cls(host, port, timeout=self.timeout, **kwargs) as smtp:
+            smtp = (smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=context)
+                    if security == "tls" else smtplib.SMTP(host, port, timeout=self.timeout))
+            with smtp:
                 if security == "starttls":
                     smtp.starttls(context=context)
                 if creds:

@@ -45,8 +45,7 @@ def _author(item: dict, feed: dict) -> str | None:
     for holder in (item, feed):
         authors = holder.get("authors")
         if isinstance(authors, list):
-            names = [_s(a.get("name")) for a in authors if isinstance(a, dict)]
-            names = [n for n in names if n]
+            names = [n for a in authors if isinstance(a, dict) if (n := _s(a.get("name")))]
             if names:
                 return ", ".join(names)
         a = holder.get("author")  # 1.0

@@ -93,7 +93,8 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     root = html_document(body, url=url, content_type=content_type, encoding=encoding,
                          source=source)
     base = page_base(root, url)
-    entries, dropped, unread = [], 0, 0
+    entries: list[RawEntry] = []
+    dropped = unread = 0
     nodes = _compile(select.item)(root)
     for i, node in enumerate(nodes):
         if len(entries) == MAX_ENTRIES:  # as many as a feed gives: no page is a million rows
