@@ -496,7 +496,10 @@ def test_polls_sharing_a_commit_that_fails_are_said_as_not_stored(server, tmp_pa
     assert re.fullmatch(rf"harvester: error: cannot (store the poll of 's\d'|record polls)"
                         rf" in {re.escape(str(db))}: (disk I/O error|database or disk is full)",
                         last), last
-    assert sorted(line.split(":")[0] for line in lines) == names  # each said once
+    said = [line.split(":")[0] for line in lines]
+    # each said once; a commit that fails before waiting ends the run, its later sources
+    # unpolled and so unsaid (on a busy machine, that can come after four sources)
+    assert said and len(said) == len(set(said)) and set(said) <= set(names), r.stderr
     for line in lines:
         assert re.fullmatch(
             r"s\d: error: (not stored: the write failed \((disk I/O error|database or disk is "
