@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -46,6 +46,7 @@ from .transport import (
     guarded_proxy_manager,
     interrupt_requests,
     pause,
+    restart,
 )
 from .urls import is_http_url, join
 
@@ -189,6 +190,8 @@ class Fetcher:
                     else "")
             raise FetchError(f"not an http(s) URL: {url[:200]}{hint}", source=source, url=url)
         policy = self.policy_for(origin or url)
+        # Armed for the wait for a turn at the host as well (so Ctrl-C ends that wait too),
+        # then restarted when the request gets it: see _turn.
         watch = arm(self.http.timeout)
         try:
             return self._fetch(url, etag=etag, last_modified=last_modified, source=source,
@@ -237,6 +240,26 @@ class Fetcher:
         except OSError as e:
             raise FetchError(f"cannot connect: {error_reason(e)}", source=source, url=url) from e
 
+    @contextlib.contextmanager
+    def _turn(self, hop: str, watch: Watch, source: str | None, url: str,
+              first: bool) -> Iterator[None]:
+        """The host's slot (at most `per_host` requests in flight to it), held until the body
+        is read, when a request ends. A request waits for it within its timeout, and then
+        the first hop's timeout starts afresh: one queued behind a slow host's other
+        requests has not been sent, and must not time out unsent."""
+        slot = self._host_slot(hop)
+        if not slot.acquire(timeout=max(0.0, watch.deadline - time.monotonic())):
+            host = urlsplit(hop).hostname or hop
+            raise FetchError(f"not sent: no turn at {host} within {self.http.timeout:g}s "
+                             f"([http] per_host = {self.http.per_host} requests at a time, "
+                             "all in flight)", source=source, url=url)
+        try:
+            if first:
+                restart(watch, self.http.timeout)
+            yield
+        finally:
+            slot.release()
+
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
                source: str | None, policy: NetworkPolicy, watch: Watch, site: str,
                own_headers: Sequence[tuple[str, str]], decode: bool) -> FetchResult:
@@ -253,8 +276,9 @@ class Fetcher:
             sent = headers
             if own_headers and same_site(site, hop):  # a redirect elsewhere gets none
                 sent = {**dict(own_headers), **headers}
-            # the host's slot is held until the body is read: that is when a request ends
-            with self._host_slot(hop):
+            with self._turn(hop, watch, source, url, first=len(chain) == 1):
+                if len(chain) == 1:
+                    start = time.monotonic()  # the wait for the turn is not the server's
                 resp = self._get(hop, sent, policy, source, watch)
                 try:
                     if resp.status in REDIRECTS and "Location" in resp.headers:

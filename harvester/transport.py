@@ -114,6 +114,9 @@ class _Reaper:
                     self._cv.wait(wait)
                     continue
                 heapq.heappop(self._heap)
+                if w.deadline > deadline and not w.done:  # restarted: due later
+                    heapq.heappush(self._heap, (w.deadline, next(self._seq), w))
+                    continue
             w.expire()
 
 
@@ -132,6 +135,12 @@ def disarm(w: Watch) -> None:
     w.disarm()
     if getattr(_current, "watch", None) is w:
         _current.watch = None
+
+
+def restart(w: Watch, seconds: float) -> None:
+    """Move a watch's deadline to `seconds` from now (a request that waited its turn starts
+    its own time); one already expired stays so."""
+    w.deadline = time.monotonic() + seconds
 
 
 def interrupt_requests() -> None:
@@ -252,4 +261,4 @@ def check_proxied(host: str, port: int | None, policy: NetworkPolicy) -> None:
 
 
 __all__ = ["DeadlinePassed", "PolicyRefusal", "Watch", "arm", "check_proxied", "disarm",
-           "guarded_pool_manager", "guarded_proxy_manager"]
+           "guarded_pool_manager", "guarded_proxy_manager", "restart"]

@@ -98,6 +98,55 @@ def test_at_most_per_host_requests_are_in_flight_to_one_host(server):
     assert len(server.requests) == 6 and server.peak_in_flight == 2
 
 
+def test_a_request_waiting_its_turn_at_a_busy_host_does_not_time_out_unsent(server):
+    """per_host queues a host's requests; a request's timeout is its own, from its turn on
+    (the wait for the turn has one of its own): a slow host's second feed is fetched, not
+    "timed out" before it was ever sent."""
+    def slow(handler):
+        time.sleep(0.7)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"), conditional=False)
+
+    for n in range(2):
+        server.route(f"/f{n}", slow)
+    fetcher = Fetcher(HttpConfig(timeout=1, retries=0, per_host=1))
+    results: dict[int, object] = {}
+
+    def fetch(n: int) -> None:
+        try:
+            results[n] = fetcher.fetch(server.url(f"/f{n}"))
+        except FetchError as e:
+            results[n] = e
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # one at a time, 0.7 s each: the second ended ~1.4 s after it was asked for, past 1 s
+    assert len(server.requests) == 2 and server.peak_in_flight == 1
+    assert all(getattr(r, "status", r) == 200 for r in results.values()), results
+    # and its duration is the server's, not the queue's
+    assert all(0.6 < r.duration < 0.95 for r in results.values()), results
+
+
+def test_a_request_that_gets_no_turn_at_its_host_within_the_timeout_is_not_sent(server):
+    server.route("/f", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    fetcher = Fetcher(HttpConfig(timeout=0.5, retries=0, per_host=1))
+    turn = fetcher._host_slot(server.url("/f"))
+    turn.acquire()  # as a request to the host still in flight holds it
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(server.url("/f"))
+        assert 0.45 < time.monotonic() - started < 1.0
+    finally:
+        turn.release()
+    assert str(caught.value) == ("not sent: no turn at 127.0.0.1 within 0.5s ([http] per_host"
+                                 " = 1 requests at a time, all in flight)")
+    assert server.requests == []
+    assert fetcher.fetch(server.url("/f")).status == 200  # the turn is free again
+
+
 def test_the_deadline_covers_the_whole_request_across_retries(server):
     """A server that accepts and then says nothing: one deadline for the request, however
     many retries are allowed."""
