@@ -248,17 +248,26 @@ class Fetcher:
         the first hop's timeout starts afresh: one queued behind a slow host's other
         requests has not been sent, and must not time out unsent."""
         slot = self._host_slot(hop)
-        if not slot.acquire(timeout=max(0.0, watch.deadline - time.monotonic())):
-            host = urlsplit(hop).hostname or hop
-            raise FetchError(f"not sent: no turn at {host} within {self.http.timeout:g}s "
-                             f"([http] per_host = {self.http.per_host} requests at a time, "
-                             "all in flight)", source=source, url=url)
+        # in short waits, so that an interrupted run (see interrupt) ends them at once
+        while not slot.acquire(timeout=min(0.1, max(0.0, watch.deadline - time.monotonic()))):
+            if watch.expired or time.monotonic() >= watch.deadline:
+                raise self._unsent(hop, watch, source, url)
         try:
+            if watch.expired:  # the turn came too late, or the run was interrupted
+                raise self._unsent(hop, watch, source, url)
             if first:
                 restart(watch, self.http.timeout)
             yield
         finally:
             slot.release()
+
+    def _unsent(self, hop: str, watch: Watch, source: str | None, url: str) -> FetchError:
+        t = self.http.timeout
+        if time.monotonic() < watch.deadline:  # cut short by interrupt(): said as the others
+            return FetchError(f"timed out after {t:g}s", source=source, url=url)
+        return FetchError(f"not sent: no turn at {urlsplit(hop).hostname or hop} within "
+                          f"{t:g}s ([http] per_host = {self.http.per_host} requests at a "
+                          "time, all in flight)", source=source, url=url)
 
     def _fetch(self, url: str, *, etag: str | None, last_modified: str | None,
                source: str | None, policy: NetworkPolicy, watch: Watch, site: str,

@@ -147,6 +147,32 @@ def test_a_request_that_gets_no_turn_at_its_host_within_the_timeout_is_not_sent(
     assert fetcher.fetch(server.url("/f")).status == 200  # the turn is free again
 
 
+def test_an_interrupted_run_ends_a_wait_for_a_turn_at_once(server):
+    server.route("/f", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    fetcher = Fetcher(HttpConfig(timeout=30, retries=0, per_host=1))
+    turn = fetcher._host_slot(server.url("/f"))
+    turn.acquire()
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            fetcher.fetch(server.url("/f"))
+        except FetchError as e:
+            outcome.append(e)
+
+    waiting = threading.Thread(target=fetch)
+    waiting.start()
+    time.sleep(0.3)
+    try:
+        started = time.monotonic()
+        fetcher.interrupt()  # Ctrl-C in `once`
+        waiting.join(5)
+        assert time.monotonic() - started < 0.5
+    finally:
+        turn.release()
+    assert [str(e) for e in outcome] == ["timed out after 30s"] and server.requests == []
+
+
 def test_the_deadline_covers_the_whole_request_across_retries(server):
     """A server that accepts and then says nothing: one deadline for the request, however
     many retries are allowed."""
