@@ -24,7 +24,7 @@ from .crontab import parse as parse_crontab
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
 from .proxy import ProxyRoutes, parse_proxy, routes
-from .urls import is_http_url
+from .urls import bad_port, is_http_url
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
 ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
@@ -538,6 +538,8 @@ def _read_daemon(r: _Reader | None) -> DaemonConfig:
 
 
 def _http_url(r: _Reader, k: str, v: str) -> str:
+    if bad_port(v):
+        raise r.error(k, f"the port in {v!r} is not a number from 1 to 65535")
     if not is_http_url(v):
         raise r.error(k, f"expected an http:// or https:// URL, got {v!r}")
     return v
@@ -853,6 +855,8 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
             raise r.error("url", f"environment variable {e.args[0]} is not set") from None
         shown = repr(opts["url"]) + (" (as the environment fills it in)"
                                      if url != opts["url"] else "")
+        if bad_port(url):
+            raise r.error("url", f"the port in {shown} is not a number from 1 to 65535")
         if not is_http_url(url):
             raise r.error("url", f"expected an http:// or https:// URL, got {shown}")
         if opts.get("format", "standard") not in WEBHOOK_FORMATS:

@@ -93,12 +93,22 @@ def resolve_link(href: str, base: str) -> str | None:
 
 
 def is_http_url(url: str) -> bool:
-    """An http(s) URL with a host: what a source, a webhook or `probe` may be given."""
+    """An http(s) URL with a host (and a port, if it names one, from 1 to 65535): what a
+    source, a webhook or `probe` may be given."""
     try:
         parts = urlsplit(url)
-        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # an unclosed or non-IP [bracketed] host
+        return (parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+                and parts.port != 0)
+    except ValueError:  # an unclosed or non-IP [bracketed] host; a port past 65535 or no number
         return False
+
+
+def bad_port(url: str) -> bool:
+    """Whether `url` names a port no connection can go to (0, past 65535, not a number)."""
+    try:
+        return urlsplit(url).port == 0
+    except ValueError as e:
+        return "Port" in str(e)
 
 
 def join(base: str, href: str) -> str | None:
@@ -110,4 +120,4 @@ def join(base: str, href: str) -> str | None:
         return None
 
 
-__all__ = ["canonical_url", "is_http_url", "join", "resolve_link"]
+__all__ = ["bad_port", "canonical_url", "is_http_url", "join", "resolve_link"]
