@@ -81,20 +81,38 @@ def test_dns_rebinding_is_caught_at_connect_time(server, private, monkeypatch):
     assert private.requests == []
 
 
-def test_at_most_per_host_requests_are_in_flight_to_one_host(server):
+def _slow_feeds(server, n: int, seconds: float) -> list[str]:
+    """n feed URLs on the fixture server, each answered after `seconds`."""
     def slow(handler):
-        time.sleep(0.15)
+        time.sleep(seconds)
         return Response(feed_bytes("icmpd-2020-05-a.rss"), conditional=False)
 
-    for n in range(6):
-        server.route(f"/f{n}", slow)
-    fetcher = Fetcher(HttpConfig(timeout=5, retries=0, per_host=2))
-    threads = [threading.Thread(target=fetcher.fetch, args=(server.url(f"/f{n}"),))
-               for n in range(6)]
+    for i in range(n):
+        server.route(f"/f{i}", slow)
+    return [server.url(f"/f{i}") for i in range(n)]
+
+
+def _fetch_together(fetcher: Fetcher, urls: list[str]) -> list[object]:
+    """Each URL fetched on a thread of its own, all at once: each one's result or error."""
+    results: list[object] = [None] * len(urls)
+
+    def fetch(i: int) -> None:
+        try:
+            results[i] = fetcher.fetch(urls[i])
+        except FetchError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(len(urls))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_at_most_per_host_requests_are_in_flight_to_one_host(server):
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0, per_host=2))
+    _fetch_together(fetcher, _slow_feeds(server, 6, 0.15))
     assert len(server.requests) == 6 and server.peak_in_flight == 2
 
 
@@ -102,31 +120,13 @@ def test_a_request_waiting_its_turn_at_a_busy_host_does_not_time_out_unsent(serv
     """per_host queues a host's requests; a request's timeout is its own, from its turn on
     (the wait for the turn has one of its own): a slow host's second feed is fetched, not
     "timed out" before it was ever sent."""
-    def slow(handler):
-        time.sleep(0.7)
-        return Response(feed_bytes("icmpd-2020-05-a.rss"), conditional=False)
-
-    for n in range(2):
-        server.route(f"/f{n}", slow)
     fetcher = Fetcher(HttpConfig(timeout=1, retries=0, per_host=1))
-    results: dict[int, object] = {}
-
-    def fetch(n: int) -> None:
-        try:
-            results[n] = fetcher.fetch(server.url(f"/f{n}"))
-        except FetchError as e:
-            results[n] = e
-
-    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _fetch_together(fetcher, _slow_feeds(server, 2, 0.7))
     # one at a time, 0.7 s each: the second ended ~1.4 s after it was asked for, past 1 s
     assert len(server.requests) == 2 and server.peak_in_flight == 1
-    assert all(getattr(r, "status", r) == 200 for r in results.values()), results
+    assert all(getattr(r, "status", r) == 200 for r in results), results
     # and its duration is the server's, not the queue's
-    assert all(0.6 < r.duration < 0.95 for r in results.values()), results
+    assert all(0.6 < r.duration < 0.95 for r in results), results
 
 
 def test_a_request_that_gets_no_turn_at_its_host_within_the_timeout_is_not_sent(server):
