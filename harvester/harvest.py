@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
@@ -451,6 +453,17 @@ def _warm() -> None:
     from . import normalise, parse  # noqa: F401
 
 
+def _orphan_guard(parent: int) -> None:
+    """Each worker's start: it ends when the process that forked it is gone (a `once`
+    SIGKILLed by a cron timeout or the OOM killer), instead of waiting for work for ever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="harvester-orphan-guard").start()
+
+
 class _Readers:
     """Worker processes that read bodies, for polls that will have many to read.
 
@@ -466,7 +479,8 @@ class _Readers:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_orphan_guard, initargs=(os.getpid(),))
             # With "fork", the first submit forks every worker, now, while this process has
             # one thread. Not waited for: the workers load the parsers while the first
             # fetches are in flight, instead of when the first body arrives.

@@ -15,7 +15,15 @@ from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_bytes, feed_source, http_fast, redirect, source_lock_held
+from .conftest import (
+    NOW,
+    feed_bytes,
+    feed_source,
+    http_fast,
+    make_config,
+    redirect,
+    source_lock_held,
+)
 
 CONSOLE = '\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = ["press-release", "project-launch"]\n'
 ALL_EDITS = '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'
@@ -821,6 +829,58 @@ def test_a_worker_process_that_dies_fails_the_reads_in_flight_not_the_run(
     assert {n: (r.status, r.new) for n, r in again.items() if n in failed} == {
         n: (PollStatus.OK, 6) for n in failed}
     assert len(store.items()) == len(names) * 6
+
+
+def test_the_worker_processes_of_a_killed_once_end_with_it(server, tmp_path):
+    """A `once` SIGKILLed mid-poll (a cron timeout, the OOM killer) leaves no worker
+    process behind waiting for work for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harvester import harvest
+
+    release = threading.Event()
+    blocks = _corpus_sources(server, feeds=harvest.INLINE_READS + 4, listings=0)
+    for path in list(server.routes):
+        served = server.routes[path]
+
+        def held(handler, served=served):
+            release.wait(20)  # the poll stays in progress until the test is done
+            return served
+
+        server.route(path, held)
+    cfg = make_config(tmp_path, http_fast() + blocks)
+    proc = subprocess.Popen([sys.executable, "-m", "harvester", "--config", str(cfg), "once"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, harvest.PROCESSES_ENV: "2"})
+    try:
+        deadline = time.monotonic() + 20
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)  # the workers are forked before the first fetch
+        tasks = Path(f"/proc/{proc.pid}/task")
+        workers = [int(pid) for task in tasks.iterdir()
+                   for pid in (task / "children").read_text().split()]
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+        def alive(pid: int) -> bool:
+            try:  # a zombie is gone, only not yet reaped
+                return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+            except FileNotFoundError:
+                return False
+
+        deadline = time.monotonic() + 5
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(alive, workers)), "worker processes outlived the killed once"
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_a_body_left_gzipped_for_workers_that_are_gone_is_decoded_here(server, store):
