@@ -277,16 +277,16 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        start = time.monotonic()
         chain = [url]
         permanent = True  # every redirect so far said the move is for good
         while True:
             hop = chain[-1]
+            first = len(chain) == 1
             sent = headers
             if own_headers and same_site(site, hop):  # a redirect elsewhere gets none
                 sent = {**dict(own_headers), **headers}
-            with self._turn(hop, watch, source, url, first=len(chain) == 1):
-                if len(chain) == 1:
+            with self._turn(hop, watch, source, url, first=first):
+                if first:
                     start = time.monotonic()  # the wait for the turn is not the server's
                 resp = self._get(hop, sent, policy, source, watch)
                 try:

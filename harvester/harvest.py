@@ -687,10 +687,9 @@ def _poll_grouped(chosen: list[SourceConfig], states: Mapping[str, SourceState],
                         if job is not None:
                             pending[job] = fetched  # type: ignore[index]
                             continue
-                        if fetched.result is not None and fetched.result.coding is not None:
-                            # left gzipped for workers that are gone: decoded here after all
-                            fetched = decoded(fetched, config.http.max_bytes)
-                            needs = needs_reading(fetched)
+                        # a body left gzipped for workers that are gone: decoded here
+                        fetched = decoded(fetched, config.http.max_bytes)
+                        needs = needs_reading(fetched)
                         if needs:
                             _before_network(fetched, store)
                         unsaid.add(process(fetched, config, store, clock(), dry_run=dry_run,

@@ -98,8 +98,8 @@ def is_http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
         return (parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-                and parts.port != 0)
-    except ValueError:  # an unclosed or non-IP [bracketed] host; a port past 65535 or no number
+                and not bad_port(url))
+    except ValueError:  # an unclosed or non-IP [bracketed] host
         return False
 
 
