@@ -133,7 +133,8 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
     due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
            if n.at is not None and now is not None}
     out = []
-    for c in eligible:
+    # oldest first, ties in the source's order: the outbox is read in this order
+    for c in sorted(eligible, key=lambda c: c.item.published):
         kind = c.kind.value  # "new" | "changed"
         event = f"item.{kind}"
         ref = c.item.content_hash if c.kind is ChangeKind.CHANGED else ""

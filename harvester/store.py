@@ -696,7 +696,9 @@ class SqliteStore:
                 " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
                 " AND o.notifier NOT IN (SELECT name FROM notifier_state"
                 "                        WHERE disabled_at IS NOT NULL)"
-                " ORDER BY o.created_at, o.id LIMIT ?", (ts, limit))
+                # a poll's rows share created_at: its oldest news goes first, so a chat
+                # or an inbox reads in the order the source published it
+                " ORDER BY o.created_at, i.published, o.rowid LIMIT ?", (ts, limit))
             rows = [r for r in rows if not (r["claimed_until"] and r["claimed_until"] > ts
                                             and r["claimed_by"] != me
                                             and claimant_alive(r["claimed_by"]))]
@@ -897,7 +899,7 @@ class SqliteStore:
             args.extend(ids)
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         try:
-            yield from self._iter_query(sql + " ORDER BY created_at, id", args)
+            yield from self._iter_query(sql + " ORDER BY created_at, rowid", args)
         except sqlite3.Error as e:
             raise self._failure("read the outbox", e) from e
 

@@ -23,6 +23,7 @@ from harvester.notify.base import Message
 from harvester.notify.render import subject
 
 from .conftest import (
+    FEEDS,
     KYIV_BEFORE,
     KYIV_DIFF,
     KYIV_WORDS,
@@ -609,6 +610,24 @@ def test_webhook_signed_and_retried_until_it_lands(server, icmpd_a, config_for, 
     assert body["data"]["item"]["published"] == "2020-05-20T07:41:00Z"
     assert set(body["data"]["item"]) == {"id", "title", "category", "url", "published",
                                          "summary", "first_seen"}
+
+
+def test_a_polls_news_arrives_oldest_first(server, icmpd_a, config_for, store, receiver):
+    """One message per item, in the order the source published them: a chat channel
+    reads top to bottom, so the newest lands last. Each poll's rows go in turn."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a, first_run="all"),
+                        notifiers=webhook_notifier(receiver.url, rules="[]"))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(minutes=30)))
+    assert deliver(config, store, NOW + timedelta(minutes=31)).sent == 10  # 7, then 3 new
+    sent = [d.body["data"]["item"]["published"] for d in receiver.deliveries]
+    first = sorted(i["published"] for i in json.loads(
+        (FEEDS / "icmpd-2020-05-a.expected.json").read_text("utf-8")))
+    assert sent[:7] == first
+    assert sent[7:] == ["2020-05-18T11:09:53Z", "2020-05-20T07:41:00Z", "2020-05-27T09:06:39Z"]
+    assert [r["item_id"] for r in store.outbox()] == [
+        d.body["data"]["item"]["id"] for d in receiver.deliveries]
 
 
 def test_a_webhooks_own_headers_reach_the_receiver_beside_its_signature(
