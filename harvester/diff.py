@@ -126,15 +126,18 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         if first_run.mode is FirstRunMode.BASELINE:
             return []
         if first_run.mode is FirstRunMode.LATEST:
-            new = sorted(new, key=lambda c: c.item.published, reverse=True)[: first_run.n]
+            kept = {id(c) for c in sorted(new, key=lambda c: c.item.published,
+                                          reverse=True)[: first_run.n]}
+            new = [c for c in new if id(c) in kept]
         eligible = new
     else:
-        eligible = new + [c for c in changes if c.kind is ChangeKind.CHANGED]
+        eligible = [c for c in changes if c.kind is not ChangeKind.UNCHANGED]
     due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
            if n.at is not None and now is not None}
     out = []
-    # oldest first, ties in the source's order: the outbox is read in this order
-    for c in sorted(eligible, key=lambda c: c.item.published):
+    # the outbox is read in this order: oldest first, and items of one date (a listing's
+    # day, a feed without dates) bottom to top, as sources list the newest first
+    for c in sorted(reversed(eligible), key=lambda c: c.item.published):
         kind = c.kind.value  # "new" | "changed"
         event = f"item.{kind}"
         ref = c.item.content_hash if c.kind is ChangeKind.CHANGED else ""

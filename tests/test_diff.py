@@ -127,6 +127,25 @@ def test_notifications_follow_rules_and_events():
     assert again[0].id == notification_id("team", again[0].item_id, "item.new")
 
 
+def test_notifications_are_planned_oldest_first_and_one_dates_items_bottom_up():
+    """Sources list the newest first: what shares a date (a listing's day, a feed with
+    no dates) is read bottom up, so the outbox says it in the order it happened."""
+    day = "2020-05-13T22:00:00Z"
+    listed = [item(1, published=day), item(2, published="2020-05-14T22:00:00Z"),
+              item(3, published=day), item(4, published="2020-05-01T00:00:00Z"),
+              item(5, published=day)]
+    known = item(6, published=day)
+    changes = diff([*listed, replace(known, title="Item 6 edited", content_hash="v1:x")],
+                   {known.key: stored(known)}, {})
+    notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun())
+    titles = {c.item_id: c.item.title for c in changes}
+    assert [titles[n.item_id] for n in notes] == [
+        "Item 4", "Item 6 edited", "Item 5", "Item 3", "Item 1", "Item 2"]
+    latest = plan_notifications(changes, [EDITS], baseline=True,
+                                first_run=FirstRun(FirstRunMode.LATEST, 3))
+    assert [titles[n.item_id] for n in latest] == ["Item 3", "Item 1", "Item 2"]
+
+
 @pytest.mark.parametrize(("first_run", "expected"), [
     (FirstRun(FirstRunMode.BASELINE), []),
     (FirstRun(FirstRunMode.ALL), ["Item 1", "Item 2"]),
