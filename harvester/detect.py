@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 
+from .parse.html import AnnouncedFeed, announced_feeds
 from .parse.listing import Selectors
 
 _DATE = re.compile(
@@ -100,45 +100,6 @@ def detect(body: bytes, url: str, *, content_type: str | None = None,
     return Selectors(item=item, title=chosen["title"], link=chosen["link"],
                      date=chosen["date"], category=chosen["category"],
                      summary=chosen["summary"])
-
-
-# the link types a page announces its feeds with, as feed readers discover them
-_FEED_TYPES = {"application/rss+xml": "RSS", "application/rdf+xml": "RSS 1.0",
-               "application/atom+xml": "Atom", "application/feed+json": "JSON Feed"}
-
-
-@dataclass(frozen=True, slots=True)
-class AnnouncedFeed:
-    url: str
-    kind: str  # RSS, RSS 1.0, Atom, JSON Feed
-    title: str = ""
-
-
-def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
-                    encoding: str | None = None) -> list[AnnouncedFeed]:
-    """The feeds a page names with <link rel="alternate" type="application/rss+xml"
-    href="…">, in its order, resolved against the page; only http(s) ones."""
-    from .errors import ParseError
-    from .parse.html import html_document, page_base
-    from .text import collapse, strip_controls
-    from .urls import canonical_url
-
-    try:
-        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
-    except ParseError:
-        return []
-    base = page_base(root, url)
-    found: dict[str, AnnouncedFeed] = {}
-    for link in root.iter("link"):
-        rel = (link.get("rel") or "").lower().split()
-        kind = _FEED_TYPES.get((link.get("type") or "").partition(";")[0].strip().lower())
-        href = (link.get("href") or "").strip()
-        feed = canonical_url(href, base) if href else None  # http(s) only, or None
-        if "alternate" in rel and kind and feed and feed not in found:
-            # printed to a terminal: no control characters, one line of sensible length
-            title = collapse(strip_controls(link.get("title") or ""))[:200]
-            found[feed] = AnnouncedFeed(feed, kind, title)
-    return list(found.values())
 
 
 # what a "next page" link says, in the languages the date reader knows

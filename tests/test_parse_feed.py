@@ -149,3 +149,50 @@ def test_markup_inside_cdata_is_text_to_the_tag_caps(monkeypatch):
     with pytest.raises(ParseError) as e:
         parse_feed(bare, url=URL)
     assert str(e.value) == "not read: 414 tags in the document, more than 100"
+
+
+PAGE = URL.replace("/rss", "/")
+_CHALLENGE = b"<title>Just a moment...</title></head><body><p>Checking your browser</p>"
+_NEWS_PAGE = (b'<title>News\n Centre | ICMPD</title><link rel="alternate" '
+              b'type="application/rss+xml" href="rss"><link rel="alternate" '
+              b'type="application/atom+xml" href="/atom.xml"></head><body>')
+
+
+@pytest.mark.parametrize(("body", "content_type", "expected"), [
+    (b"<!DOCTYPE html>\n<html><head>" + _CHALLENGE + b"</body></html>", "text/html",
+     'not a feed: an HTML page ("Just a moment..."); a listing page is read with kind = "html"'
+     f" (`harvester probe {PAGE}` finds its entries)"),
+    # served as a feed, an XML declaration and a comment first: still a page
+    (b'<?xml version="1.0"?>\n<!-- cached -->\n<html><head>' + _CHALLENGE + b"</body></html>",
+     "application/rss+xml",
+     'not a feed: an HTML page ("Just a moment..."); a listing page is read with kind = "html"'
+     f" (`harvester probe {PAGE}` finds its entries)"),
+    (b"<html>soft 404</html>", "text/html",
+     'not a feed: an HTML page; a listing page is read with kind = "html"'
+     f" (`harvester probe {PAGE}` finds its entries)"),
+    (b"<!doctype html><html><head>" + _NEWS_PAGE + b"</body></html>", "text/html",
+     'not a feed: an HTML page ("News Centre | ICMPD"), which names its feed at '
+     "https://www.icmpd.org/news-centre/rss (and 1 more: `harvester probe "
+     f"{PAGE}` lists them): write that as the source's url"),
+])
+def test_an_html_page_where_the_feed_should_be_is_named_with_the_way_on(body, content_type,
+                                                                       expected):
+    """A bot check, a soft 404 or the site's own page answers for the feed: the error says
+    which page came, and the feed it names or the kind that reads a listing."""
+    from harvester.errors import ParseError
+
+    with pytest.raises(ParseError) as e:
+        parse_feed(body, url=PAGE, content_type=content_type)
+    assert str(e.value) == expected
+
+
+def test_a_page_title_is_one_short_line():
+    from harvester.errors import ParseError
+
+    title = "Breaking\x1b[31m news " + "very " * 30
+    body = f"<html><head><title>{title}</title></head><body></body></html>".encode()
+    with pytest.raises(ParseError) as e:
+        parse_feed(body, url=PAGE, content_type="text/html")
+    shown = str(e.value).split('"')[1]
+    assert shown == ("Breaking[31m news " + "very " * 30)[:79].rstrip() + "…"
+    assert len(shown) == 80

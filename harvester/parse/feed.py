@@ -16,6 +16,10 @@ from .fast import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 
 _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
+# An HTML page where a feed should be (a login or bot-check page, a soft 404, the site's
+# front page): what opens it, past any XML declaration, comments and doctype
+_HTML_START = re.compile(rb"(?:\s|<\?xml[^>]*>|<!--.*?-->|<!doctype\s+html[^>]*>)*"
+                         rb"<(?:html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
 # A cap on entries per fetch: generous (a 10,000-item archive feed is read whole), but a
 # document of a million empty <item/>s must not become a million rows.
 MAX_ENTRIES = 20_000
@@ -178,6 +182,24 @@ def without_surrogate_refs(body: bytes) -> bytes:
     return _SURROGATE_REF.sub(_replacement_ref, body)
 
 
+def _html_page(body: bytes, *, url: str, content_type: str | None,
+               source: str | None) -> ParseError:
+    """The error for an HTML page at a feed's URL: which page it is, and the way on — the
+    feed it names, or the html kind that reads a listing page."""
+    from .html import page_signs
+
+    title, feeds = page_signs(body, url, content_type=content_type)
+    page = f'an HTML page ("{title}")' if title else "an HTML page"
+    feeds = [f for f in feeds if f.url != url]
+    if feeds:
+        more = (f" (and {len(feeds) - 1} more: `harvester probe {url}` lists them)"
+                if len(feeds) > 1 else "")
+        return ParseError(f"not a feed: {page}, which names its feed at {feeds[0].url}{more}:"
+                          " write that as the source's url", source=source, url=url)
+    return ParseError(f'not a feed: {page}; a listing page is read with kind = "html"'
+                      f" (`harvester probe {url}` finds its entries)", source=source, url=url)
+
+
 def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = None,
                           source: str | None = None) -> ParsedDocument:
     """The universal path: whatever feedparser reads, however broken. The body is UTF-8
@@ -194,6 +216,8 @@ def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = N
     except Exception as e:
         raise ParseError(f"feed parser failed: {e}", source=source, url=url) from e
     entries = tuple(_entry(e) for e in parsed.entries)
+    if not entries and _HTML_START.match(body[:4096]):
+        raise _html_page(body, url=url, content_type=content_type, source=source)
     warning = None
     if parsed.get("bozo"):
         reason = str(parsed.get("bozo_exception") or "malformed feed")

@@ -7,6 +7,7 @@ is set all the same, and the encoding is decided by to_utf8, not by a <meta> tag
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ParseError
@@ -45,4 +46,63 @@ def page_base(root: lxml.html.HtmlElement, url: str) -> str:
     return canonical_url(base_el.get("href", ""), url) or url
 
 
-__all__ = ["html_document", "page_base"]
+# the link types a page announces its feeds with, as feed readers discover them
+_FEED_TYPES = {"application/rss+xml": "RSS", "application/rdf+xml": "RSS 1.0",
+               "application/atom+xml": "Atom", "application/feed+json": "JSON Feed"}
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedFeed:
+    url: str
+    kind: str  # RSS, RSS 1.0, Atom, JSON Feed
+    title: str = ""
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Page text fit for a terminal: no control characters, one line, at most `limit`."""
+    from ..text import collapse, strip_controls
+
+    line = collapse(strip_controls(text))
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _announced(root: lxml.html.HtmlElement, url: str) -> list[AnnouncedFeed]:
+    from ..urls import canonical_url
+
+    base = page_base(root, url)
+    found: dict[str, AnnouncedFeed] = {}
+    for link in root.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = _FEED_TYPES.get((link.get("type") or "").partition(";")[0].strip().lower())
+        href = (link.get("href") or "").strip()
+        feed = canonical_url(href, base) if href else None  # http(s) only, or None
+        if "alternate" in rel and kind and feed and feed not in found:
+            found[feed] = AnnouncedFeed(feed, kind, _one_line(link.get("title") or "", 200))
+    return list(found.values())
+
+
+def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
+                    encoding: str | None = None) -> list[AnnouncedFeed]:
+    """The feeds a page names with <link rel="alternate" type="application/rss+xml"
+    href="…">, in its order, resolved against the page; only http(s) ones."""
+    try:
+        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
+    except ParseError:
+        return []
+    return _announced(root, url)
+
+
+def page_signs(body: bytes, url: str, *,
+               content_type: str | None = None) -> tuple[str, list[AnnouncedFeed]]:
+    """What tells a person which page this is: its <title> (one line, 80 characters at
+    most) and the feeds it announces."""
+    try:
+        root = html_document(body, url=url, content_type=content_type)
+    except ParseError:
+        return "", []
+    title = root.find(".//title")
+    text = title.text_content() if title is not None else ""
+    return _one_line(text, 80), _announced(root, url)
+
+
+__all__ = ["AnnouncedFeed", "announced_feeds", "html_document", "page_base", "page_signs"]
