@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -61,9 +61,60 @@ class Crontab:
                 return t
         return None
 
+    def next_fire(self, after: datetime, zone: tzinfo) -> datetime | None:
+        """The first instant (UTC) after `after` at which the line fires on `zone`'s wall
+        clock, across its changes as cron runs it: a time the clock skips fires when the
+        clock jumps, unless the line runs every hour (it goes on from the new time); an
+        hour the clock repeats fires in both passes for a line that runs every hour, and
+        once, the first time, for one at fixed hours. None: no time within five years."""
+        hourly = len(self.hours) == 24
+        after = after.astimezone(UTC)
+        local = after.astimezone(zone)
+        t = local.replace(tzinfo=None, fold=0)
+        if hourly and local.fold == 0:
+            # in the first pass of a repeated hour, the second pass is still to come
+            t -= _twin(t, zone)[1] - _twin(t, zone)[0]
+        best: datetime | None = None
+        while (m := self.next_after(t)) is not None:
+            first, second = _twin(m, zone)
+            times: tuple[datetime, ...]
+            if first < second:  # the clock shows this time twice
+                times = (first, second) if hourly else (first,)
+            elif first > second:  # the clock skips this time
+                times = () if hourly else (_jump(second, first, zone),)
+            else:
+                times = (first,)
+            for at in times:
+                if at > after and (best is None or at < best):
+                    best = at
+            if first == second and first > after:  # from here on, wall and real time agree
+                return best
+            t = m
+        return best
+
     def _day(self, t: datetime) -> bool:
         day, weekday = t.day in self.days, t.isoweekday() % 7 in self.weekdays
         return day or weekday if self.day_or else day and weekday
+
+
+def _twin(wall: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The instants (UTC) a naive wall-clock time names in `zone`: its first and second
+    reading (PEP 495's fold 0 and 1) — equal but where the clock repeats or skips it."""
+    return (wall.replace(tzinfo=zone, fold=0).astimezone(UTC),
+            wall.replace(tzinfo=zone, fold=1).astimezone(UTC))
+
+
+def _jump(before: datetime, after: datetime, zone: tzinfo) -> datetime:
+    """The instant in (before, after] at which `zone`'s clock jumps forward."""
+    offset = before.astimezone(zone).utcoffset()
+    lo, hi = int(before.timestamp()), int(after.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == offset:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
 
 
 def _value(text: str, field: str, lo: int, hi: int, names: tuple[str, ...], line: str) -> int:

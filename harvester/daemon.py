@@ -26,9 +26,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .config import Config, SourceConfig, load_config
-from .crontab import WEEKDAYS
 from .crontab import parse as parse_crontab
 from .dates import iso_utc
 from .errors import HarvesterError
@@ -45,26 +45,25 @@ WATCH_EVERY_S = 1.0  # how often the config's files are looked at
 
 
 def cron_trigger(line: str, timezone: str) -> Any:
-    """An APScheduler trigger firing when the crontab line does, as cron reads it: the sets
-    crontab.py reads from it, spelled out, so APScheduler's own reading of weekday numbers
-    and of the two day fields never comes into it."""
-    from apscheduler.triggers.combining import OrTrigger
-    from apscheduler.triggers.cron import CronTrigger
+    """An APScheduler trigger firing when the crontab line does, as cron runs it: times
+    from crontab.py, which reads the line as cron does (APScheduler 3 counts weekdays from
+    Monday) and steps over the clock's changes, where APScheduler 3's CronTrigger, in the
+    hour the clock repeats, hands back a time it already gave and its scheduler loops on
+    it for ever (agronholm/apscheduler#1021)."""
+    from apscheduler.triggers.base import BaseTrigger
 
-    tab = parse_crontab(line)
+    tab, zone = parse_crontab(line), ZoneInfo(timezone)
 
-    def spelled(values: frozenset[int], everything: int) -> str:
-        return "*" if len(values) == everything else ",".join(map(str, sorted(values)))
+    class CronLine(BaseTrigger):  # type: ignore[misc]  # (APScheduler ships no types)
+        def get_next_fire_time(self, previous_fire_time: datetime | None,
+                               now: datetime) -> datetime | None:
+            after = now if previous_fire_time is None else min(previous_fire_time, now)
+            return tab.next_fire(after, zone)
 
-    fields = {"minute": spelled(tab.minutes, 60), "hour": spelled(tab.hours, 24),
-              "month": spelled(tab.months, 12), "timezone": timezone}
-    day = spelled(tab.days, 31)
-    weekday = "*" if len(tab.weekdays) == 7 else ",".join(
-        WEEKDAYS[d] for d in sorted(tab.weekdays))
-    if tab.day_or:  # either day field will do: two triggers, the earlier fire time wins
-        return OrTrigger([CronTrigger(day=day, **fields),
-                          CronTrigger(day_of_week=weekday, **fields)])
-    return CronTrigger(day=day, day_of_week=weekday, **fields)
+        def __str__(self) -> str:
+            return f"cron[{line!r}, {timezone}]"
+
+    return CronLine()
 
 
 class _FilesWatch:

@@ -741,9 +741,8 @@ def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetim
         return last + timedelta(seconds=backoff(src.every, state.consecutive_failures,
                                                 backoff_max))
     if src.cron:  # the line is in the source's own time zone
-        zone = ZoneInfo(src.timezone)
-        nxt = parse_crontab(src.cron).next_after(last.astimezone(zone).replace(tzinfo=None))
-        return nxt.replace(tzinfo=zone).astimezone(UTC) if nxt else NEVER
+        nxt = parse_crontab(src.cron).next_fire(last, ZoneInfo(src.timezone))
+        return nxt if nxt else NEVER
     return last + timedelta(seconds=src.every)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
@@ -15,9 +16,9 @@ from harvester.daemon import cron_trigger
 SUNDAY = datetime(2026, 11, 22, 10, 0, 30, tzinfo=UTC)
 
 
-def fires(line: str, start: datetime, n: int) -> list[datetime]:
+def fires(line: str, start: datetime, n: int, zone: str = "UTC") -> list[datetime]:
     """The daemon's trigger's next `n` fire times after `start`."""
-    trigger, out, now = cron_trigger(line, "UTC"), [], start
+    trigger, out, now = cron_trigger(line, zone), [], start
     for _ in range(n):
         t = trigger.get_next_fire_time(out[-1] if out else None, now)
         out.append(t)
@@ -123,6 +124,90 @@ def test_the_daemon_fires_when_croniter_says_cron_would(line, start):
         t = tab.next_after(t)
         walked.append(t.replace(tzinfo=UTC))
     assert walked == expected
+    assert [tab.next_fire(t, UTC) for t in expected] == [
+        *expected[1:], croniter(line, expected[-1]).get_next(datetime)]
+
+
+VIENNA = ZoneInfo("Europe/Vienna")
+
+
+def _walls(times: list[datetime], zone: ZoneInfo = VIENNA) -> list[str]:
+    return [t.astimezone(zone).strftime("%d %H:%M %Z") for t in times]
+
+
+@pytest.mark.parametrize(("line", "start", "expected"), [
+    # autumn, 25 Oct 2026: 03:00 CEST goes back to 02:00 CET. A line that runs every hour
+    # follows the clock through the repeated hour; one at fixed hours runs once
+    ("*/20 * * * *", datetime(2026, 10, 25, 0, 10, tzinfo=UTC),
+     ["25 02:20 CEST", "25 02:40 CEST", "25 02:00 CET", "25 02:20 CET", "25 02:40 CET",
+      "25 03:00 CET"]),
+    ("30 2 * * *", datetime(2026, 10, 24, 12, tzinfo=UTC),
+     ["25 02:30 CEST", "26 02:30 CET", "27 02:30 CET"]),
+    ("0 */2 * * *", datetime(2026, 10, 24, 23, 30, tzinfo=UTC),
+     ["25 02:00 CEST", "25 04:00 CET", "25 06:00 CET"]),
+    # spring, 29 Mar 2026: 02:00 CET jumps to 03:00 CEST. A time the clock skips runs
+    # when it jumps; a line that runs every hour goes on from the new time
+    ("30 2 * * *", datetime(2026, 3, 28, 12, tzinfo=UTC),
+     ["29 03:00 CEST", "30 02:30 CEST", "31 02:30 CEST"]),
+    ("10 * * * *", datetime(2026, 3, 29, 0, tzinfo=UTC),
+     ["29 01:10 CET", "29 03:10 CEST", "29 04:10 CEST"]),
+    ("*/20 * * * *", datetime(2026, 3, 29, 0, 30, tzinfo=UTC),
+     ["29 01:40 CET", "29 03:00 CEST", "29 03:20 CEST"]),
+])
+def test_a_line_runs_across_the_clocks_changes_as_cron_runs_it(line, start, expected):
+    """The daemon's trigger and `once --due` find the same times, each after the last."""
+    daemon = fires(line, start, len(expected), "Europe/Vienna")
+    assert _walls(daemon) == expected
+    due, t = [], start
+    for _ in expected:
+        t = parse(line).next_fire(t, VIENNA)
+        due.append(t)
+    assert due == daemon
+
+
+def test_the_daemons_run_times_past_the_repeated_hour_come_to_an_end():
+    """APScheduler works out a late job's missed run times by asking for the next until
+    one is past now. Its own CronTrigger, in the hour the clock repeats, answered with a
+    time it had given already, so that loop never ended (the daemon hung at 02:30 on the
+    last Sunday of October); each answer here is later than the one before."""
+    now = datetime(2026, 10, 25, 4, tzinfo=UTC)  # 05:00 CET, after a night asleep
+    for line in ("30 2 * * *", "*/20 * * * *", "0 * * * *", "30 * * * 0"):
+        trigger = cron_trigger(line, "Europe/Vienna")
+        t = trigger.get_next_fire_time(None, datetime(2026, 10, 24, 20, tzinfo=UTC))
+        runs = []
+        while t is not None and t <= now:
+            runs.append(t)
+            assert len(runs) < 100, (line, _walls(runs[-5:]))
+            t = trigger.get_next_fire_time(t, now)
+        assert runs == sorted(set(runs)), line
+
+
+@settings(max_examples=150, deadline=None)
+@given(line=_LINES, start=st.datetimes(datetime(2026, 3, 27), datetime(2026, 3, 31))
+       | st.datetimes(datetime(2026, 10, 23), datetime(2026, 10, 27)),
+       zone=st.sampled_from(["Europe/Vienna", "America/New_York", "Australia/Lord_Howe",
+                             "America/Santiago"]))
+def test_around_a_clock_change_each_fire_is_later_and_on_the_line(line, start, zone):
+    """Each fire time is later than the last; it is on the line's wall clock, or, where
+    the clock skipped the line's time, the instant it jumped; a line at fixed hours never
+    runs twice at one wall-clock time."""
+    tz, tab = ZoneInfo(zone), parse(line)
+    t = start.replace(tzinfo=tz).astimezone(UTC)
+    seen = set()
+    for _ in range(6):
+        nxt = tab.next_fire(t, tz)
+        if nxt is None:
+            break
+        assert nxt > t
+        wall = nxt.astimezone(tz)
+        on_line = tab.next_after(wall.replace(tzinfo=None) - timedelta(minutes=1)) == (
+            wall.replace(tzinfo=None, second=0))
+        jumped = (nxt - timedelta(seconds=1)).astimezone(tz).utcoffset() != wall.utcoffset()
+        assert on_line or jumped, (line, zone, wall)
+        if len(tab.hours) < 24:
+            assert wall.replace(tzinfo=None) not in seen, (line, zone, wall)
+            seen.add(wall.replace(tzinfo=None))
+        t = nxt
 
 
 def test_a_line_that_never_fires_has_no_next_time():

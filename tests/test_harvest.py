@@ -329,6 +329,9 @@ def _at(text: str) -> datetime:
      "2020-06-01T06:59:00Z", False, "2020-06-01T07:00:00Z"),
     ('cron = "0 9 * * 1"\ntimezone = "Europe/Vienna"\n', {"last": "2020-05-25T07:00:04Z"},
      "2020-06-01T07:00:00Z", True, "2020-06-01T07:00:00Z"),
+    # … through the hour the clock repeats (25 Oct 2026): 02:40 CEST, then 02:00 CET
+    ('cron = "*/20 * * * *"\ntimezone = "Europe/Vienna"\n', {"last": "2026-10-25T00:40:03Z"},
+     "2026-10-25T01:00:00Z", True, "2026-10-25T01:00:00Z"),
 ])
 def test_once_due_polls_a_source_when_its_schedule_says(config_for, extra, state, now, due, at):
     from harvester.harvest import due_at, split_due
