@@ -25,6 +25,8 @@ _NAMED_ZONES = {
 _TRAILING_ZONE = re.compile(r"\s+\(?([A-Z]{1,5})\)?\s*$")
 # a time followed by a zone: "+0200", "-05:00", "GMT", "XYZ"…; without one the date is local
 _HAS_ZONE = re.compile(r"\d:\d{2}(?::\d{2})?\s*(?:[+-]\d{2}:?\d{2}|[A-Za-z]{1,5})\s*$")
+# an offset no zone has (+2400, -1900, +0275): every reader would trust it, or guess
+_BAD_OFFSET = re.compile(r":\d{2}\s*[+-](?:1[5-9]|[2-9]\d):?\d{2}$|:\d{2}\s*[+-]\d{2}:?[6-9]\d$")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
 _ISO_HINT = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # The RFC 822 spelling nearly every feed uses ("Wed, 27 May 2020 09:06:39 +0200"): read
@@ -127,13 +129,91 @@ def _english_months(s: str) -> str:
     return " ".join(s.split())
 
 
+# Weekday names a listing writes before its date, in the pages' languages
+_WEEKDAY = re.compile(
+    r"^(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|nesday|sday|urday)?\.?,?\s+"
+    r"|^(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonnabend|sonntag|mo|di|mi|do"
+    r"|fr|sa|so|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|lun|mar|mer|jeu|ven|sam"
+    r"|dim|lunes|martes|miércoles|miercoles|jueves|viernes|sábado|sabado|domingo"
+    r"|segunda|terça|terca|quarta|quinta|sexta)(?:-feira)?\.?,?\s+", re.IGNORECASE)
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
+# what follows the date: a time ("- 14:12", "at 2:12 pm", "um 14.12 Uhr"), then perhaps a zone
+_TIME = re.compile(
+    r"(?:\s*(?:,|-|–|\||@|at|um|à|a las|às)?\s+(\d{1,2})[:.h](\d{2})(?::(\d{2}))?"
+    r"(?:\s*([ap])\.?\s?m\.?|\s*uhr|\s*h)?"
+    r"(?:\s*(?:([+-])(\d{2}):?(\d{2})|\(?([A-Z]{1,5})\)?))?)?$", re.IGNORECASE)
+_DAY_FIRST = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$")  # 26.05.2020, 05/26/2020
+_YEAR_FIRST = re.compile(r"^(\d{4})([./])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
+_WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y")
+
+
+class _NotADate(ValueError):
+    """Text read as a date that names none (a 13th month, 13 pm): no other reader may
+    guess at it."""
+
+
+def _day(text: str) -> datetime | None:
+    """A date without its time: words ("26 May 2020", "May 26 2020") or numbers, day
+    first (26.05.2020) unless only month first can be (05/26/2020), or year first."""
+    m = _DAY_FIRST.match(text)
+    if m:
+        a, b, year = int(m[1]), int(m[3]), int(m[4])
+        for day, month in ((a, b), (b, a)):
+            try:
+                return datetime(year, month, day)
+            except ValueError:
+                continue
+        raise _NotADate(text)
+    m = _YEAR_FIRST.match(text)
+    if m:
+        try:
+            return datetime(int(m[1]), int(m[3]), int(m[4]))
+        except ValueError:
+            raise _NotADate(text) from None
+    for fmt in _WORDS_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _human(s: str, tz: str) -> datetime | None:
+    """A date as people write it on a page: "Tuesday, May 26th, 2020 - 2:12 pm", "Di, 26.
+    Mai 2020 14:12 +0200", "26/05/2020 14:12". None when any part is not understood."""
+    s = _ORDINAL.sub(r"\1", _WEEKDAY.sub("", _english_months(s), count=1))
+    m = _TIME.search(s)
+    if m is None:
+        return None
+    day = _day(s[: m.start()].replace(",", " ").strip().replace("  ", " "))
+    if day is None:
+        return None
+    hour, minute, second = int(m[1] or 0), int(m[2] or 0), int(m[3] or 0)
+    if m[4]:  # 12-hour clock
+        if not 1 <= hour <= 12:
+            raise _NotADate(s)
+        hour = hour % 12 + (12 if m[4].lower() == "p" else 0)
+    try:
+        naive = day.replace(hour=hour, minute=minute, second=second)
+    except ValueError:
+        return None
+    if m[5]:
+        offset = timedelta(hours=int(m[6]), minutes=int(m[7]))
+        return (naive - offset if m[5] == "+" else naive + offset).replace(tzinfo=UTC)
+    if m[8]:
+        if m[8].upper() not in _NAMED_ZONES:
+            return None
+        return (naive - timedelta(hours=_NAMED_ZONES[m[8].upper()])).replace(tzinfo=UTC)
+    return _localise(naive, tz)
+
+
 def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ()) -> datetime | None:
     """Read a date as sources write it; None when it cannot be read with confidence."""
     try:
         return _parse_date(text, tz, formats)
-    except OverflowError:
-        # a date at the calendar's edge, moved past it by its zone: "0001-01-01T00:00:00"
-        # is how .NET feeds write "no date" (DateTime.MinValue)
+    except (OverflowError, _NotADate):
+        # OverflowError: a date at the calendar's edge, moved past it by its zone:
+        # "0001-01-01T00:00:00" is how .NET feeds write "no date" (DateTime.MinValue)
         return None
 
 
@@ -149,6 +229,8 @@ def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime
     if len(s) > MAX_DATE_TEXT:
         return None
     if not s:
+        return None
+    if _BAD_OFFSET.search(s):
         return None
     m = _NUMERIC.match(s)
     if m:
@@ -170,14 +252,9 @@ def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime
             return None
     if _ISO_HINT.match(s):
         return _iso(s, tz)
-    dt = _rfc822_plain(s) or _rfc822(s, tz)
+    dt = _rfc822_plain(s) or _human(s, tz) or _rfc822(s, tz)
     if dt is not None:
         return dt
-    for fmt in ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y"):  # "08 April 2022"
-        try:
-            return _localise(datetime.strptime(_english_months(s).replace(",", ""), fmt), tz)
-        except ValueError:
-            continue
     return _fallback(s)
 
 
@@ -193,6 +270,8 @@ def _fallback(s: str) -> datetime | None:
     if t is None:
         return None
     year, month, day, hour, minute, second = t[:6]
+    if str(year) not in s:  # it made up a year ("26-05-2020" read as 2026): not a date
+        return None
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:

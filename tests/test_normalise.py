@@ -286,13 +286,41 @@ def test_split_category(title, category, rest):
     ("2020-05-27 11:06", "Europe/Vienna", "2020-05-27T09:06:00Z"),
     ("2020-01-15", "Europe/Vienna", "2020-01-14T23:00:00Z"),
     ("1590570399", "UTC", "2020-05-27T09:06:39Z"),  # epoch seconds, not the year 1590
+    # RFC 822 with an ISO offset: email.utils reads "+02:00" as UTC, two hours out
+    ("Wed, 27 May 2020 11:06:39 +02:00", "UTC", "2020-05-27T09:06:39Z"),
+    ("Mi, 27 Mai 2020 11:06:39 +0200", "UTC", "2020-05-27T09:06:39Z"),  # a German CMS's
 ])
 def test_parse_date(text, tz, expected):
     dt = parse_date(text, tz)
     assert dt is not None and iso_utc(dt) == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "soon", "32 Foo 2020", None])
+@pytest.mark.parametrize(("text", "expected"), [
+    # as listing pages write them, in the source's zone (Vienna, summer: UTC+2)
+    ("Wednesday, May 27, 2020 - 11:06", "2020-05-27T09:06:00Z"),  # Drupal's long format
+    ("Wed, 05/27/2020 - 11:06", "2020-05-27T09:06:00Z"),  # … its medium one: month first
+    ("May 27th, 2020", "2020-05-26T22:00:00Z"),
+    ("1st June 2020", "2020-05-31T22:00:00Z"),
+    ("May 27, 2020 at 2:06 pm", "2020-05-27T12:06:00Z"),
+    ("May 27, 2020 12:06 AM", "2020-05-26T22:06:00Z"),
+    ("Mittwoch, 27. Mai 2020", "2020-05-26T22:00:00Z"),
+    ("27.05.2020 um 11.06 Uhr", "2020-05-27T09:06:00Z"),
+    ("mercredi 27 mai 2020", "2020-05-26T22:00:00Z"),
+    ("27/05/2020 11:06", "2020-05-27T09:06:00Z"),
+    ("2020/05/27", "2020-05-26T22:00:00Z"),  # read as 1 November by the last-resort reader
+    ("27-05-2020", "2020-05-26T22:00:00Z"),  # … as 20 May 2026
+    ("Tue 26 May 2020", "2020-05-25T22:00:00Z"),  # a date without a zone is the source's
+])
+def test_dates_as_pages_write_them(text, expected):
+    got = parse_date(text, "Europe/Vienna")
+    assert (iso_utc(got) if got else None) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "soon", "32 Foo 2020", None,
+                                  # an offset no zone has, or a 13 o'clock pm: not trusted
+                                  "Wed, 27 May 2020 11:06:39 +2400",
+                                  "2020-05-27T11:06:39+25:00", "May 27, 2020 13:06 pm",
+                                  "2020/13/27", "31.06.2020"])
 def test_parse_date_unreadable_is_none(text):
     assert parse_date(text) is None
 
