@@ -14,8 +14,9 @@ from .parse.html import AnnouncedFeed, announced_feeds
 from .parse.listing import Selectors
 
 _DATE = re.compile(
-    r"\b(\d{1,2}\.?\s+(de\s+)?[A-Za-zÀ-ÿ]{3,}\.?\s+(de\s+)?\d{4}|\d{4}-\d{2}-\d{2}"
-    r"|\d{1,2}[./]\d{1,2}[./]\d{4}|[A-Z][a-z]{2,}\.? \d{1,2}, \d{4})\b")
+    r"\b(\d{1,2}(?:st|nd|rd|th)?\.?\s+(de\s+)?[A-Za-zÀ-ÿ]{3,}\.?,?\s+(de\s+)?\d{4}"
+    r"|\d{4}-\d{2}-\d{2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4}"
+    r"|[A-Z][a-z]{2,}\.? \d{1,2}(?:st|nd|rd|th)?, \d{4})\b")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 
 
