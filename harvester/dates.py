@@ -145,6 +145,7 @@ _TIME = re.compile(
 _DAY_FIRST = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$")  # 26.05.2020, 05/26/2020
 _YEAR_FIRST = re.compile(r"^(\d{4})([./])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
 _WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y")
+_SEPT = re.compile(r"\bsept\b", re.IGNORECASE)
 
 
 class _NotADate(ValueError):
@@ -170,9 +171,10 @@ def _day(text: str) -> datetime | None:
             return datetime(int(m[1]), int(m[3]), int(m[4]))
         except ValueError:
             raise _NotADate(text) from None
+    words = _SEPT.sub("Sep", " ".join(text.replace(".", " ").split()))  # "Sept. 26 2020"
     for fmt in _WORDS_FORMATS:
         try:
-            return datetime.strptime(text, fmt)
+            return datetime.strptime(words, fmt)
         except ValueError:
             continue
     return None
@@ -181,7 +183,17 @@ def _day(text: str) -> datetime | None:
 def _human(s: str, tz: str) -> datetime | None:
     """A date as people write it on a page: "Tuesday, May 26th, 2020 - 2:12 pm", "Di, 26.
     Mai 2020 14:12 +0200", "26/05/2020 14:12". None when any part is not understood."""
-    s = _ORDINAL.sub(r"\1", _WEEKDAY.sub("", _english_months(s), count=1))
+    s = _ORDINAL.sub(r"\1", _english_months(s))
+    bare = _WEEKDAY.sub("", s, count=1)
+    if bare == s:
+        return _human_date(s, tz)
+    try:  # "Mar 26, 2020" is March; "mar. 26 mai 2020", a Tuesday
+        return _human_date(bare, tz) or _human_date(s, tz)
+    except _NotADate:
+        return _human_date(s, tz)
+
+
+def _human_date(s: str, tz: str) -> datetime | None:
     m = _TIME.search(s)
     if m is None:
         return None

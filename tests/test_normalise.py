@@ -310,6 +310,10 @@ def test_parse_date(text, tz, expected):
     ("2020/05/27", "2020-05-26T22:00:00Z"),  # read as 1 November by the last-resort reader
     ("27-05-2020", "2020-05-26T22:00:00Z"),  # … as 20 May 2026
     ("Tue 26 May 2020", "2020-05-25T22:00:00Z"),  # a date without a zone is the source's
+    ("Mar 26, 2020", "2020-03-25T23:00:00Z"),  # March, though "mar" is French for Tuesday
+    ("mar. 26 mai 2020", "2020-05-25T22:00:00Z"),  # … as here
+    ("Sept. 26, 2020", "2020-09-25T22:00:00Z"),
+    ("Aug. 3, 2021, 4:05 p.m.", "2021-08-03T14:05:00Z"),  # Django's default
 ])
 def test_dates_as_pages_write_them(text, expected):
     got = parse_date(text, "Europe/Vienna")
