@@ -142,9 +142,13 @@ _TIME = re.compile(
     r"(?:\s*(?:,|-|–|\||@|at|um|à|a las|às)?\s+(\d{1,2})[:.h](\d{2})(?::(\d{2}))?"
     r"(?:\s*([ap])\.?\s?m\.?|\s*uhr|\s*h)?"
     r"(?:\s*(?:([+-])(\d{2}):?(\d{2})|\(?([A-Z]{1,5})\)?))?)?$", re.IGNORECASE)
+_TIME_FIRST = re.compile(r"^(\d{1,2})[:.](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\.?)?"
+                         r"\s*[,|-]?\s+(\D.*|\d{1,2}\D.*)$", re.IGNORECASE)
 _DAY_FIRST = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$")  # 26.05.2020, 05/26/2020
 _YEAR_FIRST = re.compile(r"^(\d{4})([./])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
-_WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y")
+# two-digit years last, read as strptime reads them (69-99: 19xx)
+_WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y",
+                  "%d %B %y", "%B %d %y", "%d %b %y", "%b %d %y")
 _SEPT = re.compile(r"\bsept\b", re.IGNORECASE)
 
 
@@ -194,21 +198,29 @@ def _human(s: str, tz: str) -> datetime | None:
 
 
 def _human_date(s: str, tz: str) -> datetime | None:
-    m = _TIME.search(s)
-    if m is None:
-        return None
-    day = _day(s[: m.start()].replace(",", " ").strip().replace("  ", " "))
+    first = _TIME_FIRST.match(s)  # "16:29, 25 February 2001"
+    if first:
+        day = _day(first[5].replace(",", " ").strip())
+        hour, minute, second, ampm = int(first[1]), int(first[2]), int(first[3] or 0), first[4]
+        m = None
+    else:
+        m = _TIME.search(s)
+        if m is None:
+            return None
+        day = _day(s[: m.start()].replace(",", " ").strip())
+        hour, minute, second, ampm = int(m[1] or 0), int(m[2] or 0), int(m[3] or 0), m[4]
     if day is None:
         return None
-    hour, minute, second = int(m[1] or 0), int(m[2] or 0), int(m[3] or 0)
-    if m[4]:  # 12-hour clock
+    if ampm:  # 12-hour clock
         if not 1 <= hour <= 12:
             raise _NotADate(s)
-        hour = hour % 12 + (12 if m[4].lower() == "p" else 0)
+        hour = hour % 12 + (12 if ampm.lower() == "p" else 0)
     try:
         naive = day.replace(hour=hour, minute=minute, second=second)
     except ValueError:
         return None
+    if m is None:
+        return _localise(naive, tz)
     if m[5]:
         offset = timedelta(hours=int(m[6]), minutes=int(m[7]))
         return (naive - offset if m[5] == "+" else naive + offset).replace(tzinfo=UTC)

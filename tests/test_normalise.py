@@ -314,6 +314,8 @@ def test_parse_date(text, tz, expected):
     ("mar. 26 mai 2020", "2020-05-25T22:00:00Z"),  # … as here
     ("Sept. 26, 2020", "2020-09-25T22:00:00Z"),
     ("Aug. 3, 2021, 4:05 p.m.", "2021-08-03T14:05:00Z"),  # Django's default
+    ("16:29, 25 May 2001", "2001-05-25T14:29:00Z"),  # the time first: read as today before
+    ("26 Jul 25", "2025-07-25T22:00:00Z"),  # a two-digit year
 ])
 def test_dates_as_pages_write_them(text, expected):
     got = parse_date(text, "Europe/Vienna")
