@@ -73,7 +73,8 @@ class Crontab:
         t = local.replace(tzinfo=None, fold=0)
         if hourly and local.fold == 0:
             # in the first pass of a repeated hour, the second pass is still to come
-            t -= _twin(t, zone)[1] - _twin(t, zone)[0]
+            first, second = _twin(t, zone)
+            t -= second - first
         best: datetime | None = None
         while (m := self.next_after(t)) is not None:
             first, second = _twin(m, zone)

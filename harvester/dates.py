@@ -186,7 +186,8 @@ def _day(text: str) -> datetime | None:
 
 def _human(s: str, tz: str) -> datetime | None:
     """A date as people write it on a page: "Tuesday, May 26th, 2020 - 2:12 pm", "Di, 26.
-    Mai 2020 14:12 +0200", "26/05/2020 14:12". None when any part is not understood."""
+    Mai 2020 14:12 +0200", "26/05/2020 14:12". None when a part is not understood;
+    _NotADate when it is, and names no time (31/31/2020, 13 pm)."""
     s = _ORDINAL.sub(r"\1", _english_months(s))
     bare = _WEEKDAY.sub("", s, count=1)
     if bare == s:
