@@ -189,10 +189,13 @@ class Daemon:
             log.warning("%s: poll failed (%d in a row), next in %.0fs: %s", name, failures,
                         delay, report.error,
                         extra={**extra, "error": report.error, "event": "poll.failed"})
+            if report.queued:  # the operators' alert goes now, not in deliver_every
+                self._deliver_soon()
             return
         if before:
             log.info("%s: recovered after %s", name, counted(before, "failure"),
                      extra={**extra, "event": "poll.recovered"})
+            self._deliver_soon()  # its recovery, if its failure was alerted, goes now too
         # the same words as `once`; a poll that worked with a warning is one to look at
         log.log(logging.WARNING if report.warning else logging.INFO, "%s", report.line(),
                 extra={**extra, "warning": report.warning} if report.warning else extra)

@@ -395,7 +395,8 @@ def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: d
         threshold = 1 if stale else src.failures_before_alert
         failing, _ = source_events(src.name, src.url, config.notifiers, threshold=threshold,
                                    error=error)
-        store.record_failure(src.name, src.url, src.kind.value, now, report, failing)
+        queued = store.record_failure(src.name, src.url, src.kind.value, now, report, failing)
+        report = replace(report, queued=queued)  # the operators' alert, when this one made it
     return report
 
 

@@ -113,7 +113,7 @@ class Store(Protocol):
     def uncommitted(self) -> bool: ...
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
-                       report: PollReport, failing: SourceEvents | None = None) -> None: ...
+                       report: PollReport, failing: SourceEvents | None = None) -> int: ...
 
     def prune_log(self, before: datetime, batch: int = ...) -> int: ...
 
@@ -647,9 +647,11 @@ class SqliteStore:
             self._log(source, ts, report)
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,
-                       report: PollReport, failing: SourceEvents | None = None) -> None:
+                       report: PollReport, failing: SourceEvents | None = None) -> int:
         """A failed poll changes no item: only the source's health, the fetch log and, when
-        `failing` says the streak is long enough, one operators' event per streak."""
+        `failing` says the streak is long enough, one operators' event per streak. Returns
+        how many outbox rows that event made."""
+        queued = 0
         ts = iso_utc(now)
         # the server's Retry-After, kept so that no later run (daemon or cron) asks sooner
         not_before = (iso_utc(now + timedelta(seconds=report.retry_after))
@@ -667,10 +669,12 @@ class SqliteStore:
                     count, since, alerted = c.execute(
                         "SELECT consecutive_failures, failing_since, alerted FROM sources"
                         " WHERE name = ?", (source,)).fetchone()
-                    if not alerted and self._queue(failing(count, since), ts):
+                    queued = 0 if alerted else self._queue(failing(count, since), ts)
+                    if queued:
                         c.execute("UPDATE sources SET alerted = 1 WHERE name = ?", (source,))
         except sqlite3.Error as e:
             raise self._failure(f"record the failure of {source!r}", e, source=source) from e
+        return queued
 
     # -- the outbox ----------------------------------------------------------------------
 

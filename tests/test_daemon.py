@@ -264,6 +264,27 @@ def test_news_goes_out_at_once_and_each_poll_is_logged_in_the_words_of_once(
     assert d.stop() == 0
 
 
+def test_an_operators_alert_goes_out_at_once_and_so_does_the_recovery(server, tmp_path,
+                                                                       running):
+    """A source that fails its second poll in a row: the operators hear it now, not when
+    deliver_every (an hour here) comes round; and they hear it works again as soon."""
+    server.route("/flaky", Response(b"down", status=500, content_type="text/plain",
+                                    conditional=False))
+    ops = ('\n[[notifiers]]\nname = "ops"\nkind = "console"\non = []\n'
+           'events = ["source.failing", "source.recovered"]\n')
+    cfg = make_config(tmp_path, SLOW_RETRIES.replace('every = "1s"', 'every = "1s"\n'
+                                                     "failures_before_alert = 2")
+                      + feed_source("flaky", server.url("/flaky")) + ops)
+    d = running(cfg, http=False)
+    d.wait_for(lambda: "== Source failing: flaky (2 polls in a row)" in d.out.read_text(),
+               timeout=15, what="the alert, long before deliver_every")
+    server.route("/flaky", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    d.wait_for(lambda: "== Source recovered: flaky" in d.out.read_text(), timeout=15,
+               what="the recovery, long before deliver_every")
+    assert d.out.read_text().count("== Source failing: flaky") == 1
+    assert d.stop() == 0
+
+
 def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
         server, icmpd_a, tmp_path, running):
     cfg = make_config(tmp_path, SLOW_RETRIES + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
