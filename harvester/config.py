@@ -1015,7 +1015,8 @@ def _read_toml(path: Path, shown: str | os.PathLike[str] | None = None) -> dict[
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror or e}", file=shown) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte-order mark, as Windows editors write one, is not a TOML error
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", file=shown) from None
     except tomllib.TOMLDecodeError as e:

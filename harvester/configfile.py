@@ -5,6 +5,7 @@ whole, and put back as it was when the config, read again, does not say what was
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -75,7 +76,7 @@ def without_sources(text: str, names: set[str], shown: str) -> str:
 def sources_in(path: Path, shown: str) -> set[str]:
     """The names of the `[[sources]]` tables one file of the config holds."""
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        data = tomllib.loads(path.read_text("utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read: {e}", file=shown) from None
     tables = data.get("sources", [])
@@ -98,8 +99,10 @@ def rewrite_verified(changes: Mapping[Path, Callable[[str], str]],
             before: bytes | None = real.read_bytes()
         except FileNotFoundError:
             before = None
+        # a byte-order mark (Windows editors write one) stays, outside what is changed
+        bom = codecs.BOM_UTF8 if (before or b"").startswith(codecs.BOM_UTF8) else b""
         try:
-            text = change((before or b"").decode("utf-8"))
+            text = change((before or b"")[len(bom):].decode("utf-8"))
         except UnicodeDecodeError:
             raise ConfigError("not UTF-8 text", file=name) from None
         try:
@@ -107,7 +110,7 @@ def rewrite_verified(changes: Mapping[Path, Callable[[str], str]],
         except tomllib.TOMLDecodeError as e:  # `sources = [...]` inline cannot take [[sources]]
             raise ConfigError(f"{not_toml}: {e}", file=name) from None
         mode = stat.S_IMODE(real.stat().st_mode) if before is not None else None
-        plan.append((real, before, text.encode("utf-8"), mode))
+        plan.append((real, before, bom + text.encode("utf-8"), mode))
     done = []
     try:
         for real, before, after, mode in plan:

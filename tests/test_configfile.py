@@ -136,6 +136,26 @@ def test_remove_takes_sources_out_of_the_config_and_its_included_files(watched, 
     assert "c: " not in r.stderr and "\nb: " not in r.stderr
 
 
+def test_a_config_a_windows_editor_saved_with_a_byte_order_mark_reads_and_keeps_it(
+        watched, tmp_path):
+    """Notepad starts a UTF-8 file with a byte-order mark, which TOML parsers refuse as
+    "invalid statement at line 1": the config reads, and an edit leaves the mark where
+    it was, for the editor that wrote it."""
+    bom = b"\xef\xbb\xbf"
+    include = tmp_path / "sources.d" / "more.toml"
+    for path in (watched, include):
+        path.write_bytes(bom + path.read_bytes())
+    r = run_cli("check", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.startswith(f"{watched}: ok\n")
+    assert [s.name for s in load_config(watched).sources] == ["a", "b", "c"]
+    r = run_cli("remove", "b", "c", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert watched.read_bytes().startswith(bom + b'include = ["sources.d/*.toml"]\n')
+    assert include.read_bytes() == bom + b"# kept\n"
+    assert [s.name for s in load_config(watched).sources] == ["a"]
+
+
 @pytest.mark.parametrize(("args", "setup", "message"), [
     (("a", "nope"), None, "no source named 'nope' in the config (`check` lists them)"),
     (("a",), "rule", "rule 'only-a' names 'a' in its sources: take it out of there first; "
