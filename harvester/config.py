@@ -421,6 +421,10 @@ def _regex(r: _Reader, k: str) -> re.Pattern[str] | None:
     v = r.get(k, str, None)
     if v is None:
         return None
+    if "\b" in v:  # TOML read the "\b" of a "double-quoted" string: the rule would never match
+        raise r.error(k, '"\\b" in a "double-quoted" TOML string is a backspace, not a word '
+                         "boundary: write the pattern in 'single quotes' ('\\bword\\b'), or "
+                         'double each backslash ("\\\\bword\\\\b")')
     try:
         return re.compile(v)
     except re.error as e:

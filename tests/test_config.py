@@ -185,6 +185,15 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "a header value can hold only visible ASCII or Latin-1 text (percent-encode the rest)"),
     (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(unclosed"\n', "rules[0].match",
      "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
+    # TOML reads "\b" as a backspace: the rule would silently never match
+    (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "(?i)\\blaunch(es|ed)?\\b"\n',
+     "rules[0].match", '"\\b" in a "double-quoted" TOML string is a backspace, not a word '
+     "boundary: write the pattern in 'single quotes' ('\\bword\\b'), or double each backslash "
+     '("\\\\bword\\\\b")'),
+    (GOOD_SOURCE + '[[rules]]\nname = "r"\nmatch = "x"\nexclude = "\\bcall\\b"\n',
+     "rules[0].exclude", '"\\b" in a "double-quoted" TOML string is a backspace, not a word '
+     "boundary: write the pattern in 'single quotes' ('\\bword\\b'), or double each backslash "
+     '("\\\\bword\\\\b")'),
     (GOOD_SOURCE + '[[notifiers]]\nname = "n"\nkind = "console"\nrules = ["nope"]\n',
      "notifiers[0].rules[0]", "unknown rule 'nope' (rules: none defined)"),
     ('[defaults]\nevery = "often"\n', "defaults.every",
