@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
@@ -34,14 +34,15 @@ def item_id(source: str, key: str) -> str:
     return f"i_{prefix}{digest}"
 
 
-def dedupe(items: Sequence[Item]) -> list[Item]:
-    """Two entries of one fetch with the same identity (or the same canonical URL) are one
-    item; the first wins, as feeds list newest first."""
+def dedupe(items: Sequence[Item], shared: Collection[str] = ()) -> list[Item]:
+    """Two entries of one fetch with the same identity (or the same canonical URL, unless
+    entries `shared` it under different titles) are one item; the first wins, as feeds list
+    newest first."""
     seen_keys: set[str] = set()
     seen_urls: set[str] = set()
     out = []
     for it in items:
-        if it.key in seen_keys or (it.url and it.url in seen_urls):
+        if it.key in seen_keys or (it.url and it.url in seen_urls and it.url not in shared):
             continue
         seen_keys.add(it.key)
         if it.url:
@@ -63,19 +64,21 @@ def _same_day(a: str, b: str) -> bool:
 def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
          by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = (),
          matched: Mapping[str, tuple[str, ...]] | None = None,
-         by_title: Mapping[str, Sequence[StoredItem]] | None = None) -> list[Change]:
+         by_title: Mapping[str, Sequence[StoredItem]] | None = None,
+         shared: Collection[str] = ()) -> list[Change]:
     """Compare a fetch's items with what the store knows. Items absent from the fetch are
     not touched: a feed is a window, not the archive. `matched` (item key → rule names)
-    is classification done already, e.g. in the worker that read the body."""
+    is classification done already, e.g. in the worker that read the body. A link in
+    `shared` (several entries' under different titles) identifies none of them."""
 
     def rules_of(it: Item) -> tuple[str, ...]:
         return matched[it.key] if matched is not None else classify(it, rules)
 
     changes = []
-    for it in dedupe(items):
+    for it in dedupe(items, shared):
         prev = by_key.get(it.key)
         rekeyed = False
-        if prev is None and it.url is not None:
+        if prev is None and it.url is not None and it.url not in shared:
             prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
             rekeyed = prev is not None
         if prev is None and by_title and not it.date_flag:

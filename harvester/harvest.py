@@ -90,6 +90,7 @@ class Read:
     warning: str | None = None
     error: str | None = None
     same: tuple[str, ...] = ()  # keys whose raw form is what this source gave last time
+    shared: frozenset[str] = frozenset()  # links entries share under different titles
     stale: bool = False  # a listing whose selectors matched nothing: alert at once
     # a listing's page 1 as a worker read it (selectors, entries): the writer goes on from it
     page1: tuple[Selectors, Listing] | None = None
@@ -151,7 +152,7 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
     form is unchanged are not normalised again: on a re-poll of a feed with one new item,
     one item is read, not the whole window."""
     # imported here: a re-poll where every source answers 304 never needs lxml or nh3
-    from .normalise import Context, normalise, prepare
+    from .normalise import Context, normalise, prepare, shared_links
     from .parse import parse_feed
 
     try:
@@ -161,6 +162,9 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
                   category_from_title=source.category_from_title, language=doc.language)
+    shared = shared_links(doc.entries, ctx)
+    if shared:
+        ctx = replace(ctx, shared_urls=shared)
     if known_raw is None:
         items = tuple(normalise(e, ctx) for e in doc.entries)
         same: list[str] = []
@@ -178,7 +182,7 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
                 fresh.append(normalise(entry, ctx))
         items = tuple(fresh)
     return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning,
-                same=tuple(same))
+                same=tuple(same), shared=shared)
 
 
 def _decoded_body(source: SourceConfig, fr: FetchResult,
@@ -360,7 +364,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
-                           known.by_title)
+                           known.by_title, read.shared)
             baseline = not known.baseline_done
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,6 +50,9 @@ class Context:
     category_from_title: bool = False
     language: str | None = None
     date_formats: tuple[str, ...] = ()
+    # links several entries of the document share under different titles (a feed whose
+    # every entry links to the site's home page): no identity, for those without a guid
+    shared_urls: frozenset[str] = frozenset()
 
 
 def text_of(markup: str | None, limit: int) -> str:
@@ -125,20 +129,32 @@ def item_guid(entry: RawEntry) -> str | None:
     return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def shared_links(entries: Sequence[RawEntry], ctx: Context) -> frozenset[str]:
+    """The canonical links that entries of one document share under different titles:
+    one page for many announcements, so no entry's identity (see `identity`)."""
+    titles: dict[str, str] = {}
+    shared = set()
+    for e in entries:  # raw links first: canonical ones only for the few that repeat
+        if e.link and titles.setdefault(e.link, e.title or "") != (e.title or ""):
+            shared.add(e.link)
+    return frozenset(u for u in (canonical_url(link, ctx.base_url) for link in shared) if u)
+
+
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
     url = item_url(entry, ctx)
     guid = item_guid(entry)
     title = ""
-    if not guid and not url:  # only a hash identity needs the (normalised) title
+    if not guid and (not url or url in ctx.shared_urls):  # a hash identity needs the title
         title = text_of(entry.title, MAX_TITLE)
         if ctx.category_from_title:
             title = split_category(title)[1]
         summary = text_of(entry.summary, MAX_SUMMARY)
-        if not title:
-            title = _clip(summary, 120) if summary else "(untitled)"
+        if not title:  # as normalise has it
+            title = _clip(summary, 120) if summary else (url or "(untitled)")
         title = _clip(title, MAX_TITLE)
-    return identity(guid, url, title, entry.published), url, raw_fingerprint(entry, ctx)
+    own = None if url in ctx.shared_urls else url
+    return identity(guid, own, title, entry.published), url, raw_fingerprint(entry, ctx)
 
 
 def normalise(entry: RawEntry, ctx: Context) -> Item:
@@ -179,7 +195,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         language = None
     return Item(
         source=ctx.source,
-        key=identity(guid, url, title, entry.published),
+        key=identity(guid, None if url in ctx.shared_urls else url, title, entry.published),
         url=url,
         guid=guid,
         title=title,

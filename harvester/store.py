@@ -55,7 +55,7 @@ _KNOWN_SQL = (
     " FROM sources WHERE name = ?"
     " UNION ALL SELECT 1, i.id, s.key, i.url, i.content_hash, i.published, i.date_flag, 1, NULL"
     " FROM sightings s JOIN items i ON i.id = s.item_id WHERE s.source = ? AND s.key IN ({keys})"
-    " UNION ALL SELECT 2, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
+    " UNION ALL SELECT 2, id, key, url, content_hash, published, date_flag, EXISTS(SELECT 1"
     " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL"
     " FROM items WHERE url IN ({urls})"
     " UNION ALL SELECT 3, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
@@ -485,9 +485,13 @@ class SqliteStore:
         wanted_urls = {u for _, u, _ in rest if u}
         by_url: dict[str, StoredItem] = {}
         for row in url_rows:
-            if row[2] in wanted_urls:
+            # an item keyed by its title and date had a link it shared with others: the
+            # link is not the item's (diff.dedupe)
+            if row[2] in wanted_urls and not row[1].startswith("hash:"):
                 by_url.setdefault(row[2], _stored(row, bool(row[6])))
-        wanted_titles = {t for _, u, t in rest if t and u not in by_url}
+        # a title-keyed entry is looked for by title even where its link is known: its link
+        # may be one it now shares with others, and the stored item the one it had alone
+        wanted_titles = {t for k, u, t in rest if t and (u not in by_url or k.startswith("hash:"))}
         by_title: dict[str, list[StoredItem]] = {}
         for row in title_rows:
             if row[7] in wanted_titles:

@@ -918,3 +918,70 @@ def _corpus_source_config(name: str, url: str):
     from harvester.config import FirstRun, SourceConfig, SourceKind
 
     return SourceConfig(name, SourceKind.FEED, url, 3600, FirstRun(), "UTC")
+
+
+HOME = "https://www.example.org/news/"
+
+
+def _announcements(*entries: tuple[int, str | None], built: str = "1") -> bytes:
+    """A feed whose entries all link to one page: (day of May 2020, guid or None)."""
+    items = "".join(
+        f"<item><title>Announcement: project {d} starts</title><link>{HOME}</link>"
+        + (f"<guid isPermaLink='false'>{g}</guid>" if g else "")
+        + f"<description>Text {d}</description>"
+        f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>"
+        for d, g in entries)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+            f"<link>{HOME}</link><description>{built}</description>{items}"
+            "</channel></rss>").encode()
+
+
+@pytest.mark.parametrize("guids", [False, True])
+def test_entries_that_share_one_link_are_items_each(server, config_for, store, guids):
+    """A feed whose every entry links to the site's news page: five announcements are five
+    items (the link was their identity, so four were dropped unsaid), and they stay five
+    as the feed's window moves — one alone again with the link to itself is still itself."""
+    def g(d):
+        return f"news-{d}" if guids else None
+
+    server.route("/rss", Response(_announcements(*((d, g(d)) for d in (5, 4, 3, 2, 1)))))
+    config = config_for(feed_source("same", server.url("/rss"), first_run="all"),
+                        notifiers=ALL_EDITS)
+    r = poll(config, store)["same"]
+    assert (r.status, r.new, r.queued) == (PollStatus.OK, 5, 5)
+    assert sorted((i["title"], i["url"]) for i in store.items()) == [
+        (f"project {d} starts", HOME) for d in (1, 2, 3, 4, 5)]
+    # the same entries (another body): each is itself, unread (its raw form is unchanged)
+    server.route("/rss", Response(_announcements(*((d, g(d)) for d in (5, 4, 3, 2, 1)),
+                                                 built="2")))
+    r = poll(config, store)["same"]
+    assert (r.new, r.changed, r.unchanged) == (0, 0, 5)
+    # a sixth, and the window drops the oldest three
+    server.route("/rss", Response(_announcements(*((d, g(d)) for d in (6, 5, 4)))))
+    r = poll(config, store)["same"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (1, 0, 2, 1)
+    # one left, the link its own again
+    server.route("/rss", Response(_announcements((6, g(6)))))
+    r = poll(config, store)["same"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 1, 0)
+    assert len(store.items()) == 6
+
+
+def test_an_item_seen_alone_is_itself_when_its_link_comes_to_be_shared(server, config_for,
+                                                                        store):
+    """The opposite way: stored under its link when it was the only entry with it, the
+    item is found by its title once another entry links to the same page."""
+    server.route("/rss", Response(_announcements((1, None))))
+    config = config_for(feed_source("same", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["same"].new == 1
+    server.route("/rss", Response(_announcements((2, None), (1, None))))
+    r = poll(config, store)["same"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (1, 0, 1, 1)
+    assert sorted(i["title"] for i in store.items()) == [
+        "project 1 starts", "project 2 starts"]
+
+
+def test_entries_with_one_link_and_one_title_are_still_one_item(server, config_for, store):
+    server.route("/rss", Response(_announcements((1, None), (1, None))))
+    config = config_for(feed_source("same", server.url("/rss")))
+    assert poll(config, store)["same"].new == 1
