@@ -78,6 +78,11 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
     for it in dedupe(items, shared):
         prev = by_key.get(it.key)
         rekeyed = False
+        if (prev is not None and prev.url != it.url and it.url is not None
+                and it.key.startswith("guid:") and it.url in by_url):
+            # a guid once given to another entry too (a CMS's one for all), now alone: the
+            # item stored under this entry's own link is this one
+            prev, rekeyed = by_url[it.url], True
         if prev is None and it.url is not None and it.url not in shared:
             prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
             rekeyed = prev is not None

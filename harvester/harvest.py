@@ -152,7 +152,7 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
     form is unchanged are not normalised again: on a re-poll of a feed with one new item,
     one item is read, not the whole window."""
     # imported here: a re-poll where every source answers 304 never needs lxml or nh3
-    from .normalise import Context, normalise, prepare, shared_links
+    from .normalise import Context, normalise, prepare, shared_ids
     from .parse import parse_feed
 
     try:
@@ -162,9 +162,7 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
                   category_from_title=source.category_from_title, language=doc.language)
-    shared = shared_links(doc.entries, ctx)
-    if shared:
-        ctx = replace(ctx, shared_urls=shared)
+    ctx = shared_ids(doc.entries, ctx)
     if known_raw is None:
         items = tuple(normalise(e, ctx) for e in doc.entries)
         same: list[str] = []
@@ -182,7 +180,7 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
                 fresh.append(normalise(entry, ctx))
         items = tuple(fresh)
     return Read(items, {it.key: classify(it, rules) for it in items}, warning=doc.warning,
-                same=tuple(same), shared=shared)
+                same=tuple(same), shared=ctx.shared_urls)
 
 
 def _decoded_body(source: SourceConfig, fr: FetchResult,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .dates import iso_utc, parse_date
@@ -51,8 +51,10 @@ class Context:
     language: str | None = None
     date_formats: tuple[str, ...] = ()
     # links several entries of the document share under different titles (a feed whose
-    # every entry links to the site's home page): no identity, for those without a guid
+    # every entry links to the site's home page), and guids several share under different
+    # links or titles (a CMS that gives every entry the site's address): no identity
     shared_urls: frozenset[str] = frozenset()
+    shared_guids: frozenset[str] = frozenset()  # as the entries give them
 
 
 def text_of(markup: str | None, limit: int) -> str:
@@ -83,7 +85,8 @@ def content_hash(title: str, url: str | None, category: str | None, summary: str
 
 
 def identity(guid: str | None, url: str | None, title: str, date_text: str | None) -> str:
-    """guid where present, else canonical URL, else a hash of title + date."""
+    """guid where present, else canonical URL, else a hash of title + date (the guid and
+    URL an entry has as its own: see `shared_ids`)."""
     if guid:
         return "guid:" + guid
     if url:
@@ -129,23 +132,39 @@ def item_guid(entry: RawEntry) -> str | None:
     return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def shared_links(entries: Sequence[RawEntry], ctx: Context) -> frozenset[str]:
-    """The canonical links that entries of one document share under different titles:
-    one page for many announcements, so no entry's identity (see `identity`)."""
+def shared_ids(entries: Sequence[RawEntry], ctx: Context) -> Context:
+    """`ctx` with the links entries of one document share under different titles (one page
+    for many announcements) and the guids they share under different links or titles:
+    neither is then any entry's identity (see `identity`)."""
     titles: dict[str, str] = {}
-    shared = set()
+    seen: dict[str, tuple[str, str]] = {}
+    links, guids = set(), set()
     for e in entries:  # raw links first: canonical ones only for the few that repeat
         if e.link and titles.setdefault(e.link, e.title or "") != (e.title or ""):
-            shared.add(e.link)
-    return frozenset(u for u in (canonical_url(link, ctx.base_url) for link in shared) if u)
+            links.add(e.link)
+        if e.guid and seen.setdefault(e.guid, (e.link or "", e.title or "")) != (
+                e.link or "", e.title or ""):
+            guids.add(e.guid)
+    if not links and not guids:
+        return ctx
+    urls = frozenset(u for u in (canonical_url(link, ctx.base_url) for link in links) if u)
+    return replace(ctx, shared_urls=urls, shared_guids=frozenset(guids))
+
+
+def _own_ids(entry: RawEntry, ctx: Context
+             ) -> tuple[str | None, str | None, str | None, str | None]:
+    """(guid, canonical URL, and each again where it is the entry's own, not shared)."""
+    url = item_url(entry, ctx)
+    guid = item_guid(entry)
+    return (guid, url, None if entry.guid in ctx.shared_guids else guid,
+            None if url in ctx.shared_urls else url)
 
 
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
-    url = item_url(entry, ctx)
-    guid = item_guid(entry)
+    _, url, own_guid, own_url = _own_ids(entry, ctx)
     title = ""
-    if not guid and (not url or url in ctx.shared_urls):  # a hash identity needs the title
+    if not own_guid and not own_url:  # a hash identity needs the (normalised) title
         title = text_of(entry.title, MAX_TITLE)
         if ctx.category_from_title:
             title = split_category(title)[1]
@@ -153,8 +172,7 @@ def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
         if not title:  # as normalise has it
             title = _clip(summary, 120) if summary else (url or "(untitled)")
         title = _clip(title, MAX_TITLE)
-    own = None if url in ctx.shared_urls else url
-    return identity(guid, own, title, entry.published), url, raw_fingerprint(entry, ctx)
+    return identity(own_guid, own_url, title, entry.published), url, raw_fingerprint(entry, ctx)
 
 
 def normalise(entry: RawEntry, ctx: Context) -> Item:
@@ -170,8 +188,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         label, rest = split_category(title)
         if label:
             category, title = label, rest
-    url = item_url(entry, ctx)
-    guid = item_guid(entry)
+    guid, url, own_guid, own_url = _own_ids(entry, ctx)
     summary = text_of(entry.summary, MAX_SUMMARY)
     content = clean_content(entry.content, url or ctx.base_url)
     if not title:
@@ -195,7 +212,7 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         language = None
     return Item(
         source=ctx.source,
-        key=identity(guid, None if url in ctx.shared_urls else url, title, entry.published),
+        key=identity(own_guid, own_url, title, entry.published),
         url=url,
         guid=guid,
         title=title,

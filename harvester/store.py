@@ -482,7 +482,10 @@ class SqliteStore:
         # a changed guid, or an article another source brought first
         known_urls = {s.url for s in by_key.values()}
         rest = [e for e in entries if e[0] not in by_key and e[1] not in known_urls]
-        wanted_urls = {u for _, u, _ in rest if u}
+        # and the links of entries whose guid names an item with another link: a guid
+        # several entries had may be this one's now (diff)
+        wanted_urls = {u for _, u, _ in rest if u} | {
+            u for k, u, _ in entries if u and k in by_key and by_key[k].url != u}
         by_url: dict[str, StoredItem] = {}
         for row in url_rows:
             # an item keyed by its title and date had a link it shared with others: the

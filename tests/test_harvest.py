@@ -985,3 +985,30 @@ def test_entries_with_one_link_and_one_title_are_still_one_item(server, config_f
     server.route("/rss", Response(_announcements((1, None), (1, None))))
     config = config_for(feed_source("same", server.url("/rss")))
     assert poll(config, store)["same"].new == 1
+
+
+def _one_guid(*days: int) -> bytes:
+    """A feed whose CMS gives every entry the site's address as its guid."""
+    items = "".join(
+        f"<item><title>Announcement: project {d} starts</title>"
+        f"<link>{HOME}{d}/</link><guid>https://www.example.org/</guid>"
+        f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>" for d in days)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+            f"<link>{HOME}</link><description>d</description>{items}</channel></rss>").encode()
+
+
+def test_entries_that_share_one_guid_are_items_each(server, config_for, store):
+    """Every entry's guid the site's address: the guid identifies none of them, so each is
+    its own item by its link, however the window moves; one alone with it again is still
+    itself, not the item that guid first named."""
+    server.route("/rss", Response(_one_guid(1)))
+    config = config_for(feed_source("cms", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["cms"].new == 1  # alone, the guid names it
+    server.route("/rss", Response(_one_guid(3, 2, 1)))
+    r = poll(config, store)["cms"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (2, 0, 1, 2)
+    server.route("/rss", Response(_one_guid(3)))  # alone again, under that guid
+    r = poll(config, store)["cms"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 1, 0)
+    assert sorted((i["title"], i["url"], i["version"]) for i in store.items()) == [
+        (f"project {d} starts", f"{HOME}{d}/", 1) for d in (1, 2, 3)]
