@@ -254,7 +254,16 @@ class SqliteStore:
             self.conn = conn
             # user_version mirrors the applied migrations, so an up-to-date database is
             # recognised without loading sqlite-utils (a third of a cold start's imports)
-            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                # a newer harvester's database (an image rolled back): writing to a schema
+                # this one does not know could lose what the newer one keeps there
+                conn.close()
+                raise StoreError(
+                    f"database {self.path} has schema version {version}, newer than this "
+                    f"harvester's {SCHEMA_VERSION}: a newer version wrote it; run that "
+                    "version, or a backup taken before the upgrade (nothing was changed)")
+            if version != SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from e

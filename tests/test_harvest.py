@@ -22,6 +22,7 @@ from .conftest import (
     http_fast,
     make_config,
     redirect,
+    run_cli,
     source_lock_held,
 )
 
@@ -428,6 +429,28 @@ def test_ctrl_c_while_polls_are_recorded_says_every_poll_it_stored(server, confi
         "SELECT name FROM sources WHERE baseline_at IS NOT NULL")}
     assert {r.source for r in said} == stored and len(stored) == 3
     assert {(r.status, r.new, r.baseline) for r in said} == {(PollStatus.OK, 7, True)}
+
+
+def test_a_newer_harvesters_database_is_refused_and_left_as_it_is(server, icmpd_a, tmp_path):
+    """An image rolled back to an older harvester: it must not write into a schema it does
+    not know (nor mark it as its own), and says what to do instead."""
+    from harvester.store import SCHEMA_VERSION
+
+    cfg = str(make_config(tmp_path, http_fast() + feed_source("icmpd-rss", icmpd_a)))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    db = tmp_path / "h.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = sqlite3.connect(db).execute("SELECT * FROM fetch_log").fetchall()
+    said = (f"harvester: error: database {db} has schema version {SCHEMA_VERSION + 1}, newer "
+            f"than this harvester's {SCHEMA_VERSION}: a newer version wrote it; run that "
+            "version, or a backup taken before the upgrade (nothing was changed)\n")
+    for command in (("once",), ("items",), ("sources",)):
+        r = run_cli("--config", cfg, *command)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", said), command
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert conn.execute("SELECT * FROM fetch_log").fetchall() == before
 
 
 def store_db(store):
