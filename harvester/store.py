@@ -680,7 +680,6 @@ class SqliteStore:
                     " consecutive_failures = consecutive_failures + 1,"
                     " failing_since = COALESCE(failing_since, ?), not_before = ? WHERE name = ?",
                     (report.error, ts, ts, not_before, source))
-                self._log(source, ts, report)
                 if failing is not None:
                     count, since, alerted = c.execute(
                         "SELECT consecutive_failures, failing_since, alerted FROM sources"
@@ -688,6 +687,7 @@ class SqliteStore:
                     queued = 0 if alerted else self._queue(failing(count, since), ts)
                     if queued:
                         c.execute("UPDATE sources SET alerted = 1 WHERE name = ?", (source,))
+                self._log(source, ts, replace(report, queued=queued))
         except sqlite3.Error as e:
             raise self._failure(f"record the failure of {source!r}", e, source=source) from e
         return queued

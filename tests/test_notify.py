@@ -572,6 +572,9 @@ def test_a_recovery_email_threads_under_the_failure_alert(server, icmpd_a, confi
     server.route("/rss", Response(b"oops", status=500, content_type="text/plain"))
     for i in range(3):
         list(poll_sources(config, store, clock=lambda i=i: NOW + timedelta(minutes=i)))
+    # the third failure's log row counts the alert it queued, as `log --json` shows it
+    assert store.conn.execute("SELECT queued FROM fetch_log WHERE status = 'error'"
+                              " ORDER BY id").fetchall() == [(0,), (0,), (1,)]
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
     list(poll_sources(config, store, clock=lambda: NOW + timedelta(minutes=9)))
     assert deliver(config, store, NOW + timedelta(minutes=10)).sent == 2
