@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-# Query parameters that only track the click, never select the page.
-_TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi)$",
-                       re.IGNORECASE)
+# Query parameters that only track the click or carry a visitor's session, never select
+# the page: a session id is new on every poll of a site that writes it into its links
+_TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi"
+                       r"|phpsessid|jsessionid|aspsessionid\w*|cfid|cftoken|oscsid|zenid"
+                       r"|sessionid)$", re.IGNORECASE)
 _SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2060\ufeff]+")
-_TRACKING_HINT = re.compile(r"(?:^|&)(?:fbclid|gclid|dclid|msclkid|mc_|_hs)", re.IGNORECASE)
+_TRACKING_HINT = re.compile(r"(?:^|&)(?:fbclid|gclid|dclid|msclkid|mc_|_hs|phpsessid|jsessionid"
+                            r"|aspsessionid|cfid|cftoken|oscsid|zenid|sessionid)", re.IGNORECASE)
+# a Java servlet's session id, written into the path: /news/item;jsessionid=1A2B…
+_SESSION_PARAM = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
@@ -24,12 +29,14 @@ def canonical_url(href: str | None, base: str | None = None) -> str | None:
     """Resolve `href` against `base` and normalise it; None unless the result is http(s).
 
     Scheme and host lower-cased, default port and credentials dropped, runs of slashes in
-    the path collapsed, fragment and tracking parameters dropped. Idempotent.
+    the path collapsed, dot segments resolved, fragment, tracking parameters and session
+    ids dropped. Idempotent.
     """
     if not href:
         return None
     m = _ALREADY.fullmatch(href)
-    if m is not None and (m[1] is None or "//" not in m[1]):
+    if m is not None and (m[1] is None or ("//" not in m[1] and "/." not in m[1]
+                                           and ";" not in m[1])):
         return href if m[1] else href + "/"  # ~1 µs instead of urlsplit's ~10
     return _canonical(href, base)
 
@@ -55,6 +62,10 @@ def _canonical(href: str, base: str | None) -> str | None:
     netloc = host if port in ("", str(_DEFAULT_PORT[scheme])) else f"{host}:{port}"
     if "//" in path:
         path = _SLASHES.sub("/", path)
+    if ";" in path:
+        path = _SESSION_PARAM.sub("", path)
+    if "/." in path:  # "/a/../b/./c" is "/b/c" (RFC 3986 5.2.4), as urljoin resolves it
+        path = urlsplit(urljoin("http://h/", path)).path
     if query and ("utm_" in query.lower() or _TRACKING_HINT.search(query)):
         query = "&".join(p for p in query.split("&")
                          if p and not _TRACKING.match(p.split("=", 1)[0]))

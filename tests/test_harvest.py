@@ -1035,3 +1035,26 @@ def test_entries_that_share_one_guid_are_items_each(server, config_for, store):
     assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 1, 0)
     assert sorted((i["title"], i["url"], i["version"]) for i in store.items()) == [
         (f"project {d} starts", f"{HOME}{d}/", 1) for d in (1, 2, 3)]
+
+
+def test_links_with_a_new_session_id_each_poll_are_the_same_items(server, config_for, store):
+    """An old servlet site writes the visitor's session into every link (…;jsessionid=…),
+    new on each poll: the items are the ones stored, not edits of them each time (nor, for
+    undated entries, new items each time)."""
+    def page(session: str) -> bytes:
+        items = "".join(
+            f"<item><title>Project {d} starts</title>"
+            f"<link>{HOME}{d};jsessionid={session}</link>"
+            + (f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate>" if d % 2 else "")
+            + "</item>" for d in (1, 2, 3))
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+                f"<link>{HOME}</link><description>d</description>{items}"
+                "</channel></rss>").encode()
+
+    server.route("/rss", Response(page("0A1B2C")))
+    config = config_for(feed_source("servlet", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["servlet"].new == 3
+    server.route("/rss", Response(page("9Z8Y7X")))
+    r = poll(config, store)["servlet"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 3, 0)
+    assert sorted(i["url"] for i in store.items()) == [f"{HOME}{d}" for d in (1, 2, 3)]

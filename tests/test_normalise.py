@@ -46,6 +46,14 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
     ("", ICMPD, None),
     (None, ICMPD, None),
     ("http://[::1", None, None),
+    # a session id, new on every visit of a site that writes it into its links
+    ("https://www.icmpd.org/news/item;jsessionid=1A2B3C?id=4", None,
+     "https://www.icmpd.org/news/item?id=4"),
+    ("https://www.icmpd.org/news.php?id=5&PHPSESSID=9f8e7d", None,
+     "https://www.icmpd.org/news.php?id=5"),
+    ("https://www.icmpd.org/news?sid=5", None, "https://www.icmpd.org/news?sid=5"),  # an id
+    ("https://www.icmpd.org/a/../news/./x", None, "https://www.icmpd.org/news/x"),
+    ("https://www.icmpd.org/a;v=1", None, "https://www.icmpd.org/a;v=1"),
 ])
 def test_canonical_url(href, base, expected):
     assert canonical_url(href, base) == expected
@@ -620,8 +628,10 @@ _URL_PARTS = st.tuples(
                      "x-y.example", "-bad.example", "[::1]", "user:pw@host.example", "ex.org:80",
                      "ex.org:443", "ex.org:8080", "", "münchen.example"]),
     st.sampled_from(["", "/", "/a/b", "/a//b", "//x", "/a b", "/ä", "/%41/~x", "/a/b/", "/a;b=c",
-                     "/(x)", "/a\tb", "/x.html"]),
-    st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2", "#frag", "?a=1#f", "#"]),
+                     "/(x)", "/a\tb", "/x.html", "/a/./b", "/a/../b", "/x;jsessionid=AB12",
+                     "/.well-known/x"]),
+    st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2", "#frag", "?a=1#f", "#",
+                     "?PHPSESSID=1&a=2"]),
 )
 
 
