@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.response import BaseHTTPResponse
+from urllib3.util.request import ACCEPT_ENCODING
 from urllib3.util.retry import Retry
 
 from .config import HttpConfig
@@ -57,6 +58,9 @@ RETRY_STATUSES = (429, 502, 503, 504)
 MAX_RETRY_AFTER_S = 7 * 86400
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_ACCEPTED = "gzip, deflate"  # what requests ask for (gzip bodies can go to workers as sent)
+# what a body may come encoded as and still be read: ""/identity, and what urllib3 decodes
+_READABLE = frozenset({"", "identity", "x-gzip", *ACCEPT_ENCODING.split(",")})
 
 
 class _PoliteRetry(Retry):
@@ -121,7 +125,7 @@ class Fetcher:
         self._pools: dict[NetworkPolicy | Proxy, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._headers = {"User-Agent": http.user_agent, "Accept": ACCEPT,
-                         "Accept-Encoding": "gzip, deflate"}
+                         "Accept-Encoding": _ACCEPTED}
         t = http.timeout
         self._timeout = urllib3.Timeout(connect=min(t, 10.0), read=t)
 
@@ -320,8 +324,13 @@ class Fetcher:
             raise FetchError(
                 _status_message(resp), source=source, url=final, status=resp.status,
                 retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-        coding = (None if decode or resp.headers.get("Content-Encoding", "").strip().lower()
-                  != "gzip" else "gzip")
+        sent = resp.headers.get("Content-Encoding", "").strip().lower()
+        unread = [c for c in (c.strip() for c in sent.split(",")) if c not in _READABLE]
+        if unread:  # urllib3 would hand it over as it came: a parse error about garbage
+            raise FetchError(f"the body came encoded as {unread[0]!r}, which was not asked for"
+                             f" (Accept-Encoding: {_ACCEPTED}) and cannot be read",
+                             source=source, url=final, status=resp.status)
+        coding = None if decode or sent != "gzip" else "gzip"
         body = self._read_capped(resp, final, source, watch, decode=coding is None)
         return FetchResult(url=final, status=resp.status, body=body,
                            content_type=resp.headers.get("Content-Type"),

@@ -272,6 +272,29 @@ CODED = {
 }
 
 
+@pytest.mark.parametrize(("coding", "body", "read"), [
+    ("x-gzip", _gzipped(FEED), FEED),  # gzip's old name
+    ("identity", FEED, FEED),
+    ("br", b"\x1b\x00\x00brotli bytes", None),  # not asked for, and nothing here reads it
+    ("zstd", b"(\xb5/\xfd zstd bytes", None),
+    ("gzip, br", _gzipped(FEED), None),
+])
+@pytest.mark.parametrize("decode", [True, False])
+def test_a_body_in_a_coding_not_asked_for_says_so(server, coding, body, read, decode):
+    """A server that answers in a coding the request did not offer: read when it can be,
+    else said as that, not handed on as bytes the parser calls a syntax error."""
+    server.route("/feed", Response(body, headers={"Content-Encoding": coding}))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0))
+    if read is not None:
+        assert fetcher.fetch(server.url("/feed"), decode=decode).body == read
+        return
+    with pytest.raises(FetchError) as e:
+        fetcher.fetch(server.url("/feed"), decode=decode)
+    assert str(e.value) == (f"the body came encoded as '{coding.split(', ')[-1]}', which was "
+                            "not asked for (Accept-Encoding: gzip, deflate) and cannot be read")
+    assert (e.value.status, e.value.url) == (200, server.url("/feed"))
+
+
 @pytest.mark.parametrize("name", list(CODED))
 @pytest.mark.parametrize("cap", [10_000_000, len(FEED) - 1])
 def test_a_body_left_gzipped_decodes_later_as_it_would_have_on_the_way_in(server, name, cap):
