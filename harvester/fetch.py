@@ -332,6 +332,8 @@ class Fetcher:
                              source=source, url=final, status=resp.status)
         coding = None if decode or sent != "gzip" else "gzip"
         body = self._read_capped(resp, final, source, watch, decode=coding is None)
+        if coding is None:
+            body = _gzipped_inside(body, self.http.max_bytes, source, final, resp.status)
         return FetchResult(url=final, status=resp.status, body=body,
                            content_type=resp.headers.get("Content-Type"),
                            etag=resp.headers.get("ETag"),
@@ -390,22 +392,44 @@ def decode(result: FetchResult, max_bytes: int, source: str | None = None) -> Fe
     if result.coding is None:
         return result
     assert result.coding == "gzip", result.coding  # the only coding fetch leaves as sent
-    out, data, first = bytearray(), result.body, True
+    try:
+        body = _gunzip(result.body, max_bytes, source, result.url, result.status)
+    except zlib.error as e:
+        raise _not_coded("gzip", str(e), source, result.url, result.status) from e
+    return replace(result, body=_gzipped_inside(body, max_bytes, source, result.url,
+                                                 result.status), coding=None)
+
+
+def _gunzip(data: bytes, cap: int, source: str | None, url: str, status: int) -> bytes:
+    """Gzip members read as urllib3 reads them: each in turn, garbage after a whole one
+    ignored, a cut-short one read as far as it goes; zlib.error if the first is none."""
+    out, first = bytearray(), True
     while data:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             # one byte past the cap is enough to know it is passed
-            out += d.decompress(data, max_bytes + 1 - len(out))
-        except zlib.error as e:
+            out += d.decompress(data, cap + 1 - len(out))
+        except zlib.error:
             if first:
-                raise _not_coded("gzip", str(e), source, result.url, result.status) from e
+                raise
             break
-        if len(out) > max_bytes:
-            raise _too_large(max_bytes, source, result.url, result.status)
+        if len(out) > cap:
+            raise _too_large(cap, source, url, status)
         if not d.eof:  # cut short: what came decodes, as urllib3 gives it
             break
         data, first = d.unused_data, False
-    return replace(result, body=bytes(out), coding=None)
+    return bytes(out)
+
+
+def _gzipped_inside(body: bytes, cap: int, source: str | None, url: str, status: int) -> bytes:
+    """A body that is itself gzip — a feed.xml.gz served as is, or gzipped twice by a
+    server that compresses what it stored compressed — read once more; else as it is."""
+    if body[:2] != b"\x1f\x8b":
+        return body
+    try:
+        return _gunzip(body, cap, source, url, status)
+    except zlib.error:  # not gzip after all: the parser says what it is
+        return body
 
 
 def _too_large(cap: int, source: str | None, url: str, status: int) -> FetchError:

@@ -295,6 +295,29 @@ def test_a_body_in_a_coding_not_asked_for_says_so(server, coding, body, read, de
     assert (e.value.status, e.value.url) == (200, server.url("/feed"))
 
 
+@pytest.mark.parametrize(("headers", "body", "read"), [
+    # nginx compressing a feed.xml.gz it keeps compressed: gzip inside gzip
+    ({"Content-Encoding": "gzip"}, _gzipped(_gzipped(FEED)), FEED),
+    ({"Content-Type": "application/gzip"}, _gzipped(FEED), FEED),  # the .gz served as is
+    ({}, b"\x1f\x8bnot gzip after all", b"\x1f\x8bnot gzip after all"),  # left to the parser
+    ({"Content-Encoding": "gzip"}, _gzipped(_gzipped(b"\0" * 1_000_001)), "too large"),
+])
+@pytest.mark.parametrize("decode_now", [True, False])
+def test_a_body_that_is_gzip_itself_is_read_once_more(server, headers, body, read, decode_now):
+    """What a body decodes to starting as gzip is read once more, within the same cap, on
+    the way in and in a worker alike; what only looks like gzip is left as it came."""
+    from harvester.fetch import decode
+
+    server.route("/feed", Response(body, headers=headers))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0, max_bytes=1_000_000))
+    try:
+        got = fetcher.fetch(server.url("/feed"), decode=decode_now)
+        got = decode(got, 1_000_000).body
+    except FetchError as e:
+        got = str(e).split(":")[0]
+    assert got == read
+
+
 @pytest.mark.parametrize("name", list(CODED))
 @pytest.mark.parametrize("cap", [10_000_000, len(FEED) - 1])
 def test_a_body_left_gzipped_decodes_later_as_it_would_have_on_the_way_in(server, name, cap):
