@@ -4,6 +4,7 @@ builds them, and gives exactly the entries reading it whole would have given."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -196,3 +197,36 @@ def test_a_page_title_is_one_short_line():
     shown = str(e.value).split('"')[1]
     assert shown == ("Breaking[31m news " + "very " * 30)[:79].rstrip() + "…"
     assert len(shown) == 80
+
+
+_ICMPD = (Path(__file__).parent.parent / "fixtures" / "feeds" / "icmpd-2020-05-a.rss"
+          ).read_bytes()
+_NO_DECL = _ICMPD.split(b"?>", 1)[1]
+
+
+@pytest.mark.parametrize(("body", "warning"), [
+    (b"\n\n  " + _ICMPD, None),  # whitespace before the declaration: harmless, unsaid
+    (b"\xef\xbb\xbf\r\n" + _ICMPD, None),
+    (b"<br />\n<b>Warning</b>:  Undefined variable $x in <b>/var/www/feed.php</b> on line "
+     b"<b>12</b><br />\n" + _ICMPD, "98 bytes before the feed ignored"),
+    (b"Deprecated: Function create_function() is deprecated\n" + _ICMPD,
+     "53 bytes before the feed ignored"),
+    (_ICMPD + b"\n<!-- generated in 0.2s -->\n<script src='//stats.host/t.js'></script>",
+     "70 bytes after the feed ignored"),  # "truncated feed: the document ends early" before
+    # what XML allows around the root stays, and is no warning
+    (_ICMPD + b"\n<!-- Dynamic page generated in 0.3 seconds. -->\n", None),
+    (b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+     b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<!-- c -->\n' + _NO_DECL, None),
+    (b'<!-- c -->\n<?xml-stylesheet type="text/xsl" href="/rss.xsl"?>\n' + _NO_DECL, None),
+])
+def test_what_a_server_writes_around_the_feed_is_left_out(body, warning):
+    """A PHP warning before the feed, a host's script after it: the feed is read whole, on
+    the fast path, and the poll's warning says how many bytes were ignored."""
+    doc = parse_feed(body, url=URL, content_type="application/rss+xml")
+    assert [e.title for e in doc.entries] == [
+        e.title for e in parse_feed(_ICMPD, url=URL, content_type="application/rss+xml").entries]
+    assert len(doc.entries) == 7
+    assert doc.warning == warning
+    cut, _ = feed.without_junk(body)
+    assert feed.parse_fast(feed.without_dtd(cut), url=URL,
+                           content_type="application/rss+xml") is not None

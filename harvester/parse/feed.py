@@ -120,13 +120,45 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
         raise ParseError("empty body: the server sent no feed", source=source, url=url)
     decoded = to_utf8(body, content_type, encoding)
     body, utf8_type = decoded.body, _utf8_type(content_type)
-    total = None
+    total, note = None, decoded.note
     if looks_like_json(body, content_type):
         doc = parse_json_feed(body, url=url, source=source)
     else:
+        body, trimmed = without_junk(body)
+        note = "; ".join(filter(None, (note, trimmed))) or None
         doc, total = _parse_xml(without_dtd(body), url=url, content_type=utf8_type,
                                 source=source)
-    return _capped(doc, decoded.note, total)
+    return _capped(doc, note, total)
+
+
+# where a feed document starts, and what may stand around it: whitespace, comments,
+# processing instructions and a doctype (a feed.php's warnings, a host's injected script
+# are none of these)
+_DOC_START = re.compile(rb"<\?xml\s|<(?:[\w.-]+:)?(?:rss|feed|RDF)\b")
+_DOC_END = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>")
+_PROLOG = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*",
+                     re.DOTALL | re.IGNORECASE)
+
+
+def without_junk(body: bytes) -> tuple[bytes, str | None]:
+    """The document without what a server wrote before or after it — whitespace before
+    the XML declaration (said nowhere: it is harmless), a PHP warning, an injected script
+    (said, as the bytes ignored) — so it parses whole, on the fast path."""
+    notes = []
+    start = _DOC_START.search(body, 0, 4096)
+    if start is not None and start.start() > 0:
+        head = body[: start.start()]
+        # nothing may stand before an XML declaration; a prolog before the root may
+        if head.isspace() or start[0].startswith(b"<?") or not _PROLOG.fullmatch(head):
+            body = body[start.start():]
+            if not head.isspace():
+                notes.append(f"{len(head):,} bytes before the feed ignored")
+    ends = deque(_DOC_END.finditer(body, max(0, len(body) - 4096)), maxlen=1)
+    end = ends[0] if ends else None
+    if end is not None and not _PROLOG.fullmatch(body, end.end()):
+        notes.append(f"{len(body) - end.end():,} bytes after the feed ignored")
+        body = body[: end.end()]
+    return body, "; ".join(notes) or None
 
 
 def _parse_xml(body: bytes, *, url: str, content_type: str,
