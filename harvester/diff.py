@@ -51,6 +51,19 @@ def dedupe(items: Sequence[Item], shared: Collection[str] = ()) -> list[Item]:
     return out
 
 
+def _same_site(a: str | None, b: str | None) -> bool:
+    """Whether two canonical links are on one site (the host, but for a leading "www."):
+    an item without a link could be on either."""
+    if not a or not b:
+        return True
+    return _site(a) == _site(b)
+
+
+def _site(url: str) -> str:
+    host = url.partition("://")[2].partition("/")[0].partition("?")[0]
+    return host.removeprefix("www.")
+
+
 def _same_day(a: str, b: str) -> bool:
     """Within a day and a half: a listing's date-only midnight vs a feed's timestamp."""
     try:
@@ -87,9 +100,11 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
             rekeyed = prev is not None
         if prev is None and by_title and not it.date_flag:
-            # another source's copy under another URL: the same title on the same day
+            # another source's copy under another URL: the same title on the same day, on
+            # the same site — another organisation's "Newsletter" that day is its own
             prev = next((p for p in by_title.get(it.title, ())
-                         if not p.date_flag and _same_day(p.published, it.published)), None)
+                         if not p.date_flag and _same_day(p.published, it.published)
+                         and _same_site(p.url, it.url)), None)
             rekeyed = prev is not None
         if prev is None:
             changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),

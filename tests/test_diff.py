@@ -96,6 +96,25 @@ def test_rules_are_attached_to_new_and_changed_items():
     assert ch.rules == ("press-release",)
 
 
+@pytest.mark.parametrize(("theirs", "found"), [
+    ("https://icmpd.org/newsletter-may/", True),  # the site's listing, without its www.
+    ("https://www.icmpd.org/news-centre/newsletter/", True),
+    ("https://www.iom.int/newsletter-may/", False),  # another organisation's, that day
+    (None, True),  # no link to tell by
+])
+def test_another_sources_copy_is_found_by_title_on_the_same_site_only(theirs, found):
+    """A feed and a listing of one site carry one article under two links: the same title
+    that day is that article. Another site's item of a title as plain as "Newsletter" is
+    its own, and its news; before, it was taken for the first one and never told."""
+    first = replace(item(1, title="Newsletter", source="listing"),
+                    url=theirs, key=f"url:{theirs}" if theirs else "hash:x")
+    ours = item(2, title="Newsletter", url="https://www.icmpd.org/news/newsletter/")
+    copy = replace(stored(first), own=False)
+    [ch] = diff([ours], {}, {}, by_title={"Newsletter": [copy]})
+    assert (ch.kind, ch.foreign) == ((ChangeKind.UNCHANGED, True) if found
+                                     else (ChangeKind.NEW, False))
+
+
 TEAM = NotifierConfig("team", NotifierKind.CONSOLE, rules=("press-release",))
 EVERYTHING = NotifierConfig("all", NotifierKind.CONSOLE)
 EDITS = NotifierConfig("edits", NotifierKind.CONSOLE, on=("new", "changed"))

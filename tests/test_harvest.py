@@ -1058,3 +1058,23 @@ def test_links_with_a_new_session_id_each_poll_are_the_same_items(server, config
     r = poll(config, store)["servlet"]
     assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 3, 0)
     assert sorted(i["url"] for i in store.items()) == [f"{HOME}{d}" for d in (1, 2, 3)]
+
+
+def test_two_organisations_newsletters_of_one_day_are_two_items(server, config_for, store):
+    def newsletter(host: str) -> bytes:
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{host}</title>'
+                f"<link>https://{host}/</link><description>d</description><item>"
+                f"<title>Newsletter</title><link>https://{host}/news/newsletter-may</link>"
+                "<pubDate>Fri, 15 May 2020 10:00:00 +0000</pubDate></item></channel></rss>"
+                ).encode()
+
+    server.route("/a", Response(newsletter("www.icmpd.org")))
+    server.route("/b", Response(newsletter("www.iom.int")))
+    config = config_for(feed_source("icmpd", server.url("/a"), first_run="all"),
+                        feed_source("iom", server.url("/b"), first_run="all"),
+                        notifiers=ALL_EDITS)
+    reports = poll(config, store)
+    assert {(r.source, r.new, r.unchanged, r.queued) for r in reports.values()} == {
+        ("icmpd", 1, 0, 1), ("iom", 1, 0, 1)}
+    assert sorted(i["url"] for i in store.items()) == [
+        "https://www.icmpd.org/news/newsletter-may", "https://www.iom.int/news/newsletter-may"]
