@@ -7,12 +7,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 # Query parameters that only track the click or carry a visitor's session, never select
 # the page: a session id is new on every poll of a site that writes it into its links
-_TRACKING = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi"
-                       r"|phpsessid|jsessionid|aspsessionid\w*|cfid|cftoken|oscsid|zenid"
-                       r"|sessionid)$", re.IGNORECASE)
+_CLICKS = ("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", "_hsmi")
+_SESSIONS = ("phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken", "oscsid", "zenid",
+             "sessionid")
+_TRACKING = re.compile(r"^(utm_[a-z_]+|aspsessionid\w+|" + "|".join(_CLICKS + _SESSIONS) + ")$",
+                       re.IGNORECASE)
 _SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2060\ufeff]+")
-_TRACKING_HINT = re.compile(r"(?:^|&)(?:fbclid|gclid|dclid|msclkid|mc_|_hs|phpsessid|jsessionid"
-                            r"|aspsessionid|cfid|cftoken|oscsid|zenid|sessionid)", re.IGNORECASE)
+# a cheap first look: does the query hold any of them at all?
+_TRACKING_HINT = re.compile(r"(?:^|&)(?:" + "|".join(_CLICKS + _SESSIONS) + ")", re.IGNORECASE)
 # a Java servlet's session id, written into the path: /news/item;jsessionid=1A2B…
 _SESSION_PARAM = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")

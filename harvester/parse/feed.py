@@ -16,10 +16,14 @@ from .fast import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 
 _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
+# What may stand around a document's root: whitespace, comments, processing instructions
+# (the XML declaration among them) and a doctype
+_PROLOG = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*",
+                     re.DOTALL | re.IGNORECASE)
 # An HTML page where a feed should be (a login or bot-check page, a soft 404, the site's
-# front page): what opens it, past any XML declaration, comments and doctype
-_HTML_START = re.compile(rb"(?:\s|<\?xml[^>]*>|<!--.*?-->|<!doctype\s+html[^>]*>)*"
-                         rb"<(?:html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
+# front page): what opens it, past its prolog
+_HTML_START = re.compile(_PROLOG.pattern + rb"<(?:html|head|body)[\s>]",
+                         re.IGNORECASE | re.DOTALL)
 # A cap on entries per fetch: generous (a 10,000-item archive feed is read whole), but a
 # document of a million empty <item/>s must not become a million rows.
 MAX_ENTRIES = 20_000
@@ -131,13 +135,10 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     return _capped(doc, note, total)
 
 
-# where a feed document starts, and what may stand around it: whitespace, comments,
-# processing instructions and a doctype (a feed.php's warnings, a host's injected script
-# are none of these)
+# where a feed document starts and ends (a feed.php's warnings, a host's injected script
+# around it are no prolog)
 _DOC_START = re.compile(rb"<\?xml\s|<(?:[\w.-]+:)?(?:rss|feed|RDF)\b")
 _DOC_END = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>")
-_PROLOG = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*",
-                     re.DOTALL | re.IGNORECASE)
 
 
 def without_junk(body: bytes) -> tuple[bytes, str | None]:
