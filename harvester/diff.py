@@ -51,6 +51,16 @@ def dedupe(items: Sequence[Item], shared: Collection[str] = ()) -> list[Item]:
     return out
 
 
+def _redated(it: Item, prev: StoredItem) -> bool:
+    """Whether the stored item is this one but for its date: the hash of these fields with
+    the stored date is the stored hash."""
+    from .normalise import content_hash  # rarely needed: not on a re-poll's import path
+
+    return (it.published != prev.published and not it.date_flag and not prev.date_flag
+            and content_hash(it.title, it.url, it.category, it.summary, it.content,
+                             prev.published) == prev.content_hash)
+
+
 def _same_site(a: str | None, b: str | None) -> bool:
     """Whether two canonical links are on one site (the host, but for a leading "www."):
     an item without a link could be on either."""
@@ -122,6 +132,10 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
         # a hash from an older HASH_VERSION is not comparable: re-hash silently, never alert
         same = (prev.content_hash == it.content_hash
                 or not prev.content_hash.startswith(HASH_VERSION + ":"))
+        if not same and _redated(it, prev):
+            # only the date moved (a feed that dates every entry with the time it was
+            # generated): no edit; the item keeps the date it was first seen with
+            it, same = replace(it, published=prev.published, content_hash=prev.content_hash), True
         kind = ChangeKind.UNCHANGED if same else ChangeKind.CHANGED
         changes.append(Change(kind, it, prev.id, previous=prev, rekeyed=rekeyed,
                               rules=rules_of(it) if kind is ChangeKind.CHANGED else ()))

@@ -1078,3 +1078,32 @@ def test_two_organisations_newsletters_of_one_day_are_two_items(server, config_f
         ("icmpd", 1, 0, 1), ("iom", 1, 0, 1)}
     assert sorted(i["url"] for i in store.items()) == [
         "https://www.icmpd.org/news/newsletter-may", "https://www.iom.int/news/newsletter-may"]
+
+
+def test_entries_dated_with_the_time_the_feed_was_made_are_not_edits(server, config_for,
+                                                                      store):
+    """A feed that dates every entry with the moment it was generated: each poll moves every
+    date, and that alone is no edit (nor an "Updated:" message each poll); an item keeps the
+    date it was first seen with, and a real edit is still one."""
+    def made_at(minute: int, edited: bool = False) -> bytes:
+        items = "".join(
+            f"<item><title>Project {d} starts{' in Accra' if edited and d == 2 else ''}"
+            f"</title><link>{HOME}{d}/</link>"
+            f"<pubDate>Wed, 27 May 2020 09:{minute:02d}:00 +0000</pubDate></item>"
+            for d in (1, 2, 3))
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+                f"<link>{HOME}</link><description>d</description>{items}"
+                "</channel></rss>").encode()
+
+    server.route("/rss", Response(made_at(0)))
+    config = config_for(feed_source("cms", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["cms"].new == 3
+    server.route("/rss", Response(made_at(30)))
+    r = poll(config, store)["cms"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 3, 0)
+    assert {i["published"] for i in store.items()} == {"2020-05-27T09:00:00Z"}
+    server.route("/rss", Response(made_at(45, edited=True)))
+    r = poll(config, store)["cms"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 1, 2, 1)
+    [edit] = [c for c in r.changes if c.kind.value == "changed"]
+    assert edit.item.title == "Project 2 starts in Accra"
