@@ -62,10 +62,10 @@ def _canonical(href: str, base: str | None) -> str | None:
     if not host:
         return None
     netloc = host if port in ("", str(_DEFAULT_PORT[scheme])) else f"{host}:{port}"
+    if ";" in path:  # first: what it leaves may be a run of slashes ("/a/;jsessionid=/")
+        path = _SESSION_PARAM.sub("", path)
     if "//" in path:
         path = _SLASHES.sub("/", path)
-    if ";" in path:
-        path = _SESSION_PARAM.sub("", path)
     if "/." in path:  # "/a/../b/./c" is "/b/c" (RFC 3986 5.2.4), as urljoin resolves it
         path = urlsplit(urljoin("http://h/", path)).path
     if query and ("utm_" in query.lower() or _TRACKING_HINT.search(query)):

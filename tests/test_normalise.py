@@ -53,6 +53,7 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
      "https://www.icmpd.org/news.php?id=5"),
     ("https://www.icmpd.org/news?sid=5", None, "https://www.icmpd.org/news?sid=5"),  # an id
     ("https://www.icmpd.org/a/../news/./x", None, "https://www.icmpd.org/news/x"),
+    (";JSESSIONID=/", ICMPD, "https://www.icmpd.org/news-centre/"),  # no "//" left behind
     ("https://www.icmpd.org/a;v=1", None, "https://www.icmpd.org/a;v=1"),
 ])
 def test_canonical_url(href, base, expected):
