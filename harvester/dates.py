@@ -232,10 +232,56 @@ def _human_date(s: str, tz: str) -> datetime | None:
     return _localise(naive, tz)
 
 
-def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = ()) -> datetime | None:
-    """Read a date as sources write it; None when it cannot be read with confidence."""
+# A time ago, as listings write it ("3 hours ago", "vor 2 Tagen", "il y a 5 minutes",
+# "hace 1 día", "há 2 semanas"), and the days named by their place ("yesterday")
+_AGO_UNITS = {
+    "second": 1, "sekunde": 1, "seconde": 1, "segundo": 1,
+    "minute": 60, "minuto": 60, "min": 60,
+    "hour": 3600, "stunde": 3600, "heure": 3600, "hora": 3600, "hr": 3600,
+    "day": 86400, "tag": 86400, "jour": 86400, "día": 86400, "dia": 86400,
+    "week": 604800, "woche": 604800, "semaine": 604800, "semana": 604800,
+    "month": 2592000, "monat": 2592000, "mois": 2592000, "mes": 2592000, "mês": 2592000,
+    "year": 31536000, "jahr": 31536000, "an": 31536000, "año": 31536000, "ano": 31536000,
+}
+_ONE = r"\d{1,4}|an?|one|eine[mr]?|un|une|uno|una|um|uma"
+_UNIT = r"[a-zäéíêñ]+?"
+_AGO = re.compile(
+    rf"^(?:({_ONE})\s+({_UNIT})\s+ago|vor\s+({_ONE})\s+({_UNIT})|il y a\s+({_ONE})\s+({_UNIT})"
+    rf"|hace\s+({_ONE})\s+({_UNIT})|há\s+({_ONE})\s+({_UNIT}))$", re.IGNORECASE)
+_UNIT_ENDINGS = ("es", "en", "s", "n", "e")
+_NAMED_DAYS = {"today": 0, "heute": 0, "aujourd'hui": 0, "hoy": 0, "hoje": 0,
+               "yesterday": 1, "gestern": 1, "hier": 1, "ayer": 1, "ontem": 1}
+
+
+def _ago(s: str, tz: str, now: datetime) -> datetime | None:
+    """A date written as a time before `now`; None when `s` is no such thing."""
+    low = s.lower()
+    if low in _NAMED_DAYS:  # a day, read as dates without a time are: its start, locally
+        day = now.astimezone(_zone(tz)).date() - timedelta(days=_NAMED_DAYS[low])
+        return _localise(datetime(day.year, day.month, day.day), tz)
+    m = _AGO.match(s)
+    if m is None:
+        return None
+    count, unit = next((m[i], m[i + 1]) for i in range(1, 11, 2) if m[i])
+    unit = unit.lower()
+    seconds = _AGO_UNITS.get(unit) or next(
+        (_AGO_UNITS[unit[: -len(e)]] for e in _UNIT_ENDINGS
+         if unit.endswith(e) and unit[: -len(e)] in _AGO_UNITS), None)
+    if seconds is None:
+        return None
+    n = int(count) if count.isdigit() else 1
+    return (now - timedelta(seconds=n * seconds)).astimezone(UTC).replace(microsecond=0)
+
+
+def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = (),
+               now: datetime | None = None) -> datetime | None:
+    """Read a date as sources write it; None when it cannot be read with confidence. With
+    `now`, a time ago ("3 hours ago", "yesterday") is read back from it."""
     try:
-        return _parse_date(text, tz, formats)
+        dt = _parse_date(text, tz, formats)
+        if dt is None and now is not None and text and len(text) <= MAX_DATE_TEXT:
+            dt = _ago(" ".join(text.split()), tz, now)
+        return dt
     except (OverflowError, _NotADate):
         # OverflowError: a date at the calendar's edge, moved past it by its zone:
         # "0001-01-01T00:00:00" is how .NET feeds write "no date" (DateTime.MinValue)

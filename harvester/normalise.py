@@ -194,8 +194,8 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
     if not title:
         title = _clip(summary, 120) if summary else (url or "(untitled)")
 
-    date = parse_date(entry.published, ctx.timezone, ctx.date_formats) or parse_date(
-        entry.updated, ctx.timezone, ctx.date_formats)
+    date = parse_date(entry.published, ctx.timezone, ctx.date_formats, ctx.now) or parse_date(
+        entry.updated, ctx.timezone, ctx.date_formats, ctx.now)
     flag = DateFlag.NONE
     if date is None:
         flag, date = DateFlag.MISSING, ctx.now

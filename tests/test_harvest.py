@@ -1107,3 +1107,23 @@ def test_entries_dated_with_the_time_the_feed_was_made_are_not_edits(server, con
     assert (r.new, r.changed, r.unchanged, r.queued) == (0, 1, 2, 1)
     [edit] = [c for c in r.changes if c.kind.value == "changed"]
     assert edit.item.title == "Project 2 starts in Accra"
+
+
+def test_entries_dated_as_a_time_ago_keep_their_first_reading(server, config_for, store):
+    """A feed that writes "3 hours ago": the item is dated back from the poll's clock, and
+    keeps that date when the text grows to "4 hours ago" — no edit, no message."""
+    def ago(hours: int) -> bytes:
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+                f"<link>{HOME}</link><description>d</description><item><title>Project 1"
+                f" starts</title><link>{HOME}1/</link><pubDate>{hours} hours ago</pubDate>"
+                "</item></channel></rss>").encode()
+
+    server.route("/rss", Response(ago(3)))
+    config = config_for(feed_source("relative", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["relative"].new == 1
+    [item] = store.items()
+    assert (item["published"], item["date_flag"]) == ("2020-05-28T05:00:00Z", "")
+    server.route("/rss", Response(ago(4)))
+    r = poll(config, store)["relative"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 1, 0)
+    assert store.items()[0]["published"] == "2020-05-28T05:00:00Z"

@@ -331,6 +331,29 @@ def test_dates_as_pages_write_them(text, expected):
     assert (iso_utc(got) if got else None) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("3 hours ago", "2020-05-28T05:00:00Z"),
+    ("an hour ago", "2020-05-28T07:00:00Z"),
+    ("5 mins ago", "2020-05-28T07:55:00Z"),
+    ("2 days ago", "2020-05-26T08:00:00Z"),
+    ("vor einer Stunde", "2020-05-28T07:00:00Z"),
+    ("vor 2 Tagen", "2020-05-26T08:00:00Z"),
+    ("il y a 3 semaines", "2020-05-07T08:00:00Z"),
+    ("hace 2 meses", "2020-03-29T08:00:00Z"),
+    ("há 1 ano", "2019-05-29T08:00:00Z"),
+    ("yesterday", "2020-05-26T22:00:00Z"),  # the day, from its start in the source's zone
+    ("Gestern", "2020-05-26T22:00:00Z"),
+    ("ages ago", None),
+    ("Posted 3 hours ago", None),
+])
+def test_a_time_ago_is_read_back_from_the_polls_clock(text, expected):
+    """Listings that write "3 hours ago": read back from the poll's clock (Vienna, NOW is
+    08:00 UTC). Without a clock it is no date."""
+    got = parse_date(text, "Europe/Vienna", now=NOW)
+    assert (iso_utc(got) if got else None) == expected
+    assert parse_date(text, "Europe/Vienna") is None
+
+
 @pytest.mark.parametrize("text", ["", "   ", "soon", "32 Foo 2020", None,
                                   # an offset no zone has, or a 13 o'clock pm: not trusted
                                   "Wed, 27 May 2020 11:06:39 +2400",
