@@ -16,7 +16,10 @@ from .parse.listing import Selectors
 _DATE = re.compile(
     r"\b(\d{1,2}(?:st|nd|rd|th)?\.?\s+(de\s+)?[A-Za-zÀ-ÿ]{3,}\.?,?\s+(de\s+)?\d{4}"
     r"|\d{4}-\d{2}-\d{2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4}"
-    r"|[A-Z][a-z]{2,}\.? \d{1,2}(?:st|nd|rd|th)?, \d{4})\b")
+    r"|[A-Z][a-z]{2,}\.? \d{1,2}(?:st|nd|rd|th)?, \d{4}"
+    # a time ago, as dates.parse_date reads it back from the poll's clock
+    r"|(?i:\d{1,4}\s+(?:sec|min|hour|hr|day|week|month|year)[a-z]*\s+ago"
+    r"|(?:vor|il y a|hace|há)\s+\d{1,4}\s+[a-zäéíêñ]+))\b")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 
 
