@@ -110,11 +110,12 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
             rekeyed = prev is not None
         if prev is None and by_title and not it.date_flag:
-            # another source's copy under another URL: the same title on the same day, on
-            # the same site — another organisation's "Newsletter" that day is its own
+            # this source's item under a new URL (the site moved), or another source's copy
+            # on the same site: the same title on the same day (another organisation's
+            # "Newsletter" that day is its own)
             prev = next((p for p in by_title.get(it.title, ())
                          if not p.date_flag and _same_day(p.published, it.published)
-                         and _same_site(p.url, it.url)), None)
+                         and (p.own or _same_site(p.url, it.url))), None)
             rekeyed = prev is not None
         if prev is None:
             changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),

@@ -1127,3 +1127,25 @@ def test_entries_dated_as_a_time_ago_keep_their_first_reading(server, config_for
     r = poll(config, store)["relative"]
     assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 1, 0)
     assert store.items()[0]["published"] == "2020-05-28T05:00:00Z"
+
+
+def test_a_source_whose_site_moves_to_another_domain_brings_no_news(server, config_for, store):
+    """The organisation moves to a new domain: the feed's items come back under new links,
+    with their titles and dates. They are this source's items, edited (their links), not
+    news; another organisation's item of the same title stays its own (the test above)."""
+    def feed(host: str) -> bytes:
+        items = "".join(
+            f"<item><title>Project {d} starts</title><link>https://{host}/news/{d}/</link>"
+            f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>" for d in (1, 2))
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+                f"<link>https://{host}/</link><description>d</description>{items}"
+                "</channel></rss>").encode()
+
+    server.route("/rss", Response(feed("www.icmpd.org")))
+    config = config_for(feed_source("icmpd", server.url("/rss")), notifiers=CONSOLE)
+    assert poll(config, store)["icmpd"].new == 2
+    server.route("/rss", Response(feed("www.icmpd.int")))
+    r = poll(config, store)["icmpd"]
+    assert (r.new, r.changed, r.queued) == (0, 2, 0)
+    assert sorted(i["url"] for i in store.items()) == [
+        "https://www.icmpd.int/news/1/", "https://www.icmpd.int/news/2/"]
