@@ -59,8 +59,11 @@ MAX_RETRY_AFTER_S = 7 * 86400
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _ACCEPTED = "gzip, deflate"  # what requests ask for (gzip bodies can go to workers as sent)
-# what a body may come encoded as and still be read: ""/identity, and what urllib3 decodes
-_READABLE = frozenset({"", "identity", "x-gzip", *ACCEPT_ENCODING.split(",")})
+# compressions a server may use though not asked to, which nothing here decodes unless
+# urllib3 can (a nonsense label — "utf-8", "none" — is read as the plain body it is)
+_UNREADABLE = frozenset({"br", "zstd", "compress", "x-compress", "bzip2", "x-bzip2", "lzma",
+                         "xz", "pack200-gzip", "exi", "aes128gcm"}
+                        - set(ACCEPT_ENCODING.split(",")))
 
 
 class _PoliteRetry(Retry):
@@ -325,7 +328,7 @@ class Fetcher:
                 _status_message(resp), source=source, url=final, status=resp.status,
                 retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
         sent = resp.headers.get("Content-Encoding", "").strip().lower()
-        unread = [c for c in (c.strip() for c in sent.split(",")) if c not in _READABLE]
+        unread = [c for c in (c.strip() for c in sent.split(",")) if c in _UNREADABLE]
         if unread:  # urllib3 would hand it over as it came: a parse error about garbage
             raise FetchError(f"the body came encoded as {unread[0]!r}, which was not asked for"
                              f" (Accept-Encoding: {_ACCEPTED}) and cannot be read",

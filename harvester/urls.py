@@ -8,8 +8,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 # Query parameters that only track the click or carry a visitor's session, never select
 # the page: a session id is new on every poll of a site that writes it into its links
 _CLICKS = ("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", "_hsmi")
-_SESSIONS = ("phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken", "oscsid", "zenid",
-             "sessionid")
+# (not "sid" nor "sessionid": a conference site's ?sessionid=42 may be the page's own)
+_SESSIONS = ("phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken", "oscsid", "zenid")
 _TRACKING = re.compile(r"^(utm_[a-z_]+|aspsessionid\w+|" + "|".join(_CLICKS + _SESSIONS) + ")$",
                        re.IGNORECASE)
 _SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2060\ufeff]+")

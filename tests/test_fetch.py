@@ -275,6 +275,8 @@ CODED = {
 @pytest.mark.parametrize(("coding", "body", "read"), [
     ("x-gzip", _gzipped(FEED), FEED),  # gzip's old name
     ("identity", FEED, FEED),
+    ("utf-8", FEED, FEED),  # a misconfigured server's nonsense label: the body as it came
+    ("none", FEED, FEED),
     ("br", b"\x1b\x00\x00brotli bytes", None),  # not asked for, and nothing here reads it
     ("zstd", b"(\xb5/\xfd zstd bytes", None),
     ("gzip, br", _gzipped(FEED), None),

@@ -52,6 +52,8 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
     ("https://www.icmpd.org/news.php?id=5&PHPSESSID=9f8e7d", None,
      "https://www.icmpd.org/news.php?id=5"),
     ("https://www.icmpd.org/news?sid=5", None, "https://www.icmpd.org/news?sid=5"),  # an id
+    ("https://conf.example/programme?sessionid=42", None,  # a conference's session page
+     "https://conf.example/programme?sessionid=42"),
     ("https://www.icmpd.org/a/../news/./x", None, "https://www.icmpd.org/news/x"),
     (";JSESSIONID=/", ICMPD, "https://www.icmpd.org/news-centre/"),  # no "//" left behind
     ("https://www.icmpd.org/a;v=1", None, "https://www.icmpd.org/a;v=1"),
