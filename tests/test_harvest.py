@@ -946,6 +946,13 @@ def _corpus_source_config(name: str, url: str):
 HOME = "https://www.example.org/news/"
 
 
+def _rss(items: str, *, home: str = HOME, description: str = "d") -> bytes:
+    """An RSS 2.0 document of these <item>s, its channel linking to `home`."""
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+            f"<link>{home}</link><description>{description}</description>{items}"
+            "</channel></rss>").encode()
+
+
 def _announcements(*entries: tuple[int, str | None], built: str = "1") -> bytes:
     """A feed whose entries all link to one page: (day of May 2020, guid or None)."""
     items = "".join(
@@ -954,9 +961,7 @@ def _announcements(*entries: tuple[int, str | None], built: str = "1") -> bytes:
         + f"<description>Text {d}</description>"
         f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>"
         for d, g in entries)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-            f"<link>{HOME}</link><description>{built}</description>{items}"
-            "</channel></rss>").encode()
+    return _rss(items, description=built)
 
 
 @pytest.mark.parametrize("guids", [False, True])
@@ -1016,8 +1021,7 @@ def _one_guid(*days: int) -> bytes:
         f"<item><title>Announcement: project {d} starts</title>"
         f"<link>{HOME}{d}/</link><guid>https://www.example.org/</guid>"
         f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>" for d in days)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-            f"<link>{HOME}</link><description>d</description>{items}</channel></rss>").encode()
+    return _rss(items)
 
 
 def test_entries_that_share_one_guid_are_items_each(server, config_for, store):
@@ -1047,9 +1051,7 @@ def test_links_with_a_new_session_id_each_poll_are_the_same_items(server, config
             f"<link>{HOME}{d};jsessionid={session}</link>"
             + (f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate>" if d % 2 else "")
             + "</item>" for d in (1, 2, 3))
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-                f"<link>{HOME}</link><description>d</description>{items}"
-                "</channel></rss>").encode()
+        return _rss(items)
 
     server.route("/rss", Response(page("0A1B2C")))
     config = config_for(feed_source("servlet", server.url("/rss")), notifiers=ALL_EDITS)
@@ -1062,11 +1064,9 @@ def test_links_with_a_new_session_id_each_poll_are_the_same_items(server, config
 
 def test_two_organisations_newsletters_of_one_day_are_two_items(server, config_for, store):
     def newsletter(host: str) -> bytes:
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{host}</title>'
-                f"<link>https://{host}/</link><description>d</description><item>"
-                f"<title>Newsletter</title><link>https://{host}/news/newsletter-may</link>"
-                "<pubDate>Fri, 15 May 2020 10:00:00 +0000</pubDate></item></channel></rss>"
-                ).encode()
+        return _rss(f"<item><title>Newsletter</title><link>https://{host}/news/newsletter-may"
+                    "</link><pubDate>Fri, 15 May 2020 10:00:00 +0000</pubDate></item>",
+                    home=f"https://{host}/")
 
     server.route("/a", Response(newsletter("www.icmpd.org")))
     server.route("/b", Response(newsletter("www.iom.int")))
@@ -1091,9 +1091,7 @@ def test_entries_dated_with_the_time_the_feed_was_made_are_not_edits(server, con
             f"</title><link>{HOME}{d}/</link>"
             f"<pubDate>Wed, 27 May 2020 09:{minute:02d}:00 +0000</pubDate></item>"
             for d in (1, 2, 3))
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-                f"<link>{HOME}</link><description>d</description>{items}"
-                "</channel></rss>").encode()
+        return _rss(items)
 
     server.route("/rss", Response(made_at(0)))
     config = config_for(feed_source("cms", server.url("/rss")), notifiers=ALL_EDITS)
@@ -1113,10 +1111,8 @@ def test_entries_dated_as_a_time_ago_keep_their_first_reading(server, config_for
     """A feed that writes "3 hours ago": the item is dated back from the poll's clock, and
     keeps that date when the text grows to "4 hours ago" — no edit, no message."""
     def ago(hours: int) -> bytes:
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-                f"<link>{HOME}</link><description>d</description><item><title>Project 1"
-                f" starts</title><link>{HOME}1/</link><pubDate>{hours} hours ago</pubDate>"
-                "</item></channel></rss>").encode()
+        return _rss(f"<item><title>Project 1 starts</title><link>{HOME}1/</link>"
+                    f"<pubDate>{hours} hours ago</pubDate></item>")
 
     server.route("/rss", Response(ago(3)))
     config = config_for(feed_source("relative", server.url("/rss")), notifiers=ALL_EDITS)
@@ -1137,9 +1133,7 @@ def test_a_source_whose_site_moves_to_another_domain_brings_no_news(server, conf
         items = "".join(
             f"<item><title>Project {d} starts</title><link>https://{host}/news/{d}/</link>"
             f"<pubDate>Fri, {d:02d} May 2020 10:00:00 +0000</pubDate></item>" for d in (1, 2))
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
-                f"<link>https://{host}/</link><description>d</description>{items}"
-                "</channel></rss>").encode()
+        return _rss(items, home=f"https://{host}/")
 
     server.route("/rss", Response(feed("www.icmpd.org")))
     config = config_for(feed_source("icmpd", server.url("/rss")), notifiers=CONSOLE)
