@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
     if item["summary"]:
         lines += ["", *textwrap.wrap(item["summary"], 88, initial_indent="  ",
                                      subsequent_indent="  ")]
-    for old, new in zip(versions, [*versions[1:], item], strict=True):
+    for old, new in itertools.pairwise([*versions, item]):  # each edit: from, to
         lines += ["", f"edited {old['recorded_at']} (version {old['version']} → "
                       f"{new['version']}):"]
         for ch in field_changes(old, new):

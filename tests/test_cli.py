@@ -690,6 +690,22 @@ def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a,
     assert [(v["version"], v["summary"]) for v in item["versions"]] == [
         (1, KYIV_BEFORE)]
 
+    # an item never edited (most of them): in full, with no edits to tell
+    r = run_cli("--config", cfg, "show", "https://www.icmpd.org/news-centre/news-detail/"
+                "project-news-first-annual-review-of-the-trafig-project/")
+    assert (r.returncode, r.stderr) == (0, "")
+    out = r.stdout.splitlines()
+    assert [out[0], *out[2:]] == [
+        "Project News · First annual review of the TRAFIG project",
+        "  url         https://www.icmpd.org/news-centre/news-detail/project-news-first-annual-"
+        "review-of-the-trafig-project/",
+        "  published   2020-05-15T08:08:57Z", "  sources     icmpd-rss",
+        "  rules       -", "  tags        -",
+        f"  first seen  {out[7][14:]}", f"  last seen   {out[8][14:]}", "  version     1", "",
+        "  The first year of implementation of the Horizon 2020 Transnational Figurations of",
+        "  Displacement..."]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line[14:]) for line in out[7:9])
+
     r = run_cli("--config", cfg, "show", "i_nope")
     assert (r.returncode, r.stdout, r.stderr) == (
         1, "", "harvester: error: no stored item with id or URL 'i_nope' (`harvester items"
