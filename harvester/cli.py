@@ -226,7 +226,7 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
     config = _config(ctx)
     since_iso = _since(since, config.defaults.timezone) if since else None
     # written as they are read: a dump of the whole archive holds one item at a time
-    with _errors(), SqliteStore(config.storage.path) as store:
+    with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
         rows = store.iter_items(source=source, rule=rule, since=since_iso, limit=limit,
                                 text=search)
         if atom:
@@ -270,7 +270,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
     config = _config(ctx)
     with _errors():
-        with SqliteStore(config.storage.path) as store:
+        with SqliteStore(config.storage.path, read_only=True) as store:
             # a pasted link still finds its item with a utm_ tag or a fragment on it
             found = store.items(ref=canonical_url(ref) or ref.strip())
             versions = store.versions_of([row["id"] for row in found])
@@ -337,7 +337,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
             "next_attempt_at", "sent_at", "last_error", "response")
     shown = 0
     # written as read: the history of sent rows grows with the news
-    with _errors(), SqliteStore(config.storage.path) as store:
+    with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
         disabled = store.disabled_notifiers()
         for row in store.iter_outbox(status):
             shown += 1
@@ -430,7 +430,7 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
 def sources(ctx: click.Context, as_json: bool) -> None:
     """Each source's health: last success, last error, failures in a row, items stored."""
     config = _config(ctx)
-    with _errors(), SqliteStore(config.storage.path) as store:
+    with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
         stored = {r["name"]: r for r in store.sources()}
         polled = [s for s in config.sources if s.name in stored]
         states = store.source_states([s.name for s in polled])
@@ -479,7 +479,7 @@ def log_(ctx: click.Context, source: str | None, last: int, status: str | None,
     """The newest polls, oldest first: when, what came back, what was found, or why it
     failed, in the words `once` printed. Kept for [storage] keep_log."""
     config = _config(ctx)
-    with _errors(), SqliteStore(config.storage.path) as store:
+    with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
         rows = store.fetch_log(source, last=last, status=status)
     for row in rows:
         if as_json:

@@ -16,6 +16,11 @@ import threading
 from pathlib import Path
 
 from .errors import HarvesterError
+from .perms import unwritable
+
+
+def _cannot_open(path: Path, e: OSError) -> str:
+    return f"cannot open the lock file {path}: {unwritable(path, wal=False) or e.strerror}"
 
 
 class InstanceLock:
@@ -26,8 +31,11 @@ class InstanceLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise HarvesterError(_cannot_open(self.path, e)) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,8 +98,7 @@ class SourceLocks:
             try:
                 fd = self._file()
             except OSError as e:
-                raise HarvesterError(f"cannot open the lock file {self.path}: {e.strerror}",
-                                     source=source) from e
+                raise HarvesterError(_cannot_open(self.path, e), source=source) from e
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _offset(source))
             except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, as systems differ

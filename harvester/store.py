@@ -37,6 +37,7 @@ from .models import (
     SourceState,
     StoredItem,
 )
+from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
@@ -171,13 +172,14 @@ def backup_database(path: str | Path, dest: str | Path) -> tuple[int, int]:
         raise StoreError(f"cannot back up to {dest}: it is {what}")
     if not dest.parent.is_dir():
         raise StoreError(f"cannot back up to {dest}: there is no folder {dest.parent}")
+    if not os.access(dest.parent, os.W_OK | os.X_OK):
+        # the copy is written beside `dest` and renamed over it, so the folder is what counts
+        raise StoreError(f"cannot back up to {dest}: {unwritable(dest, wal=False)}")
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
         tmp.unlink(missing_ok=True)
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = _connect_read_only(path)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("VACUUM INTO ?", (str(tmp),))
         finally:
             conn.close()
@@ -220,6 +222,52 @@ class Forgotten:
     stored: bool  # whether the database held anything of it at all
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the database at `path`, even for a user who may not
+    write its folder."""
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        if Path(f"{path}-wal").exists() or not unwritable(path):
+            raise
+        # A WAL database's reader must create its -shm file in the folder. With no -wal
+        # file there is no write in flight to miss, so the file is read as it is.
+        conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
+                               isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """The database at `path` opened for reading by a user who may not write it."""
+    try:
+        conn = _connect_read_only(path)
+        conn.create_function("hv_has", 2, _has, deterministic=True)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open database {path} even read-only "
+                         f"({unwritable(path)}): {e}") from e
+    if version != SCHEMA_VERSION:
+        conn.close()
+        if version > SCHEMA_VERSION:
+            raise _newer(path, version)
+        raise StoreError(
+            f"database {path} has schema version {version}, older than this harvester's "
+            f"{SCHEMA_VERSION}, and reading it needs the upgrade, which needs write access: "
+            f"{unwritable(path)}")
+    return conn
+
+
+def _newer(path: Path, version: int) -> StoreError:
+    return StoreError(
+        f"database {path} has schema version {version}, newer than this harvester's "
+        f"{SCHEMA_VERSION}: a newer version wrote it; run that version, or a backup taken "
+        "before the upgrade (nothing was changed)")
+
+
 class _Undo(Exception):
     """Raised inside a write to roll it back: a dry run counts what it would delete."""
 
@@ -227,7 +275,10 @@ class _Undo(Exception):
 class SqliteStore:
     """SQLite behind the Store protocol."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, read_only: bool = False):
+        """`read_only` is for commands that only read: when this user may not write the
+        database (or the folder SQLite keeps its -wal and -shm files in), it is opened
+        read-only instead of refused, so another account can still list what it holds."""
         self.path = Path(path)
         self._deferred: list[_Deferred] = []
         self._group_s: float | None = None  # inside group(): how long one transaction may run
@@ -235,8 +286,21 @@ class SqliteStore:
         # group()'s hooks: its polls committed, or undone with the transaction that held them
         self._on_commit: Callable[[], None] | None = None
         self._on_lost: Callable[[str], None] | None = None
+        conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot open database {self.path}: cannot create the "
+                                 f"folder {self.path.parent}: {e.strerror or e}") from e
+            # SQLite would open a file it may not write read-only, without a word, and fail
+            # at the first write: after a whole poll's fetching, and naming no file
+            why = unwritable(self.path)
+            if why and read_only and self.path.is_file():
+                self.conn = _open_read_only(self.path)
+                return
+            if why:
+                raise StoreError(f"cannot open database {self.path}: {why}")
             # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
@@ -259,13 +323,12 @@ class SqliteStore:
                 # a newer harvester's database (an image rolled back): writing to a schema
                 # this one does not know could lose what the newer one keeps there
                 conn.close()
-                raise StoreError(
-                    f"database {self.path} has schema version {version}, newer than this "
-                    f"harvester's {SCHEMA_VERSION}: a newer version wrote it; run that "
-                    "version, or a backup taken before the upgrade (nothing was changed)")
+                raise _newer(self.path, version)
             if version != SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
             raise StoreError(f"cannot open database {self.path}: {e}") from e
 
     def _migrate(self) -> None:
@@ -409,7 +472,9 @@ class SqliteStore:
     def _failure(self, what: str, e: sqlite3.Error, source: str | None = None,
                  url: str | None = None) -> StoreError:
         """The StoreError for an SQLite failure while doing `what` in this database."""
-        return StoreError(f"cannot {what} in {self.path}: {e}", source=source, url=url)
+        why = unwritable(self.path) if "SQLITE_READONLY" in (
+            getattr(e, "sqlite_errorname", "") or "") else None
+        return StoreError(f"cannot {what} in {self.path}: {why or e}", source=source, url=url)
 
     def close(self) -> None:
         try:

@@ -142,17 +142,19 @@ def free_port() -> int:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60, max_file_size: int | None = None
-            ) -> subprocess.CompletedProcess[str]:
+            timeout: float = 60, max_file_size: int | None = None,
+            prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     """The real command line, as a child process; with `max_file_size`, one that can write
-    no file past that many bytes, as on a full disk (the kernel refuses the write)."""
+    no file past that many bytes, as on a full disk (the kernel refuses the write); with
+    `prefix`, started through that command (e.g. one that drops privileges)."""
     full_env = {**os.environ, "PYTHONUTF8": "1", **(env or {})}
     full_env.pop("HARVESTER_CONFIG", None) if env is None or "HARVESTER_CONFIG" not in env else None
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))
 
-    return subprocess.run([sys.executable, "-m", "harvester", *args], capture_output=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "harvester", *args],
+                          capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=timeout,
                           preexec_fn=None if max_file_size is None else limit)
 
