@@ -101,7 +101,8 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
             if etag:
                 self.send_header("ETag", etag)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def _send_feed(self, body: bytes) -> None:
             # feed readers poll: the same feed again is a 304, as harvester asks of others
@@ -131,6 +132,9 @@ def serve(daemon: Daemon, address: str) -> ThreadingHTTPServer:
                     self._send(503, f"{e}\n".encode(), "text/plain; charset=utf-8")
             else:
                 self._send(404, b"not found\n", "text/plain")
+
+        # uptime monitors (and `curl -I`) ask with HEAD: the GET's status and headers
+        do_HEAD = do_GET
 
     host = host.strip("[]") or "127.0.0.1"
 

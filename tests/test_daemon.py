@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 
 import feedparser
 import pytest
@@ -51,6 +52,14 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert status == 200
     assert json.loads(body) == {"ok": True, "scheduler": "running", "database": "writable",
                                 "sources": 1, "config": "loaded"}
+    # an uptime monitor's HEAD: the GET's status and headers, no body
+    for path, ctype in (("/healthz", "application/json"), ("/", "text/html; charset=utf-8"),
+                        ("/feed.atom", "application/atom+xml; charset=utf-8")):
+        head = urllib.request.Request(f"http://127.0.0.1:{d.port}{path}", method="HEAD")
+        with urllib.request.urlopen(head, timeout=5) as r:
+            assert (r.status, r.headers["Content-Type"], r.read()) == (200, ctype, b""), path
+            if path != "/":  # the page's times move with each poll
+                assert int(r.headers["Content-Length"]) == len(d.get(path)[1]), path
     # new items appear: stored and delivered by the daemon's own delivery job
     server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
     d.wait_for(lambda: "Germany joins the European migration" in d.out.read_text(),
