@@ -241,11 +241,10 @@ class Fetcher:
             # connect"; on a status (ResponseError), or anything else: "request failed"
             if isinstance(e, urllib3.exceptions.ProtocolError) or (
                     isinstance(e, MaxRetryError) and not isinstance(e.reason, ResponseError)):
-                raise FetchError(f"cannot connect: {error_reason(e)}", source=source,
-                                 url=url) from e
+                raise FetchError(cannot_connect(e, url), source=source, url=url) from e
             raise FetchError(f"request failed: {error_reason(e)}", source=source, url=url) from e
         except OSError as e:
-            raise FetchError(f"cannot connect: {error_reason(e)}", source=source, url=url) from e
+            raise FetchError(cannot_connect(e, url), source=source, url=url) from e
 
     @contextlib.contextmanager
     def _turn(self, hop: str, watch: Watch, source: str | None, url: str,
@@ -510,6 +509,15 @@ def is_timeout(e: BaseException) -> bool:
                and not isinstance(x, urllib3.exceptions.NewConnectionError) for x in _chain(e))
 
 
+def cannot_connect(e: BaseException, url: str) -> str:
+    """Why a request to `url` never got an answer: a name that does not resolve says
+    which host (a listing's next page on another site, a typo), not just errno -2."""
+    for x in _chain(e):
+        if isinstance(x, socket.gaierror):
+            return f"cannot resolve {urlsplit(url).hostname}: {x.strerror or x}"
+    return f"cannot connect: {error_reason(e)}"
+
+
 def error_reason(e: BaseException) -> str:
     """The innermost useful message of a urllib3 exception chain."""
     msg = str(_chain(e)[-1]) or str(e)
@@ -517,4 +525,5 @@ def error_reason(e: BaseException) -> str:
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 
 
-__all__ = ["Fetcher", "decode", "error_reason", "is_timeout", "retry_after_seconds", "same_site"]
+__all__ = ["Fetcher", "cannot_connect", "decode", "error_reason", "is_timeout",
+           "retry_after_seconds", "same_site"]

@@ -133,6 +133,20 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s.close()
 
 
+@pytest.fixture
+def no_public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine resolves address literals and localhost only: a name under .example
+    fails as a public name does with no network (which the tests may not use anyway)."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *a, **kw):
+        if host.endswith(".example"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on: bound, then released. A server may take it; a
     connect to it is refused."""

@@ -212,6 +212,16 @@ def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
     assert str(e.value) == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
 
 
+def test_a_host_that_does_not_resolve_is_named(no_public_dns):
+    """A typo in a source's host, or a listing's next page on a site that is gone: the
+    host is said, where errno -2 alone does not tell which of a poll's requests failed."""
+    fetcher = Fetcher(HttpConfig(timeout=30, retries=0))
+    with pytest.raises(FetchError) as e:
+        fetcher.fetch("http://feeds.example/rss")
+    assert str(e.value) == "cannot resolve feeds.example: Name or service not known"
+    assert e.value.url == "http://feeds.example/rss"
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("120", 120.0), ("0", 0.0), (" 30 ", 30.0), ("99999999999", 604800.0),
     ("-5", None), ("soon", None), ("", None), (None, None), ("1.5", None),

@@ -734,6 +734,18 @@ def test_webhook_429_honours_retry_after_and_410_disables(server, icmpd_a, confi
     assert len(receiver.deliveries) == 2
 
 
+def test_a_webhook_host_that_does_not_resolve_is_named_and_retried(
+        server, icmpd_a, config_for, store, no_public_dns, monkeypatch):
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        notifiers=webhook_notifier("https://hooks.example/T0001"))
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying, report.errors) == (0, 1, [
+        "hook: POST https://hooks.example/T0001: cannot resolve hooks.example: Name or service "
+        "not known"])
+
+
 def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):
     receiver.answers = [(400, {}), (400, {})]
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)

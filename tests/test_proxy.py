@@ -9,7 +9,6 @@ a fetch that skipped the proxy would fail.
 from __future__ import annotations
 
 import base64
-import socket
 import ssl
 from pathlib import Path
 
@@ -117,19 +116,6 @@ def test_any_proxy_setting_is_read_or_named_and_any_url_routed(proxy, no_proxy, 
     for u in (url, "https://" + url, "http://" + url):
         r.for_url(u)
     r.describe()
-
-
-@pytest.fixture
-def no_public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This machine resolves address literals and localhost only."""
-    real = socket.getaddrinfo
-
-    def resolve(host, *a, **kw):
-        if host.endswith(".example"):
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, *a, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
 
 @pytest.fixture

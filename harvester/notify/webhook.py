@@ -25,7 +25,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
-from ..fetch import error_reason, is_timeout, retry_after_seconds
+from ..fetch import cannot_connect, error_reason, is_timeout, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
 from .render import chat_text, matrix_message, ntfy_message, teams_card, telegram_message
@@ -201,7 +201,7 @@ class WebhookChannel:
                 why = (f"cannot connect through the proxy {proxy} ({proxy.origin}): "
                        f"{error_reason(e)}")
             elif isinstance(e, requests.ConnectionError):
-                why = f"cannot connect: {error_reason(e)}"
+                why = cannot_connect(e, url)
             else:
                 why = f"{e.__class__.__name__}: {error_reason(e)}"
             return Outcome(OutcomeKind.RETRY, _redacted(f"{method} {shown}: {why}", shown))
