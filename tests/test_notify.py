@@ -746,6 +746,18 @@ def test_a_webhook_host_that_does_not_resolve_is_named_and_retried(
         "not known"])
 
 
+def test_an_smtp_host_that_does_not_resolve_is_named_and_retried(
+        server, icmpd_a, config_for, store, no_public_dns):
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=(
+        '\n[[notifiers]]\nname = "team"\nkind = "email"\nrules = []\nhost = "smtp.example"\n'
+        'from = "harvester@example.org"\nto = ["news-watch@example.org"]\n'))
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying, report.errors) == (0, 3, [
+        "team: SMTP smtp.example:587: cannot resolve smtp.example: Name or service not known"
+        " (2 more messages held for the next pass)"])
+
+
 def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):
     receiver.answers = [(400, {}), (400, {})]
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)

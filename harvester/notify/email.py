@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import smtplib
+import socket
 import ssl
 from collections.abc import Sequence
 from datetime import datetime
@@ -118,6 +119,9 @@ class EmailChannel:
             if isinstance(e, TimeoutError) or str(e).endswith("timed out"):
                 return Outcome(OutcomeKind.RETRY,
                                f"SMTP {host}:{port}: timed out after {self.timeout:g}s")
+            if isinstance(e, socket.gaierror):
+                return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: cannot resolve {host}: "
+                                                  f"{e.strerror or e}")
             return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
         if refused:
             return Outcome(OutcomeKind.SENT, f"some recipients refused: {refused}")
