@@ -107,6 +107,33 @@ def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp)
     assert [m["Message-ID"] for m in smtp.messages] == [msg["Message-ID"]] * 2
 
 
+def test_recipients_the_server_refuses_are_said_and_the_rest_still_get_the_mail(
+        server, icmpd_a, config_for, store, smtp, monkeypatch):
+    smtp.handler.unknown = {"gone@example.org"}
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
+        smtp.port).replace('to = ["news-watch@example.org"]',
+                           'to = ["news-watch@example.org", "gone@example.org"]'))
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    refused = ("some recipients refused: gone@example.org (550 5.1.1 <gone@example.org>: "
+               "Recipient address rejected: User unknown)")
+    assert (report.sent, report.retrying, report.dead, report.errors) == (
+        1, 0, 0, [f"team: {refused}"])  # said by `once` and logged by the daemon
+    assert smtp.handler.envelopes == [("harvester@example.org", ["news-watch@example.org"])]
+    [row] = store.outbox()
+    assert (row["status"], row["response"]) == ("sent", refused)
+    # every one refused: the message cannot go anywhere, so it is dead, not retried
+    smtp.handler.unknown = {"news-watch@example.org", "gone@example.org"}
+    store.requeue(NOW, [row["id"]])
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying, report.dead) == (0, 0, 1)
+    [row] = store.outbox()
+    assert (row["status"], row["last_error"]) == ("dead", (
+        "every recipient refused: news-watch@example.org (550 5.1.1 <news-watch@example.org>: "
+        "Recipient address rejected: User unknown), gone@example.org (550 5.1.1 "
+        "<gone@example.org>: Recipient address rejected: User unknown)"))
+
+
 def mail_of(feed: bytes, server, config_for, store, smtp):
     """The one email a feed's one new item (first_run = "all") is delivered as."""
     server.route("/one", Response(feed))

@@ -121,6 +121,8 @@ def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequ
     if outcome.kind is OutcomeKind.SENT:
         store.mark_sent(ids, now, outcome.response)
         report.sent += len(ids)
+        if outcome.detail:  # sent, with something to say (a recipient refused)
+            report.errors.append(f"{name}: {outcome.detail}")
         return
     report.errors.append(f"{name}: {outcome.detail}")
     if outcome.kind is OutcomeKind.GONE:

@@ -66,6 +66,13 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
     return msg
 
 
+
+def _refusals(refused: dict[str, tuple[int, bytes | str]]) -> str:
+    """smtplib's {address: (code, answer)} as a reader would write it."""
+    return ", ".join(
+        f"{addr} ({code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg})"
+        for addr, (code, msg) in refused.items())
+
 class EmailChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0):
         self.cfg = cfg
@@ -112,7 +119,7 @@ class EmailChannel:
             return Outcome(kind, text, response=text)
         except smtplib.SMTPRecipientsRefused as e:
             codes = [c for c, _ in e.recipients.values()]
-            text = f"every recipient refused: {e.recipients}"
+            text = f"every recipient refused: {_refusals(e.recipients)}"
             permanent = all(500 <= c < 600 for c in codes)
             return Outcome(OutcomeKind.DEAD if permanent else OutcomeKind.RETRY, text, text)
         except (smtplib.SMTPException, OSError) as e:  # OSError covers timeouts and TLS
@@ -123,6 +130,7 @@ class EmailChannel:
                 return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: cannot resolve {host}: "
                                                   f"{e.strerror or e}")
             return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
-        if refused:
-            return Outcome(OutcomeKind.SENT, f"some recipients refused: {refused}")
+        if refused:  # sent to the rest; the ones refused are said, and kept in the row
+            text = f"some recipients refused: {_refusals(refused)}"
+            return Outcome(OutcomeKind.SENT, text, response=text)
         return Outcome(OutcomeKind.SENT, response=f"250 accepted by {host}")
