@@ -67,11 +67,10 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
 
 
 
-def _refusals(refused: dict[str, tuple[int, bytes | str]]) -> str:
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
     """smtplib's {address: (code, answer)} as a reader would write it."""
-    return ", ".join(
-        f"{addr} ({code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg})"
-        for addr, (code, msg) in refused.items())
+    return ", ".join(f"{addr} ({code} {msg.decode(errors='replace')})"
+                     for addr, (code, msg) in refused.items())
 
 class EmailChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0):
