@@ -799,6 +799,10 @@ def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receive
     r = run_cli("--config", str(cfg), "outbox", "--status", "dead", "--json", env=env)
     [row] = [json.loads(x) for x in r.stdout.splitlines()]
     assert row["status"] == "dead" and row["response"] == 'HTTP 400 {"error": "no"}'
+    r = run_cli("--config", str(cfg), "outbox", "--status", "dead", env=env)  # as read by eye
+    assert (r.returncode, r.stderr, r.stdout.splitlines()) == (0, "", [
+        f"{row['id']}  dead    hook         item.new         {row['item_id']}  attempts 1  "
+        f"{row['next_attempt_at']}", '    last error: HTTP 400 {"error": "no"}'])
     r = run_cli("--config", str(cfg), "outbox", "retry", "--dead", env=env)
     assert r.stdout.strip() == "1 row re-queued"
     # naming rows: one already waiting is said to be, a mistyped id is an error
