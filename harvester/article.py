@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .errors import FetchError
+from .errors import FetchError, ParseError
 from .fetch import Fetcher
 from .models import Item
 from .normalise import clean_content
@@ -24,7 +24,6 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
     """The article's main block as HTML, or None when the page has none."""
     import lxml.html
 
-    from .errors import ParseError
     from .parse.html import html_document
 
     try:
@@ -34,10 +33,13 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
     for el in [el for el in root.iter(*_NOISE) if el.getparent() is not None]:
         el.drop_tree()
     if selector:
-        from .parse.listing import _compile
+        from .parse.listing import _found
 
-        found = _compile(selector)(root)
+        found = _found(root, selector, "select.content", (None, url))
         best = found[0] if found else None
+        if best is not None and not isinstance(best, lxml.html.HtmlElement):
+            raise ParseError(f"select.content {selector!r} selects text or attributes, not "
+                             "the element that holds the article", url=url)
     else:
         best, score = None, 0
         for el in root.iter():
@@ -63,11 +65,11 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str, selector: str |
             continue
         try:
             fr = fetcher.fetch(it.url, source=source, origin=origin, headers=headers)
-        except FetchError as e:
+            html = main_html(fr.body, fr.url, selector, content_type=fr.content_type)
+        except (FetchError, ParseError) as e:
             problems.append(f"{it.url}: {e}")
             out.append(it)
             continue
-        html = main_html(fr.body, fr.url, selector, content_type=fr.content_type)
         out.append(replace(it, content=clean_content(html, fr.url)) if html else it)
     return out, problems
 

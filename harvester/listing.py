@@ -60,6 +60,14 @@ def first_page(source: SourceConfig, first: FetchResult) -> tuple[Selectors, Lis
     select = selectors(source.listing, first.body, first.url, content_type=first.content_type,
                        encoding=source.encoding)
     page = _extract(first, select, source)
+    if not page.document.entries and page.dropped:
+        # the entries are there; what is read of them is not (a text() past the link's
+        # own element, a class renamed inside each entry)
+        raise StaleLayout(
+            f"select.item found {counted(page.dropped, 'entry', 'entries')} on {first.url}, "
+            f"none with both a title (select.title {select.title!r}) and a link "
+            f"(select.link {select.link!r}); try `harvester probe {first.url}`",
+            source=source.name, url=first.url)
     if not page.document.entries:
         raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
     return select, page

@@ -126,6 +126,15 @@ def test_stale_layout_fails_loudly_and_keeps_every_item(server, config_for, stor
     r = run_cli("--config", str(tmp_path / "harvester.toml"), "sources")
     assert "icmpd-news: FAILING (1 in a row), 43 items" in r.stdout
     assert "selectors matched nothing on" in r.stdout
+    # the entries still there, their headings renamed: said as such, not as "nothing"
+    page = (LISTINGS / "news-a-page-1.html").read_bytes()
+    server.route("/news-centre/", Response(page.replace(b"<h3", b"<h2").replace(
+        b"</h3>", b"</h2>"), content_type="text/html; charset=utf-8"))
+    r = poll(config, store)["icmpd-news"]
+    assert r.error == (f"select.item found 10 entries on {url}, none with both a title "
+                       "(select.title 'h3') and a link (select.link 'h3 a'); try "
+                       f"`harvester probe {url}`")
+    assert store.conn.execute("SELECT * FROM items ORDER BY id").fetchall() == before
 
 
 def test_auto_detection_reads_a_page_with_no_selectors(server, config_for, store):
@@ -287,6 +296,25 @@ def test_follow_stores_each_new_items_main_text_once(server, config_for, store):
     # the edited teaser kept its article text
     edited = next(i for i in store.items() if i["title"] == ENTRIES["b"][2]["title"])
     assert edited["version"] == 2 and "First paragraph of the story." in edited["content"]
+
+
+def test_a_content_selector_that_gives_text_leaves_the_items_as_listed(
+        server, config_for, store):
+    """select.content must name the element that holds the article: one giving text (or a
+    number) is said in the poll's warning, and each item is stored as listed."""
+    serve(server, "a")
+    for e in ENTRIES["a"][:10]:
+        server.route(e["path"], Response(article(e["title"]), content_type="text/html"))
+    src = listing_source(server.url("/news-centre/"), max=1).replace(
+        'kind = "html"', 'kind = "html"\nfollow = true').replace(
+        '  summary = ".teaser"', '  summary = ".teaser"\n  content = "xpath://h1/text()"')
+    r = poll(config_for(src), store)["icmpd-news"]
+    first = f"{server.base}{ENTRIES['a'][0]['path']}"
+    assert (r.status, r.new) == (PollStatus.OK, 10)
+    assert r.warning == (f"10 article pages not read: {first}: select.content "
+                         "'xpath://h1/text()' selects text or attributes, not the element "
+                         "that holds the article")
+    assert not any("First paragraph" in (i["content"] or "") for i in store.items())
 
 
 def test_follow_reads_at_most_its_cap_of_article_pages_a_poll(server, config_for, store,

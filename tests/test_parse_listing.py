@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -96,6 +97,41 @@ def test_an_empty_or_redesigned_page():
     redesigned = extract(b"<html><body><article><h2>New look</h2></article></body></html>",
                          url=URL, select=ICMPD)
     assert redesigned.document.entries == () and redesigned.dropped == 0
+
+
+PAGE_1 = (LISTINGS / "news-a-page-1.html").read_bytes()
+
+
+@pytest.mark.parametrize(("field", "expr", "problem"), [
+    ("item", "xpath:count(//div[@class='news-item'])", "gives a number (10.0)"),
+    ("item", "xpath://div[@class='news-item']/@class",
+     "selects text or attributes, not elements: it must select one element per entry"),
+    ("summary", "xpath:boolean(./p)", "gives a truth value (True)"),
+    ("date", "xpath:string-length(./p[@class='date'])", "gives a number (13.0)"),
+    ("next", "xpath:count(//a)", "gives a number (17.0)"),
+])
+def test_an_xpath_that_gives_no_elements_or_text_is_named(field, expr, problem):
+    """count(), boolean() and the like are XPath, and `check` takes them; what they give
+    holds no entry. Said with the key and the expression, not as a TypeError."""
+    from harvester.errors import ParseError
+
+    select = replace(ICMPD, **{field: expr})
+    key = "pages.next" if field == "next" else f"select.{field}"
+    with pytest.raises(ParseError) as e:
+        extract(PAGE_1, url=URL, select=select, source="icmpd-news")
+    if "element per entry" in problem:
+        assert str(e.value) == f"select.item {expr!r} {problem}"
+    else:
+        assert str(e.value) == f"{key} {expr!r} {problem}, not elements or text"
+    assert (e.value.source, e.value.url) == ("icmpd-news", URL)
+
+
+def test_an_xpath_giving_text_or_an_attribute_reads_as_the_element_would():
+    """text(), @href and string() give text, which a field reads as it would the element's."""
+    select = replace(ICMPD, title="xpath:./h3/a/text()", link="xpath:./h3/a/@href",
+                     date="xpath:string(./p[@class='date'])")
+    assert extract(PAGE_1, url=URL, select=select).document == extract(
+        PAGE_1, url=URL, select=ICMPD).document
 
 
 _markup = st.lists(st.sampled_from([

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
 from ..text import collapse
 from ..urls import join
@@ -69,10 +70,23 @@ def _text(el) -> str:
     return collapse(el.text_content()) if hasattr(el, "text_content") else collapse(str(el))
 
 
-def _first(node, expr: str | None):
+def _found(node, expr: str, key: str, where: tuple[str | None, str]) -> list:
+    """What `expr` selects under `node`: elements, attributes or text. An XPath may also
+    give a number or a truth value (count(), boolean()), which holds no entry to read."""
+    found = _compile(expr)(node)
+    if isinstance(found, list):
+        return found
+    if isinstance(found, str):  # string(…)
+        return [found] if found.strip() else []
+    what = "a truth value" if isinstance(found, bool) else "a number"
+    raise ParseError(f"{key} {expr!r} gives {what} ({found!r}), not elements or text",
+                     source=where[0], url=where[1])
+
+
+def _first(node, expr: str | None, key: str, where: tuple[str | None, str]):
     if not expr:
         return None
-    found = _compile(expr)(node)
+    found = _found(node, expr, key, where)
     return found[0] if found else None
 
 
@@ -95,22 +109,29 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
     base = page_base(root, url)
     entries: list[RawEntry] = []
     dropped = unread = 0
-    nodes = _compile(select.item)(root)
+    from lxml import etree
+
+    where = (source, url)
+    nodes = _found(root, select.item, "select.item", where)
+    if any(not isinstance(n, etree._Element) for n in nodes):
+        raise ParseError(f"select.item {select.item!r} selects text or attributes, not "
+                         "elements: it must select one element per entry", source=source,
+                         url=url)
     for i, node in enumerate(nodes):
         if len(entries) == MAX_ENTRIES:  # as many as a feed gives: no page is a million rows
             unread = len(nodes) - i
             break
-        title_el = _first(node, select.title)
-        link_el = _first(node, select.link)
+        title_el = _first(node, select.title, "select.title", where)
+        link_el = _first(node, select.link, "select.link", where)
         title = _text(title_el) if title_el is not None else ""
         href = _href(link_el) if link_el is not None else None
         link = join(base, href) if href else None  # None too for an href that is no URL
         if not title or not link:
             dropped += 1
             continue
-        summary_el = _first(node, select.summary)
-        date_el = _first(node, select.date)
-        category_el = _first(node, select.category)
+        summary_el = _first(node, select.summary, "select.summary", where)
+        date_el = _first(node, select.date, "select.date", where)
+        category_el = _first(node, select.category, "select.category", where)
         category = _text(category_el) if category_el is not None else ""
         entries.append(RawEntry(
             title=title, link=link,
@@ -119,7 +140,7 @@ def extract(body: bytes, *, url: str, select: Selectors, source: str | None = No
             categories=(category,) if category else ()))
     next_url = None
     if select.next:
-        nxt = _first(root, select.next)
+        nxt = _first(root, select.next, "pages.next", where)
         href = _href(nxt) if nxt is not None else None
         next_url = join(base, href) if href else None
     lang = root.get("lang")
