@@ -21,6 +21,7 @@ _NAMED_ZONES = {
     "AEDT": 11, "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13, "UTC": 0, "GMT": 0, "UT": 0,
     "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8,
     "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
+    "MEZ": 1, "MESZ": 2, "OEZ": 2, "OESZ": 3, "WEZ": 0, "WESZ": 1,  # as German pages write them
 }
 _TRAILING_ZONE = re.compile(r"\s+\(?([A-Z]{1,5})\)?\s*$")
 # a time followed by a zone: "+0200", "-05:00", "GMT", "XYZ"…; without one the date is local
@@ -28,7 +29,10 @@ _HAS_ZONE = re.compile(r"\d:\d{2}(?::\d{2})?\s*(?:[+-]\d{2}:?\d{2}|[A-Za-z]{1,5}
 # an offset no zone has (+2400, -1900, +0275): every reader would trust it, or guess
 _BAD_OFFSET = re.compile(r":\d{2}\s*[+-](?:1[5-9]|[2-9]\d):?\d{2}$|:\d{2}\s*[+-]\d{2}:?[6-9]\d$")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
-_ISO_HINT = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_YEAR_ONLY = re.compile(r"^\d{4}$")
+_ISO_HINT = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{8}(?:$|T\d)")  # 2020-05-26, 20200526
+# An IANA zone after the time ("26 May 2020 14:12 Europe/Vienna"): read in that zone
+_IANA = re.compile(r"\s+\(?([A-Z][A-Za-z_]+(?:/[A-Za-z_+-]+)+)\)?$")
 # The RFC 822 spelling nearly every feed uses ("Wed, 27 May 2020 09:06:39 +0200"): read
 # directly, ~5× faster than email.utils; anything else takes the general path.
 _RFC822_PLAIN = re.compile(
@@ -101,19 +105,21 @@ def _iso(text: str, tz: str) -> datetime | None:
 
 
 # Month names of the pages' languages → English, so one strptime format reads them all.
+# French, German, Spanish, Portuguese, Italian, Dutch; Polish and Russian as a date
+# writes them ("26 maja 2020", "26 мая 2020": the genitive).
 _MONTHS = {
-    "January": "janvier januar enero janeiro jänner",
-    "February": "février fevrier februar febrero fevereiro",
-    "March": "mars märz maerz marzo março marco",
-    "April": "avril abril",
-    "May": "mai mayo maio",
-    "June": "juin juni junio junho",
-    "July": "juillet juli julio julho",
-    "August": "août aout agosto",
-    "September": "septembre septiembre setiembre setembro",
-    "October": "octobre oktober octubre outubro",
-    "November": "novembre noviembre novembro",
-    "December": "décembre decembre dezember diciembre dezembro",
+    "January": "janvier januar enero janeiro jänner gennaio januari stycznia января",
+    "February": "février fevrier februar febrero fevereiro febbraio februari lutego февраля",
+    "March": "mars märz maerz marzo março marco maart marca марта",
+    "April": "avril abril aprile kwietnia апреля",
+    "May": "mai mayo maio maggio mei maja мая",
+    "June": "juin juni junio junho giugno czerwca июня",
+    "July": "juillet juli julio julho luglio lipca июля",
+    "August": "août aout agosto augustus sierpnia августа",
+    "September": "septembre septiembre setiembre setembro settembre września сентября",
+    "October": "octobre oktober octubre outubro ottobre października октября",
+    "November": "novembre noviembre novembro listopada ноября",
+    "December": "décembre decembre dezember diciembre dezembro dicembre grudnia декабря",
 }
 _MONTH_WORDS = {w: en for en, words in _MONTHS.items() for w in words.split()}
 _MONTH_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _MONTH_WORDS), key=len,
@@ -136,7 +142,14 @@ _WEEKDAY = re.compile(
     r"|fr|sa|so|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|lun|mar|mer|jeu|ven|sam"
     r"|dim|lunes|martes|miércoles|miercoles|jueves|viernes|sábado|sabado|domingo"
     r"|segunda|terça|terca|quarta|quinta|sexta)(?:-feira)?\.?,?\s+", re.IGNORECASE)
-_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)(?:\s+of)?\b", re.IGNORECASE)
+# The label a page writes before its date ("Posted on", "Published:", "Veröffentlicht am",
+# "Publié le", "Publicado el"): a date selector often takes it with the date.
+_LABEL = re.compile(
+    r"^(?:(?:first\s+|last\s+)?(?:posted|published|updated|released|modified|dated?)"
+    r"|veröffentlicht|aktualisiert|erschienen|datum|stand|publié|publie|mis à jour|date"
+    r"|publicado|actualizado|atualizado|fecha|data|pubblicato|gepubliceerd)"
+    r"(?:\s+(?:on|at|am|vom|le|du|el|em|il|op))?\s*:?\s+", re.IGNORECASE)
 # what follows the date: a time ("- 14:12", "at 2:12 pm", "um 14.12 Uhr"), then perhaps a zone
 _TIME = re.compile(
     r"(?:\s*(?:,|-|–|\||@|at|um|à|a las|às)?\s+(\d{1,2})[:.h](\d{2})(?::(\d{2}))?"
@@ -145,7 +158,9 @@ _TIME = re.compile(
 _TIME_FIRST = re.compile(r"^(\d{1,2})[:.](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\.?)?"
                          r"\s*[,|-]?\s+(\D.*|\d{1,2}\D.*)$", re.IGNORECASE)
 _DAY_FIRST = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$")  # 26.05.2020, 05/26/2020
-_YEAR_FIRST = re.compile(r"^(\d{4})([./])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
+_YEAR_FIRST = re.compile(r"^(\d{4})([./-])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
+# Chinese, Japanese and Korean: 2020年5月26日, 2020년 5월 26일 (a time may follow)
+_CJK = re.compile(r"^(\d{4})\s*[年년]\s*(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]\s*(.*)$")
 # two-digit years last, read as strptime reads them (69-99: 19xx)
 _WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y",
                   "%d %B %y", "%B %d %y", "%d %b %y", "%b %d %y")
@@ -188,6 +203,13 @@ def _human(s: str, tz: str) -> datetime | None:
     """A date as people write it on a page: "Tuesday, May 26th, 2020 - 2:12 pm", "Di, 26.
     Mai 2020 14:12 +0200", "26/05/2020 14:12". None when a part is not understood;
     _NotADate when it is, and names no time (31/31/2020, 13 pm)."""
+    m = _CJK.match(s)
+    if m:
+        try:
+            day = datetime(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            raise _NotADate(s) from None
+        s = f"{day:%d %B %Y} {m[4]}".strip()
     s = _ORDINAL.sub(r"\1", _english_months(s))
     bare = _WEEKDAY.sub("", s, count=1)
     if bare == s:
@@ -280,7 +302,7 @@ def parse_date(text: str | None, tz: str = "UTC", formats: tuple[str, ...] = (),
     try:
         dt = _parse_date(text, tz, formats)
         if dt is None and now is not None and text and len(text) <= MAX_DATE_TEXT:
-            dt = _ago(" ".join(text.split()), tz, now)
+            dt = _ago(_LABEL.sub("", " ".join(text.split()), count=1), tz, now)
         return dt
     except (OverflowError, _NotADate):
         # OverflowError: a date at the calendar's edge, moved past it by its zone:
@@ -296,7 +318,7 @@ MAX_DATE_TEXT = 200
 def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime | None:
     if not text or len(text) > 4 * MAX_DATE_TEXT:  # room for the markup's own spaces
         return None
-    s = " ".join(text.split())
+    s = _LABEL.sub("", " ".join(text.split()), count=1)
     if len(s) > MAX_DATE_TEXT:
         return None
     if not s:
@@ -322,7 +344,18 @@ def _parse_date(text: str | None, tz: str, formats: tuple[str, ...]) -> datetime
         except (OverflowError, OSError, ValueError):
             return None
     if _ISO_HINT.match(s):
-        return _iso(s, tz)
+        dt = _iso(s, tz)
+        if dt is not None or s[4] != "-":
+            return dt
+    m = _IANA.search(s)
+    if m:
+        try:
+            _zone(m[1])
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            return None
+        return _parse_date(s[: m.start()], m[1], formats)
+    if _YEAR_ONLY.match(s):  # "2020" names no day: the caller flags it, not January 1st
+        return None
     dt = _rfc822_plain(s) or _human(s, tz) or _rfc822(s, tz)
     if dt is not None:
         return dt
@@ -342,6 +375,8 @@ def _fallback(s: str) -> datetime | None:
         return None
     year, month, day, hour, minute, second = t[:6]
     if str(year) not in s:  # it made up a year ("26-05-2020" read as 2026): not a date
+        return None
+    if day not in {int(n) for n in re.findall(r"\d+", s)}:  # nor a day it cannot show
         return None
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

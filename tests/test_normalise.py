@@ -327,6 +327,32 @@ def test_parse_date(text, tz, expected):
     ("Aug. 3, 2021, 4:05 p.m.", "2021-08-03T14:05:00Z"),  # Django's default
     ("16:29, 25 May 2001", "2001-05-25T14:29:00Z"),  # the time first: read as today before
     ("26 Jul 25", "2025-07-25T22:00:00Z"),  # a two-digit year
+    # the label a date selector takes with the date
+    ("Posted on May 26, 2020", "2020-05-25T22:00:00Z"),
+    ("Published: 26 May 2020", "2020-05-25T22:00:00Z"),
+    ("Last updated: May 26, 2020 2:12 pm", "2020-05-26T12:12:00Z"),
+    ("Veröffentlicht am 26.05.2020", "2020-05-25T22:00:00Z"),
+    ("Stand: 26.05.2020 14:12 Uhr", "2020-05-26T12:12:00Z"),
+    ("Publié le 26 mai 2020", "2020-05-25T22:00:00Z"),
+    ("Publicado el 26 de mayo de 2020", "2020-05-25T22:00:00Z"),
+    ("26th of May 2020", "2020-05-25T22:00:00Z"),
+    # Italian, Dutch, Polish and Russian months; Chinese, Japanese and Korean dates
+    ("26 maggio 2020", "2020-05-25T22:00:00Z"),
+    ("26 mei 2020", "2020-05-25T22:00:00Z"),
+    ("26 maja 2020", "2020-05-25T22:00:00Z"),
+    ("26 мая 2020", "2020-05-25T22:00:00Z"),
+    ("2020年5月26日", "2020-05-25T22:00:00Z"),  # read as 1 November by the last resort
+    ("2020년 5월 26일", "2020-05-25T22:00:00Z"),
+    ("2020年5月26日 14:12", "2020-05-26T12:12:00Z"),
+    ("2020年13月26日", None),
+    # zones: German abbreviations, after an ISO date, named by IANA
+    ("26.05.2020 14:12 MESZ", "2020-05-26T12:12:00Z"),
+    ("2020-05-26 14:12 CET", "2020-05-26T13:12:00Z"),
+    ("Tuesday 26 May 2020 14:12 Europe/Vienna", "2020-05-26T12:12:00Z"),  # read as UTC
+    ("26 May 2020 14:12 Mars/Olympus", None),
+    ("20200526", "2020-05-25T22:00:00Z"),  # compact ISO, in the source's zone like any
+    ("20200526T141245Z", "2020-05-26T14:12:45Z"),
+    ("2020", None),  # a year names no day: flagged, not January 1st
 ])
 def test_dates_as_pages_write_them(text, expected):
     got = parse_date(text, "Europe/Vienna")
@@ -346,7 +372,7 @@ def test_dates_as_pages_write_them(text, expected):
     ("yesterday", "2020-05-26T22:00:00Z"),  # the day, from its start in the source's zone
     ("Gestern", "2020-05-26T22:00:00Z"),
     ("ages ago", None),
-    ("Posted 3 hours ago", None),
+    ("Posted 3 hours ago", "2020-05-28T05:00:00Z"),  # its label as the page writes it
 ])
 def test_a_time_ago_is_read_back_from_the_polls_clock(text, expected):
     """Listings that write "3 hours ago": read back from the poll's clock (Vienna, NOW is
