@@ -160,7 +160,8 @@ _TIME_FIRST = re.compile(r"^(\d{1,2})[:.](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m
 _DAY_FIRST = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$")  # 26.05.2020, 05/26/2020
 _YEAR_FIRST = re.compile(r"^(\d{4})([./-])(\d{1,2})\2(\d{1,2})$")  # 2020/05/26
 # Chinese, Japanese and Korean: 2020年5月26日, 2020년 5월 26일 (a time may follow)
-_CJK = re.compile(r"^(\d{4})\s*[年년]\s*(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]\s*(.*)$")
+_CJK = re.compile(r"^(\d{4})\s*[年년]\s*(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]\s*(.*)$"
+                  r"|^(\d{4})\.\s(\d{1,2})\.\s(\d{1,2})\.(?:\s+(.*))?$")  # Korean: 2020. 5. 26.
 # two-digit years last, read as strptime reads them (69-99: 19xx)
 _WORDS_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y",
                   "%d %B %y", "%B %d %y", "%d %b %y", "%b %d %y")
@@ -205,11 +206,12 @@ def _human(s: str, tz: str) -> datetime | None:
     _NotADate when it is, and names no time (31/31/2020, 13 pm)."""
     m = _CJK.match(s)
     if m:
+        year, month, mday, rest = m.groups()[:4] if m[1] else m.groups()[4:]
         try:
-            day = datetime(int(m[1]), int(m[2]), int(m[3]))
+            day = datetime(int(year), int(month), int(mday))
         except ValueError:
             raise _NotADate(s) from None
-        s = f"{day:%d %B %Y} {m[4]}".strip()
+        s = f"{day:%d %B %Y} {rest or ''}".strip()
     s = _ORDINAL.sub(r"\1", _english_months(s))
     bare = _WEEKDAY.sub("", s, count=1)
     if bare == s:

@@ -345,6 +345,8 @@ def test_parse_date(text, tz, expected):
     ("2020년 5월 26일", "2020-05-25T22:00:00Z"),
     ("2020年5月26日 14:12", "2020-05-26T12:12:00Z"),
     ("2020年13月26日", None),
+    ("2020. 5. 26.", "2020-05-25T22:00:00Z"),  # … as 1 November too
+    ("2020-W22", None),  # … as 1 November: a day the text does not hold is no date
     # zones: German abbreviations, after an ISO date, named by IANA
     ("26.05.2020 14:12 MESZ", "2020-05-26T12:12:00Z"),
     ("2020-05-26 14:12 CET", "2020-05-26T13:12:00Z"),
