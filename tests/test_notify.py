@@ -785,6 +785,28 @@ def test_an_smtp_host_that_does_not_resolve_is_named_and_retried(
         " (2 more messages held for the next pass)"])
 
 
+@pytest.mark.parametrize(("secret", "problem"), [
+    ("whsec_abc", "a whsec_ secret is base64 after its prefix (Incorrect padding)"),
+    ("whsec_c2Vj!!", "a whsec_ secret is base64 after its prefix (Only base64 data is allowed)"),
+    ("whsec_", "it is empty"),
+    ("", "it is empty"),
+])
+def test_a_signing_secret_that_is_none_holds_the_rows_and_says_why(
+        server, icmpd_a, config_for, store, receiver, monkeypatch, secret, problem):
+    """A mistyped whsec_ secret crashed the pass; an empty one signed with an empty key,
+    a signature anyone can make. Both keep the rows waiting, said, until it is fixed."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(receiver.url))
+    two_polls(server, config, store)
+    monkeypatch.setenv("HV_HOOK_SECRET", secret)
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying, report.errors) == (0, 1, [
+        f"hook: environment variable HV_HOOK_SECRET is no signing secret: {problem}"])
+    assert receiver.deliveries == []
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    report = deliver(config, store, NOW + timedelta(hours=1))
+    assert report.sent == 1 and [d.valid for d in receiver.deliveries] == [True]
+
+
 def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):
     receiver.answers = [(400, {}), (400, {})]
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)

@@ -11,6 +11,7 @@ secret is used as its UTF-8 bytes.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -34,9 +35,18 @@ USER_AGENT = "harvester-webhook/0.1"
 
 
 def secret_bytes(secret: str) -> bytes:
+    """The signing key: a `whsec_…` secret is base64 after its prefix (Standard Webhooks).
+    ValueError for one that is not, or for no key at all: an HMAC with an empty key is
+    a signature anyone can make."""
+    key = secret.encode()
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
-    return secret.encode()
+        try:
+            key = base64.b64decode(secret[len("whsec_"):], validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"a whsec_ secret is base64 after its prefix ({e})") from None
+    if not key.strip():
+        raise ValueError("it is empty")
+    return key
 
 
 def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -146,6 +156,11 @@ class WebhookChannel:
         secret_env = self.cfg.option("secret_env")
         if secret_env and secret_env not in os.environ:
             return Outcome(OutcomeKind.RETRY, f"environment variable {secret_env} is not set")
+        try:
+            key = secret_bytes(os.environ[secret_env]) if secret_env else None
+        except ValueError as e:  # kept waiting, as for a secret not set: the fix is outside
+            return Outcome(OutcomeKind.RETRY, f"environment variable {secret_env} is no "
+                                              f"signing secret: {e}")
         now = int(time.time())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         msg_id, body_obj = payload(messages, digest, stamp)
@@ -180,9 +195,8 @@ class WebhookChannel:
         headers.update(self.cfg.headers)
         headers.update({"Content-Type": "application/json", "webhook-id": msg_id,
                         "webhook-timestamp": str(now)})
-        if secret_env:
-            headers["webhook-signature"] = sign(secret_bytes(os.environ[secret_env]), msg_id,
-                                                now, body)
+        if key is not None:
+            headers["webhook-signature"] = sign(key, msg_id, now, body)
         proxy = self.proxies.for_url(url)
         method = "PUT" if style == "matrix" else "POST"
         deadline = time.monotonic() + self.timeout
