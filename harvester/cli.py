@@ -19,7 +19,14 @@ from typing import Any
 
 import click
 
-from .config import Config, FirstRunMode, SourceConfig, load_config, parse_duration
+from .config import (
+    Config,
+    FirstRunMode,
+    NotifierConfig,
+    SourceConfig,
+    load_config,
+    parse_duration,
+)
 from .dates import iso_utc, parse_date
 from .errors import ConfigError, HarvesterError, StoreError
 from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
@@ -538,6 +545,29 @@ def check(ctx: click.Context) -> None:
                    + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else "")
                    + ("; it hears nothing (`on = []` and no `events`)"
                       if not (n.on or n.events) else ""))
+        for warning in _secret_warnings(n):
+            click.echo(f"  warning: {warning}", err=True)
+
+
+def _secret_warnings(n: NotifierConfig) -> list[str]:
+    """What is wrong with the secrets a notifier reads from the environment, named and
+    never shown: found now rather than as rows waiting after the first news."""
+    out = []
+    for key in ("secret_env", "username_env", "password_env"):
+        var = n.option(key)
+        if not var:
+            continue
+        if var not in os.environ:
+            out.append(f"environment variable {var} ({key}) is not set here: the "
+                       "notifications wait until it is")
+        elif key == "secret_env":
+            from .notify.webhook import secret_bytes
+
+            try:
+                secret_bytes(os.environ[var])
+            except ValueError as e:
+                out.append(f"environment variable {var} is no signing secret: {e}")
+    return out
 
 
 @cli.command()

@@ -731,6 +731,32 @@ def test_check_describes_what_would_be_polled(tmp_path):
     ]
 
 
+def test_check_warns_of_a_notifiers_secret_not_set_or_not_a_secret(tmp_path):
+    """Found by `check` before deploying, not as rows waiting after the first news; named,
+    never shown, and no failure: the daemon's environment may be another than this one."""
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/rss") + (
+        '[[notifiers]]\nname = "hook"\nkind = "webhook"\nurl = "https://hooks.example/x"\n'
+        'secret_env = "HV_SECRET"\n[[notifiers]]\nname = "mail"\nkind = "email"\n'
+        'host = "smtp.example"\nfrom = "a@example.org"\nto = ["b@example.org"]\n'
+        'username_env = "HV_USER"\npassword_env = "HV_PASSWORD"\n'), rules=False)
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("HV_")}
+    r = run_cli("--config", str(cfg), "check", env=bare | {"HV_USER": "watcher"})
+    assert (r.returncode, r.stderr.splitlines()) == (0, [
+        "  warning: environment variable HV_SECRET (secret_env) is not set here: the "
+        "notifications wait until it is",
+        "  warning: environment variable HV_PASSWORD (password_env) is not set here: the "
+        "notifications wait until it is"])
+    r = run_cli("--config", str(cfg), "check", env=bare | {
+        "HV_SECRET": "whsec_not-base64", "HV_USER": "watcher", "HV_PASSWORD": "s3cret"})
+    assert (r.returncode, r.stderr) == (0, (
+        "  warning: environment variable HV_SECRET is no signing secret: a whsec_ secret is "
+        "base64 after its prefix (Only base64 data is allowed)\n"))
+    assert "s3cret" not in r.stdout + r.stderr and "not-base64" not in r.stdout + r.stderr
+    r = run_cli("--config", str(cfg), "check", env=bare | {
+        "HV_SECRET": "whsec_c2VjcmV0", "HV_USER": "watcher", "HV_PASSWORD": "s3cret"})
+    assert (r.returncode, r.stderr) == (0, "")
+
+
 def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("intranet", "https://news.corp.example/rss")
                       + 'headers = { Authorization = "Bearer ${HV_TOKEN}", Cookie = "a=1" }\n',
