@@ -44,6 +44,28 @@ def test_a_page_showing_more_than_its_feed_holds_is_still_that_feeds(server, icm
                                         f" now; announced by {server.url('/news-centre/')})")
 
 
+def test_a_blogs_comments_feed_announced_first_is_not_its_news(server, icmpd_a, tmp_path):
+    """WordPress announces "Site » Comments Feed" (/comments/feed/) beside "Site » Feed",
+    in whatever order its theme writes them: a feed of comments is a feed, never the news."""
+    server.route("/feed/", server.routes["/rss"])
+    server.route("/comments/feed/", Response(feed_bytes("icmpd-2019-03.rss")))
+    server.route("/2020/05/a-post/feed/", Response(feed_bytes("icmpd-2019-03.rss")))
+    head = (b'<link rel="alternate" type="application/rss+xml" title="ICMPD &raquo; '
+            b'Comments Feed" href="/comments/feed/">'
+            b'<link rel="alternate" type="application/rss+xml" title="ICMPD &raquo; A post '
+            b'Kommentare" href="/2020/05/a-post/feed/">'
+            b'<link rel="alternate" type="application/rss+xml" title="ICMPD &raquo; Feed" '
+            b'href="/feed/">')
+    server.route("/blog/", Response(b"<html><head>" + head + b"</head><body><p>Welcome</p>"
+                                    b"</body></html>", content_type="text/html"))
+    r = run_cli("init", server.url("/blog/"), cwd=tmp_path)
+    assert r.stdout.splitlines()[1] == (
+        f"  {server.url('/feed/')}  (feed, 7 entries now; announced by {server.url('/blog/')})")
+    r = run_cli("probe", server.url("/blog/"), cwd=tmp_path)
+    assert r.stderr.endswith(f"the page announces a feed: {server.url('/feed/')} (try "
+                             f"`harvester probe {server.url('/feed/')}`)\n")
+
+
 def test_init_writes_a_config_that_polls_each_url_as_what_it_is(server, icmpd_a, tmp_path):
     """A feed as a feed; a page announcing the feed it is made from as that feed; a page
     announcing a feed of other news (the whole site's, say) as the listing it is; a page

@@ -7,8 +7,10 @@ is set all the same, and the encoding is decided by to_utf8, not by a <meta> tag
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ..errors import ParseError
 from .caps import check_tags
@@ -66,7 +68,14 @@ def _one_line(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+# A blog announces its comments' feed beside its posts' ("ICMPD » Comments Feed",
+# /comments/feed/), often first: it is never the news
+_COMMENTS = re.compile(r"\bcomments?\b|kommentare|commentaires|comentarios|comentários"
+                       r"|commenti|reacties", re.IGNORECASE)
+
+
 def _announced(root: lxml.html.HtmlElement, url: str) -> list[AnnouncedFeed]:
+    """The page's announced feeds in its order, those of comments last."""
     from ..urls import canonical_url
 
     base = page_base(root, url)
@@ -78,13 +87,15 @@ def _announced(root: lxml.html.HtmlElement, url: str) -> list[AnnouncedFeed]:
         feed = canonical_url(href, base) if href else None  # http(s) only, or None
         if "alternate" in rel and kind and feed and feed not in found:
             found[feed] = AnnouncedFeed(feed, kind, _one_line(link.get("title") or "", 200))
-    return list(found.values())
+    return sorted(found.values(), key=lambda f: bool(
+        _COMMENTS.search(f.title) or _COMMENTS.search(urlsplit(f.url).path)))
 
 
 def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
                     encoding: str | None = None) -> list[AnnouncedFeed]:
     """The feeds a page names with <link rel="alternate" type="application/rss+xml"
-    href="…">, in its order, resolved against the page; only http(s) ones."""
+    href="…">, in its order (feeds of comments last), resolved against the page; only
+    http(s) ones."""
     try:
         root = html_document(body, url=url, content_type=content_type, encoding=encoding)
     except ParseError:
