@@ -482,6 +482,11 @@ def _status_message(resp: BaseHTTPResponse) -> str:
         msg += " (a bot challenge: the site refuses automated clients)"
     elif resp.status == 407:
         msg += " (the proxy wants credentials: http://user:password@host:port)"
+    elif resp.status == 401:  # a feed behind a login: the fix is in the source's table
+        msg += (" (the site wants credentials: a source sends them with `headers = { "
+                'Authorization = "Bearer ${TOKEN}" }`, probe and add with -H)')
+    elif resp.status == 410:
+        msg += " (the site says it is gone for good: remove the source, or point it elsewhere)"
     return msg
 
 

@@ -212,6 +212,20 @@ def test_a_refused_connection_is_reported_as_one_not_as_a_timeout():
     assert str(e.value) == f"cannot connect: [Errno {errno.ECONNREFUSED}] Connection refused"
 
 
+@pytest.mark.parametrize(("status", "said"), [
+    (401, "HTTP 401 Unauthorized (the site wants credentials: a source sends them with "
+          '`headers = { Authorization = "Bearer ${TOKEN}" }`, probe and add with -H)'),
+    (410, "HTTP 410 Gone (the site says it is gone for good: remove the source, or point it "
+          "elsewhere)"),
+    (404, "HTTP 404 Not Found"),
+])
+def test_a_refusal_says_what_would_mend_it(server, status, said):
+    server.route("/feed", Response(b"no", status=status, content_type="text/plain"))
+    with pytest.raises(FetchError) as e:
+        Fetcher(HttpConfig(timeout=5, retries=0)).fetch(server.url("/feed"))
+    assert str(e.value) == said
+
+
 def test_a_host_that_does_not_resolve_is_named(no_public_dns):
     """A typo in a source's host, or a listing's next page on a site that is gone: the
     host is said, where errno -2 alone does not tell which of a poll's requests failed."""

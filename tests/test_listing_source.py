@@ -434,7 +434,9 @@ def test_probe_sends_headers_and_prints_them_for_the_environment(server):
     server.route("/private.rss", guarded)
     url = server.url("/private.rss")
     r = run_cli("probe", url)
-    assert (r.returncode, r.stderr) == (1, "harvester: error: HTTP 401 Unauthorized\n")
+    assert (r.returncode, r.stderr) == (1, (
+        "harvester: error: HTTP 401 Unauthorized (the site wants credentials: a source sends "
+        'them with `headers = { Authorization = "Bearer ${TOKEN}" }`, probe and add with -H)\n'))
     r = run_cli("probe", url, "-H", "Authorization: Bearer t0ken", "--header", "X-Client: me",
                 "--entries", "0")
     assert (r.returncode, r.stderr) == (0, "")
