@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -130,7 +131,30 @@ def _json_list(values: Sequence[str]) -> str:
 
 
 def _has(haystack: str | None, word: str) -> bool:
-    return word in (haystack or "").casefold()
+    text = (haystack or "").casefold()
+    if " " in word:  # a phrase: across a line break or a run of spaces in the text too
+        text = " ".join(text.split())
+    return word in text
+
+
+_TERM = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def search_terms(text: str) -> list[tuple[bool, str]]:
+    """A search as people type one: words each to be found, a "quoted phrase" found as
+    written, a -word or -"phrase" not found; (wanted, casefolded text) each. A lone "-"
+    or a hyphenated word ("COVID-19") is a word."""
+    terms = []
+    for m in _TERM.finditer(text):
+        if m[3] is not None:
+            word = m[3]
+            if word.startswith("-") and len(word) > 1:
+                terms.append((False, word[1:].casefold()))
+            else:
+                terms.append((True, word.casefold()))
+        elif phrase := " ".join(m[2].split()):
+            terms.append((not m[1], phrase.casefold()))
+    return terms
 
 
 def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
@@ -906,12 +930,12 @@ class SqliteStore:
         """Stored items, newest first, read as they are consumed: a dump of a million items
         holds one at a time. `source` matches any source that has seen the item, `ref` an
         item's id or its canonical URL, `text` items whose title, category, summary or
-        content hold each of its words (in any case, any script)."""
+        content hold each of its words (in any case, any script; see search_terms)."""
         where, args = [], []
-        for word in (text or "").split():
-            where.append("hv_has(i.title || ' ' || coalesce(i.category, '') || ' ' ||"
-                         " i.summary || ' ' || i.content, ?)")
-            args.append(word.casefold())
+        for wanted, term in search_terms(text or ""):
+            where.append(("" if wanted else "NOT ") + "hv_has(i.title || ' ' || coalesce("
+                         "i.category, '') || ' ' || i.summary || ' ' || i.content, ?)")
+            args.append(term)
         if ref:
             where.append("(i.id = ? OR i.url = ?)")
             args += [ref, ref]

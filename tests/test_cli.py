@@ -105,6 +105,19 @@ def test_items_search_wants_every_word_in_any_case(server, icmpd_a, tmp_path):
     assert found("Kick-off") == [  # the summary counts, not only the title
         "Ukrainian border guards and customs officers optimise operations with support by the EU"]
     assert found("nothing-like-this") == []
+    # a "quoted phrase" is found as written; a -word or -"phrase" keeps out what holds it
+    kyiv = "Ukrainian border guards and customs officers optimise operations with support by the EU"
+    asylum = ("First expert meeting on asylum in the framework of the ICMPD Annual Policy "
+              "Initiative 2020")  # "border" and "guards" apart in its text
+    assert found("border", "guards") == [asylum, kyiv]
+    assert found('"border guards"') == [kyiv]
+    assert found('"guards border"') == []
+    assert found('"border guards"', "-customs") == []
+    assert found("border", '-"customs officers"') == [
+        asylum, "Immunity passports – unwise and unnecessary"]  # "borders" in its text
+    covid = found("COVID-19")
+    assert len(covid) == 5 and found("COVID-19", "-talentas") == [
+        t for t in covid if not t.startswith("TALENTAS")]  # a hyphen inside is the word's
     r = run_cli("--config", cfg, "items", "--atom", "--search", "über")
     assert "<title>harvester: search \"über\"</title>" in r.stdout
     assert "<id>urn:harvester:items?q=%C3%BCber</id>" in r.stdout
