@@ -18,6 +18,7 @@ from ..urls import join
 
 _CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _DC = "{http://purl.org/dc/elements/1.1/}"
+_DCTERMS = "{http://purl.org/dc/terms/}"
 _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"
 _RSS1 = "{http://purl.org/rss/1.0/}"
 _ATOM = "{http://www.w3.org/2005/Atom}"
@@ -79,7 +80,16 @@ class _Decline(Exception):
     """Something feedparser treats in a way this path does not reproduce."""
 
 
-def _rss_entry(item: etree._Element, ns: str) -> RawEntry:
+# Names feedparser maps onto the fields read here from other vocabularies than the ones
+# this path reads (itunes:summary → content, media:keywords → tags, <updated> in an RSS
+# item → updated, …): an entry holding one is feedparser's to read.
+_MAPPED = frozenset({"summary", "body", "fullitem", "abstract", "content", "updated",
+                     "modified", "issued", "lastBuildDate", "keywords", "tags", "description",
+                     "author", "category", "title", "link", "subtitle"})
+_HANDLED = frozenset({_CONTENT, _DC + "date", _DC + "subject", _DC + "creator"})
+
+
+def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
     title = link = guid = summary = content = published = updated = author = creator = None
     permalink = True
     categories: list[str] = []
@@ -110,10 +120,15 @@ def _rss_entry(item: etree._Element, ns: str) -> RawEntry:
             if term:
                 categories.append(term)
         elif local == "author":
+            if creator is not None:
+                raise _Decline  # both: feedparser keeps whichever comes last
             author = _text(child)
         elif tag == _DC + "creator":
+            if author is not None:
+                raise _Decline
             creator = _text(child)
-        elif tag.startswith(_ATOM) or tag in (_DC + "description", _DC + "title"):
+        elif tag.startswith(_ATOM) or (tag not in _HANDLED and (
+                tag.rpartition("}")[2] in _MAPPED or tag.startswith(_DCTERMS))):
             raise _Decline  # overlapping vocabularies: let feedparser arbitrate
     if ns == _RSS1:
         guid = item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about") or None
@@ -121,6 +136,8 @@ def _rss_entry(item: etree._Element, ns: str) -> RawEntry:
             guid = guid.strip()
     if link is None and guid and permalink:
         link = guid  # feedparser: a permalink guid is the link when there is none
+    elif link is not None and "://" not in link:
+        link = join(url, link) or link  # resolved against the document, as feedparser does
     return RawEntry(title=title, link=link, guid=guid, summary=summary, content=content,
                     published=published, updated=updated, categories=tuple(categories),
                     author=creator or author)
@@ -133,7 +150,7 @@ def _rss2(root: etree._Element, url: str) -> ParsedDocument | None:
     if channel is None:
         return None
     items = channel.findall("item") or root.findall("item")
-    entries = tuple(_rss_entry(it, "") for it in items)
+    entries = tuple(_rss_entry(it, "", url) for it in items)
     return ParsedDocument(entries=entries, base_url=url, title=_text(channel.find("title")),
                           language=_text(channel.find("language")) or
                           _text(channel.find(_DC + "language")), parser="lxml")
@@ -143,7 +160,7 @@ def _rss1(root: etree._Element, url: str) -> ParsedDocument | None:
     channel = root.find(_RSS1 + "channel")
     if channel is None:
         return None  # RDF, but not RSS 1.0 (RSS 0.90's namespace, say): feedparser's
-    entries = tuple(_rss_entry(it, _RSS1) for it in root.iterchildren(_RSS1 + "item"))
+    entries = tuple(_rss_entry(it, _RSS1, url) for it in root.iterchildren(_RSS1 + "item"))
     title = _text(channel.find(_RSS1 + "title"))
     language = _text(channel.find(_DC + "language"))
     return ParsedDocument(entries=entries, base_url=url, title=title, language=language,
@@ -158,12 +175,31 @@ def _atom_text(el: etree._Element | None) -> str | None:
     return _text(el)
 
 
-def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
+def _atom_link(entry: etree._Element, url: str) -> str | None:
+    """The entry's one link to its page: rel alternate (or none), HTML or untyped. More
+    than one, one of another type, an empty href: feedparser has rules of its own."""
     link = None
     for ln in entry.iterchildren(_ATOM + "link"):
-        if ln.get("rel", "alternate") == "alternate" and ln.get("href"):
-            link = ln.get("href", "").strip()
-            break
+        rel = ln.get("rel")
+        if rel is not None and rel.strip() != "alternate":
+            if rel.strip().lower() == "alternate":
+                raise _Decline
+            continue  # self, related, enclosure, replies …: not the page
+        href, kind = (ln.get("href") or "").strip(), ln.get("type")
+        if link is not None or not href or kind not in (None, "text/html"):
+            raise _Decline
+        link = join(url, href) or href if "://" not in href else href
+    return link
+
+
+def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
+    for child in entry.iterdescendants():  # YouTube's media:description is in media:group
+        tag = child.tag
+        if isinstance(tag, str) and not tag.startswith(_ATOM) and (
+                tag.rpartition("}")[2] in _MAPPED or tag.startswith(_DCTERMS)
+                or tag.startswith(_DC)):
+            raise _Decline  # media:description → summary and the like: feedparser's
+    link = _atom_link(entry, url)
     guid = _text(entry.find(_ATOM + "id"))
     if guid and ":" not in guid:
         guid = join(url, guid) or guid  # feedparser reads an Atom id as a URI reference
