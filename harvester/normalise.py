@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -160,6 +160,14 @@ def _own_ids(entry: RawEntry, ctx: Context
             None if url in ctx.shared_urls else url)
 
 
+def _summary(entry: RawEntry, content: Callable[[], str]) -> str:
+    """The entry's teaser as text; an entry with only its body (Atom's <content> alone, a
+    JSON Feed post, a microblog entry) is told by the text of its body as stored (the
+    sanitised `content()`), not by nothing."""
+    return text_of(entry.summary, MAX_SUMMARY) or (
+        text_of(content(), MAX_SUMMARY) if entry.content else "")
+
+
 def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
     """(identity key, canonical URL, raw fingerprint): the cheap part of `normalise`."""
     _, url, own_guid, own_url = _own_ids(entry, ctx)
@@ -168,7 +176,7 @@ def prepare(entry: RawEntry, ctx: Context) -> tuple[str, str | None, str]:
         title = text_of(entry.title, MAX_TITLE)
         if ctx.category_from_title:
             title = split_category(title)[1]
-        summary = text_of(entry.summary, MAX_SUMMARY)
+        summary = _summary(entry, lambda: clean_content(entry.content, url or ctx.base_url))
         if not title:  # as normalise has it
             title = _clip(summary, 120) if summary else (url or "(untitled)")
         title = _clip(title, MAX_TITLE)
@@ -189,8 +197,8 @@ def normalise(entry: RawEntry, ctx: Context) -> Item:
         if label:
             category, title = label, rest
     guid, url, own_guid, own_url = _own_ids(entry, ctx)
-    summary = text_of(entry.summary, MAX_SUMMARY)
     content = clean_content(entry.content, url or ctx.base_url)
+    summary = _summary(entry, lambda: content)
     if not title:
         title = _clip(summary, 120) if summary else (url or "(untitled)")
 

@@ -698,10 +698,27 @@ class SqliteStore:
               it.summary, it.content, it.published, it.date_flag.value, it.language, it.author,
               it.content_hash, _json_list(ch.rules), ts, ts, ch.item_id)
              for ch in changed for it in (ch.item,)])
+        # an item hashed by an earlier HASH_VERSION is no edit (diff says so): it is stored
+        # as this version reads it, with no earlier version kept and none counted
+        rehashed, seen = [], []
+        for ch in unchanged:
+            if ch.foreign:
+                continue
+            if ch.previous is not None and ch.previous.content_hash != ch.item.content_hash:
+                rehashed.append(ch)
+            else:
+                seen.append(ch)
+        c.executemany(
+            "UPDATE items SET guid = ?, url = ?, title = ?, category = ?, tags = ?, summary = ?,"
+            " content = COALESCE(NULLIF(?, ''), content), published = ?, date_flag = ?,"
+            " language = ?, author = ?, content_hash = ?, last_seen = ? WHERE id = ?",
+            [(it.guid, it.url, it.title, it.category, _json_list(it.tags), it.summary,
+              it.content, it.published, it.date_flag.value, it.language, it.author,
+              it.content_hash, ts, ch.item_id) for ch in rehashed for it in (ch.item,)])
         # a sighting through another source leaves the item as its first source has it
         c.executemany(
             "UPDATE items SET last_seen = ?, content_hash = ? WHERE id = ?",
-            [(ts, ch.item.content_hash, ch.item_id) for ch in unchanged if not ch.foreign])
+            [(ts, ch.item.content_hash, ch.item_id) for ch in seen])
         c.executemany("UPDATE items SET last_seen = ? WHERE id = ?",
                       [(ts, ch.item_id) for ch in unchanged if ch.foreign])
         # every item seen now has a sighting under this source's current key for it. A new

@@ -8,7 +8,7 @@ import pytest
 
 from harvester.config import FirstRun, FirstRunMode, NotifierConfig, NotifierKind, RuleConfig
 from harvester.diff import dedupe, diff, item_id, notification_id, plan_notifications
-from harvester.models import ChangeKind, DateFlag, Item, StoredItem
+from harvester.models import HASH_VERSION, ChangeKind, DateFlag, Item, StoredItem
 from harvester.normalise import content_hash
 
 
@@ -37,7 +37,7 @@ def kinds(changes):
 
 def test_new_changed_unchanged():
     a, b, c = item(1), item(2), item(3)
-    edited = replace(b, title="Item 2 (edited)", content_hash="v1:edited")
+    edited = replace(b, title="Item 2 (edited)", content_hash=f"{HASH_VERSION}:edited")
     by_key = {a.key: stored(a), b.key: stored(b)}
     changes = diff([a, edited, c], by_key, {})
     assert kinds(changes) == [("unchanged", "Item 1"), ("changed", "Item 2 (edited)"),
@@ -125,7 +125,7 @@ def _changes():
     rules = [RuleConfig("press-release", categories=("Press Release",))]
     pr, other = item(1, category="Press Release", published="2020-05-02T00:00:00Z"), item(2)
     known = item(3)
-    edited = replace(known, title="Item 3 edited", content_hash="v1:x")
+    edited = replace(known, title="Item 3 edited", content_hash=f"{HASH_VERSION}:x")
     return diff([pr, other, edited], {known.key: stored(known)}, {}, rules)
 
 
@@ -154,7 +154,7 @@ def test_notifications_are_planned_oldest_first_and_one_dates_items_bottom_up():
               item(3, published=day), item(4, published="2020-05-01T00:00:00Z"),
               item(5, published=day)]
     known = item(6, published=day)
-    changes = diff([*listed, replace(known, title="Item 6 edited", content_hash="v1:x")],
+    changes = diff([*listed, replace(known, title="Item 6 edited", content_hash=f"{HASH_VERSION}:x")],
                    {known.key: stored(known)}, {})
     notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun())
     titles = {c.item_id: c.item.title for c in changes}

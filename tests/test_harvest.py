@@ -12,7 +12,7 @@ import pytest
 
 from harvester.devserver import Response
 from harvester.harvest import poll_sources
-from harvester.models import PollStatus
+from harvester.models import HASH_VERSION, PollStatus
 from harvester.store import SqliteStore
 
 from .conftest import (
@@ -429,6 +429,32 @@ def test_ctrl_c_while_polls_are_recorded_says_every_poll_it_stored(server, confi
         "SELECT name FROM sources WHERE baseline_at IS NOT NULL")}
     assert {r.source for r in said} == stored and len(stored) == 3
     assert {(r.status, r.new, r.baseline) for r in said} == {(PollStatus.OK, 7, True)}
+
+
+def test_items_hashed_by_an_earlier_version_are_no_edits_after_an_upgrade(
+        server, config_for, store):
+    """What the hash covers changed (v2: an entry with only its body takes its summary
+    from it): items stored under v1 are re-hashed silently, not told as edited."""
+    atom = (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            b"<title>T</title><id>urn:f</id>" + b"".join(
+                f'<entry><title>Post {i}</title><id>urn:p{i}</id><link href="https://e.org/{i}"/>'
+                f"<updated>2020-05-2{i}T10:00:00Z</updated><content type=\"html\">&lt;p&gt;Body "
+                f"{i}&lt;/p&gt;</content></entry>".encode() for i in range(1, 4)) + b"</feed>")
+    server.route("/atom", Response(atom, content_type="application/atom+xml"))
+    config = config_for(feed_source("blog", server.url("/atom")), notifiers=ALL_EDITS)
+    poll(config, store)
+    assert [i["summary"] for i in store.items()] == ["Body 3", "Body 2", "Body 1"]
+    # as v1 stored them: no summary, its hash, the raw form's fingerprint
+    store.conn.execute("UPDATE items SET summary = '', content_hash = 'v1:' ||"
+                       " substr(content_hash, 4)")
+    store.conn.execute("UPDATE sightings SET raw_hash = 'v1-fingerprint'")
+    server.route("/atom", Response(atom.replace(b"<title>T</title>", b"<title>T2</title>"),
+                                   content_type="application/atom+xml"))
+    r = poll(config, store)["blog"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 3, 0)
+    assert {i["content_hash"][:3] for i in store.items()} == {HASH_VERSION + ":"}
+    assert [i["summary"] for i in store.items()] == ["Body 3", "Body 2", "Body 1"]
+    assert store.conn.execute("SELECT count(*) FROM item_versions").fetchone() == (0,)
 
 
 def test_a_newer_harvesters_database_is_refused_and_left_as_it_is(server, icmpd_a, tmp_path):

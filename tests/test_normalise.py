@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harvester.dates import iso_utc, parse_date
-from harvester.models import DateFlag, RawEntry
+from harvester.models import HASH_VERSION, DateFlag, RawEntry
 from harvester.normalise import Context, content_hash, identity, normalise, split_category
 from harvester.text import (
     _CTRL,
@@ -415,7 +415,25 @@ def test_normalise_seed_entry():
     assert it.published == "2020-05-20T07:41:00Z" and it.date_flag is DateFlag.NONE
     assert it.content == "<p>Vienna 12th May 2020: …</p>"
     assert it.language == "en"
-    assert it.content_hash.startswith("v1:")
+    assert it.content_hash.startswith(HASH_VERSION + ":")
+
+
+@pytest.mark.parametrize(("title", "content", "expected_title", "expected_summary"), [
+    # Atom's <content> alone (no <summary>): told by its text, as it is stored
+    ("Kick-off in Accra", "<p>The <b>SMMIG</b> project was launched.</p><script>x()</script>",
+     "Kick-off in Accra", "The SMMIG project was launched."),
+    # a microblog post: no title either, so the text is the title too
+    (None, "<p>Untitled post about border management.</p>",
+     "Untitled post about border management.", "Untitled post about border management."),
+    (None, None, "https://www.icmpd.org/news-centre/news-detail/x/", ""),  # nothing: the URL
+])
+def test_an_entry_with_only_a_body_is_told_by_its_text(title, content, expected_title,
+                                                         expected_summary):
+    it = normalise(RawEntry(title=title, link="https://www.icmpd.org/news-centre/news-detail/x/",
+                            content=content, published="Wed, 27 May 2020 11:06:39 +0200"),
+                   ctx(category_from_title=False))
+    assert (it.title, it.summary) == (expected_title, expected_summary)
+    assert "<script" not in (it.content or "")
 
 
 def test_missing_date_is_first_seen_and_flagged():
