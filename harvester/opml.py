@@ -63,18 +63,27 @@ class Import:
 
 
 def plan_import(subs: Sequence[Subscription], configured_urls: Iterable[str]) -> Import:
-    have, seen = set(configured_urls), set()
+    """The file's feeds the config does not poll yet, each once. A feed is the same by its
+    canonical URL (as `add` has it): `HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top` is
+    the configured `https://www.icmpd.org/news-centre/rss`."""
+    from .urls import canonical_url
+
+    def same(url: str) -> str:
+        return canonical_url(url) or url
+
+    have, seen = {same(u) for u in configured_urls}, set()
     new, already, repeated, bad = [], 0, 0, []
     for sub in subs:
-        if sub.url in have:
+        url = same(sub.url)
+        if url in have:
             already += 1
-        elif sub.url in seen:
+        elif url in seen:
             repeated += 1
-        elif not sub.url.startswith(("http://", "https://")):
+        elif not sub.url.lower().startswith(("http://", "https://")):
             bad.append(sub.url)
         else:
             new.append(sub)
-        seen.add(sub.url)
+        seen.add(url)
     return Import(tuple(new), already, repeated, tuple(bad))
 
 

@@ -44,6 +44,27 @@ def test_import_prints_blocks_that_load_beside_the_config(tmp_path: Path):
     assert r.stderr.startswith("0 feeds as [[sources]] blocks; 5 already configured;")
 
 
+def test_a_feed_configured_under_another_spelling_of_its_url_is_not_added_again(
+        tmp_path: Path):
+    """As `add` has it: the same canonical URL is the same feed, however a reader wrote
+    it (capitals, the default port, a fragment, a tracking parameter)."""
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss",
+                                                   "https://www.icmpd.org/news-centre/rss"))
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline type="rss" text="a" xmlUrl="HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top"/>'
+        '<outline type="rss" text="b" xmlUrl="https://www.icmpd.org/news-centre/rss?utm_source=x"/>'
+        '<outline type="rss" text="c" xmlUrl="https://news.example/a.xml"/>'
+        '<outline type="rss" text="d" xmlUrl="https://NEWS.example/a.xml"/>'
+        "</body></opml>", "utf-8")
+    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    assert (r.returncode, r.stdout) == (0, '[[sources]]  # c\nname = "c"\nkind = "feed"\n'
+                                           'url = "https://news.example/a.xml"\n')
+    assert r.stderr == ("1 feed as [[sources]] blocks; 2 already configured; 1 feed listed "
+                        "twice, once is enough\n")
+
+
 def test_export_then_import_round_trips_the_feeds(tmp_path: Path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss")
                       + '[[sources]]\nname = "icmpd-news"\nkind = "html"\n'
