@@ -279,6 +279,20 @@ def parse_duration(text: str, longest: float | None = LONGEST) -> float:
     return total
 
 
+def is_mailbox(value: str) -> bool:
+    """One address, bare or with a display name ("ICMPD watch <watch@example.org>"): one
+    line, nothing a header could be split at, and nothing a lenient parser would drop."""
+    from email.utils import parseaddr
+
+    if not value.isprintable():  # CR, LF and the like: a header of its own
+        return False
+    addr = parseaddr(value)[1]
+    if "@" not in addr or any(c in addr for c in ",;<> \"'"):
+        return False
+    text = value.strip()
+    return text == addr or (text.endswith(f"<{addr}>") and text.count("<") == 1)
+
+
 def _too_long(what: str, longest: float) -> str:
     return f"{what} is longer than {longest / 86400:g}d (ten years), the longest a setting takes"
 
@@ -846,9 +860,10 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
             raise r.error("subject_prefix", f"a subject prefix is one line of up to 50 "
                                             f"printable characters, got {prefix!r}")
         for i, addr in enumerate((opts["from"], *opts["to"])):
-            if "@" not in addr or any(c in addr for c in "\r\n,;<>"):
+            if not is_mailbox(addr):
                 raise r.error("from" if i == 0 else f"to[{i - 1}]",
-                              f"{addr!r} is not a plain e-mail address")
+                              f"{addr!r} is not an e-mail address (name@example.org, or "
+                              "with a name: 'ICMPD watch <name@example.org>')")
     if kind is NotifierKind.WEBHOOK:
         # A chat service's webhook URL is its credential: `url = "${SLACK_HOOK}"` keeps it
         # in the environment. Checked here as the channel will expand it; the template is

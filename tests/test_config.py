@@ -316,7 +316,8 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      'security = "ssl"\n', "notifiers[0].security",
      "expected one of none, starttls, tls, got 'ssl'"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org\\nBcc: e@f"]\n',
-     "notifiers[0].to[0]", "'c@d.org\\nBcc: e@f' is not a plain e-mail address"),
+     "notifiers[0].to[0]", "'c@d.org\\nBcc: e@f' is not an e-mail address (name@example.org, or with a name: "
+     "'ICMPD watch <name@example.org>')"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = []\n', "notifiers[0].to",
      "needs at least one address"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org"]\n'

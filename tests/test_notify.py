@@ -107,6 +107,41 @@ def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp)
     assert [m["Message-ID"] for m in smtp.messages] == [msg["Message-ID"]] * 2
 
 
+def test_addresses_with_display_names_show_them_and_send_to_the_bare_addresses(
+        server, icmpd_a, config_for, store, smtp):
+    """"ICMPD watch <…>" as mail clients show a sender; the envelope takes the bare
+    addresses, and a name outside ASCII is encoded, as headers must be."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
+        smtp.port).replace('from = "harvester@example.org"',
+                           'from = "ICMPD watch <harvester@example.org>"').replace(
+        'to = ["news-watch@example.org"]',
+        'to = ["Jürgen Müller <news-watch@example.org>", "ops@example.org"]'))
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 1
+    [msg] = smtp.messages
+    assert (msg["From"], msg["To"]) == (
+        "ICMPD watch <harvester@example.org>",
+        "Jürgen Müller <news-watch@example.org>, ops@example.org")
+    assert smtp.handler.envelopes == [
+        ("harvester@example.org", ["news-watch@example.org", "ops@example.org"])]
+    assert msg["Message-ID"].endswith("@example.org>")
+    raw = msg.as_bytes()
+    assert b"From: ICMPD watch <harvester@example.org>" in raw
+    assert "Müller".encode() not in raw.split(b"\r\n\r\n", 1)[0]  # RFC 2047 in the header
+
+
+@pytest.mark.parametrize("bad", ["Doe, John <j@example.org>", "a@example.org, b@example.org",
+                                 "A <a@example.org> <b@example.org>", "nobody"])
+def test_an_address_that_is_not_one_is_refused_with_its_key(tmp_path, bad):
+    cfg = make_config(tmp_path, HTTP + (
+        '[[notifiers]]\nname = "team"\nkind = "email"\nhost = "smtp.example"\n'
+        f'from = "a@example.org"\nto = ["ok@example.org", "{bad}"]\n'), rules=False)
+    r = run_cli("--config", str(cfg), "check")
+    assert (r.returncode, r.stderr) == (2, (
+        f"harvester: error: {cfg}: notifiers[0].to[1]: {bad!r} is not an e-mail address "
+        "(name@example.org, or with a name: 'ICMPD watch <name@example.org>')\n"))
+
+
 def test_recipients_the_server_refuses_are_said_and_the_rest_still_get_the_mail(
         server, icmpd_a, config_for, store, smtp, monkeypatch):
     smtp.handler.unknown = {"gone@example.org"}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 
 from ..config import NotifierConfig
 from .base import Message, Outcome, OutcomeKind
@@ -45,9 +45,9 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
     msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = header_safe(f"{subject_prefix} {subject(messages, digest)}"
                                  if subject_prefix else subject(messages, digest))
-    msg["From"] = sender
+    msg["From"] = sender  # with its display name, if it has one (encoded by the policy)
     msg["To"] = ", ".join(to)
-    domain = sender.rpartition("@")[2] or "harvester.invalid"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "harvester.invalid"
     msg["Message-ID"] = message_id(messages, domain)
     parent = messages[0].follows() if len(messages) == 1 else None
     if parent:  # threaded under the item's news (or the failure alert) it follows up
@@ -66,11 +66,11 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
     return msg
 
 
-
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
     """smtplib's {address: (code, answer)} as a reader would write it."""
     return ", ".join(f"{addr} ({code} {msg.decode(errors='replace')})"
                      for addr, (code, msg) in refused.items())
+
 
 class EmailChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0):
@@ -105,7 +105,10 @@ class EmailChannel:
                     smtp.starttls(context=context)
                 if creds:
                     smtp.login(*creds)
-                refused = smtp.send_message(msg, to_addrs=to)
+                # the envelope takes the bare addresses; the headers keep the names
+                refused = smtp.send_message(
+                    msg, from_addr=parseaddr(self.cfg.option("from"))[1],
+                    to_addrs=[parseaddr(t)[1] for t in to])
         except smtplib.SMTPResponseException as e:
             answer = e.smtp_error.decode(errors="replace") if isinstance(
                 e.smtp_error, bytes) else str(e.smtp_error)
