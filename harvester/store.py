@@ -311,15 +311,17 @@ class SqliteStore:
         self._on_commit: Callable[[], None] | None = None
         self._on_lost: Callable[[str], None] | None = None
         conn: sqlite3.Connection | None = None
+        memory = str(path) == ":memory:"  # a dry run's, before any database exists
         try:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not memory:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot open database {self.path}: cannot create the "
                                  f"folder {self.path.parent}: {e.strerror or e}") from e
             # SQLite would open a file it may not write read-only, without a word, and fail
             # at the first write: after a whole poll's fetching, and naming no file
-            why = unwritable(self.path)
+            why = None if memory else unwritable(self.path)
             if why and read_only and self.path.is_file():
                 self.conn = _open_read_only(self.path)
                 return

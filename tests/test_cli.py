@@ -605,8 +605,16 @@ def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     assert r.stdout.strip().endswith("would queue 2 notifications")
     assert r.stderr.startswith("icmpd-rss: baseline: 7 items would be stored, 2 notifications "
                                "would be queued (HTTP 200, ")
+    # before the first poll, not even an empty database: a dry run writes no file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["harvester.toml"]
+    assert run_cli("--config", cfg, "once").returncode == 0
     db = tmp_path / "h.db"
-    assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone() == (0,)
+    before = sqlite3.connect(db).execute("SELECT * FROM items ORDER BY id").fetchall()
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", cfg, "once", "--dry-run")
+    assert r.stderr.startswith("icmpd-rss: 3 new, 1 changed, 6 unchanged, 1 notification "
+                               "would be queued (HTTP 200, ")
+    assert sqlite3.connect(db).execute("SELECT * FROM items ORDER BY id").fetchall() == before
 
 
 @pytest.mark.parametrize(("keep_log", "left"), [(None, [2, 3, 4]), ("0", [1, 2, 3, 4])])
