@@ -311,7 +311,9 @@ class SqliteStore:
         self._on_commit: Callable[[], None] | None = None
         self._on_lost: Callable[[str], None] | None = None
         conn: sqlite3.Connection | None = None
-        memory = str(path) == ":memory:"  # a dry run's, before any database exists
+        # before the first poll, a dry run and the commands that only read write no file:
+        # an empty database in memory answers them as the new one would
+        memory = str(path) == ":memory:" or (read_only and not self.path.exists())
         try:
             try:
                 if not memory:
@@ -328,7 +330,8 @@ class SqliteStore:
             if why:
                 raise StoreError(f"cannot open database {self.path}: {why}")
             # isolation_level=None: this class says BEGIN/COMMIT itself, nothing implicit
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            conn = sqlite3.connect(":memory:" if memory else str(self.path),
+                                   timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # 16 KiB pages for a new database (a no-op on an existing one): an item row with

@@ -617,6 +617,16 @@ def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     assert sqlite3.connect(db).execute("SELECT * FROM items ORDER BY id").fetchall() == before
 
 
+def test_reading_commands_before_the_first_poll_answer_and_write_no_file(tmp_path):
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", "http://127.0.0.1:9/rss")))
+    for args, out, err in [(("items",), "", "no items\n"), (("log",), "", "no polls logged\n"),
+                           (("outbox",), "", "outbox is empty\n"),
+                           (("sources",), "icmpd-rss: never polled  http://127.0.0.1:9/rss\n", "")]:
+        r = run_cli("--config", cfg, *args)
+        assert (r.returncode, r.stdout, r.stderr) == (0, out, err), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["harvester.toml"]
+
+
 @pytest.mark.parametrize(("keep_log", "left"), [(None, [2, 3, 4]), ("0", [1, 2, 3, 4])])
 def test_once_prunes_the_fetch_log_past_keep_log(server, icmpd_a, tmp_path, keep_log, left):
     """A poll's row in the fetch log is kept `[storage] keep_log` (90 days), then dropped:
