@@ -295,6 +295,7 @@ class Daemon:
             name = job.id.partition(":")[2]
             if job.id.startswith("poll:") and name not in wanted:
                 job.remove()
+                self.metrics.forget(name)
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
         # [daemon] jitter and misfire_grace shape every source's job
         timing = config.daemon != self.config.daemon  # (at start, the same config)

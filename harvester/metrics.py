@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -59,6 +60,19 @@ class Metrics:
         self.fetch_seconds.labels(report.source).observe(report.duration)
         self.bytes.labels(report.source).inc(report.bytes)
         self.last_success.labels(report.source).set_to_current_time()
+
+    def forget(self, source: str) -> None:
+        """Drop a source's series once it is no longer polled (removed or disabled): its
+        last success would otherwise look staler by the hour to an alert on it."""
+        per_source: list[tuple[Counter | Gauge | Histogram, list[tuple[str, ...]]]] = [
+            (self.polls, [(source, s.value) for s in PollStatus]),
+            (self.items, [(source, "new"), (source, "changed")])]
+        per_source += [(m, [(source,)]) for m in (self.failures, self.fetch_seconds,
+                                                  self.bytes, self.last_success)]
+        for metric, label_sets in per_source:
+            for labels in label_sets:
+                with contextlib.suppress(KeyError):  # a series it never had
+                    metric.remove(*labels)
 
     def observe_delivery(self, report: DeliveryReport, store: SqliteStore) -> None:
         self.notifications.labels("sent").inc(report.sent)

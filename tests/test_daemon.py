@@ -160,6 +160,7 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
     d.wait_for(lambda: reloads(), what="the reload after add")
     assert reloads() == ["config reloaded: 2 sources (its files changed)"]
     d.wait_for(lambda: server.hits("/second"), what="the added source's first poll")
+    d.wait_for(lambda: b'source="second"' in d.get("/metrics")[1], what="its series")
     r = run_cli("--config", str(cfg), "remove", "second")
     assert r.returncode == 0, r.stderr
     d.wait_for(lambda: len(reloads()) == 2, what="the reload after remove")
@@ -168,6 +169,9 @@ def test_the_daemon_takes_up_what_add_and_remove_write_without_a_signal(
     before = len(server.hits("/rss"))
     d.wait_for(lambda: len(server.hits("/rss")) >= before + 2, what="two more polls")
     assert len(server.hits("/second")) == polled  # removed: not polled any more
+    # nor in /metrics: a removed source's last success would only look staler by the hour
+    metrics = d.get("/metrics")[1]
+    assert b'source="second"' not in metrics and b'source="icmpd-rss"' in metrics
     good = cfg.read_text()
     cfg.write_text(good + "\n[[sources]]\nname = 'x'\n")
     d.wait_for(lambda: reloads("reload.failed"), what="the refused reload")
