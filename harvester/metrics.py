@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -60,6 +61,12 @@ class Metrics:
         self.fetch_seconds.labels(report.source).observe(report.duration)
         self.bytes.labels(report.source).inc(report.bytes)
         self.last_success.labels(report.source).set_to_current_time()
+
+    def seed(self, source: str, last_success: datetime | None) -> None:
+        """A source's last success as the database has it, at start: a source failing
+        since before a restart shows its age at once, not only after its next success."""
+        if last_success is not None:
+            self.last_success.labels(source).set(last_success.timestamp())
 
     def forget(self, source: str) -> None:
         """Drop a source's series once it is no longer polled (removed or disabled): its

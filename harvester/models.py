@@ -172,6 +172,7 @@ class SourceState:
     consecutive_failures: int = 0
     not_before: datetime | None = None  # a server's Retry-After: no request before this
     last_polled: datetime | None = None  # the last poll's time, whatever came of it
+    last_success: datetime | None = None  # the last poll that went well
 
 
 @dataclass(frozen=True, slots=True)

@@ -529,17 +529,19 @@ class SqliteStore:
         try:
             rows = list(self._rows(
                 "SELECT name, etag, last_modified, body_hash, baseline_at IS NOT NULL,"
-                " consecutive_failures, not_before, last_polled FROM sources"
+                " consecutive_failures, not_before, last_polled, last_success FROM sources"
                 " WHERE name IN ({marks})", list(states)))
         except sqlite3.Error as e:
             what = f"read source {names[0]!r}" if len(names) == 1 else "read the sources"
             raise self._failure(what, e, source=names[0] if len(names) == 1 else None) from e
-        for name, etag, last_modified, body_hash, baseline, failures, not_before, polled in rows:
+        for (name, etag, last_modified, body_hash, baseline, failures, not_before, polled,
+             success) in rows:
             states[name] = SourceState(
                 name, etag=etag, last_modified=last_modified, body_hash=body_hash,
                 baseline_done=bool(baseline), consecutive_failures=failures,
                 not_before=datetime.fromisoformat(not_before) if not_before else None,
-                last_polled=datetime.fromisoformat(polled) if polled else None)
+                last_polled=datetime.fromisoformat(polled) if polled else None,
+                last_success=datetime.fromisoformat(success) if success else None)
         return states
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 
 import feedparser
 import pytest
@@ -671,3 +672,29 @@ def test_a_status_page_it_cannot_read_the_database_for_is_503_with_the_reason(
     (tmp_path / "moved.db").rename(db)
     assert d.get("/")[0] == 200
     assert d.stop() == 0
+
+
+def test_a_restarted_daemon_exports_each_sources_last_success_from_the_database(
+        server, icmpd_a, tmp_path, running):
+    """A source failing since before a restart shows its age at once: the gauge comes
+    from the database, not only from this process's next success."""
+    cfg = make_config(tmp_path, http_fast('every = "1h"\n') + feed_source("icmpd-rss", icmpd_a)
+                      + feed_source("never", server.url("/nothing-here")))
+    assert run_cli("--config", str(cfg), "once").returncode == 1  # "never" has no feed
+    stored = sqlite3.connect(tmp_path / "h.db").execute(
+        "SELECT last_success FROM sources WHERE name = 'icmpd-rss'").fetchone()[0]
+    hits = len(server.hits("/rss"))
+    d = running(cfg)
+
+    def up() -> bool:
+        try:
+            return d.get("/healthz")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    d.wait_for(up, what="the daemon's HTTP")
+    families = {f.name: f for f in text_string_to_metric_families(d.get("/metrics")[1].decode())}
+    gauge = {s.labels["source"]: s.value for s in
+             families["harvester_source_last_success_timestamp_seconds"].samples}
+    assert len(server.hits("/rss")) == hits  # polled an hour from the last run: not yet
+    assert gauge == {"icmpd-rss": datetime.fromisoformat(stored).timestamp()}  # none: never
