@@ -596,10 +596,11 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     with _errors():
         fr = Fetcher(http).fetch(url, headers=headers)
         feed = feed_entries(fr)
-        if feed:
+        if feed is not None:  # none yet is a feed too
             click.echo(_source_block("feed", url, headers))
             _echo_entries("a feed, not a listing page (no selectors needed): "
-                          + counted(len(feed), "entry", "entries"), feed, entries)
+                          + (counted(len(feed), "entry", "entries") if feed
+                             else "no entries yet"), feed, entries)
             return
         feeds = announced_feeds(fr.body, fr.url, content_type=fr.content_type)
         found = detect(fr.body, fr.url, content_type=fr.content_type)
@@ -662,6 +663,9 @@ def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) 
 
 
 def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
+    if not found:
+        click.echo(f"\n# {what}")
+        return
     click.echo(f"\n# {what}; the first {min(n, len(found))}:")
     for e in found[:n]:
         cat = f" [{e.categories[0]}]" if e.categories else ""

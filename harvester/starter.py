@@ -39,14 +39,15 @@ class Found:
     category_from_title: bool = False  # its titles read "Press Release: …"
 
 
-def feed_entries(fr: FetchResult) -> tuple[RawEntry, ...]:
-    """The entries of a body that reads as a feed; none for anything else (a page)."""
+def feed_entries(fr: FetchResult) -> tuple[RawEntry, ...] | None:
+    """The entries of a body that reads as a feed (none yet, for a new blog's); None for
+    anything else (a page)."""
     from .parse import parse_feed
 
     try:
         return parse_feed(fr.body, url=fr.url, content_type=fr.content_type).entries
     except ParseError:
-        return ()
+        return None
 
 
 def labelled_titles(entries: Sequence[RawEntry]) -> bool:
@@ -85,7 +86,7 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
     given, url = url, fr.moved_to or url  # moved for good: the config gets where it went
     moved = f"moved from {given}" if url != given else ""
     entries = feed_entries(fr)
-    if entries:
+    if entries is not None:  # an empty feed too: its news is still to come
         return Found(url, SourceKind.FEED, len(entries), note=moved,
                      category_from_title=labelled_titles(entries))
     select = detect(fr.body, fr.url, content_type=fr.content_type)
@@ -99,7 +100,7 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
                     else fetcher.fetch(announced.url))
         except FetchError:
             continue
-        entries = feed_entries(feed)
+        entries = feed_entries(feed) or ()
         in_feed = {link for e in entries if (link := canonical_url(e.link, feed.url))}
         # a feed holds the newest few: its news is the page's when it holds at least half of
         # as many of the page's newest entries

@@ -44,6 +44,27 @@ def test_a_page_showing_more_than_its_feed_holds_is_still_that_feeds(server, icm
                                         f" now; announced by {server.url('/news-centre/')})")
 
 
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>New</title></channel></rss>',
+    b'<feed xmlns="http://www.w3.org/2005/Atom"><title>New</title><id>urn:x</id></feed>',
+    b'{"version": "https://jsonfeed.org/version/1.1", "title": "New", "items": []}',
+], ids=["rss", "atom", "json"])
+def test_a_feed_with_no_entries_yet_is_a_feed(server, tmp_path, body):
+    """A new blog, a category with no posts yet: subscribed to, not refused as "neither a
+    feed nor a page"."""
+    server.route("/new", Response(body, content_type="application/octet-stream"))
+    url = server.url("/new")
+    r = run_cli("init", url, cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[1]) == (0, f"  {url}  (feed, 0 entries now)")
+    assert load_config(tmp_path / "harvester.toml").sources[0].kind.value == "feed"
+    r = run_cli("probe", url, cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.endswith("# a feed, not a listing page (no selectors needed): no entries "
+                             "yet\n")
+    r = run_cli("--config", str(tmp_path / "harvester.toml"), "once", cwd=tmp_path)
+    assert r.returncode == 0 and "baseline: 0 items stored silently" in r.stderr
+
+
 def test_a_blogs_comments_feed_announced_first_is_not_its_news(server, icmpd_a, tmp_path):
     """WordPress announces "Site » Comments Feed" (/comments/feed/) beside "Site » Feed",
     in whatever order its theme writes them: a feed of comments is a feed, never the news."""
