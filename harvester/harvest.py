@@ -345,8 +345,10 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             return _not_modified(fetched, base, store, now, dry_run, config)
         if read.error is not None:
             return _failed(base, read.error, fetched, store, now, dry_run, config, read.stale)
-        if state.baseline_done and not read.items and not read.same:
-            # a feed that empties overnight is a broken CMS far more often than news
+        if (state.baseline_done and not read.items and not read.same
+                and store.has_items(src.name)):
+            # a feed that empties overnight is a broken CMS far more often than news (one
+            # empty since its first poll, a new blog's, is just empty)
             return _failed(base, "the feed has no entries now; the items stored before are "
                            "kept", fetched, store, now, dry_run, config)
         items = read.items

@@ -98,6 +98,8 @@ class Store(Protocol):
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]: ...
 
+    def has_items(self, source: str) -> bool: ...
+
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
@@ -611,6 +613,14 @@ class SqliteStore:
         try:
             return dict(self._rows("SELECT key, raw_hash FROM sightings WHERE source = ?"
                                    " AND raw_hash IS NOT NULL AND key IN ({marks})", keys, source))
+        except sqlite3.Error as e:
+            raise self._failure(f"read items of {source!r}", e, source=source) from e
+
+    def has_items(self, source: str) -> bool:
+        """Whether this source has sighted any item (one indexed row read)."""
+        try:
+            return self.conn.execute("SELECT 1 FROM sightings WHERE source = ? LIMIT 1",
+                                     (source,)).fetchone() is not None
         except sqlite3.Error as e:
             raise self._failure(f"read items of {source!r}", e, source=source) from e
 

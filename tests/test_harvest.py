@@ -431,6 +431,30 @@ def test_ctrl_c_while_polls_are_recorded_says_every_poll_it_stored(server, confi
     assert {(r.status, r.new, r.baseline) for r in said} == {(PollStatus.OK, 7, True)}
 
 
+def test_a_feed_empty_since_its_first_poll_is_empty_not_failing(server, config_for, store):
+    """A new blog's feed, regenerated with a new date each time: no items is all it has
+    had, so it is no CMS gone wrong (that guard is for a feed that had items)."""
+    count = iter(range(100))
+
+    def empty(_req):
+        return Response(f'<?xml version="1.0"?><rss version="2.0"><channel><title>New blog'
+                        f"</title><lastBuildDate>{next(count)}</lastBuildDate></channel></rss>"
+                        .encode(), conditional=False)
+
+    server.route("/blog", empty)
+    config = config_for(feed_source("blog", server.url("/blog")))
+    reports = [poll(config, store)["blog"] for _ in range(3)]
+    assert [(r.status, r.baseline, r.new, r.error) for r in reports] == [
+        (PollStatus.OK, True, 0, None), (PollStatus.OK, False, 0, None),
+        (PollStatus.OK, False, 0, None)]
+    assert store.source_state("blog").consecutive_failures == 0
+    # its first item is news, as for any source past its baseline
+    server.route("/blog", Response(b'<?xml version="1.0"?><rss version="2.0"><channel><title>'
+                                   b"New blog</title><item><title>Hello</title><link>"
+                                   b"https://blog.example/1</link></item></channel></rss>"))
+    assert poll(config, store)["blog"].new == 1
+
+
 def test_items_hashed_by_an_earlier_version_are_no_edits_after_an_upgrade(
         server, config_for, store):
     """What the hash covers changed (v2: an entry with only its body takes its summary
