@@ -115,6 +115,10 @@ def setup_logging(fmt: str, level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # its "skipped: maximum number of running instances reached", every turn a long poll
+    # overruns, names no source: the daemon says it once per overrun, attributed (_skipped)
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in record.getMessage())
     # urllib3 warns of each connection retry in its own terms; the poll's record says how
     # the request ended, in ours
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -142,6 +146,9 @@ class Daemon:
         self.forced = False  # stopped with a job still running: see run_daemon
         # why the config on disk was refused, while the daemon runs the one before it
         self.config_refused: str | None = None
+        # sources whose poll ran past their next turn, said once for each overrun
+        self._overrun: set[str] = set()
+        self._overrun_lock = threading.Lock()
 
     # -- per-thread stores: one SQLite connection per scheduler thread --------------------
 
@@ -156,7 +163,27 @@ class Daemon:
 
     # -- jobs -------------------------------------------------------------------------------
 
+    def _skipped(self, event: Any) -> None:
+        """A source's turn came while its last poll still ran (a slow server, a timeout
+        longer than its `every`): said once an overrun, with the source, in our words."""
+        kind, _, name = event.job_id.partition(":")
+        if kind != "poll":
+            return
+        with self._overrun_lock:
+            if name in self._overrun:
+                return
+            self._overrun.add(name)
+        log.info("%s: its poll still runs at its next turn; turns are skipped until it ends",
+                 name, extra={"source": name, "event": "poll.overrun"})
+
     def poll(self, name: str) -> None:
+        try:
+            self._poll(name)
+        finally:
+            with self._overrun_lock:
+                self._overrun.discard(name)
+
+    def _poll(self, name: str) -> None:
         src = next((s for s in self.config.sources if s.name == name), None)
         if src is None:
             return
@@ -405,6 +432,7 @@ class Daemon:
                                     if self.config_refused else "loaded"}
 
     def run(self) -> int:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -415,6 +443,7 @@ class Daemon:
             self.scheduler = BackgroundScheduler(
                 executors={"default": ThreadPoolExecutor(max(2, self.config.http.concurrency))},
                 timezone=UTC)
+            self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
             self._schedule(self.config, first=True)
             # before the scheduler starts: a source due at start has a turn already past
             started = datetime.now(UTC)

@@ -698,3 +698,22 @@ def test_a_restarted_daemon_exports_each_sources_last_success_from_the_database(
              families["harvester_source_last_success_timestamp_seconds"].samples}
     assert len(server.hits("/rss")) == hits  # polled an hour from the last run: not yet
     assert gauge == {"icmpd-rss": datetime.fromisoformat(stored).timestamp()}  # none: never
+
+
+def test_a_poll_running_past_its_next_turn_is_said_once_with_its_source(
+        server, icmpd_a, tmp_path, running):
+    """A slow server and an `every` shorter than a poll: APScheduler warned at each turn
+    skipped, naming a job but no source; the daemon says it once an overrun, attributed."""
+    def slow(_req):
+        time.sleep(3.5)
+        return Response(feed_bytes("icmpd-2020-05-a.rss"))
+
+    server.route("/slow", slow)
+    cfg = make_config(tmp_path, BASE.replace("timeout = 2", "timeout = 10")
+                      + feed_source("slow", server.url("/slow")))
+    d = running(cfg, http=False)
+    d.wait_for(lambda: any(r.get("event") == "poll" for r in d.logs()), what="the slow poll")
+    overruns = [r for r in d.logs() if r.get("event") == "poll.overrun"]
+    assert [(r["source"], r["message"]) for r in overruns] == [
+        ("slow", "slow: its poll still runs at its next turn; turns are skipped until it ends")]
+    assert "maximum number of running instances" not in d.err.read_text()
