@@ -427,8 +427,23 @@ def _timezone(r: _Reader, k: str, default: str) -> str:
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
-        raise r.error(k, f"unknown time zone {v!r} (an IANA name like 'Europe/Vienna')") from None
+        near = _zone_like(v)
+        hint = f"did you mean {near!r}?" if near else "an IANA name like 'Europe/Vienna'"
+        raise r.error(k, f"unknown time zone {v!r} ({hint})") from None
     return v
+
+
+def _zone_like(name: str) -> str | None:
+    """The known zone a mistyped name most likely meant: 'europe/vienna', 'Europe/Viena'."""
+    import difflib
+    from zoneinfo import available_timezones
+
+    zones = available_timezones()
+    by_case = {z.lower(): z for z in zones}
+    if name.lower() in by_case:
+        return by_case[name.lower()]
+    near = difflib.get_close_matches(name.lower(), list(by_case), n=1, cutoff=0.85)
+    return by_case[near[0]] if near else None
 
 
 def _regex(r: _Reader, k: str) -> re.Pattern[str] | None:

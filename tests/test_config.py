@@ -202,6 +202,11 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "'latest:0' is not one of 'baseline', 'all' or 'latest:N' (N ≥ 1)"),
     ('[defaults]\ntimezone = "Mars/Base"\n', "defaults.timezone",
      "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
+    # a zone mistyped or in the wrong case: the one it most likely meant
+    ('[defaults]\ntimezone = "europe/vienna"\n', "defaults.timezone",
+     "unknown time zone 'europe/vienna' (did you mean 'Europe/Vienna'?)"),
+    ('[defaults]\ntimezone = "America/New York"\n', "defaults.timezone",
+     "unknown time zone 'America/New York' (did you mean 'America/New_York'?)"),
     ('[[sources]]\nname = "a"\nurl = "ftp://example.org/rss"\n', "sources[0].url",
      "expected an http:// or https:// URL, got 'ftp://example.org/rss'"),
     ('[[sources]]\nname = "a"\nurl = "http://[intranet/rss"\n', "sources[0].url",
