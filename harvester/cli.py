@@ -114,9 +114,8 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
             click.echo("no sources to poll: " + (
                 f"disabled: {', '.join(s.name for s in asked)}" if asked
                 else f"{config.path} has no [[sources]]"), err=True)
-        # a dry run before the first poll writes no database file: its store is in memory
-        fresh = dry_run and not config.storage.path.exists()
-        store = SqliteStore(":memory:" if fresh else config.storage.path)
+        # a dry run before the first poll writes no database file
+        store = SqliteStore(config.storage.path, new_in_memory=dry_run)
     failed = False
     unclosed: StoreError | None = None
     # a line per source as it lands on a terminal; in one write for cron and pipes

@@ -301,10 +301,13 @@ class _Undo(Exception):
 class SqliteStore:
     """SQLite behind the Store protocol."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False):
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 new_in_memory: bool = False):
         """`read_only` is for commands that only read: when this user may not write the
         database (or the folder SQLite keeps its -wal and -shm files in), it is opened
-        read-only instead of refused, so another account can still list what it holds."""
+        read-only instead of refused, so another account can still list what it holds.
+        With it, or with `new_in_memory` (a dry run), a database not there yet is not made:
+        an empty one in memory answers as the new one would."""
         self.path = Path(path)
         self._deferred: list[_Deferred] = []
         self._group_s: float | None = None  # inside group(): how long one transaction may run
@@ -313,9 +316,7 @@ class SqliteStore:
         self._on_commit: Callable[[], None] | None = None
         self._on_lost: Callable[[str], None] | None = None
         conn: sqlite3.Connection | None = None
-        # before the first poll, a dry run and the commands that only read write no file:
-        # an empty database in memory answers them as the new one would
-        memory = str(path) == ":memory:" or (read_only and not self.path.exists())
+        memory = (read_only or new_in_memory) and not self.path.exists()
         try:
             try:
                 if not memory:
