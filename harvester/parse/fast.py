@@ -89,6 +89,11 @@ _MAPPED = frozenset({"summary", "body", "fullitem", "abstract", "content", "upda
 _HANDLED = frozenset({_CONTENT, _DC + "date", _DC + "subject", _DC + "creator"})
 
 
+def _overlaps(tag: str) -> bool:
+    """Whether feedparser reads this element of another vocabulary into a field."""
+    return tag.rpartition("}")[2] in _MAPPED or tag.startswith(_DCTERMS)
+
+
 def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
     title = link = guid = summary = content = published = updated = author = creator = None
     permalink = True
@@ -127,8 +132,7 @@ def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
             if author is not None:
                 raise _Decline
             creator = _text(child)
-        elif tag.startswith(_ATOM) or (tag not in _HANDLED and (
-                tag.rpartition("}")[2] in _MAPPED or tag.startswith(_DCTERMS))):
+        elif tag.startswith(_ATOM) or (tag not in _HANDLED and _overlaps(tag)):
             raise _Decline  # overlapping vocabularies: let feedparser arbitrate
     if ns == _RSS1:
         guid = item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about") or None
@@ -196,8 +200,7 @@ def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
     for child in entry.iterdescendants():  # YouTube's media:description is in media:group
         tag = child.tag
         if isinstance(tag, str) and not tag.startswith(_ATOM) and (
-                tag.rpartition("}")[2] in _MAPPED or tag.startswith(_DCTERMS)
-                or tag.startswith(_DC)):
+                _overlaps(tag) or tag.startswith(_DC)):
             raise _Decline  # media:description → summary and the like: feedparser's
     link = _atom_link(entry, url)
     guid = _text(entry.find(_ATOM + "id"))
