@@ -147,7 +147,7 @@ _ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)(?:\s+of)?\b", re.IGNORECASE)
 # "Publié le", "Publicado el"): a date selector often takes it with the date.
 _LABEL = re.compile(
     r"^(?:(?:first\s+|last\s+)?(?:posted|published|updated|released|modified|dated?)"
-    r"|veröffentlicht|aktualisiert|erschienen|datum|stand|publié|publie|mis à jour|date"
+    r"|veröffentlicht|aktualisiert|erschienen|datum|stand|publié|publie|mis à jour"
     r"|publicado|actualizado|atualizado|fecha|data|pubblicato|gepubliceerd)"
     r"(?:\s+(?:on|at|am|vom|le|du|el|em|il|op))?\s*:?\s+", re.IGNORECASE)
 # what follows the date: a time ("- 14:12", "at 2:12 pm", "um 14.12 Uhr"), then perhaps a zone
