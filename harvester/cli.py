@@ -516,6 +516,8 @@ def check(ctx: click.Context) -> None:
                                                      for f in config.included))
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
+    for warning in _same_urls(config):
+        click.echo(f"  warning: {warning}", err=True)
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
         sent = f", sends {', '.join(n for n, _ in s.headers)}" if s.headers else ""  # not values
@@ -548,6 +550,22 @@ def check(ctx: click.Context) -> None:
                       if not (n.on or n.events) else ""))
         for warning in _secret_warnings(n):
             click.echo(f"  warning: {warning}", err=True)
+
+
+def _same_urls(config: Config) -> list[str]:
+    """Sources that read one URL (by its canonical form, as `add` tells them) alike: the
+    same headers, and for a listing the same selectors (two sections of one page are two
+    sources). The site is asked twice each round for what one source would store."""
+    from .urls import canonical_url
+
+    by_url: dict[tuple[str, str], list[str]] = {}
+    for s in config.sources:
+        if s.enabled:
+            alike = repr((s.kind, s.headers, s.listing))
+            by_url.setdefault((canonical_url(s.url) or s.url, alike), []).append(s.name)
+    return [f"sources {', '.join(names)} poll the same URL ({url}): it is fetched "
+            f"{len(names)} times a round for the same items; keep one"
+            for (url, _), names in by_url.items() if len(names) > 1]
 
 
 def _secret_warnings(n: NotifierConfig) -> list[str]:

@@ -788,6 +788,22 @@ def test_check_warns_of_a_notifiers_secret_not_set_or_not_a_secret(tmp_path):
     assert (r.returncode, r.stderr) == (0, "")
 
 
+def test_check_warns_of_two_sources_reading_one_url_alike(tmp_path):
+    """The same feed under two names (another spelling of its URL): fetched twice a round
+    for the same items. Two sections of one listing page are two sources, not a repeat."""
+    section = ('[[sources]]\nname = "{name}"\nkind = "html"\nurl = "https://www.icmpd.org/'
+               'news-centre/"\n  [sources.select]\n  item = "{item}"\n  title = "h3"\n'
+               '  link = "h3 a"\n')
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss")
+                      + feed_source("again", "HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top")
+                      + section.format(name="news", item="div.news-item")
+                      + section.format(name="events", item="div.event"), rules=False)
+    r = run_cli("--config", str(cfg), "check")
+    assert (r.returncode, r.stderr) == (0, (
+        "  warning: sources icmpd-rss, again poll the same URL (https://www.icmpd.org/"
+        "news-centre/rss): it is fetched 2 times a round for the same items; keep one\n"))
+
+
 def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("intranet", "https://news.corp.example/rss")
                       + 'headers = { Authorization = "Bearer ${HV_TOKEN}", Cookie = "a=1" }\n',
