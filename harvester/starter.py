@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .config import SourceConfig, SourceKind, parse_config
 from .errors import ConfigError, ParseError
@@ -59,6 +59,11 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
     titles = [e.title for e in entries if e.title]
     labels = [label for t in titles if (label := split_category(t)[0])]
     return len(titles) >= 3 and len(labels) >= 0.6 * len(titles) and len(set(labels)) < len(labels)
+
+
+# Where site software serves its feed, tried (in this order) only when a page names no
+# feed and shows no entries of its own
+_COMMON_FEEDS = ("/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml")
 
 
 def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:
@@ -113,6 +118,21 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
         if entries and not passed_over:
             passed_over = (f"it announces {announced.url}, which carries {len(carried)} of "
                            f"its newest {len(newest)} entries")
+    if select is None and not passed_over:
+        # a site whose pages announce nothing often has a feed all the same, where its
+        # software puts one (WordPress /feed/, Hugo /index.xml, Jekyll /feed.xml …)
+        for guess in _COMMON_FEEDS:
+            at = urljoin(fr.url, guess)
+            try:
+                feed = (fetcher.fetch(at, origin=url, headers=headers) if headers
+                        else fetcher.fetch(at))
+            except FetchError:
+                continue
+            entries = feed_entries(feed) or ()
+            if entries:
+                return Found(feed.moved_to or at, SourceKind.FEED, len(entries),
+                             note=f"found at {guess} of {given}'s site, which announces none",
+                             category_from_title=labelled_titles(entries))
     if select is None:
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          "repeated entries (each with a link and a date)", url=url)

@@ -44,6 +44,22 @@ def test_a_page_showing_more_than_its_feed_holds_is_still_that_feeds(server, icm
                                         f" now; announced by {server.url('/news-centre/')})")
 
 
+def test_a_site_that_announces_no_feed_is_looked_for_where_its_software_serves_one(
+        server, tmp_path):
+    """A page that names no feed and shows no entries: its site's /feed/, /rss, … are
+    tried (as feed readers do), and the first that is a feed with entries is the source."""
+    server.route("/index.xml", Response(feed_bytes("icmpd-2020-05-a.rss")))  # Hugo's
+    server.route("/about", Response(b"<html><body><p>About us</p></body></html>",
+                                    content_type="text/html"))
+    r = run_cli("init", server.url("/about"), cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
+        f"  {server.url('/index.xml')}  (feed, 7 entries now; found at /index.xml of "
+        f"{server.url('/about')}'s site, which announces none)"))
+    tried = [q.path for q in server.requests]
+    assert tried == ["/about", "/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml",
+                     "/index.xml"]
+
+
 @pytest.mark.parametrize("body", [
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>New</title></channel></rss>',
     b'<feed xmlns="http://www.w3.org/2005/Atom"><title>New</title><id>urn:x</id></feed>',
@@ -160,8 +176,10 @@ def test_init_writes_where_a_feed_moved_for_good(server, icmpd_a, tmp_path):
     assert src.url == icmpd_a
 
 
-def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server, icmpd_a,
-                                                                          tmp_path):
+def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server, tmp_path):
+    # the feed where no site software puts one, so that the /about page finds none either
+    icmpd_a = server.url("/news-centre/rss-2020")
+    server.route("/news-centre/rss-2020", Response(feed_bytes("icmpd-2020-05-a.rss")))
     server.route("/about", Response(b"<html><body><p>About us</p></body></html>",
                                     content_type="text/html"))
     r = run_cli("init", icmpd_a, server.url("/about"), server.url("/gone"), cwd=tmp_path)
