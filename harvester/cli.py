@@ -604,7 +604,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .fetch import Fetcher
     from .parse.listing import extract
-    from .starter import feed_entries
+    from .starter import common_feed, feed_entries
 
     headers = _header_options(header_args)
     http = HttpConfig()
@@ -622,8 +622,11 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
         feeds = announced_feeds(fr.body, fr.url, content_type=fr.content_type)
         found = detect(fr.body, fr.url, content_type=fr.content_type)
         if found is None:
-            also = (f"; the page announces a feed: {feeds[0].url} (try `harvester probe "
-                    f"{feeds[0].url}`)" if feeds else "")
+            guessed = None if feeds else common_feed(fr.url, Fetcher(http), headers)
+            feed_url = feeds[0].url if feeds else guessed[0] if guessed else None
+            said = "the page announces a feed" if feeds else "its site serves a feed"
+            also = (f"; {said}: {feed_url} (try `harvester probe {feed_url}`)"
+                    if feed_url else "")
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}{also}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)

@@ -66,6 +66,26 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
 _COMMON_FEEDS = ("/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml")
 
 
+def common_feed(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
+                ) -> tuple[str, str, tuple[RawEntry, ...]] | None:
+    """A feed with entries where the site of `page` may serve one though it announces
+    none (WordPress /feed/, Hugo /index.xml, Jekyll /feed.xml …): (its URL, the path
+    tried, its entries), or None."""
+    from .errors import FetchError
+
+    for path in _COMMON_FEEDS:
+        at = urljoin(page, path)
+        try:
+            feed = (fetcher.fetch(at, origin=page, headers=headers) if headers
+                    else fetcher.fetch(at))
+        except FetchError:
+            continue
+        entries = feed_entries(feed)
+        if entries:
+            return feed.moved_to or at, path, entries
+    return None
+
+
 def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
     repeated entries (FetchError when it cannot be fetched). A page's own feed is taken
@@ -119,20 +139,12 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
             passed_over = (f"it announces {announced.url}, which carries {len(carried)} of "
                            f"its newest {len(newest)} entries")
     if select is None and not passed_over:
-        # a site whose pages announce nothing often has a feed all the same, where its
-        # software puts one (WordPress /feed/, Hugo /index.xml, Jekyll /feed.xml …)
-        for guess in _COMMON_FEEDS:
-            at = urljoin(fr.url, guess)
-            try:
-                feed = (fetcher.fetch(at, origin=url, headers=headers) if headers
-                        else fetcher.fetch(at))
-            except FetchError:
-                continue
-            entries = feed_entries(feed) or ()
-            if entries:
-                return Found(feed.moved_to or at, SourceKind.FEED, len(entries),
-                             note=f"found at {guess} of {given}'s site, which announces none",
-                             category_from_title=labelled_titles(entries))
+        guessed = common_feed(fr.url, fetcher, headers)
+        if guessed is not None:
+            at, path, entries = guessed
+            return Found(at, SourceKind.FEED, len(entries),
+                         note=f"found at {path} of {given}'s site, which announces none",
+                         category_from_title=labelled_titles(entries))
     if select is None:
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          "repeated entries (each with a link and a date)", url=url)
@@ -285,5 +297,5 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
                     "\n".join(source_text(f, n, headers) for n, f in added))
 
 
-__all__ = ["Addition", "Found", "Survey", "config_text", "examine", "feed_entries",
-           "local_timezone", "plan_addition", "source_text", "survey"]
+__all__ = ["Addition", "Found", "Survey", "common_feed", "config_text", "examine",
+           "feed_entries", "local_timezone", "plan_addition", "source_text", "survey"]

@@ -58,6 +58,13 @@ def test_a_site_that_announces_no_feed_is_looked_for_where_its_software_serves_o
     tried = [q.path for q in server.requests]
     assert tried == ["/about", "/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml",
                      "/index.xml"]
+    # probe, which reads pages, says where the feed is
+    r = run_cli("probe", server.url("/about"), cwd=tmp_path)
+    feed = server.url("/index.xml")
+    assert (r.returncode, r.stderr) == (1, (
+        f"harvester: error: found no repeated entries with a link and a date on "
+        f"{server.url('/about')}; its site serves a feed: {feed} (try `harvester probe "
+        f"{feed}`)\n"))
 
 
 @pytest.mark.parametrize("body", [
