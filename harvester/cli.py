@@ -558,14 +558,14 @@ def _same_urls(config: Config) -> list[str]:
     sources). The site is asked twice each round for what one source would store."""
     from .urls import canonical_url
 
-    by_url: dict[tuple[str, str], list[str]] = {}
+    by_url: dict[tuple[object, ...], list[str]] = {}
     for s in config.sources:
         if s.enabled:
-            alike = repr((s.kind, s.headers, s.listing))
-            by_url.setdefault((canonical_url(s.url) or s.url, alike), []).append(s.name)
+            key = (canonical_url(s.url) or s.url, s.kind, s.headers, s.listing)
+            by_url.setdefault(key, []).append(s.name)
     return [f"sources {', '.join(names)} poll the same URL ({url}): it is fetched "
             f"{len(names)} times a round for the same items; keep one"
-            for (url, _), names in by_url.items() if len(names) > 1]
+            for (url, *_), names in by_url.items() if len(names) > 1]
 
 
 def _secret_warnings(n: NotifierConfig) -> list[str]:
