@@ -75,9 +75,8 @@ def common_feed(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] 
 
     for path in _COMMON_FEEDS:
         at = urljoin(page, path)
-        try:
-            feed = (fetcher.fetch(at, origin=page, headers=headers) if headers
-                    else fetcher.fetch(at))
+        try:  # the page's own site: its headers and its network policy hold alike
+            feed = fetcher.fetch(at, origin=page, headers=headers)
         except FetchError:
             continue
         entries = feed_entries(feed)
