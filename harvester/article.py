@@ -20,24 +20,25 @@ _NOISE = ("script", "style", "nav", "header", "footer", "aside", "form", "noscri
 
 
 def main_html(body: bytes, url: str, selector: str | None = None, *,
-              content_type: str | None = None, encoding: str | None = None) -> str | None:
-    """The article's main block as HTML, or None when the page has none."""
+              content_type: str | None = None, encoding: str | None = None) -> str:
+    """The article's main block as HTML; ParseError naming why when the page gives none,
+    so a redesign that outdates `select.content` is said rather than stored as silence."""
     import lxml.html
 
     from .parse.html import html_document
 
-    try:
-        root = html_document(body, url=url, content_type=content_type, encoding=encoding)
-    except ParseError:
-        return None
+    root = html_document(body, url=url, content_type=content_type, encoding=encoding)
     for el in [el for el in root.iter(*_NOISE) if el.getparent() is not None]:
         el.drop_tree()
     if selector:
         from .parse.listing import _found
 
         found = _found(root, selector, "select.content", (None, url))
-        best = found[0] if found else None
-        if best is not None and not isinstance(best, lxml.html.HtmlElement):
+        if not found:
+            raise ParseError(f"select.content {selector!r} matched nothing: the article "
+                             "pages' layout may have changed", url=url)
+        best = found[0]
+        if not isinstance(best, lxml.html.HtmlElement):
             raise ParseError(f"select.content {selector!r} selects text or attributes, not "
                              "the element that holds the article", url=url)
     else:
@@ -48,8 +49,9 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
             own = sum(len(p.text_content().strip()) for p in el if p.tag == "p")
             if own > score:
                 best, score = el, own
-    if best is None:
-        return None
+        if best is None:
+            raise ParseError("found no paragraphs of article text; name the block that "
+                             "holds it with select.content", url=url)
     return lxml.html.tostring(best, encoding="unicode")
 
 
@@ -70,7 +72,7 @@ def follow(items: Sequence[Item], fetcher: Fetcher, source: str, selector: str |
             problems.append(f"{it.url}: {e}")
             out.append(it)
             continue
-        out.append(replace(it, content=clean_content(html, fr.url)) if html else it)
+        out.append(replace(it, content=clean_content(html, fr.url)))
     return out, problems
 
 

@@ -317,6 +317,33 @@ def test_a_content_selector_that_gives_text_leaves_the_items_as_listed(
     assert not any("First paragraph" in (i["content"] or "") for i in store.items())
 
 
+@pytest.mark.parametrize("content, page, why", [
+    ('  content = "div.article-body"', article("x"),
+     "select.content 'div.article-body' matched nothing: the article pages' layout may "
+     "have changed"),
+    ("", b"<html><body><div><img src='/a.png'><span>Only a caption</span></div></body></html>",
+     "found no paragraphs of article text; name the block that holds it with "
+     "select.content"),
+    ("", b"  ", "empty page"),
+])
+def test_an_article_page_without_article_text_is_said(server, config_for, store, content,
+                                                      page, why):
+    """follow asked for each article's text: a page that gives none (a content selector
+    the site's redesign outdated, no paragraphs to find, an empty answer) is said in the
+    poll's warning, not stored silently without it."""
+    serve(server, "a")
+    for e in ENTRIES["a"][:10]:
+        server.route(e["path"], Response(page, content_type="text/html"))
+    src = listing_source(server.url("/news-centre/"), max=1).replace(
+        'kind = "html"', 'kind = "html"\nfollow = true').replace(
+        '  summary = ".teaser"', '  summary = ".teaser"\n' + content)
+    r = poll(config_for(src), store)["icmpd-news"]
+    first = f"{server.base}{ENTRIES['a'][0]['path']}"
+    assert (r.status, r.new) == (PollStatus.OK, 10)
+    assert r.warning == f"10 article pages not read: {first}: {why}"
+    assert all(not i["content"] for i in store.items())
+
+
 def test_follow_reads_at_most_its_cap_of_article_pages_a_poll(server, config_for, store,
                                                                monkeypatch):
     """A feed of thousands of links must not become thousands of requests in one poll: the
