@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -94,6 +95,9 @@ class _PoliteRetry(Retry):
             after = retry_after_seconds(response.headers.get("Retry-After"))
             if after is not None and after > self.retry_after_max:
                 raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {after:g}s"))
+        if error is not None and _verify_error(error) is not None:
+            # a certificate fails alike every time: trying again only waits out backoffs
+            raise MaxRetryError(_pool, url, error) from error
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
@@ -514,9 +518,35 @@ def is_timeout(e: BaseException) -> bool:
                and not isinstance(x, urllib3.exceptions.NewConnectionError) for x in _chain(e))
 
 
+# OpenSSL's verify codes for a chain that ends at no CA this machine trusts (self-signed,
+# an issuer it does not know): the fix is to trust that CA, not to wait
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21})
+
+
+def _verify_error(e: BaseException) -> ssl.SSLCertVerificationError | None:
+    return next((x for x in _chain(e) if isinstance(x, ssl.SSLCertVerificationError)), None)
+
+
+def certificate_problem(e: BaseException, host: str) -> str | None:
+    """What is wrong with `host`'s TLS certificate, when that is why `e` happened: in the
+    same words for feeds, webhooks and email, with where a private CA goes."""
+    x = _verify_error(e)
+    if x is None:
+        return None
+    why = str(x.verify_message or x.reason or x).rstrip(".")
+    if x.verify_code in _UNTRUSTED:
+        return (f"the TLS certificate of {host} is not signed by a CA this machine trusts "
+                f"({why}): a private CA (your organisation's, a TLS-inspecting proxy's) "
+                "goes in SSL_CERT_FILE, a PEM file")
+    return f"the TLS certificate of {host} is not valid: {why}"
+
+
 def cannot_connect(e: BaseException, url: str) -> str:
     """Why a request to `url` never got an answer: a name that does not resolve says
     which host (a listing's next page on another site, a typo), not just errno -2."""
+    cert = certificate_problem(e, urlsplit(url).hostname or url)
+    if cert is not None:
+        return cert
     for x in _chain(e):
         if isinstance(x, socket.gaierror):
             return f"cannot resolve {urlsplit(url).hostname}: {x.strerror or x}"
@@ -530,5 +560,5 @@ def error_reason(e: BaseException) -> str:
     return msg.split(">: ", 1)[-1] if ">: " in msg else msg
 
 
-__all__ = ["Fetcher", "cannot_connect", "decode", "error_reason", "is_timeout",
-           "retry_after_seconds", "same_site"]
+__all__ = ["Fetcher", "cannot_connect", "certificate_problem", "decode", "error_reason",
+           "is_timeout", "retry_after_seconds", "same_site"]

@@ -107,8 +107,11 @@ class _Served:
 
     httpd: ThreadingHTTPServer
 
-    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+    def _serve(self, handler: type[BaseHTTPRequestHandler],
+               tls: ssl.SSLContext | None = None) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
@@ -133,6 +136,7 @@ class Receiver(_Served):
     hold: float = 0.0  # seconds to sit on a request before answering (crash tests)
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tls: ssl.SSLContext | None = None  # HTTPS, with this server context
 
     def __post_init__(self) -> None:
         receiver = self
@@ -175,7 +179,7 @@ class Receiver(_Served):
 
             do_PUT = do_POST  # Matrix sends each event by PUT, under its transaction id
 
-        self._serve(H)
+        self._serve(H, self.tls)
 
     def verify(self, msg_id: str, stamp: str, body: bytes, sig: str | None) -> bool:
         if self.secret is None:
@@ -188,7 +192,7 @@ class Receiver(_Served):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hook"
 
 
 def tls_for_tests(tmp: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:

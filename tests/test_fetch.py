@@ -393,3 +393,59 @@ def test_only_a_gzip_body_is_left_coded(server):
     for path in ("/plain", "/deflate"):
         r = fetcher.fetch(server.url(path), decode=False)
         assert (r.coding, r.body) == (None, FEED), path
+
+
+@pytest.fixture
+def handshakes(tmp_path):
+    """A TLS listener on 127.0.0.1 counting the handshakes tried: its certificate is for
+    `localhost` only, from a CA whose file is returned but that nothing trusts yet."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    tried: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            tried.append(1)
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except OSError:
+                pass  # the client gave up on the certificate
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], tmp_path / "ca.pem", tried
+    listener.close()
+
+
+@pytest.mark.parametrize("trust, why", [
+    (False, "the TLS certificate of 127.0.0.1 is not signed by a CA this machine trusts "
+            "(unable to get local issuer certificate): a private CA (your organisation's, "
+            "a TLS-inspecting proxy's) goes in SSL_CERT_FILE, a PEM file"),
+    (True, "the TLS certificate of 127.0.0.1 is not valid: IP address mismatch, "
+           "certificate is not valid for '127.0.0.1'"),
+])
+def test_a_certificate_that_fails_verification_is_said_and_not_tried_again(
+        handshakes, monkeypatch, trust, why):
+    """An intranet feed under an organisation's own CA, or a certificate for another name:
+    the error says what is wrong with it, and where a private CA goes. It fails alike
+    every time, so it is not retried within the poll as a dropped connection is."""
+    port, ca_file, tried = handshakes
+    if trust:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(FetchError) as e:
+        Fetcher(HttpConfig(timeout=2, retries=2)).fetch(f"https://127.0.0.1:{port}/rss")
+    assert str(e.value) == why
+    assert len(tried) == 1

@@ -212,6 +212,23 @@ def test_an_encoded_word_in_a_title_cannot_break_the_subject(server, config_for,
     assert msg["Subject"] == f"Press Release: {shown} now"
 
 
+def test_an_smtp_certificate_not_trusted_is_said_with_where_the_ca_goes(
+        server, icmpd_a, config_for, store, smtp, monkeypatch):
+    """A relay under an organisation's own CA, its CA not given: the row waits, saying
+    what is wrong with the certificate in the words feeds and webhooks use."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(smtp.port))
+    two_polls(server, config, store)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    report = deliver(config, store, NOW)
+    assert (report.sent, report.retrying) == (0, 1)
+    [row] = store.outbox()
+    assert (row["status"], row["last_error"]) == ("pending", (
+        f"SMTP 127.0.0.1:{smtp.port}: the TLS certificate of 127.0.0.1 is not signed by a "
+        "CA this machine trusts (unable to get local issuer certificate): a private CA "
+        "(your organisation's, a TLS-inspecting proxy's) goes in SSL_CERT_FILE, a PEM file"))
+    assert smtp.messages == []
+
+
 def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkeypatch):
     from aiosmtpd.controller import Controller
 
@@ -945,6 +962,31 @@ def test_notify_test_reports_the_answer(tmp_path, receiver):
     assert r.returncode == 1 and "hook: retry: HTTP 503" in r.stderr
     r = run_cli("--config", str(cfg), "notify-test", "nope", env=env)
     assert r.returncode == 2 and "no notifier named 'nope' (notifiers: hook)" in r.stderr
+
+
+def test_a_webhook_over_https_trusts_the_ca_feeds_and_email_trust(tmp_path, tls,
+                                                                   monkeypatch):
+    """One trust store for every channel: a private CA given in SSL_CERT_FILE (an
+    organisation's, a TLS-inspecting proxy's) is trusted by webhooks as by feeds and
+    email; without it, the failure says what is wrong and where the CA goes."""
+    monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    receiver = Receiver(secret=b"secret-key-for-tests", tls=tls)
+    try:
+        cfg = make_config(tmp_path, HTTP + webhook_notifier(receiver.url))
+        r = run_cli("--config", str(cfg), "notify-test", "hook")
+        assert (r.returncode, r.stdout.strip()) == (0, 'hook: sent (HTTP 200 {"ok": true})')
+        assert receiver.deliveries[0].valid
+        monkeypatch.delenv("SSL_CERT_FILE")
+        r = run_cli("--config", str(cfg), "notify-test", "hook")
+        assert r.returncode == 1
+        assert r.stderr.strip() == (
+            f"harvester: error: hook: retry: POST {receiver.url}: the TLS certificate of "
+            "127.0.0.1 is not signed by a CA this machine trusts (unable to get local "
+            "issuer certificate): a private CA (your organisation's, a TLS-inspecting "
+            "proxy's) goes in SSL_CERT_FILE, a PEM file")
+        assert len(receiver.deliveries) == 1
+    finally:
+        receiver.stop()
 
 
 def test_a_webhook_url_from_the_environment_is_used_and_never_shown(

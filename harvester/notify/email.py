@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from ..config import NotifierConfig
+from ..fetch import certificate_problem
 from .base import Message, Outcome, OutcomeKind
 from .render import Cut, header_safe, html_document, subject, text_body
 
@@ -131,6 +132,9 @@ class EmailChannel:
             if isinstance(e, socket.gaierror):
                 return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: cannot resolve {host}: "
                                                   f"{e.strerror or e}")
+            cert = certificate_problem(e, host)
+            if cert is not None:
+                return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {cert}")
             return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
         if refused:  # sent to the rest; the ones refused are said, and kept in the row
             text = f"some recipients refused: {_refusals(refused)}"

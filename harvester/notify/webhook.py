@@ -17,12 +17,14 @@ import hmac
 import json
 import math
 import os
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
@@ -32,6 +34,19 @@ from .base import Message, Outcome, OutcomeKind
 from .render import chat_text, matrix_message, ntfy_message, teams_card, telegram_message
 
 USER_AGENT = "harvester-webhook/0.1"
+
+
+class _Trusting(HTTPAdapter):
+    """HTTPS that trusts what feeds and email trust — the system's CAs, or SSL_CERT_FILE /
+    SSL_CERT_DIR (an organisation's CA, a TLS-inspecting proxy's) — as well as the certifi
+    copy requests alone would trust: one variable makes a private CA good everywhere."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, ssl_context=ssl.create_default_context(), **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("ssl_context", ssl.create_default_context())
+        return super().proxy_manager_for(proxy, **kwargs)
 
 
 def secret_bytes(secret: str) -> bytes:
@@ -150,6 +165,7 @@ class WebhookChannel:
         self.timeout = float(cfg.option("timeout", timeout))
         self.session = requests.Session()
         self.session.trust_env = False  # the proxy comes from `proxies`, worked out once
+        self.session.mount("https://", _Trusting())
         self.proxies = proxies or ProxyRoutes()
 
     def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome:
