@@ -289,12 +289,18 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         chain = [url]
         permanent = True  # every redirect so far said the move is for good
+        jar: _Cookies | None = None  # what the redirects set, for this fetch's later hops
+        visits: set[tuple[str, str | None]] = set()
         while True:
             hop = chain[-1]
             first = len(chain) == 1
             sent = headers
             if own_headers and same_site(site, hop):  # a redirect elsewhere gets none
                 sent = {**dict(own_headers), **headers}
+            cookie = jar.header_for(hop) if jar is not None else None
+            if cookie:
+                sent = _with_cookie(sent, cookie)
+            visits.add((hop, cookie))
             with self._turn(hop, watch, source, url, first=first):
                 if first:
                     start = time.monotonic()  # the wait for the turn is not the server's
@@ -308,13 +314,18 @@ class Fetcher:
                             raise FetchError(f"redirect to an invalid URL refused: "
                                              f"{location[:200]}", source=source, url=url,
                                              status=resp.status)
+                        if resp.headers.get("Set-Cookie"):
+                            jar = jar or _Cookies()
+                            jar.take(hop, resp.headers.getlist("Set-Cookie"))
                     else:
-                        moved = hop if permanent and len(chain) > 1 else None
+                        # (a 301 back to the same page, a cookie gate's, moved nothing)
+                        moved = hop if permanent and hop != url else None
                         return self._result(resp, hop, etag, last_modified, source, watch,
                                             start, moved, decode)
                 finally:
                     _finish(resp)
-            chain.append(self._check_redirect(chain, target, source))
+            again = (target, jar.header_for(target) if jar is not None else None) in visits
+            chain.append(self._check_redirect(chain, target, source, again))
 
     def _result(self, resp: BaseHTTPResponse, final: str, etag: str | None,
                 last_modified: str | None, source: str | None, watch: Watch,
@@ -346,13 +357,15 @@ class Fetcher:
                            last_modified=resp.headers.get("Last-Modified"),
                            duration=time.monotonic() - start, moved_to=moved_to, coding=coding)
 
-    def _check_redirect(self, chain: list[str], target: str, source: str | None) -> str:
-        """The next hop, if it may be followed: http(s), not seen before, within the limit."""
+    def _check_redirect(self, chain: list[str], target: str, source: str | None,
+                        again: bool) -> str:
+        """The next hop, if it may be followed: http(s), not asked for before (`again`:
+        the same URL with the same cookies), within the limit."""
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
             raise PolicyError(f"redirect to a non-http(s) URL refused: {target[:200]}",
                               source=source, url=chain[0])
-        if target in chain:
+        if again:
             loop = " → ".join([*chain[chain.index(target):], target])
             raise FetchError(f"redirect loop: {loop[:500]}", source=source, url=chain[0])
         if len(chain) > self.http.max_redirects:
@@ -492,6 +505,52 @@ def _status_message(resp: BaseHTTPResponse) -> str:
     elif resp.status == 410:
         msg += " (the site says it is gone for good: remove the source, or point it elsewhere)"
     return msg
+
+
+_COOKIES_MAX, _COOKIE_BYTES = 50, 4096
+
+
+class _Cookies:
+    """The cookies a fetch's redirects set, sent with its later hops by the rules a
+    browser follows (host, domain, path, secure): a gate that sets a cookie and redirects
+    back to the same page (a CMS's session check, a firewall's cookie test) lets the
+    request through. They last one fetch: nothing is kept between polls."""
+
+    def __init__(self) -> None:
+        from http.cookiejar import CookieJar
+
+        self.jar = CookieJar()
+
+    def take(self, url: str, set_cookies: list[str]) -> None:
+        from urllib.request import Request
+
+        # a browser's limits: a site cannot make every later hop carry megabytes
+        room = _COOKIES_MAX - len(self.jar)
+        set_cookies = [c for c in set_cookies if len(c) <= _COOKIE_BYTES][:max(room, 0)]
+
+        class Answer:  # what CookieJar reads of a response
+            def info(self) -> Answer:
+                return self
+
+            def get_all(self, name: str, default: Any = None) -> Any:
+                return set_cookies if name.lower() == "set-cookie" else default
+
+        self.jar.extract_cookies(Answer(), Request(url))  # type: ignore[arg-type]
+
+    def header_for(self, url: str) -> str | None:
+        from urllib.request import Request
+
+        req = Request(url)
+        self.jar.add_cookie_header(req)
+        return req.get_header("Cookie")
+
+
+def _with_cookie(headers: dict[str, str], cookie: str) -> dict[str, str]:
+    """`headers` with `cookie` added to a Cookie header the source configured, if any."""
+    own = next((k for k in headers if k.lower() == "cookie"), None)
+    if own is None:
+        return {**headers, "Cookie": cookie}
+    return {**headers, own: f"{headers[own]}; {cookie}"}
 
 
 def _chain(e: BaseException) -> list[BaseException]:

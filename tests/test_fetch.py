@@ -449,3 +449,91 @@ def test_a_certificate_that_fails_verification_is_said_and_not_tried_again(
         Fetcher(HttpConfig(timeout=2, retries=2)).fetch(f"https://127.0.0.1:{port}/rss")
     assert str(e.value) == why
     assert len(tried) == 1
+
+
+def _cookie(req) -> str | None:
+    return {k.lower(): v for k, v in req.headers.items()}.get("cookie")
+
+
+@pytest.mark.parametrize("status", [302, 301])
+def test_a_cookie_set_on_a_redirect_goes_with_the_next_hop(server, private, status):
+    """A gate that sets a cookie and redirects back to the same address (a CMS's session
+    check, a firewall's cookie test): the cookie goes with the next request, as a
+    browser's would, and the same URL again with it is no loop. It lasts one fetch, and
+    goes to no other host."""
+    body = feed_bytes("icmpd-2020-05-a.rss")
+
+    def gate(req):
+        if _cookie(req) != "gate=ok":
+            return Response(b"", status=status, conditional=False, headers={
+                "Location": "/rss", "Set-Cookie": "gate=ok; Path=/; HttpOnly"})
+        return Response(body)
+
+    server.route("/rss", gate)
+    fetcher = Fetcher(HttpConfig(timeout=2, retries=0))
+    got = fetcher.fetch(server.url("/rss"))
+    assert (got.status, got.body, got.url, got.moved_to) == (200, body, server.url("/rss"), None)
+    fetcher.fetch(server.url("/rss"))
+    assert [_cookie(q) for q in server.requests] == [None, "gate=ok", None, "gate=ok"]
+    # a cookie is its host's: a redirect to another one does not carry it
+    server.route("/away", Response(b"", status=302, conditional=False, headers={
+        "Location": private.url("/secret"), "Set-Cookie": "gate=ok; Path=/"}))
+    assert fetcher.fetch(server.url("/away")).body == b"internal"
+    assert [_cookie(q) for q in private.requests] == [None]
+
+
+def test_a_gate_whose_cookie_never_lets_it_through_is_a_loop(server):
+    server.route("/rss", Response(b"", status=302, conditional=False, headers={
+        "Location": "/rss", "Set-Cookie": "gate=ok; Path=/"}))
+    with pytest.raises(FetchError) as e:
+        Fetcher(HttpConfig(timeout=2, retries=0)).fetch(server.url("/rss"))
+    url = server.url("/rss")
+    assert str(e.value) == f"redirect loop: {url} → {url} → {url}"
+    assert [_cookie(q) for q in server.requests] == [None, "gate=ok"]
+
+
+def test_a_sources_own_cookie_goes_with_the_ones_a_redirect_sets(server):
+    body = feed_bytes("icmpd-2020-05-a.rss")
+    server.route("/rss", lambda req: Response(body) if "gate=ok" in (_cookie(req) or "") else
+                 Response(b"", status=302, conditional=False, headers={
+                     "Location": "/rss", "Set-Cookie": "gate=ok; Path=/"}))
+    got = Fetcher(HttpConfig(timeout=2, retries=0)).fetch(
+        server.url("/rss"), headers=[("cookie", "consent=yes")])
+    assert got.body == body
+    assert [_cookie(q) for q in server.requests] == ["consent=yes", "consent=yes; gate=ok"]
+
+
+def test_cookies_past_a_browsers_limits_are_not_taken():
+    """A redirect cannot make every later hop carry megabytes: a cookie past 4 KB, or past
+    the 50th, is dropped as a browser drops it."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sent: list[str | None] = []
+
+    class Gate(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            sent.append(self.headers.get("Cookie"))
+            self.send_response(302 if self.path != "/end" else 200)
+            if self.path == "/rss":
+                self.send_header("Set-Cookie", "big=" + "x" * 5000)
+                self.send_header("Location", "/two")
+            elif self.path == "/two":
+                for i in range(60):
+                    self.send_header("Set-Cookie", f"c{i}=v; Path=/")
+                self.send_header("Location", "/end")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        Fetcher(HttpConfig(timeout=2, retries=0)).fetch(f"http://127.0.0.1:{port}/rss")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert sent[:2] == [None, None]
+    assert sent[2] == "; ".join(f"c{i}=v" for i in range(50))
