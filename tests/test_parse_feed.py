@@ -230,3 +230,22 @@ def test_what_a_server_writes_around_the_feed_is_left_out(body, warning):
     cut, _ = feed.without_junk(body)
     assert feed.parse_fast(feed.without_dtd(cut), url=URL,
                            content_type="application/rss+xml") is not None
+
+
+RSS_HEAD = (b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>T'
+            b'</title>\n')
+
+
+@pytest.mark.parametrize("item, warning", [
+    (b"<item><title>Austria&nbsp;and Ghana</title><link>https://x.example/a</link></item>",
+     "line 4, column 21: undefined entity &nbsp;"),
+    (b"<item><title>A <b>bold</title><link>https://x.example/a</link></item>",
+     "line 4, column 25: mismatched tag"),
+])
+def test_a_malformed_feeds_warning_says_where_in_words(item, warning):
+    """feedparser's `<unknown>:4:20:` is said as a line and column a person can look up,
+    and an undefined entity by its name: what to tell the feed's publisher."""
+    body = RSS_HEAD + b"<link>https://x.example/</link>\n" + item + b"\n</channel></rss>\n"
+    doc = parse_feed(body, url="https://x.example/rss")
+    assert len(doc.entries) == 1
+    assert doc.warning == f"malformed feed, entries kept: {warning}"

@@ -233,6 +233,29 @@ def _html_page(body: bytes, *, url: str, content_type: str | None,
                       f" (`harvester probe {url}` finds its entries)", source=source, url=url)
 
 
+_ENTITY = re.compile(rb"&[A-Za-z][\w.-]{0,31};")
+
+
+def _complaint(e: BaseException | None, body: bytes) -> str:
+    """What feedparser found wrong, where a person can look it up: "line 4, column 21:
+    undefined entity &nbsp;", not "<unknown>:4:20: undefined entity"."""
+    if e is None:
+        return "malformed feed"
+    line, column = getattr(e, "getLineNumber", None), getattr(e, "getColumnNumber", None)
+    message = getattr(e, "getMessage", None)
+    if not (callable(line) and callable(column) and callable(message)):
+        return str(e)
+    line, column, said = line(), column(), str(message())
+    if not isinstance(line, int) or not isinstance(column, int) or line < 1:
+        return said
+    if said == "undefined entity":  # which one: what the publisher must fix
+        text = next(itertools.islice(body.splitlines(), line - 1, None), b"")
+        name = _ENTITY.match(text, column)
+        if name:
+            said += f" {name.group().decode('ascii')}"
+    return f"line {line}, column {column + 1}: {said}"
+
+
 def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = None,
                           source: str | None = None) -> ParsedDocument:
     """The universal path: whatever feedparser reads, however broken. The body is UTF-8
@@ -253,7 +276,7 @@ def parse_with_feedparser(body: bytes, *, url: str, content_type: str | None = N
         raise _html_page(body, url=url, content_type=content_type, source=source)
     warning = None
     if parsed.get("bozo"):
-        reason = str(parsed.get("bozo_exception") or "malformed feed")
+        reason = _complaint(parsed.get("bozo_exception"), body)
         if entries and not _CLOSING.search(body[-4096:]):
             # a cut-off document is not the feed: fail the poll rather than store and
             # notify whatever half of it the parser recovered
