@@ -11,7 +11,7 @@ import glob
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -936,6 +936,17 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
     return n
 
 
+def _unknown_name(what: str, name: str, known: Iterable[str]) -> str:
+    """"unknown source 'b' (sources: a, c)", or "(did you mean 'a'?)" for a near miss."""
+    names = sorted(known)
+    near = {n.strip().lower(): n for n in names}.get(name.strip().lower()) or next(
+        iter(difflib.get_close_matches(name, names, n=1)), None)
+    if near is not None:
+        return f"unknown {what} {name!r} (did you mean {near!r}?)"
+    shown = ", ".join(names[:10]) + (f", … ({len(names)} in all)" if len(names) > 10 else "")
+    return f"unknown {what} {name!r} ({what}s: {shown or 'none defined'})"
+
+
 def _tables(r: _Reader, k: str) -> list[_Reader]:
     v = r.get(k, list, [])
     out = []
@@ -980,7 +991,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise rr.error("name", f"duplicate rule name {rule.name!r}")
         for i, sname in enumerate(rule.sources):
             if sname not in {s.name for s in sources}:
-                raise rr.error(f"sources[{i}]", f"unknown source {sname!r}")
+                raise rr.error(f"sources[{i}]",
+                               _unknown_name("source", sname, (s.name for s in sources)))
         rules.append(rule)
 
     notifiers: list[NotifierConfig] = []
@@ -991,8 +1003,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise nr.error("name", f"duplicate notifier name {n.name!r}")
         for i, rn in enumerate(n.rules):
             if rn not in rule_names:
-                known = ", ".join(sorted(rule_names)) or "none defined"
-                raise nr.error(f"rules[{i}]", f"unknown rule {rn!r} (rules: {known})")
+                raise nr.error(f"rules[{i}]", _unknown_name("rule", rn, rule_names))
         notifiers.append(n)
     delivery = _read_delivery(top.sub("delivery"))
     daemon = _read_daemon(top.sub("daemon"))
