@@ -141,16 +141,19 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                 if dry_run:
                     _echo_dry_run(report)
         if not dry_run:
-            from .notify import deliver  # not imported for --help, items, sources…
+            # not imported for --help, items, sources…
+            from .notify.deliver import deliver, orphan_notes
 
             # deliver what this poll (or an earlier one) queued; a row waiting for a retry
             # is not a failure, a dead one is
             with _errors():
                 delivery = deliver(config, store, system_clock())
-            if delivery.sent or delivery.retrying or delivery.dead or delivery.disabled:
+            if delivery.acted:
                 emit(delivery.line())
             for err in delivery.errors:
                 emit(f"  {err}")
+            for note in orphan_notes(delivery.orphaned):
+                emit(f"delivery: {note}")
             failed |= delivery.dead > 0
             with _errors():
                 prune_log(config, store, system_clock())
@@ -347,6 +350,9 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     # written as read: the history of sent rows grows with the news
     with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
         disabled = store.disabled_notifiers()
+        configured = {n.name for n in config.notifiers}
+        orphaned = {name: n for name, n in store.pending_by_notifier().items()
+                    if name not in configured}
         for row in store.iter_outbox(status):
             shown += 1
             if as_json:
@@ -361,6 +367,10 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     if not as_json:
         for name, reason in disabled.items():
             click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
+        from .notify.deliver import orphan_notes
+
+        for note in orphan_notes(orphaned):
+            click.echo(note, err=True)
         if not shown:
             click.echo("outbox is empty" if status is None else f"no {status} rows", err=True)
 
@@ -388,6 +398,28 @@ def outbox_retry(ctx: click.Context, ids: tuple[str, ...], dead: bool) -> None:
     if unknown:  # a mistyped id must not pass for a retried row
         rows = "no outbox row with id" if len(unknown) == 1 else "no outbox rows with ids"
         raise _Exit(f"{rows} {', '.join(unknown)} (`harvester outbox` lists them)", 1)
+
+
+@outbox.command("move")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def outbox_move(ctx: click.Context, old: str, new: str) -> None:
+    """Send what waits for notifier OLD (its pending and dead rows) through NEW instead,
+    due now: for a notifier renamed or replaced in the config."""
+    from .diff import notification_id
+
+    config = _config(ctx)
+    if new not in {n.name for n in config.notifiers}:
+        names = ", ".join(n.name for n in config.notifiers) or "none configured"
+        raise _Exit(f"no notifier named {new!r} (notifiers: {names})", 2)
+    with _errors(), SqliteStore(config.storage.path) as store:
+        moved, dropped = store.move_notifications(
+            old, new, system_clock(), lambda item, event, ref: notification_id(
+                new, item, event, ref))
+    click.echo(f"{counted(moved, 'row')} moved from {old} to {new}, due now")
+    if dropped:
+        click.echo(f"{counted(dropped, 'row')} {new} had already, dropped", err=True)
 
 
 @cli.command("notify-test")

@@ -37,6 +37,7 @@ from .harvest import NEVER, backoff, due_at, poll_one, prune_log, system_clock
 from .locks import InstanceLock
 from .models import PollStatus, SourceState
 from .notify import deliver
+from .notify.deliver import orphan_notes
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -141,6 +142,7 @@ class Daemon:
         self._delivery_lock = threading.Lock()
         self._delivery_running = False
         self._delivery_again = False
+        self._orphans_said: set[str] = set()  # notifiers whose left rows were said
         self.scheduler: Any = None
         self.lock = InstanceLock(config.storage.path)
         self.forced = False  # stopped with a job still running: see run_daemon
@@ -280,11 +282,17 @@ class Daemon:
         now = system_clock()
         report = deliver(self.config, store, now)
         self.metrics.observe_delivery(report, store)
-        if report.sent or report.retrying or report.dead or report.disabled:
+        if report.acted:
             log.info("%s", report.line(), extra={"event": "delivery", "counts": {
                 "sent": report.sent, "retrying": report.retrying, "dead": report.dead}})
         for err in report.errors:
             log.warning("delivery: %s", err, extra={"event": "delivery.failed", "error": err})
+        # said once a notifier, not every pass: the fix (a rename back, `outbox move`) is
+        # the operator's; said again should its rows be left waiting once more
+        fresh = {k: v for k, v in report.orphaned.items() if k not in self._orphans_said}
+        for note in orphan_notes(fresh):
+            log.warning("delivery: %s", note, extra={"event": "delivery.orphaned"})
+        self._orphans_said = set(report.orphaned)
         # A retry's backoff or a notifier's `at` that ends before the timer's next turn
         # brings the job forward to it. Only rows due later than now: what is due now but
         # was held back (a channel down) waits for the timer, or a pass would follow a pass.

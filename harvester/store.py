@@ -1047,6 +1047,36 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise self._failure("read the outbox", e) from e
 
+    @_guarded("move notifications")
+    def move_notifications(self, old: str, new: str, now: datetime,
+                           new_id: Callable[[str, str, str], str]) -> tuple[int, int]:
+        """Give notifier `old`'s pending and dead rows to `new`, due now, each under the id
+        `new_id(item_id, event, ref)` (ids derive from the unique key): (moved, dropped),
+        a row `new` has already being dropped rather than sent twice."""
+        moved = dropped = 0
+        with self._write() as c:
+            rows = c.execute("SELECT id, item_id, event, ref FROM outbox WHERE notifier = ?"
+                             " AND status IN ('pending', 'dead')", (old,)).fetchall()
+            for row_id, item_id, event, ref in rows:
+                if c.execute("SELECT 1 FROM outbox WHERE notifier = ? AND item_id IS ?"
+                             " AND event = ? AND ref = ?", (new, item_id, event, ref)
+                             ).fetchone():
+                    c.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                    dropped += 1
+                    continue
+                c.execute("UPDATE outbox SET id = ?, notifier = ?, status = 'pending',"
+                          " attempts = 0, next_attempt_at = ?, last_error = NULL,"
+                          " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                          (new_id(item_id, event, ref), new, iso_utc(now), row_id))
+                moved += 1
+        return moved, dropped
+
+    @_guarded("read the outbox")
+    def pending_by_notifier(self) -> dict[str, int]:
+        """How many rows wait for each notifier (one indexed count)."""
+        return dict(self.conn.execute("SELECT notifier, count(*) FROM outbox"
+                                      " WHERE status = 'pending' GROUP BY notifier").fetchall())
+
     @_guarded("read the outbox")
     def next_due(self, after: datetime) -> datetime | None:
         """When the first pending row due later than `after` comes due (a retry's backoff,

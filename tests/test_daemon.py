@@ -318,6 +318,29 @@ def test_what_an_earlier_run_left_pending_goes_out_when_the_daemon_starts(
     assert d.stop() == 0
 
 
+def test_rows_left_to_a_notifier_no_longer_configured_are_said_once(
+        server, icmpd_a, tmp_path, running):
+    """The daemon checks the outbox every few seconds: what waits for a notifier the config
+    no longer names is said once, with the fix, not at every pass."""
+    cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a) + CONSOLE)
+    config = load_config(cfg)
+    store = SqliteStore(config.storage.path)
+    list(poll_sources(config, store))
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    list(poll_sources(config, store))
+    store.close()
+    cfg.write_text(cfg.read_text().replace('name = "stdout"', 'name = "console"'))
+    d = running(cfg, http=False)
+    time.sleep(3.5)  # three delivery passes
+    assert [(r["level"], r["message"]) for r in d.logs()
+            if r.get("event") == "delivery.orphaned"] == [(
+                "warning", "delivery: 3 notifications wait for notifier stdout, which is no "
+                "longer configured (`harvester outbox move stdout NEW` sends them through "
+                "another)")]
+    assert "Germany joins" not in d.out.read_text()
+    assert d.stop() == 0
+
+
 def test_a_restart_takes_up_each_sources_turn_where_the_last_run_left_it(server, icmpd_a,
                                                                          tmp_path, running):
     """A deploy or a container's crash loop must not poll every source again at each start:

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 
 from harvester.devserver import Response
+from harvester.diff import notification_id
 from harvester.errors import ConfigError
 from harvester.harvest import poll_sources
 from harvester.notify import deliver
@@ -857,6 +858,47 @@ def test_a_signing_secret_that_is_none_holds_the_rows_and_says_why(
     monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
     report = deliver(config, store, NOW + timedelta(hours=1))
     assert report.sent == 1 and [d.valid for d in receiver.deliveries] == [True]
+
+
+def test_rows_of_a_renamed_notifier_are_said_and_moved_to_its_new_name(
+        server, icmpd_a, tmp_path, receiver):
+    """A notifier renamed (or removed) in the config leaves its waiting rows behind, sent
+    by nobody: every run says so, `outbox` names it, and `outbox move` sends them through
+    the notifier named now, under that notifier's own ids."""
+    receiver.answers = [(503, {})]
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                      + webhook_notifier(receiver.url))
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once")
+    assert "delivery: 0 sent, 1 waiting to retry, 0 dead" in r.stderr
+    cfg.write_text(cfg.read_text().replace('name = "hook"', 'name = "team-hook"'))
+    note = ("1 notification waits for notifier hook, which is no longer configured "
+            "(`harvester outbox move hook NEW` sends it through another)")
+    r = run_cli("--config", str(cfg), "once")
+    assert r.returncode == 0 and r.stderr.splitlines()[-1] == f"delivery: {note}"
+    r = run_cli("--config", str(cfg), "outbox")
+    assert r.stderr == f"{note}\n"
+    [old] = store_rows(cfg)
+    r = run_cli("--config", str(cfg), "outbox", "move", "hook", "nope")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, "harvester: error: no notifier named 'nope' (notifiers: team-hook)")
+    r = run_cli("--config", str(cfg), "outbox", "move", "hook", "team-hook")
+    assert (r.returncode, r.stdout.strip()) == (0, "1 row moved from hook to team-hook, due now")
+    [row] = store_rows(cfg)
+    assert (row["notifier"], row["status"], row["attempts"], row["item_id"]) == (
+        "team-hook", "pending", 0, old["item_id"])
+    assert row["id"] == notification_id("team-hook", old["item_id"], "item.new")
+    r = run_cli("--config", str(cfg), "once")
+    assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in r.stderr and "no longer" not in r.stderr
+    assert [d.headers["webhook-id"] for d in receiver.deliveries] == [old["id"], row["id"]]
+    r = run_cli("--config", str(cfg), "outbox", "move", "hook", "team-hook")
+    assert (r.returncode, r.stdout.strip()) == (0, "0 rows moved from hook to team-hook, due now")
+
+
+def store_rows(cfg) -> list[dict]:
+    r = run_cli("--config", str(cfg), "outbox", "--json")
+    return [json.loads(x) for x in r.stdout.splitlines()]
 
 
 def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):

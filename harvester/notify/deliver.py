@@ -31,12 +31,27 @@ class DeliveryReport:
     dead: int = 0
     disabled: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # rows waiting for notifiers the config no longer names (renamed, removed): sent by none
+    orphaned: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def acted(self) -> bool:
+        """Whether the pass sent, failed or disabled anything."""
+        return bool(self.sent or self.retrying or self.dead or self.disabled)
 
     def line(self) -> str:
         text = f"delivery: {self.sent} sent, {self.retrying} waiting to retry, {self.dead} dead"
         if self.disabled:
             text += f"; notifiers disabled: {', '.join(self.disabled)}"
         return text
+
+
+def orphan_notes(orphaned: Mapping[str, int]) -> list[str]:
+    """What to say of rows that wait for a notifier no longer configured, and the fix."""
+    return [f"{counted(n, 'notification')} {'waits' if n == 1 else 'wait'} for notifier "
+            f"{name}, which is no longer configured (`harvester outbox move {name} NEW` sends "
+            f"{'it' if n == 1 else 'them'} through another)"
+            for name, n in sorted(orphaned.items())]
 
 
 def make_channel(cfg: NotifierConfig, config: Config) -> Channel:
@@ -77,6 +92,9 @@ def deliver(config: Config, store: SqliteStore, now: datetime, *,
         _deliver(config, store, now, rows, versions, channels, rand, report, settled)
     finally:
         store.release([r["id"] for r in rows if r["id"] not in settled])
+    configured = {n.name for n in config.notifiers}
+    report.orphaned = {name: n for name, n in store.pending_by_notifier().items()
+                       if name not in configured}
     return report
 
 
@@ -143,4 +161,4 @@ def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequ
     report.retrying += len(ids)
 
 
-__all__ = ["DeliveryReport", "backoff", "deliver", "make_channel"]
+__all__ = ["DeliveryReport", "backoff", "deliver", "make_channel", "orphan_notes"]
