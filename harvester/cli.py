@@ -422,6 +422,18 @@ def outbox_move(ctx: click.Context, old: str, new: str) -> None:
         click.echo(f"{counted(dropped, 'row')} {new} had already, dropped", err=True)
 
 
+@outbox.command("drop")
+@click.argument("notifier")
+@click.pass_context
+def outbox_drop(ctx: click.Context, notifier: str) -> None:
+    """Delete what waits for NOTIFIER (its pending and dead rows), never to be sent: for a
+    notifier removed from the config for good. What it sent stays, as history."""
+    config = _config(ctx)
+    with _errors(), SqliteStore(config.storage.path) as store:
+        pending, dead = store.drop_notifications(notifier)
+    click.echo(f"{counted(pending + dead, 'row')} dropped ({pending} pending, {dead} dead)")
+
+
 @cli.command("notify-test")
 @click.argument("notifier")
 @click.pass_context

@@ -1071,6 +1071,18 @@ class SqliteStore:
                 moved += 1
         return moved, dropped
 
+    @_guarded("drop notifications")
+    def drop_notifications(self, notifier: str) -> tuple[int, int]:
+        """Delete `notifier`'s pending and dead rows (its sent ones stay, as history):
+        (pending, dead) dropped."""
+        with self._write() as c:
+            counts = dict(c.execute("SELECT status, count(*) FROM outbox WHERE notifier = ?"
+                                    " AND status IN ('pending', 'dead') GROUP BY status",
+                                    (notifier,)).fetchall())
+            c.execute("DELETE FROM outbox WHERE notifier = ? AND status IN ('pending', 'dead')",
+                      (notifier,))
+        return counts.get("pending", 0), counts.get("dead", 0)
+
     @_guarded("read the outbox")
     def pending_by_notifier(self) -> dict[str, int]:
         """How many rows wait for each notifier (one indexed count)."""

@@ -336,7 +336,7 @@ def test_rows_left_to_a_notifier_no_longer_configured_are_said_once(
             if r.get("event") == "delivery.orphaned"] == [(
                 "warning", "delivery: 3 notifications wait for notifier stdout, which is no "
                 "longer configured (`harvester outbox move stdout NEW` sends them through "
-                "another)")]
+                "another, `harvester outbox drop stdout` drops them)")]
     assert "Germany joins" not in d.out.read_text()
     assert d.stop() == 0
 

@@ -874,7 +874,8 @@ def test_rows_of_a_renamed_notifier_are_said_and_moved_to_its_new_name(
     assert "delivery: 0 sent, 1 waiting to retry, 0 dead" in r.stderr
     cfg.write_text(cfg.read_text().replace('name = "hook"', 'name = "team-hook"'))
     note = ("1 notification waits for notifier hook, which is no longer configured "
-            "(`harvester outbox move hook NEW` sends it through another)")
+            "(`harvester outbox move hook NEW` sends it through another, `harvester outbox "
+            "drop hook` drops it)")
     r = run_cli("--config", str(cfg), "once")
     assert r.returncode == 0 and r.stderr.splitlines()[-1] == f"delivery: {note}"
     r = run_cli("--config", str(cfg), "outbox")
@@ -894,6 +895,22 @@ def test_rows_of_a_renamed_notifier_are_said_and_moved_to_its_new_name(
     assert [d.headers["webhook-id"] for d in receiver.deliveries] == [old["id"], row["id"]]
     r = run_cli("--config", str(cfg), "outbox", "move", "hook", "team-hook")
     assert (r.returncode, r.stdout.strip()) == (0, "0 rows moved from hook to team-hook, due now")
+    # a notifier removed for good: what waits for it is dropped; what was sent stays
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss").replace(
+        b"</channel>", NEW_ITEM + b"</channel>")))
+    receiver.answers = [(503, {})]
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    cfg.write_text(cfg.read_text().split("\n[[notifiers]]")[0])
+    r = run_cli("--config", str(cfg), "outbox", "drop", "team-hook")
+    assert (r.returncode, r.stdout.strip()) == (0, "1 row dropped (1 pending, 0 dead)")
+    assert [(x["notifier"], x["status"]) for x in store_rows(cfg)] == [("team-hook", "sent")]
+    r = run_cli("--config", str(cfg), "once")
+    assert (r.returncode, r.stderr.count("no longer configured")) == (0, 0)
+
+
+NEW_ITEM = (b"<item><title>Press Release: A new press release</title>"
+            b"<link>https://www.icmpd.org/news-centre/news-detail/a-new-one/</link>"
+            b"<pubDate>Fri, 29 May 2020 09:00:00 +0200</pubDate></item>")
 
 
 def store_rows(cfg) -> list[dict]:

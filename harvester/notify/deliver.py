@@ -50,7 +50,8 @@ def orphan_notes(orphaned: Mapping[str, int]) -> list[str]:
     """What to say of rows that wait for a notifier no longer configured, and the fix."""
     return [f"{counted(n, 'notification')} {'waits' if n == 1 else 'wait'} for notifier "
             f"{name}, which is no longer configured (`harvester outbox move {name} NEW` sends "
-            f"{'it' if n == 1 else 'them'} through another)"
+            f"{'it' if n == 1 else 'them'} through another, `harvester outbox drop {name}` "
+            f"drops {'it' if n == 1 else 'them'})"
             for name, n in sorted(orphaned.items())]
 
 
