@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from .config import (
     load_config,
     parse_duration,
 )
-from .dates import iso_utc, parse_date
+from .dates import iso_utc, parse_date, shown_when
 from .errors import ConfigError, HarvesterError, StoreError
 from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
 from .models import ChangeKind, PollReport, PollStatus, RawEntry
@@ -135,11 +136,12 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                 emit(f"not due yet: {counted(len(later), 'source')} (the next, {src.name}, "
                      f"{when})")
         with _errors():
+            zones = _zones(config)
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
                 emit(report.line(dry_run=dry_run))
                 if dry_run:
-                    _echo_dry_run(report)
+                    _echo_dry_run(report, zones[report.source])
         if not dry_run:
             # not imported for --help, items, sources…
             from .notify.deliver import deliver, orphan_notes
@@ -173,14 +175,23 @@ def _echo_err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _echo_dry_run(r: PollReport) -> None:
+def _zones(config: Config) -> defaultdict[str, str]:
+    """Each source's time zone (the one its dates were read in, and are shown in); the
+    default zone for a source no longer configured."""
+    zones: defaultdict[str, str] = defaultdict(lambda: config.defaults.timezone)
+    zones.update((s.name, s.timezone) for s in config.sources)
+    return zones
+
+
+def _echo_dry_run(r: PollReport, zone: str) -> None:
     for ch in r.changes:
         if ch.kind is ChangeKind.UNCHANGED:
             continue
         it = ch.item
         rules = f" [{', '.join(ch.rules)}]" if ch.rules else ""
         cat = f"{it.category} · " if it.category else ""
-        click.echo(f"would store {ch.kind.value.upper():7} {it.published[:10]} {cat}{it.title}"
+        click.echo(f"would store {ch.kind.value.upper():7} {shown_when(it.published, zone)[:10]} "
+                   f"{cat}{it.title}"
                    f"{rules}\n    {it.url or ''}")
     if r.queued:
         click.echo(f"would queue {counted(r.queued, 'notification')}")
@@ -253,6 +264,7 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
                 click.echo(line, nl=False)
             return
         shown = 0
+        zones = _zones(config)
         for row in rows:
             shown += 1
             if as_json:
@@ -260,8 +272,8 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
                 continue
             rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
             cat = f"{row['category']} · " if row["category"] else ""
-            click.echo(f"{row['published'][:10]}  {row['source']:<16} {cat}{row['title']}"
-                       f"{rules}")
+            day = shown_when(row["published"], zones[row["source"]])[:10]
+            click.echo(f"{day}  {row['source']:<16} {cat}{row['title']}{rules}")
             if row["url"]:
                 click.echo(f"{'':12}{row['url']}")
     if not shown and not as_json:
@@ -294,7 +306,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
             out = {**_item_json(row), "content": row["content"], "versions": history}
             click.echo(json.dumps(out, ensure_ascii=False))
         else:
-            click.echo(("\n" if i else "") + describe_item(row, history))
+            click.echo(("\n" if i else "") + describe_item(row, history,
+                                                          _zones(config)[row["source"]]))
 
 
 RETAG_SHOWN = 20  # items `retag` lists by name; the rest are counted
@@ -312,7 +325,8 @@ def retag(ctx: click.Context, dry_run: bool) -> None:
     config = _config(ctx)
     with _errors(), SqliteStore(config.storage.path) as store:
         report = retag_store(store, config.rules, write=not dry_run, shown=RETAG_SHOWN)
-    for line in describe_retag(report, [r.name for r in config.rules], dry_run):
+    for line in describe_retag(report, [r.name for r in config.rules], dry_run,
+                               _zones(config)):
         click.echo(line)
 
 

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .dates import shown_when
 from .edits import field_changes
 from .models import Change, ChangeKind
 from .store import SqliteStore
@@ -16,10 +17,11 @@ if TYPE_CHECKING:
     from .retag import RetagReport
 
 
-def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
+def describe_change(ch: Change, store: SqliteStore | None = None, zone: str = "UTC") -> str:
     it = ch.item
     rules = f"  rules: {', '.join(ch.rules)}" if ch.rules else "  rules: -"
-    head = f"  {ch.kind.value.upper():7} {it.published}  {it.category or '-'} · {it.title}"
+    when = shown_when(it.published, zone)
+    head = f"  {ch.kind.value.upper():7} {when}  {it.category or '-'} · {it.title}"
     lines = [head, f"          {it.url or '(no link)'}", "        " + rules]
     if ch.kind is ChangeKind.CHANGED and store is not None:
         versions = store.item_versions(ch.item_id)
@@ -31,13 +33,16 @@ def describe_change(ch: Change, store: SqliteStore | None = None) -> str:
     return "\n".join(lines)
 
 
-def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]) -> str:
-    """One stored item in full, then each edit it went through, oldest first."""
+def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
+                  zone: str = "UTC") -> str:
+    """One stored item in full, then each edit it went through, oldest first; its date as
+    its source gave it (in `zone`), and as stored."""
     cat = f"{item['category']} · " if item["category"] else ""
     flag = f" ({item['date_flag']} date: first seen)" if item["date_flag"] else ""
     edits = f" (edited; {counted(len(versions), 'earlier version')} kept)" if versions else ""
     rows = [("id", item["id"]), ("url", item["url"] or "(no link)"),
-            ("published", item["published"] + flag), ("sources", ", ".join(item["sources"])),
+            ("published", f"{shown_when(item['published'], zone)} ({item['published']})"
+             + flag), ("sources", ", ".join(item["sources"])),
             ("rules", ", ".join(item["rules"]) or "-"), ("tags", ", ".join(item["tags"]) or "-"),
             ("first seen", item["first_seen"]), ("last seen", item["last_seen"]),
             ("version", f"{item['version']}{edits}")]
@@ -54,13 +59,17 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
     return "\n".join(lines)
 
 
-def describe_retag(report: RetagReport, configured: Sequence[str], dry_run: bool) -> list[str]:
-    """`retag`'s lines: the newest changes by name, each rule's counts (configured rules
-    in config order, then the ones no longer configured), and what was written."""
+def describe_retag(report: RetagReport, configured: Sequence[str], dry_run: bool,
+                   zones: Mapping[str, str] | None = None) -> list[str]:
+    """`retag`'s lines: the newest changes by name (dated in their sources' `zones`), each
+    rule's counts (configured rules in config order, then the ones no longer configured),
+    and what was written."""
+    zones = zones or {}
     lines = []
     for r in report.newest:
         marks = " ".join([*(f"+{n}" for n in r.gained), *(f"-{n}" for n in r.lost)])
-        lines.append(f"{marks}  {r.published[:10]}  {r.title}  ({r.source})")
+        lines.append(f"{marks}  {shown_when(r.published, zones.get(r.source, 'UTC'))[:10]}  "
+                     f"{r.title}  ({r.source})")
     if report.changed > len(report.newest):
         lines.append(f"… and {report.changed - len(report.newest)} more")
     counts = report.counts

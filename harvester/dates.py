@@ -394,4 +394,20 @@ def iso_utc(dt: datetime) -> str:
 
 
 
-__all__ = ["iso_utc", "parse_date"]
+def shown_when(value: str | None, zone: str = "UTC") -> str:
+    """A stored UTC time as people read it in `zone` (its source's, where its dates were
+    read): "2020-05-20 09:41 CEST" as the feed wrote it; a local midnight — a listing's
+    date-only "08 April 2022" — as the date alone, "2022-04-08", not the day before."""
+    if not value:
+        return ""
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        local = at.astimezone(_zone(zone)) if at.tzinfo else at
+    except (ValueError, KeyError):  # not a time, or a zone no longer known
+        return value
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return f"{local:%Y-%m-%d}"
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or 'UTC'}"
+
+
+__all__ = ["iso_utc", "parse_date", "shown_when"]

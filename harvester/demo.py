@@ -39,8 +39,10 @@ def _serve_listing(server: FixtureServer, snapshot: str) -> None:
             server.route(LISTING_PATH, page)
 
 
-def _show(report: PollReport, store: SqliteStore, echo: Callable[[str], None]) -> None:
-    """One source's poll, as the demo tells it: what was stored and each change."""
+def _show(report: PollReport, store: SqliteStore, echo: Callable[[str], None],
+          zone: str) -> None:
+    """One source's poll, as the demo tells it: what was stored and each change (dated in
+    the source's `zone`, as it gave its dates)."""
     if report.status is PollStatus.ERROR:
         raise SystemExit(f"demo poll failed: {report.error}")
     if report.baseline:
@@ -53,7 +55,7 @@ def _show(report: PollReport, store: SqliteStore, echo: Callable[[str], None]) -
              f"{report.unchanged} unchanged")
         for ch in report.changes:
             if ch.kind is not ChangeKind.UNCHANGED:
-                echo(describe_change(ch, store))
+                echo(describe_change(ch, store, zone))
 
 
 def run_demo(echo: Callable[[str], None] = print) -> None:
@@ -73,6 +75,7 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                           for s in config.sources),
             notifiers=(*config.notifiers, console),
         )
+        zones = {s.name: s.timezone for s in config.sources}
         store = SqliteStore(config.storage.path)
         try:
             echo(f"harvester demo: serving the bundled ICMPD feed and listing pages on "
@@ -83,14 +86,14 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                 echo(f"\n== poll {step}: the feed as in {snapshot}, the listing's snapshot "
                      f"{listing.upper()}")
                 for report in poll_sources(config, store):
-                    _show(report, store, echo)
+                    _show(report, store, echo, zones[report.source])
                 queued = len(store.outbox("pending"))
                 if queued:
                     echo(f"notifications: {queued} queued, delivered to the console:")
                     echo(deliver(config, store, system_clock()).line())
             echo("\n== poll 3: nothing changed since")
             for report in poll_sources(config, store):
-                _show(report, store, echo)
+                _show(report, store, echo, zones[report.source])
             rows = store.items()
             alerted = [r for r in rows if r["rules"]]
             echo(f"\n{len(rows)} items stored; {len(alerted)} match a rule")

@@ -704,7 +704,7 @@ def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a,
     assert out[:3] == [
         "Project News · Ukrainian border guards and customs officers optimise operations with"
         " support by the EU", f"  id          {out[1][14:]}", f"  url         {url}"]
-    assert out[3:7] == ["  published   2020-05-13T10:31:28Z", "  sources     icmpd-rss",
+    assert out[3:7] == ["  published   2020-05-13 12:31 CEST (2020-05-13T10:31:28Z)", "  sources     icmpd-rss",
                         "  rules       project-launch", "  tags        -"]
     assert out[9:] == [
         "  version     2 (edited; 1 earlier version kept)", "",
@@ -730,7 +730,7 @@ def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a,
         "Project News · First annual review of the TRAFIG project",
         "  url         https://www.icmpd.org/news-centre/news-detail/project-news-first-annual-"
         "review-of-the-trafig-project/",
-        "  published   2020-05-15T08:08:57Z", "  sources     icmpd-rss",
+        "  published   2020-05-15 10:08 CEST (2020-05-15T08:08:57Z)", "  sources     icmpd-rss",
         "  rules       -", "  tags        -",
         f"  first seen  {out[7][14:]}", f"  last seen   {out[8][14:]}", "  version     1", "",
         "  The first year of implementation of the Horizon 2020 Transnational Figurations of",
@@ -883,12 +883,12 @@ def test_demo_runs_offline_and_shows_new_and_changed():
     assert "icmpd-rss: baseline — 7 items stored, none notified" in out
     assert "icmpd-news: baseline — 43 items stored, none notified" in out
     assert "icmpd-news: 2 new, 1 changed, 7 unchanged" in out
-    assert "  NEW     2022-03-31T22:00:00Z  Project News · The projects TRAFIG and SPRING" in out
+    assert "  NEW     2022-04-01  Project News · The projects TRAFIG and SPRING" in out
     assert "icmpd-rss: 3 new, 1 changed, 6 unchanged" in out
-    assert "  NEW     2020-05-20T07:41:00Z  Press Release · Germany joins the European migration " \
+    assert "  NEW     2020-05-20 09:41 CEST  Press Release · Germany joins the European migration " \
            "organisation ICMPD" in out
     assert "        rules: press-release" in out
-    assert "  CHANGED 2020-05-13T10:31:28Z  Project News · Ukrainian border guards" in out
+    assert "  CHANGED 2020-05-13 12:31 CEST  Project News · Ukrainian border guards" in out
     assert "notifications: 1 queued, delivered to the console:\n== Press Release: Germany joins" \
            " the European migration organisation ICMPD\n" in out
     assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in out

@@ -14,7 +14,16 @@ from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 
-from .conftest import LISTINGS, feed_bytes, feed_source, page_body, run_cli, serve
+from .conftest import (
+    HTTP_FAST,
+    LISTINGS,
+    feed_bytes,
+    feed_source,
+    make_config,
+    page_body,
+    run_cli,
+    serve,
+)
 
 ENTRIES = json.loads((LISTINGS / "entries.json").read_text("utf-8"))
 NOW = datetime(2022, 4, 10, 8, 0, tzinfo=UTC)
@@ -479,3 +488,27 @@ def test_probe_sends_headers_and_prints_them_for_the_environment(server):
     r = run_cli("probe", url, "-H", "X-Token: t\u20acken")  # http.client would raise
     assert r.returncode == 2
     assert "'X-Token': a header value can hold only visible ASCII or Latin-1 text" in r.stderr
+
+
+def test_a_listings_dates_are_shown_as_the_page_gives_them(server, tmp_path):
+    """"31 March 2022" on a Vienna page is Vienna's midnight, 22:00 the day before in UTC:
+    `items`, `show`, a dry run and notifications show the page's date, not the day before
+    (the JSON keeps the exact UTC time)."""
+    serve(server, "a")
+    cfg = make_config(tmp_path, HTTP_FAST + listing_source(server.url("/news-centre/"),
+                                                           first_run="latest:1", max=1)
+                      + '\n[[notifiers]]\nname = "out"\nkind = "console"\n')
+    first = ENTRIES["a"][0]
+    assert first["date"] == "31 March 2022"
+    r = run_cli("--config", str(cfg), "once", "--dry-run")
+    assert f"would store NEW     2022-03-31 Project News · {first['title']}" in r.stdout
+    r = run_cli("--config", str(cfg), "once")
+    assert r.returncode == 0
+    assert ("   2022-03-31 · icmpd-news · rules: project-launch\n"
+            f"   {server.base}{first['path']}") in r.stdout
+    r = run_cli("--config", str(cfg), "items", "--limit", "1")
+    assert r.stdout.startswith(f"2022-03-31  icmpd-news       Project News · {first['title']}")
+    r = run_cli("--config", str(cfg), "show", f"{server.base}{first['path']}")
+    assert "  published   2022-03-31 (2022-03-30T22:00:00Z)\n" in r.stdout
+    r = run_cli("--config", str(cfg), "items", "--limit", "1", "--json")
+    assert json.loads(r.stdout)["published"] == "2022-03-30T22:00:00Z"

@@ -99,7 +99,7 @@ def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp)
     url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
            "-migration-organisation-icmpd/")
     assert f"== Press Release: {GERMANY}" in text
-    assert "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release" in text
+    assert "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release" in text
     assert url in text and "Germany becomes the 18th Member State" in text
     assert f'<a href="{url}">{url}</a>' in html
     # a resend is the same message to the receiver: same Message-ID
@@ -423,13 +423,13 @@ def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a
     url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
            "-migration-organisation-icmpd/")
     assert bodies["slack"]["text"].splitlines()[:3] == [
-        f"*Press Release: {GERMANY}*", "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        f"*Press Release: {GERMANY}*", "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release",
         f"<{url}>"]
     assert set(bodies["discord"]) == {"content", "allowed_mentions"}
     assert bodies["discord"]["allowed_mentions"] == {"parse": []}
     assert bodies["discord"]["content"].splitlines()[:3] == [
         f"**Press Release: {GERMANY}**",
-        "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release",
         url]
 
 
@@ -453,7 +453,7 @@ def test_teams_format_posts_an_adaptive_card(server, icmpd_a, config_for, store,
     assert runs[:2] == [
         [{"type": "TextRun", "text": f"Press Release: {GERMANY}", "weight": "Bolder",
           "selectAction": {"type": "Action.OpenUrl", "url": url}}],
-        [{"type": "TextRun", "text": "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        [{"type": "TextRun", "text": "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release",
           "isSubtle": True, "size": "Small"}]]
     assert runs[2][0]["text"] == ("Germany becomes the 18th Member State of the International "
                                   "Centre for Migration Policy Development...")
@@ -500,7 +500,7 @@ def test_ntfy_format_publishes_to_the_topic_as_json(server, icmpd_a, config_for,
     assert d.body == {
         "topic": "icmpd-news", "title": f"Press Release: {GERMANY}", "priority": 3,
         "tags": ["press-release"], "click": url,
-        "message": "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release\n" + url
+        "message": "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release\n" + url
                    + "\nGermany becomes the 18th Member State of the International Centre for"
                      " Migration Policy Development..."}
 
@@ -959,7 +959,7 @@ def test_console_notifier_prints_a_block_per_item(server, icmpd_a, tmp_path):
     assert r.returncode == 0
     assert r.stdout.splitlines()[:3] == [
         f"== Press Release: {GERMANY}",
-        "   2020-05-20 07:41 UTC · icmpd-rss · rules: press-release",
+        "   2020-05-20 09:41 CEST · icmpd-rss · rules: press-release",
         "   https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-european"
         "-migration-organisation-icmpd/"]
     assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in r.stderr
@@ -1108,7 +1108,7 @@ def test_telegram_format_posts_a_bot_api_message(server, icmpd_a, config_for, st
         "chat_id": "@icmpd_news", "parse_mode": "HTML",
         "link_preview_options": {"is_disabled": True},
         "text": f"<b>Press Release: {GERMANY}</b>\n"
-                "2020-05-20 07:41 UTC · icmpd-rss · rules: press-release\n"
+                "2020-05-20 09:41 CEST · icmpd-rss · rules: press-release\n"
                 f'<a href="{link}">{link}</a>\n'
                 "Germany becomes the 18th Member State of the International Centre for Migration"
                 " Policy Development..."}

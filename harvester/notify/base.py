@@ -43,6 +43,7 @@ class Message:
     item: dict[str, Any] = field(default_factory=dict)  # id, title, category, url, …
     data: dict[str, Any] = field(default_factory=dict)  # source events: error, failures, since
     changes: tuple[FieldChange, ...] = ()  # item.changed: what this edit changed
+    zone: str = "UTC"  # where its dates are shown: its source's zone, as it read them
 
     @property
     def is_item(self) -> bool:
@@ -74,10 +75,11 @@ class Message:
         return f"Updated: {text}" if self.event == "item.changed" else text
 
 
-def message_from_row(row: dict[str, Any], versions: Sequence[dict[str, Any]] = ()) -> Message:
+def message_from_row(row: dict[str, Any], versions: Sequence[dict[str, Any]] = (),
+                     zone: str = "UTC") -> Message:
     """An outbox row joined with its item (store.claim_due) → Message. For item.changed,
     `versions` are the item's earlier versions: the message says what its edit changed,
-    even if the item has been edited again since."""
+    even if the item has been edited again since. `zone`: its source's time zone."""
     item: dict[str, Any] = {}
     if row.get("item_id") and not str(row["item_id"]).startswith("source:"):
         item = {"id": row["item_id"], "title": row.get("title"), "category": row.get("category"),
@@ -93,7 +95,7 @@ def message_from_row(row: dict[str, Any], versions: Sequence[dict[str, Any]] = (
     data = json.loads(row["data"]) if row.get("data") else {}
     return Message(id=row["id"], notifier=row["notifier"], event=row["event"],
                    source=row.get("source") or "", created_at=row["created_at"], rules=rules,
-                   item=item, data=data, changes=changes)
+                   item=item, data=data, changes=changes, zone=zone)
 
 
 class Channel(Protocol):

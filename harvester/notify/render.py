@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..dates import shown_when
 from ..edits import Hunk
 from ..words import counted
 from .base import Message
@@ -26,13 +27,10 @@ def header_safe(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _when(value: str | None) -> str:
-    return f"{value[:10]} {value[11:16]} UTC" if value and len(value) >= 16 else (value or "")
-
-
 def _meta(m: Message) -> str:
-    """'2020-05-20 07:41 UTC · icmpd-rss · rules: press-release': an item's when and why."""
-    meta = [_when(m.item.get("published")), m.source]
+    """'2020-05-20 09:41 CEST · icmpd-rss · rules: press-release': an item's when (in its
+    source's zone, as the source gave it) and why."""
+    meta = [shown_when(m.item.get("published"), m.zone), m.source]
     if m.rules:
         meta.append("rules: " + ", ".join(m.rules))
     return " · ".join(x for x in meta if x)
