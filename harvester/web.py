@@ -12,7 +12,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from .dates import iso_utc
+from .dates import iso_utc, shown_when
 from .errors import HarvesterError
 from .store import SqliteStore
 
@@ -24,12 +24,16 @@ def _page(daemon: Daemon) -> str:
     # its own short-lived connection: the server runs each request on a new thread, and
     # daemon.store() keeps one connection per thread for the daemon's life
     with SqliteStore(daemon.config.storage.path) as store:
-        return _render(store, daemon.config_refused, daemon.next_polls())
+        return _render(store, daemon.config_refused, daemon.next_polls(),
+                       {s.name: s.timezone for s in daemon.config.sources})
 
 
 def _render(store: SqliteStore, refused: str | None = None,
-            next_polls: Mapping[str, datetime | None] | None = None) -> str:
+            next_polls: Mapping[str, datetime | None] | None = None,
+            zones: Mapping[str, str] | None = None) -> str:
+    """The page; `zones`: each source's time zone, in which its items' dates are shown."""
     e = html.escape
+    zones = zones or {}
     rows = []
     for s in store.sources():
         state = "ok" if not s["consecutive_failures"] else f"failing ({s['consecutive_failures']})"
@@ -43,7 +47,8 @@ def _render(store: SqliteStore, refused: str | None = None,
                     f"<td>{e(s['last_error'] or '')}</td></tr>")
     matched = [i for i in store.items(limit=200) if i["rules"]][:20]
     items = "".join(
-        f"<li>{e(i['published'][:10])} <b>{e(', '.join(i['rules']))}</b> "
+        f"<li>{e(shown_when(i['published'], zones.get(i['source'], 'UTC'))[:10])} "
+        f"<b>{e(', '.join(i['rules']))}</b> "
         f"<a href=\"{e(i['url'] or '', quote=True)}\">{e(i['title'])}</a></li>"
         for i in matched if (i["url"] or "").startswith(("http://", "https://")))
     # a source failing now shows above; these say what failed lately, recovered or not

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from harvester.models import PollReport, PollStatus, SourceState
 from harvester.web import _render
@@ -58,3 +58,18 @@ def test_a_connection_that_never_sends_its_request_is_closed_not_kept(monkeypatc
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_status_page_dates_matched_items_as_their_source_gave_them(server, config_for, store):
+    """A Vienna listing's "31 March 2022" (Vienna's midnight: 22:00 UTC the day before)."""
+    from harvester.harvest import poll_sources
+
+    from .conftest import serve
+    from .test_listing_source import ENTRIES, listing_source
+
+    serve(server, "a")
+    config = config_for(listing_source(server.url("/news-centre/"), max=1))
+    list(poll_sources(config, store, clock=lambda: datetime(2022, 4, 10, tzinfo=UTC)))
+    first = ENTRIES["a"][0]
+    page = _render(store, zones={"icmpd-news": "Europe/Vienna"})
+    assert f"<li>2022-03-31 <b>project-launch</b> <a href=\"{server.base}{first['path']}\">" in page
