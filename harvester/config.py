@@ -738,7 +738,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         kind = SourceKind(kind_s)
     except ValueError:
         raise r.error("kind", f"expected one of {', '.join(k.value for k in SourceKind)}, "
-                              f"got {kind_s!r}") from None
+                              f"got {kind_s!r}{_kind_hint(kind_s)}") from None
     url = _http_url(r, "url", r.get("url", str, required=True))
     if "@" in urlsplit(url).netloc:  # not echoed: it holds a password
         raise r.error("url", "credentials in a URL are not sent (and would show wherever the "
@@ -843,7 +843,7 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
         kind = NotifierKind(kind_s)
     except ValueError:
         raise r.error("kind", f"expected one of {', '.join(k.value for k in NotifierKind)}, "
-                              f"got {kind_s!r}") from None
+                              f"got {kind_s!r}{_kind_hint(kind_s, notifier=True)}") from None
     events = r.str_list("events")
     # an operators' channel (only `events`) hears no items unless it asks with `on`
     on = r.str_list("on", () if events else ("new",))
@@ -934,6 +934,25 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
                        options=tuple(opts.items()), at=at, headers=headers)
     r.finish()
     return n
+
+
+# what people write for `kind`, and what they mean
+_FEED_WORDS = {"rss", "atom", "rdf", "json", "jsonfeed", "json_feed", "json-feed", "xml"}
+_PAGE_WORDS = {"listing", "page", "web", "webpage", "website", "scrape", "css", "xpath"}
+_MAIL_WORDS = {"smtp", "mail", "e-mail"}
+
+
+def _kind_hint(kind: str, notifier: bool = False) -> str:
+    k = kind.strip().lower()
+    if not notifier and k in _FEED_WORDS:
+        return ' (RSS, Atom, RDF and JSON Feed are all kind = "feed")'
+    if not notifier and k in _PAGE_WORDS:
+        return ' (an HTML listing page is kind = "html")'
+    if notifier and k in WEBHOOK_FORMATS and k != "standard":
+        return f' (a chat or push service is kind = "webhook" with format = "{k}")'
+    if notifier and k in _MAIL_WORDS:
+        return ' (mail is kind = "email")'
+    return ""
 
 
 def _unknown_name(what: str, name: str, known: Iterable[str]) -> str:

@@ -223,6 +223,10 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "the port in 'https://example.org:https/rss' is not a number from 1 to 65535"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
      "sources[0].kind", "expected one of feed, html, got 'carrier-pigeon'"),
+    (GOOD_SOURCE + 'kind = "RSS"\n', "sources[0].kind", "expected one of feed, html, got "
+     "'RSS' (RSS, Atom, RDF and JSON Feed are all kind = \"feed\")"),
+    (GOOD_SOURCE + 'kind = "listing"\n', "sources[0].kind", "expected one of feed, html, got "
+     "'listing' (an HTML listing page is kind = \"html\")"),
     ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
     ('[[sources]]\nname = "bad name!"\nurl = "https://e.org/"\n', "sources[0].name",
      "'bad name!' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),
@@ -321,6 +325,11 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
 @pytest.mark.parametrize(("body", "key", "problem"), [
     (NOTIFIER + 'kind = "email"\nfrom = "a@b.org"\nto = ["c@d.org"]\n', "notifiers[0].host",
      "is required"),
+    (NOTIFIER + 'kind = "slack"\nurl = "https://hooks.slack.com/x"\n', "notifiers[0].kind",
+     "expected one of email, webhook, console, got 'slack' (a chat or push service is "
+     "kind = \"webhook\" with format = \"slack\")"),
+    (NOTIFIER + 'kind = "smtp"\n', "notifiers[0].kind",
+     "expected one of email, webhook, console, got 'smtp' (mail is kind = \"email\")"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org"]\n'
      'security = "ssl"\n', "notifiers[0].security",
      "expected one of none, starttls, tls, got 'ssl'"),
