@@ -133,6 +133,21 @@ class SourceConfig:
     # out of the repr, as its values are often secrets
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
+    @property
+    def request_url(self) -> str:
+        """`url` with each ${NAME} (a token in its path or query) read from the environment:
+        what is requested, and never said; `url`, as written, is what every message shows.
+        FetchError naming the variable should it have been unset since the config loaded."""
+        if "${" not in self.url:
+            return self.url
+        from .errors import FetchError
+
+        try:
+            return expand_env(self.url)
+        except KeyError as e:
+            raise FetchError(f"environment variable {e.args[0]} is not set", source=self.name,
+                             url=self.url) from None
+
 
 @dataclass(frozen=True, slots=True)
 class ListingConfig:
@@ -740,6 +755,17 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         raise r.error("kind", f"expected one of {', '.join(k.value for k in SourceKind)}, "
                               f"got {kind_s!r}{_kind_hint(kind_s)}") from None
     url = _http_url(r, "url", r.get("url", str, required=True))
+    if env_refs(url):  # a token in the path or query, kept in the environment
+        if "${" in urlsplit(url).netloc:
+            raise r.error("url", "${NAME} may stand only in the path or query, after the "
+                                 "host: the site's address is no secret")
+        try:
+            filled = expand_env(url)
+        except KeyError as e:
+            raise r.error("url", f"environment variable {e.args[0]} is not set") from None
+        if not is_http_url(filled):  # not echoed: it holds the secret
+            raise r.error("url", f"{url!r}, as the environment fills it in, is no longer "
+                                 "an http(s) URL")
     if "@" in urlsplit(url).netloc:  # not echoed: it holds a password
         raise r.error("url", "credentials in a URL are not sent (and would show wherever the "
                              "URL does): give them as a header instead, e.g. headers = "

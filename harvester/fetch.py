@@ -32,7 +32,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.request import ACCEPT_ENCODING
 from urllib3.util.retry import Retry
 
-from .config import HttpConfig
+from .config import HttpConfig, env_refs
 from .errors import FetchError, PolicyError
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
@@ -205,11 +205,19 @@ class Fetcher:
         # then restarted when the request gets it: see _turn.
         watch = arm(self.http.timeout)
         try:
-            return self._fetch(url, etag=etag, last_modified=last_modified, source=source,
-                               policy=policy, watch=watch, site=origin or url,
-                               own_headers=headers, decode=decode)
+            result = self._fetch(url, etag=etag, last_modified=last_modified, source=source,
+                                 policy=policy, watch=watch, site=origin or url,
+                                 own_headers=headers, decode=decode)
+        except FetchError as e:
+            if origin and "${" in origin:
+                raise _unsaid(e, origin) from e
+            raise
         finally:
             disarm(watch)
+        if origin and "${" in origin:  # what a token from the environment filled in
+            result = replace(result, url=redacted(result.url, origin),
+                             moved_to=result.moved_to and redacted(result.moved_to, origin))
+        return result
 
     def interrupt(self) -> None:
         """Cut short the requests in flight (they fail as timed out): an interrupted run
@@ -505,6 +513,25 @@ def _status_message(resp: BaseHTTPResponse) -> str:
     elif resp.status == 410:
         msg += " (the site says it is gone for good: remove the source, or point it elsewhere)"
     return msg
+
+
+def redacted(text: str, template: str) -> str:
+    """`text` with the values of the variables `template` names (`${NAME}`, a token in a
+    configured URL) put back as ${NAME}: a redirect, an error or a server's answer may
+    quote the URL that holds them."""
+    for name in env_refs(template):
+        value = os.environ.get(name, "")
+        if len(value) >= 4:  # a value that short is no secret, and would mangle the text
+            text = text.replace(value, f"${{{name}}}")
+    return text
+
+
+def _unsaid(e: FetchError, template: str) -> FetchError:
+    """`e`, saying ${NAME} where it would have said a value from the environment."""
+    out = type(e)(redacted(e.message, template), source=e.source,
+                  url=e.url and redacted(e.url, template), status=e.status,
+                  retry_after=e.retry_after)
+    return out
 
 
 _COOKIES_MAX, _COOKIE_BYTES = 50, 4096

@@ -133,8 +133,10 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher,
     """Fetch a source; with `decode=False` a gzip body stays compressed, for a worker
     process to decode and fingerprint (see read_coded)."""
     try:
-        result = fetcher.fetch(source.url, etag=state.etag, last_modified=state.last_modified,
-                               source=source.name, headers=source.headers, decode=decode)
+        # the configured URL as written is the origin: what a message may show of it
+        result = fetcher.fetch(source.request_url, etag=state.etag,
+                               last_modified=state.last_modified, source=source.name,
+                               origin=source.url, headers=source.headers, decode=decode)
     except FetchError as e:
         return Fetched(source, state, error=e)
     fingerprint = (None if result.not_modified or result.coding

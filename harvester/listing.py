@@ -92,7 +92,7 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
                 break  # this page reached what is stored: nothing older is new
         nxt = page.next_url
         if listing_cfg.param:
-            nxt = with_page(source.url, listing_cfg.param, n + 1)
+            nxt = with_page(source.request_url, listing_cfg.param, n + 1)
         if not nxt or nxt in seen:
             break
         try:

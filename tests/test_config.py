@@ -223,6 +223,11 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "the port in 'https://example.org:https/rss' is not a number from 1 to 65535"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
      "sources[0].kind", "expected one of feed, html, got 'carrier-pigeon'"),
+    ('[[sources]]\nname = "a"\nurl = "https://${HV_FEED_HOST}/rss"\n', "sources[0].url",
+     "${NAME} may stand only in the path or query, after the host: the site's address is "
+     "no secret"),
+    (GOOD_SOURCE.replace("/rss", "/rss?key=${HV_UNSET_TOKEN}"), "sources[0].url",
+     "environment variable HV_UNSET_TOKEN is not set"),
     (GOOD_SOURCE + 'kind = "RSS"\n', "sources[0].kind", "expected one of feed, html, got "
      "'RSS' (RSS, Atom, RDF and JSON Feed are all kind = \"feed\")"),
     (GOOD_SOURCE + 'kind = "listing"\n', "sources[0].kind", "expected one of feed, html, got "

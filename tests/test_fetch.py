@@ -537,3 +537,44 @@ def test_cookies_past_a_browsers_limits_are_not_taken():
         httpd.server_close()
     assert sent[:2] == [None, None]
     assert sent[2] == "; ".join(f"c{i}=v" for i in range(50))
+
+
+TOKEN = "s3cr3t-feed-token"
+
+
+def test_a_token_in_a_sources_url_comes_from_the_environment_and_is_never_said(
+        server, tmp_path):
+    """A private feed whose key sits in its query (`?key=${FEED_TOKEN}`): the request
+    carries the value; the config, `check`, `sources`, the log and every error keep
+    `${FEED_TOKEN}`, even where the server echoes the URL back."""
+    body = feed_bytes("icmpd-2020-05-a.rss")
+    server.route(f"/private/rss?key={TOKEN}", Response(body))
+    url = server.url("/private/rss?key=${HV_FEED_TOKEN}")
+    cfg = make_config(tmp_path, http_fast() + feed_source("private", url), rules=False)
+    env = {"HV_FEED_TOKEN": TOKEN}
+    r = run_cli("--config", str(cfg), "once", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [q.path for q in server.requests] == [f"/private/rss?key={TOKEN}"]
+    assert "private: baseline: 7 items stored silently" in r.stderr
+    r = run_cli("--config", str(cfg), "check", env=env, cwd=tmp_path)
+    assert f"source private: feed {url} every" in r.stdout
+    # the server moves it for good, the new address holding the token too
+    server.route(f"/private/rss?key={TOKEN}", redirect(301, f"/v2/rss?key={TOKEN}"))
+    server.route(f"/v2/rss?key={TOKEN}", Response(body))
+    r = run_cli("--config", str(cfg), "once", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    moved = server.url("/v2/rss?key=${HV_FEED_TOKEN}")
+    assert f"moved permanently to {moved}" in r.stderr
+    server.route(f"/v2/rss?key={TOKEN}", Response(b"", status=302, conditional=False,
+                                                  headers={"Location": f"/v2/rss?key={TOKEN}"}))
+    r = run_cli("--config", str(cfg), "once", env=env, cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"redirect loop: {moved} → {moved}" in r.stderr
+    for command in ("sources", "log"):
+        shown = run_cli("--config", str(cfg), command, env=env, cwd=tmp_path).stdout
+        assert "HV_FEED_TOKEN" in shown and TOKEN not in shown
+    assert TOKEN not in (tmp_path / "h.db").read_bytes().decode("latin-1")
+    # a variable not set is a config error naming it, as for a header
+    r = run_cli("--config", str(cfg), "once", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "sources[0].url: environment variable HV_FEED_TOKEN is not set" in r.stderr

@@ -27,8 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from ..config import NotifierConfig, env_refs, expand_env, ntfy_endpoint
-from ..fetch import cannot_connect, error_reason, is_timeout, retry_after_seconds
+from ..config import NotifierConfig, expand_env, ntfy_endpoint
+from ..fetch import cannot_connect, error_reason, is_timeout, redacted, retry_after_seconds
 from ..proxy import ProxyRoutes
 from .base import Message, Outcome, OutcomeKind
 from .render import chat_text, matrix_message, ntfy_message, teams_card, telegram_message
@@ -105,16 +105,6 @@ def payload(messages: Sequence[Message], digest: bool, timestamp: str) -> tuple[
         {"id": m.id, "type": m.event, "source": m.source, "rules": list(m.rules),
          "item": _item(m), **({"changes": _changes(m)} if m.event == "item.changed" else {})}
         for m in messages]}}
-
-
-def _redacted(text: str, template: str) -> str:
-    """`text` with the values of the variables `template` names put back as ${NAME}: a
-    library's error, or a receiver's answer, may quote the URL that holds them."""
-    for name in env_refs(template):
-        value = os.environ.get(name, "")
-        if len(value) >= 4:  # a value that short is no secret, and would mangle the text
-            text = text.replace(value, f"${{{name}}}")
-    return text
 
 
 # Of a receiver's answer, what is read: enough for any error it explains itself with (the
@@ -234,13 +224,13 @@ class WebhookChannel:
                 why = cannot_connect(e, url)
             else:
                 why = f"{e.__class__.__name__}: {error_reason(e)}"
-            return Outcome(OutcomeKind.RETRY, _redacted(f"{method} {shown}: {why}", shown))
+            return Outcome(OutcomeKind.RETRY, redacted(f"{method} {shown}: {why}", shown))
         got = _answer(resp, deadline)
         try:
             text = got.decode(resp.encoding or "utf-8", "replace")
         except LookupError:  # a charset no codec is called
             text = got.decode("utf-8", "replace")
-        answer = _redacted(f"HTTP {resp.status_code} {text[:200]}".strip(), shown)
+        answer = redacted(f"HTTP {resp.status_code} {text[:200]}".strip(), shown)
         if 200 <= resp.status_code < 300:
             return Outcome(OutcomeKind.SENT, response=answer)
         if resp.status_code == 410:
