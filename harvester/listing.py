@@ -49,7 +49,8 @@ def selectors(listing: ListingConfig, first_page: bytes, url: str, *,
     found = detect(first_page, url, content_type=content_type, encoding=encoding)
     if found is None:
         raise StaleLayout(f"found no repeated entries on {url} to read; set "
-                          f"[sources.select] (try `harvester probe {url}`)", url=url)
+                          f"[sources.select] (try `harvester probe {url}`)"
+                          + _login_hint(first_page), url=url)
     return replace(found, next=listing.next) if listing.next else found
 
 
@@ -69,8 +70,19 @@ def first_page(source: SourceConfig, first: FetchResult) -> tuple[Selectors, Lis
             f"(select.link {select.link!r}); try `harvester probe {first.url}`",
             source=source.name, url=first.url)
     if not page.document.entries:
-        raise StaleLayout(stale_message(first.url), source=source.name, url=first.url)
+        raise StaleLayout(stale_message(first.url) + _login_hint(first.body),
+                          source=source.name, url=first.url)
     return select, page
+
+
+def _login_hint(body: bytes) -> str:
+    """What a page that asks for a password adds to the alarm: its session or key gone."""
+    from .parse.html import login_form
+
+    if not login_form(body):
+        return ""
+    return (" (the page shows a login form: it may want credentials, sent with `headers = "
+            '{ Authorization = "Bearer ${TOKEN}" }` or a Cookie)')
 
 
 def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,

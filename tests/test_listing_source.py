@@ -116,6 +116,21 @@ def test_pagination_stops_on_a_page_seen_before_and_at_max(server, config_for, s
     assert page_hits(server) == ["/news-centre/", "/news-centre/?page=2"]
 
 
+@pytest.mark.parametrize("select", [True, False])
+def test_a_login_page_where_the_listing_was_is_said(server, config_for, store, select):
+    """A members' listing whose session or key has gone: the alarm says the page shows a
+    login form, as well as what a redesign would say."""
+    server.route("/news-centre/", Response(
+        b"<html><head><title>Sign in</title></head><body><form><input name=u>"
+        b"<input type=password name=p></form></body></html>", content_type="text/html"))
+    r = poll(config_for(listing_source(server.url("/news-centre/"), select=select)),
+             store)["icmpd-news"]
+    assert r.status is PollStatus.ERROR
+    assert r.error.endswith(" (the page shows a login form: it may want credentials, sent "
+                            'with `headers = { Authorization = "Bearer ${TOKEN}" }` or a '
+                            "Cookie)")
+
+
 def test_stale_layout_fails_loudly_and_keeps_every_item(server, config_for, store, tmp_path):
     serve(server, "a")
     config = config_for(listing_source(server.url("/news-centre/")), notifiers=OPS)

@@ -168,9 +168,21 @@ _NEWS_PAGE = (b'<title>News\n Centre | ICMPD</title><link rel="alternate" '
      "application/rss+xml",
      'not a feed: an HTML page ("Just a moment..."); a listing page is read with kind = "html"'
      f" (`harvester probe {PAGE}` finds its entries)"),
+    # a login form: the feed wants credentials (an expired key, a session gone)
+    (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form method=post>"
+     b"<input name=user><INPUT TYPE='Password' name=pw></form></body></html>", "text/html",
+     'not a feed: an HTML page ("Sign in") with a login form: the feed wants credentials; '
+     'a source sends them with `headers = { Authorization = "Bearer ${TOKEN}" }` (or a '
+     "Cookie), or a key in its url as ${NAME}"),
     (b"<html>soft 404</html>", "text/html",
      'not a feed: an HTML page; a listing page is read with kind = "html"'
      f" (`harvester probe {PAGE}` finds its entries)"),
+    # a login box in the site's header is no sign-in page: the feed it names is the way on
+    (b"<!doctype html><html><head>" + _NEWS_PAGE + b"<form><input type=password></form>"
+     b"</body></html>", "text/html",
+     'not a feed: an HTML page ("News Centre | ICMPD"), which names its feed at '
+     "https://www.icmpd.org/news-centre/rss (and 1 more: `harvester probe "
+     f"{PAGE}` lists them): write that as the source's url"),
     (b"<!doctype html><html><head>" + _NEWS_PAGE + b"</body></html>", "text/html",
      'not a feed: an HTML page ("News Centre | ICMPD"), which names its feed at '
      "https://www.icmpd.org/news-centre/rss (and 1 more: `harvester probe "

@@ -219,11 +219,17 @@ def _html_page(body: bytes, *, url: str, content_type: str | None,
                source: str | None) -> ParseError:
     """The error for an HTML page at a feed's URL: which page it is, and the way on — the
     feed it names, or the html kind that reads a listing page."""
-    from .html import page_signs
+    from .html import login_form, page_signs
 
     title, feeds = page_signs(body, url, content_type=content_type)
-    page = f'an HTML page ("{title}")' if title else "an HTML page"
+    named = f' ("{title}")' if title else ""
+    page = f"an HTML page{named}"
     feeds = [f for f in feeds if f.url != url]
+    if not feeds and login_form(body):  # a sign-in page came instead of the feed
+        return ParseError(f"not a feed: {page} with a login form: the feed wants credentials;"
+                          ' a source sends them with `headers = { Authorization = "Bearer '
+                          '${TOKEN}" }` (or a Cookie), or a key in its url as ${NAME}',
+                          source=source, url=url)
     if feeds:
         more = (f" (and {len(feeds) - 1} more: `harvester probe {url}` lists them)"
                 if len(feeds) > 1 else "")

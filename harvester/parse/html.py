@@ -103,6 +103,15 @@ def announced_feeds(body: bytes, url: str, *, content_type: str | None = None,
     return _announced(root, url)
 
 
+_PASSWORD = re.compile(rb"""<input\b[^>]*\btype\s*=\s*["']?password\b""", re.IGNORECASE)
+
+
+def login_form(body: bytes) -> bool:
+    """Whether the page asks for a password (in its first 256 KB): a sign-in page served
+    where a feed or a listing was, its session or key gone."""
+    return _PASSWORD.search(body, 0, 256 * 1024) is not None
+
+
 def page_signs(body: bytes, url: str, *,
                content_type: str | None = None) -> tuple[str, list[AnnouncedFeed]]:
     """What tells a person which page this is: its <title> (one line, 80 characters at
