@@ -661,6 +661,7 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     from .config import HttpConfig
     from .detect import announced_feeds, detect, pages_block, pagination, toml_block
     from .fetch import Fetcher
+    from .parse.html import login_form
     from .parse.listing import extract
     from .starter import common_feed, feed_entries
 
@@ -685,6 +686,9 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
             said = "the page announces a feed" if feeds else "its site serves a feed"
             also = (f"; {said}: {feed_url} (try `harvester probe {feed_url}`)"
                     if feed_url else "")
+            if not feed_url and login_form(fr.body):
+                also = ("; it shows a login form: probe it with -H 'Authorization: Bearer "
+                        "…' (or a Cookie) if it wants credentials")
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}{also}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)

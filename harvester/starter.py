@@ -145,8 +145,12 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
                          note=f"found at {path} of {given}'s site, which announces none",
                          category_from_title=labelled_titles(entries))
     if select is None:
+        from .parse.html import login_form
+
+        hint = ("; it shows a login form: add it with -H 'Authorization: Bearer ${TOKEN}' "
+                "(or a Cookie) if it wants credentials") if login_form(fr.body) else ""
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
-                         "repeated entries (each with a link and a date)", url=url)
+                         f"repeated entries (each with a link and a date){hint}", url=url)
     pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
     note = "; ".join(filter(None, (moved, passed_over)))
     return Found(url, SourceKind.HTML, len(listing), note=note,

@@ -394,14 +394,21 @@ def test_add_keeps_a_configs_permissions_and_its_symlink(server, icmpd_a, tmp_pa
     (("{rss}", "{about}", "{gone}"), 1,
      "nothing written; {about}: neither a feed, nor a page announcing one, nor a page with "
      "repeated entries (each with a link and a date); {gone}: HTTP 404 Not Found"),
+    (("{login}",), 1,
+     "nothing written; {login}: neither a feed, nor a page announcing one, nor a page with "
+     "repeated entries (each with a link and a date); it shows a login form: add it with "
+     "-H 'Authorization: Bearer ${{TOKEN}}' (or a Cookie) if it wants credentials"),
 ])
 def test_add_writes_nothing_when_a_url_or_name_is_wrong(server, tmp_path, args, code, message):
     server.route("/rss-2019", Response(feed_bytes("icmpd-2019-03.rss")))
     server.route("/about", Response(b"<html><body><p>About us</p></body></html>",
                                     content_type="text/html"))
+    server.route("/members", Response(b"<html><body><form><input type=password></form>"
+                                      b"</body></html>", content_type="text/html"))
     serve(server, "a")
     urls = {"rss": server.url("/rss-2019"), "page": server.url("/news-centre/"),
-            "about": server.url("/about"), "gone": server.url("/gone")}
+            "about": server.url("/about"), "gone": server.url("/gone"),
+            "login": server.url("/members")}
     cfg = tmp_path / "harvester.toml"
     cfg.write_text(MINE.format(feed=server.url("/rss")))
     before = cfg.read_bytes()
@@ -410,6 +417,12 @@ def test_add_writes_nothing_when_a_url_or_name_is_wrong(server, tmp_path, args, 
     assert r.stderr == f"harvester: error: {message.format(**urls)}\n"
     assert cfg.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["harvester.toml"]
+    if "login" in message:  # probe says so too, in its words
+        r = run_cli("probe", urls["login"], cwd=tmp_path)
+        assert (r.returncode, r.stderr) == (1, (
+            f"harvester: error: found no repeated entries with a link and a date on "
+            f"{urls['login']}; it shows a login form: probe it with -H 'Authorization: Bearer "
+            "…' (or a Cookie) if it wants credentials\n"))
 
 
 def test_add_without_a_config_points_to_init(icmpd_a, tmp_path):
