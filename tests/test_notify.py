@@ -25,6 +25,7 @@ from harvester.notify.render import subject
 
 from .conftest import (
     FEEDS,
+    HTTP_FAST,
     KYIV_BEFORE,
     KYIV_DIFF,
     KYIV_WORDS,
@@ -247,6 +248,52 @@ def test_email_over_implicit_tls(server, icmpd_a, config_for, store, tls, monkey
     finally:
         ctl.stop()
     assert [m["Subject"] for m in handler.messages] == [f"Press Release: {GERMANY}"]
+
+
+@pytest.mark.parametrize(("security", "said"), [
+    ("starttls", 'offers no STARTTLS: security = "none" sends in clear text (a relay on this '
+                 'host or a trusted network), or its TLS port takes security = "tls" (465)'),
+    ("tls", 'answered in clear text, not TLS: its port wants security = "starttls" (587) or '
+            '"none"'),
+])
+def test_an_smtp_security_its_server_does_not_speak_is_said_with_the_one_it_does(
+        server, icmpd_a, config_for, store, security, said, tls):
+    """A relay without TLS (a local Postfix, a mail catcher) against the default starttls,
+    or implicit TLS against a plain port: the row waits, saying which setting fits."""
+    from aiosmtpd.controller import Controller
+
+    from .servers import _Collect
+
+    handler, port = _Collect(), free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        notifier = (email_notifier(port).replace('security = "starttls"',
+                                                 f'security = "{security}"')
+                    .replace('username_env = "HV_SMTP_USER"\npassword_env = "HV_SMTP_PASSWORD"\n',
+                             ""))
+        config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=notifier)
+        two_polls(server, config, store)
+        assert deliver(config, store, NOW).retrying == 1
+    finally:
+        ctl.stop()
+    [row] = store.outbox()
+    assert row["last_error"] == f"SMTP 127.0.0.1:{port} {said}"
+    assert handler.messages == []
+    # and STARTTLS against a port that wants TLS at once: no greeting ever comes
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=tls)
+    ctl.start()
+    try:
+        notifier = notifier.replace(f'security = "{security}"', 'security = "starttls"')
+        config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=notifier,
+                            http=HTTP_FAST + '\n[delivery]\ntimeout = "1s"\n')
+        assert deliver(config, store, NOW + timedelta(hours=1)).retrying == 1
+    finally:
+        ctl.stop()
+    [row] = store.outbox()
+    assert row["last_error"] == (
+        f"SMTP 127.0.0.1:{port}: timed out after 1s with no greeting (a port that wants TLS "
+        'at once takes security = "tls")')
 
 
 def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, store, tls,

@@ -98,9 +98,11 @@ class EmailChannel:
         msg = build(messages, sender=self.cfg.option("from"), to=to, digest=digest,
                     subject_prefix=self.cfg.option("subject_prefix", ""))
         context = ssl.create_default_context()
+        greeted = False
         try:
             smtp = (smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=context)
                     if security == "tls" else smtplib.SMTP(host, port, timeout=self.timeout))
+            greeted = True
             with smtp:
                 if security == "starttls":
                     smtp.starttls(context=context)
@@ -127,14 +129,26 @@ class EmailChannel:
             return Outcome(OutcomeKind.DEAD if permanent else OutcomeKind.RETRY, text, text)
         except (smtplib.SMTPException, OSError) as e:  # OSError covers timeouts and TLS
             if isinstance(e, TimeoutError) or str(e).endswith("timed out"):
+                # a server that says nothing at all may be waiting for a TLS handshake
+                why = ("" if greeted or security == "tls" else
+                       ' with no greeting (a port that wants TLS at once takes security = "tls")')
                 return Outcome(OutcomeKind.RETRY,
-                               f"SMTP {host}:{port}: timed out after {self.timeout:g}s")
+                               f"SMTP {host}:{port}: timed out after {self.timeout:g}s{why}")
             if isinstance(e, socket.gaierror):
                 return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: cannot resolve {host}: "
                                                   f"{e.strerror or e}")
             cert = certificate_problem(e, host)
             if cert is not None:
                 return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {cert}")
+            if isinstance(e, smtplib.SMTPNotSupportedError) and security == "starttls":
+                return Outcome(OutcomeKind.RETRY, (
+                    f'SMTP {host}:{port} offers no STARTTLS: security = "none" sends in '
+                    "clear text (a relay on this host or a trusted network), or its TLS port "
+                    'takes security = "tls" (465)'))
+            if getattr(e, "reason", None) == "WRONG_VERSION_NUMBER" and security == "tls":
+                return Outcome(OutcomeKind.RETRY, (
+                    f"SMTP {host}:{port} answered in clear text, not TLS: its port wants "
+                    'security = "starttls" (587) or "none"'))
             return Outcome(OutcomeKind.RETRY, f"SMTP {host}:{port}: {e}")
         if refused:  # sent to the rest; the ones refused are said, and kept in the row
             text = f"some recipients refused: {_refusals(refused)}"
