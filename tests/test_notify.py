@@ -292,8 +292,8 @@ def test_an_smtp_security_its_server_does_not_speak_is_said_with_the_one_it_does
         ctl.stop()
     [row] = store.outbox()
     assert row["last_error"] == (
-        f"SMTP 127.0.0.1:{port}: timed out after 1s with no greeting (a port that wants TLS "
-        'at once takes security = "tls")')
+        f"SMTP 127.0.0.1:{port}: timed out after 1s, with no greeting: if its port wants "
+        'TLS at once (465), that is security = "tls"')
 
 
 def test_smtp_down_then_delivered_on_the_next_run(server, icmpd_a, config_for, store, tls,
@@ -965,6 +965,21 @@ def store_rows(cfg) -> list[dict]:
     return [json.loads(x) for x in r.stdout.splitlines()]
 
 
+def test_a_webhook_receiver_that_moved_says_where_to(server, icmpd_a, tmp_path, receiver):
+    """A redirect is not followed (the POST and its signature would go where the config
+    never said), and the dead row says where the receiver says it went."""
+    receiver.answers = [(308, {"Location": "https://hooks.example.org/v2/harvester"}, b"")]
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                      + webhook_notifier(receiver.url))
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = run_cli("--config", str(cfg), "once")
+    assert r.returncode == 1
+    assert ("  hook: HTTP 308: the receiver moved to https://hooks.example.org/v2/harvester "
+            "(not followed): write that as the notifier's url") in r.stderr.splitlines()
+    assert len(receiver.deliveries) == 1
+
+
 def test_webhook_4xx_is_dead_and_once_exits_1(server, icmpd_a, tmp_path, receiver):
     receiver.answers = [(400, {}), (400, {})]
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
@@ -1311,7 +1326,8 @@ def test_notify_test_names_a_receiver_that_is_down_or_silent(tmp_path, receiver)
     # a web server on the port given (mailpit's web UI, 8025, for its SMTP port, 1025)
     (b"HTTP/1.1 400 Bad Request\r\n\r\n", "does not answer as an SMTP server (a wrong port?):"
                                            " '/1.1 400 Bad Request'"),
-    (None, "timed out after 1s"),  # accepts, then says nothing
+    (None, 'timed out after 1s, with no greeting: if its port wants TLS at once (465), that '
+           'is security = "tls"'),  # accepts, then says nothing
 ])
 def test_notify_test_names_an_smtp_server_that_is_not_one_or_silent(tmp_path, answer, said):
     import socket

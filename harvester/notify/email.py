@@ -130,8 +130,8 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError) as e:  # OSError covers timeouts and TLS
             if isinstance(e, TimeoutError) or str(e).endswith("timed out"):
                 # a server that says nothing at all may be waiting for a TLS handshake
-                why = ("" if greeted or security == "tls" else
-                       ' with no greeting (a port that wants TLS at once takes security = "tls")')
+                why = ("" if greeted or security == "tls" else ", with no greeting: if its "
+                       'port wants TLS at once (465), that is security = "tls"')
                 return Outcome(OutcomeKind.RETRY,
                                f"SMTP {host}:{port}: timed out after {self.timeout:g}s{why}")
             if isinstance(e, socket.gaierror):

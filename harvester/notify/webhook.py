@@ -21,7 +21,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -238,4 +238,11 @@ class WebhookChannel:
                            answer)
         if resp.status_code in (408, 425, 429) or resp.status_code >= 500:
             return Outcome(OutcomeKind.RETRY, answer, answer, _retry_after(resp, got))
+        location = resp.headers.get("Location", "").strip()
+        if 300 <= resp.status_code < 400 and location:
+            # not followed: the POST and its signature would go where the config never said
+            moved = redacted(urljoin(url, location)[:300], shown)
+            return Outcome(OutcomeKind.DEAD, f"HTTP {resp.status_code}: the receiver moved to "
+                                             f"{moved} (not followed): write that as the "
+                                             "notifier's url", answer)
         return Outcome(OutcomeKind.DEAD, answer, answer)
