@@ -528,10 +528,9 @@ def redacted(text: str, template: str) -> str:
 
 def _unsaid(e: FetchError, template: str) -> FetchError:
     """`e`, saying ${NAME} where it would have said a value from the environment."""
-    out = type(e)(redacted(e.message, template), source=e.source,
-                  url=e.url and redacted(e.url, template), status=e.status,
-                  retry_after=e.retry_after)
-    return out
+    return type(e)(redacted(e.message, template), source=e.source,
+                   url=e.url and redacted(e.url, template), status=e.status,
+                   retry_after=e.retry_after)
 
 
 _COOKIES_MAX, _COOKIE_BYTES = 50, 4096
