@@ -476,6 +476,12 @@ _HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "las
                 "failing_since", "not_before", "baseline_at", "last_warning")
 
 
+def _news(row: dict[str, Any]) -> str | None:
+    """When the source last brought a new item, its baseline aside (None: not since)."""
+    last = row["last_new"]
+    return None if not last or last == row["baseline_at"] else last
+
+
 def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None,
                  due: datetime | None) -> dict[str, Any]:
     failures = row["consecutive_failures"] if row else 0
@@ -486,7 +492,8 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
             "health": "never polled" if row is None else "failing" if failures else "ok",
             "consecutive_failures": failures, "items": row["items"] if row else 0,
             **{k: row[k] if row else None for k in _HEALTH_KEYS},
-            "next_due": iso_utc(due) if due else None}
+            "next_due": iso_utc(due) if due else None,
+            "last_new_item": _news(row) if row else None}
 
 
 @cli.command()
@@ -519,6 +526,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})"
                    + (f"    next due: {iso_utc(when)}" if when else ""))
+        if r["last_new"]:
+            click.echo("    last new item: " + (
+                f"none since the baseline, {r['last_new']}" if _news(r) is None
+                else r["last_new"]))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
         if r["last_error"]:

@@ -1019,11 +1019,15 @@ class SqliteStore:
     def sources(self) -> list[dict[str, Any]]:
         """Each stored source's health, with the number of items it has seen and what its
         latest poll warned of (a feed that moved, a malformed one read all the same)."""
+        # last_new: when the source last brought an item it had not given before (its
+        # baseline's items count as of the baseline): a feed that stopped still answers
         return list(self._query(
-            "SELECT s.*, (SELECT count(*) FROM sightings g WHERE g.source = s.name) AS items,"
+            "SELECT s.*, coalesce(g.items, 0) AS items, g.last_new,"
             " (SELECT f.warning FROM fetch_log f WHERE f.source = s.name"
             "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
-            " FROM sources s ORDER BY s.name"))
+            " FROM sources s LEFT JOIN (SELECT source, count(*) AS items,"
+            "  max(first_seen) AS last_new FROM sightings GROUP BY source) g"
+            " ON g.source = s.name ORDER BY s.name"))
 
     def outbox(self, status: str | None = None,
                ids: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from harvester.devserver import Response
+from harvester.harvest import poll_sources
+from harvester.store import SqliteStore
 
 from .conftest import (
     KYIV_BEFORE,
     KYIV_WORDS,
+    NOW,
     feed_bytes,
     feed_source,
     free_port,
@@ -331,9 +334,32 @@ def test_sources_says_what_the_latest_poll_warned_of(server, icmpd_a, tmp_path):
     moved = f"moved permanently to {icmpd_a}: write that as the source's url"
     assert r.returncode == 0 and r.stderr.splitlines()[0].endswith(f"; warning: {moved}")
     r = run_cli("--config", cfg, "sources")
-    assert r.stdout.splitlines()[2] == f"    warning:      {moved}"
+    assert r.stdout.splitlines()[3] == f"    warning:      {moved}"
     [row] = map(json.loads, run_cli("--config", cfg, "sources", "--json").stdout.splitlines())
     assert (row["health"], row["last_warning"]) == ("ok", moved)
+
+
+def test_sources_says_when_each_source_last_brought_news(server, icmpd_a, tmp_path):
+    """A feed that stopped updating still answers 200 (the ICMPD feed's last item is of
+    2020; its listing went on): `sources` says when each source last brought a new item,
+    or that none came since its baseline, so a dead feed is seen for what it is."""
+    from harvester.config import load_config
+
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a)
+                      + feed_source("quiet", server.url("/quiet")))
+    server.route("/quiet", Response(feed_bytes("icmpd-2019-03.rss")))
+    config = load_config(cfg)
+    with SqliteStore(config.storage.path) as store:
+        list(poll_sources(config, store, clock=lambda: NOW))
+        server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+        later = NOW + timedelta(days=3)
+        list(poll_sources(config, store, clock=lambda: later))
+    out = run_cli("--config", str(cfg), "sources").stdout.splitlines()
+    assert out[2] == "    last new item: 2020-05-31T08:00:00Z"
+    assert out[5] == "    last new item: none since the baseline, 2020-05-28T08:00:00Z"
+    rows = [json.loads(x) for x in run_cli("--config", str(cfg), "sources", "--json").stdout
+            .splitlines()]
+    assert [r["last_new_item"] for r in rows] == ["2020-05-31T08:00:00Z", None]
 
 
 def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp_path):
@@ -368,7 +394,7 @@ def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp
                      "items": 0, "last_polled": None, "last_status": None,
                      "last_success": None, "last_error": None, "last_error_at": None,
                      "failing_since": None, "not_before": None, "baseline_at": None,
-                     "last_warning": None, "next_due": None}
+                     "last_warning": None, "next_due": None, "last_new_item": None}
     cfg = str(make_config(tmp_path, HTTP + feed_source("broken", broken)))
     r = run_cli("--config", cfg, "sources", "--json")
     gone = json.loads(r.stdout.splitlines()[1])
