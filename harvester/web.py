@@ -41,8 +41,10 @@ def _render(store: SqliteStore, refused: str | None = None,
             state += f"; warning: {s['last_warning']}"
         # none: a source the daemon no longer polls (removed from the config, disabled)
         when = (next_polls or {}).get(s["name"])
+        news = s["last_new"] and ("none since the baseline" if s["last_new"] == s["baseline_at"]
+                                  else s["last_new"])
         rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
-                    f"<td>{e(s['last_success'] or 'never')}</td>"
+                    f"<td>{e(news or '')}</td><td>{e(s['last_success'] or 'never')}</td>"
                     f"<td>{iso_utc(when) if when else ''}</td>"
                     f"<td>{e(s['last_error'] or '')}</td></tr>")
     matched = [i for i in store.items(limit=200) if i["rules"]][:20]
@@ -62,7 +64,8 @@ def _render(store: SqliteStore, refused: str | None = None,
             + (f"<p><b>The config on disk was refused</b> ({e(refused)}); the daemon runs the "
                "one it had before. `harvester check` says what to fix.</p>" if refused else "")
             + "<h2>Sources</h2><table border=\"1\" cellpadding=\"4\">"
-            "<tr><th>source</th><th>health</th><th>items</th><th>last success</th>"
+            "<tr><th>source</th><th>health</th><th>items</th><th>last new item</th>"
+            "<th>last success</th>"
             f"<th>next poll</th><th>last error</th></tr>{''.join(rows)}</table>"
             f"<h2>Recent matched items</h2><ul>{items}</ul>"
             f"<h2>Recent failures</h2><ul>{failed or '<li>none</li>'}</ul>"

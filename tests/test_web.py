@@ -36,7 +36,7 @@ def test_status_page_shows_the_warning_of_a_sources_latest_poll(store):
     store.flush()
     row = _render(store).split("<th>last error</th></tr>")[1].split("</tr>")[0]
     assert row == (f"<tr><td>news</td><td>ok; warning: {moved.replace(chr(39), '&#x27;')}</td>"
-                   "<td>0</td><td>2020-05-28T08:00:00Z</td><td></td><td></td>")
+                   "<td>0</td><td></td><td>2020-05-28T08:00:00Z</td><td></td><td></td>")
     # the daemon's scheduler says when each source it polls goes next
     row = _render(store, next_polls={"news": NOW + timedelta(minutes=30)}).split(
         "<th>next poll</th><th>last error</th></tr>")[1].split("</tr>")[0]
@@ -72,4 +72,6 @@ def test_status_page_dates_matched_items_as_their_source_gave_them(server, confi
     list(poll_sources(config, store, clock=lambda: datetime(2022, 4, 10, tzinfo=UTC)))
     first = ENTRIES["a"][0]
     page = _render(store, zones={"icmpd-news": "Europe/Vienna"})
+    assert ("<tr><td>icmpd-news</td><td>ok</td><td>10</td><td>none since the baseline</td>"
+            "<td>2022-04-10T00:00:00Z</td>") in page
     assert f"<li>2022-03-31 <b>project-launch</b> <a href=\"{server.base}{first['path']}\">" in page
