@@ -336,8 +336,11 @@ class Daemon:
         timing = config.daemon != self.config.daemon  # (at start, the same config)
         now = datetime.now(UTC)
         states = self.store().source_states(list(wanted)) if first else {}
+        news = ({r["name"]: r["last_new"] for r in self.store().sources()} if first else {})
         for name, state in states.items():
-            self.metrics.seed(name, state.last_success)
+            last_new = news.get(name)
+            self.metrics.seed(name, state.last_success,
+                              datetime.fromisoformat(last_new) if last_new else None)
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)

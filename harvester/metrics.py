@@ -40,6 +40,9 @@ class Metrics:
         self.bytes = Counter("harvester_fetched_bytes", "Bytes fetched", ["source"], registry=r)
         self.last_success = Gauge("harvester_source_last_success_timestamp_seconds",
                                   "When a source last polled fine", ["source"], registry=r)
+        self.last_new = Gauge("harvester_source_last_new_item_timestamp_seconds",
+                              "When a source last brought a new item (a feed that stopped "
+                              "updating polls fine)", ["source"], registry=r)
         self.notifications = Counter("harvester_notifications", "Delivery attempts by result",
                                      ["result"], registry=r)
         self.outbox = Gauge("harvester_outbox_rows", "Outbox rows by status", ["status"],
@@ -61,12 +64,18 @@ class Metrics:
         self.fetch_seconds.labels(report.source).observe(report.duration)
         self.bytes.labels(report.source).inc(report.bytes)
         self.last_success.labels(report.source).set_to_current_time()
+        if report.new:
+            self.last_new.labels(report.source).set_to_current_time()
 
-    def seed(self, source: str, last_success: datetime | None) -> None:
-        """A source's last success as the database has it, at start: a source failing
-        since before a restart shows its age at once, not only after its next success."""
+    def seed(self, source: str, last_success: datetime | None,
+             last_new: datetime | None = None) -> None:
+        """A source's last success and last news as the database has them, at start: a
+        source failing (or silent) since before a restart shows its age at once, not only
+        after its next success."""
         if last_success is not None:
             self.last_success.labels(source).set(last_success.timestamp())
+        if last_new is not None:
+            self.last_new.labels(source).set(last_new.timestamp())
 
     def forget(self, source: str) -> None:
         """Drop a source's series once it is no longer polled (removed or disabled): its
@@ -75,7 +84,8 @@ class Metrics:
             (self.polls, [(source, s.value) for s in PollStatus]),
             (self.items, [(source, "new"), (source, "changed")])]
         per_source += [(m, [(source,)]) for m in (self.failures, self.fetch_seconds,
-                                                  self.bytes, self.last_success)]
+                                                  self.bytes, self.last_success,
+                                                  self.last_new)]
         for metric, label_sets in per_source:
             for labels in label_sets:
                 with contextlib.suppress(KeyError):  # a series it never had

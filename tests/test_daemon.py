@@ -75,6 +75,8 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert sum(new) == 10  # 7 at baseline, 3 later
     assert "harvester_fetch_duration_seconds" in families
     assert "harvester_source_last_success_timestamp_seconds" in families
+    [news] = families["harvester_source_last_new_item_timestamp_seconds"].samples
+    assert news.labels == {"source": "icmpd-rss"} and time.time() - news.value < 30
     assert "_created" not in body.decode()  # no timestamp series doubling every counter
     d.wait_for(lambda: any(s.labels == {"status": "sent"} and s.value >= 3 for s in
                            {f.name: f for f in text_string_to_metric_families(
@@ -83,7 +85,7 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     status, page = d.get("/")
     assert status == 200 and b"icmpd-rss" in page and b"<script" not in page
     # when the scheduler polls it next (a second after the last, as `every` says)
-    next_poll = re.search(rb"<td>icmpd-rss</td>(?:<td>[^<]*</td>){3}<td>([^<]*)</td>", page)
+    next_poll = re.search(rb"<td>icmpd-rss</td>(?:<td>[^<]*</td>){4}<td>([^<]*)</td>", page)
     assert next_poll and re.fullmatch(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)?",
                                       next_poll.group(1)), page
     assert b'<link rel="alternate" type="application/atom+xml"' in page
@@ -721,6 +723,11 @@ def test_a_restarted_daemon_exports_each_sources_last_success_from_the_database(
              families["harvester_source_last_success_timestamp_seconds"].samples}
     assert len(server.hits("/rss")) == hits  # polled an hour from the last run: not yet
     assert gauge == {"icmpd-rss": datetime.fromisoformat(stored).timestamp()}  # none: never
+    # and when each last brought a new item (its baseline's, here): an alert on its age
+    # finds a feed that stopped updating, which polls fine
+    news = {s.labels["source"]: s.value for s in
+            families["harvester_source_last_new_item_timestamp_seconds"].samples}
+    assert news == {"icmpd-rss": datetime.fromisoformat(stored).timestamp()}
 
 
 def test_a_poll_running_past_its_next_turn_is_said_once_with_its_source(
