@@ -42,7 +42,8 @@ class _Trusting(HTTPAdapter):
     copy requests alone would trust: one variable makes a private CA good everywhere."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, ssl_context=ssl.create_default_context(), **kwargs)
+        kwargs.setdefault("ssl_context", ssl.create_default_context())
+        super().init_poolmanager(*args, **kwargs)
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         kwargs.setdefault("ssl_context", ssl.create_default_context())
