@@ -423,6 +423,8 @@ def outbox_move(ctx: click.Context, old: str, new: str) -> None:
     due now: for a notifier renamed or replaced in the config."""
     from .diff import notification_id
 
+    if old == new:
+        raise click.UsageError("OLD and NEW name the same notifier")
     config = _config(ctx)
     if new not in {n.name for n in config.notifiers}:
         names = ", ".join(n.name for n in config.notifiers) or "none configured"

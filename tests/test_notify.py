@@ -931,6 +931,9 @@ def test_rows_of_a_renamed_notifier_are_said_and_moved_to_its_new_name(
     r = run_cli("--config", str(cfg), "outbox", "move", "hook", "nope")
     assert (r.returncode, r.stderr.strip()) == (
         2, "harvester: error: no notifier named 'nope' (notifiers: team-hook)")
+    r = run_cli("--config", str(cfg), "outbox", "move", "team-hook", "team-hook")
+    assert (r.returncode, r.stdout) == (2, "")  # (it would have dropped them as its own)
+    assert "OLD and NEW name the same notifier" in r.stderr
     r = run_cli("--config", str(cfg), "outbox", "move", "hook", "team-hook")
     assert (r.returncode, r.stdout.strip()) == (0, "1 row moved from hook to team-hook, due now")
     [row] = store_rows(cfg)
