@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -136,12 +135,11 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                 emit(f"not due yet: {counted(len(later), 'source')} (the next, {src.name}, "
                      f"{when})")
         with _errors():
-            zones = _zones(config)
             for report in poll_sources(config, store, sources=sources, dry_run=dry_run):
                 failed |= report.status is PollStatus.ERROR
                 emit(report.line(dry_run=dry_run))
                 if dry_run:
-                    _echo_dry_run(report, zones[report.source])
+                    _echo_dry_run(report, config.zone_of(report.source))
         if not dry_run:
             # not imported for --help, items, sources…
             from .notify.deliver import deliver, orphan_notes
@@ -173,14 +171,6 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
 
 def _echo_err(text: str) -> None:
     click.echo(text, err=True)
-
-
-def _zones(config: Config) -> defaultdict[str, str]:
-    """Each source's time zone (the one its dates were read in, and are shown in); the
-    default zone for a source no longer configured."""
-    zones: defaultdict[str, str] = defaultdict(lambda: config.defaults.timezone)
-    zones.update((s.name, s.timezone) for s in config.sources)
-    return zones
 
 
 def _echo_dry_run(r: PollReport, zone: str) -> None:
@@ -264,7 +254,6 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
                 click.echo(line, nl=False)
             return
         shown = 0
-        zones = _zones(config)
         for row in rows:
             shown += 1
             if as_json:
@@ -272,7 +261,7 @@ def items(ctx: click.Context, source: str | None, rule: str | None, since: str |
                 continue
             rules = f"  [{', '.join(row['rules'])}]" if row["rules"] else ""
             cat = f"{row['category']} · " if row["category"] else ""
-            day = shown_when(row["published"], zones[row["source"]])[:10]
+            day = shown_when(row["published"], config.zone_of(row["source"]))[:10]
             click.echo(f"{day}  {row['source']:<16} {cat}{row['title']}{rules}")
             if row["url"]:
                 click.echo(f"{'':12}{row['url']}")
@@ -307,7 +296,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
             click.echo(json.dumps(out, ensure_ascii=False))
         else:
             click.echo(("\n" if i else "") + describe_item(row, history,
-                                                          _zones(config)[row["source"]]))
+                                                          config.zone_of(row["source"])))
 
 
 RETAG_SHOWN = 20  # items `retag` lists by name; the rest are counted
@@ -326,7 +315,7 @@ def retag(ctx: click.Context, dry_run: bool) -> None:
     with _errors(), SqliteStore(config.storage.path) as store:
         report = retag_store(store, config.rules, write=not dry_run, shown=RETAG_SHOWN)
     for line in describe_retag(report, [r.name for r in config.rules], dry_run,
-                               _zones(config)):
+                               config.zone_of):
         click.echo(line)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .dates import shown_when
@@ -60,15 +60,14 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
 
 
 def describe_retag(report: RetagReport, configured: Sequence[str], dry_run: bool,
-                   zones: Mapping[str, str] | None = None) -> list[str]:
-    """`retag`'s lines: the newest changes by name (dated in their sources' `zones`), each
+                   zone_of: Callable[[str], str] = lambda _: "UTC") -> list[str]:
+    """`retag`'s lines: the newest changes by name (dated in their sources' zones), each
     rule's counts (configured rules in config order, then the ones no longer configured),
     and what was written."""
-    zones = zones or {}
     lines = []
     for r in report.newest:
         marks = " ".join([*(f"+{n}" for n in r.gained), *(f"-{n}" for n in r.lost)])
-        lines.append(f"{marks}  {shown_when(r.published, zones.get(r.source, 'UTC'))[:10]}  "
+        lines.append(f"{marks}  {shown_when(r.published, zone_of(r.source))[:10]}  "
                      f"{r.title}  ({r.source})")
     if report.changed > len(report.newest):
         lines.append(f"… and {report.changed - len(report.newest)} more")

@@ -262,6 +262,12 @@ class Config:
     # not the config's own folder, where the database and its journal come and go)
     watched: tuple[Path, ...] = ()
 
+    def zone_of(self, source: str) -> str:
+        """The time zone `source`'s dates were read in, and are shown in: its own, or the
+        default one for a source no longer configured."""
+        return next((s.timezone for s in self.sources if s.name == source),
+                    self.defaults.timezone)
+
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
             if s.name == name:

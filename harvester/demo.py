@@ -75,7 +75,6 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                           for s in config.sources),
             notifiers=(*config.notifiers, console),
         )
-        zones = {s.name: s.timezone for s in config.sources}
         store = SqliteStore(config.storage.path)
         try:
             echo(f"harvester demo: serving the bundled ICMPD feed and listing pages on "
@@ -86,14 +85,14 @@ def run_demo(echo: Callable[[str], None] = print) -> None:
                 echo(f"\n== poll {step}: the feed as in {snapshot}, the listing's snapshot "
                      f"{listing.upper()}")
                 for report in poll_sources(config, store):
-                    _show(report, store, echo, zones[report.source])
+                    _show(report, store, echo, config.zone_of(report.source))
                 queued = len(store.outbox("pending"))
                 if queued:
                     echo(f"notifications: {queued} queued, delivered to the console:")
                     echo(deliver(config, store, system_clock()).line())
             echo("\n== poll 3: nothing changed since")
             for report in poll_sources(config, store):
-                _show(report, store, echo, zones[report.source])
+                _show(report, store, echo, config.zone_of(report.source))
             rows = store.items()
             alerted = [r for r in rows if r["rules"]]
             echo(f"\n{len(rows)} items stored; {len(alerted)} match a rule")

@@ -7,7 +7,7 @@ import html
 import json
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -25,15 +25,14 @@ def _page(daemon: Daemon) -> str:
     # daemon.store() keeps one connection per thread for the daemon's life
     with SqliteStore(daemon.config.storage.path) as store:
         return _render(store, daemon.config_refused, daemon.next_polls(),
-                       {s.name: s.timezone for s in daemon.config.sources})
+                       daemon.config.zone_of)
 
 
 def _render(store: SqliteStore, refused: str | None = None,
             next_polls: Mapping[str, datetime | None] | None = None,
-            zones: Mapping[str, str] | None = None) -> str:
-    """The page; `zones`: each source's time zone, in which its items' dates are shown."""
+            zone_of: Callable[[str], str] = lambda _: "UTC") -> str:
+    """The page; `zone_of`: a source's time zone, in which its items' dates are shown."""
     e = html.escape
-    zones = zones or {}
     rows = []
     for s in store.sources():
         state = "ok" if not s["consecutive_failures"] else f"failing ({s['consecutive_failures']})"
@@ -49,7 +48,7 @@ def _render(store: SqliteStore, refused: str | None = None,
                     f"<td>{e(s['last_error'] or '')}</td></tr>")
     matched = [i for i in store.items(limit=200) if i["rules"]][:20]
     items = "".join(
-        f"<li>{e(shown_when(i['published'], zones.get(i['source'], 'UTC'))[:10])} "
+        f"<li>{e(shown_when(i['published'], zone_of(i['source']))[:10])} "
         f"<b>{e(', '.join(i['rules']))}</b> "
         f"<a href=\"{e(i['url'] or '', quote=True)}\">{e(i['title'])}</a></li>"
         for i in matched if (i["url"] or "").startswith(("http://", "https://")))

@@ -71,7 +71,7 @@ def test_status_page_dates_matched_items_as_their_source_gave_them(server, confi
     config = config_for(listing_source(server.url("/news-centre/"), max=1))
     list(poll_sources(config, store, clock=lambda: datetime(2022, 4, 10, tzinfo=UTC)))
     first = ENTRIES["a"][0]
-    page = _render(store, zones={"icmpd-news": "Europe/Vienna"})
+    page = _render(store, zone_of=config.zone_of)
     assert ("<tr><td>icmpd-news</td><td>ok</td><td>10</td><td>none since the baseline</td>"
             "<td>2022-04-10T00:00:00Z</td>") in page
     assert f"<li>2022-03-31 <b>project-launch</b> <a href=\"{server.base}{first['path']}\">" in page

@@ -103,7 +103,6 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
              versions: Mapping[str, list[dict]], channels: Mapping[str, Channel] | None,
              rand: Callable[[], float], report: DeliveryReport, settled: set[str]) -> None:
     notifiers = {n.name: n for n in config.notifiers}
-    zones = {s.name: s.timezone for s in config.sources}  # an item's dates, as read
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row["notifier"] in notifiers:  # a notifier removed from the config keeps its rows
@@ -113,7 +112,7 @@ def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict]
         channel = (channels or {}).get(name) or make_channel(cfg, config)
         attempts = {r["id"]: r["attempts"] for r in group}
         messages = [message_from_row(r, versions.get(r["item_id"], ()),
-                                     zones.get(r["source"] or "", config.defaults.timezone))
+                                     config.zone_of(r["source"] or ""))
                     for r in group]
         limit = int(cfg.option("max_per_run", DEFAULT_MAX_PER_RUN))
         # flood guard: past the limit, one digest — each row still accounted for itself
