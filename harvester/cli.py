@@ -583,8 +583,9 @@ def check(ctx: click.Context) -> None:
         sent = f", sends {', '.join(n for n, _ in s.headers)}" if s.headers else ""  # not values
         # a cron line is the source's schedule (its `every` only spaces out failures)
         pace = f"on cron '{s.cron}' ({s.timezone})" if s.cron else f"every {duration(s.every)}"
+        quiet = f", silent after {duration(s.silent_after)}" if s.silent_after else ""
         click.echo(f"source {s.name}: {s.kind.value} {s.url} {pace},"
-                   f" first run {s.first_run}{sent}{state}")
+                   f" first run {s.first_run}{quiet}{sent}{state}")
     for r in config.rules:
         parts = []
         if r.categories:
@@ -610,6 +611,9 @@ def check(ctx: click.Context) -> None:
                       if not (n.on or n.events) else ""))
         for warning in _secret_warnings(n):
             click.echo(f"  warning: {warning}", err=True)
+        if "source.silent" in n.events and not any(s.silent_after for s in config.sources):
+            click.echo("  warning: no source sets silent_after, so source.silent never comes "
+                       "(silent_after = \"30d\" in [defaults] or a source)", err=True)
 
 
 def _same_urls(config: Config) -> list[str]:

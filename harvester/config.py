@@ -102,6 +102,7 @@ class Defaults:
     first_run: FirstRun = FirstRun()
     timezone: str = "UTC"
     failures_before_alert: int = 3
+    silent_after: float | None = None  # operators hear of a source with no news this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,8 @@ class SourceConfig:
     encoding: str | None = None
     enabled: bool = True
     failures_before_alert: int = 3
+    # no new item for this long, the source answering all the while: "source.silent"
+    silent_after: float | None = None
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     follow: bool = False  # fetch each new item's article page and store its main text
@@ -401,6 +404,12 @@ def _duration(r: _Reader, k: str, default: float) -> float:
     return default if v is None else _seconds(r, k, v)
 
 
+def _optional_duration(r: _Reader, k: str, default: float | None) -> float | None:
+    """A duration, or None where neither the table nor the default gives one."""
+    v = r.get(k, (str, int, float), None)
+    return default if v is None else _seconds(r, k, v)
+
+
 def _seconds(r: _Reader, k: str, v: str | float) -> float:
     if isinstance(v, int | float):
         if not v > 0:  # nan too
@@ -664,6 +673,7 @@ def _read_defaults(r: _Reader | None) -> Defaults:
         first_run=_first_run(r, "first_run", FirstRun()),
         timezone=_timezone(r, "timezone", "UTC"),
         failures_before_alert=_positive(r, "failures_before_alert", int, 3),
+        silent_after=_optional_duration(r, "silent_after", None),
     )
     r.finish()
     return d
@@ -796,6 +806,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         enabled=r.get("enabled", bool, True),
         failures_before_alert=_positive(r, "failures_before_alert", int,
                                         defaults.failures_before_alert),
+        silent_after=_optional_duration(r, "silent_after", defaults.silent_after),
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
         follow=r.get("follow", bool, False),
@@ -853,7 +864,7 @@ NOTIFY_ON = ("new", "changed")
 WEBHOOK_FORMATS = ("standard", "slack", "discord", "teams", "ntfy", "telegram", "matrix")
 # a Matrix room's message-sending endpoint, to which the channel adds the transaction id
 _MATRIX_SEND = re.compile(r"/_matrix/client/(?:v3|r0)/rooms/[^/]+/send/m\.room\.message/?")
-OPERATOR_EVENTS = ("source.failing", "source.recovered")
+OPERATOR_EVENTS = ("source.failing", "source.recovered", "source.silent")
 _NTFY_TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")  # what ntfy accepts as a topic name
 
 

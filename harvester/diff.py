@@ -210,5 +210,31 @@ def source_events(source: str, url: str, notifiers: Sequence[NotifierConfig], *,
     return failing, recovered
 
 
+def silence_events(source: str, url: str, notifiers: Sequence[NotifierConfig],
+                   after: float | None, now: datetime):
+    """The operators' "source.silent" event of a source that answers but has brought no
+    new item for `after` seconds, as a callback for the store: `silent(last_new)` gives
+    one row per notifier that asks for it, keyed by `last_new`, so a silence is told once
+    and the next one (news, then silence again) once more. None when nobody listens."""
+    wanted = [n for n in notifiers if "source.silent" in n.events]
+    if after is None or not wanted:
+        return None
+
+    def silent(last_new: str | None) -> list[Notification]:
+        if not last_new:
+            return []
+        since = datetime.fromisoformat(last_new.replace("Z", "+00:00"))
+        quiet = (now - since).total_seconds()
+        if quiet < after:
+            return []
+        data = json.dumps({"source": source, "url": url, "since": last_new,
+                           "days": int(quiet // 86400)})
+        return [Notification(notification_id(n.name, f"source:{source}", "source.silent",
+                                             last_new), n.name, f"source:{source}",
+                             "source.silent", source, last_new, data) for n in wanted]
+
+    return silent
+
+
 __all__ = ["dedupe", "diff", "item_id", "notification_id", "plan_notifications",
-           "source_events"]
+           "silence_events", "source_events"]

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .crontab import parse as parse_crontab
 from .dates import iso_utc
-from .diff import diff, plan_notifications, source_events
+from .diff import diff, plan_notifications, silence_events, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
@@ -381,7 +381,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
                                 body_hash=fetched.fingerprint)
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
-                                    entries, decide, _recovered(src, config))
+                                    entries, decide, _recovered(src, config),
+                                    _silent(src, config, now))
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     kinds = Counter(ch.kind for ch in plan.changes)
@@ -411,6 +412,10 @@ def _recovered(src: SourceConfig, config: Config):
                          threshold=src.failures_before_alert)[1]
 
 
+def _silent(src: SourceConfig, config: Config, now: datetime):
+    return silence_events(src.name, src.url, config.notifiers, src.silent_after, now)
+
+
 def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetime,
                   dry_run: bool, config: Config) -> PollReport:
     src, state, fr = fetched.source, fetched.state, fetched.result
@@ -420,7 +425,7 @@ def _not_modified(fetched: Fetched, base: PollReport, store: Store, now: datetim
         new_state = replace(state, etag=fr.etag or state.etag,
                             last_modified=fr.last_modified or state.last_modified)
         store.record_not_modified(src.name, src.url, src.kind.value, now, report, new_state,
-                                  _recovered(src, config))
+                                  _recovered(src, config), _silent(src, config, now))
     return report
 
 

@@ -153,7 +153,7 @@ class Notification:
     id: str
     notifier: str
     item_id: str  # for a source event: "source:<name>"
-    event: str  # "item.new" | "item.changed" | "source.failing" | "source.recovered"
+    event: str  # "item.new" | "item.changed" | "source.failing" | "source.recovered" | …
     source: str
     ref: str = ""  # what makes a repeat event distinct (the new content hash of a change)
     data: str | None = None  # JSON details of a source event (error, failures, since)

@@ -45,7 +45,10 @@ BUSY_TIMEOUT_S = 10.0
 SCHEMA_VERSION = 7  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
-_Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None]
+# last_new → its "source.silent" rows (diff.silence_events)
+Silence = Callable[[str | None], Sequence[Notification]]
+_Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None,
+                  Silence | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
 _DEFER_MAX = 256
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
@@ -103,11 +106,13 @@ class Store(Protocol):
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None) -> PollPlan: ...
+                   recovered: SourceEvents | None = None,
+                   silent: Silence | None = None) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
-                            recovered: SourceEvents | None = None) -> None: ...
+                            recovered: SourceEvents | None = None,
+                            silent: Silence | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -653,11 +658,17 @@ class SqliteStore:
              report.unchanged, report.queued, report.baseline, report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
-                 recovered: SourceEvents | None) -> None:
+                 recovered: SourceEvents | None, silent: Silence | None = None) -> None:
         row = self.conn.execute("SELECT alerted, failing_since, consecutive_failures FROM sources"
                                 " WHERE name = ?", (source,)).fetchone()
         if row and row[0] and recovered is not None:
             self._queue(recovered(row[2], row[1] or now), now)
+        if silent is not None:  # when it last brought news: its newest sighting, or baseline
+            last_new = self.conn.execute(
+                "SELECT coalesce((SELECT max(first_seen) FROM sightings WHERE source = ?),"
+                " (SELECT baseline_at FROM sources WHERE name = ?))", (source, source)
+            ).fetchone()[0]
+            self._queue(silent(last_new), now)
         self.conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, last_status = ?,"
             " last_success = ?, consecutive_failures = 0, failing_since = NULL, alerted = 0,"
@@ -667,7 +678,8 @@ class SqliteStore:
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None) -> PollPlan:
+                   recovered: SourceEvents | None = None,
+                   silent: Silence | None = None) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)
@@ -676,10 +688,10 @@ class SqliteStore:
                 plan = decide(self._known(source, entries))
                 self._upsert_source(source, url, kind, ts)
                 self._write_changes(source, ts, plan)
-                self._success(source, ts, PollStatus.OK, state, recovered)
                 if plan.baseline:
                     c.execute("UPDATE sources SET baseline_at = COALESCE(baseline_at, ?)"
                               " WHERE name = ?", (ts, source))
+                self._success(source, ts, PollStatus.OK, state, recovered, silent)
                 self._queue(plan.notifications, ts)
                 self._log(source, ts, _outcome(report, plan))
         except sqlite3.Error as e:
@@ -761,11 +773,13 @@ class SqliteStore:
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
-                            recovered: SourceEvents | None = None) -> None:
+                            recovered: SourceEvents | None = None,
+                            silent: Silence | None = None) -> None:
         """Note a poll that changed nothing. Only health and the fetch log change, so the
         write is deferred to the next transaction (or `flush`): a re-poll of 200 unchanged
         sources then costs one commit, not 200."""
-        self._deferred.append((source, url, kind, iso_utc(now), report, state, recovered))
+        self._deferred.append((source, url, kind, iso_utc(now), report, state, recovered,
+                               silent))
         if len(self._deferred) >= _DEFER_MAX:
             self.flush()
 
@@ -781,9 +795,9 @@ class SqliteStore:
             raise self._failure("record polls", e) from e
 
     def _write_deferred(self, deferred: list[_Deferred]) -> None:
-        for source, url, kind, ts, report, state, recovered in deferred:
+        for source, url, kind, ts, report, state, recovered, silent in deferred:
             self._upsert_source(source, url, kind, ts)
-            self._success(source, ts, PollStatus.NOT_MODIFIED, state, recovered)
+            self._success(source, ts, PollStatus.NOT_MODIFIED, state, recovered, silent)
             self._log(source, ts, report)
 
     def record_failure(self, source: str, url: str, kind: str, now: datetime,

@@ -351,7 +351,7 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nsecret = "inline"\n',
      "notifiers[0].secret", "unknown key (did you mean 'secret_env'?)"),
     (NOTIFIER + 'kind = "console"\nevents = ["source.exploded"]\n', "notifiers[0].events[0]",
-     "expected one of source.failing, source.recovered, got 'source.exploded'"),
+     "expected one of source.failing, source.recovered, source.silent, got 'source.exploded'"),
     (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
      "expected one of new, changed, got 'deleted'"),
     (NOTIFIER + 'kind = "console"\nat = "8am"\n', "notifiers[0].at",

@@ -20,7 +20,7 @@ from harvester.diff import notification_id
 from harvester.errors import ConfigError
 from harvester.harvest import poll_sources
 from harvester.notify import deliver
-from harvester.notify.base import Message
+from harvester.notify.base import Message, message_from_row
 from harvester.notify.render import subject
 
 from .conftest import (
@@ -905,6 +905,54 @@ def test_a_signing_secret_that_is_none_holds_the_rows_and_says_why(
     monkeypatch.setenv("HV_HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
     report = deliver(config, store, NOW + timedelta(hours=1))
     assert report.sent == 1 and [d.valid for d in receiver.deliveries] == [True]
+
+
+def test_a_source_silent_past_silent_after_is_told_once_a_silence(
+        server, icmpd_a, config_for, store, receiver):
+    """A feed that stopped updating answers 200 or 304 as ever (the ICMPD feed's last item
+    is of 2020): with `silent_after`, the operators hear once when no new item has come
+    for that long, and once more only after news came and stopped again."""
+    config = config_for(
+        feed_source("icmpd-rss", icmpd_a, silent_after="30d"),
+        notifiers=webhook_notifier(receiver.url, rules="[]").replace(
+            'rules = []', 'events = ["source.silent"]'))
+    list(poll_sources(config, store, clock=lambda: NOW))  # the baseline
+    for days in (29, 31, 32):  # nothing new: 304s
+        list(poll_sources(config, store, clock=lambda days=days: NOW + timedelta(days=days)))
+    [row] = store.outbox()
+    assert (row["event"], row["notifier"], row["ref"]) == (
+        "source.silent", "hook", "2020-05-28T08:00:00Z")
+    assert deliver(config, store, NOW + timedelta(days=32)).sent == 1
+    [d] = receiver.deliveries
+    assert d.valid and d.body["type"] == "source.silent"
+    assert d.body["data"] == {"source": "icmpd-rss", "url": icmpd_a, "days": 31,
+                              "since": "2020-05-28T08:00:00Z"}
+    msg = message_from_row({**row, "data": row["data"]})
+    assert msg.headline() == "Source silent: icmpd-rss (no new item for 31 days)"
+    # news, then silence again: a second alert, of the new silence
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(days=40)))
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(days=69)))
+    assert [r["ref"] for r in store.outbox()] == ["2020-05-28T08:00:00Z"]
+    list(poll_sources(config, store, clock=lambda: NOW + timedelta(days=71)))
+    assert [r["ref"] for r in store.outbox()] == ["2020-05-28T08:00:00Z",
+                                                  "2020-07-07T08:00:00Z"]
+
+
+
+def test_check_says_silent_after_and_a_silence_nobody_can_hear(tmp_path):
+    ops = '\n[[notifiers]]\nname = "ops"\nkind = "console"\nevents = ["source.silent"]\n'
+    cfg = make_config(tmp_path, HTTP + feed_source("a", "https://example.org/rss") + ops)
+    r = run_cli("--config", str(cfg), "check")
+    assert r.returncode == 0
+    assert r.stderr == ("  warning: no source sets silent_after, so source.silent never comes "
+                        '(silent_after = "30d" in [defaults] or a source)\n')
+    cfg.write_text(cfg.read_text().replace('timezone = "Europe/Vienna"\n',
+                                           'timezone = "Europe/Vienna"\nsilent_after = "30d"\n'))
+    r = run_cli("--config", str(cfg), "check")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert ("source a: feed https://example.org/rss every 30m, first run baseline, silent "
+            "after 30d") in r.stdout
 
 
 def test_rows_of_a_renamed_notifier_are_said_and_moved_to_its_new_name(

@@ -67,6 +67,9 @@ class Message:
             return f"Source failing: {self.source} ({counted(n, 'poll')} in a row)"
         if self.event == "source.recovered":
             return f"Source recovered: {self.source}"
+        if self.event == "source.silent":
+            n = int(self.data.get("days", 0))
+            return f"Source silent: {self.source} (no new item for {counted(n, 'day')})"
         if self.event == "test":
             return "harvester test notification"
         title = self.item.get("title") or "(untitled)"
