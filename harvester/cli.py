@@ -669,14 +669,14 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
     from .fetch import Fetcher
     from .parse.html import login_form
     from .parse.listing import extract
-    from .starter import common_feed, feed_entries
+    from .starter import common_feed, feed_entries, fetch_given
 
     headers = _header_options(header_args)
     http = HttpConfig()
     if ctx.obj["config_path"]:
         http = _config(ctx).http
     with _errors():
-        fr = Fetcher(http).fetch(url, headers=headers)
+        fr = fetch_given(Fetcher(http), url, headers)
         feed = feed_entries(fr)
         if feed is not None:  # none yet is a feed too
             click.echo(_source_block("feed", url, headers))

@@ -85,6 +85,23 @@ def common_feed(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] 
     return None
 
 
+def fetch_given(fetcher: Fetcher, url: str, headers: Sequence[tuple[str, str]] = ()
+                ) -> FetchResult:
+    """GET a URL as a person wrote it (init's, add's, probe's): a `${NAME}` after its host
+    is read from the environment, as the config reads a source's, and what comes back
+    (a move, an error) says `${NAME}`, never the value."""
+    from .config import expand_env
+    from .errors import FetchError
+
+    if "${" not in url or "${" in urlsplit(url).netloc:
+        return fetcher.fetch(url, headers=headers)
+    try:
+        real = expand_env(url)
+    except KeyError as e:
+        raise FetchError(f"environment variable {e.args[0]} is not set", url=url) from None
+    return fetcher.fetch(real, origin=url, headers=headers)
+
+
 def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
     repeated entries (FetchError when it cannot be fetched). A page's own feed is taken
@@ -106,7 +123,7 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
     from .errors import FetchError
     from .parse.listing import extract
 
-    fr = fetcher.fetch(url, headers=headers)
+    fr = fetch_given(fetcher, url, headers)
     given, url = url, fr.moved_to or url  # moved for good: the config gets where it went
     moved = f"moved from {given}" if url != given else ""
     entries = feed_entries(fr)
@@ -301,4 +318,5 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
 
 
 __all__ = ["Addition", "Found", "Survey", "common_feed", "config_text", "examine",
-           "feed_entries", "local_timezone", "plan_addition", "source_text", "survey"]
+           "feed_entries", "fetch_given", "local_timezone", "plan_addition", "source_text",
+           "survey"]

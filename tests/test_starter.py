@@ -330,6 +330,30 @@ def test_add_with_a_header_sends_it_now_and_on_every_poll_keeping_the_secret_out
     assert [h.headers.get("Authorization") for h in asked] == [None] + ["Bearer s3cret"] * 3
 
 
+def test_add_and_probe_read_a_key_in_a_url_from_the_environment(server, icmpd_a, tmp_path):
+    """`add 'https://…/rss?key=${FEED_KEY}'`, as the config itself would hold it: fetched
+    with the value, written (and said) as given, so the file holds no secret."""
+    body = feed_bytes("icmpd-2019-03.rss")
+    server.route("/private/rss?key=s3cr3t-key", Response(body))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    url = server.url("/private/rss?key=${HV_FEED_KEY}")
+    r = run_cli("add", url, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "harvester: error: nothing written; "
+                                           f"{url}: environment variable HV_FEED_KEY is not "
+                                           "set\n")
+    env = {"HV_FEED_KEY": "s3cr3t-key"}
+    r = run_cli("add", url, "--name", "private", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == ["added 1 source to harvester.toml:",
+                                         f"  private  {url}  (feed, 10 entries now)"]
+    assert f'url = "{url}"' in cfg.read_text() and "s3cr3t" not in cfg.read_text()
+    r = run_cli("probe", url, "--entries", "1", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and f'url = "{url}"' in r.stdout and "s3cr3t" not in r.stdout
+    r = run_cli("once", "--source", "private", cwd=tmp_path, env=env)
+    assert r.stderr.startswith("private: baseline: 10 items stored silently"), r.stderr
+
+
 def test_add_with_a_header_refuses_a_source_on_another_site(server, icmpd_a, tmp_path):
     """The page announces a feed elsewhere: its source would send the header there."""
     other = server.url("/news-centre/rss").replace("127.0.0.1", "localhost")
