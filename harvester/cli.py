@@ -352,10 +352,10 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     shown = 0
     # written as read: the history of sent rows grows with the news
     with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
+        from .notify.deliver import orphan_notes, orphaned
+
         disabled = store.disabled_notifiers()
-        configured = {n.name for n in config.notifiers}
-        orphaned = {name: n for name, n in store.pending_by_notifier().items()
-                    if name not in configured}
+        waiting = orphaned(config, store)
         for row in store.iter_outbox(status):
             shown += 1
             if as_json:
@@ -370,9 +370,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     if not as_json:
         for name, reason in disabled.items():
             click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
-        from .notify.deliver import orphan_notes
-
-        for note in orphan_notes(orphaned):
+        for note in orphan_notes(waiting):
             click.echo(note, err=True)
         if not shown:
             click.echo("outbox is empty" if status is None else f"no {status} rows", err=True)
@@ -467,12 +465,6 @@ _HEALTH_KEYS = ("last_polled", "last_status", "last_success", "last_error", "las
                 "failing_since", "not_before", "baseline_at", "last_warning")
 
 
-def _news(row: dict[str, Any]) -> str | None:
-    """When the source last brought a new item, its baseline aside (None: not since)."""
-    last = row["last_new"]
-    return None if not last or last == row["baseline_at"] else last
-
-
 def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig | None,
                  due: datetime | None) -> dict[str, Any]:
     failures = row["consecutive_failures"] if row else 0
@@ -484,7 +476,7 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
             "consecutive_failures": failures, "items": row["items"] if row else 0,
             **{k: row[k] if row else None for k in _HEALTH_KEYS},
             "next_due": iso_utc(due) if due else None,
-            "last_new_item": _news(row) if row else None}
+            "last_new_item": row["last_new_item"] if row else None}
 
 
 @cli.command()
@@ -519,8 +511,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                    + (f"    next due: {iso_utc(when)}" if when else ""))
         if r["last_new"]:
             click.echo("    last new item: " + (
-                f"none since the baseline, {r['last_new']}" if _news(r) is None
-                else r["last_new"]))
+                r["last_new_item"] or f"none since the baseline, {r['last_new']}"))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
         if r["last_error"]:

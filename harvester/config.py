@@ -141,15 +141,21 @@ class SourceConfig:
         """`url` with each ${NAME} (a token in its path or query) read from the environment:
         what is requested, and never said; `url`, as written, is what every message shows.
         FetchError naming the variable should it have been unset since the config loaded."""
-        if "${" not in self.url:
-            return self.url
-        from .errors import FetchError
+        return filled_url(self.url, self.name)
 
-        try:
-            return expand_env(self.url)
-        except KeyError as e:
-            raise FetchError(f"environment variable {e.args[0]} is not set", source=self.name,
-                             url=self.url) from None
+
+def filled_url(url: str, source: str | None = None) -> str:
+    """`url` with each ${NAME} read from the environment, to be requested, never said;
+    FetchError naming a variable that is not set."""
+    if "${" not in url:
+        return url
+    from .errors import FetchError
+
+    try:
+        return expand_env(url)
+    except KeyError as e:
+        raise FetchError(f"environment variable {e.args[0]} is not set", source=source,
+                         url=url) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1145,6 +1151,6 @@ __all__ = [
     "NAME_RULE", "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun",
     "FirstRunMode", "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind",
     "RuleConfig", "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "env_refs",
-    "expand_env", "header_problem", "is_name", "load_config", "ntfy_endpoint", "parse_config",
-    "parse_duration", "parse_first_run", "parse_schedule",
+    "expand_env", "filled_url", "header_problem", "is_name", "load_config", "ntfy_endpoint",
+    "parse_config", "parse_duration", "parse_first_run", "parse_schedule",
 ]

@@ -298,6 +298,7 @@ class Fetcher:
         chain = [url]
         permanent = True  # every redirect so far said the move is for good
         jar: _Cookies | None = None  # what the redirects set, for this fetch's later hops
+        cookie: str | None = None  # what of it goes with this hop
         visits: set[tuple[str, str | None]] = set()
         while True:
             hop = chain[-1]
@@ -305,7 +306,6 @@ class Fetcher:
             sent = headers
             if own_headers and same_site(site, hop):  # a redirect elsewhere gets none
                 sent = {**dict(own_headers), **headers}
-            cookie = jar.header_for(hop) if jar is not None else None
             if cookie:
                 sent = _with_cookie(sent, cookie)
             visits.add((hop, cookie))
@@ -332,8 +332,8 @@ class Fetcher:
                                             start, moved, decode)
                 finally:
                     _finish(resp)
-            again = (target, jar.header_for(target) if jar is not None else None) in visits
-            chain.append(self._check_redirect(chain, target, source, again))
+            cookie = jar.header_for(target) if jar is not None else None
+            chain.append(self._check_redirect(chain, target, source, (target, cookie) in visits))
 
     def _result(self, resp: BaseHTTPResponse, final: str, etag: str | None,
                 last_modified: str | None, source: str | None, watch: Watch,

@@ -90,16 +90,11 @@ def fetch_given(fetcher: Fetcher, url: str, headers: Sequence[tuple[str, str]] =
     """GET a URL as a person wrote it (init's, add's, probe's): a `${NAME}` after its host
     is read from the environment, as the config reads a source's, and what comes back
     (a move, an error) says `${NAME}`, never the value."""
-    from .config import expand_env
-    from .errors import FetchError
+    from .config import filled_url
 
-    if "${" not in url or "${" in urlsplit(url).netloc:
+    if "${" not in url or "${" in urlsplit(url).netloc:  # (never in the site's address)
         return fetcher.fetch(url, headers=headers)
-    try:
-        real = expand_env(url)
-    except KeyError as e:
-        raise FetchError(f"environment variable {e.args[0]} is not set", url=url) from None
-    return fetcher.fetch(real, origin=url, headers=headers)
+    return fetcher.fetch(filled_url(url), origin=url, headers=headers)
 
 
 def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:

@@ -1034,9 +1034,11 @@ class SqliteStore:
         """Each stored source's health, with the number of items it has seen and what its
         latest poll warned of (a feed that moved, a malformed one read all the same)."""
         # last_new: when the source last brought an item it had not given before (its
-        # baseline's items count as of the baseline): a feed that stopped still answers
+        # baseline's items count as of the baseline): a feed that stopped still answers;
+        # last_new_item: the same, but none when that was its baseline
         return list(self._query(
             "SELECT s.*, coalesce(g.items, 0) AS items, g.last_new,"
+            " nullif(g.last_new, s.baseline_at) AS last_new_item,"
             " (SELECT f.warning FROM fetch_log f WHERE f.source = s.name"
             "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
             " FROM sources s LEFT JOIN (SELECT source, count(*) AS items,"
@@ -1071,23 +1073,20 @@ class SqliteStore:
         """Give notifier `old`'s pending and dead rows to `new`, due now, each under the id
         `new_id(item_id, event, ref)` (ids derive from the unique key): (moved, dropped),
         a row `new` has already being dropped rather than sent twice."""
-        moved = dropped = 0
         with self._write() as c:
+            dropped = c.execute(
+                "DELETE FROM outbox WHERE notifier = ? AND status IN ('pending', 'dead')"
+                " AND EXISTS (SELECT 1 FROM outbox n WHERE n.notifier = ?"
+                " AND n.item_id IS outbox.item_id AND n.event = outbox.event"
+                " AND n.ref = outbox.ref)", (old, new)).rowcount
             rows = c.execute("SELECT id, item_id, event, ref FROM outbox WHERE notifier = ?"
                              " AND status IN ('pending', 'dead')", (old,)).fetchall()
-            for row_id, item_id, event, ref in rows:
-                if c.execute("SELECT 1 FROM outbox WHERE notifier = ? AND item_id IS ?"
-                             " AND event = ? AND ref = ?", (new, item_id, event, ref)
-                             ).fetchone():
-                    c.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
-                    dropped += 1
-                    continue
-                c.execute("UPDATE outbox SET id = ?, notifier = ?, status = 'pending',"
+            c.executemany("UPDATE outbox SET id = ?, notifier = ?, status = 'pending',"
                           " attempts = 0, next_attempt_at = ?, last_error = NULL,"
                           " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-                          (new_id(item_id, event, ref), new, iso_utc(now), row_id))
-                moved += 1
-        return moved, dropped
+                          [(new_id(item_id, event, ref), new, iso_utc(now), row_id)
+                           for row_id, item_id, event, ref in rows])
+        return len(rows), dropped
 
     @_guarded("drop notifications")
     def drop_notifications(self, notifier: str) -> tuple[int, int]:

@@ -40,8 +40,7 @@ def _render(store: SqliteStore, refused: str | None = None,
             state += f"; warning: {s['last_warning']}"
         # none: a source the daemon no longer polls (removed from the config, disabled)
         when = (next_polls or {}).get(s["name"])
-        news = s["last_new"] and ("none since the baseline" if s["last_new"] == s["baseline_at"]
-                                  else s["last_new"])
+        news = s["last_new"] and (s["last_new_item"] or "none since the baseline")
         rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
                     f"<td>{e(news or '')}</td><td>{e(s['last_success'] or 'never')}</td>"
                     f"<td>{iso_utc(when) if when else ''}</td>"

@@ -93,10 +93,15 @@ def deliver(config: Config, store: SqliteStore, now: datetime, *,
         _deliver(config, store, now, rows, versions, channels, rand, report, settled)
     finally:
         store.release([r["id"] for r in rows if r["id"] not in settled])
-    configured = {n.name for n in config.notifiers}
-    report.orphaned = {name: n for name, n in store.pending_by_notifier().items()
-                       if name not in configured}
+    report.orphaned = orphaned(config, store)
     return report
+
+
+def orphaned(config: Config, store: SqliteStore) -> dict[str, int]:
+    """How many rows wait for each notifier the config no longer names (renamed, removed):
+    rows no pass will send."""
+    configured = {n.name for n in config.notifiers}
+    return {name: n for name, n in store.pending_by_notifier().items() if name not in configured}
 
 
 def _deliver(config: Config, store: SqliteStore, now: datetime, rows: list[dict],
@@ -164,4 +169,4 @@ def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequ
     report.retrying += len(ids)
 
 
-__all__ = ["DeliveryReport", "backoff", "deliver", "make_channel", "orphan_notes"]
+__all__ = ["DeliveryReport", "backoff", "deliver", "make_channel", "orphan_notes", "orphaned"]
