@@ -575,8 +575,10 @@ def check(ctx: click.Context) -> None:
         # a cron line is the source's schedule (its `every` only spaces out failures)
         pace = f"on cron '{s.cron}' ({s.timezone})" if s.cron else f"every {duration(s.every)}"
         quiet = f", silent after {duration(s.silent_after)}" if s.silent_after else ""
+        aged = (f", new items older than {duration(s.max_age)} not notified" if s.max_age
+                else "")
         click.echo(f"source {s.name}: {s.kind.value} {s.url} {pace},"
-                   f" first run {s.first_run}{quiet}{sent}{state}")
+                   f" first run {s.first_run}{aged}{quiet}{sent}{state}")
     for r in config.rules:
         parts = []
         if r.categories:

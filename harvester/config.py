@@ -103,6 +103,7 @@ class Defaults:
     timezone: str = "UTC"
     failures_before_alert: int = 3
     silent_after: float | None = None  # operators hear of a source with no news this long
+    max_age: float | None = None  # new items dated longer ago are stored, not notified
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ class SourceConfig:
     failures_before_alert: int = 3
     # no new item for this long, the source answering all the while: "source.silent"
     silent_after: float | None = None
+    # a new item dated longer ago than this (resurfaced, or re-identified) is stored, not told
+    max_age: float | None = None
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     follow: bool = False  # fetch each new item's article page and store its main text
@@ -680,6 +683,7 @@ def _read_defaults(r: _Reader | None) -> Defaults:
         timezone=_timezone(r, "timezone", "UTC"),
         failures_before_alert=_positive(r, "failures_before_alert", int, 3),
         silent_after=_optional_duration(r, "silent_after", None),
+        max_age=_optional_duration(r, "max_age", None),
     )
     r.finish()
     return d
@@ -813,6 +817,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         failures_before_alert=_positive(r, "failures_before_alert", int,
                                         defaults.failures_before_alert),
         silent_after=_optional_duration(r, "silent_after", defaults.silent_after),
+        max_age=_optional_duration(r, "max_age", defaults.max_age),
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
         follow=r.get("follow", bool, False),

@@ -203,7 +203,8 @@ class Daemon:
         self.metrics.observe_poll(report)
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,
-                            "unchanged": report.unchanged, "queued": report.queued}}
+                            "unchanged": report.unchanged, "queued": report.queued,
+                            "old": report.old}}
         if report.status is PollStatus.WAITING:
             self._push_back(name, report.retry_after or src.every)
             log.info("%s: %s", name, report.warning, extra={**extra, "event": "poll.waiting"})

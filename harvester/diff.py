@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
@@ -153,12 +153,27 @@ def _wants(n: NotifierConfig, rules: tuple[str, ...]) -> bool:
     return not n.rules or any(r in n.rules for r in rules)
 
 
+def old_news(changes: Sequence[Change], max_age: float | None,
+             now: datetime) -> frozenset[str]:
+    """Ids of the items new to the store but dated more than `max_age` seconds before
+    `now`: an old article a site puts back, or a feed whose entries all got new ids, is
+    stored as any other but told as no news. An item without a date of its own (dated
+    when first seen) is never old."""
+    if max_age is None:
+        return frozenset()
+    cutoff = iso_utc(now - timedelta(seconds=max_age))
+    # both sides are UTC ISO 8601 in one form ("…Z"): they compare as strings
+    return frozenset(c.item_id for c in changes if c.kind is ChangeKind.NEW
+                     and not c.item.date_flag and c.item.published < cutoff)
+
+
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
-                       baseline: bool, first_run: FirstRun,
-                       now: datetime | None = None) -> list[Notification]:
+                       baseline: bool, first_run: FirstRun, now: datetime | None = None,
+                       old: Collection[str] = ()) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
-    `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue. A
-    notifier with an `at` time gets its rows due then (from `now`), not at once."""
+    `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue, nor do
+    new items in `old` (`old_news`) after the baseline. A notifier with an `at` time gets
+    its rows due then (from `now`), not at once."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -169,7 +184,8 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
             new = [c for c in new if id(c) in kept]
         eligible = new
     else:
-        eligible = [c for c in changes if c.kind is not ChangeKind.UNCHANGED]
+        eligible = [c for c in changes if c.kind is not ChangeKind.UNCHANGED
+                    and c.item_id not in old]
     due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
            if n.at is not None and now is not None}
     out = []
@@ -236,5 +252,5 @@ def silence_events(source: str, url: str, notifiers: Sequence[NotifierConfig],
     return silent
 
 
-__all__ = ["dedupe", "diff", "item_id", "notification_id", "plan_notifications",
+__all__ = ["dedupe", "diff", "item_id", "notification_id", "old_news", "plan_notifications",
            "silence_events", "source_events"]

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .crontab import parse as parse_crontab
 from .dates import iso_utc
-from .diff import diff, plan_notifications, silence_events, source_events
+from .diff import diff, old_news, plan_notifications, silence_events, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
@@ -368,10 +368,11 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
                            known.by_title, read.shared)
             baseline = not known.baseline_done
+            old = frozenset() if baseline else old_news(changes, src.max_age, now)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
-                                       first_run=src.first_run, now=now)
+                                       first_run=src.first_run, now=now, old=old)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
-            return PollPlan(tuple(changes), tuple(notes), baseline, same)
+            return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old))
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]
@@ -387,7 +388,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     kinds = Counter(ch.kind for ch in plan.changes)
     return replace(base, baseline=plan.baseline, queued=len(plan.notifications),
-                   changes=plan.changes, new=kinds[ChangeKind.NEW],
+                   old=plan.old, changes=plan.changes, new=kinds[ChangeKind.NEW],
                    changed=kinds[ChangeKind.CHANGED],
                    unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
 

@@ -162,4 +162,11 @@ def m007_fetch_log_outcome(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN baseline INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m008_fetch_log_old(db: Database) -> None:
+    """How many of a poll's new items were older than the source's max_age, stored
+    without a notification: `harvester log` says them as `once` did."""
+    db.execute("ALTER TABLE fetch_log ADD COLUMN old INTEGER NOT NULL DEFAULT 0")
+
+
 __all__ = ["migrations"]

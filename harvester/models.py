@@ -185,6 +185,7 @@ class PollReport:
     changed: int = 0
     unchanged: int = 0
     queued: int = 0
+    old: int = 0  # of the new: dated before the source's max_age, so not notified
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -199,6 +200,7 @@ class PollReport:
         """A poll as the fetch log keeps it (its changes are not kept)."""
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
+                   old=row["old"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"], warning=row["warning"])
@@ -223,7 +225,8 @@ class PollReport:
             if self.unchanged:  # a second source's first poll: the news it carries is known
                 text += f", {self.unchanged} known already through other sources"
         else:
-            text = (f"{self.source}: {self.new} new, {self.changed} changed, "
+            old = f" ({self.old} older than max_age: not notified)" if self.old else ""
+            text = (f"{self.source}: {self.new} new{old}, {self.changed} changed, "
                     f"{self.unchanged} unchanged")
             if self.queued:
                 text += f", {counted(self.queued, 'notification')} {would}queued"
@@ -251,3 +254,4 @@ class PollPlan:
     notifications: tuple[Notification, ...]
     baseline: bool
     same: tuple[tuple[str, str], ...] = ()  # (key, item id): raw form unchanged, not re-read
+    old: int = 0  # new items dated before the source's max_age: stored, not notified

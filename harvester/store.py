@@ -42,7 +42,7 @@ from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 7  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 8  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 # last_new → its "source.silent" rows (diff.silence_events)
@@ -651,11 +651,12 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, queued, baseline, error, warning)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, old, baseline, error, warning)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
-             report.unchanged, report.queued, report.baseline, report.error, report.warning))
+             report.unchanged, report.queued, report.old, report.baseline, report.error,
+             report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None, silent: Silence | None = None) -> None:
@@ -1219,7 +1220,7 @@ def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
     counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
     return replace(report, new=counts[ChangeKind.NEW], changed=counts[ChangeKind.CHANGED],
                    unchanged=counts[ChangeKind.UNCHANGED] + len(plan.same),
-                   queued=len(plan.notifications), baseline=plan.baseline)
+                   queued=len(plan.notifications), old=plan.old, baseline=plan.baseline)
 
 
 __all__ = ["Forgotten", "SqliteStore", "Store", "backup_database"]

@@ -277,6 +277,9 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
      "notifiers[0].timezone",
      "only a notifier with `at` takes a timezone (the zone its time of day is read in)"),
     ('[http]\nmax_redirects = -3\n', "http.max_redirects", "must be 0 or more, got -3"),
+    (GOOD_SOURCE + 'max_age = "a month"\n', "sources[0].max_age",
+     "'a month' is not a duration like '90s', '15m', '2h' or '1d'"),
+    ('[defaults]\nmax_age = 0\n', "defaults.max_age", "must be positive, got 0"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
     expect_error(tmp_path, body, key, problem)

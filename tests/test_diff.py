@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from harvester.config import FirstRun, FirstRunMode, NotifierConfig, NotifierKind, RuleConfig
-from harvester.diff import dedupe, diff, item_id, notification_id, plan_notifications
+from harvester.diff import (
+    dedupe,
+    diff,
+    item_id,
+    notification_id,
+    old_news,
+    plan_notifications,
+)
 from harvester.models import HASH_VERSION, ChangeKind, DateFlag, Item, StoredItem
 from harvester.normalise import content_hash
 
@@ -174,3 +182,28 @@ def test_first_run(first_run, expected):
     notes = plan_notifications(_changes(), [EVERYTHING], baseline=True, first_run=first_run)
     titles = {c.item_id: c.item.title for c in _changes()}
     assert sorted(titles[n.item_id] for n in notes) == expected
+
+
+def test_new_items_dated_before_max_age_are_stored_not_told():
+    """An old article that resurfaces, or a feed whose ids all changed, is no news: with
+    `max_age`, what is new to the store but dated longer ago is stored and not notified.
+    Edits, undated items (first seen now) and a first poll's own first_run are as before."""
+    now = datetime(2020, 6, 1, 12, 0, tzinfo=UTC)
+    fresh = item(1, published="2020-05-30T00:00:00Z")
+    edge = item(2, published="2020-05-02T12:00:00Z")  # exactly 30 days: still news
+    old = item(3, published="2020-05-02T11:59:59Z")
+    undated = replace(item(4, published="2020-06-01T12:00:00Z"), date_flag=DateFlag.MISSING)
+    known = item(5, published="2019-01-01T00:00:00Z")
+    edited = replace(known, title="Item 5 edited", content_hash=f"{HASH_VERSION}:x")
+    changes = diff([fresh, edge, old, undated, edited], {known.key: stored(known)}, {})
+    titles = {c.item_id: c.item.title for c in changes}
+    stale = old_news(changes, 30 * 86400, now)
+    assert sorted(titles[i] for i in stale) == ["Item 3"]
+    assert old_news(changes, None, now) == frozenset()
+    notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(), now=now,
+                               old=stale)
+    assert [titles[n.item_id] for n in notes] == ["Item 5 edited", "Item 2", "Item 1", "Item 4"]
+    # a first poll tells what first_run says, whatever the dates
+    first = plan_notifications(changes, [EDITS], baseline=True,
+                               first_run=FirstRun(FirstRunMode.ALL), now=now, old=stale)
+    assert sorted(titles[n.item_id] for n in first) == ["Item 1", "Item 2", "Item 3", "Item 4"]

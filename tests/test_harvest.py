@@ -12,7 +12,7 @@ import pytest
 
 from harvester.devserver import Response
 from harvester.harvest import poll_sources
-from harvester.models import HASH_VERSION, PollStatus
+from harvester.models import HASH_VERSION, PollReport, PollStatus
 from harvester.store import SqliteStore
 
 from .conftest import (
@@ -117,6 +117,30 @@ def test_second_snapshot_new_changed_unchanged_and_outbox(server, icmpd_a, confi
     assert all(o["status"] == "pending" for o in store.outbox())
     assert [ (f["status"], f["new"], f["changed"], f["unchanged"]) for f in store.fetch_log()] == [
         ("ok", 7, 0, 0), ("ok", 3, 1, 6)]
+
+
+
+def test_new_items_older_than_max_age_are_stored_not_notified(server, icmpd_a, config_for,
+                                                              store):
+    """Snapshot B brings three items new to the store; two are dated a week before the
+    poll (27 May vs 20 and 18 May): with max_age = "5d" they are stored and told as no news,
+    and the poll's line, and `log` after it, say so."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a, max_age="5d"),
+                        notifiers=CONSOLE + ALL_EDITS)
+    poll(config, store)
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.new, r.old, r.changed, r.unchanged, r.queued) == (3, 2, 1, 6, 2)
+    assert r.line().startswith("icmpd-rss: 3 new (2 older than max_age: not notified), "
+                               "1 changed, 6 unchanged, 2 notifications queued (HTTP 200, ")
+    titles = {i["id"]: i["title"] for i in store.items()}
+    assert len(titles) == 10  # stored all the same
+    assert sorted((o["notifier"], o["event"], titles[o["item_id"]]) for o in store.outbox()) == [
+        ("edits", "item.changed", EXPECTED_A[2][2]),
+        ("edits", "item.new", "ICMPD provides Ukrainian border guards with protective equipment"
+                              " in response to COVID-19")]
+    logged = store.fetch_log()[-1]
+    assert logged["old"] == 2 and PollReport.from_log(logged).line() == r.line()
 
 
 def test_not_modified_sends_validators_and_writes_only_the_log(server, icmpd_a, config_for,
@@ -517,7 +541,8 @@ def test_database_is_wal_with_a_schema_version(store):
     names = [r[0] for r in store.conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'harvester'")]
     assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index",
-                     "m005_retry_after", "m006_outbox_claims", "m007_fetch_log_outcome"]
+                     "m005_retry_after", "m006_outbox_claims", "m007_fetch_log_outcome",
+                     "m008_fetch_log_old"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice
