@@ -143,6 +143,15 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
     return changes
 
 
+
+def no_overlap(changes: Sequence[Change], same: int) -> bool:
+    """Whether a re-poll found nothing it stored before (`same`: entries whose raw form
+    was, not re-read): a source shows its newest entries only, so with two or more and
+    none known its window moved past the last poll's, and what came and went between
+    was never seen."""
+    return same == 0 and len(changes) >= 2 and all(c.kind is ChangeKind.NEW for c in changes)
+
+
 def notification_id(notifier: str, item_id_: str, event: str, ref: str = "") -> str:
     """Derived from what makes the event unique, so a re-queue gets the same id."""
     raw = f"{notifier}\x1f{item_id_}\x1f{event}\x1f{ref}".encode()
@@ -252,5 +261,5 @@ def silence_events(source: str, url: str, notifiers: Sequence[NotifierConfig],
     return silent
 
 
-__all__ = ["dedupe", "diff", "item_id", "notification_id", "old_news", "plan_notifications",
-           "silence_events", "source_events"]
+__all__ = ["dedupe", "diff", "item_id", "no_overlap", "notification_id", "old_news",
+           "plan_notifications", "silence_events", "source_events"]

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from .config import Config, RuleConfig, SourceConfig, SourceKind
 from .crontab import parse as parse_crontab
 from .dates import iso_utc
-from .diff import diff, old_news, plan_notifications, silence_events, source_events
+from .diff import diff, no_overlap, old_news, plan_notifications, silence_events, source_events
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
@@ -289,16 +289,9 @@ def _base_report(fetched: Fetched, read: Read | None) -> PollReport:
     report = PollReport(fetched.source.name, PollStatus.OK, http_status=fr.status,
                         bytes=size, duration=fr.duration)
     if fr.moved_to:  # said on every poll until the config says it: each one pays the hop
-        report = _warn(report, f"moved permanently to {fr.moved_to}: write that as the "
+        report = report.warned(f"moved permanently to {fr.moved_to}: write that as the "
                                "source's url")
     return report
-
-
-def _warn(report: PollReport, note: str | None) -> PollReport:
-    """The report with `note` added to its warnings."""
-    if not note:
-        return report
-    return replace(report, warning=f"{report.warning}; {note}" if report.warning else note)
 
 
 def needs_reading(fetched: Fetched) -> bool:
@@ -354,14 +347,14 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             return _failed(base, "the feed has no entries now; the items stored before are "
                            "kept", fetched, store, now, dry_run, config)
         items = read.items
-        base = _warn(base, read.warning)
+        base = base.warned(read.warning)
         if src.follow and not dry_run:
             items, problems, unread = _follow_new(src, items, store,
                                                   fetcher or Fetcher(config.http))
             if problems:
-                base = _warn(base, f"{len(problems)} article pages not read: {problems[0]}")
+                base = base.warned(f"{len(problems)} article pages not read: {problems[0]}")
             if unread:
-                base = _warn(base, f"{counted(unread, 'new item')} stored without article "
+                base = base.warned(f"{counted(unread, 'new item')} stored without article "
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         def decide(known: Known) -> PollPlan:
@@ -372,7 +365,9 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
-            return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old))
+            gap = not baseline and no_overlap(changes, len(same))
+            return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
+                            _missed(src, len(changes)) if gap else None)
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]
@@ -387,10 +382,22 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     kinds = Counter(ch.kind for ch in plan.changes)
-    return replace(base, baseline=plan.baseline, queued=len(plan.notifications),
+    return replace(base.warned(plan.warning), baseline=plan.baseline,
+                   queued=len(plan.notifications),
                    old=plan.old, changes=plan.changes, new=kinds[ChangeKind.NEW],
                    changed=kinds[ChangeKind.CHANGED],
                    unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
+
+
+
+def _missed(src: SourceConfig, n: int) -> str:
+    """The warning of a re-poll that found nothing stored before (`diff.no_overlap`)."""
+    if src.kind is SourceKind.FEED:
+        return (f"none of the feed's {n} entries was stored before: any that came and went "
+                "since the last poll were missed (poll it more often)")
+    return (f"none of the {n} entries read was stored before: any that came and went since "
+            "the last poll were missed (poll it more often, or let it read more pages: "
+            "[sources.pages] max)")
 
 
 def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: datetime,

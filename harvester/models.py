@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -205,6 +205,12 @@ class PollReport:
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"], warning=row["warning"])
 
+    def warned(self, note: str | None) -> PollReport:
+        """This report with `note` added to its warnings."""
+        if not note:
+            return self
+        return replace(self, warning=f"{self.warning}; {note}" if self.warning else note)
+
     def line(self, *, dry_run: bool = False) -> str:
         """What happened, in one line of words: `once` prints it, the daemon logs it. A dry
         run's line says what would have been stored and queued: nothing was."""
@@ -255,3 +261,4 @@ class PollPlan:
     baseline: bool
     same: tuple[tuple[str, str], ...] = ()  # (key, item id): raw form unchanged, not re-read
     old: int = 0  # new items dated before the source's max_age: stored, not notified
+    warning: str | None = None  # what the decisions found worth saying (entries missed)

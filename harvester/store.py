@@ -1218,7 +1218,8 @@ class SqliteStore:
 def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
     """The poll's report with what its plan did, as the fetch log keeps it."""
     counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
-    return replace(report, new=counts[ChangeKind.NEW], changed=counts[ChangeKind.CHANGED],
+    return replace(report.warned(plan.warning), new=counts[ChangeKind.NEW],
+                   changed=counts[ChangeKind.CHANGED],
                    unchanged=counts[ChangeKind.UNCHANGED] + len(plan.same),
                    queued=len(plan.notifications), old=plan.old, baseline=plan.baseline)
 

@@ -12,6 +12,7 @@ from harvester.diff import (
     dedupe,
     diff,
     item_id,
+    no_overlap,
     notification_id,
     old_news,
     plan_notifications,
@@ -207,3 +208,13 @@ def test_new_items_dated_before_max_age_are_stored_not_told():
     first = plan_notifications(changes, [EDITS], baseline=True,
                                first_run=FirstRun(FirstRunMode.ALL), now=now, old=stale)
     assert sorted(titles[n.item_id] for n in first) == ["Item 1", "Item 2", "Item 3", "Item 4"]
+
+
+def test_a_repoll_with_nothing_seen_before_has_no_overlap():
+    """A feed shows its newest entries only: when a re-poll finds none it stored before,
+    the window moved past the last poll's, and what came and went between was missed."""
+    a, b, c = item(1), item(2), item(3)
+    assert no_overlap(diff([a, b], {c.key: stored(c)}, {}), same=0)  # c fell out of it
+    assert not no_overlap(diff([a, b, c], {c.key: stored(c)}, {}), same=0)
+    assert not no_overlap(diff([a, b], {}, {}), same=1)  # an entry whose raw form is stored
+    assert not no_overlap(diff([a], {}, {}), same=0)  # one entry at a time tells nothing

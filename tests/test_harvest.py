@@ -143,6 +143,29 @@ def test_new_items_older_than_max_age_are_stored_not_notified(server, icmpd_a, c
     assert logged["old"] == 2 and PollReport.from_log(logged).line() == r.line()
 
 
+
+def test_a_repoll_that_finds_nothing_stored_before_warns_of_missed_entries(
+        server, icmpd_a, config_for, store):
+    """Snapshot A has seven entries; a day later the feed's window holds three others
+    only (more came than it shows): the entries that came and went between were never
+    seen, and the poll says so. A window that still holds one stored entry does not."""
+    config = config_for(feed_source("icmpd-rss", icmpd_a))
+    poll(config, store)
+    b = feed_bytes("icmpd-2020-05-b.rss")
+    head, *entries = b.split(b"<item>")  # B's first three entries are the new ones
+    server.route("/rss", Response(b"<item>".join([head, *entries[:3]]).rpartition(b"</item>")[0]
+                                  + b"</item></channel></rss>"))
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.new, r.changed, r.unchanged) == (3, 0, 0)
+    assert r.warning == ("none of the feed's 3 entries was stored before: any that came "
+                         "and went since the last poll were missed (poll it more often)")
+    assert store.fetch_log()[-1]["warning"] == r.warning
+    assert r.line().endswith("; warning: " + r.warning)
+    server.route("/rss", Response(b))  # the three and seven seen before
+    r = poll(config, store)["icmpd-rss"]
+    assert (r.new, r.warning) == (0, None)
+
+
 def test_not_modified_sends_validators_and_writes_only_the_log(server, icmpd_a, config_for,
                                                                store):
     config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=CONSOLE)

@@ -116,6 +116,23 @@ def test_pagination_stops_on_a_page_seen_before_and_at_max(server, config_for, s
     assert page_hits(server) == ["/news-centre/", "/news-centre/?page=2"]
 
 
+
+def test_a_listing_read_to_max_with_nothing_stored_before_warns_of_missed_entries(
+        server, config_for, store):
+    """Reading one page at most, a listing whose page 1 is all new since the last poll
+    (the news of the page before has gone to page 2) may have missed what went past it."""
+    serve(server, "a")
+    config = config_for(listing_source(server.url("/news-centre/"), max=1))
+    assert poll(config, store)["icmpd-news"].new == 10
+    older = Response(page_body(server, "a", 2), content_type="text/html; charset=utf-8")
+    server.route("/news-centre/", older)  # stands in for ten items newer than the last poll's
+    r = poll(config, store)["icmpd-news"]
+    assert (r.new, r.warning) == (10, (
+        "none of the 10 entries read was stored before: any that came and went since the "
+        "last poll were missed (poll it more often, or let it read more pages: "
+        "[sources.pages] max)"))
+
+
 @pytest.mark.parametrize("select", [True, False])
 def test_a_login_page_where_the_listing_was_is_said(server, config_for, store, select):
     """A members' listing whose session or key has gone: the alarm says the page shows a
