@@ -34,7 +34,8 @@ DATABASE_ENV = "HARVESTER_DATABASE"  # overrides [storage] path (containers: a /
 
 class SourceKind(StrEnum):
     FEED = "feed"
-    HTML = "html"
+    HTML = "html"  # a listing page: its repeated entries are the items
+    PAGE = "page"  # one page watched as a whole: its edits are the news
 
 
 class FirstRunMode(StrEnum):
@@ -134,6 +135,7 @@ class SourceConfig:
     max_age: float | None = None
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
+    page: PageConfig | None = None  # kind = "page": what of the page is watched
     follow: bool = False  # fetch each new item's article page and store its main text
     # sent with every request to the source's own site (its URL's origin), never elsewhere;
     # out of the repr, as its values are often secrets
@@ -176,6 +178,14 @@ class ListingConfig:
     next: str | None = None  # pagination by a "next" link…
     param: str | None = None  # …or by a query parameter (?page=2, 3, …)
     max_pages: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PageConfig:
+    """[sources.select] of a watched page (kind = "page")."""
+
+    content: str | None = None  # the block watched; None: the page but for its chrome
+    remove: tuple[str, ...] = ()  # what changes on every visit (a counter, a clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,8 +538,11 @@ def _cron(r: _Reader, k: str) -> str | None:
 
 def _selector(r: _Reader, k: str) -> str | None:
     v = r.get(k, str, None)
-    if v is None:
-        return None
+    return None if v is None else _valid_selector(r, k, v)
+
+
+def _valid_selector(r: _Reader, k: str, v: str) -> str:
+    """A CSS selector, or an XPath expression after "xpath:", that compiles."""
     try:
         if v.startswith("xpath:"):
             from lxml.etree import XPath, XPathSyntaxError
@@ -589,6 +602,18 @@ def _read_listing(source: _Reader) -> ListingConfig:
     sel.finish()
     pages.finish()
     return listing
+
+
+def _read_page(source: _Reader) -> PageConfig:
+    if "pages" in source.data:
+        raise source.error("pages", "a watched page is one page: only an html listing source "
+                                    "has pages")
+    sel = source.sub("select") or _Reader({}, source.key("select"), source.file)
+    remove = tuple(_valid_selector(sel, f"remove[{i}]", v)
+                   for i, v in enumerate(sel.str_list("remove")))
+    page = PageConfig(content=_selector(sel, "content"), remove=remove)
+    sel.finish()
+    return page
 
 
 def _read_daemon(r: _Reader | None) -> DaemonConfig:
@@ -816,16 +841,26 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         enabled=r.get("enabled", bool, True),
         failures_before_alert=_positive(r, "failures_before_alert", int,
                                         defaults.failures_before_alert),
-        silent_after=_optional_duration(r, "silent_after", defaults.silent_after),
+        # a watched page brings no new items after its first, only edits: never "silent"
+        silent_after=(None if kind is SourceKind.PAGE
+                      else _optional_duration(r, "silent_after", defaults.silent_after)),
         max_age=_optional_duration(r, "max_age", defaults.max_age),
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
+        page=_read_page(r) if kind is SourceKind.PAGE else None,
         follow=r.get("follow", bool, False),
         headers=_headers(r, "headers"),
     )
-    if kind is SourceKind.FEED and ("select" in r.data or "pages" in r.data):
-        raise r.error("select" if "select" in r.data else "pages",
-                      "only an html source has selectors and pages")
+    if kind is SourceKind.FEED and "select" in r.data:
+        raise r.error("select", "only an html or a page source has selectors")
+    if kind is SourceKind.FEED and "pages" in r.data:
+        raise r.error("pages", "only an html source has pages")
+    if kind is SourceKind.PAGE and "silent_after" in r.data:
+        raise r.error("silent_after", "a watched page brings no new items, only edits: "
+                                      "silent_after does not apply to it")
+    if kind is SourceKind.PAGE and s.follow:
+        raise r.error("follow", "a watched page is read whole already: follow is for the "
+                                "items of a feed or a listing")
     if s.cron is not None and "every" in r.data:
         raise r.error("cron", "give either 'every' or 'cron', not both")
     r.finish()
@@ -992,7 +1027,7 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
 
 # what people write for `kind`, and what they mean
 _FEED_WORDS = {"rss", "atom", "rdf", "json", "jsonfeed", "json_feed", "json-feed", "xml"}
-_PAGE_WORDS = {"listing", "page", "web", "webpage", "website", "scrape", "css", "xpath"}
+_PAGE_WORDS = {"listing", "web", "webpage", "website", "scrape", "css", "xpath"}
 _MAIL_WORDS = {"smtp", "mail", "e-mail"}
 
 
@@ -1001,7 +1036,8 @@ def _kind_hint(kind: str, notifier: bool = False) -> str:
     if not notifier and k in _FEED_WORDS:
         return ' (RSS, Atom, RDF and JSON Feed are all kind = "feed")'
     if not notifier and k in _PAGE_WORDS:
-        return ' (an HTML listing page is kind = "html")'
+        return (' (an HTML listing page is kind = "html"; one page watched for edits, '
+                'kind = "page")')
     if notifier and k in WEBHOOK_FORMATS and k != "standard":
         return f' (a chat or push service is kind = "webhook" with format = "{k}")'
     if notifier and k in _MAIL_WORDS:

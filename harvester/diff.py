@@ -178,11 +178,13 @@ def old_news(changes: Sequence[Change], max_age: float | None,
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
                        baseline: bool, first_run: FirstRun, now: datetime | None = None,
-                       old: Collection[str] = ()) -> list[Notification]:
+                       old: Collection[str] = (), edits_are_news: bool = False
+                       ) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
     `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue, nor do
     new items in `old` (`old_news`) after the baseline. A notifier with an `at` time gets
-    its rows due then (from `now`), not at once."""
+    its rows due then (from `now`), not at once. `edits_are_news` (a watched page, whose
+    edits are all it has to tell): an edit goes to the notifiers of news as well."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -204,8 +206,9 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         kind = c.kind.value  # "new" | "changed"
         event = f"item.{kind}"
         ref = c.item.content_hash if c.kind is ChangeKind.CHANGED else ""
+        told = ("new", "changed") if edits_are_news and kind == "changed" else (kind,)
         for n in notifiers:
-            if kind in n.on and _wants(n, c.rules):
+            if any(k in n.on for k in told) and _wants(n, c.rules):
                 out.append(Notification(notification_id(n.name, c.item_id, event, ref), n.name,
                                         c.item_id, event, c.item.source, ref,
                                         due=due.get(n.name)))

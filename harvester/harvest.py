@@ -124,6 +124,8 @@ def body_fingerprint(source: SourceConfig, body: bytes) -> str:
     same settings give the same items, so they need not be parsed again."""
     h = hashlib.sha256(f"{HASH_VERSION}|{source.url}|{source.category_from_title}|"
                        f"{source.timezone}|{source.encoding}|".encode())
+    if source.page is not None:  # a page read through other selectors reads otherwise
+        h.update(f"{source.page}|".encode())
     h.update(body)
     return h.hexdigest()
 
@@ -158,8 +160,18 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
     from .parse import parse_feed
 
     try:
-        doc = parse_feed(body, url=url, content_type=content_type, encoding=source.encoding,
-                         source=source.name)
+        if source.page is not None:
+            from .parse.page import BlockMissing, parse_page
+
+            try:
+                doc = parse_page(body, url, source.url, content_type=content_type,
+                                 encoding=source.encoding, content=source.page.content,
+                                 remove=source.page.remove, source=source.name)
+            except BlockMissing as e:  # the watched block is gone: a redesign, alerted at once
+                return Read(error=str(e), stale=True)
+        else:
+            doc = parse_feed(body, url=url, content_type=content_type,
+                             encoding=source.encoding, source=source.name)
     except HarvesterError as e:
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,
@@ -363,7 +375,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
-                                       first_run=src.first_run, now=now, old=old)
+                                       first_run=src.first_run, now=now, old=old,
+                                       edits_are_news=src.kind is SourceKind.PAGE)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             gap = not baseline and no_overlap(changes, len(same))
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
@@ -673,9 +686,9 @@ def _poll_grouped(chosen: list[SourceConfig], states: Mapping[str, SourceState],
         def start_next() -> None:
             src = next(todo, None)
             if src is not None:
-                # a feed's gzipped body goes to a worker as it came (see read_coded); a
-                # listing's stays here, as its later pages are read here
-                keep_coded = readers.pool is not None and src.kind is SourceKind.FEED
+                # a feed's or a page's gzipped body goes to a worker as it came (see
+                # read_coded); a listing's stays here, as its later pages are read here
+                keep_coded = readers.pool is not None and src.kind is not SourceKind.HTML
                 pending[pool.submit(fetch_one, src, states[src.name], fetcher,
                                     not keep_coded)] = None
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 FEEDS = FIXTURES / "feeds"
 LISTINGS = FIXTURES / "listings"
+PAGES = FIXTURES / "pages"
 CONFIG_DIR = ROOT / "config"
 NOW = datetime(2020, 5, 28, 8, 0, tzinfo=UTC)  # the day after the newest seed item
 # The 27 May feed's edit of the Kyiv item ("7 of May" → "7 May"), as its line diff reads

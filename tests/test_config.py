@@ -10,7 +10,9 @@ import pytest
 from harvester.config import (
     FirstRun,
     FirstRunMode,
+    PageConfig,
     Schedule,
+    SourceKind,
     load_config,
     parse_duration,
     parse_schedule,
@@ -32,6 +34,9 @@ def test_shipped_configs_load():
     assert icmpd.storage.path == CONFIG_DIR / "icmpd.db"  # relative to the file's folder
     example = load_config(CONFIG_DIR / "example.toml")
     assert example.http.max_bytes == 10485760 and example.http.concurrency == 8
+    page = example.sources[2]  # [defaults] silent_after is for sources of new items
+    assert page.kind is SourceKind.PAGE and page.page == PageConfig("main", (".page-views",))
+    assert page.silent_after is None and example.sources[0].silent_after == 30 * 86400
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -140,6 +145,7 @@ def test_a_schedules_next_time(schedule, now, expected):
 
 
 GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
+PAGE_SOURCE = '[[sources]]\nname = "a"\nkind = "page"\nurl = "https://example.org/about"\n'
 
 
 @pytest.mark.parametrize(("body", "key", "problem"), [
@@ -222,16 +228,31 @@ GOOD_SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/rss"\n'
     ('[[sources]]\nname = "a"\nurl = "https://example.org:https/rss"\n', "sources[0].url",
      "the port in 'https://example.org:https/rss' is not a number from 1 to 65535"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
-     "sources[0].kind", "expected one of feed, html, got 'carrier-pigeon'"),
+     "sources[0].kind", "expected one of feed, html, page, got 'carrier-pigeon'"),
     ('[[sources]]\nname = "a"\nurl = "https://${HV_FEED_HOST}/rss"\n', "sources[0].url",
      "${NAME} may stand only in the path or query, after the host: the site's address is "
      "no secret"),
     (GOOD_SOURCE.replace("/rss", "/rss?key=${HV_UNSET_TOKEN}"), "sources[0].url",
      "environment variable HV_UNSET_TOKEN is not set"),
-    (GOOD_SOURCE + 'kind = "RSS"\n', "sources[0].kind", "expected one of feed, html, got "
+    (GOOD_SOURCE + 'kind = "RSS"\n', "sources[0].kind", "expected one of feed, html, page, got "
      "'RSS' (RSS, Atom, RDF and JSON Feed are all kind = \"feed\")"),
-    (GOOD_SOURCE + 'kind = "listing"\n', "sources[0].kind", "expected one of feed, html, got "
-     "'listing' (an HTML listing page is kind = \"html\")"),
+    (GOOD_SOURCE + 'kind = "listing"\n', "sources[0].kind", "expected one of feed, html, page, "
+     "got 'listing' (an HTML listing page is kind = \"html\"; one page watched for edits, "
+     "kind = \"page\")"),
+    (GOOD_SOURCE + '[sources.select]\ncontent = "main"\n', "sources[0].select",
+     "only an html or a page source has selectors"),
+    (PAGE_SOURCE + '[sources.pages]\nmax = 2\n', "sources[0].pages",
+     "a watched page is one page: only an html listing source has pages"),
+    (PAGE_SOURCE + 'silent_after = "30d"\n', "sources[0].silent_after",
+     "a watched page brings no new items, only edits: silent_after does not apply to it"),
+    (PAGE_SOURCE + 'follow = true\n', "sources[0].follow",
+     "a watched page is read whole already: follow is for the items of a feed or a listing"),
+    (PAGE_SOURCE + '[sources.select]\nitem = "div.news"\n', "sources[0].select.item",
+     "unknown key"),
+    (PAGE_SOURCE + '[sources.select]\nremove = [".views", "a[["]\n', "sources[0].select.remove[1]",
+     "bad selector 'a[[': Expected ident or '*', got <DELIM '[' at 2>"),
+    (PAGE_SOURCE + '[sources.select]\nremove = ".views"\n', "sources[0].select.remove",
+     "expected a list, got a string '.views'"),
     ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
     ('[[sources]]\nname = "bad name!"\nurl = "https://e.org/"\n', "sources[0].name",
      "'bad name!' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),

@@ -218,3 +218,16 @@ def test_a_repoll_with_nothing_seen_before_has_no_overlap():
     assert not no_overlap(diff([a, b, c], {c.key: stored(c)}, {}), same=0)
     assert not no_overlap(diff([a, b], {}, {}), same=1)  # an entry whose raw form is stored
     assert not no_overlap(diff([a], {}, {}), same=0)  # one entry at a time tells nothing
+
+
+def test_a_watched_pages_edit_is_told_to_the_notifiers_of_news():
+    """A page watched whole (kind = "page") has nothing to tell but its edits."""
+    known = item(1)
+    edited = replace(known, title="Item 1 edited", content_hash=f"{HASH_VERSION}:x")
+    changes = diff([edited], {known.key: stored(known)}, {})
+    notifiers = [NotifierConfig("news", NotifierKind.CONSOLE),  # on = ("new",)
+                 NotifierConfig("edits", NotifierKind.CONSOLE, on=("changed",))]
+    for edits_are_news, told in ((False, ["edits"]), (True, ["news", "edits"])):
+        notes = plan_notifications(changes, notifiers, baseline=False, first_run=FirstRun(),
+                                   edits_are_news=edits_are_news)
+        assert [(n.notifier, n.event) for n in notes] == [(t, "item.changed") for t in told]

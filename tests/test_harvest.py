@@ -17,6 +17,7 @@ from harvester.store import SqliteStore
 
 from .conftest import (
     NOW,
+    PAGES,
     feed_bytes,
     feed_source,
     http_fast,
@@ -747,8 +748,8 @@ def _corpus_listing_block(name: str, url: str) -> str:
 def test_worker_processes_store_exactly_what_reading_inline_stores(server, config_for, tmp_path,
                                                                    monkeypatch):
     """A first poll of more than INLINE_READS new sources reads the bodies in forked worker
-    processes — feeds whole, a listing's page 1, its later pages back on the writer — and
-    must store what reading on the writer's thread stores."""
+    processes — feeds whole, a watched page, a listing's page 1, its later pages back on
+    the writer — and must store what reading on the writer's thread stores."""
     from harvester import harvest
 
     from .test_listing_source import listing_source, page_hits, serve
@@ -760,6 +761,9 @@ def test_worker_processes_store_exactly_what_reading_inline_stores(server, confi
     sources = _corpus_sources(server, feeds=harvest.INLINE_READS + 3, listings=4) + (
         listing_source(server.url("/news-centre/"))) + _corpus_listing_block(
         "redesigned", server.url("/redesigned.html"))
+    server.route("/kyiv", Response((PAGES / "kyiv-a.html").read_bytes(),
+                                   content_type="text/html; charset=utf-8"))
+    sources += f'[[sources]]\nname = "watched"\nkind = "page"\nurl = "{server.url("/kyiv")}"\n'
     config = config_for(sources, http=http_fast().replace("retries = 0", "retries = 0\n"
                                                           "per_host = 8\nconcurrency = 8"))
     submitted: list[str] = []
@@ -792,10 +796,11 @@ def test_worker_processes_store_exactly_what_reading_inline_stores(server, confi
     (with_workers, read_there, pages_there), (inline, read_inline, pages_inline) = runs
     assert read_inline == []
     assert read_there == sorted([f"f{i}" for i in range(harvest.INLINE_READS + 3)]
-                                + [f"l{i}" for i in range(4)] + ["icmpd-news", "redesigned"])
+                                + [f"l{i}" for i in range(4)]
+                                + ["icmpd-news", "redesigned", "watched"])
     assert pages_there == pages_inline == ["/news-centre/"] + [
         f"/news-centre/?page={n}" for n in (2, 3, 4, 5)]
-    assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6 + 43
+    assert len(with_workers["items"]) == (harvest.INLINE_READS + 3 + 4) * 6 + 43 + 1
     assert with_workers == inline
 
 

@@ -1,0 +1,76 @@
+"""A watched page (kind = "page"): one page, read as one entry whose edits are the news.
+
+The entry's content is the block `select.content` names, else the page's body without
+its chrome (navigation, asides, the site's header and footer; an article's own header
+stays): what changes on every visit there — a "most read" box, a footer's clock — is not
+the page's news. What `select.remove` names goes too; scripts and forms' fields never
+reach the content (the sanitiser drops them). Bytes in, one raw entry out: no HTTP, no
+database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ParseError
+from ..models import ParsedDocument, RawEntry
+from .html import html_document, page_base
+
+# the site's chrome, when no block is named: a header or footer inside <main> or an
+# <article> is the content's own (an article's heading and date), not the site's
+_CHROME = ("//nav | //aside | //header[not(ancestor::main or ancestor::article)]"
+           " | //footer[not(ancestor::main or ancestor::article)]")
+
+
+class BlockMissing(ParseError):
+    """The watched block is not on the page: a redesign, said at once as a stale layout."""
+
+
+def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = None,
+               encoding: str | None = None, content: str | None = None,
+               remove: Sequence[str] = (), source: str | None = None) -> ParsedDocument:
+    """The page at `url` (as fetched) as one entry linking to `link` (the source's URL as
+    configured, so a redirect or a key in the query never changes the item's identity)."""
+    import lxml.html
+
+    from .listing import _found
+
+    root = html_document(body, url=url, content_type=content_type, encoding=encoding,
+                         source=source)
+    head_title = root.findtext("head/title")
+    heading = root.find(".//h1")
+    title = " ".join((head_title or (heading.text_content() if heading is not None else ""))
+                     .split())
+    description = root.xpath("string(.//meta[@name='description']/@content)").strip()
+    _drop(root.xpath("//script | //style | //template | //noscript"))  # never shown text
+    for expr in remove:
+        _drop(_found(root, expr, "select.remove", (source, url)))
+    if content:
+        found = _found(root, content, "select.content", (source, url))
+        if not found or not isinstance(found[0], lxml.html.HtmlElement):
+            raise BlockMissing(f"select.content {content!r} matched nothing: the page's "
+                               "layout may have changed", source=source, url=url)
+        block = found[0]
+    else:
+        _drop(root.xpath(_CHROME))
+        block = root.find("body")
+        if block is None:
+            block = root
+    if not block.text_content().strip():
+        raise ParseError("the page shows no text (it may be drawn by JavaScript, which the "
+                         "harvester does not run)", source=source, url=url)
+    entry = RawEntry(title=title or None, link=link, summary=description or None,
+                     content=lxml.html.tostring(block, encoding="unicode"))
+    return ParsedDocument((entry,), page_base(root, url), title=title or None, parser="page")
+
+
+def _drop(found: list) -> None:
+    """Take the elements found out of the tree (text and attributes found are left)."""
+    import lxml.html
+
+    for el in found:
+        if isinstance(el, lxml.html.HtmlElement) and el.getparent() is not None:
+            el.drop_tree()
+
+
+__all__ = ["BlockMissing", "parse_page"]

@@ -1,0 +1,149 @@
+"""A watched page (kind = "page") end to end: a loopback server, a real SQLite file, the
+CLI in a subprocess. The Kyiv article page of fixtures/pages/ (build_pages.py) is edited
+between 13 and 27 May; between visits its counter, clock, token and asides move too."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from harvester.dates import shown_when
+from harvester.devserver import FixtureServer, Response
+from harvester.harvest import poll_sources
+from harvester.models import PollStatus
+
+from .conftest import NOW, PAGES, http_fast, make_config, run_cli
+
+TITLE = "Ukrainian border guards and customs officers optimise operations with support by the EU"
+OPS = '\n[[notifiers]]\nname = "ops"\nkind = "console"\nevents = ["source.failing"]\n'
+NEWS = '\n[[notifiers]]\nname = "news"\nkind = "console"\n'  # on = ["new"], the default
+
+
+def page_source(url: str, select: str = "") -> str:
+    return (f'[[sources]]\nname = "kyiv"\nkind = "page"\nurl = "{url}"\n'
+            + (f"  [sources.select]\n{select}" if select else ""))
+
+
+def show(server: FixtureServer, name: str) -> None:
+    server.route("/kyiv", Response((PAGES / name).read_bytes(),
+                                   content_type="text/html; charset=utf-8"))
+
+
+def poll(config, store):
+    [report] = poll_sources(config, store, clock=lambda: NOW)
+    return report
+
+
+def test_a_watched_page_is_one_item_of_its_text_without_the_sites_chrome(
+        server, config_for, store):
+    show(server, "kyiv-a.html")
+    config = config_for(page_source(server.url("/kyiv")), notifiers=NEWS)
+    r = poll(config, store)
+    assert (r.status, r.baseline, r.new, r.queued) == (PollStatus.OK, True, 1, 0)
+    [item] = store.items()
+    assert item["title"] == f"{TITLE} - ICMPD"  # the page's <title>
+    assert item["url"] == server.url("/kyiv")
+    assert item["summary"] == TITLE  # its meta description
+    assert item["published"] == "2020-05-28T08:00:00Z"  # a page has no date: first seen
+    content = store.conn.execute("SELECT content FROM items").fetchone()[0]
+    # the article, its own header included; not the site's header, menu, search form,
+    # "most read" aside, footer clock or scripts
+    assert content.startswith(f"<h1>{TITLE}</h1><p>13 May 2020</p>\n<p>On 7 of May 2020 in "
+                              "Kyiv, ICMPD organized")
+    assert "Read 1204 times" in content
+    for chrome in ("About us", "Search", "Most read", "TRAFIG", "Page generated", "dataLayer",
+                   "f3a9c1"):
+        assert chrome not in content
+
+
+def test_an_edit_of_the_page_is_its_news_and_what_moves_on_every_visit_is_not(
+        server, tmp_path):
+    """The counter inside the article is named in `remove`; the rest of what moves is
+    the site's chrome. The edit goes to a notifier of news (on = ["new"]) as an update,
+    told word by word."""
+    show(server, "kyiv-a.html")
+    cfg = str(make_config(tmp_path, http_fast() + page_source(
+        server.url("/kyiv"), '  remove = [".page-views"]\n') + NEWS))
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("kyiv: baseline: 1 item stored silently (HTTP 200, ")
+    show(server, "kyiv-a-visited.html")
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("kyiv: 0 new, 0 changed, 1 unchanged (HTTP 200, ")
+    show(server, "kyiv-b.html")
+    r = run_cli("--config", cfg, "once")
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == [
+        f"== Updated: {TITLE} - ICMPD",
+        f"   {_first_seen(cfg)} · kyiv",
+        f"   {server.url('/kyiv')}",
+        f"   {TITLE}",
+        "   content changed:",
+        "     … EU 13 May 2020 On 7 [-of-] May 2020 in Kyiv, ICMPD organized …",
+    ]
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+
+
+def _first_seen(cfg: str) -> str:
+    """The item's date as messages give it: when it was first seen, in Vienna's time."""
+    with sqlite3.connect(Path(cfg).parent / "h.db") as conn:
+        [(published,)] = conn.execute("SELECT published FROM items").fetchall()
+    return shown_when(published, "Europe/Vienna")
+
+
+def test_without_remove_a_counter_in_the_article_is_an_edit(server, config_for, store):
+    show(server, "kyiv-a.html")
+    config = config_for(page_source(server.url("/kyiv")), notifiers=NEWS)
+    poll(config, store)
+    show(server, "kyiv-a-visited.html")
+    r = poll(config, store)
+    assert (r.changed, r.queued) == (1, 1)
+    [version] = store.item_versions(store.items()[0]["id"])
+    assert "Read 1204 times" in version["content"]
+
+
+def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
+        server, config_for, store):
+    show(server, "kyiv-a.html")
+    config = config_for(page_source(server.url("/kyiv"), '  content = "article.news-detail"\n'),
+                        notifiers=OPS)
+    poll(config, store)
+    before = store.conn.execute("SELECT * FROM items").fetchall()
+    server.route("/kyiv", Response(b"<html><body><div class='story'><h1>Redesigned</h1>"
+                                   b"<p>Text</p></div></body></html>", content_type="text/html"))
+    r = poll(config, store)
+    assert r.status is PollStatus.ERROR
+    assert r.error == ("select.content 'article.news-detail' matched nothing: the page's "
+                       "layout may have changed")
+    assert store.conn.execute("SELECT * FROM items").fetchall() == before
+    [alert] = store.outbox()
+    assert (alert["notifier"], alert["event"]) == ("ops", "source.failing")  # at once
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"<html><head><title>App</title><script>render()</script></head><body><div id=app>"
+     b"</div></body></html>", "the page shows no text (it may be drawn by JavaScript, which "
+                              "the harvester does not run)"),
+    (b"", "empty page"),
+])
+def test_a_page_with_nothing_to_watch_fails_its_poll_saying_why(server, config_for, store,
+                                                                body, error):
+    server.route("/kyiv", Response(body, content_type="text/html"))
+    r = poll(config_for(page_source(server.url("/kyiv"))), store)
+    assert (r.status, r.error) == (PollStatus.ERROR, error)
+    assert store.items() == []
+
+
+def test_a_pages_content_is_sanitised_as_any_items(server, config_for, store):
+    server.route("/kyiv", Response(
+        b"<html><body><main><p>Open call<img src=x onerror='alert(1)'> <a href='javascript:"
+        b"steal()'>apply</a></p><iframe src='https://evil.example/'></iframe></main>"
+        b"<form><input type=hidden name=csrf value=s3cr3t></form></body></html>",
+        content_type="text/html"))
+    poll(config_for(page_source(server.url("/kyiv"))), store)
+    content = store.conn.execute("SELECT content FROM items").fetchone()[0]
+    assert content == (f'<p>Open call<img src="{server.url("/x")}"> '
+                       '<a rel="noopener noreferrer nofollow">apply</a></p>')
