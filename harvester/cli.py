@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,7 @@ from .config import (
     FirstRunMode,
     NotifierConfig,
     SourceConfig,
+    SourceKind,
     load_config,
     parse_duration,
 )
@@ -33,6 +34,9 @@ from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system
 from .models import ChangeKind, PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
+
+if TYPE_CHECKING:
+    from .starter import Found
 
 
 class _Exit(click.ClickException):
@@ -688,6 +692,9 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
             if not feed_url and login_form(fr.body):
                 also = ("; it shows a login form: probe it with -H 'Authorization: Bearer "
                         "…' (or a Cookie) if it wants credentials")
+            elif not feed_url:
+                also = (f"; to watch the page itself for edits: harvester add --page {url}"
+                        " (a source of kind = \"page\")")
             raise _Exit(f"found no repeated entries with a link and a date on {fr.url}{also}", 1)
         listing = extract(fr.body, url=fr.url, select=found,
                           content_type=fr.content_type)
@@ -743,6 +750,13 @@ def _source_block(kind: str, url: str, headers: Sequence[tuple[str, str]] = ()) 
     return block
 
 
+def _what_found(found: Found) -> str:
+    """What init and add say of a source they found: its kind, what it holds now, a note."""
+    how = (found.kind.value if found.kind is SourceKind.PAGE
+           else f"{found.kind.value}, {counted(found.entries, 'entry', 'entries')} now")
+    return how + (f"; {found.note}" if found.note else "")
+
+
 def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
     if not found:
         click.echo(f"\n# {what}")
@@ -755,11 +769,13 @@ def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
 
 @cli.command()
 @click.argument("urls", nargs=-1, metavar="URL...")
+@click.option("--page", "pages", is_flag=True, help="Watch each URL as one page whose edits "
+              "are the news (kind = \"page\"), not as a feed or a listing.")
 @click.pass_context
-def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
+def init(ctx: click.Context, urls: tuple[str, ...], pages: bool) -> None:
     """Write a first config (--config, else ./harvester.toml) watching each URL: a feed, a
-    page announcing one, or a listing page read with the selectors found on it. Never
-    overwrites a file."""
+    page announcing one, or a listing page read with the selectors found on it (with
+    --page: the page itself, for edits). Never overwrites a file."""
     from .config import HttpConfig
     from .fetch import Fetcher
     from .starter import config_text, local_timezone, survey
@@ -768,7 +784,7 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
     if target.exists():
         raise _Exit(f"{target} exists: init writes a new config and never overwrites one "
                     "(edit it, or give --config another path)", 2)
-    seen = survey(urls, Fetcher(HttpConfig()))
+    seen = survey(urls, Fetcher(HttpConfig()), pages=pages)
     if seen.failed:  # nothing is written: a config missing a source the user named is a trap
         raise _Exit("nothing written; " + "; ".join(seen.failed), 1)
     with _errors():
@@ -780,8 +796,7 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
         raise _Exit(f"cannot write {target}: {e.strerror or e}", 1) from None
     click.echo(f"wrote {target}: {counted(len(seen.found), 'source')}")
     for found in seen.found:
-        how = f"{found.kind.value}, {counted(found.entries, 'entry', 'entries')} now"
-        click.echo(f"  {found.url}  ({how}{'; ' + found.note if found.note else ''})")
+        click.echo(f"  {found.url}  ({_what_found(found)})")
     for line in seen.repeats:
         click.echo(f"  {line}")
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
@@ -801,12 +816,15 @@ def init(ctx: click.Context, urls: tuple[str, ...]) -> None:
               help="Send this header (a token, a cookie) to the URL's site, now and on every "
                    "poll: written into the source as given, so give a secret as ${NAME}, "
                    "read from the environment (repeatable).")
+@click.option("--page", "pages", is_flag=True, help="Watch each URL as one page whose edits "
+              "are the news (kind = \"page\"), not as a feed or a listing.")
 @click.pass_context
 def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | None,
-        show: bool, header_args: tuple[str, ...]) -> None:
+        show: bool, header_args: tuple[str, ...], pages: bool) -> None:
     """Add sources to the config, each URL examined as init does: a feed, a page announcing
-    one, or a listing page with the selectors found on it. URLs it polls already are said
-    and left out; nothing is written when a URL is no source."""
+    one, or a listing page with the selectors found on it (with --page: the page itself,
+    for edits). URLs it polls already are said and left out; nothing is written when a URL
+    is no source."""
     from .config import NAME_RULE, is_name
     from .configfile import appended, rewrite_verified
     from .fetch import Fetcher
@@ -824,7 +842,7 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
     headers = _header_args(header_args)
     # a URL given twice is one; the harvester's own HTTP settings, as its polls will fetch
     seen = survey(tuple(dict.fromkeys(urls)), Fetcher(config.http),
-                  tuple((n, v) for n, v, _ in headers))
+                  tuple((n, v) for n, v, _ in headers), pages=pages)
     if seen.failed:  # a config missing a source the user named is a trap
         raise _Exit("nothing written; " + "; ".join(seen.failed), 1)
     with _errors():
@@ -851,8 +869,7 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         click.echo(f"added {counted(len(names), 'source')} to {target}:")
     out = click.echo if not show else partial(click.echo, err=True)
     for n, f in plan.added:
-        how = f"{f.kind.value}, {counted(f.entries, 'entry', 'entries')} now"
-        out(f"  {n}  {f.url}  ({how}{'; ' + f.note if f.note else ''})")
+        out(f"  {n}  {f.url}  ({_what_found(f)})")
     for line in (*plan.watched, *seen.repeats):
         out(f"  {line}")
     if plan.added and (bare := [n for n, v, given in headers if v == given]):
@@ -1024,7 +1041,6 @@ def opml_import(ctx: click.Context, file: Any) -> None:
 def opml_export(ctx: click.Context) -> None:
     """Print the configured feed sources as OPML, for a feed reader. (Listing pages are
     not feeds: they are left out.)"""
-    from .config import SourceKind
     from .opml import Subscription, write_opml
 
     config = _config(ctx)

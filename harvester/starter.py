@@ -160,7 +160,8 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
         from .parse.html import login_form
 
         hint = ("; it shows a login form: add it with -H 'Authorization: Bearer ${TOKEN}' "
-                "(or a Cookie) if it wants credentials") if login_form(fr.body) else ""
+                "(or a Cookie) if it wants credentials") if login_form(fr.body) else (
+                "; to watch the page itself for edits, give it with --page")
         raise ParseError("neither a feed, nor a page announcing one, nor a page with "
                          f"repeated entries (each with a link and a date){hint}", url=url)
     pages = pages_block(pagination(fr.body, fr.url, content_type=fr.content_type))
@@ -178,17 +179,32 @@ class Survey:
     failed: tuple[str, ...]  # "URL: why", for each URL that is no source
 
 
-def survey(urls: Sequence[str], fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
-           ) -> Survey:
-    """Each URL examined; a feed given twice, or given and announced by a page also given,
-    is one source (two on one URL would store every item once and double each poll)."""
+def examine_page(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
+                 ) -> Found:
+    """`url` as a watched page (kind = "page"), read as its polls will read it: a page
+    with no text to watch (drawn by JavaScript) is refused now, not at its first poll."""
+    from .parse.html import one_line
+    from .parse.page import parse_page
+
+    fr = fetch_given(fetcher, url, headers)
+    given, url = url, fr.moved_to or url
+    doc = parse_page(fr.body, fr.url, url, content_type=fr.content_type)
+    note = f"moved from {given}" if url != given else one_line(doc.title or "", 80)
+    return Found(url, SourceKind.PAGE, len(doc.entries), note=note)
+
+
+def survey(urls: Sequence[str], fetcher: Fetcher, headers: Sequence[tuple[str, str]] = (),
+           *, pages: bool = False) -> Survey:
+    """Each URL examined (`pages`: each a page to watch whole, see examine_page); a feed
+    given twice, or given and announced by a page also given, is one source (two on one
+    URL would store every item once and double each poll)."""
     from .errors import HarvesterError
 
     found: list[Found] = []
     repeats, failed = [], []
     for url in urls:
         try:
-            source = examine(url, fetcher, headers)
+            source = (examine_page if pages else examine)(url, fetcher, headers)
         except HarvesterError as e:
             failed.append(f"{url}: {e}")
             continue
@@ -312,6 +328,6 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
                     "\n".join(source_text(f, n, headers) for n, f in added))
 
 
-__all__ = ["Addition", "Found", "Survey", "common_feed", "config_text", "examine",
+__all__ = ["Addition", "Found", "Survey", "common_feed", "config_text", "examine", "examine_page",
            "feed_entries", "fetch_given", "local_timezone", "plan_addition", "source_text",
            "survey"]

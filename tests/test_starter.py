@@ -12,7 +12,7 @@ from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.starter import labelled_titles, local_timezone
 
-from .conftest import FEEDS, LISTINGS, feed_bytes, page_body, redirect, run_cli, serve
+from .conftest import FEEDS, LISTINGS, PAGES, feed_bytes, page_body, redirect, run_cli, serve
 
 ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
              b'href="/news-centre/rss">\n</head>')
@@ -194,7 +194,8 @@ def test_init_never_overwrites_and_writes_nothing_when_a_url_is_no_source(server
     assert r.stderr == (
         f"harvester: error: nothing written; {server.url('/about')}: neither a feed, nor a "
         "page announcing one, nor a page with repeated entries (each with a link and a date);"
-        f" {server.url('/gone')}: HTTP 404 Not Found\n")
+        " to watch the page itself for edits, give it with --page; "
+        f"{server.url('/gone')}: HTTP 404 Not Found\n")
     assert not (tmp_path / "harvester.toml").exists()
     (tmp_path / "mine.toml").write_text("# my own\n")
     r = run_cli("--config", "mine.toml", "init", icmpd_a, cwd=tmp_path)
@@ -417,7 +418,8 @@ def test_add_keeps_a_configs_permissions_and_its_symlink(server, icmpd_a, tmp_pa
     (("{rss}", "--name", "icmpd"), 2, "--name: a source named 'icmpd' exists already"),
     (("{rss}", "{about}", "{gone}"), 1,
      "nothing written; {about}: neither a feed, nor a page announcing one, nor a page with "
-     "repeated entries (each with a link and a date); {gone}: HTTP 404 Not Found"),
+     "repeated entries (each with a link and a date); to watch the page itself for edits, "
+     "give it with --page; {gone}: HTTP 404 Not Found"),
     (("{login}",), 1,
      "nothing written; {login}: neither a feed, nor a page announcing one, nor a page with "
      "repeated entries (each with a link and a date); it shows a login form: add it with "
@@ -447,6 +449,40 @@ def test_add_writes_nothing_when_a_url_or_name_is_wrong(server, tmp_path, args, 
             f"harvester: error: found no repeated entries with a link and a date on "
             f"{urls['login']}; it shows a login form: probe it with -H 'Authorization: Bearer "
             "…' (or a Cookie) if it wants credentials\n"))
+
+
+
+def test_add_page_watches_a_page_whole_and_its_next_edit_is_news(server, tmp_path):
+    """A page with no entries to list (an article) is refused as a source of news items,
+    pointing to --page; with it, the page is added as read now, and polled so."""
+    server.route("/kyiv", Response((PAGES / "kyiv-a.html").read_bytes(),
+                                   content_type="text/html; charset=utf-8"))
+    server.route("/app", Response(b"<html><head><title>App</title></head><body><div id=app>"
+                                  b"</div><script>render()</script></body></html>",
+                                  content_type="text/html"))
+    page = server.url("/kyiv")
+    r = run_cli("probe", page, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, (
+        f"harvester: error: found no repeated entries with a link and a date on {page}; to "
+        f"watch the page itself for edits: harvester add --page {page} (a source of kind = "
+        '"page")\n'))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=server.url("/rss")))
+    r = run_cli("add", "--page", page, server.url("/app"), cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, (
+        f"harvester: error: nothing written; {server.url('/app')}: the page shows no text (it "
+        "may be drawn by JavaScript, which the harvester does not run)\n"))
+    r = run_cli("add", "--page", page, "--name", "kyiv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == [
+        "added 1 source to harvester.toml:",
+        f"  kyiv  {page}  (page; Ukrainian border guards and customs officers optimise "
+        "operations with support b…)"]
+    assert cfg.read_text().endswith(
+        "[[sources]]  # Ukrainian border guards and customs officers optimise operations with "
+        f'support b…\nname = "kyiv"\nkind = "page"\nurl = "{page}"\n')
+    r = run_cli("once", "--source", "kyiv", cwd=tmp_path)
+    assert r.stderr.startswith("kyiv: baseline: 1 item stored silently")
 
 
 def test_add_without_a_config_points_to_init(icmpd_a, tmp_path):

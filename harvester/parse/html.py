@@ -60,7 +60,7 @@ class AnnouncedFeed:
     title: str = ""
 
 
-def _one_line(text: str, limit: int) -> str:
+def one_line(text: str, limit: int) -> str:
     """Page text fit for a terminal: no control characters, one line, at most `limit`."""
     from ..text import collapse, strip_controls
 
@@ -86,7 +86,7 @@ def _announced(root: lxml.html.HtmlElement, url: str) -> list[AnnouncedFeed]:
         href = (link.get("href") or "").strip()
         feed = canonical_url(href, base) if href else None  # http(s) only, or None
         if "alternate" in rel and kind and feed and feed not in found:
-            found[feed] = AnnouncedFeed(feed, kind, _one_line(link.get("title") or "", 200))
+            found[feed] = AnnouncedFeed(feed, kind, one_line(link.get("title") or "", 200))
     return sorted(found.values(), key=lambda f: bool(
         _COMMENTS.search(f.title) or _COMMENTS.search(urlsplit(f.url).path)))
 
@@ -122,7 +122,7 @@ def page_signs(body: bytes, url: str, *,
         return "", []
     title = root.find(".//title")
     text = title.text_content() if title is not None else ""
-    return _one_line(text, 80), _announced(root, url)
+    return one_line(text, 80), _announced(root, url)
 
 
 __all__ = ["AnnouncedFeed", "announced_feeds", "html_document", "page_base", "page_signs"]
