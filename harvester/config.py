@@ -61,6 +61,7 @@ class FirstRun:
         return f"latest:{self.n}" if self.mode is FirstRunMode.LATEST else self.mode.value
 
 
+KEEP_VERSIONS = 100  # an item's earlier versions kept: a feed's edits never come near it
 KEEP_LOG = 90 * 86400.0  # the fetch log's default reach: a season of polls to look back on
 # The longest duration any setting takes. Far past any sensible interval, timeout or
 # retention, and far short of what a date or a thread's wait can hold, so that "every =
@@ -74,6 +75,9 @@ class StorageConfig:
     # how long a poll's fetch-log row is kept, in seconds; None keeps every row. The log is
     # the only table that grows with each poll rather than with each item.
     keep_log: float | None = KEEP_LOG
+    # how many earlier versions of an item are kept, newest first; None keeps every one (a
+    # watched page that changes on every poll would otherwise keep a copy a poll for ever)
+    keep_versions: int | None = KEEP_VERSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -1073,9 +1077,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     storage_r = top.sub("storage")
     db = "harvester.db"
     keep_log: float | None = KEEP_LOG
+    keep_versions: int | None = KEEP_VERSIONS
     if storage_r is not None:
         db = storage_r.get("path", str, db)
         keep_log = _keep(storage_r, "keep_log", KEEP_LOG)
+        keep_versions = _count(storage_r, "keep_versions", KEEP_VERSIONS) or None
         storage_r.finish()
     http = _read_http(top.sub("http"))
     defaults = _read_defaults(top.sub("defaults"))
@@ -1121,7 +1127,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     db_path = Path(os.path.expanduser(os.environ.get(DATABASE_ENV) or db))
     if not db_path.is_absolute():
         db_path = path.parent / db_path
-    return Config(path=path, storage=StorageConfig(db_path, keep_log), http=http,
+    return Config(path=path, storage=StorageConfig(db_path, keep_log, keep_versions), http=http,
                   defaults=defaults, sources=tuple(sources), rules=tuple(rules),
                   notifiers=tuple(notifiers), delivery=delivery, daemon=daemon,
                   included=included,

@@ -380,7 +380,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             gap = not baseline and no_overlap(changes, len(same))
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
-                            _missed(src, len(changes)) if gap else None)
+                            _missed(src, len(changes)) if gap else None,
+                            config.storage.keep_versions)
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]

@@ -262,3 +262,4 @@ class PollPlan:
     same: tuple[tuple[str, str], ...] = ()  # (key, item id): raw form unchanged, not re-read
     old: int = 0  # new items dated before the source's max_age: stored, not notified
     warning: str | None = None  # what the decisions found worth saying (entries missed)
+    keep_versions: int | None = None  # an edited item's earlier versions kept (None: all)

@@ -729,6 +729,12 @@ class SqliteStore:
               it.summary, it.content, it.published, it.date_flag.value, it.language, it.author,
               it.content_hash, _json_list(ch.rules), ts, ts, ch.item_id)
              for ch in changed for it in (ch.item,)])
+        if plan.keep_versions is not None:
+            # an item at version v holds versions 1 … v-1 here: the newest `keep` stay
+            c.executemany(
+                "DELETE FROM item_versions WHERE item_id = ?"
+                " AND version < (SELECT version FROM items WHERE id = ?) - ?",
+                [(ch.item_id, ch.item_id, plan.keep_versions) for ch in changed])
         # an item hashed by an earlier HASH_VERSION is no edit (diff says so): it is stored
         # as this version reads it, with no earlier version kept and none counted
         rehashed, seen = [], []

@@ -32,6 +32,7 @@ def test_shipped_configs_load():
     assert src.first_run == FirstRun(FirstRunMode.BASELINE)
     assert [r.name for r in icmpd.rules] == ["press-release", "project-launch"]
     assert icmpd.storage.path == CONFIG_DIR / "icmpd.db"  # relative to the file's folder
+    assert icmpd.storage.keep_versions == 100  # the default
     example = load_config(CONFIG_DIR / "example.toml")
     assert example.http.max_bytes == 10485760 and example.http.concurrency == 8
     page = example.sources[2]  # [defaults] silent_after is for sources of new items
@@ -301,6 +302,9 @@ PAGE_SOURCE = '[[sources]]\nname = "a"\nkind = "page"\nurl = "https://example.or
     (GOOD_SOURCE + 'max_age = "a month"\n', "sources[0].max_age",
      "'a month' is not a duration like '90s', '15m', '2h' or '1d'"),
     ('[defaults]\nmax_age = 0\n', "defaults.max_age", "must be positive, got 0"),
+    ('[storage]\nkeep_versions = -1\n', "storage.keep_versions", "must be 0 or more, got -1"),
+    ('[storage]\nkeep_versions = "all"\n', "storage.keep_versions",
+     "expected an integer, got a string 'all'"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path: Path, body, key, problem):
     expect_error(tmp_path, body, key, problem)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harvester.config import load_config
 from harvester.dates import shown_when
 from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
@@ -147,3 +148,25 @@ def test_a_pages_content_is_sanitised_as_any_items(server, config_for, store):
     content = store.conn.execute("SELECT content FROM items").fetchone()[0]
     assert content == (f'<p>Open call<img src="{server.url("/x")}"> '
                        '<a rel="noopener noreferrer nofollow">apply</a></p>')
+
+
+def test_a_page_that_changes_on_every_poll_keeps_its_newest_versions_only(
+        server, tmp_path, store):
+    """[storage] keep_versions: a watched page can change on every poll (a counter nobody
+    named in `remove`), and each version is a copy of the page; the oldest go."""
+    config = load_config(make_config(tmp_path, http_fast().replace(
+        '[storage]\npath = "h.db"\n', '[storage]\npath = "h.db"\nkeep_versions = 2\n')
+        + page_source(server.url("/kyiv"))))
+    assert config.storage.keep_versions == 2
+    page = (PAGES / "kyiv-a.html").read_bytes()
+    for views in (1204, 1205, 1206, 1207, 1208):
+        server.route("/kyiv", Response(page.replace(b"Read 1204 times", f"Read {views} times"
+                                                    .encode()), content_type="text/html"))
+        poll(config, store)
+    [item] = store.items()
+    assert item["version"] == 5 and "Read 1208 times" in store.conn.execute(
+        "SELECT content FROM items").fetchone()[0]
+    # version n was the page of the nth poll: read 1203 + n times
+    kept = [(v["version"], f"Read {1203 + v['version']} times" in v["content"])
+            for v in store.item_versions(item["id"])]
+    assert kept == [(3, True), (4, True)]
