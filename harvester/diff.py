@@ -143,7 +143,6 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
     return changes
 
 
-
 def no_overlap(changes: Sequence[Change], same: int) -> bool:
     """Whether a re-poll found nothing it stored before (`same`: entries whose raw form
     was, not re-read): a source shows its newest entries only, so with two or more and

@@ -403,7 +403,6 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                    unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
 
 
-
 def _missed(src: SourceConfig, n: int) -> str:
     """The warning of a re-poll that found nothing stored before (`diff.no_overlap`)."""
     if src.kind is SourceKind.FEED:
