@@ -645,6 +645,10 @@ def test_an_edits_notification_says_what_that_edit_changed(server, icmpd_a, conf
 
     texts = [m.get_body(("plain",)).get_content() for m in smtp.messages]
     assert [m["Subject"] for m in smtp.messages] == [f"Updated: {BORDER_GUARDS}"] * 2
+    # when the article is dated, and when each edit was seen
+    assert [t.splitlines()[1] for t in texts] == [
+        f"   2020-05-13 12:31 CEST · updated 2020-05-28 {at} CEST · icmpd-rss · rules: "
+        "project-launch" for at in ("10:00", "10:01")]
     assert texts[0].splitlines()[4:] == [
         "   summary changed:", *(f"     {d}" for d in KYIV_WORDS)]
     assert texts[1].splitlines()[4:] == [

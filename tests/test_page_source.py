@@ -79,7 +79,8 @@ def test_an_edit_of_the_page_is_its_news_and_what_moves_on_every_visit_is_not(
     assert r.returncode == 0
     assert r.stdout.splitlines() == [
         f"== Updated: {TITLE} - ICMPD",
-        f"   {_first_seen(cfg)} · kyiv",
+        f"   {_when(cfg, 'SELECT published FROM items')} · updated "
+        f"{_when(cfg, 'SELECT created_at FROM outbox')} · kyiv",
         f"   {server.url('/kyiv')}",
         f"   {TITLE}",
         "   content changed:",
@@ -88,11 +89,12 @@ def test_an_edit_of_the_page_is_its_news_and_what_moves_on_every_visit_is_not(
     assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
 
 
-def _first_seen(cfg: str) -> str:
-    """The item's date as messages give it: when it was first seen, in Vienna's time."""
+def _when(cfg: str, query: str) -> str:
+    """A time stored (the item's date: when it was first seen; when its edit was queued)
+    as messages give it, in Vienna's time."""
     with sqlite3.connect(Path(cfg).parent / "h.db") as conn:
-        [(published,)] = conn.execute("SELECT published FROM items").fetchall()
-    return shown_when(published, "Europe/Vienna")
+        [(at,)] = conn.execute(query).fetchall()
+    return shown_when(at, "Europe/Vienna")
 
 
 def test_without_remove_a_counter_in_the_article_is_an_edit(server, config_for, store):

@@ -29,8 +29,11 @@ def header_safe(text: str, limit: int = 200) -> str:
 
 def _meta(m: Message) -> str:
     """'2020-05-20 09:41 CEST · icmpd-rss · rules: press-release': an item's when (in its
-    source's zone, as the source gave it) and why."""
+    source's zone, as the source gave it) and why; an edit's, when it was seen too (a
+    watched page's own date is only when it was first seen)."""
     meta = [shown_when(m.item.get("published"), m.zone), m.source]
+    if m.event == "item.changed":
+        meta.insert(1, "updated " + shown_when(m.created_at, m.zone))
     if m.rules:
         meta.append("rules: " + ", ".join(m.rules))
     return " · ".join(x for x in meta if x)
