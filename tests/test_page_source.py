@@ -126,18 +126,42 @@ def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
     assert (alert["notifier"], alert["event"]) == ("ops", "source.failing")  # at once
 
 
-@pytest.mark.parametrize(("body", "error"), [
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
+
+
+@pytest.mark.parametrize(("body", "ctype", "error"), [
     (b"<html><head><title>App</title><script>render()</script></head><body><div id=app>"
-     b"</div></body></html>", "the page shows no text (it may be drawn by JavaScript, which "
-                              "the harvester does not run)"),
-    (b"", "empty page"),
+     b"</div></body></html>", "text/html", "the page shows no text (it may be drawn by "
+                                           "JavaScript, which the harvester does not run)"),
+    (b"", "text/html", "empty page"),
+    # a call for tenders is often a PDF: its bytes are no page text to watch
+    (PDF, "application/pdf", "not an HTML page: the server sent a PDF"),
+    (PDF, "application/octet-stream", "not an HTML page: the server sent a PDF"),
+    (PNG, "image/png", "not an HTML page: the server sent image/png"),
+    (PNG, "application/octet-stream", "not an HTML page: the server sent binary data"),
+    (b'{"news": []}', "application/json", "not an HTML page: the server sent application/json"),
 ])
 def test_a_page_with_nothing_to_watch_fails_its_poll_saying_why(server, config_for, store,
-                                                                body, error):
-    server.route("/kyiv", Response(body, content_type="text/html"))
+                                                                body, ctype, error):
+    server.route("/kyiv", Response(body, content_type=ctype))
     r = poll(config_for(page_source(server.url("/kyiv"))), store)
     assert (r.status, r.error) == (PollStatus.ERROR, error)
     assert store.items() == []
+
+
+def test_a_pdf_is_said_as_one_by_probe_and_by_a_listing_source(server, config_for, store):
+    """Not as a listing whose layout changed, nor as a page to watch with --page."""
+    server.route("/tenders.pdf", Response(PDF, content_type="application/pdf"))
+    url = server.url("/tenders.pdf")
+    r = run_cli("probe", url)
+    assert (r.returncode, r.stderr) == (
+        1, "harvester: error: not an HTML page: the server sent a PDF\n")
+    config = config_for(f'[[sources]]\nname = "tenders"\nkind = "html"\nurl = "{url}"\n',
+                        notifiers=OPS)
+    [report] = poll_sources(config, store, clock=lambda: NOW)
+    assert report.error == "not an HTML page: the server sent a PDF"
+    assert store.outbox() == []  # a failure like any other, not a stale layout's alarm
 
 
 def test_a_pages_content_is_sanitised_as_any_items(server, config_for, store):

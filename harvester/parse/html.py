@@ -27,6 +27,9 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
 
     if not body or body.isspace():
         raise ParseError("empty page", source=source, url=url)
+    sent = not_html(body, content_type)
+    if sent:  # libxml2 would read it as text, and a PDF's bytes would become "the page"
+        raise ParseError(f"not an HTML page: the server sent {sent}", source=source, url=url)
     data = to_utf8(body, content_type, encoding, html=True).body
     check_tags(data.count(b"<"), "page", source=source, url=url)
     parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, remove_comments=True,
@@ -35,6 +38,25 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
         return lxml.html.document_fromstring(data, parser=parser)
     except Exception as e:  # lxml raises ParserError, XMLSyntaxError or ValueError
         raise ParseError(f"not an HTML page: {e}", source=source, url=url) from e
+
+
+# types that are never an HTML page; application/octet-stream is not among them (servers
+# label HTML so), so it is told by its bytes
+_NOT_HTML = re.compile(r"(application/(pdf|json|zip|msword|vnd\.[^;]*)|image/|audio/"
+                       r"|video/|font/)", re.IGNORECASE)
+
+
+def not_html(body: bytes, content_type: str | None) -> str | None:
+    """What a body is when it is plainly no HTML page — a PDF, an image, JSON — by its type
+    or its first bytes; None when it may be one."""
+    if body.startswith(b"%PDF-"):
+        return "a PDF"
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if _NOT_HTML.match(kind):
+        return kind
+    if b"\x00" in body[:1024] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary data"  # NULs in text are UTF-16's only, which starts with its BOM
+    return None
 
 
 def page_base(root: lxml.html.HtmlElement, url: str) -> str:
