@@ -480,7 +480,8 @@ def _source_json(name: str, row: dict[str, Any] | None, configured: SourceConfig
             "consecutive_failures": failures, "items": row["items"] if row else 0,
             **{k: row[k] if row else None for k in _HEALTH_KEYS},
             "next_due": iso_utc(due) if due else None,
-            "last_new_item": row["last_new_item"] if row else None}
+            "last_new_item": row["last_new_item"] if row else None,
+            "last_edit": row["last_edit"] if row else None}
 
 
 @cli.command()
@@ -513,7 +514,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})"
                    + (f"    next due: {iso_utc(when)}" if when else ""))
-        if r["last_new"]:
+        if s.kind is SourceKind.PAGE and r["last_new"]:  # a page's news is its edits
+            click.echo("    last edit: " + (
+                r["last_edit"] or f"none since the baseline, {r['last_new']}"))
+        elif r["last_new"]:
             click.echo("    last new item: " + (
                 r["last_new_item"] or f"none since the baseline, {r['last_new']}"))
         if r["last_warning"]:

@@ -1042,10 +1042,13 @@ class SqliteStore:
         latest poll warned of (a feed that moved, a malformed one read all the same)."""
         # last_new: when the source last brought an item it had not given before (its
         # baseline's items count as of the baseline): a feed that stopped still answers;
-        # last_new_item: the same, but none when that was its baseline
+        # last_new_item: the same, but none when that was its baseline; last_edit: a watched
+        # page's news, its last edit (one item, so one lookup by the sightings' key)
         return list(self._query(
             "SELECT s.*, coalesce(g.items, 0) AS items, g.last_new,"
             " nullif(g.last_new, s.baseline_at) AS last_new_item,"
+            " CASE s.kind WHEN 'page' THEN (SELECT max(i.updated_at) FROM sightings w"
+            "  JOIN items i ON i.id = w.item_id WHERE w.source = s.name) END AS last_edit,"
             " (SELECT f.warning FROM fetch_log f WHERE f.source = s.name"
             "  ORDER BY f.at DESC, f.id DESC LIMIT 1) AS last_warning"
             " FROM sources s LEFT JOIN (SELECT source, count(*) AS items,"

@@ -28,6 +28,15 @@ def _page(daemon: Daemon) -> str:
                        daemon.config.zone_of)
 
 
+def _news(s: dict[str, Any]) -> str:
+    """When a source last brought news: a new item, or a watched page's edit."""
+    if not s["last_new"]:
+        return ""
+    if s["kind"] == "page":
+        return f"edited {s['last_edit']}" if s["last_edit"] else "none since the baseline"
+    return s["last_new_item"] or "none since the baseline"
+
+
 def _render(store: SqliteStore, refused: str | None = None,
             next_polls: Mapping[str, datetime | None] | None = None,
             zone_of: Callable[[str], str] = lambda _: "UTC") -> str:
@@ -40,9 +49,9 @@ def _render(store: SqliteStore, refused: str | None = None,
             state += f"; warning: {s['last_warning']}"
         # none: a source the daemon no longer polls (removed from the config, disabled)
         when = (next_polls or {}).get(s["name"])
-        news = s["last_new"] and (s["last_new_item"] or "none since the baseline")
+        news = _news(s)
         rows.append(f"<tr><td>{e(s['name'])}</td><td>{e(state)}</td><td>{s['items']}</td>"
-                    f"<td>{e(news or '')}</td><td>{e(s['last_success'] or 'never')}</td>"
+                    f"<td>{e(news)}</td><td>{e(s['last_success'] or 'never')}</td>"
                     f"<td>{iso_utc(when) if when else ''}</td>"
                     f"<td>{e(s['last_error'] or '')}</td></tr>")
     matched = [i for i in store.items(limit=200) if i["rules"]][:20]

@@ -4,6 +4,7 @@ between 13 and 27 May; between visits its counter, clock, token and asides move 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from harvester.dates import shown_when
 from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
+from harvester.store import SqliteStore
+from harvester.web import _render
 
 from .conftest import NOW, PAGES, http_fast, make_config, run_cli
 
@@ -74,6 +77,10 @@ def test_an_edit_of_the_page_is_its_news_and_what_moves_on_every_visit_is_not(
     r = run_cli("--config", cfg, "once")
     assert (r.returncode, r.stdout) == (0, "")
     assert r.stderr.startswith("kyiv: 0 new, 0 changed, 1 unchanged (HTTP 200, ")
+    # a page's news is its edits: `sources` says when it was last edited, not "new item"
+    baseline = _when(cfg, "SELECT baseline_at FROM sources", shown=False)
+    assert (f"    last edit: none since the baseline, {baseline}"
+            in run_cli("--config", cfg, "sources").stdout.splitlines())
     show(server, "kyiv-b.html")
     r = run_cli("--config", cfg, "once")
     assert r.returncode == 0
@@ -87,14 +94,22 @@ def test_an_edit_of_the_page_is_its_news_and_what_moves_on_every_visit_is_not(
         "     … EU 13 May 2020 On 7 [-of-] May 2020 in Kyiv, ICMPD organized …",
     ]
     assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+    edited = _when(cfg, "SELECT updated_at FROM items", shown=False)
+    assert f"    last edit: {edited}" in run_cli("--config", cfg, "sources").stdout.splitlines()
+    [status] = [json.loads(line) for line in run_cli("--config", cfg, "sources", "--json")
+                .stdout.splitlines()]
+    assert (status["kind"], status["last_edit"], status["last_new_item"]) == (
+        "page", edited, None)
+    with SqliteStore(Path(cfg).parent / "h.db", read_only=True) as store:
+        assert f"<td>kyiv</td><td>ok</td><td>1</td><td>edited {edited}</td>" in _render(store)
 
 
-def _when(cfg: str, query: str) -> str:
-    """A time stored (the item's date: when it was first seen; when its edit was queued)
-    as messages give it, in Vienna's time."""
+def _when(cfg: str, query: str, shown: bool = True) -> str:
+    """A time stored (the item's date: when it was first seen; when its edit was queued),
+    as messages give it (in Vienna's time) or as stored."""
     with sqlite3.connect(Path(cfg).parent / "h.db") as conn:
         [(at,)] = conn.execute(query).fetchall()
-    return shown_when(at, "Europe/Vienna")
+    return shown_when(at, "Europe/Vienna") if shown else at
 
 
 def test_without_remove_a_counter_in_the_article_is_an_edit(server, config_for, store):
