@@ -26,8 +26,8 @@ def describe_change(ch: Change, store: SqliteStore | None = None, zone: str = "U
     if ch.kind is ChangeKind.CHANGED and store is not None:
         versions = store.item_versions(ch.item_id)
         if versions:
-            now = {"title": it.title, "summary": it.summary}
-            for fc in field_changes(versions[-1], now, ("title", "summary")):
+            now = {"title": it.title, "summary": it.summary, "content": it.content}
+            for fc in field_changes(versions[-1], now, ("title", "summary", "content")):
                 lines.append(f"          {fc.field} changed:")
                 lines += [f"            {d}" for d in fc.lines()]
     return "\n".join(lines)

@@ -916,12 +916,20 @@ def test_demo_runs_offline_and_shows_new_and_changed():
            "organisation ICMPD" in out
     assert "        rules: press-release" in out
     assert "  CHANGED 2020-05-13 12:31 CEST  Project News · Ukrainian border guards" in out
-    assert "notifications: 1 queued, delivered to the console:\n== Press Release: Germany joins" \
+    # the article page watched whole: its edit is its news
+    assert "icmpd-kyiv-article: baseline — 1 item stored, none notified" in out
+    assert "icmpd-kyiv-article: 0 new, 1 changed, 0 unchanged" in out
+    assert "          content changed:\n            … EU 13 May 2020 On 7 [-of-] May 2020 in " \
+           "Kyiv, ICMPD organized …\n" in out
+    assert "notifications: 2 queued, delivered to the console:\n== Press Release: Germany joins" \
            " the European migration organisation ICMPD\n" in out
-    assert "delivery: 1 sent, 0 waiting to retry, 0 dead" in out
+    assert "\n== Updated: Ukrainian border guards and customs officers optimise operations with " \
+           "support by the EU - ICMPD\n" in out
+    assert "delivery: 2 sent, 0 waiting to retry, 0 dead" in out
     assert "icmpd-rss: not modified (HTTP 304)" in out
     assert "icmpd-news: not modified (HTTP 304)" in out
-    assert out.rstrip().endswith("55 items stored; 14 match a rule")
+    assert "icmpd-kyiv-article: not modified (HTTP 304)" in out
+    assert out.rstrip().endswith("56 items stored; 15 match a rule")
 
 
 def test_version_and_help():
