@@ -12,6 +12,7 @@ from lxml import etree
 import harvester.parse.caps as caps
 import harvester.parse.feed as feed
 from bench.corpus import initial_head, render_feed
+from harvester.errors import ParseError
 from harvester.parse import parse_feed
 
 URL = "https://www.icmpd.org/news-centre/rss"
@@ -261,3 +262,74 @@ def test_a_malformed_feeds_warning_says_where_in_words(item, warning):
     doc = parse_feed(body, url="https://x.example/rss")
     assert len(doc.entries) == 1
     assert doc.warning == f"malformed feed, entries kept: {warning}"
+
+
+SITEMAP_NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+NEWS_NS = 'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
+
+
+def news_sitemap(entries: list[dict], plain: bool = False) -> bytes:
+    """The listing fixture's entries as the site's sitemap: Google News' extension (title,
+    publication date) or, `plain`, only each page's link and last modification."""
+    from datetime import datetime
+    from html import escape
+
+    urls = []
+    for e in entries:
+        day = datetime.strptime(e["date"], "%d %B %Y").strftime("%Y-%m-%d")
+        loc = f"<loc>https://www.icmpd.org{e['path']}</loc>"
+        if plain:
+            urls.append(f"<url>{loc}<lastmod>{day}</lastmod></url>")
+        else:
+            urls.append(f"<url>{loc}<news:news><news:publication>ICMPD</news:publication>"
+                        f"<news:publication_date>{day}T09:00:00+02:00</news:publication_date>"
+                        f"<news:title>{escape(e['title'])}</news:title></news:news></url>")
+    ns = SITEMAP_NS + ("" if plain else " " + NEWS_NS)
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset {ns}>\n' + "\n".join(urls)
+            + "\n</urlset>\n").encode()
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_sitemap_is_read_as_its_pages_newest_first(plain):
+    """A site without a feed has a sitemap: each page an entry, dated by its news
+    publication date (else lastmod), titled by its news title (else its link's words)."""
+    import json
+
+    listed = json.loads((Path(__file__).parent.parent / "fixtures" / "listings" / "entries.json")
+                        .read_text("utf-8"))["a"]
+    listed = [listed[i] for i in (0, 1, 3, 4)]  # four days, newest first
+    body = news_sitemap(list(reversed(listed)), plain)  # oldest first, as CMSes often write
+    doc = parse_feed(body, url="https://www.icmpd.org/sitemap.xml")
+    assert doc.parser == "sitemap" and doc.warning is None
+    got = [(e.link, e.published, e.title) for e in doc.entries]
+    assert [link for link, _, _ in got] == [f"https://www.icmpd.org{e['path']}" for e in listed]
+    if plain:
+        assert got[0][1:] == ("2022-03-31", "The second phase of the strengthening border and "
+                              "migration management smmig project launch")
+    else:
+        assert [title for _, _, title in got] == [e["title"] for e in listed]
+        assert got[0][1] == "2022-03-31T09:00:00+02:00"
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (f'<sitemapindex {SITEMAP_NS}><sitemap><loc>https://e.org/news.xml</loc></sitemap>'
+     f'<sitemap><loc>https://e.org/pages.xml</loc></sitemap></sitemapindex>'.encode(),
+     "a sitemap index: it lists 2 sitemaps, not pages; give one of them as the source's url "
+     "(https://e.org/news.xml, https://e.org/pages.xml)"),
+    (f"<urlset {SITEMAP_NS}><url><loc>https://e.org/a</loc></url>".encode(),
+     "not a well-formed sitemap: "),
+])
+def test_a_sitemap_that_lists_no_pages_is_said(body, error):
+    with pytest.raises(ParseError) as exc:
+        parse_feed(body, url="https://e.org/sitemap.xml")
+    assert str(exc.value).startswith(error)
+
+
+def test_a_sitemaps_entities_are_never_expanded():
+    body = (b'<?xml version="1.0"?>\n<!DOCTYPE urlset [<!ENTITY x SYSTEM "file:///etc/passwd">'
+            b'<!ENTITY l "lollollollollol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;&l;&l;">]>\n'
+            + f"<urlset {SITEMAP_NS}><url><loc>https://e.org/a-&x;&l2;</loc></url>"
+              "</urlset>".encode())
+    with pytest.raises(ParseError) as exc:  # undefined once the DOCTYPE is gone
+        parse_feed(body, url="https://e.org/sitemap.xml")
+    assert "not a well-formed sitemap" in str(exc.value) and "root:" not in str(exc.value)

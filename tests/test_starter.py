@@ -4,6 +4,7 @@ then polled with `once` as a new user would."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -483,6 +484,31 @@ def test_add_page_watches_a_page_whole_and_its_next_edit_is_news(server, tmp_pat
         f'support b…\nname = "kyiv"\nkind = "page"\nurl = "{page}"\n')
     r = run_cli("once", "--source", "kyiv", cwd=tmp_path)
     assert r.stderr.startswith("kyiv: baseline: 1 item stored silently")
+
+
+
+def test_a_sites_sitemap_is_added_as_a_feed_and_its_new_pages_are_news(server, tmp_path):
+    """A site without a feed: its news sitemap is added as a feed source, a first poll
+    takes the baseline, and a page the sitemap gains later is told as news."""
+    from .test_parse_feed import news_sitemap
+
+    listed = json.loads((LISTINGS / "entries.json").read_text("utf-8"))["a"]
+    server.route("/sitemap.xml", Response(news_sitemap(listed[1:4]),
+                                          content_type="application/xml"))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=server.url("/rss")))  # and its console notifier
+    r = run_cli("add", server.url("/sitemap.xml"), "--name", "sitemap", cwd=tmp_path)
+    assert r.stdout.splitlines()[1] == (f"  sitemap  {server.url('/sitemap.xml')}  (feed, 3 "
+                                        "entries now)")
+    r = run_cli("once", "--source", "sitemap", cwd=tmp_path)
+    assert r.stderr.startswith("sitemap: baseline: 3 items stored silently")
+    server.route("/sitemap.xml", Response(news_sitemap(listed[:4]),
+                                          content_type="application/xml"))
+    r = run_cli("once", "--source", "sitemap", cwd=tmp_path)
+    assert r.stderr.startswith("sitemap: 1 new, 0 changed, 3 unchanged, 1 notification queued")
+    assert r.stdout.splitlines()[:3] == [
+        f"== {listed[0]['title']}", "   2022-03-31 07:00 UTC · sitemap",
+        f"   https://www.icmpd.org{listed[0]['path']}"]
 
 
 def test_add_without_a_config_points_to_init(icmpd_a, tmp_path):

@@ -1,4 +1,5 @@
-"""Feed bodies (RSS 0.9x/1.0/2.0, Atom, anything feedparser reads) → raw entries."""
+"""Feed bodies (RSS 0.9x/1.0/2.0, Atom, anything feedparser reads; JSON Feed; sitemaps)
+→ raw entries."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .caps import cdata_tags, check_tags
 from .encoding import to_utf8
 from .fast import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
+from .sitemap import is_sitemap, parse_sitemap
 
 _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 # What may stand around a document's root: whitespace, comments, processing instructions
@@ -127,6 +129,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     total, note = None, decoded.note
     if looks_like_json(body, content_type):
         doc = parse_json_feed(body, url=url, source=source)
+    elif is_sitemap(bare := without_dtd(body)):
+        doc = parse_sitemap(bare, url=url, source=source)
     else:
         body, trimmed = without_junk(body)
         note = "; ".join(filter(None, (note, trimmed))) or None
