@@ -143,6 +143,20 @@ def many_items(count: int = 10_000, duplicate_every: int = 0) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
+
+def sitemap_urls(count: int = 60_000) -> Generator:
+    """A sitemap of `count` pages, dated a second apart (the newest last, as CMSes write)."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>'
+             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+    for i in range(count):
+        parts.append(f"<url><loc>http://news.example/page-{i}</loc>"
+                     f"<lastmod>2020-05-27T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:"
+                     f"{i % 60:02d}Z</lastmod></url>")
+    parts.append("</urlset>")
+    body = "".join(parts).encode()
+    return lambda h: Response(body, content_type="application/xml", conditional=False)
+
+
 def tiny_items(count: int = 250_000, malformed: bool = False, dialect: str = "rss") -> Generator:
     """`count` items of a title each (~30 bytes: a few hundred thousand fit the body cap),
     in RSS or Atom; `malformed` puts a bare "&" in the channel title, so feedparser reads it."""
@@ -283,7 +297,8 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
-                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list, dense_fields)
+                            retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list, dense_fields,
+                            sitemap_urls)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]

@@ -195,7 +195,8 @@ def _capped(doc: ParsedDocument, note: str | None, total: int | None = None) -> 
     entries = doc.entries
     total = max(total or 0, len(entries))
     if total > MAX_ENTRIES:
-        warnings.append(f"{total} entries; only the first {MAX_ENTRIES} were read")
+        which = "newest" if doc.parser == "sitemap" else "first"  # a sitemap: sorted so
+        warnings.append(f"{total} entries; only the {which} {MAX_ENTRIES} were read")
         entries = entries[:MAX_ENTRIES]
     if entries is doc.entries and len(warnings) == (1 if doc.warning else 0):
         return doc
