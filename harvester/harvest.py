@@ -158,20 +158,18 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
     # imported here: a re-poll where every source answers 304 never needs lxml or nh3
     from .normalise import Context, normalise, prepare, shared_ids
     from .parse import parse_feed
+    from .parse.page import BlockMissing, parse_page
 
     try:
         if source.page is not None:
-            from .parse.page import BlockMissing, parse_page
-
-            try:
-                doc = parse_page(body, url, source.url, content_type=content_type,
-                                 encoding=source.encoding, content=source.page.content,
-                                 remove=source.page.remove, source=source.name)
-            except BlockMissing as e:  # the watched block is gone: a redesign, alerted at once
-                return Read(error=str(e), stale=True)
+            doc = parse_page(body, url, source.url, content_type=content_type,
+                             encoding=source.encoding, content=source.page.content,
+                             remove=source.page.remove, source=source.name)
         else:
             doc = parse_feed(body, url=url, content_type=content_type,
                              encoding=source.encoding, source=source.name)
+    except BlockMissing as e:  # a watched page's block is gone: a redesign, alerted at once
+        return Read(error=str(e), stale=True)
     except HarvesterError as e:
         return Read(error=str(e))
     ctx = Context(source=source.name, base_url=doc.base_url, now=now, timezone=source.timezone,

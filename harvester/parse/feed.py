@@ -15,7 +15,7 @@ from .caps import cdata_tags, check_tags
 from .encoding import to_utf8
 from .fast import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
-from .sitemap import is_sitemap, parse_sitemap
+from .sitemap import parse_sitemap
 
 _CLOSING = re.compile(rb"</(?:\w+:)?(?:rss|feed|RDF)\s*>\s*$", re.IGNORECASE)
 # What may stand around a document's root: whitespace, comments, processing instructions
@@ -26,6 +26,9 @@ _PROLOG = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\
 # front page): what opens it, past its prolog
 _HTML_START = re.compile(_PROLOG.pattern + rb"<(?:html|head|body)[\s>]",
                          re.IGNORECASE | re.DOTALL)
+# A sitemap (see sitemap.py): what opens it, past its prolog
+_SITEMAP_START = re.compile(_PROLOG.pattern + rb"<(?:[\w.-]+:)?(?:urlset|sitemapindex)[\s>]",
+                            re.IGNORECASE | re.DOTALL)
 # A cap on entries per fetch: generous (a 10,000-item archive feed is read whole), but a
 # document of a million empty <item/>s must not become a million rows.
 MAX_ENTRIES = 20_000
@@ -129,8 +132,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     total, note = None, decoded.note
     if looks_like_json(body, content_type):
         doc = parse_json_feed(body, url=url, source=source)
-    elif is_sitemap(bare := without_dtd(body)):
-        doc = parse_sitemap(bare, url=url, source=source)
+    elif _SITEMAP_START.match(body, 0, 4096):
+        doc = parse_sitemap(without_dtd(body), url=url, source=source)
     else:
         body, trimmed = without_junk(body)
         note = "; ".join(filter(None, (note, trimmed))) or None

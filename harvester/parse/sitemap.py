@@ -18,15 +18,7 @@ from ..models import ParsedDocument, RawEntry
 from .caps import check_tags
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
-# the root a sitemap opens with, past the XML declaration, comments and a doctype
-_ROOT = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>]*>)*<(?:[\w.-]+:)?"
-                   rb"(urlset|sitemapindex)[\s>]", re.DOTALL | re.IGNORECASE)
 _SLUG_END = re.compile(r"\.(?:s?html?|php|aspx?|jsp)$", re.IGNORECASE)
-
-
-def is_sitemap(body: bytes) -> bool:
-    """Whether the document's root is a sitemap's <urlset> or <sitemapindex>."""
-    return _ROOT.match(body, 0, 4096) is not None
 
 
 def parse_sitemap(body: bytes, *, url: str, source: str | None = None) -> ParsedDocument:
@@ -82,4 +74,4 @@ def _slug_title(link: str) -> str | None:
     return words[0].upper() + words[1:]
 
 
-__all__ = ["is_sitemap", "parse_sitemap"]
+__all__ = ["parse_sitemap"]
