@@ -25,11 +25,10 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
     so a redesign that outdates `select.content` is said rather than stored as silence."""
     import lxml.html
 
-    from .parse.html import html_document
+    from .parse.html import drop_elements, html_document
 
     root = html_document(body, url=url, content_type=content_type, encoding=encoding)
-    for el in [el for el in root.iter(*_NOISE) if el.getparent() is not None]:
-        el.drop_tree()
+    drop_elements(list(root.iter(*_NOISE)))
     if selector:
         from .parse.listing import _found
 

@@ -143,17 +143,13 @@ def many_items(count: int = 10_000, duplicate_every: int = 0) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
-
 def sitemap_urls(count: int = 60_000) -> Generator:
     """A sitemap of `count` pages, dated a second apart (the newest last, as CMSes write)."""
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>'
-             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
-    for i in range(count):
-        parts.append(f"<url><loc>http://news.example/page-{i}</loc>"
-                     f"<lastmod>2020-05-27T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:"
-                     f"{i % 60:02d}Z</lastmod></url>")
-    parts.append("</urlset>")
-    body = "".join(parts).encode()
+    urls = "".join(f"<url><loc>http://news.example/page-{i}</loc><lastmod>2020-05-27T"
+                   f"{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z</lastmod></url>"
+                   for i in range(count))
+    body = ('<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/'
+            f'schemas/sitemap/0.9">{urls}</urlset>').encode()
     return lambda h: Response(body, content_type="application/xml", conditional=False)
 
 

@@ -8,6 +8,7 @@ is set all the same, and the encoding is decided by to_utf8, not by a <meta> tag
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -57,6 +58,16 @@ def not_html(body: bytes, content_type: str | None) -> str | None:
     if b"\x00" in body[:1024] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "binary data"  # NULs in text are UTF-16's only, which starts with its BOM
     return None
+
+
+def drop_elements(found: Iterable[object]) -> None:
+    """Take the elements among `found` out of their tree, with what is inside them (text
+    and attributes a selector found are left alone)."""
+    import lxml.html
+
+    for el in found:
+        if isinstance(el, lxml.html.HtmlElement) and el.getparent() is not None:
+            el.drop_tree()
 
 
 def page_base(root: lxml.html.HtmlElement, url: str) -> str:
@@ -147,4 +158,5 @@ def page_signs(body: bytes, url: str, *,
     return one_line(text, 80), _announced(root, url)
 
 
-__all__ = ["AnnouncedFeed", "announced_feeds", "html_document", "page_base", "page_signs"]
+__all__ = ["AnnouncedFeed", "announced_feeds", "drop_elements", "html_document", "not_html",
+           "one_line", "page_base", "page_signs"]

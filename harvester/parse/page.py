@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
-from .html import html_document, page_base
+from .html import drop_elements, html_document, page_base
 
 # the site's chrome, when no block is named: a header or footer inside <main> or an
 # <article> is the content's own (an article's heading and date), not the site's
@@ -42,9 +42,9 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
     title = " ".join((head_title or (heading.text_content() if heading is not None else ""))
                      .split())
     description = root.xpath("string(.//meta[@name='description']/@content)").strip()
-    _drop(root.xpath("//script | //style | //template | //noscript"))  # never shown text
+    drop_elements(root.xpath("//script | //style | //template | //noscript"))  # never shown text
     for expr in remove:
-        _drop(_found(root, expr, "select.remove", (source, url)))
+        drop_elements(_found(root, expr, "select.remove", (source, url)))
     if content:
         found = _found(root, content, "select.content", (source, url))
         if not found or not isinstance(found[0], lxml.html.HtmlElement):
@@ -52,7 +52,7 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
                                "layout may have changed", source=source, url=url)
         block = found[0]
     else:
-        _drop(root.xpath(_CHROME))
+        drop_elements(root.xpath(_CHROME))
         block = root.find("body")
         if block is None:
             block = root
@@ -62,15 +62,6 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
     entry = RawEntry(title=title or None, link=link, summary=description or None,
                      content=lxml.html.tostring(block, encoding="unicode"))
     return ParsedDocument((entry,), page_base(root, url), title=title or None, parser="page")
-
-
-def _drop(found: list) -> None:
-    """Take the elements found out of the tree (text and attributes found are left)."""
-    import lxml.html
-
-    for el in found:
-        if isinstance(el, lxml.html.HtmlElement) and el.getparent() is not None:
-            el.drop_tree()
 
 
 __all__ = ["BlockMissing", "parse_page"]
