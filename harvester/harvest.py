@@ -15,7 +15,6 @@ import hashlib
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -39,7 +38,6 @@ from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
-    ChangeKind,
     FetchResult,
     Item,
     Known,
@@ -393,12 +391,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                     _silent(src, config, now))
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
-    kinds = Counter(ch.kind for ch in plan.changes)
-    return replace(base.warned(plan.warning), baseline=plan.baseline,
-                   queued=len(plan.notifications),
-                   old=plan.old, changes=plan.changes, new=kinds[ChangeKind.NEW],
-                   changed=kinds[ChangeKind.CHANGED],
-                   unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
+    return base.planned(plan)
 
 
 def _missed(src: SourceConfig, n: int) -> str:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -210,6 +211,15 @@ class PollReport:
         if not note:
             return self
         return replace(self, warning=f"{self.warning}; {note}" if self.warning else note)
+
+    def planned(self, plan: PollPlan) -> PollReport:
+        """This report with what a poll's plan did: its counts, its queue, its warning.
+        The store logs it; `once` and the daemon say it."""
+        kinds = Counter(ch.kind for ch in plan.changes)
+        return replace(self.warned(plan.warning), baseline=plan.baseline,
+                       queued=len(plan.notifications), old=plan.old, changes=plan.changes,
+                       new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
+                       unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
 
     def line(self, *, dry_run: bool = False) -> str:
         """What happened, in one line of words: `once` prints it, the daemon logs it. A dry

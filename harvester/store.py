@@ -694,7 +694,7 @@ class SqliteStore:
                               " WHERE name = ?", (ts, source))
                 self._success(source, ts, PollStatus.OK, state, recovered, silent)
                 self._queue(plan.notifications, ts)
-                self._log(source, ts, _outcome(report, plan))
+                self._log(source, ts, report.planned(plan))
         except sqlite3.Error as e:
             raise self._failure(f"store the poll of {source!r}", e, source=source,
                                 url=url) from e
@@ -1222,15 +1222,6 @@ class SqliteStore:
             return self._query(f"SELECT * FROM fetch_log {where} ORDER BY id", args)
         return self._query(f"SELECT * FROM (SELECT * FROM fetch_log {where} ORDER BY {newest}"
                            " LIMIT ?) ORDER BY id", [*args, last])
-
-
-def _outcome(report: PollReport, plan: PollPlan) -> PollReport:
-    """The poll's report with what its plan did, as the fetch log keeps it."""
-    counts = {k: sum(1 for ch in plan.changes if ch.kind is k) for k in ChangeKind}
-    return replace(report.warned(plan.warning), new=counts[ChangeKind.NEW],
-                   changed=counts[ChangeKind.CHANGED],
-                   unchanged=counts[ChangeKind.UNCHANGED] + len(plan.same),
-                   queued=len(plan.notifications), old=plan.old, baseline=plan.baseline)
 
 
 __all__ = ["Forgotten", "SqliteStore", "Store", "backup_database"]
