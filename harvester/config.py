@@ -190,6 +190,7 @@ class PageConfig:
 
     content: str | None = None  # the block watched; None: the page but for its chrome
     remove: tuple[str, ...] = ()  # what changes on every visit (a counter, a clock)
+    ignore: tuple[re.Pattern[str], ...] = ()  # text that does, where no element holds it alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,8 +502,10 @@ def _zone_like(name: str) -> str | None:
 
 def _regex(r: _Reader, k: str) -> re.Pattern[str] | None:
     v = r.get(k, str, None)
-    if v is None:
-        return None
+    return None if v is None else _compiled(r, k, v)
+
+
+def _compiled(r: _Reader, k: str, v: str) -> re.Pattern[str]:
     if "\b" in v:  # TOML read the "\b" of a "double-quoted" string: the rule would never match
         raise r.error(k, '"\\b" in a "double-quoted" TOML string is a backspace, not a word '
                          "boundary: write the pattern in 'single quotes' ('\\bword\\b'), or "
@@ -615,9 +618,20 @@ def _read_page(source: _Reader) -> PageConfig:
     sel = source.sub("select") or _Reader({}, source.key("select"), source.file)
     remove = tuple(_valid_selector(sel, f"remove[{i}]", v)
                    for i, v in enumerate(sel.str_list("remove")))
-    page = PageConfig(content=_selector(sel, "content"), remove=remove)
+    ignore = tuple(_cutting(sel, f"ignore[{i}]", v) for i, v in enumerate(sel.str_list("ignore")))
+    page = PageConfig(content=_selector(sel, "content"), remove=remove, ignore=ignore)
     sel.finish()
     return page
+
+
+def _cutting(r: _Reader, k: str, v: str) -> re.Pattern[str]:
+    """A pattern of text to cut from a page: one that matched the empty text would cut
+    nothing and still be found in every element, each then read as plain text."""
+    pattern = _compiled(r, k, v)
+    if pattern.search(""):
+        raise r.error(k, f"{v!r} matches empty text too: give a pattern that needs at least "
+                         "one character")
+    return pattern
 
 
 def _read_daemon(r: _Reader | None) -> DaemonConfig:

@@ -162,7 +162,8 @@ def read_body(source: SourceConfig, body: bytes, url: str, content_type: str | N
         if source.page is not None:
             doc = parse_page(body, url, source.url, content_type=content_type,
                              encoding=source.encoding, content=source.page.content,
-                             remove=source.page.remove, source=source.name)
+                             remove=source.page.remove, ignore=source.page.ignore,
+                             source=source.name)
         else:
             doc = parse_feed(body, url=url, content_type=content_type,
                              encoding=source.encoding, source=source.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_shipped_configs_load():
     example = load_config(CONFIG_DIR / "example.toml")
     assert example.http.max_bytes == 10485760 and example.http.concurrency == 8
     page = example.sources[2]  # [defaults] silent_after is for sources of new items
-    assert page.kind is SourceKind.PAGE and page.page == PageConfig("main", (".page-views",))
+    assert page.kind is SourceKind.PAGE and page.page == PageConfig(
+        "main", (".page-views",), (re.compile(r"Last updated \d+ \w+ \d{4}"),))
     assert page.silent_after is None and example.sources[0].silent_after == 30 * 86400
 
 
@@ -254,6 +256,16 @@ PAGE_SOURCE = '[[sources]]\nname = "a"\nkind = "page"\nurl = "https://example.or
      "bad selector 'a[[': Expected ident or '*', got <DELIM '[' at 2>"),
     (PAGE_SOURCE + '[sources.select]\nremove = ".views"\n', "sources[0].select.remove",
      "expected a list, got a string '.views'"),
+    (PAGE_SOURCE + "[sources.select]\nignore = ['Read \\d+ times', '(unclosed']\n",
+     "sources[0].select.ignore[1]",
+     "bad regular expression '(unclosed': missing ), unterminated subpattern at position 0"),
+    # a pattern that matches nothing at all would cut no text and flatten every element
+    (PAGE_SOURCE + "[sources.select]\nignore = ['(views)?']\n", "sources[0].select.ignore[0]",
+     "'(views)?' matches empty text too: give a pattern that needs at least one character"),
+    (PAGE_SOURCE + '[sources.select]\nignore = "Read"\n', "sources[0].select.ignore",
+     "expected a list, got a string 'Read'"),
+    ('[[sources]]\nname = "l"\nkind = "html"\nurl = "https://e.org/"\n[sources.select]\n'
+     "ignore = ['x']\n", "sources[0].select.ignore", "unknown key"),
     ('[[sources]]\nurl = "https://e.org/"\n', "sources[0].name", "is required"),
     ('[[sources]]\nname = "bad name!"\nurl = "https://e.org/"\n', "sources[0].name",
      "'bad name!' is not a valid name (letters, digits, '.', '_', '-'; up to 64)"),

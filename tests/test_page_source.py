@@ -13,6 +13,7 @@ import pytest
 from harvester.config import load_config
 from harvester.dates import shown_when
 from harvester.devserver import FixtureServer, Response
+from harvester.edits import field_changes
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
 from harvester.store import SqliteStore
@@ -121,6 +122,31 @@ def test_without_remove_a_counter_in_the_article_is_an_edit(server, config_for, 
     assert (r.changed, r.queued) == (1, 1)
     [version] = store.item_versions(store.items()[0]["id"])
     assert "Read 1204 times" in version["content"]
+
+
+def test_ignore_cuts_a_counters_words_so_a_visit_is_no_edit_and_an_edit_still_is(
+        server, config_for, store):
+    """`ignore` where `remove` has no element to name: the counter's words are cut, the
+    block holding them stays."""
+    show(server, "kyiv-a.html")
+    config = config_for(page_source(server.url("/kyiv"), "  ignore = ['Read \\d+ times']\n"),
+                        notifiers=NEWS)
+    poll(config, store)
+    [item] = store.items()
+    content = store.conn.execute("SELECT content FROM items").fetchone()[0]
+    assert "times" not in content and content.endswith("</a>.</p> <div></div>")  # sanitised
+    show(server, "kyiv-a-visited.html")  # only the counter moved in the article
+    r = poll(config, store)
+    assert (r.changed, r.unchanged, r.queued) == (0, 1, 0)
+    show(server, "kyiv-b.html")
+    r = poll(config, store)
+    assert (r.changed, r.queued) == (1, 1)
+    [before] = store.item_versions(item["id"])
+    [after] = store.items(ref=item["id"])
+    [edit] = field_changes(before, after)
+    assert (edit.field, edit.words) == ("content", (
+        (("=", "… EU 13 May 2020 On 7"), ("-", "of"), ("=", "May 2020 in Kyiv, ICMPD organized …")),
+    ))
 
 
 def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(

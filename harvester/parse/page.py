@@ -3,18 +3,23 @@
 The entry's content is the block `select.content` names, else the page's body without
 its chrome (navigation, asides, the site's header and footer; an article's own header
 stays): what changes on every visit there — a "most read" box, a footer's clock — is not
-the page's news. What `select.remove` names goes too; scripts and forms' fields never
-reach the content (the sanitiser drops them). Bytes in, one raw entry out: no HTTP, no
-database.
+the page's news. What `select.remove` names goes too, and the text `select.ignore`
+matches; scripts and forms' fields never reach the content (the sanitiser drops them).
+Bytes in, one raw entry out: no HTTP, no database.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
 from .html import drop_elements, html_document, page_base
+
+if TYPE_CHECKING:
+    import lxml.html
 
 # the site's chrome, when no block is named: a header or footer inside <main> or an
 # <article> is the content's own (an article's heading and date), not the site's
@@ -28,7 +33,8 @@ class BlockMissing(ParseError):
 
 def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = None,
                encoding: str | None = None, content: str | None = None,
-               remove: Sequence[str] = (), source: str | None = None) -> ParsedDocument:
+               remove: Sequence[str] = (), ignore: Sequence[re.Pattern[str]] = (),
+               source: str | None = None) -> ParsedDocument:
     """The page at `url` (as fetched) as one entry linking to `link` (the source's URL as
     configured, so a redirect or a key in the query never changes the item's identity)."""
     import lxml.html
@@ -59,9 +65,52 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
     if not block.text_content().strip():
         raise ParseError("the page shows no text (it may be drawn by JavaScript, which the "
                          "harvester does not run)", source=source, url=url)
+    if ignore:
+        _spaced(block)
+        for pattern in ignore:
+            _cut(block, pattern)
     entry = RawEntry(title=title or None, link=link, summary=description or None,
                      content=lxml.html.tostring(block, encoding="unicode"))
     return ParsedDocument((entry,), page_base(root, url), title=title or None, parser="page")
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _spaced(block: lxml.html.HtmlElement) -> None:
+    """Each run of whitespace as one space, as a browser shows it (not in <pre> or a
+    <textarea>), so a pattern's one space matches where the page's source breaks a line."""
+    for el in block.iter():
+        if not isinstance(el.tag, str) or el.tag in ("pre", "textarea"):
+            continue
+        kept = any(a.tag in ("pre", "textarea") for a in el.iterancestors())
+        if kept:
+            continue
+        if el.text:
+            el.text = _SPACE.sub(" ", el.text)
+        if el.tail and el is not block:
+            el.tail = _SPACE.sub(" ", el.tail)
+
+
+def _cut(el: lxml.html.HtmlElement, pattern: re.Pattern[str]) -> None:
+    """Cut what `pattern` matches from `el`'s text, leaving the markup around it: a match
+    inside one run of text goes alone; one across markup ("Last updated <time>…</time>")
+    turns the innermost element holding all of it into its plain text, less the match."""
+    if not pattern.search(el.text_content()):
+        return
+    children = [c for c in el if isinstance(c.tag, str)]
+    for child in children:
+        _cut(child, pattern)
+    if el.text:
+        el.text = pattern.sub("", el.text)
+    for child in children:
+        if child.tail:
+            child.tail = pattern.sub("", child.tail)
+    text = el.text_content()
+    if pattern.search(text):
+        for child in list(el):
+            el.remove(child)
+        el.text = pattern.sub("", text)
 
 
 __all__ = ["BlockMissing", "parse_page"]
