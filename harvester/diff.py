@@ -177,13 +177,15 @@ def old_news(changes: Sequence[Change], max_age: float | None,
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
                        baseline: bool, first_run: FirstRun, now: datetime | None = None,
-                       old: Collection[str] = (), edits_are_news: bool = False
-                       ) -> list[Notification]:
+                       old: Collection[str] = (), edits_are_news: bool = False,
+                       quiet_edits: bool = False) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
     `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue, nor do
     new items in `old` (`old_news`) after the baseline. A notifier with an `at` time gets
     its rows due then (from `now`), not at once. `edits_are_news` (a watched page, whose
-    edits are all it has to tell): an edit goes to the notifiers of news as well."""
+    edits are all it has to tell): an edit goes to the notifiers of news as well.
+    `quiet_edits` (the source read under changed settings: its edits are theirs, not the
+    site's): no edit queues."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -195,7 +197,8 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         eligible = new
     else:
         eligible = [c for c in changes if c.kind is not ChangeKind.UNCHANGED
-                    and c.item_id not in old]
+                    and c.item_id not in old
+                    and not (quiet_edits and c.kind is ChangeKind.CHANGED)]
     due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
            if n.at is not None and now is not None}
     out = []

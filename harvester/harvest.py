@@ -38,6 +38,7 @@ from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
+    ChangeKind,
     FetchResult,
     Item,
     Known,
@@ -117,13 +118,27 @@ def _contained(read: Callable[..., Read]) -> Callable[..., Read]:
     return reading
 
 
+def read_settings(source: SourceConfig) -> str:
+    """Hash of everything in a source's config that shapes how its bytes become items
+    (and of how this version normalises them): a listing's or a page's selectors, a
+    followed article's, category_from_title, the zone of undated times, the encoding."""
+    return hashlib.sha256(
+        f"{HASH_VERSION}|{source.url}|{source.category_from_title}|{source.timezone}|"
+        f"{source.encoding}|{source.page}|{source.listing}|{source.follow}".encode()
+    ).hexdigest()[:32]
+
+
+def settings_changed(source: SourceConfig, state: SourceState) -> bool:
+    """Was the source last read under other settings (`read_settings`)? Its next read then
+    differs from what is stored by them, not by the site."""
+    return (state.baseline_done and state.read_as is not None
+            and state.read_as != read_settings(source))
+
+
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
     """Hash of a body and everything that shapes how it is read: the same bytes under the
     same settings give the same items, so they need not be parsed again."""
-    h = hashlib.sha256(f"{HASH_VERSION}|{source.url}|{source.category_from_title}|"
-                       f"{source.timezone}|{source.encoding}|".encode())
-    if source.page is not None:  # a page read through other selectors reads otherwise
-        h.update(f"{source.page}|".encode())
+    h = hashlib.sha256(f"{read_settings(source)}|".encode())
     h.update(body)
     return h.hexdigest()
 
@@ -133,9 +148,13 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher,
     """Fetch a source; with `decode=False` a gzip body stays compressed, for a worker
     process to decode and fingerprint (see read_coded)."""
     try:
+        # read under changed settings, the page is asked for whole: a 304 would keep the
+        # old reading until the site changed it
+        fresh = settings_changed(source, state)
         # the configured URL as written is the origin: what a message may show of it
-        result = fetcher.fetch(source.request_url, etag=state.etag,
-                               last_modified=state.last_modified, source=source.name,
+        result = fetcher.fetch(source.request_url, etag=None if fresh else state.etag,
+                               last_modified=None if fresh else state.last_modified,
+                               source=source.name,
                                origin=source.url, headers=source.headers, decode=decode)
     except FetchError as e:
         return Fetched(source, state, error=e)
@@ -366,6 +385,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                 base = base.warned(f"{counted(unread, 'new item')} stored without article "
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
+        reread = settings_changed(src, state)
+
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
                            known.by_title, read.shared)
@@ -373,12 +394,14 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old,
-                                       edits_are_news=src.kind is SourceKind.PAGE)
+                                       edits_are_news=src.kind is SourceKind.PAGE,
+                                       quiet_edits=reread)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             gap = not baseline and no_overlap(changes, len(same))
+            quiet = sum(c.kind is ChangeKind.CHANGED for c in changes) if reread else 0
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
                             _missed(src, len(changes)) if gap else None,
-                            config.storage.keep_versions)
+                            config.storage.keep_versions, reread=quiet)
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]
@@ -386,7 +409,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             plan = decide(store.known(src.name, entries))
         else:
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
-                                body_hash=fetched.fingerprint)
+                                body_hash=fetched.fingerprint, read_as=read_settings(src))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
                                     entries, decide, _recovered(src, config),
                                     _silent(src, config, now))
@@ -835,5 +858,5 @@ def prune_log(config: Config, store: Store, now: datetime) -> int:
 
 
 __all__ = ["NEVER", "Fetched", "Read", "backoff", "body_fingerprint", "due_at", "next_due",
-           "poll_one", "poll_sources", "process", "prune_log", "read_body", "record",
-           "split_due", "system_clock"]
+           "poll_one", "poll_sources", "process", "prune_log", "read_body", "read_settings",
+           "record", "settings_changed", "split_due", "system_clock"]

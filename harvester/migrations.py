@@ -169,4 +169,13 @@ def m008_fetch_log_old(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN old INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m009_read_as(db: Database) -> None:
+    """The settings a source was last read under, so a poll under changed ones reads the
+    page anew and keeps its edits quiet; and how many edits a poll kept quiet so, for
+    `harvester log`."""
+    db.execute("ALTER TABLE sources ADD COLUMN read_as TEXT")
+    db.execute("ALTER TABLE fetch_log ADD COLUMN reread INTEGER NOT NULL DEFAULT 0")
+
+
 __all__ = ["migrations"]

@@ -174,6 +174,7 @@ class SourceState:
     not_before: datetime | None = None  # a server's Retry-After: no request before this
     last_polled: datetime | None = None  # the last poll's time, whatever came of it
     last_success: datetime | None = None  # the last poll that went well
+    read_as: str | None = None  # harvest.read_settings of the source's last read
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,7 @@ class PollReport:
     unchanged: int = 0
     queued: int = 0
     old: int = 0  # of the new: dated before the source's max_age, so not notified
+    reread: int = 0  # of the changed: found by reading under changed settings, not notified
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -201,7 +203,7 @@ class PollReport:
         """A poll as the fetch log keeps it (its changes are not kept)."""
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
-                   old=row["old"],
+                   old=row["old"], reread=row["reread"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"], warning=row["warning"])
@@ -217,7 +219,8 @@ class PollReport:
         The store logs it; `once` and the daemon say it."""
         kinds = Counter(ch.kind for ch in plan.changes)
         return replace(self.warned(plan.warning), baseline=plan.baseline,
-                       queued=len(plan.notifications), old=plan.old, changes=plan.changes,
+                       queued=len(plan.notifications), old=plan.old, reread=plan.reread,
+                       changes=plan.changes,
                        new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
                        unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
 
@@ -242,7 +245,8 @@ class PollReport:
                 text += f", {self.unchanged} known already through other sources"
         else:
             old = f" ({self.old} older than max_age: not notified)" if self.old else ""
-            text = (f"{self.source}: {self.new} new{old}, {self.changed} changed, "
+            reread = " (read under changed settings: not notified)" if self.reread else ""
+            text = (f"{self.source}: {self.new} new{old}, {self.changed} changed{reread}, "
                     f"{self.unchanged} unchanged")
             if self.queued:
                 text += f", {counted(self.queued, 'notification')} {would}queued"
@@ -273,3 +277,4 @@ class PollPlan:
     old: int = 0  # new items dated before the source's max_age: stored, not notified
     warning: str | None = None  # what the decisions found worth saying (entries missed)
     keep_versions: int | None = None  # an edited item's earlier versions kept (None: all)
+    reread: int = 0  # edits found by reading under changed settings: stored, not notified

@@ -42,7 +42,7 @@ from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 8  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 9  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 # last_new → its "source.silent" rows (diff.silence_events)
@@ -537,19 +537,21 @@ class SqliteStore:
         try:
             rows = list(self._rows(
                 "SELECT name, etag, last_modified, body_hash, baseline_at IS NOT NULL,"
-                " consecutive_failures, not_before, last_polled, last_success FROM sources"
+                " consecutive_failures, not_before, last_polled, last_success, read_as"
+                " FROM sources"
                 " WHERE name IN ({marks})", list(states)))
         except sqlite3.Error as e:
             what = f"read source {names[0]!r}" if len(names) == 1 else "read the sources"
             raise self._failure(what, e, source=names[0] if len(names) == 1 else None) from e
         for (name, etag, last_modified, body_hash, baseline, failures, not_before, polled,
-             success) in rows:
+             success, read_as) in rows:
             states[name] = SourceState(
                 name, etag=etag, last_modified=last_modified, body_hash=body_hash,
                 baseline_done=bool(baseline), consecutive_failures=failures,
                 not_before=datetime.fromisoformat(not_before) if not_before else None,
                 last_polled=datetime.fromisoformat(polled) if polled else None,
-                last_success=datetime.fromisoformat(success) if success else None)
+                last_success=datetime.fromisoformat(success) if success else None,
+                read_as=read_as)
         return states
 
     def known(self, source: str, entries: Sequence[Lookup]) -> Known:
@@ -651,12 +653,12 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, queued, old, baseline, error, warning)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, old, reread, baseline, error, warning)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
-             report.unchanged, report.queued, report.old, report.baseline, report.error,
-             report.warning))
+             report.unchanged, report.queued, report.old, report.reread, report.baseline,
+             report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None, silent: Silence | None = None) -> None:
@@ -671,10 +673,11 @@ class SqliteStore:
             ).fetchone()[0]
             self._queue(silent(last_new), now)
         self.conn.execute(
-            "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, last_status = ?,"
-            " last_success = ?, consecutive_failures = 0, failing_since = NULL, alerted = 0,"
-            " not_before = NULL WHERE name = ?",
-            (state.etag, state.last_modified, state.body_hash, status.value, now, source))
+            "UPDATE sources SET etag = ?, last_modified = ?, body_hash = ?, read_as = ?,"
+            " last_status = ?, last_success = ?, consecutive_failures = 0, failing_since = NULL,"
+            " alerted = 0, not_before = NULL WHERE name = ?",
+            (state.etag, state.last_modified, state.body_hash, state.read_as, status.value, now,
+             source))
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],

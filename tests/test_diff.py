@@ -231,3 +231,16 @@ def test_a_watched_pages_edit_is_told_to_the_notifiers_of_news():
         notes = plan_notifications(changes, notifiers, baseline=False, first_run=FirstRun(),
                                    edits_are_news=edits_are_news)
         assert [(n.notifier, n.event) for n in notes] == [(t, "item.changed") for t in told]
+
+
+def test_edits_found_under_changed_settings_are_stored_not_told():
+    """A source read under other settings than its last read (a selector added, `remove`,
+    category_from_title) differs from what it stored by the settings, not by news: its
+    edits are quiet; what is new is still news."""
+    known, fresh = item(1), item(2)
+    edited = replace(known, title="Item 1 edited", content_hash=f"{HASH_VERSION}:x")
+    changes = diff([edited, fresh], {known.key: stored(known)}, {})
+    for quiet, told in ((False, ["Item 2", "Item 1 edited"]), (True, ["Item 2"])):
+        notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
+                                   quiet_edits=quiet, edits_are_news=True)
+        assert [c.item.title for n in notes for c in changes if c.item_id == n.item_id] == told

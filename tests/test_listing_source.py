@@ -117,6 +117,33 @@ def test_pagination_stops_on_a_page_seen_before_and_at_max(server, config_for, s
 
 
 
+def test_selectors_changed_in_the_config_are_read_at_once_and_their_edits_are_not_news(
+        server, config_for, store):
+    """A summary selector added after the baseline: the next poll asks for the page whole
+    (a 304 would keep the old reading until the site changed), reads the same bytes anew,
+    and stores the summaries it gained as edits that are no one's news. The poll after it
+    is conditional again."""
+    serve(server, "a")
+    edits = '\n[[notifiers]]\nname = "all"\nkind = "console"\non = ["new", "changed"]\n'
+    full = listing_source(server.url("/news-centre/"))
+    config = config_for(full.replace('  summary = ".teaser"\n', ""), notifiers=edits)
+    poll(config, store)
+    assert {i["summary"] for i in store.items()} == {""}
+    config = config_for(full, notifiers=edits)
+    del server.requests[:]
+    r = poll(config, store)["icmpd-news"]
+    assert "If-None-Match" not in server.hits("/news-centre/")[0].headers
+    assert (r.status, r.new, r.changed, r.reread, r.queued) == (PollStatus.OK, 0, 10, 10, 0)
+    assert r.line().startswith("icmpd-news: 0 new, 10 changed (read under changed settings: "
+                               "not notified), 0 unchanged (HTTP 200, ")
+    first = ENTRIES["a"][0]
+    assert {i["title"]: i["summary"] for i in store.items()}[first["title"]] == first["teaser"]
+    assert store.outbox() == []
+    del server.requests[:]
+    assert poll(config, store)["icmpd-news"].status is PollStatus.NOT_MODIFIED
+    assert "If-None-Match" in server.hits("/news-centre/")[0].headers
+
+
 def test_a_listing_read_to_max_with_nothing_stored_before_warns_of_missed_entries(
         server, config_for, store):
     """Reading one page at most, a listing whose page 1 is all new since the last poll

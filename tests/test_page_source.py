@@ -149,6 +149,29 @@ def test_ignore_cuts_a_counters_words_so_a_visit_is_no_edit_and_an_edit_still_is
     ))
 
 
+def test_remove_added_after_a_noisy_edit_reads_the_page_anew_without_telling_it(
+        server, tmp_path):
+    """The usual way to a quiet page: an edit that was only its counter, then `remove`
+    for the counter. The poll under the new settings stores the page as they read it and
+    tells no one of the counter it lost; `log` tells that poll as `once` did."""
+    show(server, "kyiv-a.html")
+    cfg = make_config(tmp_path, http_fast() + page_source(server.url("/kyiv")) + NEWS)
+    run_cli("--config", str(cfg), "once")
+    show(server, "kyiv-a-visited.html")
+    cfg.write_text(cfg.read_text().replace(
+        '[[notifiers]]', '  [sources.select]\n  remove = [".page-views"]\n\n[[notifiers]]'))
+    r = run_cli("--config", str(cfg), "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    line = ("kyiv: 0 new, 1 changed (read under changed settings: not notified), 0 unchanged "
+            "(HTTP 200, ")
+    assert r.stderr.startswith(line)
+    assert run_cli("--config", str(cfg), "log").stdout.splitlines()[-1].endswith(
+        r.stderr.splitlines()[0])
+    show(server, "kyiv-b.html")  # a real edit after it is news again
+    r = run_cli("--config", str(cfg), "once")
+    assert r.stdout.splitlines()[0] == f"== Updated: {TITLE} - ICMPD"
+
+
 def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
         server, config_for, store):
     show(server, "kyiv-a.html")
