@@ -38,6 +38,14 @@ class SourceKind(StrEnum):
     PAGE = "page"  # one page watched as a whole: its edits are the news
 
 
+class EditsTold(StrEnum):
+    """Which edits of a source's items are told (`edits`): all, or only those that put
+    words in — where what a page takes down (a closed call, an expired notice) is no news."""
+
+    ALL = "all"
+    ADDED = "added"
+
+
 class FirstRunMode(StrEnum):
     BASELINE = "baseline"
     LATEST = "latest"
@@ -109,6 +117,7 @@ class Defaults:
     failures_before_alert: int = 3
     silent_after: float | None = None  # operators hear of a source with no news this long
     max_age: float | None = None  # new items dated longer ago are stored, not notified
+    edits: EditsTold = EditsTold.ALL  # which edits are told
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,7 @@ class SourceConfig:
     silent_after: float | None = None
     # a new item dated longer ago than this (resurfaced, or re-identified) is stored, not told
     max_age: float | None = None
+    edits: EditsTold = EditsTold.ALL  # "added": an edit that only takes words out is not told
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     page: PageConfig | None = None  # kind = "page": what of the page is watched
@@ -727,9 +737,20 @@ def _read_defaults(r: _Reader | None) -> Defaults:
         failures_before_alert=_positive(r, "failures_before_alert", int, 3),
         silent_after=_optional_duration(r, "silent_after", None),
         max_age=_optional_duration(r, "max_age", None),
+        edits=_edits(r, EditsTold.ALL),
     )
     r.finish()
     return d
+
+
+def _edits(r: _Reader, default: EditsTold) -> EditsTold:
+    v = r.get("edits", str, None)
+    if v is None:
+        return default
+    try:
+        return EditsTold(v)
+    except ValueError:
+        raise r.error("edits", f"expected one of {', '.join(EditsTold)}, got {v!r}") from None
 
 
 def _read_delivery(r: _Reader | None) -> DeliveryConfig:
@@ -863,6 +884,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
         silent_after=(None if kind is SourceKind.PAGE
                       else _optional_duration(r, "silent_after", defaults.silent_after)),
         max_age=_optional_duration(r, "max_age", defaults.max_age),
+        edits=_edits(r, defaults.edits),
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
         page=_read_page(r) if kind is SourceKind.PAGE else None,
@@ -1209,7 +1231,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 __all__ = [
-    "NAME_RULE", "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "FirstRun",
+    "NAME_RULE", "Config", "DaemonConfig", "Defaults", "DeliveryConfig", "EditsTold", "FirstRun",
     "FirstRunMode", "HttpConfig", "ListingConfig", "NotifierConfig", "NotifierKind",
     "RuleConfig", "Schedule", "SourceConfig", "SourceKind", "StorageConfig", "env_refs",
     "expand_env", "filled_url", "header_problem", "is_name", "load_config", "ntfy_endpoint",

@@ -175,6 +175,18 @@ def old_news(changes: Sequence[Change], max_age: float | None,
                      and not c.item.date_flag and c.item.published < cutoff)
 
 
+def taken_out_only(changes: Sequence[Change],
+                   before: Mapping[str, Mapping[str, object]]) -> frozenset[str]:
+    """Ids of the edited items whose edit put no words in (`edits.adds_words`), against
+    `before`, each item's stored fields by id: no news where a source's `edits = "added"`.
+    An item whose stored fields are not at hand is not counted among them."""
+    from .edits import VERSIONED, adds_words  # difflib, the text reader: for such a source
+
+    return frozenset(
+        c.item_id for c in changes if c.kind is ChangeKind.CHANGED and c.item_id in before
+        and not adds_words(before[c.item_id], {f: getattr(c.item, f) for f in VERSIONED}))
+
+
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
                        baseline: bool, first_run: FirstRun, now: datetime | None = None,
                        old: Collection[str] = (), edits_are_news: bool = False,
@@ -267,4 +279,4 @@ def silence_events(source: str, url: str, notifiers: Sequence[NotifierConfig],
 
 
 __all__ = ["dedupe", "diff", "item_id", "no_overlap", "notification_id", "old_news",
-           "plan_notifications", "silence_events", "source_events"]
+           "plan_notifications", "silence_events", "source_events", "taken_out_only"]

@@ -114,6 +114,22 @@ def word_hunks(old: str, new: str) -> tuple[Hunk, ...]:
     return tuple(hunks)
 
 
+def adds_words(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Did the edit from `before` to `after` put words in — any versioned field holding
+    words, or more of them, it did not hold there (the content read as text)? An edit that
+    only takes words out (a closed call taken down) or only moves markup does not."""
+    for field in VERSIONED:
+        old, new = before.get(field) or "", after.get(field) or ""
+        if old == new:
+            continue
+        if field == "content":
+            old, new = html_to_text(old), html_to_text(new)
+        matcher = difflib.SequenceMatcher(None, old.split(), new.split(), autojunk=False)
+        if any(tag in ("insert", "replace") for tag, *_ in matcher.get_opcodes()):
+            return True
+    return False
+
+
 def word_line(hunk: Hunk) -> str:
     """A hunk as plain text, as `git diff --word-diff` writes one."""
     marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
@@ -134,4 +150,4 @@ def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
 
 
 __all__ = ["CONTEXT_WORDS", "DENSE_RUNS", "REWRITE_SHARE", "VERSIONED", "FieldChange", "Hunk",
-           "edit_of", "field_changes", "word_hunks", "word_line"]
+           "adds_words", "edit_of", "field_changes", "word_hunks", "word_line"]

@@ -29,10 +29,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .config import Config, RuleConfig, SourceConfig, SourceKind
+from .config import Config, EditsTold, RuleConfig, SourceConfig, SourceKind
 from .crontab import parse as parse_crontab
 from .dates import iso_utc
-from .diff import diff, no_overlap, old_news, plan_notifications, silence_events, source_events
+from .diff import (
+    diff,
+    no_overlap,
+    old_news,
+    plan_notifications,
+    silence_events,
+    source_events,
+    taken_out_only,
+)
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
@@ -386,14 +394,17 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         reread = settings_changed(src, state)
+        texts = src.edits is EditsTold.ADDED  # the stored fields, to tell what an edit put in
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
                            known.by_title, read.shared)
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
+            cut = (taken_out_only(changes, known.texts)
+                   if texts and not baseline and not reread else frozenset())
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
-                                       first_run=src.first_run, now=now, old=old,
+                                       first_run=src.first_run, now=now, old=old | cut,
                                        edits_are_news=src.kind is SourceKind.PAGE,
                                        quiet_edits=reread)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
@@ -401,18 +412,18 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             quiet = sum(c.kind is ChangeKind.CHANGED for c in changes) if reread else 0
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
                             _missed(src, len(changes)) if gap else None,
-                            config.storage.keep_versions, reread=quiet)
+                            config.storage.keep_versions, reread=quiet, cut=len(cut))
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]
         if dry_run:
-            plan = decide(store.known(src.name, entries))
+            plan = decide(store.known(src.name, entries, texts))
         else:
             new_state = replace(state, etag=fr.etag, last_modified=fr.last_modified,
                                 body_hash=fetched.fingerprint, read_as=read_settings(src))
             plan = store.apply_poll(src.name, src.url, src.kind.value, now, base, new_state,
                                     entries, decide, _recovered(src, config),
-                                    _silent(src, config, now))
+                                    _silent(src, config, now), texts)
     except HarvesterError as e:
         return _failed(base, str(e), fetched, store, now, dry_run, config)
     return base.planned(plan)

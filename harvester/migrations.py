@@ -178,4 +178,11 @@ def m009_read_as(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN reread INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m010_fetch_log_cut(db: Database) -> None:
+    """How many of a poll's edits only took words out, under a source's edits = "added":
+    stored, not told; `harvester log` says them as `once` did."""
+    db.execute("ALTER TABLE fetch_log ADD COLUMN cut INTEGER NOT NULL DEFAULT 0")
+
+
 __all__ = ["migrations"]

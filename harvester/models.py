@@ -189,6 +189,7 @@ class PollReport:
     queued: int = 0
     old: int = 0  # of the new: dated before the source's max_age, so not notified
     reread: int = 0  # of the changed: found by reading under changed settings, not notified
+    cut: int = 0  # of the changed: words taken out only, under edits = "added": not notified
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -203,7 +204,7 @@ class PollReport:
         """A poll as the fetch log keeps it (its changes are not kept)."""
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
-                   old=row["old"], reread=row["reread"],
+                   old=row["old"], reread=row["reread"], cut=row["cut"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"], warning=row["warning"])
@@ -220,6 +221,7 @@ class PollReport:
         kinds = Counter(ch.kind for ch in plan.changes)
         return replace(self.warned(plan.warning), baseline=plan.baseline,
                        queued=len(plan.notifications), old=plan.old, reread=plan.reread,
+                       cut=plan.cut,
                        changes=plan.changes,
                        new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
                        unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
@@ -245,7 +247,8 @@ class PollReport:
                 text += f", {self.unchanged} known already through other sources"
         else:
             old = f" ({self.old} older than max_age: not notified)" if self.old else ""
-            reread = " (read under changed settings: not notified)" if self.reread else ""
+            reread = " (read under changed settings: not notified)" if self.reread else (
+                f" ({self.cut} with words taken out only: not notified)" if self.cut else "")
             text = (f"{self.source}: {self.new} new{old}, {self.changed} changed{reread}, "
                     f"{self.unchanged} unchanged")
             if self.queued:
@@ -264,6 +267,9 @@ class Known:
     by_url: dict[str, StoredItem]
     baseline_done: bool
     by_title: dict[str, list[StoredItem]] = field(default_factory=dict)  # exact title
+    # the stored fields of the items found (id → title, …, content), when the poll asked
+    # for them: a source whose edits are told only when they put words in
+    texts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,3 +284,4 @@ class PollPlan:
     warning: str | None = None  # what the decisions found worth saying (entries missed)
     keep_versions: int | None = None  # an edited item's earlier versions kept (None: all)
     reread: int = 0  # edits found by reading under changed settings: stored, not notified
+    cut: int = 0  # edits that only took words out, under edits = "added": stored, not notified

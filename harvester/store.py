@@ -42,7 +42,7 @@ from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 9  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 10  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 # last_new → its "source.silent" rows (diff.silence_events)
@@ -50,6 +50,7 @@ Silence = Callable[[str | None], Sequence[Notification]]
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None,
                   Silence | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
+_TEXT_FIELDS = ("title", "category", "url", "published", "summary", "content")  # edits.VERSIONED
 _DEFER_MAX = 256
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
 # this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
@@ -97,7 +98,7 @@ class Store(Protocol):
 
     def source_states(self, names: Sequence[str]) -> dict[str, SourceState]: ...
 
-    def known(self, source: str, entries: Sequence[Lookup]) -> Known: ...
+    def known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known: ...
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]: ...
 
@@ -107,7 +108,7 @@ class Store(Protocol):
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
                    recovered: SourceEvents | None = None,
-                   silent: Silence | None = None) -> PollPlan: ...
+                   silent: Silence | None = None, texts: bool = False) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
@@ -554,11 +555,12 @@ class SqliteStore:
                 read_as=read_as)
         return states
 
-    def known(self, source: str, entries: Sequence[Lookup]) -> Known:
+    def known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by
-        key for this source, else by URL, else by title, for any source: one query."""
+        key for this source, else by URL, else by title, for any source: one query; with
+        `texts`, the stored fields of each item found too (a second)."""
         try:
-            return self._known(source, entries)
+            return self._known(source, entries, texts)
         except sqlite3.Error as e:
             raise self._failure(f"read items of {source!r}", e, source=source) from e
 
@@ -569,7 +571,7 @@ class SqliteStore:
             yield from self.conn.execute(sql.format(marks=_marks(len(chunk))),
                                          (*before, *chunk))
 
-    def _known(self, source: str, entries: Sequence[Lookup]) -> Known:
+    def _known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known:
         # One statement per chunk of entries (one for any feed's window): the source's
         # baseline flag, then rows by key for this source, by URL and by title for any
         # source. Which URL and title rows count depends on what the key rows found, so
@@ -614,7 +616,15 @@ class SqliteStore:
         for row in title_rows:
             if row[7] in wanted_titles:
                 by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
-        return Known(by_key, by_url, baseline_done, by_title)
+        found = Known(by_key, by_url, baseline_done, by_title)
+        if texts:
+            ids = sorted({s.id for s in (*by_key.values(), *by_url.values())}
+                         | {s.id for rows in by_title.values() for s in rows})
+            found.texts.update(
+                (row[0], dict(zip(_TEXT_FIELDS, row[1:], strict=True))) for row in self._rows(
+                    f"SELECT id, {', '.join(_TEXT_FIELDS)} FROM items WHERE id IN ({{marks}})",
+                    ids))
+        return found
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """The raw fingerprint this source last gave for each key (one query)."""
@@ -653,12 +663,12 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, queued, old, reread, baseline, error, warning)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, old, reread, cut, baseline, error, warning)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
-             report.unchanged, report.queued, report.old, report.reread, report.baseline,
-             report.error, report.warning))
+             report.unchanged, report.queued, report.old, report.reread, report.cut,
+             report.baseline, report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None, silent: Silence | None = None) -> None:
@@ -683,13 +693,13 @@ class SqliteStore:
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
                    recovered: SourceEvents | None = None,
-                   silent: Silence | None = None) -> PollPlan:
+                   silent: Silence | None = None, texts: bool = False) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)
         try:
             with self._write() as c:
-                plan = decide(self._known(source, entries))
+                plan = decide(self._known(source, entries, texts))
                 self._upsert_source(source, url, kind, ts)
                 self._write_changes(source, ts, plan)
                 if plan.baseline:

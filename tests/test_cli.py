@@ -773,7 +773,7 @@ def test_show_gives_an_item_in_full_with_what_each_edit_changed(server, icmpd_a,
 def test_check_describes_what_would_be_polled(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss", every="2h")
                       + feed_source("weekly", "https://www.icmpd.org/weekly")
-                      + 'cron = "0 9 * * 7"\nmax_age = "14d"\n' + NOTIFY)
+                      + 'cron = "0 9 * * 7"\nmax_age = "14d"\nedits = "added"\n' + NOTIFY)
     r = run_cli("--config", str(cfg), "check")
     assert r.returncode == 0
     assert r.stdout.splitlines() == [
@@ -782,7 +782,8 @@ def test_check_describes_what_would_be_polled(tmp_path):
         "proxy: none, requests go direct",
         "source icmpd-rss: feed https://www.icmpd.org/news-centre/rss every 2h, first run baseline",
         "source weekly: feed https://www.icmpd.org/weekly on cron '0 9 * * 7' (Europe/Vienna), "
-        "first run baseline, new items older than 14d not notified",
+        "first run baseline, new items older than 14d not notified, edits told only when "
+        "they add words",
         "rule press-release: categories Press Release",
         "rule project-launch: match in title/summary; with exclude",
         "notifier team: console, press-release, project-launch, on new",

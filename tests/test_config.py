@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harvester.config import (
+    EditsTold,
     FirstRun,
     FirstRunMode,
     PageConfig,
@@ -314,6 +315,9 @@ PAGE_SOURCE = '[[sources]]\nname = "a"\nkind = "page"\nurl = "https://example.or
     (GOOD_SOURCE + 'max_age = "a month"\n', "sources[0].max_age",
      "'a month' is not a duration like '90s', '15m', '2h' or '1d'"),
     ('[defaults]\nmax_age = 0\n', "defaults.max_age", "must be positive, got 0"),
+    (GOOD_SOURCE + 'edits = "additions"\n', "sources[0].edits",
+     "expected one of all, added, got 'additions'"),
+    ('[defaults]\nedits = true\n', "defaults.edits", "expected a string, got a boolean True"),
     ('[storage]\nkeep_versions = -1\n', "storage.keep_versions", "must be 0 or more, got -1"),
     ('[storage]\nkeep_versions = "all"\n', "storage.keep_versions",
      "expected an integer, got a string 'all'"),
@@ -483,3 +487,14 @@ def test_an_include_that_names_a_missing_file_or_itself_is_an_error(tmp_path: Pa
         load_config(tmp_path / "h.toml")
     assert str(exc.value) == (f"{tmp_path / 'broken.toml'}: invalid TOML: Expected ']]' at the "
                               "end of an array declaration (at line 1, column 10)")
+
+
+def test_which_edits_are_told_defaults_to_all_and_may_be_set_in_defaults(tmp_path):
+    path = tmp_path / "h.toml"
+    path.write_text('[defaults]\nedits = "added"\n'
+                    '[[sources]]\nname = "a"\nurl = "https://e.org/rss"\n'
+                    '[[sources]]\nname = "b"\nurl = "https://e.org/b"\nkind = "page"\n'
+                    'edits = "all"\n')
+    assert [s.edits for s in load_config(path).sources] == [EditsTold.ADDED, EditsTold.ALL]
+    path.write_text('[[sources]]\nname = "a"\nurl = "https://e.org/rss"\n')
+    assert load_config(path).sources[0].edits is EditsTold.ALL

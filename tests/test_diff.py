@@ -16,7 +16,9 @@ from harvester.diff import (
     notification_id,
     old_news,
     plan_notifications,
+    taken_out_only,
 )
+from harvester.edits import VERSIONED
 from harvester.models import HASH_VERSION, ChangeKind, DateFlag, Item, StoredItem
 from harvester.normalise import content_hash
 
@@ -244,3 +246,19 @@ def test_edits_found_under_changed_settings_are_stored_not_told():
         notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
                                    quiet_edits=quiet, edits_are_news=True)
         assert [c.item.title for n in notes for c in changes if c.item_id == n.item_id] == told
+
+
+def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told():
+    """`edits = "added"`: an edit is news when it put words in (`edits.adds_words`)."""
+    known_a, known_b = (replace(item(n), summary="one two three") for n in (1, 2))
+    grown = replace(known_a, summary="one two three four", content_hash=f"{HASH_VERSION}:a")
+    shrunk = replace(known_b, summary="one three", content_hash=f"{HASH_VERSION}:b")
+    changes = diff([grown, shrunk], {known_a.key: stored(known_a), known_b.key: stored(known_b)},
+                   {})
+    before = {c.item_id: {f: getattr(k, f) for f in VERSIONED}
+              for c, k in zip(changes, (known_a, known_b), strict=True)}
+    assert [c.item.summary for c in changes if c.item_id in taken_out_only(changes, before)] == [
+        "one three"]
+    notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
+                               old=taken_out_only(changes, before))
+    assert [n.item_id for n in notes] == [changes[0].item_id]

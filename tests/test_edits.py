@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.edits import FieldChange, edit_of, field_changes
+from harvester.edits import FieldChange, adds_words, edit_of, field_changes
 
 BEFORE = {"title": "Kick-off in Vienna", "category": "Project News", "url": "https://e.org/a",
           "published": "2020-05-13T10:31:28Z", "summary": "One two three.",
@@ -106,3 +106,23 @@ def test_a_long_diff_is_cut_short_and_says_by_how_much():
     assert len(full.diff) > 40
     assert cut.diff == (*full.diff[:10], f" … {len(full.diff) - 10} more lines")
     assert (cut.before, cut.after) == (old, new)
+
+
+@pytest.mark.parametrize(("edit", "adds"), [
+    # a member state joins, a tender is posted: words put in
+    ({"content": "<p>One two three. Four.</p>"}, True),
+    ({"content": "<p>One two four.</p>"}, True),  # replaced: new words too
+    ({"title": "Kick-off in Kyiv"}, True),
+    ({"published": "2020-05-14T10:31:28Z"}, True),
+    # a word already on the page elsewhere, put in once more, is put in all the same
+    ({"content": "<p>One two two three.</p>"}, True),
+    # a tender that closed, a line taken down: words taken out only
+    ({"content": "<p>One three.</p>"}, False),
+    ({"content": "<p>One two three.</p>", "summary": "One two"}, False),
+    ({"category": None}, False),
+    # the same words in other markup or spacing
+    ({"content": "<div>One <i>two</i>\n three.</div>"}, False),
+    ({}, False),
+])
+def test_an_edit_adds_words_when_any_field_gained_some(edit, adds):
+    assert adds_words(BEFORE, {**BEFORE, **edit}) is adds

@@ -172,6 +172,33 @@ def test_remove_added_after_a_noisy_edit_reads_the_page_anew_without_telling_it(
     assert r.stdout.splitlines()[0] == f"== Updated: {TITLE} - ICMPD"
 
 
+def test_with_edits_added_an_edit_that_only_takes_words_out_is_stored_not_told(
+        server, tmp_path):
+    """A call for tenders that closes, a line taken down: with `edits = "added"` only an
+    edit that puts words in is news; the others are stored (and shown by `show`)."""
+    show(server, "kyiv-a.html")
+    cfg = str(make_config(tmp_path, http_fast() + page_source(
+        server.url("/kyiv"), '  remove = [".page-views"]\n').replace(
+        'kind = "page"\n', 'kind = "page"\nedits = "added"\n') + NEWS))
+    run_cli("--config", cfg, "once")
+    show(server, "kyiv-b.html")  # "On 7 of May" became "On 7 May": a word out, none in
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed (1 with words taken out only: not "
+                               "notified), 0 unchanged (HTTP 200, ")
+    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(
+        r.stderr.splitlines()[0])
+    assert "    … EU 13 May 2020 On 7 [-of-] May 2020 in Kyiv, ICMPD organized …" in run_cli(
+        "--config", cfg, "show", server.url("/kyiv")).stdout.splitlines()
+    server.route("/kyiv", Response((PAGES / "kyiv-b.html").read_bytes().replace(
+        b"ICMPD organized", b"ICMPD successfully organized"), content_type="text/html"))
+    r = run_cli("--config", cfg, "once")
+    assert r.stdout.splitlines()[0] == f"== Updated: {TITLE} - ICMPD"
+    assert ("     … 7 May 2020 in Kyiv, ICMPD {+successfully+} organized a kick-off meeting on "
+            "business …") in r.stdout.splitlines()
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+
+
 def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
         server, config_for, store):
     show(server, "kyiv-a.html")
