@@ -49,3 +49,16 @@ def test_ignore_cuts_the_matched_text_from_the_watched_block(body, ignore, watch
 
 def test_without_ignore_the_block_keeps_its_own_spacing():
     assert content("<p>Read\n  7 times</p>") == "<main><p>Read\n  7 times</p></main>"
+
+
+def test_ignore_cuts_from_the_pages_title_and_description_too():
+    """A title that counts ("Tenders (3 open)") would make every visit an edit: what
+    `ignore` matches goes from the title and the meta description as from the block."""
+    body = (b'<html><head><title>Tenders (3 open) | ICMPD</title><meta name="description" '
+            b'content="Calls open today, 24 Nov 2026: 3"></head><body><main><p>Call 1</p>'
+            b'</main></body></html>')
+    doc = parse_page(body, URL, URL, content_type="text/html", content="main",
+                     ignore=(re.compile(r" ?\(\d+ open\)"), re.compile(r", \d+ \w+ \d{4}: \d+")))
+    [entry] = doc.entries
+    assert (entry.title, entry.summary, doc.title) == (
+        "Tenders | ICMPD", "Calls open today", "Tenders | ICMPD")

@@ -4,8 +4,8 @@ The entry's content is the block `select.content` names, else the page's body wi
 its chrome (navigation, asides, the site's header and footer; an article's own header
 stays): what changes on every visit there — a "most read" box, a footer's clock — is not
 the page's news. What `select.remove` names goes too, and the text `select.ignore`
-matches; scripts and forms' fields never reach the content (the sanitiser drops them).
-Bytes in, one raw entry out: no HTTP, no database.
+matches (from the title and description too); scripts and forms' fields never reach the
+content (the sanitiser drops them). Bytes in, one raw entry out: no HTTP, no database.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
     title = " ".join((head_title or (heading.text_content() if heading is not None else ""))
                      .split())
     description = root.xpath("string(.//meta[@name='description']/@content)").strip()
+    for pattern in ignore:  # "Tenders (3 open)": a title that counts is no edit either
+        title = " ".join(pattern.sub("", title).split())
+        description = " ".join(pattern.sub("", description).split())
     drop_elements(root.xpath("//script | //style | //template | //noscript"))  # never shown text
     for expr in remove:
         drop_elements(_found(root, expr, "select.remove", (source, url)))
