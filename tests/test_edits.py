@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.edits import FieldChange, adds_words, edit_of, field_changes
+from harvester.edits import FieldChange, adds_words, edit_of, field_changes, word_line
 
 BEFORE = {"title": "Kick-off in Vienna", "category": "Project News", "url": "https://e.org/a",
           "published": "2020-05-13T10:31:28Z", "summary": "One two three.",
@@ -78,6 +78,26 @@ def test_many_word_changes_are_cut_short_and_say_by_how_much():
     assert change.lines()[-1] == "… 6 more changes"
 
 
+def test_an_edit_of_a_page_crowded_with_one_word_is_told_line_by_line():
+    """A word diff compares each word with every place it stands in the other text: a
+    page that repeats a few words thousands of times (a table of figures, or one made to
+    stall the harvester) would take seconds a message, and longer in the write that asks
+    whether an edit put words in. Past EDIT_WORK such pairs, an edit is told line by line,
+    and what it put in is counted, not aligned."""
+    old = " ".join(["0"] * 10_000)
+    new = old + " 1"
+    [change] = field_changes({"summary": old}, {"summary": new}, ("summary",))
+    assert change.words == () and change.diff == (  # the last of its 223 lines at 90
+        "-" + " ".join(["0"] * 10), "+" + " ".join(["0"] * 10 + ["1"]))
+    assert adds_words({"summary": old}, {"summary": new})
+    assert not adds_words({"summary": new}, {"summary": old})
+    # a page of ordinary words is told word by word, however long
+    text = SMMIG * 200
+    [change] = field_changes({"summary": text}, {"summary": text + " Ghana"}, ("summary",))
+    assert [word_line(h) for h in change.words] == [
+        "… the Denmark Ministry of Foreign Affairs. {+Ghana+}"]
+
+
 def _v(version: int, content_hash: str) -> dict:
     return {"version": version, "content_hash": content_hash}
 
@@ -120,8 +140,9 @@ def test_a_long_diff_is_cut_short_and_says_by_how_much():
     ({"content": "<p>One three.</p>"}, False),
     ({"content": "<p>One two three.</p>", "summary": "One two"}, False),
     ({"category": None}, False),
-    # the same words in other markup or spacing
+    # the same words in other markup or spacing, or in another order: nothing put in
     ({"content": "<div>One <i>two</i>\n three.</div>"}, False),
+    ({"content": "<p>three. One two</p>"}, False),
     ({}, False),
 ])
 def test_an_edit_adds_words_when_any_field_gained_some(edit, adds):
