@@ -478,10 +478,10 @@ def test_add_page_watches_a_page_whole_and_its_next_edit_is_news(server, tmp_pat
     assert r.stdout.splitlines()[:2] == [
         "added 1 source to harvester.toml:",
         f"  kyiv  {page}  (page; Ukrainian border guards and customs officers optimise "
-        "operations with support b…)"]
+        "operations with support…)"]
     assert cfg.read_text().endswith(
         "[[sources]]  # Ukrainian border guards and customs officers optimise operations with "
-        f'support b…\nname = "kyiv"\nkind = "page"\nurl = "{page}"\n')
+        f'support…\nname = "kyiv"\nkind = "page"\nurl = "{page}"\n')
     r = run_cli("once", "--source", "kyiv", cwd=tmp_path)
     assert r.stderr.startswith("kyiv: baseline: 1 item stored silently")
 

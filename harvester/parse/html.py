@@ -94,11 +94,19 @@ class AnnouncedFeed:
 
 
 def one_line(text: str, limit: int) -> str:
-    """Page text fit for a terminal: no control characters, one line, at most `limit`."""
+    """Page text fit for a terminal: no control characters, one line, at most `limit`,
+    cut between words where a word does not take most of the line."""
     from ..text import collapse, strip_controls
 
     line = collapse(strip_controls(text))
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if line[limit - 1] != " ":  # the cut falls inside a word: back to the space before it
+        space = cut.rfind(" ")
+        if space > limit // 3:
+            cut = cut[:space]
+    return cut.rstrip() + "…"
 
 
 # A blog announces its comments' feed beside its posts' ("ICMPD » Comments Feed",
