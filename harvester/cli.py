@@ -692,8 +692,10 @@ def probe(ctx: click.Context, url: str, entries: int, header_args: tuple[str, ..
         found = detect(fr.body, fr.url, content_type=fr.content_type)
         if found is None:
             guessed = None if feeds else common_feed(fr.url, Fetcher(http), headers)
-            feed_url = feeds[0].url if feeds else guessed[0] if guessed else None
-            said = "the page announces a feed" if feeds else "its site serves a feed"
+            feed_url = feeds[0].url if feeds else guessed.url if guessed else None
+            said = ("the page announces a feed" if feeds else "its site has a sitemap, which "
+                    "reads as a feed of its pages" if guessed and guessed.sitemap
+                    else "its site serves a feed")
             also = (f"; {said}: {feed_url} (try `harvester probe {feed_url}`)"
                     if feed_url else "")
             if not feed_url and login_form(fr.body):

@@ -66,11 +66,27 @@ def labelled_titles(entries: Sequence[RawEntry]) -> bool:
 _COMMON_FEEDS = ("/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml")
 
 
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """A feed (or sitemap) found where a site's software serves one, though no page says."""
+
+    url: str
+    where: str  # how it was found: "found at /index.xml", "the sitemap its /robots.txt names"
+    entries: tuple[RawEntry, ...]
+    sitemap: bool = False
+
+
+# Of the sitemaps a sitemap index lists, those that list a site's news, tried first
+_NEWSY = re.compile(r"news|post|article|press|blog|stor(?:y|ies)", re.IGNORECASE)
+_SITEMAP_LINE = re.compile(r"^\s*sitemap\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+SITEMAP_TRIES = 6  # sitemaps (and index entries) fetched at most, after robots.txt
+
+
 def common_feed(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
-                ) -> tuple[str, str, tuple[RawEntry, ...]] | None:
+                ) -> Guess | None:
     """A feed with entries where the site of `page` may serve one though it announces
-    none (WordPress /feed/, Hugo /index.xml, Jekyll /feed.xml …): (its URL, the path
-    tried, its entries), or None."""
+    none (WordPress /feed/, Hugo /index.xml, Jekyll /feed.xml …); else the site's sitemap
+    (`site_sitemap`); or None."""
     from .errors import FetchError
 
     for path in _COMMON_FEEDS:
@@ -81,7 +97,48 @@ def common_feed(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] 
             continue
         entries = feed_entries(feed)
         if entries:
-            return feed.moved_to or at, path, entries
+            return Guess(feed.moved_to or at, f"found at {path}", entries)
+    return site_sitemap(page, fetcher, headers)
+
+
+def site_sitemap(page: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
+                 ) -> Guess | None:
+    """The sitemap of `page`'s site that lists pages, for a site with no feed: those its
+    /robots.txt names (on its own site), else /sitemap.xml; in a sitemap index, the
+    sitemaps whose names speak of news, posts or articles first. At most SITEMAP_TRIES
+    fetches after robots.txt."""
+    from .errors import FetchError
+    from .fetch import same_site
+    from .parse.sitemap import sitemap_index
+
+    def get(url: str) -> FetchResult | None:
+        try:
+            return fetcher.fetch(url, origin=page, headers=headers)
+        except FetchError:
+            return None
+
+    robots = get(urljoin(page, "/robots.txt"))
+    named = [u for u in _SITEMAP_LINE.findall(robots.body.decode("utf-8", "replace"))
+             if same_site(page, u)] if robots is not None else []
+    tries = [(u, "the sitemap its /robots.txt names") for u in dict.fromkeys(named)]
+    if not tries:
+        tries = [(urljoin(page, "/sitemap.xml"), "its sitemap /sitemap.xml")]
+    fetched = 0
+    while tries and fetched < SITEMAP_TRIES:
+        url, where = tries.pop(0)
+        fr = get(url)
+        fetched += 1
+        if fr is None:
+            continue
+        entries = feed_entries(fr)
+        if entries:
+            return Guess(fr.moved_to or url, where, entries, sitemap=True)
+        listed = sitemap_index(fr.body)
+        if listed:
+            index = urlsplit(url).path
+            listed = [u for u in listed if same_site(page, u)]
+            listed.sort(key=lambda u: not _NEWSY.search(urlsplit(u).path))  # stable
+            tries[:0] = [(u, f"a sitemap in its index {index}") for u in listed]
     return None
 
 
@@ -152,10 +209,11 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
     if select is None and not passed_over:
         guessed = common_feed(fr.url, fetcher, headers)
         if guessed is not None:
-            at, path, entries = guessed
-            return Found(at, SourceKind.FEED, len(entries),
-                         note=f"found at {path} of {given}'s site, which announces none",
-                         category_from_title=labelled_titles(entries))
+            note = (f"{given}'s site serves no feed: {guessed.where}, each page in it an item"
+                    if guessed.sitemap
+                    else f"{guessed.where} of {given}'s site, which announces none")
+            return Found(guessed.url, SourceKind.FEED, len(guessed.entries), note=note,
+                         category_from_title=labelled_titles(guessed.entries))
     if select is None:
         from .parse.html import login_form
 
@@ -328,6 +386,6 @@ def plan_addition(found: Sequence[Found], configured: Sequence[SourceConfig],
                     "\n".join(source_text(f, n, headers) for n, f in added))
 
 
-__all__ = ["Addition", "Found", "Survey", "common_feed", "config_text", "examine", "examine_page",
-           "feed_entries", "fetch_given", "local_timezone", "plan_addition", "source_text",
-           "survey"]
+__all__ = ["Addition", "Found", "Guess", "Survey", "common_feed", "config_text", "examine",
+           "examine_page", "feed_entries", "fetch_given", "local_timezone", "plan_addition",
+           "site_sitemap", "source_text", "survey"]

@@ -247,3 +247,28 @@ def running(tmp_path):
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(10)
+
+
+SITEMAP_NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+NEWS_NS = 'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
+
+
+def news_sitemap(entries: list[dict], plain: bool = False) -> bytes:
+    """The listing fixture's entries as the site's sitemap: Google News' extension (title,
+    publication date) or, `plain`, only each page's link and last modification."""
+    from datetime import datetime
+    from html import escape
+
+    urls = []
+    for e in entries:
+        day = datetime.strptime(e["date"], "%d %B %Y").strftime("%Y-%m-%d")
+        loc = f"<loc>https://www.icmpd.org{e['path']}</loc>"
+        if plain:
+            urls.append(f"<url>{loc}<lastmod>{day}</lastmod></url>")
+        else:
+            urls.append(f"<url>{loc}<news:news><news:publication>ICMPD</news:publication>"
+                        f"<news:publication_date>{day}T09:00:00+02:00</news:publication_date>"
+                        f"<news:title>{escape(e['title'])}</news:title></news:news></url>")
+    ns = SITEMAP_NS + ("" if plain else " " + NEWS_NS)
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset {ns}>\n' + "\n".join(urls)
+            + "\n</urlset>\n").encode()

@@ -11,9 +11,19 @@ import pytest
 
 from harvester.config import load_config
 from harvester.devserver import Response
-from harvester.starter import labelled_titles, local_timezone
+from harvester.starter import SITEMAP_TRIES, labelled_titles, local_timezone
 
-from .conftest import FEEDS, LISTINGS, PAGES, feed_bytes, page_body, redirect, run_cli, serve
+from .conftest import (
+    FEEDS,
+    LISTINGS,
+    PAGES,
+    feed_bytes,
+    news_sitemap,
+    page_body,
+    redirect,
+    run_cli,
+    serve,
+)
 
 ANNOUNCES = (b'<link rel="alternate" type="application/rss+xml" title="NEWS CENTRE" '
              b'href="/news-centre/rss">\n</head>')
@@ -66,6 +76,75 @@ def test_a_site_that_announces_no_feed_is_looked_for_where_its_software_serves_o
         f"harvester: error: found no repeated entries with a link and a date on "
         f"{server.url('/about')}; its site serves a feed: {feed} (try `harvester probe "
         f"{feed}`)\n"))
+
+
+ABOUT = Response(b"<html><body><p>About us</p></body></html>", content_type="text/html")
+LISTED = json.loads((LISTINGS / "entries.json").read_text("utf-8"))["a"][:12]
+TRIED_FEEDS = ["/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml"]
+
+
+def test_a_site_with_no_feed_is_read_through_the_sitemap_its_robots_txt_names(
+        server, tmp_path):
+    """No feed announced, none where site software serves one: the sitemap its
+    robots.txt names (on its own site: one elsewhere is not fetched) reads as a feed of
+    its pages, and init says so."""
+    elsewhere = server.url("/other.xml").replace("127.0.0.1", "localhost")
+    server.route("/robots.txt", Response(
+        f"User-agent: *\nDisallow: /admin/\nSitemap: {elsewhere}\n"
+        f"sitemap:  {server.url('/news-sitemap.xml')}\n".encode(), content_type="text/plain"))
+    server.route("/news-sitemap.xml", Response(news_sitemap(LISTED),
+                                               content_type="application/xml"))
+    server.route("/other.xml", Response(news_sitemap(LISTED[:1]), content_type="text/xml"))
+    server.route("/about", ABOUT)
+    r = run_cli("init", server.url("/about"), cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
+        f"  {server.url('/news-sitemap.xml')}  (feed, 12 entries now; {server.url('/about')}'s "
+        "site serves no feed: the sitemap its /robots.txt names, each page in it an item)"))
+    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
+                                                 "/news-sitemap.xml"]
+    r = run_cli("once", cwd=tmp_path)
+    assert r.stderr.startswith("127-0-0-1-news-sitemap-xml: baseline: 12 items stored silently")
+    items = run_cli("items", "--json", cwd=tmp_path).stdout.splitlines()
+    assert json.loads(items[0])["title"] == LISTED[0]["title"]
+
+
+def test_a_sitemap_index_is_looked_into_for_the_sitemap_of_the_sites_news(server, tmp_path):
+    """No robots.txt: /sitemap.xml, an index as WordPress and Yoast write it; of the
+    sitemaps it lists, those named for posts or news are tried first. probe says where."""
+    index = ('<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.'
+             'org/schemas/sitemap/0.9">' + "".join(
+                 f"<sitemap><loc>{server.url(p)}</loc></sitemap>"
+                 for p in ("/page-sitemap.xml", "/post-sitemap.xml")) + "</sitemapindex>")
+    server.route("/sitemap.xml", Response(index.encode(), content_type="application/xml"))
+    server.route("/page-sitemap.xml", Response(news_sitemap(LISTED[:2], plain=True),
+                                               content_type="application/xml"))
+    server.route("/post-sitemap.xml", Response(news_sitemap(LISTED, plain=True),
+                                               content_type="application/xml"))
+    server.route("/about", ABOUT)
+    r = run_cli("init", server.url("/about"), cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
+        f"  {server.url('/post-sitemap.xml')}  (feed, 12 entries now; {server.url('/about')}'s "
+        "site serves no feed: a sitemap in its index /sitemap.xml, each page in it an item)"))
+    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
+                                                 "/sitemap.xml", "/post-sitemap.xml"]
+    r = run_cli("probe", server.url("/about"), cwd=tmp_path)
+    post = server.url("/post-sitemap.xml")
+    assert (r.returncode, r.stderr) == (1, (
+        f"harvester: error: found no repeated entries with a link and a date on "
+        f"{server.url('/about')}; its site has a sitemap, which reads as a feed of its pages: "
+        f"{post} (try `harvester probe {post}`)\n"))
+
+
+def test_a_sitemap_index_that_lists_itself_is_fetched_a_few_times_only(server, tmp_path):
+    index = ('<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             + f"<sitemap><loc>{server.url('/sitemap.xml')}</loc></sitemap>" * 50
+             + "</sitemapindex>")
+    server.route("/sitemap.xml", Response(index.encode(), content_type="application/xml"))
+    server.route("/about", ABOUT)
+    r = run_cli("init", server.url("/about"), cwd=tmp_path)
+    assert r.returncode == 1 and "neither a feed, nor a page announcing one" in r.stderr
+    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
+                                                 *["/sitemap.xml"] * SITEMAP_TRIES]
 
 
 @pytest.mark.parametrize("body", [

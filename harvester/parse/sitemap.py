@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
-from .caps import check_tags
+from .caps import MAX_MARKUP_TAGS, check_tags
 
 _NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 _SLUG_END = re.compile(r"\.(?:s?html?|php|aspx?|jsp)$", re.IGNORECASE)
@@ -55,6 +55,28 @@ def parse_sitemap(body: bytes, *, url: str, source: str | None = None) -> Parsed
     return ParsedDocument(tuple(entries), url, parser="sitemap")
 
 
+def sitemap_index(body: bytes) -> list[str] | None:
+    """The sitemaps a sitemap index lists, in its order; None for anything else (a
+    sitemap of pages, a feed, a page, what is not well-formed). For `init`, which looks
+    into an index for the sitemap that lists a site's news."""
+    from lxml import etree
+
+    head = body[:512].lstrip()
+    if b"sitemapindex" not in body[:4096] or not head.startswith(b"<"):
+        return None
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True)
+    if body.count(b"<") > MAX_MARKUP_TAGS:
+        return None
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if etree.QName(root).localname != "sitemapindex":
+        return None
+    return [loc for el in root if isinstance(el.tag, str) and (loc := _child(el, "loc"))]
+
+
 def _child(el, name: str) -> str | None:
     """The text of the child element `name`, in the sitemap namespace or none."""
     from lxml import etree
@@ -74,4 +96,4 @@ def _slug_title(link: str) -> str | None:
     return words[0].upper() + words[1:]
 
 
-__all__ = ["parse_sitemap"]
+__all__ = ["parse_sitemap", "sitemap_index"]
