@@ -1,8 +1,9 @@
 """`follow = true`: an item's article page, reduced to its main text.
 
 The main block is the `content` selector's element when one is configured, else the
-element whose own paragraphs hold the most text (a readability-style guess that skips
-navigation, headers, footers and asides). Stored sanitised, like any content.
+element whose own paragraphs hold the most text (a readability-style guess), once the
+site's chrome is gone — navigation, asides, the header and footer outside the article,
+forms but one that wraps the page (ASP.NET's). Stored sanitised, like any content.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from .fetch import Fetcher
 from .models import Item
 from .normalise import clean_content
 
-_NOISE = ("script", "style", "nav", "header", "footer", "aside", "form", "noscript",
-          "template", "iframe")
+_NOISE = ("script", "style", "noscript", "template", "iframe")
 
 
 def main_html(body: bytes, url: str, selector: str | None = None, *,
@@ -25,10 +25,14 @@ def main_html(body: bytes, url: str, selector: str | None = None, *,
     so a redesign that outdates `select.content` is said rather than stored as silence."""
     import lxml.html
 
-    from .parse.html import drop_elements, html_document
+    from .parse.html import SITE_CHROME, drop_elements, html_document
 
     root = html_document(body, url=url, content_type=content_type, encoding=encoding)
     drop_elements(list(root.iter(*_NOISE)))
+    drop_elements(root.xpath(SITE_CHROME))
+    # a search box, a comment form; not the one form ASP.NET Web Forms wraps a page in
+    text = len(root.text_content())
+    drop_elements([f for f in root.iter("form") if 2 * len(f.text_content()) < text])
     if selector:
         from .parse.listing import _found
 

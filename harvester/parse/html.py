@@ -60,6 +60,13 @@ def not_html(body: bytes, content_type: str | None) -> str | None:
     return None
 
 
+# A site's chrome around what a page says: its navigation, asides, and the header and
+# footer outside <main> or an <article> (inside, they are the article's own: its heading
+# and date, its tags)
+SITE_CHROME = ("//nav | //aside | //header[not(ancestor::main or ancestor::article)]"
+               " | //footer[not(ancestor::main or ancestor::article)]")
+
+
 def drop_elements(found: Iterable[object]) -> None:
     """Take the elements among `found` out of their tree, with what is inside them (text
     and attributes a selector found are left alone)."""
@@ -166,5 +173,5 @@ def page_signs(body: bytes, url: str, *,
     return one_line(text, 80), _announced(root, url)
 
 
-__all__ = ["AnnouncedFeed", "announced_feeds", "drop_elements", "html_document", "not_html",
-           "one_line", "page_base", "page_signs"]
+__all__ = ["SITE_CHROME", "AnnouncedFeed", "announced_feeds", "drop_elements", "html_document",
+           "not_html", "one_line", "page_base", "page_signs"]

@@ -16,15 +16,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
-from .html import drop_elements, html_document, page_base
+from .html import SITE_CHROME, drop_elements, html_document, page_base
 
 if TYPE_CHECKING:
     import lxml.html
 
-# the site's chrome, when no block is named: a header or footer inside <main> or an
-# <article> is the content's own (an article's heading and date), not the site's
-_CHROME = ("//nav | //aside | //header[not(ancestor::main or ancestor::article)]"
-           " | //footer[not(ancestor::main or ancestor::article)]")
 
 
 class BlockMissing(ParseError):
@@ -61,7 +57,7 @@ def parse_page(body: bytes, url: str, link: str, *, content_type: str | None = N
                                "layout may have changed", source=source, url=url)
         block = found[0]
     else:
-        drop_elements(root.xpath(_CHROME))
+        drop_elements(root.xpath(SITE_CHROME))  # when no block is named
         block = root.find("body")
         if block is None:
             block = root
