@@ -32,7 +32,7 @@ from .config import (
 from .dates import iso_utc, parse_date, shown_when
 from .errors import ConfigError, HarvesterError, StoreError
 from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
-from .models import ChangeKind, PollReport, PollStatus, RawEntry
+from .models import PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
 
@@ -144,7 +144,12 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
                 failed |= report.status is PollStatus.ERROR
                 emit(report.line(dry_run=dry_run))
                 if dry_run:
-                    _echo_dry_run(report, config.zone_of(report.source))
+                    from .cli_format import describe_dry_run
+
+                    src = config.source(report.source)
+                    for line in describe_dry_run(report, config.zone_of(report.source), store,
+                                                 page=src.kind is SourceKind.PAGE):
+                        click.echo(line)
         if not dry_run:
             # not imported for --help, items, sources…
             from .notify.deliver import deliver, orphan_notes
@@ -176,20 +181,6 @@ def once(ctx: click.Context, source_names: tuple[str, ...], dry_run: bool, due: 
 
 def _echo_err(text: str) -> None:
     click.echo(text, err=True)
-
-
-def _echo_dry_run(r: PollReport, zone: str) -> None:
-    for ch in r.changes:
-        if ch.kind is ChangeKind.UNCHANGED:
-            continue
-        it = ch.item
-        rules = f" [{', '.join(ch.rules)}]" if ch.rules else ""
-        cat = f"{it.category} · " if it.category else ""
-        click.echo(f"would store {ch.kind.value.upper():7} {shown_when(it.published, zone)[:10]} "
-                   f"{cat}{it.title}"
-                   f"{rules}\n    {it.url or ''}")
-    if r.queued:
-        click.echo(f"would queue {counted(r.queued, 'notification')}")
 
 
 def _item_json(row: dict[str, Any]) -> dict[str, Any]:

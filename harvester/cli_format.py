@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dates import shown_when
 from .edits import field_changes
-from .models import Change, ChangeKind
+from .models import Change, ChangeKind, PollReport
 from .store import SqliteStore
 from .words import counted
 
@@ -31,6 +31,42 @@ def describe_change(ch: Change, store: SqliteStore | None = None, zone: str = "U
                 lines.append(f"          {fc.field} changed:")
                 lines += [f"            {d}" for d in fc.lines()]
     return "\n".join(lines)
+
+
+DRY_RUN_LINES = 40  # of a page's watched text, and of each field an edit changed (as messages)
+
+
+def describe_dry_run(report: PollReport, zone: str, store: SqliteStore, page: bool = False
+                     ) -> list[str]:
+    """What a dry run would store: each new or changed item by its headline; an edit with
+    what it would change (against what is stored); a watched page's first read (`page`)
+    with the text it would watch — for tuning `content`, `remove` and `ignore` by trial."""
+    from .edits import VERSIONED
+    from .text import html_paragraphs
+
+    lines = []
+    for ch in report.changes:
+        if ch.kind is ChangeKind.UNCHANGED:
+            continue
+        it = ch.item
+        rules = f" [{', '.join(ch.rules)}]" if ch.rules else ""
+        cat = f"{it.category} · " if it.category else ""
+        lines += [f"would store {ch.kind.value.upper():7} {shown_when(it.published, zone)[:10]} "
+                  f"{cat}{it.title}{rules}", f"    {it.url or ''}"]
+        if ch.kind is ChangeKind.CHANGED:
+            stored = store.items(ref=ch.item_id)
+            after = {f: getattr(it, f) for f in VERSIONED}
+            for fc in field_changes(stored[0], after, max_lines=DRY_RUN_LINES) if stored else ():
+                lines.append(f"    {fc.label} changed" + (":" if fc.diff else ""))
+                lines += [f"      {d}" for d in fc.lines()]
+        elif page:
+            text = [w for para in html_paragraphs(it.content) for w in textwrap.wrap(para, 90)]
+            more = len(text) - DRY_RUN_LINES
+            lines += ["    watched text:", *(f"      {t}" for t in text[:DRY_RUN_LINES]),
+                      *([f"      … {counted(more, 'more line')}"] if more > 0 else [])]
+    if report.queued:
+        lines.append(f"would queue {counted(report.queued, 'notification')}")
+    return lines
 
 
 def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],

@@ -127,8 +127,14 @@ def _dedupe(paras: list[str]) -> list[str]:
 def html_to_text(value: str | None) -> str:
     """Plain text of untrusted HTML or text: tags stripped, entities decoded once,
     whitespace collapsed, a paragraph repeated back to back kept once."""
+    return " ".join(html_paragraphs(value))
+
+
+def html_paragraphs(value: str | None) -> list[str]:
+    """html_to_text's paragraphs, each as its own string (split where block elements
+    begin and end): for showing a text a paragraph a line."""
     if not value:
-        return ""
+        return []
     value = strip_controls(value)
     if "<" not in value and "&" not in value:
         paras = re.split(r"\n\s*\n", value) if "\n" in value else [value]
@@ -136,7 +142,7 @@ def html_to_text(value: str | None) -> str:
         paras = re.split(r"\n\s*\n", html.unescape(value))
     else:
         paras = _paragraphs_from_html(value)
-    return " ".join(_dedupe(paras))
+    return _dedupe(paras)
 
 
 _ALLOWED_TAGS = {
@@ -266,4 +272,5 @@ def _cleaner() -> nh3.Cleaner:
                        url_relative=_resolve_relative)
 
 
-__all__ = ["collapse", "html_to_text", "markup_head", "sanitise_html", "strip_controls"]
+__all__ = ["collapse", "html_paragraphs", "html_to_text", "markup_head", "sanitise_html",
+           "strip_controls"]

@@ -641,6 +641,11 @@ def test_dry_run_shows_but_writes_nothing(server, icmpd_a, tmp_path):
     r = run_cli("--config", cfg, "once", "--dry-run")
     assert r.stderr.startswith("icmpd-rss: 3 new, 1 changed, 6 unchanged, 1 notification "
                                "would be queued (HTTP 200, ")
+    # an edit is shown as it would be told: which fields, the words that changed
+    lines = r.stdout.splitlines()
+    at = lines.index(next(li for li in lines if li.startswith("would store CHANGED ")))
+    assert lines[at + 2:at + 4] == ["    summary changed:",
+                                    "      On 7 [-of-] May 2020 in Kyiv, ICMPD organized …"]
     assert sqlite3.connect(db).execute("SELECT * FROM items ORDER BY id").fetchall() == before
 
 

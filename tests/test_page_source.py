@@ -199,6 +199,32 @@ def test_with_edits_added_an_edit_that_only_takes_words_out_is_stored_not_told(
     assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
 
 
+def test_a_dry_run_shows_the_text_a_page_would_watch_and_what_new_settings_would_change(
+        server, tmp_path):
+    """Tuning `content`, `remove` and `ignore` by trial: `once --dry-run` shows the text
+    a first poll would watch, and after it, what the page read under the settings being
+    tried differs by from what is stored — with nothing written."""
+    show(server, "kyiv-a.html")
+    cfg = make_config(tmp_path, http_fast() + page_source(server.url("/kyiv")) + NEWS)
+    r = run_cli("--config", str(cfg), "once", "--dry-run")
+    lines = r.stdout.splitlines()
+    assert lines[:5] == [
+        f"would store NEW     {lines[0][20:30]} {TITLE} - ICMPD",
+        f"    {server.url('/kyiv')}",
+        "    watched text:",
+        f"      {TITLE}",
+        "      13 May 2020"]
+    assert "      Read 1204 times" in lines
+    run_cli("--config", str(cfg), "once")
+    cfg.write_text(cfg.read_text().replace(
+        "[[notifiers]]", "  [sources.select]\n  ignore = ['Read \\d+ times']\n\n[[notifiers]]"))
+    r = run_cli("--config", str(cfg), "once", "--dry-run")
+    told = ["    content changed:", "      … the project can be found here. [-Read 1204 times-]"]
+    assert r.stdout.splitlines()[2:] == told
+    r = run_cli("--config", str(cfg), "once", "--dry-run")  # nothing was written
+    assert r.stdout.splitlines()[2:] == told
+
+
 def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
         server, config_for, store):
     show(server, "kyiv-a.html")
