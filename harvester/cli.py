@@ -31,7 +31,15 @@ from .config import (
 )
 from .dates import iso_utc, parse_date, shown_when
 from .errors import ConfigError, HarvesterError, StoreError
-from .harvest import NEVER, next_due, poll_sources, prune_log, split_due, system_clock
+from .harvest import (
+    NEVER,
+    next_due,
+    poll_sources,
+    prune_log,
+    settings_changed,
+    split_due,
+    system_clock,
+)
 from .models import PollReport, PollStatus, RawEntry
 from .store import SqliteStore
 from .words import counted, duration
@@ -491,8 +499,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
-            click.echo(json.dumps(_source_json(name, stored.get(name), src, due.get(name)),
-                                  ensure_ascii=False))
+            changed = src is not None and name in states and settings_changed(src, states[name])
+            click.echo(json.dumps(_source_json(name, stored.get(name), src, due.get(name))
+                                  | {"settings_changed": changed}, ensure_ascii=False))
         return
     for s in config.sources:
         r = stored.get(s.name)
@@ -514,6 +523,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                 r["last_new_item"] or f"none since the baseline, {r['last_new']}"))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
+        if settings_changed(s, states[s.name]):
+            click.echo("    settings changed since its last read: its next poll reads it anew, "
+                       "and the edits that makes are not told")
         if r["last_error"]:
             click.echo(f"    last error:   {r['last_error_at']}  {r['last_error']}")
         if r["not_before"]:

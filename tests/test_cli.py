@@ -395,7 +395,7 @@ def test_sources_json_gives_each_sources_health_for_scripts(server, icmpd_a, tmp
                      "last_success": None, "last_error": None, "last_error_at": None,
                      "failing_since": None, "not_before": None, "baseline_at": None,
                      "last_warning": None, "next_due": None, "last_new_item": None,
-                     "last_edit": None}
+                     "last_edit": None, "settings_changed": False}
     cfg = str(make_config(tmp_path, HTTP + feed_source("broken", broken)))
     r = run_cli("--config", cfg, "sources", "--json")
     gone = json.loads(r.stdout.splitlines()[1])

@@ -160,8 +160,15 @@ def test_remove_added_after_a_noisy_edit_reads_the_page_anew_without_telling_it(
     show(server, "kyiv-a-visited.html")
     cfg.write_text(cfg.read_text().replace(
         '[[notifiers]]', '  [sources.select]\n  remove = [".page-views"]\n\n[[notifiers]]'))
+    said = ("    settings changed since its last read: its next poll reads it anew, and the "
+            "edits that makes are not told")
+    assert said in run_cli("--config", str(cfg), "sources").stdout.splitlines()
+    [status] = [json.loads(li) for li in run_cli("--config", str(cfg), "sources", "--json")
+                .stdout.splitlines()]
+    assert status["settings_changed"] is True
     r = run_cli("--config", str(cfg), "once")
     assert (r.returncode, r.stdout) == (0, "")
+    assert said not in run_cli("--config", str(cfg), "sources").stdout.splitlines()
     line = ("kyiv: 0 new, 1 changed (read under changed settings: not notified), 0 unchanged "
             "(HTTP 200, ")
     assert r.stderr.startswith(line)
