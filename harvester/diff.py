@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -175,6 +175,30 @@ def old_news(changes: Sequence[Change], max_age: float | None,
                      and not c.item.date_flag and c.item.published < cutoff)
 
 
+@dataclass(frozen=True, slots=True)
+class Untold:
+    """The edits a poll stores without telling, and why."""
+
+    ids: frozenset[str] = frozenset()
+    reread: int = 0  # the source was read under changed settings: every edit is theirs
+    cut: int = 0  # edits = "added": these only took words out
+
+
+def untold_edits(changes: Sequence[Change], *, reread: bool,
+                 before: Mapping[str, Mapping[str, object]] | None = None) -> Untold:
+    """Which edits are no news: all of them when the source was read under other settings
+    than its last read (`reread`: they are the config's doing, not the site's); else, with
+    `before` (the stored fields by item id, for a source with edits = "added"), those that
+    took words out only."""
+    if reread:
+        ids = frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED)
+        return Untold(ids, reread=len(ids))
+    if before is not None:
+        ids = taken_out_only(changes, before)
+        return Untold(ids, cut=len(ids))
+    return Untold()
+
+
 def taken_out_only(changes: Sequence[Change],
                    before: Mapping[str, Mapping[str, object]]) -> frozenset[str]:
     """Ids of the edited items whose edit put no words in (`edits.adds_words`), against
@@ -189,15 +213,14 @@ def taken_out_only(changes: Sequence[Change],
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
                        baseline: bool, first_run: FirstRun, now: datetime | None = None,
-                       old: Collection[str] = (), edits_are_news: bool = False,
-                       quiet_edits: bool = False) -> list[Notification]:
+                       old: Collection[str] = (), edits_are_news: bool = False
+                       ) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
     `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue, nor do
     new items in `old` (`old_news`) after the baseline. A notifier with an `at` time gets
     its rows due then (from `now`), not at once. `edits_are_news` (a watched page, whose
-    edits are all it has to tell): an edit goes to the notifiers of news as well.
-    `quiet_edits` (the source read under changed settings: its edits are theirs, not the
-    site's): no edit queues."""
+    edits are all it has to tell): an edit goes to the notifiers of news as well. An item
+    in `old` never queues (`old_news`, `untold_edits`)."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -209,8 +232,7 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         eligible = new
     else:
         eligible = [c for c in changes if c.kind is not ChangeKind.UNCHANGED
-                    and c.item_id not in old
-                    and not (quiet_edits and c.kind is ChangeKind.CHANGED)]
+                    and c.item_id not in old]
     due = {n.name: iso_utc(n.at.next_at(now)) for n in notifiers
            if n.at is not None and now is not None}
     out = []
@@ -278,5 +300,17 @@ def silence_events(source: str, url: str, notifiers: Sequence[NotifierConfig],
     return silent
 
 
-__all__ = ["dedupe", "diff", "item_id", "no_overlap", "notification_id", "old_news",
-           "plan_notifications", "silence_events", "source_events", "taken_out_only"]
+__all__ = [
+    "Untold",
+    "dedupe",
+    "diff",
+    "item_id",
+    "no_overlap",
+    "notification_id",
+    "old_news",
+    "plan_notifications",
+    "silence_events",
+    "source_events",
+    "taken_out_only",
+    "untold_edits",
+]

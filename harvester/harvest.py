@@ -39,14 +39,13 @@ from .diff import (
     plan_notifications,
     silence_events,
     source_events,
-    taken_out_only,
+    untold_edits,
 )
 from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
     HASH_VERSION,
-    ChangeKind,
     FetchResult,
     Item,
     Known,
@@ -401,18 +400,16 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                            known.by_title, read.shared)
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
-            cut = (taken_out_only(changes, known.texts)
-                   if texts and not baseline and not reread else frozenset())
+            untold = untold_edits(changes, reread=reread,
+                                  before=known.texts if texts and not baseline else None)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
-                                       first_run=src.first_run, now=now, old=old | cut,
-                                       edits_are_news=src.kind is SourceKind.PAGE,
-                                       quiet_edits=reread)
+                                       first_run=src.first_run, now=now, old=old | untold.ids,
+                                       edits_are_news=src.kind is SourceKind.PAGE)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             gap = not baseline and no_overlap(changes, len(same))
-            quiet = sum(c.kind is ChangeKind.CHANGED for c in changes) if reread else 0
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
                             _missed(src, len(changes)) if gap else None,
-                            config.storage.keep_versions, reread=quiet, cut=len(cut))
+                            config.storage.keep_versions, reread=untold.reread, cut=untold.cut)
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]

@@ -17,6 +17,7 @@ from harvester.diff import (
     old_news,
     plan_notifications,
     taken_out_only,
+    untold_edits,
 )
 from harvester.edits import VERSIONED
 from harvester.models import HASH_VERSION, ChangeKind, DateFlag, Item, StoredItem
@@ -242,9 +243,11 @@ def test_edits_found_under_changed_settings_are_stored_not_told():
     known, fresh = item(1), item(2)
     edited = replace(known, title="Item 1 edited", content_hash=f"{HASH_VERSION}:x")
     changes = diff([edited, fresh], {known.key: stored(known)}, {})
-    for quiet, told in ((False, ["Item 2", "Item 1 edited"]), (True, ["Item 2"])):
+    for reread, told in ((False, ["Item 2", "Item 1 edited"]), (True, ["Item 2"])):
+        untold = untold_edits(changes, reread=reread)
+        assert (untold.reread, untold.cut) == ((1 if reread else 0), 0)
         notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
-                                   quiet_edits=quiet, edits_are_news=True)
+                                   old=untold.ids, edits_are_news=True)
         assert [c.item.title for n in notes for c in changes if c.item_id == n.item_id] == told
 
 
@@ -259,6 +262,11 @@ def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told
               for c, k in zip(changes, (known_a, known_b), strict=True)}
     assert [c.item.summary for c in changes if c.item_id in taken_out_only(changes, before)] == [
         "one three"]
+    untold = untold_edits(changes, reread=False, before=before)
+    assert (untold.ids, untold.cut) == (taken_out_only(changes, before), 1)
     notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
-                               old=taken_out_only(changes, before))
+                               old=untold.ids)
     assert [n.item_id for n in notes] == [changes[0].item_id]
+    # read under changed settings, every edit is theirs, whatever it put in
+    assert untold_edits(changes, reread=True, before=before).ids == {
+        c.item_id for c in changes}
