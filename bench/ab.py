@@ -4,6 +4,7 @@
     python bench/ab.py --base /tmp/base --scenario cold --reps 9
     python bench/ab.py --base /tmp/base --scenario latency    # 50 ms added per request
     python bench/ab.py --base /tmp/base --scenario warm5      # 5 % of feeds changed
+    python bench/ab.py --base /tmp/base --scenario listing    # cold, the HTML listing pages
 
 Each round runs both trees, order alternating, after one warm-up round; each run is a whole
 process on a fresh database (cold) or a copy of that tree's own database after its cold
@@ -32,7 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="the other tree (its root)")
-    ap.add_argument("--scenario", choices=["cold", "latency", "warm5"], default="cold")
+    ap.add_argument("--scenario", choices=["cold", "latency", "warm5", "listing"],
+                    default="cold")
     ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--m", type=int, default=50)
@@ -45,11 +47,13 @@ def main() -> None:
             "base": {**os.environ, "PYTHONPATH": str(trees["base"])}}
     srv = Server(a.n, a.m, latency_ms=50 if a.scenario == "latency" else 0)
     work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
-    write_config(work, srv, a.n, 16)
+    listing = a.scenario == "listing"
+    write_config(work, srv, a.n, 16, listings=listing)
+    cfg, db = ("bench-listings.toml", "listings.db") if listing else ("bench.toml", "harvester.db")
 
     def once(who: str) -> float:
         t = time.perf_counter()
-        r = subprocess.run([PY, "-m", "harvester", "--config", str(work / "bench.toml"), "once"],
+        r = subprocess.run([PY, "-m", "harvester", "--config", str(work / cfg), "once"],
                            cwd=work, env=envs[who], capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"{who}: exit {r.returncode}: {r.stderr[-500:]}")
@@ -61,7 +65,7 @@ def main() -> None:
             srv.get("/_control/advance?pct=5")
             copy_db(work / f"{who}-after-cold.db", work / "harvester.db")
         else:
-            fresh(work, "harvester.db")
+            fresh(work, db)
 
     times: dict[str, list[float]] = {who: [] for who in trees}
     try:
