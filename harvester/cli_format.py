@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .dates import shown_when
-from .edits import field_changes
+from .edits import FieldChange, field_changes
 from .models import Change, ChangeKind, PollReport
 from .store import SqliteStore
 from .words import counted
@@ -56,9 +56,9 @@ def describe_dry_run(report: PollReport, zone: str, store: SqliteStore, page: bo
         if ch.kind is ChangeKind.CHANGED:
             stored = store.items(ref=ch.item_id)
             after = {f: getattr(it, f) for f in VERSIONED}
-            for fc in field_changes(stored[0], after, max_lines=DRY_RUN_LINES) if stored else ():
-                lines.append(f"    {fc.label} changed" + (":" if fc.diff else ""))
-                lines += [f"      {d}" for d in fc.lines()]
+            if stored:
+                lines += edit_lines(field_changes(stored[0], after, max_lines=DRY_RUN_LINES),
+                                    "    ")
         elif page:
             text = [w for para in html_paragraphs(it.content) for w in textwrap.wrap(para, 90)]
             more = len(text) - DRY_RUN_LINES
@@ -89,10 +89,18 @@ def describe_item(item: Mapping[str, Any], versions: Sequence[Mapping[str, Any]]
     for old, new in itertools.pairwise([*versions, item]):  # each edit: from, to
         lines += ["", f"edited {old['recorded_at']} (version {old['version']} → "
                       f"{new['version']}):"]
-        for ch in field_changes(old, new):
-            lines.append(f"  {ch.label} changed" + (":" if ch.diff else ""))
-            lines += [f"    {d}" for d in ch.lines()]
+        lines += edit_lines(field_changes(old, new), "  ")
     return "\n".join(lines)
+
+
+def edit_lines(changes: Sequence[FieldChange], indent: str) -> list[str]:
+    """An edit's fields as `show` and a dry run say them: each field's label, then its
+    changes, word by word or line by line, indented a step further."""
+    lines = []
+    for ch in changes:
+        lines.append(f"{indent}{ch.label} changed" + (":" if ch.diff else ""))
+        lines += [f"{indent}  {d}" for d in ch.lines()]
+    return lines
 
 
 def describe_retag(report: RetagReport, configured: Sequence[str], dry_run: bool,

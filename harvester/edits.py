@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import textwrap
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,18 @@ class FieldChange:
         return tuple(map(word_line, self.words)) if self.words else self.diff
 
 
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any], fields: Sequence[str]
+             ) -> Iterator[tuple[str, str, str]]:
+    """(field, old, new) for each of `fields` that differs, the content as its text."""
+    for field in fields:
+        old, new = before.get(field) or "", after.get(field) or ""
+        if old == new:
+            continue
+        if field == "content":
+            old, new = html_to_text(old), html_to_text(new)
+        yield field, old, new
+
+
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
                   fields: Sequence[str] = VERSIONED,
                   max_lines: int | None = None) -> tuple[FieldChange, ...]:
@@ -64,12 +76,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
     a field's diff ends in a line saying how many more there were (a rewritten article
     would otherwise fill a message twice over)."""
     out = []
-    for field in fields:
-        old, new = before.get(field) or "", after.get(field) or ""
-        if old == new:
-            continue
-        if field == "content":
-            old, new = html_to_text(old), html_to_text(new)
+    for field, old, new in _changed(before, after, fields):
         diff = tuple(d for d in difflib.unified_diff(textwrap.wrap(old, _WIDTH),
                                                      textwrap.wrap(new, _WIDTH),
                                                      lineterm="", n=0)
@@ -131,12 +138,7 @@ def adds_words(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     word, or more of a word, than it did (the content read as text)? An edit that only
     takes words out (a closed call taken down), moves them or changes markup does not.
     Counted, not aligned: linear however the page repeats itself."""
-    for field in VERSIONED:
-        old, new = before.get(field) or "", after.get(field) or ""
-        if old == new:
-            continue
-        if field == "content":
-            old, new = html_to_text(old), html_to_text(new)
+    for _, old, new in _changed(before, after, VERSIONED):
         had = Counter(old.split())
         if any(n > had[w] for w, n in Counter(new.split()).items()):
             return True
