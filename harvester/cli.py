@@ -589,7 +589,9 @@ def check(ctx: click.Context) -> None:
         quiet = f", silent after {duration(s.silent_after)}" if s.silent_after else ""
         aged = (f", new items older than {duration(s.max_age)} not notified" if s.max_age
                 else "")
-        if s.edits is EditsTold.ADDED:
+        if s.edits_match is not None:
+            aged += f", edits told only when they add words matching '{s.edits_match.pattern}'"
+        elif s.edits is EditsTold.ADDED:
             aged += ", edits told only when they add words"
         click.echo(f"source {s.name}: {s.kind.value} {s.url} {pace},"
                    f" first run {s.first_run}{aged}{quiet}{sent}{state}")

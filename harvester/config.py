@@ -147,6 +147,8 @@ class SourceConfig:
     # a new item dated longer ago than this (resurfaced, or re-identified) is stored, not told
     max_age: float | None = None
     edits: EditsTold = EditsTold.ALL  # "added": an edit that only takes words out is not told
+    # an edit is told only when the words it put in match this ("call for tenders")
+    edits_match: re.Pattern[str] | None = None
     cron: str | None = None  # "*/15 * * * *": the daemon polls on this instead of `every`
     listing: ListingConfig | None = None  # kind = "html": how to read the pages
     page: PageConfig | None = None  # kind = "page": what of the page is watched
@@ -634,6 +636,13 @@ def _read_page(source: _Reader) -> PageConfig:
     return page
 
 
+def _matching(r: _Reader, k: str) -> re.Pattern[str] | None:
+    """A pattern an edit's added words must match: one that matched the empty text would
+    let every edit through, as if unset."""
+    v = r.get(k, str, None)
+    return None if v is None else _cutting(r, k, v)
+
+
 def _cutting(r: _Reader, k: str, v: str) -> re.Pattern[str]:
     """A pattern of text to cut from a page: one that matched the empty text would cut
     nothing and still be found in every element, each then read as plain text."""
@@ -885,6 +894,7 @@ def _read_source(r: _Reader, defaults: Defaults) -> SourceConfig:
                       else _optional_duration(r, "silent_after", defaults.silent_after)),
         max_age=_optional_duration(r, "max_age", defaults.max_age),
         edits=_edits(r, defaults.edits),
+        edits_match=_matching(r, "edits_match"),
         cron=_cron(r, "cron"),
         listing=_read_listing(r) if kind is SourceKind.HTML else None,
         page=_read_page(r) if kind is SourceKind.PAGE else None,

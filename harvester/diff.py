@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -182,17 +183,28 @@ class Untold:
     ids: frozenset[str] = frozenset()
     reread: int = 0  # the source was read under changed settings: every edit is theirs
     cut: int = 0  # edits = "added": these only took words out
+    unmatched: int = 0  # edits_match: the words these put in do not match it
 
 
 def untold_edits(changes: Sequence[Change], *, reread: bool,
-                 before: Mapping[str, Mapping[str, object]] | None = None) -> Untold:
+                 before: Mapping[str, Mapping[str, object]] | None = None,
+                 match: re.Pattern[str] | None = None) -> Untold:
     """Which edits are no news: all of them when the source was read under other settings
     than its last read (`reread`: they are the config's doing, not the site's); else, with
-    `before` (the stored fields by item id, for a source with edits = "added"), those that
-    took words out only."""
+    `before` (the stored fields by item id), those whose added words `match` does not find
+    (a source's edits_match), or, without `match`, those that took words out only (its
+    edits = "added")."""
     if reread:
         ids = frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED)
         return Untold(ids, reread=len(ids))
+    if before is not None and match is not None:
+        from .edits import VERSIONED, added_text
+
+        ids = frozenset(
+            c.item_id for c in changes if c.kind is ChangeKind.CHANGED and c.item_id in before
+            and not match.search(added_text(before[c.item_id],
+                                            {f: getattr(c.item, f) for f in VERSIONED})))
+        return Untold(ids, unmatched=len(ids))
     if before is not None:
         ids = taken_out_only(changes, before)
         return Untold(ids, cut=len(ids))

@@ -145,6 +145,29 @@ def adds_words(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     return False
 
 
+def added_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """The words an edit put in, in reading order, each run of them a line (so a phrase
+    is only found where it was put in whole). Empty for an edit that only took words out
+    or moved markup. A text too crowded to align (EDIT_WORK) gives the words it holds
+    beyond what it held, one run."""
+    runs = []
+    for _, old, new in _changed(before, after, VERSIONED):
+        a, b = old.split(), new.split()
+        if _pairs(a, b) > EDIT_WORK:
+            had, put = Counter(a), []
+            for w in b:
+                if had[w]:
+                    had[w] -= 1
+                else:
+                    put.append(w)
+            runs.append(put)
+            continue
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        runs += [b[j1:j2] for tag, _, _, j1, j2 in matcher.get_opcodes()
+                 if tag in ("insert", "replace")]
+    return "\n".join(" ".join(run) for run in runs if run)
+
+
 def word_line(hunk: Hunk) -> str:
     """A hunk as plain text, as `git diff --word-diff` writes one."""
     marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
@@ -165,5 +188,5 @@ def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
 
 
 __all__ = ["CONTEXT_WORDS", "DENSE_RUNS", "EDIT_WORK", "REWRITE_SHARE", "VERSIONED",
-           "FieldChange", "Hunk", "adds_words", "edit_of", "field_changes", "word_hunks",
-           "word_line"]
+           "FieldChange", "Hunk", "added_text", "adds_words", "edit_of", "field_changes",
+           "word_hunks", "word_line"]

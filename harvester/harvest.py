@@ -393,14 +393,15 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         reread = settings_changed(src, state)
-        texts = src.edits is EditsTold.ADDED  # the stored fields, to tell what an edit put in
+        # the stored fields, to tell what an edit put in
+        texts = src.edits is EditsTold.ADDED or src.edits_match is not None
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
                            known.by_title, read.shared)
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
-            untold = untold_edits(changes, reread=reread,
+            untold = untold_edits(changes, reread=reread, match=src.edits_match,
                                   before=known.texts if texts and not baseline else None)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old | untold.ids,
@@ -409,7 +410,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             gap = not baseline and no_overlap(changes, len(same))
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
                             _missed(src, len(changes)) if gap else None,
-                            config.storage.keep_versions, reread=untold.reread, cut=untold.cut)
+                            config.storage.keep_versions, reread=untold.reread, cut=untold.cut,
+                            unmatched=untold.unmatched)
 
         entries = [(it.key, it.url, it.title) for it in items] + [
             (key, None, "") for key in read.same]

@@ -185,4 +185,11 @@ def m010_fetch_log_cut(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN cut INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m011_fetch_log_unmatched(db: Database) -> None:
+    """How many of a poll's edits put in no words a source's edits_match finds: stored,
+    not told; `harvester log` says them as `once` did."""
+    db.execute("ALTER TABLE fetch_log ADD COLUMN unmatched INTEGER NOT NULL DEFAULT 0")
+
+
 __all__ = ["migrations"]

@@ -190,6 +190,7 @@ class PollReport:
     old: int = 0  # of the new: dated before the source's max_age, so not notified
     reread: int = 0  # of the changed: found by reading under changed settings, not notified
     cut: int = 0  # of the changed: words taken out only, under edits = "added": not notified
+    unmatched: int = 0  # of the changed: added words edits_match does not find: not notified
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -205,6 +206,7 @@ class PollReport:
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
                    old=row["old"], reread=row["reread"], cut=row["cut"],
+                   unmatched=row["unmatched"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"], warning=row["warning"])
@@ -221,7 +223,7 @@ class PollReport:
         kinds = Counter(ch.kind for ch in plan.changes)
         return replace(self.warned(plan.warning), baseline=plan.baseline,
                        queued=len(plan.notifications), old=plan.old, reread=plan.reread,
-                       cut=plan.cut,
+                       cut=plan.cut, unmatched=plan.unmatched,
                        changes=plan.changes,
                        new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
                        unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
@@ -247,8 +249,10 @@ class PollReport:
                 text += f", {self.unchanged} known already through other sources"
         else:
             old = f" ({self.old} older than max_age: not notified)" if self.old else ""
-            reread = " (read under changed settings: not notified)" if self.reread else (
-                f" ({self.cut} with words taken out only: not notified)" if self.cut else "")
+            reread = (" (read under changed settings: not notified)" if self.reread
+                      else f" ({self.cut} with words taken out only: not notified)" if self.cut
+                      else f" ({self.unmatched} whose added words do not match edits_match: "
+                           "not notified)" if self.unmatched else "")
             text = (f"{self.source}: {self.new} new{old}, {self.changed} changed{reread}, "
                     f"{self.unchanged} unchanged")
             if self.queued:
@@ -285,3 +289,4 @@ class PollPlan:
     keep_versions: int | None = None  # an edited item's earlier versions kept (None: all)
     reread: int = 0  # edits found by reading under changed settings: stored, not notified
     cut: int = 0  # edits that only took words out, under edits = "added": stored, not notified
+    unmatched: int = 0  # edits whose added words edits_match does not find: stored, not told

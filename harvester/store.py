@@ -42,7 +42,7 @@ from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 10  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 11  # how many migrations migrations.py holds; kept in PRAGMA user_version
 Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 # last_new → its "source.silent" rows (diff.silence_events)
@@ -663,12 +663,12 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, queued, old, reread, cut, baseline, error, warning)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, old, reread, cut, unmatched, baseline, error, warning)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
              report.unchanged, report.queued, report.old, report.reread, report.cut,
-             report.baseline, report.error, report.warning))
+             report.unmatched, report.baseline, report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None, silent: Silence | None = None) -> None:

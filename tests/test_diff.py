@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -270,3 +271,15 @@ def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told
     # read under changed settings, every edit is theirs, whatever it put in
     assert untold_edits(changes, reread=True, before=before).ids == {
         c.item_id for c in changes}
+
+
+def test_edits_whose_added_words_miss_edits_match_are_quiet():
+    known_a, known_b = (replace(item(n), summary="calls open") for n in (1, 2))
+    wanted = replace(known_a, summary="calls open: border guards", content_hash=f"{HASH_VERSION}:a")
+    other = replace(known_b, summary="calls open: catering", content_hash=f"{HASH_VERSION}:b")
+    changes = diff([wanted, other], {known_a.key: stored(known_a), known_b.key: stored(known_b)},
+                   {})
+    before = {c.item_id: {f: getattr(k, f) for f in VERSIONED}
+              for c, k in zip(changes, (known_a, known_b), strict=True)}
+    untold = untold_edits(changes, reread=False, before=before, match=re.compile("border"))
+    assert (untold.ids, untold.unmatched, untold.cut) == ({changes[1].item_id}, 1, 0)

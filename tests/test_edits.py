@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.edits import FieldChange, adds_words, edit_of, field_changes, word_line
+from harvester.edits import (
+    FieldChange,
+    added_text,
+    adds_words,
+    edit_of,
+    field_changes,
+    word_line,
+)
 
 BEFORE = {"title": "Kick-off in Vienna", "category": "Project News", "url": "https://e.org/a",
           "published": "2020-05-13T10:31:28Z", "summary": "One two three.",
@@ -91,6 +98,7 @@ def test_an_edit_of_a_page_crowded_with_one_word_is_told_line_by_line():
         "-" + " ".join(["0"] * 10), "+" + " ".join(["0"] * 10 + ["1"]))
     assert adds_words({"summary": old}, {"summary": new})
     assert not adds_words({"summary": new}, {"summary": old})
+    assert added_text({"summary": old}, {"summary": new}) == "1"  # counted, not aligned
     # a page of ordinary words is told word by word, however long
     text = SMMIG * 200
     [change] = field_changes({"summary": text}, {"summary": text + " Ghana"}, ("summary",))
@@ -147,3 +155,20 @@ def test_a_long_diff_is_cut_short_and_says_by_how_much():
 ])
 def test_an_edit_adds_words_when_any_field_gained_some(edit, adds):
     assert adds_words(BEFORE, {**BEFORE, **edit}) is adds
+
+
+@pytest.mark.parametrize(("edit", "added"), [
+    # the words put in, in reading order: a call posted, a word replaced
+    ({"content": "<p>One two three.</p><p>Call for tenders: border equipment.</p>"},
+     "Call for tenders: border equipment."),
+    ({"summary": "One two four."}, "four."),
+    ({"title": "Kick-off in Kyiv", "summary": "One two three, in Kyiv."},
+     "Kyiv\nthree, in Kyiv."),
+    # each run of words put in on a line of its own
+    ({"title": "Project launched in Accra"}, "Project launched\nAccra"),
+    # words taken out only, or moved markup: nothing put in
+    ({"summary": "One three."}, ""),
+    ({"content": "<div>One <i>two</i> three.</div>"}, ""),
+])
+def test_added_text_is_the_words_an_edit_put_in(edit, added):
+    assert added_text(BEFORE, {**BEFORE, **edit}) == added

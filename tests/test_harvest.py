@@ -567,7 +567,7 @@ def test_database_is_wal_with_a_schema_version(store):
     assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index",
                      "m005_retry_after", "m006_outbox_claims", "m007_fetch_log_outcome",
                      "m008_fetch_log_old", "m009_read_as",
-                     "m010_fetch_log_cut"]
+                     "m010_fetch_log_cut", "m011_fetch_log_unmatched"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice

@@ -232,6 +232,34 @@ def test_a_dry_run_shows_the_text_a_page_would_watch_and_what_new_settings_would
     assert r.stdout.splitlines()[2:] == told
 
 
+def test_with_edits_match_only_an_edit_putting_in_matching_words_is_told(server, tmp_path):
+    """A call for tenders page, watched for calls on one subject: `edits_match` is
+    searched in the words an edit put in, not in the whole page."""
+    show(server, "kyiv-a.html")
+    cfg = str(make_config(tmp_path, http_fast() + page_source(
+        server.url("/kyiv"), '  remove = [".page-views"]\n').replace(
+        'kind = "page"\n', "kind = \"page\"\nedits_match = '(?i)\\bsuccessful'\n") + NEWS))
+    run_cli("--config", cfg, "once")
+    edited = (PAGES / "kyiv-b.html").read_bytes()
+    server.route("/kyiv", Response(edited.replace(b"ICMPD organized", b"ICMPD quickly organized"),
+                                   content_type="text/html"))
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed (1 whose added words do not match "
+                               "edits_match: not notified), 0 unchanged (HTTP 200, ")
+    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(
+        r.stderr.splitlines()[0])
+    server.route("/kyiv", Response(edited.replace(b"ICMPD organized",
+                                                  b"ICMPD successfully organized"),
+                                   content_type="text/html"))
+    r = run_cli("--config", cfg, "once")
+    assert ("     … 7 May 2020 in Kyiv, ICMPD [-quickly-] {+successfully+} organized a kick-off "
+            "meeting on business …") in r.stdout.splitlines()
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+    assert "edits told only when they add words matching '(?i)\\bsuccessful'" in run_cli(
+        "--config", cfg, "check").stdout
+
+
 def test_a_watched_block_that_is_gone_is_said_at_once_and_keeps_the_item(
         server, config_for, store):
     show(server, "kyiv-a.html")
