@@ -21,7 +21,7 @@ from harvester.diff import (
     untold_edits,
 )
 from harvester.edits import VERSIONED
-from harvester.models import HASH_VERSION, ChangeKind, DateFlag, Item, StoredItem
+from harvester.models import HASH_VERSION, Change, ChangeKind, DateFlag, Item, StoredItem
 from harvester.normalise import content_hash
 
 
@@ -252,15 +252,21 @@ def test_edits_found_under_changed_settings_are_stored_not_told():
         assert [c.item.title for n in notes for c in changes if c.item_id == n.item_id] == told
 
 
+def two_edits(summary: str, edited: tuple[str, str]) -> tuple[list[Change], dict]:
+    """Items 1 and 2, stored with `summary`, edited to the two `edited` summaries: the
+    poll's changes, and the stored fields by item id (as Known.texts holds them)."""
+    known = [replace(item(n), summary=summary) for n in (1, 2)]
+    changes = diff([replace(k, summary=e, content_hash=f"{HASH_VERSION}:{k.key}")
+                    for k, e in zip(known, edited, strict=True)],
+                   {k.key: stored(k) for k in known}, {})
+    before = {c.item_id: {f: getattr(k, f) for f in VERSIONED}
+              for c, k in zip(changes, known, strict=True)}
+    return changes, before
+
+
 def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told():
     """`edits = "added"`: an edit is news when it put words in (`edits.adds_words`)."""
-    known_a, known_b = (replace(item(n), summary="one two three") for n in (1, 2))
-    grown = replace(known_a, summary="one two three four", content_hash=f"{HASH_VERSION}:a")
-    shrunk = replace(known_b, summary="one three", content_hash=f"{HASH_VERSION}:b")
-    changes = diff([grown, shrunk], {known_a.key: stored(known_a), known_b.key: stored(known_b)},
-                   {})
-    before = {c.item_id: {f: getattr(k, f) for f in VERSIONED}
-              for c, k in zip(changes, (known_a, known_b), strict=True)}
+    changes, before = two_edits("one two three", ("one two three four", "one three"))
     assert [c.item.summary for c in changes if c.item_id in taken_out_only(changes, before)] == [
         "one three"]
     untold = untold_edits(changes, reread=False, before=before)
@@ -274,12 +280,7 @@ def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told
 
 
 def test_edits_whose_added_words_miss_edits_match_are_quiet():
-    known_a, known_b = (replace(item(n), summary="calls open") for n in (1, 2))
-    wanted = replace(known_a, summary="calls open: border guards", content_hash=f"{HASH_VERSION}:a")
-    other = replace(known_b, summary="calls open: catering", content_hash=f"{HASH_VERSION}:b")
-    changes = diff([wanted, other], {known_a.key: stored(known_a), known_b.key: stored(known_b)},
-                   {})
-    before = {c.item_id: {f: getattr(k, f) for f in VERSIONED}
-              for c, k in zip(changes, (known_a, known_b), strict=True)}
+    changes, before = two_edits("calls open", ("calls open: border guards",
+                                               "calls open: catering"))
     untold = untold_edits(changes, reread=False, before=before, match=re.compile("border"))
     assert (untold.ids, untold.unmatched, untold.cut) == ({changes[1].item_id}, 1, 0)

@@ -179,22 +179,35 @@ def test_remove_added_after_a_noisy_edit_reads_the_page_anew_without_telling_it(
     assert r.stdout.splitlines()[0] == f"== Updated: {TITLE} - ICMPD"
 
 
+def quiet_page_watched(server: FixtureServer, tmp_path: Path, setting: str) -> str:
+    """A config watching the Kyiv page, its counter removed, with one more source key
+    `setting`, and the page's baseline polled: the config file's path."""
+    show(server, "kyiv-a.html")
+    cfg = str(make_config(tmp_path, http_fast() + page_source(
+        server.url("/kyiv"), '  remove = [".page-views"]\n').replace(
+        'kind = "page"\n', f'kind = "page"\n{setting}\n') + NEWS))
+    run_cli("--config", cfg, "once")
+    return cfg
+
+
+def polled_untold(cfg: str, why: str) -> None:
+    """One poll that stores the page's edit and tells no one, its line saying `why`, and
+    `harvester log` saying that poll alike."""
+    r = run_cli("--config", cfg, "once")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith(f"kyiv: 0 new, 1 changed ({why}: not notified), 0 unchanged "
+                               "(HTTP 200, ")
+    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(
+        r.stderr.splitlines()[0])
+
+
 def test_with_edits_added_an_edit_that_only_takes_words_out_is_stored_not_told(
         server, tmp_path):
     """A call for tenders that closes, a line taken down: with `edits = "added"` only an
     edit that puts words in is news; the others are stored (and shown by `show`)."""
-    show(server, "kyiv-a.html")
-    cfg = str(make_config(tmp_path, http_fast() + page_source(
-        server.url("/kyiv"), '  remove = [".page-views"]\n').replace(
-        'kind = "page"\n', 'kind = "page"\nedits = "added"\n') + NEWS))
-    run_cli("--config", cfg, "once")
+    cfg = quiet_page_watched(server, tmp_path, 'edits = "added"')
     show(server, "kyiv-b.html")  # "On 7 of May" became "On 7 May": a word out, none in
-    r = run_cli("--config", cfg, "once")
-    assert (r.returncode, r.stdout) == (0, "")
-    assert r.stderr.startswith("kyiv: 0 new, 1 changed (1 with words taken out only: not "
-                               "notified), 0 unchanged (HTTP 200, ")
-    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(
-        r.stderr.splitlines()[0])
+    polled_untold(cfg, "1 with words taken out only")
     assert "    … EU 13 May 2020 On 7 [-of-] May 2020 in Kyiv, ICMPD organized …" in run_cli(
         "--config", cfg, "show", server.url("/kyiv")).stdout.splitlines()
     server.route("/kyiv", Response((PAGES / "kyiv-b.html").read_bytes().replace(
@@ -235,20 +248,11 @@ def test_a_dry_run_shows_the_text_a_page_would_watch_and_what_new_settings_would
 def test_with_edits_match_only_an_edit_putting_in_matching_words_is_told(server, tmp_path):
     """A call for tenders page, watched for calls on one subject: `edits_match` is
     searched in the words an edit put in, not in the whole page."""
-    show(server, "kyiv-a.html")
-    cfg = str(make_config(tmp_path, http_fast() + page_source(
-        server.url("/kyiv"), '  remove = [".page-views"]\n').replace(
-        'kind = "page"\n', "kind = \"page\"\nedits_match = '(?i)\\bsuccessful'\n") + NEWS))
-    run_cli("--config", cfg, "once")
+    cfg = quiet_page_watched(server, tmp_path, "edits_match = '(?i)\\bsuccessful'")
     edited = (PAGES / "kyiv-b.html").read_bytes()
     server.route("/kyiv", Response(edited.replace(b"ICMPD organized", b"ICMPD quickly organized"),
                                    content_type="text/html"))
-    r = run_cli("--config", cfg, "once")
-    assert (r.returncode, r.stdout) == (0, "")
-    assert r.stderr.startswith("kyiv: 0 new, 1 changed (1 whose added words do not match "
-                               "edits_match: not notified), 0 unchanged (HTTP 200, ")
-    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(
-        r.stderr.splitlines()[0])
+    polled_untold(cfg, "1 whose added words do not match edits_match")
     server.route("/kyiv", Response(edited.replace(b"ICMPD organized",
                                                   b"ICMPD successfully organized"),
                                    content_type="text/html"))

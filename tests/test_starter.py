@@ -6,11 +6,12 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from harvester.config import load_config
-from harvester.devserver import Response
+from harvester.devserver import FixtureServer, Response
 from harvester.starter import SITEMAP_TRIES, labelled_titles, local_timezone
 
 from .conftest import (
@@ -83,6 +84,19 @@ LISTED = json.loads((LISTINGS / "entries.json").read_text("utf-8"))["a"][:12]
 TRIED_FEEDS = ["/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml"]
 
 
+def init_finds_sitemap(server: FixtureServer, tmp_path: Path, path: str, where: str,
+                       fetched: list[str]) -> None:
+    """`init` on /about, a page of no entries on a site serving no feed, writes the
+    sitemap at `path` as its source, found `where`, after fetching `fetched`."""
+    server.route("/about", ABOUT)
+    r = run_cli("init", server.url("/about"), cwd=tmp_path)
+    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
+        f"  {server.url(path)}  (feed, 12 entries now; {server.url('/about')}'s site serves "
+        f"no feed: {where}, each page in it an item)"))
+    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
+                                                 *fetched]
+
+
 def test_a_site_with_no_feed_is_read_through_the_sitemap_its_robots_txt_names(
         server, tmp_path):
     """No feed announced, none where site software serves one: the sitemap its
@@ -95,13 +109,8 @@ def test_a_site_with_no_feed_is_read_through_the_sitemap_its_robots_txt_names(
     server.route("/news-sitemap.xml", Response(news_sitemap(LISTED),
                                                content_type="application/xml"))
     server.route("/other.xml", Response(news_sitemap(LISTED[:1]), content_type="text/xml"))
-    server.route("/about", ABOUT)
-    r = run_cli("init", server.url("/about"), cwd=tmp_path)
-    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
-        f"  {server.url('/news-sitemap.xml')}  (feed, 12 entries now; {server.url('/about')}'s "
-        "site serves no feed: the sitemap its /robots.txt names, each page in it an item)"))
-    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
-                                                 "/news-sitemap.xml"]
+    init_finds_sitemap(server, tmp_path, "/news-sitemap.xml", "the sitemap its /robots.txt names",
+                       ["/news-sitemap.xml"])
     r = run_cli("once", cwd=tmp_path)
     assert r.stderr.startswith("127-0-0-1-news-sitemap-xml: baseline: 12 items stored silently")
     items = run_cli("items", "--json", cwd=tmp_path).stdout.splitlines()
@@ -120,13 +129,8 @@ def test_a_sitemap_index_is_looked_into_for_the_sitemap_of_the_sites_news(server
                                                content_type="application/xml"))
     server.route("/post-sitemap.xml", Response(news_sitemap(LISTED, plain=True),
                                                content_type="application/xml"))
-    server.route("/about", ABOUT)
-    r = run_cli("init", server.url("/about"), cwd=tmp_path)
-    assert (r.returncode, r.stdout.splitlines()[1]) == (0, (
-        f"  {server.url('/post-sitemap.xml')}  (feed, 12 entries now; {server.url('/about')}'s "
-        "site serves no feed: a sitemap in its index /sitemap.xml, each page in it an item)"))
-    assert [q.path for q in server.requests] == ["/about", *TRIED_FEEDS, "/robots.txt",
-                                                 "/sitemap.xml", "/post-sitemap.xml"]
+    init_finds_sitemap(server, tmp_path, "/post-sitemap.xml", "a sitemap in its index /sitemap.xml",
+                       ["/sitemap.xml", "/post-sitemap.xml"])
     r = run_cli("probe", server.url("/about"), cwd=tmp_path)
     post = server.url("/post-sitemap.xml")
     assert (r.returncode, r.stderr) == (1, (
