@@ -41,7 +41,6 @@ def describe_dry_run(report: PollReport, zone: str, store: SqliteStore, page: bo
     """What a dry run would store: each new or changed item by its headline; an edit with
     what it would change (against what is stored); a watched page's first read (`page`)
     with the text it would watch — for tuning `content`, `remove` and `ignore` by trial."""
-    from .edits import VERSIONED
     from .text import html_paragraphs
 
     lines = []
@@ -55,10 +54,9 @@ def describe_dry_run(report: PollReport, zone: str, store: SqliteStore, page: bo
                   f"{cat}{it.title}{rules}", f"    {it.url or ''}"]
         if ch.kind is ChangeKind.CHANGED:
             stored = store.items(ref=ch.item_id)
-            after = {f: getattr(it, f) for f in VERSIONED}
             if stored:
-                lines += edit_lines(field_changes(stored[0], after, max_lines=DRY_RUN_LINES),
-                                    "    ")
+                lines += edit_lines(field_changes(stored[0], it.versioned(),
+                                                  max_lines=DRY_RUN_LINES), "    ")
         elif page:
             text = [w for para in html_paragraphs(it.content) for w in textwrap.wrap(para, 90)]
             more = len(text) - DRY_RUN_LINES

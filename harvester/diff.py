@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -198,12 +198,10 @@ def untold_edits(changes: Sequence[Change], *, reread: bool,
         ids = frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED)
         return Untold(ids, reread=len(ids))
     if before is not None and match is not None:
-        from .edits import VERSIONED, added_text
+        from .edits import added_text
 
-        ids = frozenset(
-            c.item_id for c in changes if c.kind is ChangeKind.CHANGED and c.item_id in before
-            and not match.search(added_text(before[c.item_id],
-                                            {f: getattr(c.item, f) for f in VERSIONED})))
+        ids = _edits_failing(changes, before, lambda old, new: bool(
+            match.search(added_text(old, new))))
         return Untold(ids, unmatched=len(ids))
     if before is not None:
         ids = taken_out_only(changes, before)
@@ -216,11 +214,19 @@ def taken_out_only(changes: Sequence[Change],
     """Ids of the edited items whose edit put no words in (`edits.adds_words`), against
     `before`, each item's stored fields by id: no news where a source's `edits = "added"`.
     An item whose stored fields are not at hand is not counted among them."""
-    from .edits import VERSIONED, adds_words  # difflib, the text reader: for such a source
+    from .edits import adds_words  # difflib, the text reader: for such a source
 
-    return frozenset(
-        c.item_id for c in changes if c.kind is ChangeKind.CHANGED and c.item_id in before
-        and not adds_words(before[c.item_id], {f: getattr(c.item, f) for f in VERSIONED}))
+    return _edits_failing(changes, before, adds_words)
+
+
+def _edits_failing(changes: Sequence[Change], before: Mapping[str, Mapping[str, object]],
+                   news: Callable[[Mapping[str, object], Mapping[str, object]], bool]
+                   ) -> frozenset[str]:
+    """Ids of the edited items whose edit — stored fields `before` it, the item's after —
+    `news` does not find to be news; an item whose stored fields are not at hand is not
+    among them."""
+    return frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED
+                     and c.item_id in before and not news(before[c.item_id], c.item.versioned()))
 
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,

@@ -11,10 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .models import VERSIONED
 from .text import html_to_text
 
-# the fields an edit is told by, in the order they are said
-VERSIONED = ("title", "category", "url", "published", "summary", "content")
 _WIDTH = 90
 CONTEXT_WORDS = 6  # unchanged words shown either side of a change
 # past this share of a field's words changed, an edit is a rewrite: told line by line;
@@ -138,11 +137,20 @@ def adds_words(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     word, or more of a word, than it did (the content read as text)? An edit that only
     takes words out (a closed call taken down), moves them or changes markup does not.
     Counted, not aligned: linear however the page repeats itself."""
-    for _, old, new in _changed(before, after, VERSIONED):
-        had = Counter(old.split())
-        if any(n > had[w] for w, n in Counter(new.split()).items()):
-            return True
-    return False
+    return any(_beyond(old.split(), new.split())
+               for _, old, new in _changed(before, after, VERSIONED))
+
+
+def _beyond(a: Sequence[str], b: Sequence[str]) -> list[str]:
+    """The words of `b`, in order, past as many of each as `a` holds: what it put in,
+    counted rather than aligned."""
+    had, put = Counter(a), []
+    for w in b:
+        if had[w]:
+            had[w] -= 1
+        else:
+            put.append(w)
+    return put
 
 
 def added_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
@@ -154,13 +162,7 @@ def added_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     for _, old, new in _changed(before, after, VERSIONED):
         a, b = old.split(), new.split()
         if _pairs(a, b) > EDIT_WORK:
-            had, put = Counter(a), []
-            for w in b:
-                if had[w]:
-                    had[w] -= 1
-                else:
-                    put.append(w)
-            runs.append(put)
+            runs.append(_beyond(a, b))
             continue
         matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
         runs += [b[j1:j2] for tag, _, _, j1, j2 in matcher.get_opcodes()

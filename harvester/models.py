@@ -92,6 +92,10 @@ class ParsedDocument:
     parser: str = "feedparser"  # which path read it: "lxml" (fast) or "feedparser"
 
 
+# the fields an item keeps earlier versions of, and an edit is told by, in that order
+VERSIONED = ("title", "category", "url", "published", "summary", "content")
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """A normalised entry: what is stored, diffed, classified and notified."""
@@ -111,6 +115,10 @@ class Item:
     content_hash: str
     author: str | None = None
     raw_hash: str = ""  # of the raw entry: unchanged raw form → unchanged item, not re-read
+
+    def versioned(self) -> dict[str, str | None]:
+        """The VERSIONED fields, as a stored row has them: what an edit is read against."""
+        return {f: getattr(self, f) for f in VERSIONED}
 
     def __reduce__(self) -> tuple[type[Item], tuple[object, ...]]:
         # Items cross from parse workers to the writer by pickle; rebuilding through the

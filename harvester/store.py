@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from .dates import iso_utc
 from .errors import StoreError
 from .models import (
+    VERSIONED,
     Change,
     ChangeKind,
     DateFlag,
@@ -50,7 +51,6 @@ Silence = Callable[[str | None], Sequence[Notification]]
 _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | None,
                   Silence | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
-_TEXT_FIELDS = ("title", "category", "url", "published", "summary", "content")  # edits.VERSIONED
 _DEFER_MAX = 256
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
 # this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
@@ -621,8 +621,8 @@ class SqliteStore:
             ids = sorted({s.id for s in (*by_key.values(), *by_url.values())}
                          | {s.id for rows in by_title.values() for s in rows})
             found.texts.update(
-                (row[0], dict(zip(_TEXT_FIELDS, row[1:], strict=True))) for row in self._rows(
-                    f"SELECT id, {', '.join(_TEXT_FIELDS)} FROM items WHERE id IN ({{marks}})",
+                (row[0], dict(zip(VERSIONED, row[1:], strict=True))) for row in self._rows(
+                    f"SELECT id, {', '.join(VERSIONED)} FROM items WHERE id IN ({{marks}})",
                     ids))
         return found
 

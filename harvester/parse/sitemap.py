@@ -27,10 +27,8 @@ def parse_sitemap(body: bytes, *, url: str, source: str | None = None) -> Parsed
     from lxml import etree
 
     check_tags(body.count(b"<"), "document", source=source, url=url)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
     try:
-        root = etree.fromstring(body, parser)
+        root = etree.fromstring(body, _parser())
     except (etree.XMLSyntaxError, ValueError) as e:
         raise ParseError(f"not a well-formed sitemap: {e}", source=source, url=url) from e
     if etree.QName(root).localname == "sitemapindex":
@@ -61,20 +59,24 @@ def sitemap_index(body: bytes) -> list[str] | None:
     into an index for the sitemap that lists a site's news."""
     from lxml import etree
 
-    head = body[:512].lstrip()
-    if b"sitemapindex" not in body[:4096] or not head.startswith(b"<"):
-        return None
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
-    if body.count(b"<") > MAX_MARKUP_TAGS:
+    if (b"sitemapindex" not in body[:4096] or not body[:512].lstrip().startswith(b"<")
+            or body.count(b"<") > MAX_MARKUP_TAGS):
         return None
     try:
-        root = etree.fromstring(body, parser)
+        root = etree.fromstring(body, _parser())
     except (etree.XMLSyntaxError, ValueError):
         return None
     if etree.QName(root).localname != "sitemapindex":
         return None
     return [loc for el in root if isinstance(el.tag, str) and (loc := _child(el, "loc"))]
+
+
+def _parser():
+    """A parser that expands no entity and loads no DTD or anything over the network."""
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True)
 
 
 def _child(el, name: str) -> str | None:
