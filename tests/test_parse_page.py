@@ -40,6 +40,9 @@ def content(body: str, *ignore: str) -> str:
      [r"(?i)read \d+ times,? ?", r"Page generated in [\d.]+ s"], "<main><p>. </p></main>"),
     # preformatted text keeps its spacing: a pattern with one space does not span its lines
     ("<pre>Read\n  7 times</pre>", [r"Read \d+ times"], "<main><pre>Read\n  7 times</pre></main>"),
+    # …but what follows it is the page's text again
+    ("<pre>Read\n  7 times</pre>Read\n 8 times", [r"Read \d+ times"],
+     "<main><pre>Read\n  7 times</pre></main>"),
     # nothing matched: the page as read without `ignore`
     ("<p>Austria, Bulgaria</p>", [r"Read \d+ times"], "<main><p>Austria, Bulgaria</p></main>"),
 ])

@@ -79,15 +79,14 @@ _SPACE = re.compile(r"\s+")
 def _spaced(block: lxml.html.HtmlElement) -> None:
     """Each run of whitespace as one space, as a browser shows it (not in <pre> or a
     <textarea>), so a pattern's one space matches where the page's source breaks a line."""
+    kept = {d for pre in block.iter("pre", "textarea") for d in pre.iter()}
     for el in block.iter():
-        if not isinstance(el.tag, str) or el.tag in ("pre", "textarea"):
+        if not isinstance(el.tag, str):
             continue
-        kept = any(a.tag in ("pre", "textarea") for a in el.iterancestors())
-        if kept:
-            continue
-        if el.text:
+        if el.text and el not in kept:
             el.text = _SPACE.sub(" ", el.text)
-        if el.tail and el is not block:
+        # an element's tail is its parent's text: after a </pre>, the page's again
+        if el.tail and el is not block and el.getparent() not in kept:
             el.tail = _SPACE.sub(" ", el.tail)
 
 
