@@ -16,7 +16,16 @@ from functools import lru_cache
 
 from .config import FirstRun, FirstRunMode, NotifierConfig, RuleConfig
 from .dates import iso_utc
-from .models import HASH_VERSION, Change, ChangeKind, Item, Notification, StoredItem
+from .models import (
+    HASH_VERSION,
+    RETITLE_HOURS,
+    Change,
+    ChangeKind,
+    Item,
+    Notification,
+    StoredItem,
+    Vanished,
+)
 from .rules import classify
 
 
@@ -75,59 +84,104 @@ def _site(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def _same_day(a: str, b: str) -> bool:
-    """Within a day and a half: a listing's date-only midnight vs a feed's timestamp."""
+def _same_day(a: str, b: str, hours: float = 36) -> bool:
+    """Within a day and a half (or `hours`): a listing's date-only midnight vs a feed's
+    timestamp."""
     try:
         da = datetime.fromisoformat(a.replace("Z", "+00:00"))
         db = datetime.fromisoformat(b.replace("Z", "+00:00"))
     except ValueError:
         return False
-    return abs((da - db).total_seconds()) <= 36 * 3600
+    return abs((da - db).total_seconds()) <= hours * 3600
+
+
+def _folder(url: str) -> tuple[str, str]:
+    """A link's site and the folder its last path segment stands in."""
+    path = url.partition("://")[2].partition("?")[0].partition("#")[0]
+    return _site(url), path.partition("/")[2].rstrip("/").rpartition("/")[0]
+
+
+def _alike(a: str, b: str, at_least: float) -> bool:
+    """Whether at least this share of the two texts' words is the same, in order (a case
+    change is no change; the first 300 words are enough to tell)."""
+    from difflib import SequenceMatcher  # only when an entry is new and an item vanished
+
+    wa, wb = a.casefold().split()[:300], b.casefold().split()[:300]
+    return bool(wa or wb) and SequenceMatcher(None, wa, wb, autojunk=False).ratio() >= at_least
+
+
+def _retitled(it: Item, gone: Vanished) -> bool:
+    """Whether a new entry is this vanished item under a fixed title, with the link its
+    CMS made from that title: its date (within RETITLE_HOURS), a link in the same folder
+    of the same site (or neither has one), two thirds of the title's words, half the
+    summary's (where both have one)."""
+    prev = gone.item
+    return (not it.date_flag and not prev.date_flag
+            and _same_day(prev.published, it.published, RETITLE_HOURS)
+            and (it.url is None) == (prev.url is None)
+            and (it.url is None or _folder(it.url) == _folder(prev.url or ""))
+            and _alike(gone.title, it.title, 2 / 3)
+            and (not gone.summary or not it.summary or _alike(gone.summary, it.summary, 0.5)))
+
+
+def _twins(new: Sequence[Item], gone: Sequence[Vanished]) -> dict[str, StoredItem]:
+    """The new entries (by key) that are a vanished item retitled: only where one entry
+    and one item have each other alone — two alike either way are left as news."""
+    if not gone or not new:
+        return {}
+    found = {}
+    for it in new:
+        matches = [g.item for g in gone if _retitled(it, g)]
+        if len(matches) == 1:
+            found[it.key] = matches[0]
+    claims: dict[str, int] = {}
+    for prev in found.values():
+        claims[prev.id] = claims.get(prev.id, 0) + 1
+    return {key: prev for key, prev in found.items() if claims[prev.id] == 1}
 
 
 def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
          by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = (),
          matched: Mapping[str, tuple[str, ...]] | None = None,
          by_title: Mapping[str, Sequence[StoredItem]] | None = None,
-         shared: Collection[str] = ()) -> list[Change]:
+         shared: Collection[str] = (), gone: Sequence[Vanished] = ()) -> list[Change]:
     """Compare a fetch's items with what the store knows. Items absent from the fetch are
     not touched: a feed is a window, not the archive. `matched` (item key → rule names)
     is classification done already, e.g. in the worker that read the body. A link in
-    `shared` (several entries' under different titles) identifies none of them."""
+    `shared` (several entries' under different titles) identifies none of them. `gone`:
+    this source's items the last read showed and this one does not, which an entry found
+    by nothing else may be under a new title and link."""
 
     def rules_of(it: Item) -> tuple[str, ...]:
         return matched[it.key] if matched is not None else classify(it, rules)
 
-    changes = []
-    for it in dedupe(items, shared):
+    def lookup(it: Item) -> tuple[StoredItem | None, bool]:
+        """The stored item this entry is, and whether it is found under another key."""
         prev = by_key.get(it.key)
-        rekeyed = False
         if (prev is not None and prev.url != it.url and it.url is not None
                 and it.key.startswith("guid:") and it.url in by_url):
             # a guid once given to another entry too (a CMS's one for all), now alone: the
             # item stored under this entry's own link is this one
-            prev, rekeyed = by_url[it.url], True
-        if prev is None and it.url is not None and it.url not in shared:
-            prev = by_url.get(it.url)  # same article under a new guid, or seen via another source
-            rekeyed = prev is not None
-        if prev is None and by_title and not it.date_flag:
+            return by_url[it.url], True
+        if prev is not None:
+            return prev, False
+        if it.url is not None and it.url not in shared and it.url in by_url:
+            return by_url[it.url], True  # a new guid, or seen via another source
+        if by_title and not it.date_flag:
             # this source's item under a new URL (the site moved), or another source's copy
             # on the same site: the same title on the same day (another organisation's
             # "Newsletter" that day is its own)
             prev = next((p for p in by_title.get(it.title, ())
                          if not p.date_flag and _same_day(p.published, it.published)
                          and (p.own or _same_site(p.url, it.url))), None)
-            rekeyed = prev is not None
-        if prev is None:
-            changes.append(Change(ChangeKind.NEW, it, item_id(it.source, it.key),
-                                  rules=rules_of(it)))
-            continue
+        return prev, prev is not None
+
+    def seen(it: Item, prev: StoredItem, rekeyed: bool) -> Change:
         if not prev.own:
             # another source's article: one item, two sightings. Its content is the first
             # source's; this source's differing view is not an edit (nor a notification).
-            changes.append(Change(ChangeKind.UNCHANGED, it, prev.id, previous=prev,
-                                  rekeyed=True, foreign=True))
-            continue
+            return Change(ChangeKind.UNCHANGED, it, prev.id, previous=prev, rekeyed=True,
+                          foreign=True)
         if prev.date_flag and it.date_flag:
             # keep the first-seen date the item was given, not this poll's clock
             it = replace(it, published=prev.published)
@@ -139,9 +193,25 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             # generated): no edit; the item keeps the date it was first seen with
             it, same = replace(it, published=prev.published, content_hash=prev.content_hash), True
         kind = ChangeKind.UNCHANGED if same else ChangeKind.CHANGED
-        changes.append(Change(kind, it, prev.id, previous=prev, rekeyed=rekeyed,
-                              rules=rules_of(it) if kind is ChangeKind.CHANGED else ()))
-    return changes
+        return Change(kind, it, prev.id, previous=prev, rekeyed=rekeyed,
+                      rules=rules_of(it) if kind is ChangeKind.CHANGED else ())
+
+    changes: list[Change | None] = []
+    new: list[tuple[int, Item]] = []
+    for it in dedupe(items, shared):
+        prev, rekeyed = lookup(it)
+        if prev is None:
+            new.append((len(changes), it))
+            changes.append(None)
+        else:
+            changes.append(seen(it, prev, rekeyed))
+    twins = _twins([it for _, it in new], gone)
+    for i, it in new:
+        twin = twins.get(it.key)
+        changes[i] = (seen(it, twin, True) if twin is not None
+                      else Change(ChangeKind.NEW, it, item_id(it.source, it.key),
+                                  rules=rules_of(it)))
+    return [ch for ch in changes if ch is not None]
 
 
 def no_overlap(changes: Sequence[Change], same: int) -> bool:

@@ -300,7 +300,7 @@ def read_listing(fetched: Fetched, config: Config, store: Store, fetcher: Fetche
 
     def known(entries: list) -> Known:
         prepared = [prepare(e, ctx) for e in entries]
-        return store.known(src.name, [(k, u, "") for k, u, _ in prepared])
+        return store.known(src.name, [(k, u, "", None) for k, u, _ in prepared])
 
     try:
         entries, warning = read_pages(src, fr, fetcher, baseline=not fetched.state.baseline_done,
@@ -345,7 +345,7 @@ def _follow_new(src: SourceConfig, items: tuple[Item, ...], store: Store,
     Outside the write transaction: no network wait holds the database."""
     from .article import follow
 
-    known = store.known(src.name, [(it.key, it.url, it.title) for it in items])
+    known = store.known(src.name, [(it.key, it.url, it.title, None) for it in items])
     fresh = [it for it in items if it.key not in known.by_key
              and not (it.url and it.url in known.by_url)]
     if not fresh:
@@ -398,7 +398,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
-                           known.by_title, read.shared)
+                           known.by_title, read.shared, known.gone)
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             untold = untold_edits(changes, reread=reread, match=src.edits_match,
@@ -413,8 +413,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                             config.storage.keep_versions, reread=untold.reread, cut=untold.cut,
                             unmatched=untold.unmatched)
 
-        entries = [(it.key, it.url, it.title) for it in items] + [
-            (key, None, "") for key in read.same]
+        entries = [(it.key, it.url, it.title, None if it.date_flag else it.published)
+                   for it in items] + [(key, None, "", None) for key in read.same]
         if dry_run:
             plan = decide(store.known(src.name, entries, texts))
         else:

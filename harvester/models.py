@@ -142,6 +142,21 @@ class StoredItem:
     own: bool = True  # this source has seen it before (False: known through another source)
 
 
+# An entry retitled keeps its date, or one this near (a CMS that re-dates an edit): a
+# daily's next issue, a day on, is not one.
+RETITLE_HOURS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished:
+    """A stored item of this source that the last read showed and this one does not, with
+    the words that tell whether a new entry is it under a new title and link."""
+
+    item: StoredItem
+    title: str
+    summary: str
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One item's fate in one poll, with the rules it matched."""
@@ -282,6 +297,9 @@ class Known:
     # the stored fields of the items found (id → title, …, content), when the poll asked
     # for them: a source whose edits are told only when they put words in
     texts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # this source's items, dated near a new entry's date, that the last read showed and
+    # this one does not: what an entry retitled (and so re-linked) may be
+    gone: list[Vanished] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from .dates import iso_utc
 from .errors import StoreError
 from .models import (
+    RETITLE_HOURS,
     VERSIONED,
     Change,
     ChangeKind,
@@ -38,13 +39,15 @@ from .models import (
     PollStatus,
     SourceState,
     StoredItem,
+    Vanished,
 )
 from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
 SCHEMA_VERSION = 11  # how many migrations migrations.py holds; kept in PRAGMA user_version
-Lookup = tuple[str, str | None, str]  # an entry's identity key, canonical URL and title
+# an entry's identity key, canonical URL, title and (when it is the source's) date
+Lookup = tuple[str, str | None, str, str | None]
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
 # last_new → its "source.silent" rows (diff.silence_events)
 Silence = Callable[[str | None], Sequence[Notification]]
@@ -52,6 +55,7 @@ _Deferred = tuple[str, str, str, str, PollReport, SourceState, SourceEvents | No
                   Silence | None]
 _CHUNK = 500  # keep IN (…) lists well under SQLite's variable limit
 _DEFER_MAX = 256
+VANISHED_MAX = 50  # new entries in one read beyond which none is looked for as retitled
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
 # this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
 # any source, with whether this source has sighted them. Columns after the kind are
@@ -582,9 +586,9 @@ class SqliteStore:
         baseline_done = False
         for i in range(0, max(len(entries), 1), _CHUNK):
             chunk = entries[i : i + _CHUNK]
-            keys = [k for k, _, _ in chunk]
-            urls = [u for _, u, _ in chunk if u]
-            titles = [t for _, _, t in chunk if t]
+            keys = [e[0] for e in chunk]
+            urls = [e[1] for e in chunk if e[1]]
+            titles = [e[2] for e in chunk if e[2]]
             sql = _KNOWN_SQL.format(keys=_marks(len(keys)), urls=_marks(len(urls)),
                                     titles=_marks(len(titles)))
             for row in self.conn.execute(sql, (source, source, *keys, source, *urls,
@@ -601,8 +605,8 @@ class SqliteStore:
         rest = [e for e in entries if e[0] not in by_key and e[1] not in known_urls]
         # and the links of entries whose guid names an item with another link: a guid
         # several entries had may be this one's now (diff)
-        wanted_urls = {u for _, u, _ in rest if u} | {
-            u for k, u, _ in entries if u and k in by_key and by_key[k].url != u}
+        wanted_urls = {e[1] for e in rest if e[1]} | {
+            u for k, u, *_ in entries if u and k in by_key and by_key[k].url != u}
         by_url: dict[str, StoredItem] = {}
         for row in url_rows:
             # an item keyed by its title and date had a link it shared with others: the
@@ -611,20 +615,55 @@ class SqliteStore:
                 by_url.setdefault(row[2], _stored(row, bool(row[6])))
         # a title-keyed entry is looked for by title even where its link is known: its link
         # may be one it now shares with others, and the stored item the one it had alone
-        wanted_titles = {t for k, u, t in rest if t and (u not in by_url or k.startswith("hash:"))}
+        wanted_titles = {t for k, u, t, _ in rest
+                         if t and (u not in by_url or k.startswith("hash:"))}
         by_title: dict[str, list[StoredItem]] = {}
         for row in title_rows:
             if row[7] in wanted_titles:
                 by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
         found = Known(by_key, by_url, baseline_done, by_title)
+        ids = {s.id for s in (*by_key.values(), *by_url.values())} | {
+            s.id for rows in by_title.values() for s in rows}
+        if baseline_done:
+            found.gone.extend(self._vanished(source, ids, [
+                e[3] for e in rest if e[3] and e[1] not in by_url]))
         if texts:
-            ids = sorted({s.id for s in (*by_key.values(), *by_url.values())}
-                         | {s.id for rows in by_title.values() for s in rows})
+            wanted = sorted(ids | {g.item.id for g in found.gone})
             found.texts.update(
                 (row[0], dict(zip(VERSIONED, row[1:], strict=True))) for row in self._rows(
                     f"SELECT id, {', '.join(VERSIONED)} FROM items WHERE id IN ({{marks}})",
-                    ids))
+                    wanted))
         return found
+
+    def _vanished(self, source: str, found: set[str], dates: Sequence[str]) -> list[Vanished]:
+        """This source's items dated within RETITLE_HOURS of an entry found by nothing, less
+        the items `found`: what such an entry may be, retitled (diff). One indexed range
+        read per stretch of dates; none when more than VANISHED_MAX entries are new at
+        once (a window that moved on, not a title fixed)."""
+        if not dates or len(dates) > VANISHED_MAX:
+            return []
+        margin = timedelta(hours=RETITLE_HOURS)
+        spans: list[list[datetime]] = []
+        for day in sorted(dates):
+            try:
+                at = datetime.fromisoformat(day.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if spans and at - margin <= spans[-1][1]:
+                spans[-1][1] = at + margin
+            else:
+                spans.append([at - margin, at + margin])
+        out, seen = [], set(found)
+        for lo, hi in spans:
+            for row in self.conn.execute(
+                    "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag,"
+                    " i.title, i.summary FROM items i JOIN sightings s ON s.item_id = i.id"
+                    " WHERE i.published BETWEEN ? AND ? AND i.date_flag = '' AND s.source = ?",
+                    (iso_utc(lo), iso_utc(hi), source)):
+                if row[0] not in seen:
+                    seen.add(row[0])  # an item sighted under two keys is one
+                    out.append(Vanished(_stored(row), row[6], row[7] or ""))
+        return out
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """The raw fingerprint this source last gave for each key (one query)."""

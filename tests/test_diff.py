@@ -21,7 +21,15 @@ from harvester.diff import (
     untold_edits,
 )
 from harvester.edits import VERSIONED
-from harvester.models import HASH_VERSION, Change, ChangeKind, DateFlag, Item, StoredItem
+from harvester.models import (
+    HASH_VERSION,
+    Change,
+    ChangeKind,
+    DateFlag,
+    Item,
+    StoredItem,
+    Vanished,
+)
 from harvester.normalise import content_hash
 
 
@@ -126,6 +134,76 @@ def test_another_sources_copy_is_found_by_title_on_the_same_site_only(theirs, fo
     [ch] = diff([ours], {}, {}, by_title={"Newsletter": [copy]})
     assert (ch.kind, ch.foreign) == ((ChangeKind.UNCHANGED, True) if found
                                      else (ChangeKind.NEW, False))
+
+
+
+DETAIL = "https://www.icmpd.org/news-centre/news-detail/"
+LAUCH = ("ICMPD and Ghana lauch the second phase of the SMMIG project",
+         DETAIL + "icmpd-and-ghana-lauch-the-second-phase-of-the-smmig-project/")
+LAUNCH = ("ICMPD and Ghana launch the second phase of the SMMIG project",
+          DETAIL + "icmpd-and-ghana-launch-the-second-phase-of-the-smmig-project/")
+
+
+def entry(title: str, url: str | None, *, published: str = "2022-03-31T09:00:00Z",
+          summary: str = "The project supports Ghana's border management.") -> Item:
+    key = f"url:{url}" if url else f"hash:{title}"
+    return Item(source="feed", key=key, url=url, guid=None, title=title, category=None,
+                tags=(), summary=summary, content="", published=published,
+                date_flag=DateFlag.NONE, language="en",
+                content_hash=content_hash(title, url, None, summary, "", published))
+
+
+def vanished(it: Item) -> Vanished:
+    return Vanished(stored(it), it.title, it.summary)
+
+
+@pytest.mark.parametrize(("title", "url", "published", "summary", "kind"), [
+    # the typo in the title fixed, and the CMS made the link anew from it
+    (*LAUNCH, "2022-03-31T09:00:00Z", None, ChangeKind.CHANGED),
+    (LAUNCH[0] + " in Accra", LAUNCH[1], "2022-03-31T15:30:00Z", None, ChangeKind.CHANGED),
+    (LAUNCH[0], None, "2022-03-31T09:00:00Z", None, ChangeKind.NEW),  # its link gone
+    (*LAUNCH, "2022-04-01T09:00:00Z", None, ChangeKind.NEW),  # a day on: the next issue
+    (LAUNCH[0], "https://www.icmpd.org/events/" + LAUNCH[1].rsplit("/", 2)[1] + "/",
+     "2022-03-31T09:00:00Z", None, ChangeKind.NEW),  # another folder of the site
+    (LAUNCH[0], LAUNCH[1].replace("www.icmpd.org", "www.iom.int"), "2022-03-31T09:00:00Z",
+     None, ChangeKind.NEW),  # another site
+    ("ICMPD and Ghana sign a memorandum on labour migration", DETAIL + "mou/",
+     "2022-03-31T09:00:00Z", None, ChangeKind.NEW),  # most words new
+    (*LAUNCH, "2022-03-31T09:00:00Z", "Vienna hosts the Budapest Process ministerial.",
+     ChangeKind.NEW),  # the summary another story's
+])
+def test_an_entry_retitled_under_a_new_link_is_the_item_that_vanished(title, url, published,
+                                                                      summary, kind):
+    """A title fixed, and with it the link a CMS makes from the title: no key, link or
+    title is the stored item's, but the same day, a link in the same folder, mostly the
+    same words and the item gone from the feed at once say it is that item, edited — one
+    "Updated:" message, not the launch told twice as news."""
+    old = entry(*LAUCH)
+    new = entry(title, url, published=published,
+                **({"summary": summary} if summary else {}))
+    [ch] = diff([new], {}, {}, gone=[vanished(old)])
+    assert ch.kind is kind
+    if kind is ChangeKind.CHANGED:
+        assert (ch.item_id, ch.rekeyed, ch.previous) == (item_id("feed", old.key), True,
+                                                          stored(old))
+
+
+def test_an_entry_without_a_link_retitled_is_the_item_that_vanished():
+    """Keyed by its title and date (it has no link), its key moves with every fix."""
+    old, new = entry(LAUCH[0], None), entry(LAUNCH[0], None)
+    [ch] = diff([new], {}, {}, gone=[vanished(old)])
+    assert (ch.kind, ch.item_id) == (ChangeKind.CHANGED, item_id("feed", old.key))
+
+
+def test_a_retitling_that_could_be_either_of_two_is_neither():
+    """Two vanished items alike, or two new entries alike to one: no guess, all new."""
+    first = entry(*LAUCH)
+    second = entry(LAUCH[0] + " today", DETAIL + "second/")
+    assert kinds(diff([entry(*LAUNCH)], {}, {}, gone=[vanished(first), vanished(second)])) == [
+        ("new", LAUNCH[0])]
+    twin = entry(LAUNCH[0] + " (2)", DETAIL + "twin/")
+    assert kinds(diff([entry(*LAUNCH), twin], {}, {}, gone=[vanished(first)])) == [
+        ("new", LAUNCH[0]), ("new", LAUNCH[0] + " (2)")]
 
 
 TEAM = NotifierConfig("team", NotifierKind.CONSOLE, rules=("press-release",))

@@ -1247,3 +1247,35 @@ def test_a_source_whose_site_moves_to_another_domain_brings_no_news(server, conf
     assert (r.new, r.changed, r.queued) == (0, 2, 0)
     assert sorted(i["url"] for i in store.items()) == [
         "https://www.icmpd.int/news/1/", "https://www.icmpd.int/news/2/"]
+
+
+def test_an_item_retitled_under_a_new_link_is_one_edit_not_news_again(server, config_for,
+                                                                       store):
+    """An editor fixes a typo in a title, and the CMS makes the link anew from it: the
+    entry's link and title are both new, the old ones gone from the feed. It is the stored
+    item, edited — told once as an edit, not a second time as news — and an entry alike
+    to one that is still in the feed is news of its own."""
+    def feed(*titles: str) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>{HOME}{t.lower().replace(' ', '-')}/</link>"
+            f"<description>Second phase of {t.split()[-1]} support.</description>"
+            "<pubDate>Wed, 27 May 2020 09:00:00 +0000</pubDate></item>" for t in titles)
+        return _rss(items)
+
+    server.route("/rss", Response(feed("Ghana lauch second SMMIG phase", "Kyiv meeting held")))
+    config = config_for(feed_source("icmpd", server.url("/rss")), notifiers=ALL_EDITS)
+    assert poll(config, store)["icmpd"].new == 2
+    [before] = [i for i in store.items() if i["title"] == "Ghana lauch second SMMIG phase"]
+    server.route("/rss", Response(feed("Ghana launch second SMMIG phase", "Kyiv meeting held")))
+    r = poll(config, store)["icmpd"]
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 1, 1, 1)
+    [edit] = [c for c in r.changes if c.kind.value == "changed"]
+    assert (edit.item_id, edit.item.url) == (before["id"], f"{HOME}ghana-launch-second-smmig-phase/")
+    assert sorted((i["title"], i["url"], i["version"]) for i in store.items()) == [
+        ("Ghana launch second SMMIG phase", f"{HOME}ghana-launch-second-smmig-phase/", 2),
+        ("Kyiv meeting held", f"{HOME}kyiv-meeting-held/", 1)]
+    assert [e for (e,) in store.conn.execute("SELECT event FROM outbox")] == ["item.changed"]
+    server.route("/rss", Response(feed("Ghana launch second SMMIG phase", "Ghana launch SMMIG second phase",
+                                       "Kyiv meeting held")))
+    r = poll(config, store)["icmpd"]
+    assert (r.new, r.changed, r.unchanged) == (1, 0, 2)

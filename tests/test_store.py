@@ -386,10 +386,10 @@ def test_known_reads_keys_urls_and_titles_in_one_query(server, icmpd_a, config_f
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
     # the other source knows nothing by key; one entry shares a URL, one only a title
-    other = store.known("listing", [("url:elsewhere", second["url"], "Another title"),
-                                    ("url:x", "https://x.example/", third["title"]),
-                                    ("url:none", None, "")])
-    mine = store.known("icmpd-rss", [(first_key, first["url"], first["title"])])
+    other = store.known("listing", [("url:elsewhere", second["url"], "Another title", None),
+                                    ("url:x", "https://x.example/", third["title"], None),
+                                    ("url:none", None, "", None)])
+    mine = store.known("icmpd-rss", [(first_key, first["url"], first["title"], None)])
     store.conn.set_trace_callback(None)
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"]
     assert other.by_key == {} and not other.baseline_done
