@@ -655,9 +655,12 @@ class SqliteStore:
                 spans.append([at - margin, at + margin])
         out, seen = [], set(found)
         for lo, hi in spans:
+            # CROSS JOIN keeps items, read by date, the outer loop: left to itself SQLite
+            # walks all of the source's sightings (77 ms for one with 20,000 items, where
+            # by date a day of a million-item store costs 4)
             for row in self.conn.execute(
                     "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag,"
-                    " i.title, i.summary FROM items i JOIN sightings s ON s.item_id = i.id"
+                    " i.title, i.summary FROM items i CROSS JOIN sightings s ON s.item_id = i.id"
                     " WHERE i.published BETWEEN ? AND ? AND i.date_flag = '' AND s.source = ?",
                     (iso_utc(lo), iso_utc(hi), source)):
                 if row[0] not in seen:

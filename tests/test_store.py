@@ -402,6 +402,45 @@ def test_known_reads_keys_urls_and_titles_in_one_query(server, icmpd_a, config_f
     assert (mine.by_key[first_key].id, mine.by_key[first_key].own) == (first["id"], True)
 
 
+def test_an_entry_found_by_nothing_is_looked_for_among_the_items_dated_near_it(
+        server, icmpd_a, config_for, store):
+    """What a retitled entry may be (diff): this source's items within 12 hours of its
+    date, less those found — read by date, so the cost is a day's items, never the
+    source's whole history — and no read at all for an entry without a date."""
+    from harvester.harvest import poll_sources
+
+    config = config_for(feed_source("icmpd-rss", icmpd_a))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    by_date = {i["published"]: i for i in store.items()}
+    may13 = [by_date["2020-05-13T13:07:50Z"], by_date["2020-05-13T10:31:28Z"]]
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    fresh = ("url:https://www.icmpd.org/fresh/", "https://www.icmpd.org/fresh/", "Fresh",
+             "2020-05-13T12:00:00Z")
+    found = store.known("icmpd-rss", [fresh])
+    store.conn.set_trace_callback(None)
+    assert sorted(g.item.id for g in found.gone) == sorted(i["id"] for i in may13)
+    assert {(g.title, g.summary) for g in found.gone} == {(i["title"], i["summary"])
+                                                          for i in may13}
+    [_, vanished_sql] = statements
+    plan = " ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + vanished_sql))
+    assert plan.startswith("SEARCH i USING INDEX items_published"), plan
+    first_key = store.conn.execute("SELECT key FROM sightings WHERE item_id = ?",
+                                   (may13[0]["id"],)).fetchone()[0]
+    # one of them in this read: only the other is gone
+    found = store.known("icmpd-rss", [fresh, (first_key, None, "", None)])
+    assert [g.item.id for g in found.gone] == [may13[1]["id"]]
+    store.conn.execute("INSERT INTO sources (name, url, kind, baseline_at)"
+                       " VALUES ('listing', 'https://www.icmpd.org/news', 'html', ?)",
+                       (iso_utc(NOW),))
+    assert store.known("listing", [fresh]).gone == []  # another source's items are not its
+    statements.clear()
+    store.conn.set_trace_callback(statements.append)
+    assert store.known("icmpd-rss", [(*fresh[:3], None)]).gone == []
+    store.conn.set_trace_callback(None)
+    assert len(statements) == 1
+
+
 def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_path):
     store = SqliteStore(tmp_path / "h.db")
     ages = (120, 100, 95, 91, 89, 10, 0)  # days before NOW, in the order they were logged
