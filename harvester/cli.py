@@ -495,7 +495,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         stored = {r["name"]: r for r in store.sources()}
         polled = [s for s in config.sources if s.name in stored]
         states = store.source_states([s.name for s in polled])
-        due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max) for s in polled}
+        # a disabled source is not due at all
+        due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max)
+               for s in polled if s.enabled}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
@@ -505,12 +507,13 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         return
     for s in config.sources:
         r = stored.get(s.name)
+        off = "" if s.enabled else "disabled (enabled = false), "
         if r is None:
-            click.echo(f"{s.name}: never polled  {s.url}")
+            click.echo(f"{s.name}: {off}never polled  {s.url}")
             continue
         health = "ok" if r["consecutive_failures"] == 0 else (
             f"FAILING ({r['consecutive_failures']} in a row)")
-        click.echo(f"{s.name}: {health}, {counted(r['items'], 'item')}  {s.url}")
+        click.echo(f"{s.name}: {off}{health}, {counted(r['items'], 'item')}  {s.url}")
         when = due.get(s.name)
         click.echo(f"    last success: {r['last_success'] or 'never'}"
                    f"    last poll: {r['last_polled']} ({r['last_status']})"
@@ -946,6 +949,72 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
             click.echo(f"removed {name} from {shown[f]}; its stored items stay in the database "
                        f"(items --source {name} lists them, forget {name} deletes them)")
     click.echo(_daemon_takes(config, "stops polling them"))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.pass_context
+def disable(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Stop polling sources but keep them: `enabled = false` goes into each one's table (or
+    the included file's), dated; their items and health stay. `enable` polls them again."""
+    _switch(ctx, names, enabled=False)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.pass_context
+def enable(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Poll disabled sources again: the `enabled = false` line goes from each one's table."""
+    _switch(ctx, names, enabled=True)
+
+
+def _switch(ctx: click.Context, names: tuple[str, ...], *, enabled: bool) -> None:
+    """Write `enabled` for these sources into the files that hold them, checked as `remove`
+    checks: the config read again must be the one asked for, else every file is put back."""
+    from dataclasses import replace
+
+    from .configfile import rewrite_verified, sources_in, with_enabled
+
+    config = _config(ctx)
+    by_name = {s.name: s for s in config.sources}
+    for name in names:
+        if name not in by_name:
+            raise _Exit(f"no source named {name!r} in the config (`check` lists them)", 2)
+    word = "enabled" if enabled else "disabled"
+    todo = {n for n in names if by_name[n].enabled != enabled}
+    for name in dict.fromkeys(names):
+        if name not in todo:
+            click.echo(f"{name} is {word} already")
+    if not todo:
+        return
+    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
+    shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
+    with _errors():
+        holders = {f: ns for f in shown if (ns := sources_in(f, shown[f]) & todo)}
+    expected = replace(config, sources=tuple(
+        replace(s, enabled=enabled) if s.name in todo else s for s in config.sources))
+
+    def verify() -> None:
+        if load_config(config.path) != expected:
+            raise ConfigError(f"the config read again was not the one with those sources {word}"
+                              " (an `enabled` line that is not what it seems?): edit it by "
+                              "hand; nothing changed", file=str(given))
+
+    note = f"harvester disable, {system_clock().date().isoformat()}"
+    changes = {f: partial(with_enabled, names=ns, enabled=enabled, shown=shown[f], note=note)
+               for f, ns in holders.items()}
+    try:
+        with _errors():
+            rewrite_verified(changes, verify, not_toml="would not be TOML with that `enabled` line",
+                             shown=shown)
+    except OSError as e:
+        raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
+    for f, ns in holders.items():
+        for name in sorted(ns, key=names.index):
+            click.echo(f"{word} {name} in {shown[f]}" + (
+                "" if enabled else f" (its items and health stay; `harvester enable {name}` "
+                "polls it again)"))
+    click.echo(_daemon_takes(config, "polls them" if enabled else "stops polling them"))
 
 
 @cli.command()

@@ -1,6 +1,7 @@
-"""Changes to the config's own text: `[[sources]]` tables appended (`add`) and taken out
-(`remove`). What the user wrote around them stays byte for byte; each file is swapped
-whole, and put back as it was when the config, read again, does not say what was meant.
+"""Changes to the config's own text: `[[sources]]` tables appended (`add`), taken out
+(`remove`), switched off and on (`disable`, `enable`). What the user wrote around them
+stays byte for byte; each file is swapped whole, and put back as it was when the config,
+read again, does not say what was meant.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import re
 import stat
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -21,6 +23,8 @@ _HEADER = re.compile(r"\s*\[")  # any table header: [x], [[x]], [ x . y ]
 _SOURCES = re.compile(r"\s*\[\[\s*sources\s*\]\]")
 _SUBTABLE = re.compile(r"\s*\[\s*sources\s*\.")  # [sources.select] belongs to the table above
 _QUIET = re.compile(r"\s*(#.*)?\n?")  # a blank or comment-only line
+_ENABLED = re.compile(r"\s*enabled\s*=")
+_NAME = re.compile(r"\s*name\s*=")
 
 
 def appended(old: str, blocks: str) -> str:
@@ -32,12 +36,9 @@ def appended(old: str, blocks: str) -> str:
     return old + (nl if old.strip() else "") + blocks.replace("\n", nl)
 
 
-def without_sources(text: str, names: set[str], shown: str) -> str:
-    """`text` without the `[[sources]]` tables named in `names`, each with the comment lines
-    just above its header (a blank line before them) and the blank lines after it; a
-    comment after a blank line at its end is the next table's, and stays."""
-    lines = text.splitlines(keepends=True)
-    spans = []
+def _tables(lines: list[str], shown: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """Each `[[sources]]` table of a file's lines: (its header's index, the index of the
+    next table's header, what it holds). Its sub-tables ([sources.select]) are its own."""
     for start, line in enumerate(lines):
         if not _SOURCES.match(line):
             continue
@@ -49,6 +50,16 @@ def without_sources(text: str, names: set[str], shown: str) -> str:
             # a header-like line inside a multi-line string: where the table ends is unsure
             raise ConfigError("cannot tell where a [[sources]] table ends (line "
                               f"{start + 1}): edit the file by hand", file=shown) from None
+        yield start, end, table
+
+
+def without_sources(text: str, names: set[str], shown: str) -> str:
+    """`text` without the `[[sources]]` tables named in `names`, each with the comment lines
+    just above its header (a blank line before them) and the blank lines after it; a
+    comment after a blank line at its end is the next table's, and stays."""
+    lines = text.splitlines(keepends=True)
+    spans = []
+    for start, end, table in _tables(lines, shown):
         if table.get("name") not in names:
             continue
         while end > start + 1 and _QUIET.fullmatch(lines[end - 1]):
@@ -71,6 +82,45 @@ def without_sources(text: str, names: set[str], shown: str) -> str:
         while kept and not kept[-1].strip():
             kept.pop()
     return "".join(kept)
+
+
+def with_enabled(text: str, names: set[str], enabled: bool, shown: str, note: str = "") -> str:
+    """`text` with the `[[sources]]` tables named in `names` switched off (an `enabled =
+    false` line, `# note` beside it, after the table's `name` line, or in place of the
+    `enabled` line it has) or on again (that line taken out: on is the default). Every other
+    line stays byte for byte, so switching a source off and on gives the text back."""
+    lines = text.splitlines(keepends=True)
+    nl = "\r\n" if "\r\n" in text else "\n"
+    edits: dict[int, str | None] = {}  # line index → its new text (None: dropped)
+    after: dict[int, str] = {}  # line index → a line to insert after it
+    for start, end, table in _tables(lines, shown):
+        if table.get("name") not in names:
+            continue
+        own = next((i for i in range(start + 1, end) if _SUBTABLE.match(lines[i])), end)
+        at = next((i for i in range(start + 1, own) if _ENABLED.match(lines[i])), None)
+        if enabled:
+            if at is not None:
+                edits[at] = None
+            continue
+        said = "enabled = false" + (f"  # {note}" if note else "")
+        if at is not None:
+            indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+            ending = lines[at][len(lines[at].rstrip("\r\n")):] or nl
+            edits[at] = indent + said + ending
+            continue
+        named = next((i for i in range(start + 1, own) if _NAME.match(lines[i])), start)
+        indent = lines[named][: len(lines[named]) - len(lines[named].lstrip())]
+        after[named] = (indent if named != start else "") + said + nl
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        new = edits.get(i, line)
+        if new is not None:
+            out.append(new)
+        if i in after:
+            if not line.endswith("\n"):
+                out[-1] += nl  # the file's last line, without one
+            out.append(after[i])
+    return "".join(out)
 
 
 def sources_in(path: Path, shown: str) -> set[str]:

@@ -4,14 +4,16 @@ stays as it was, and a file is only changed when the config still reads as meant
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harvester.config import load_config
-from harvester.configfile import appended, without_sources
+from harvester.configfile import appended, with_enabled, without_sources
 from harvester.devserver import Response
 from harvester.errors import ConfigError
 
@@ -181,25 +183,143 @@ def test_remove_changes_nothing_when_it_cannot_do_just_that(watched, tmp_path, a
                                                           "harvester.toml", "sources.d"]
 
 
-@given(st.lists(st.tuples(st.sampled_from(["feed", "listing", "rule"]),
-                          st.sampled_from(["", "# about it\n", "# one\n# two\n"]),
-                          st.sampled_from(["", "\n", "\n\n"]),
-                          st.sampled_from(["", "# said after\n"])), max_size=6),
-       st.sets(st.integers(0, 5)))
-def test_without_sources_leaves_every_other_table_as_it_read(blocks, gone_at):
-    """Whatever the comments and blank lines around them, what the TOML says changes only by
-    the tables taken out."""
+BLOCKS = st.lists(st.tuples(st.sampled_from(["feed", "listing", "rule", "off"]),
+                            st.sampled_from(["", "# about it\n", "# one\n# two\n"]),
+                            st.sampled_from(["", "\n", "\n\n"]),
+                            st.sampled_from(["", "# said after\n"])), max_size=6)
+
+
+def _written(blocks) -> tuple[str, list[str]]:
+    """A config text of these tables (an "off" one a feed that says `enabled = false`) and
+    its sources' names."""
     text, names = HEAD, []
     for i, (kind, above, between, after) in enumerate(blocks):
         body = {"feed": FEED_A.replace('"a"', f'"s{i}"'),
+                "off": FEED_A.replace('"a"', f'"s{i}"') + "enabled = false\n",
                 "listing": LISTING_B.replace('"b"', f'"s{i}"'),
                 "rule": RULES.replace('"press-release"', f'"r{i}"')}[kind]
         text += between + above + body + after
         if kind != "rule":
             names.append(f"s{i}")
+    return text, names
+
+
+@given(BLOCKS, st.sets(st.integers(0, 5)))
+def test_without_sources_leaves_every_other_table_as_it_read(blocks, gone_at):
+    """Whatever the comments and blank lines around them, what the TOML says changes only by
+    the tables taken out."""
+    text, names = _written(blocks)
     gone = {n for i, n in enumerate(names) if i in gone_at}
     before, after = tomllib.loads(text), tomllib.loads(without_sources(text, gone, "h.toml"))
     assert after.get("sources", []) == [t for t in before.get("sources", [])
                                         if t["name"] not in gone]
     assert {k: v for k, v in after.items() if k != "sources"} == {
         k: v for k, v in before.items() if k != "sources"}
+
+
+# -- harvester disable / enable ----------------------------------------------------------
+
+NOTE = "harvester disable, 2026-11-24"
+
+
+@pytest.mark.parametrize(("before", "names", "enabled", "after"), [
+    # after the name line, in its indentation; the other tables as they were
+    (HEAD + "\n" + FEED_A + "\n" + LISTING_B, {"a"}, False,
+     HEAD + '\n[[sources]]\nname = "a"\nenabled = false  # ' + NOTE + "\n"
+     + FEED_A.split("\n", 2)[2] + "\n" + LISTING_B),
+    # a listing's: before its sub-tables, whatever follows its name
+    (HEAD + "\n" + LISTING_B, {"b"}, False,
+     HEAD + "\n" + LISTING_B.replace('name = "b"\n', 'name = "b"\nenabled = false  # '
+                                      + NOTE + "\n")),
+    # an `enabled = true` of its own is the line that says so now
+    (HEAD + "\n" + FEED_A + "  enabled=true\n", {"a"}, False,
+     HEAD + "\n" + FEED_A + "  enabled = false  # " + NOTE + "\n"),
+    # on again: the line goes, whoever wrote it
+    (HEAD + "\n" + FEED_A + "enabled = false   # the site is down\n" + RULES, {"a"}, True,
+     HEAD + "\n" + FEED_A + RULES),
+    # a file's last line without its newline, and Windows line endings, stay so
+    (HEAD + "\n" + '[[sources]]\nurl = "https://a.example/rss"\nname = "a"', {"a"}, False,
+     HEAD + "\n" + '[[sources]]\nurl = "https://a.example/rss"\nname = "a"\n'
+     + "enabled = false  # " + NOTE + "\n"),
+    ((HEAD + "\n" + FEED_A).replace("\n", "\r\n"), {"a"}, False,
+     (HEAD + '\n[[sources]]\nname = "a"\nenabled = false  # ' + NOTE + '\nurl = '
+      '"https://a.example/rss"\n').replace("\n", "\r\n")),
+])
+def test_with_enabled_writes_one_line_and_leaves_the_rest(before, names, enabled, after):
+    assert with_enabled(before, names, enabled, "h.toml", NOTE) == after
+    assert {t["name"]: t.get("enabled", True) for t in tomllib.loads(after)["sources"]} == {
+        t["name"]: (enabled if t["name"] in names else t.get("enabled", True))
+        for t in tomllib.loads(before)["sources"]}
+
+
+@given(BLOCKS, st.sets(st.integers(0, 5)))
+def test_disabling_and_enabling_again_gives_the_text_back(blocks, chosen):
+    """Whatever the file looks like around them, `disable` then `enable` of the sources that
+    were on leaves it byte for byte as it was, and each step changes what the TOML says
+    only by those sources' `enabled`."""
+    text, names = _written(blocks)
+    on = {t["name"] for t in tomllib.loads(text).get("sources", []) if t.get("enabled", True)}
+    picked = {n for i, n in enumerate(names) if i in chosen} & on
+    off = with_enabled(text, picked, False, "h.toml", NOTE)
+    read = tomllib.loads(off).get("sources", [])
+    assert [t.get("enabled", True) for t in read] == [
+        t.get("enabled", True) and t["name"] not in picked
+        for t in tomllib.loads(text).get("sources", [])]
+    assert with_enabled(off, picked, True, "h.toml") == text
+
+
+def test_disable_stops_polling_sources_and_enable_brings_them_back(watched, tmp_path):
+    more = tmp_path / "sources.d" / "more.toml"
+    before = watched.read_bytes(), more.read_bytes()
+    r = run_cli("disable", "c", "b", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
+    # the day it was done, by the machine's clock (the harvester reads it at one place)
+    today = re.search(r"# harvester disable, (\d{4}-\d\d-\d\d)\n", watched.read_text())[1]
+    assert abs(date.fromisoformat(today) - datetime.now(UTC).date()) <= timedelta(days=1)
+    assert r.stdout.splitlines() == [
+        "disabled b in harvester.toml (its items and health stay; `harvester enable b` polls "
+        "it again)",
+        "disabled c in sources.d/more.toml (its items and health stay; `harvester enable c` "
+        "polls it again)",
+        "a running daemon stops polling them within seconds (it watches its config's files)"]
+    assert f'name = "b"\nenabled = false  # harvester disable, {today}\nurl' in (
+        watched.read_text())
+    assert more.read_text().startswith(
+        f'# kept\n\n[[sources]]\nname = "c"\nenabled = false  # harvester disable, {today}\n')
+    r = run_cli("once", cwd=tmp_path)
+    assert [line.split(":")[0] for line in r.stderr.splitlines()] == ["a"]
+    r = run_cli("sources", cwd=tmp_path)
+    b = r.stdout.split("\nb: ")[1].split("\nc: ")[0]
+    assert b.startswith("disabled (enabled = false), ok, 7 items")
+    assert "next due" not in b and "next due" in r.stdout.split("\nb: ")[0]
+    r = run_cli("sources", "--json", cwd=tmp_path)
+    assert [(s["name"], s["enabled"], s["next_due"] is None)
+            for s in map(json.loads, r.stdout.splitlines())] == [
+        ("a", True, False), ("b", False, True), ("c", False, True)]
+    r = run_cli("disable", "b", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, "b is disabled already\n")
+    r = run_cli("enable", "b", "c", "a", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == [
+        "a is enabled already", "enabled b in harvester.toml", "enabled c in sources.d/more.toml",
+        "a running daemon polls them within seconds (it watches its config's files)"]
+    assert (watched.read_bytes(), more.read_bytes()) == before
+    r = run_cli("once", cwd=tmp_path)
+    assert sorted(line.split(":")[0] for line in r.stderr.splitlines()) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(("command", "args", "setup", "message"), [
+    ("disable", ("a", "nope"), None, "no source named 'nope' in the config (`check` lists them)"),
+    ("disable", ("a",), "multiline", "harvester.toml: would not be TOML with that `enabled` "
+     "line: Unterminated string (at end of document)"),
+])
+def test_disable_and_enable_change_nothing_when_they_cannot_do_just_that(
+        watched, tmp_path, command, args, setup, message):
+    if setup == "multiline":  # a line of a multi-line string that reads like the key
+        watched.write_text(watched.read_text().replace(
+            'name = "a"\n', 'name = "a"\nedits_match = """launched|\nenabled = kick-off"""\n', 1))
+    before = watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()
+    r = run_cli(command, *args, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"harvester: error: {message}\n"
+    assert (watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()) == before
