@@ -837,6 +837,23 @@ def test_check_warns_of_two_sources_reading_one_url_alike(tmp_path):
         "news-centre/rss): it is fetched 2 times a round for the same items; keep one\n"))
 
 
+def test_check_warns_of_a_source_polled_more_than_once_a_minute(tmp_path):
+    """A typo'd `every = "10s"` (for 10m) hammers a site the daemon then polls six times a
+    minute, and sites block addresses for less. A minute, a cron line (at most once a
+    minute) and a disabled source are said nothing of."""
+    cfg = make_config(tmp_path, HTTP
+                      + feed_source("hasty", "https://www.icmpd.org/news-centre/rss", every="10s")
+                      + feed_source("minute", "https://e.org/a", every="1m")
+                      + feed_source("cron", "https://e.org/b", cron="* * * * *")
+                      + feed_source("off", "https://e.org/c", every="5s", enabled=False),
+                      rules=False)
+    r = run_cli("--config", str(cfg), "check")
+    assert (r.returncode, r.stderr) == (0, (
+        "  warning: source hasty polls https://www.icmpd.org/news-centre/rss every 10s: more "
+        "than once a minute is more than news changes and more than many sites allow (they "
+        "block an address for less); 15m to 1h is usual\n"))
+
+
 def test_check_names_a_sources_headers_but_never_their_values(tmp_path):
     cfg = make_config(tmp_path, HTTP + feed_source("intranet", "https://news.corp.example/rss")
                       + 'headers = { Authorization = "Bearer ${HV_TOKEN}", Cookie = "a=1" }\n',
