@@ -582,7 +582,9 @@ def check(ctx: click.Context) -> None:
                                                      for f in config.included))
     if not config.sources:
         click.echo("sources: none yet (config/example.toml shows a [[sources]] table)")
-    for warning in _same_urls(config) + _hasty(config):
+    from .advice import source_warnings
+
+    for warning in source_warnings(config):
         click.echo(f"  warning: {warning}", err=True)
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"
@@ -626,31 +628,6 @@ def check(ctx: click.Context) -> None:
         if "source.silent" in n.events and not any(s.silent_after for s in config.sources):
             click.echo("  warning: no source sets silent_after, so source.silent never comes "
                        "(silent_after = \"30d\" in [defaults] or a source)", err=True)
-
-
-def _hasty(config: Config) -> list[str]:
-    """Sources polled more than once a minute: a typo ("10s" for "10m") more often than a
-    need, and what gets an address blocked."""
-    return [f"source {s.name} polls {s.url} every {duration(s.every)}: more than once a minute "
-            "is more than news changes and more than many sites allow (they block an address "
-            "for less); 15m to 1h is usual"
-            for s in config.sources if s.enabled and s.cron is None and s.every < 60]
-
-
-def _same_urls(config: Config) -> list[str]:
-    """Sources that read one URL (by its canonical form, as `add` tells them) alike: the
-    same headers, and for a listing the same selectors (two sections of one page are two
-    sources). The site is asked twice each round for what one source would store."""
-    from .urls import canonical_url
-
-    by_url: dict[tuple[object, ...], list[str]] = {}
-    for s in config.sources:
-        if s.enabled:
-            key = (canonical_url(s.url) or s.url, s.kind, s.headers, s.listing)
-            by_url.setdefault(key, []).append(s.name)
-    return [f"sources {', '.join(names)} poll the same URL ({url}): it is fetched "
-            f"{len(names)} times a round for the same items; keep one"
-            for (url, *_), names in by_url.items() if len(names) > 1]
 
 
 def _secret_warnings(n: NotifierConfig) -> list[str]:

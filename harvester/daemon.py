@@ -402,6 +402,7 @@ class Daemon:
         self.config = config
         log.info("config reloaded: %s (%s)", counted(len(config.sources), "source"), why,
                  extra={"event": "reload", "counts": {"sources": len(config.sources)}})
+        _advise(config)
 
     def _refused(self, why: str | None) -> None:
         """Say (on /healthz, the status page and /metrics) whether the config on disk is one
@@ -485,6 +486,7 @@ class Daemon:
                      f"{'waits for its' if waiting == 1 else 'wait for their'} turn"
                      if waiting else "",
                      extra={"event": "start"})
+            _advise(self.config)
             watch = _FilesWatch(self._config_files)
             look_at = time.monotonic() + WATCH_EVERY_S
             while not self._stop.is_set():
@@ -518,6 +520,14 @@ class Daemon:
             return 0
         finally:
             self.lock.release()
+
+
+def _advise(config: Config) -> None:
+    """Log what `check` would warn of: a daemon's operator may never run it."""
+    from .advice import source_warnings
+
+    for warning in source_warnings(config):
+        log.warning("config: %s", warning, extra={"event": "config.warning"})
 
 
 def run_daemon(config_path: str | None, http: str | None, log_format: str,

@@ -212,7 +212,8 @@ def test_a_file_dropped_into_an_included_folder_is_taken_up_without_a_signal(
 
 def test_log_level_warning_keeps_only_what_needs_a_look(server, icmpd_a, tmp_path, running):
     """A thousand sources polled every half hour write a line each that went well; at
-    --log-level warning only a poll with a warning (here: a feed that moved) is left."""
+    --log-level warning only a poll with a warning (here: a feed that moved) is left, and
+    what `check` would have warned of."""
     server.route("/old", redirect(301, "/other"))
     server.route("/other", Response(feed_bytes("icmpd-2019-03.rss")))
     cfg = make_config(tmp_path, BASE + feed_source("icmpd-rss", icmpd_a)
@@ -223,6 +224,12 @@ def test_log_level_warning_keeps_only_what_needs_a_look(server, icmpd_a, tmp_pat
     assert d.stop() == 0
     logs = d.logs()
     assert {r["level"] for r in logs} == {"warning"}
+    # what `check` warns of, said as it starts: these tests poll every second
+    assert [r["message"] for r in logs if r["event"] == "config.warning"] == [
+        f"config: source {name} polls {url} every 1s: more than once a minute is more than "
+        "news changes and more than many sites allow (they block an address for less); 15m "
+        "to 1h is usual" for name, url in (("icmpd-rss", icmpd_a), ("moved", server.url("/old")))]
+    logs = [r for r in logs if r["event"] != "config.warning"]
     assert {r["source"] for r in logs} == {"moved"}
     assert all(r["warning"] == f"moved permanently to {server.url('/other')}: write that as "
                "the source's url" for r in logs)
