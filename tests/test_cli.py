@@ -838,15 +838,11 @@ def test_check_warns_of_two_sources_reading_one_url_alike(tmp_path):
 
 
 def test_check_warns_of_a_source_polled_more_than_once_a_minute(tmp_path):
-    """A typo'd `every = "10s"` (for 10m) hammers a site the daemon then polls six times a
-    minute, and sites block addresses for less. A minute, a cron line (at most once a
-    minute) and a disabled source are said nothing of."""
+    """A typo'd `every = "10s"` (for 10m) hammers a site six times a minute: said on stderr,
+    the check still passing (which sources are warned of: test_advice.py)."""
     cfg = make_config(tmp_path, HTTP
                       + feed_source("hasty", "https://www.icmpd.org/news-centre/rss", every="10s")
-                      + feed_source("minute", "https://e.org/a", every="1m")
-                      + feed_source("cron", "https://e.org/b", cron="* * * * *")
-                      + feed_source("off", "https://e.org/c", every="5s", enabled=False),
-                      rules=False)
+                      + feed_source("minute", "https://e.org/a", every="1m"), rules=False)
     r = run_cli("--config", str(cfg), "check")
     assert (r.returncode, r.stderr) == (0, (
         "  warning: source hasty polls https://www.icmpd.org/news-centre/rss every 10s: more "
