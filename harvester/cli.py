@@ -24,6 +24,7 @@ from .config import (
     EditsTold,
     FirstRunMode,
     NotifierConfig,
+    NotifierKind,
     SourceConfig,
     SourceKind,
     load_config,
@@ -623,11 +624,24 @@ def check(ctx: click.Context) -> None:
                    + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else "")
                    + ("; it hears nothing (`on = []` and no `events`)"
                       if not (n.on or n.events) else ""))
-        for warning in _secret_warnings(n):
+        for warning in _secret_warnings(n) + _program_warnings(n):
             click.echo(f"  warning: {warning}", err=True)
         if "source.silent" in n.events and not any(s.silent_after for s in config.sources):
             click.echo("  warning: no source sets silent_after, so source.silent never comes "
                        "(silent_after = \"30d\" in [defaults] or a source)", err=True)
+
+
+def _program_warnings(n: NotifierConfig) -> list[str]:
+    """A command notifier's program that cannot be run from here: said now, not as dead
+    rows after the first news."""
+    import shutil
+
+    program = n.option("command", ("",))[0]
+    if n.kind is not NotifierKind.COMMAND or shutil.which(program):
+        return []
+    where = "" if "/" in program else " on PATH"
+    return [f"program {program} is not found{where}, or cannot be run: its notifications "
+            "would fail"]
 
 
 def _secret_warnings(n: NotifierConfig) -> list[str]:

@@ -56,6 +56,7 @@ class NotifierKind(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
     CONSOLE = "console"
+    COMMAND = "command"
 
 
 @dataclass(frozen=True, slots=True)
@@ -949,11 +950,14 @@ _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
                            "timeout": (str, int, float), "format": str, "digest": bool,
                            "chat_id": (str, int)},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
+    NotifierKind.COMMAND: {"command": list, "digest": bool, "max_per_run": int,
+                           "timeout": (str, int, float)},
 }
 _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
     NotifierKind.EMAIL: ("host", "from", "to"),
     NotifierKind.WEBHOOK: ("url",),
     NotifierKind.CONSOLE: (),
+    NotifierKind.COMMAND: ("command",),
 }
 NOTIFY_ON = ("new", "changed")
 # a webhook's body: the harvester's own JSON, or a chat or push service's message
@@ -975,7 +979,7 @@ def ntfy_endpoint(url: str) -> tuple[str, str] | None:
     return urlunsplit(parts._replace(path=folder + "/", fragment="")), topic
 
 
-def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
+def _read_notifier(r: _Reader, timezone: str, folder: Path) -> NotifierConfig:
     name = _name(r, r.get("name", str, required=True))
     kind_s = r.get("kind", str, required=True)
     try:
@@ -1057,6 +1061,16 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
                 raise r.error("headers", 'format = "matrix" needs the bot account\'s access '
                                          'token: headers = { Authorization = "Bearer '
                                          '${MATRIX_TOKEN}" }')
+    if kind is NotifierKind.COMMAND and (
+            not opts["command"] or not all(isinstance(a, str) for a in opts["command"])
+            or not opts["command"][0].strip()):
+        raise r.error("command", "expected the program and its arguments as a list of "
+                                 'strings, e.g. ["/usr/local/bin/post-news", "--team", "press"]'
+                                 f", got {list(opts['command'])!r}")
+    if kind is NotifierKind.COMMAND and "/" in opts["command"][0]:
+        # ./post-news.sh is the config's neighbour, as the database is; a bare name is
+        # looked for on PATH when it runs
+        opts["command"] = (str(folder / opts["command"][0]), *opts["command"][1:])
     if "max_per_run" in opts and opts["max_per_run"] < 1:
         raise r.error("max_per_run", f"must be positive, got {opts['max_per_run']}")
     at = None
@@ -1077,6 +1091,7 @@ def _read_notifier(r: _Reader, timezone: str) -> NotifierConfig:
 
 # what people write for `kind`, and what they mean
 _FEED_WORDS = {"rss", "atom", "rdf", "json", "jsonfeed", "json_feed", "json-feed", "xml"}
+_PROGRAM_WORDS = {"exec", "script", "shell", "program", "run", "cmd", "pipe", "sendmail"}
 _PAGE_WORDS = {"listing", "web", "webpage", "website", "scrape", "css", "xpath"}
 _MAIL_WORDS = {"smtp", "mail", "e-mail"}
 
@@ -1092,6 +1107,8 @@ def _kind_hint(kind: str, notifier: bool = False) -> str:
         return f' (a chat or push service is kind = "webhook" with format = "{k}")'
     if notifier and k in _MAIL_WORDS:
         return ' (mail is kind = "email")'
+    if notifier and k in _PROGRAM_WORDS:
+        return ' (a program of yours is kind = "command", with command = ["program", …])'
     return ""
 
 
@@ -1159,7 +1176,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     notifiers: list[NotifierConfig] = []
     rule_names = {r.name for r in rules}
     for nr in _tables(top, "notifiers"):
-        n = _read_notifier(nr, defaults.timezone)
+        n = _read_notifier(nr, defaults.timezone, path.parent)
         if any(o.name == n.name for o in notifiers):
             raise nr.error("name", f"duplicate notifier name {n.name!r}")
         for i, rn in enumerate(n.rules):

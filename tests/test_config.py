@@ -379,10 +379,13 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
     (NOTIFIER + 'kind = "email"\nfrom = "a@b.org"\nto = ["c@d.org"]\n', "notifiers[0].host",
      "is required"),
     (NOTIFIER + 'kind = "slack"\nurl = "https://hooks.slack.com/x"\n', "notifiers[0].kind",
-     "expected one of email, webhook, console, got 'slack' (a chat or push service is "
+     "expected one of email, webhook, console, command, got 'slack' (a chat or push service is "
      "kind = \"webhook\" with format = \"slack\")"),
     (NOTIFIER + 'kind = "smtp"\n', "notifiers[0].kind",
-     "expected one of email, webhook, console, got 'smtp' (mail is kind = \"email\")"),
+     "expected one of email, webhook, console, command, got 'smtp' (mail is kind = \"email\")"),
+    (NOTIFIER + 'kind = "exec"\n', "notifiers[0].kind",
+     "expected one of email, webhook, console, command, got 'exec' (a program of yours is "
+     "kind = \"command\", with command = [\"program\", …])"),
     (NOTIFIER + 'kind = "email"\nhost = "h"\nfrom = "a@b.org"\nto = ["c@d.org"]\n'
      'security = "ssl"\n', "notifiers[0].security",
      "expected one of none, starttls, tls, got 'ssl'"),

@@ -66,6 +66,10 @@ def make_channel(cfg: NotifierConfig, config: Config) -> Channel:
         # a webhook goes out through the proxy the sources use
         return WebhookChannel(cfg, config.delivery.timeout,
                               config.http.proxy_routes(os.environ))
+    if cfg.kind is NotifierKind.COMMAND:
+        from .command import CommandChannel
+
+        return CommandChannel(cfg, config.delivery.timeout)
     from .console import ConsoleChannel
 
     return ConsoleChannel()
