@@ -37,6 +37,7 @@ from .harvest import (
     next_due,
     poll_sources,
     prune_log,
+    read_settings,
     settings_changed,
     split_due,
     system_clock,
@@ -499,6 +500,11 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         # a disabled source is not due at all
         due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max)
                for s in polled if s.enabled}
+        from .renames import renamed
+
+        # a source renamed in the config, not polled under its new name yet
+        heir = {old: new for new, old in renamed(config.sources, store.stored_sources(),
+                                                 read_settings).items()}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
@@ -535,6 +541,11 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         if r["not_before"]:
             click.echo(f"    no request before {r['not_before']} (the server's Retry-After)")
     for name in sorted(set(stored) - {s.name for s in config.sources}):
+        if name in heir:
+            click.echo(f"{name}: no longer configured, {counted(stored[name]['items'], 'item')}"
+                       f" kept: {heir[name]} reads the same URL, and its first poll takes them"
+                       " over (renamed)")
+            continue
         click.echo(f"{name}: no longer configured, {counted(stored[name]['items'], 'item')}"
                    f" kept (`harvester forget {name}` deletes its data)")
 

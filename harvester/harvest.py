@@ -650,17 +650,26 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         chosen = free
     held = {s.name for s in chosen} if locks is not None else set()
 
+    took: dict[str, str] = {}
+
     def finished(report: PollReport) -> PollReport:
         if report.source in held:
             held.discard(report.source)
             assert locks is not None
             locks.release(report.source)
-        return report
+        return report.warned(_took_over(took.get(report.source)))
 
     try:
         for src in busy:
             yield busy_report(src)
         states = store.source_states([s.name for s in chosen])
+        if locks is not None:
+            took, left = take_over_renamed(chosen, states, config, store, locks)
+            for src in [s for s in chosen if s.name in left]:
+                chosen.remove(src)
+                yield finished(busy_report(src))
+            if took:
+                states = store.source_states([s.name for s in chosen])
         start = clock()
         for src in [s for s in chosen if waiting(states[s.name], start)]:
             chosen.remove(src)
@@ -835,6 +844,39 @@ def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState]
     return due, later
 
 
+def take_over_renamed(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
+                      config: Config, store: Store,
+                      locks: SourceLocks) -> tuple[dict[str, str], set[str]]:
+    """Give each of `sources` never polled that is a stored source renamed in the config
+    (renames.renamed) what its old name stored: {new: old}. And the names left out this
+    time: their old name's lock is held, by a process polling it under the config before."""
+    unpolled = [s for s in sources if states[s.name].last_polled is None]
+    if not unpolled:
+        return {}, set()
+    from .renames import renamed
+
+    pairs = renamed(config.sources, store.stored_sources(), read_settings)
+    took, left = {}, set()
+    for src in unpolled:
+        old = pairs.get(src.name)
+        if old is None:
+            continue
+        if not locks.acquire(old):
+            left.add(src.name)
+            continue
+        try:
+            store.rename_source(old, src.name)
+        finally:
+            locks.release(old)
+        took[src.name] = old
+    return took, left
+
+
+def _took_over(old: str | None) -> str | None:
+    return (f"took over what {old} stored (no longer configured, the same URL: renamed)"
+            if old else None)
+
+
 def busy_report(src: SourceConfig) -> PollReport:
     return PollReport(src.name, PollStatus.BUSY,
                       warning="not polled: another harvester process is polling it now")
@@ -849,6 +891,11 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
         return busy_report(source)
     try:
         state = store.source_state(source.name)  # under the lock: see poll_sources
+        took, left = take_over_renamed([source], {source.name: state}, config, store, locks)
+        if left:
+            return busy_report(source)
+        if took:
+            state = store.source_state(source.name)
         now = clock()
         if waiting(state, now):
             return waiting_report(source, state, now)
@@ -857,7 +904,7 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
         store.flush()
     finally:
         locks.release(source.name)
-    return report
+    return report.warned(_took_over(took.get(source.name)))
 
 
 def prune_log(config: Config, store: Store, now: datetime) -> int:

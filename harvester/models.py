@@ -158,6 +158,16 @@ class Vanished:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredSource:
+    """A source the database has rows for, as far as telling a renamed one goes."""
+
+    name: str
+    url: str
+    kind: str
+    read_as: str | None  # the settings it was last read under (harvest.read_settings)
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One item's fate in one poll, with the rules it matched."""
 

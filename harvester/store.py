@@ -39,6 +39,7 @@ from .models import (
     PollStatus,
     SourceState,
     StoredItem,
+    StoredSource,
     Vanished,
 )
 from .perms import unwritable
@@ -107,6 +108,10 @@ class Store(Protocol):
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]: ...
 
     def has_items(self, source: str) -> bool: ...
+
+    def stored_sources(self) -> list[StoredSource]: ...
+
+    def rename_source(self, old: str, new: str) -> None: ...
 
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
@@ -1197,6 +1202,32 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise self._failure(f"forget {', '.join(map(repr, sources))}", e) from e
         return results
+
+    @_guarded("read the sources")
+    def stored_sources(self) -> list[StoredSource]:
+        """Every source the database has a row for (one small query)."""
+        return [StoredSource(*row) for row in self.conn.execute(
+            "SELECT name, url, kind, read_as FROM sources ORDER BY name")]
+
+    def rename_source(self, old: str, new: str) -> None:
+        """What is stored under `old` — its row, sightings, items first seen there, log and
+        queued notifications — under `new` from now on, in one transaction. `new` must have
+        nothing stored (StoreError, nothing changed, if it has)."""
+        try:
+            with self._write() as c:
+                if c.execute("SELECT 1 FROM sources WHERE name = ? UNION ALL SELECT 1 FROM"
+                             " sightings WHERE source = ? LIMIT 1", (new, new)).fetchone():
+                    raise StoreError(f"cannot give what {old!r} stored to {new!r} in "
+                                     f"{self.path}: {new!r} has data of its own", source=new)
+                c.execute("UPDATE sources SET name = ? WHERE name = ?", (new, old))
+                c.execute("UPDATE sightings SET source = ? WHERE source = ?", (new, old))
+                c.execute("UPDATE items SET source = ? WHERE source = ?", (new, old))
+                c.execute("UPDATE fetch_log SET source = ? WHERE source = ?", (new, old))
+                c.execute("UPDATE outbox SET source = ? WHERE source = ?", (new, old))
+                c.execute("UPDATE outbox SET item_id = ? WHERE item_id = ?",
+                          (f"source:{new}", f"source:{old}"))
+        except sqlite3.Error as e:
+            raise self._failure(f"rename {old!r} to {new!r}", e, source=new) from e
 
     @staticmethod
     def _forget(c: sqlite3.Connection, source: str) -> Forgotten:

@@ -263,9 +263,9 @@ def test_sources_counts_items_in_words(server, tmp_path):
     assert run_cli("--config", cfg, "once").returncode == 0
     r = run_cli("--config", cfg, "sources")
     assert r.stdout.splitlines()[0] == f"one: ok, 1 item  {url}"
-    cfg = str(make_config(tmp_path, HTTP + feed_source("other", url)))
+    cfg = str(make_config(tmp_path, HTTP + feed_source("other", url + "?2")))
     r = run_cli("--config", cfg, "sources")
-    assert r.stdout.splitlines() == [f"other: never polled  {url}",
+    assert r.stdout.splitlines() == [f"other: never polled  {url}?2",
                                      "one: no longer configured, 1 item kept (`harvester "
                                      "forget one` deletes its data)"]
 
