@@ -657,7 +657,7 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
             held.discard(report.source)
             assert locks is not None
             locks.release(report.source)
-        return report.warned(_took_over(took.get(report.source)))
+        return report.warned(_took_over(took.get(report.source), dry_run))
 
     try:
         for src in busy:
@@ -670,6 +670,8 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
                 yield finished(busy_report(src))
             if took:
                 states = store.source_states([s.name for s in chosen])
+        else:  # a dry run changes nothing, so reads a renamed source as a new one: said
+            took = renamed_from(chosen, states, config, store)
         start = clock()
         for src in [s for s in chosen if waiting(states[s.name], start)]:
             chosen.remove(src)
@@ -844,37 +846,45 @@ def split_due(sources: Sequence[SourceConfig], states: Mapping[str, SourceState]
     return due, later
 
 
-def take_over_renamed(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
-                      config: Config, store: Store,
-                      locks: SourceLocks) -> tuple[dict[str, str], set[str]]:
-    """Give each of `sources` never polled that is a stored source renamed in the config
-    (renames.renamed) what its old name stored: {new: old}. And the names left out this
-    time: their old name's lock is held, by a process polling it under the config before."""
-    unpolled = [s for s in sources if states[s.name].last_polled is None]
-    if not unpolled:
-        return {}, set()
+def renamed_from(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
+                 config: Config, store: Store) -> dict[str, str]:
+    """{new: old} for each of `sources` never polled that is a stored source renamed in the
+    config (renames.renamed)."""
+    if all(states[s.name].last_polled is not None for s in sources):
+        return {}
     from .renames import renamed
 
     pairs = renamed(config.sources, store.stored_sources(), read_settings)
+    return {s.name: pairs[s.name] for s in sources
+            if s.name in pairs and states[s.name].last_polled is None}
+
+
+def take_over_renamed(sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
+                      config: Config, store: Store,
+                      locks: SourceLocks) -> tuple[dict[str, str], set[str]]:
+    """Give each of `sources` that is a stored source renamed in the config what its old
+    name stored: {new: old}. And the names left out this time: their old name's lock is
+    held, by a process polling it under the config before."""
     took, left = {}, set()
-    for src in unpolled:
-        old = pairs.get(src.name)
-        if old is None:
-            continue
+    for new, old in renamed_from(sources, states, config, store).items():
         if not locks.acquire(old):
-            left.add(src.name)
+            left.add(new)
             continue
         try:
-            store.rename_source(old, src.name)
+            store.rename_source(old, new)
         finally:
             locks.release(old)
-        took[src.name] = old
+        took[new] = old
     return took, left
 
 
-def _took_over(old: str | None) -> str | None:
-    return (f"took over what {old} stored (no longer configured, the same URL: renamed)"
-            if old else None)
+def _took_over(old: str | None, dry_run: bool = False) -> str | None:
+    if old is None:
+        return None
+    if dry_run:
+        return (f"a poll takes over what {old} stored first (renamed): this dry run reads it "
+                "as a new source")
+    return f"took over what {old} stored (no longer configured, the same URL: renamed)"
 
 
 def busy_report(src: SourceConfig) -> PollReport:

@@ -80,6 +80,11 @@ def test_a_source_renamed_in_the_config_keeps_its_items_and_tells_what_came_sinc
     assert r.stdout.splitlines()[-1] == (
         "icmpd-rss: no longer configured, 7 items kept: icmpd-news reads the same URL, and "
         "its first poll takes them over (renamed)")
+    r = run_cli("--config", str(cfg), "once", "--dry-run")
+    assert r.stderr.splitlines()[0].startswith("icmpd-news: baseline: ")
+    assert r.stderr.splitlines()[0].endswith(
+        "; warning: a poll takes over what icmpd-rss stored first (renamed): this dry run "
+        "reads it as a new source")
     r = run_cli("--config", str(cfg), "once")
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith("icmpd-news: 3 new, 1 changed, 6 unchanged, 3 notifications "
