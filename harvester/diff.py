@@ -84,9 +84,9 @@ def _site(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def _same_day(a: str, b: str, hours: float = 36) -> bool:
-    """Within a day and a half (or `hours`): a listing's date-only midnight vs a feed's
-    timestamp."""
+def _dated_near(a: str, b: str, hours: float = 36) -> bool:
+    """Within `hours` of each other: by default a day and a half, for a listing's date-only
+    midnight vs a feed's timestamp of the same day."""
     try:
         da = datetime.fromisoformat(a.replace("Z", "+00:00"))
         db = datetime.fromisoformat(b.replace("Z", "+00:00"))
@@ -117,7 +117,7 @@ def _retitled(it: Item, gone: Vanished) -> bool:
     summary's (where both have one)."""
     prev = gone.item
     return (not it.date_flag and not prev.date_flag
-            and _same_day(prev.published, it.published, RETITLE_HOURS)
+            and _dated_near(prev.published, it.published, RETITLE_HOURS)
             and (it.url is None) == (prev.url is None)
             and (it.url is None or _folder(it.url) == _folder(prev.url or ""))
             and _alike(gone.title, it.title, 2 / 3)
@@ -149,8 +149,8 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
     not touched: a feed is a window, not the archive. `matched` (item key → rule names)
     is classification done already, e.g. in the worker that read the body. A link in
     `shared` (several entries' under different titles) identifies none of them. `gone`:
-    this source's items the last read showed and this one does not, which an entry found
-    by nothing else may be under a new title and link."""
+    this source's items dated near an entry found by nothing else and not in this read,
+    which that entry may be under a new title and link."""
 
     def rules_of(it: Item) -> tuple[str, ...]:
         return matched[it.key] if matched is not None else classify(it, rules)
@@ -172,7 +172,7 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             # on the same site: the same title on the same day (another organisation's
             # "Newsletter" that day is its own)
             prev = next((p for p in by_title.get(it.title, ())
-                         if not p.date_flag and _same_day(p.published, it.published)
+                         if not p.date_flag and _dated_near(p.published, it.published)
                          and (p.own or _same_site(p.url, it.url))), None)
         return prev, prev is not None
 

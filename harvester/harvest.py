@@ -650,28 +650,30 @@ def poll_sources(config: Config, store: Store, *, sources: Sequence[SourceConfig
         chosen = free
     held = {s.name for s in chosen} if locks is not None else set()
 
-    took: dict[str, str] = {}
+    notes: dict[str, str] = {}  # a renamed source's take-over, said in its report
 
     def finished(report: PollReport) -> PollReport:
         if report.source in held:
             held.discard(report.source)
             assert locks is not None
             locks.release(report.source)
-        return report.warned(_took_over(took.get(report.source), dry_run))
+        return report.warned(notes.get(report.source))
 
     try:
         for src in busy:
             yield busy_report(src)
         states = store.source_states([s.name for s in chosen])
         if locks is not None:
-            took, left = take_over_renamed(chosen, states, config, store, locks)
+            notes, left = take_over_renamed(chosen, states, config, store, locks)
             for src in [s for s in chosen if s.name in left]:
                 chosen.remove(src)
                 yield finished(busy_report(src))
-            if took:
+            if notes:
                 states = store.source_states([s.name for s in chosen])
         else:  # a dry run changes nothing, so reads a renamed source as a new one: said
-            took = renamed_from(chosen, states, config, store)
+            notes = {new: f"a poll takes over what {old} stored first (renamed): this dry run "
+                          "reads it as a new source"
+                     for new, old in renamed_from(chosen, states, config, store).items()}
         start = clock()
         for src in [s for s in chosen if waiting(states[s.name], start)]:
             chosen.remove(src)
@@ -863,28 +865,22 @@ def take_over_renamed(sources: Sequence[SourceConfig], states: Mapping[str, Sour
                       config: Config, store: Store,
                       locks: SourceLocks) -> tuple[dict[str, str], set[str]]:
     """Give each of `sources` that is a stored source renamed in the config what its old
-    name stored: {new: old}. And the names left out this time: their old name's lock is
-    held, by a process polling it under the config before."""
-    took, left = {}, set()
+    name stored; what its report is to say of it, by name. And the names left out this
+    time: their old name's lock is held, by a process polling it under the config before."""
+    notes, left = {}, set()
     for new, old in renamed_from(sources, states, config, store).items():
         if not locks.acquire(old):
             left.add(new)
             continue
         try:
             store.rename_source(old, new)
+        except HarvesterError as e:  # polled as a new source then: its baseline is silent
+            notes[new] = f"did not take over what {old} stored: {e}"
+            continue
         finally:
             locks.release(old)
-        took[new] = old
-    return took, left
-
-
-def _took_over(old: str | None, dry_run: bool = False) -> str | None:
-    if old is None:
-        return None
-    if dry_run:
-        return (f"a poll takes over what {old} stored first (renamed): this dry run reads it "
-                "as a new source")
-    return f"took over what {old} stored (no longer configured, the same URL: renamed)"
+        notes[new] = f"took over what {old} stored (no longer configured, the same URL: renamed)"
+    return notes, left
 
 
 def busy_report(src: SourceConfig) -> PollReport:
@@ -901,10 +897,10 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
         return busy_report(source)
     try:
         state = store.source_state(source.name)  # under the lock: see poll_sources
-        took, left = take_over_renamed([source], {source.name: state}, config, store, locks)
+        notes, left = take_over_renamed([source], {source.name: state}, config, store, locks)
         if left:
             return busy_report(source)
-        if took:
+        if notes:
             state = store.source_state(source.name)
         now = clock()
         if waiting(state, now):
@@ -914,7 +910,7 @@ def poll_one(source: SourceConfig, config: Config, store: Store, *,
         store.flush()
     finally:
         locks.release(source.name)
-    return report.warned(_took_over(took.get(source.name)))
+    return report.warned(notes.get(source.name))
 
 
 def prune_log(config: Config, store: Store, now: datetime) -> int:

@@ -149,8 +149,9 @@ RETITLE_HOURS = 12
 
 @dataclass(frozen=True, slots=True)
 class Vanished:
-    """A stored item of this source that the last read showed and this one does not, with
-    the words that tell whether a new entry is it under a new title and link."""
+    """A stored item of this source that this read does not show, dated near an entry found
+    by nothing else, with the words that tell whether that entry is it under a new title
+    and link."""
 
     item: StoredItem
     title: str
@@ -307,8 +308,8 @@ class Known:
     # the stored fields of the items found (id → title, …, content), when the poll asked
     # for them: a source whose edits are told only when they put words in
     texts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # this source's items, dated near a new entry's date, that the last read showed and
-    # this one does not: what an entry retitled (and so re-linked) may be
+    # this source's items dated near a new entry's date that this read does not show: what
+    # an entry retitled (and so re-linked) may be
     gone: list[Vanished] = field(default_factory=list)
 
 

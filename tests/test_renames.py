@@ -129,3 +129,22 @@ def test_a_name_with_data_of_its_own_is_not_given_anothers(server, icmpd_a, conf
                             f"{store.path}: 'icmpd-news' has data of its own")
     assert store.conn.execute("SELECT source, count(*) FROM sightings GROUP BY 1"
                               ).fetchall() == before
+
+
+def test_a_take_over_the_store_refuses_is_said_and_the_poll_goes_on(server, icmpd_a,
+                                                                     config_for, store):
+    """A sighting under the new name with no source row for it (only a hand-edited database
+    has that): the store refuses to merge the two, the poll says so and goes on as the new
+    source's first."""
+    old = config_for(feed_source("icmpd-rss", icmpd_a))
+    poll_one(old.sources[0], old, store, clock=lambda: NOW)
+    store.conn.execute("INSERT INTO sightings (source, key, item_id, first_seen, last_seen)"
+                       " SELECT 'icmpd-news', key, item_id, first_seen, last_seen FROM"
+                       " sightings LIMIT 1")
+    store.conn.commit()
+    new = config_for(feed_source("icmpd-news", icmpd_a))
+    report = poll_one(new.sources[0], new, store, clock=lambda: NOW)
+    assert report.warning == (
+        f"did not take over what icmpd-rss stored: cannot give what 'icmpd-rss' stored to "
+        f"'icmpd-news' in {store.path}: 'icmpd-news' has data of its own")
+    assert [s.name for s in store.stored_sources()] == ["icmpd-news", "icmpd-rss"]
