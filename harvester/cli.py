@@ -10,7 +10,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -915,6 +915,40 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
         out(f"next: {command}   (a first poll {how}); {_daemon_takes(config, 'polls them')}")
 
 
+def _configured(config: Config, names: Sequence[str]) -> None:
+    """Exit 2 naming the first of `names` the config has no source of."""
+    known = {s.name for s in config.sources}
+    for name in names:
+        if name not in known:
+            raise _Exit(f"no source named {name!r} in the config (`check` lists them)", 2)
+
+
+def _rewrite_sources(ctx: click.Context, config: Config, names: set[str],
+                     edit: Callable[..., str], expected: Config, *, failed: str,
+                     not_toml: str) -> dict[str, set[str]]:
+    """`edit(text, names=…, shown=…)` each file of the config (its own, an included one)
+    that holds some of `names`, checked: the config read again must be `expected` (else
+    ConfigError `failed`, and every file put back). {file as shown: the names it held}."""
+    from .configfile import rewrite_verified, sources_in
+
+    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
+    shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
+    with _errors():
+        holders = {f: ns for f in shown if (ns := sources_in(f, shown[f]) & names)}
+
+    def verify() -> None:
+        if load_config(config.path) != expected:
+            raise ConfigError(failed, file=str(given))
+
+    changes = {f: partial(edit, names=ns, shown=shown[f]) for f, ns in holders.items()}
+    try:
+        with _errors():
+            rewrite_verified(changes, verify, not_toml=not_toml, shown=shown)
+    except OSError as e:
+        raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
+    return {shown[f]: ns for f, ns in holders.items()}
+
+
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.pass_context
@@ -924,40 +958,24 @@ def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
     stored items stay in the database."""
     from dataclasses import replace
 
-    from .configfile import rewrite_verified, sources_in, without_sources
+    from .configfile import without_sources
 
     config = _config(ctx)
-    known = {s.name for s in config.sources}
-    for name in names:
-        if name not in known:
-            raise _Exit(f"no source named {name!r} in the config (`check` lists them)", 2)
+    _configured(config, names)
     gone = set(names)
     for rule in config.rules:
         if named := [n for n in rule.sources if n in gone]:
             raise _Exit(f"rule {rule.name!r} names {named[0]!r} in its sources: take it out "
                         "of there first; nothing changed", 2)
-    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
-    shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
-    with _errors():
-        holders = {f: ns for f in shown if (ns := sources_in(f, shown[f]) & gone)}
     expected = replace(config, sources=tuple(s for s in config.sources if s.name not in gone))
-
-    def verify() -> None:
-        if load_config(config.path) != expected:
-            raise ConfigError("the config read again was not the one without those sources "
-                              "(a table that does not end where it seems to?): edit it by "
-                              "hand; nothing changed", file=str(given))
-
-    changes = {f: partial(without_sources, names=ns, shown=shown[f]) for f, ns in holders.items()}
-    try:
-        with _errors():
-            rewrite_verified(changes, verify, not_toml="would not be TOML without those tables",
-                             shown=shown)
-    except OSError as e:
-        raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
-    for f, ns in holders.items():
+    done = _rewrite_sources(ctx, config, gone, without_sources, expected,
+                            failed="the config read again was not the one without those "
+                                   "sources (a table that does not end where it seems to?): "
+                                   "edit it by hand; nothing changed",
+                            not_toml="would not be TOML without those tables")
+    for file, ns in done.items():
         for name in sorted(ns, key=names.index):
-            click.echo(f"removed {name} from {shown[f]}; its stored items stay in the database "
+            click.echo(f"removed {name} from {file}; its stored items stay in the database "
                        f"(items --source {name} lists them, forget {name} deletes them)")
     click.echo(_daemon_takes(config, "stops polling them"))
 
@@ -984,13 +1002,11 @@ def _switch(ctx: click.Context, names: tuple[str, ...], *, enabled: bool) -> Non
     checks: the config read again must be the one asked for, else every file is put back."""
     from dataclasses import replace
 
-    from .configfile import rewrite_verified, sources_in, with_enabled
+    from .configfile import with_enabled
 
     config = _config(ctx)
+    _configured(config, names)
     by_name = {s.name: s for s in config.sources}
-    for name in names:
-        if name not in by_name:
-            raise _Exit(f"no source named {name!r} in the config (`check` lists them)", 2)
     word = "enabled" if enabled else "disabled"
     todo = {n for n in names if by_name[n].enabled != enabled}
     for name in dict.fromkeys(names):
@@ -998,31 +1014,18 @@ def _switch(ctx: click.Context, names: tuple[str, ...], *, enabled: bool) -> Non
             click.echo(f"{name} is {word} already")
     if not todo:
         return
-    given = Path(ctx.obj["config_path"] or "harvester.toml")  # as load_config found it
-    shown = {config.path: str(given), **{f: _included_name(config, f) for f in config.included}}
-    with _errors():
-        holders = {f: ns for f in shown if (ns := sources_in(f, shown[f]) & todo)}
     expected = replace(config, sources=tuple(
         replace(s, enabled=enabled) if s.name in todo else s for s in config.sources))
-
-    def verify() -> None:
-        if load_config(config.path) != expected:
-            raise ConfigError(f"the config read again was not the one with those sources {word}"
-                              " (an `enabled` line that is not what it seems?): edit it by "
-                              "hand; nothing changed", file=str(given))
-
     note = f"harvester disable, {system_clock().date().isoformat()}"
-    changes = {f: partial(with_enabled, names=ns, enabled=enabled, shown=shown[f], note=note)
-               for f, ns in holders.items()}
-    try:
-        with _errors():
-            rewrite_verified(changes, verify, not_toml="would not be TOML with that `enabled` line",
-                             shown=shown)
-    except OSError as e:
-        raise _Exit(f"cannot write the config: {e.strerror or e}", 1) from None
-    for f, ns in holders.items():
+    done = _rewrite_sources(ctx, config, todo, partial(with_enabled, enabled=enabled, note=note),
+                            expected,
+                            failed=f"the config read again was not the one with those sources "
+                                   f"{word} (an `enabled` line that is not what it seems?): "
+                                   "edit it by hand; nothing changed",
+                            not_toml="would not be TOML with that `enabled` line")
+    for file, ns in done.items():
         for name in sorted(ns, key=names.index):
-            click.echo(f"{word} {name} in {shown[f]}" + (
+            click.echo(f"{word} {name} in {file}" + (
                 "" if enabled else f" (its items and health stay; `harvester enable {name}` "
                 "polls it again)"))
     click.echo(_daemon_takes(config, "polls them" if enabled else "stops polling them"))
