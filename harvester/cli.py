@@ -1136,13 +1136,19 @@ def opml_import(ctx: click.Context, file: Any) -> None:
 @opml.command("export")
 @click.pass_context
 def opml_export(ctx: click.Context) -> None:
-    """Print the configured feed sources as OPML, for a feed reader. (Listing pages are
-    not feeds: they are left out.)"""
+    """Print the configured feed sources as OPML, for a feed reader. (Listing and watched
+    pages are not feeds: they are left out, and said so on stderr.)"""
     from .opml import Subscription, write_opml
 
     config = _config(ctx)
     feeds = [Subscription(s.name, s.url) for s in config.sources if s.kind is SourceKind.FEED]
     click.echo(write_opml(feeds), nl=False)
+    for s in config.sources:
+        if s.kind is not SourceKind.FEED:
+            what = "an HTML listing page" if s.kind is SourceKind.HTML else "a watched page"
+            # said where a shell redirect does not take it: the list itself stays clean
+            click.echo(f"left out: {s.name} ({what}: no feed reader reads it; `harvester "
+                       f"items --atom --source {s.name}` writes its items as a feed)", err=True)
 
 
 @cli.command()

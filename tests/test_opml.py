@@ -75,6 +75,9 @@ def test_export_then_import_round_trips_the_feeds(tmp_path: Path):
     # listing pages are not feeds: only the feed goes out
     assert [(s.title, s.url) for s in read_opml(r.stdout.encode())] == [
         ("icmpd-rss", "https://www.icmpd.org/news-centre/rss")]
+    assert r.stderr == ("left out: icmpd-news (an HTML listing page: no feed reader reads it; "
+                        "`harvester items --atom --source icmpd-news` writes its items as a "
+                        "feed)\n")
     exported = tmp_path / "out.opml"
     exported.write_text(r.stdout, "utf-8")
     empty = tmp_path / "empty"
