@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -633,6 +634,8 @@ def check(ctx: click.Context) -> None:
                    + (f", events {', '.join(n.events)}" if n.events else "")
                    + (f", {n.at}" if n.at else "")
                    + (f", sends {', '.join(h for h, _ in n.headers)}" if n.headers else "")
+                   + (f", runs {shlex.join(n.option('command'))}"
+                      if n.kind is NotifierKind.COMMAND else "")
                    + ("; it hears nothing (`on = []` and no `events`)"
                       if not (n.on or n.events) else ""))
         for warning in _secret_warnings(n) + _program_warnings(n):

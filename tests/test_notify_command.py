@@ -177,6 +177,8 @@ def test_a_relative_program_is_the_configs_neighbour_and_check_says_when_it_is_m
     assert n.option("command") == (str(tmp_path / "bin" / "post-news"), "--team", "press")
     r = run_cli("--config", str(cfg), "check")
     assert r.returncode == 0
+    assert (f"notifier script: command, press-release, on new, runs {tmp_path}/bin/post-news "
+            "--team press") in r.stdout.splitlines()
     assert r.stderr == (
         f"  warning: program {tmp_path}/bin/post-news is not found, or cannot be run: its "
         "notifications would fail\n"
