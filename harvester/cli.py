@@ -498,9 +498,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         stored = {r["name"]: r for r in store.sources()}
         polled = [s for s in config.sources if s.name in stored]
         states = store.source_states([s.name for s in polled])
-        # a disabled source is not due at all
-        due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max)
-               for s in polled if s.enabled}
+        due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max) for s in polled}
         from .renames import renamed
 
         # a source renamed in the config, not polled under its new name yet

@@ -104,13 +104,11 @@ def with_enabled(text: str, names: set[str], enabled: bool, shown: str, note: st
             continue
         said = "enabled = false" + (f"  # {note}" if note else "")
         if at is not None:
-            indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
             ending = lines[at][len(lines[at].rstrip("\r\n")):] or nl
-            edits[at] = indent + said + ending
+            edits[at] = _indent(lines[at]) + said + ending
             continue
         named = next((i for i in range(start + 1, own) if _NAME.match(lines[i])), start)
-        indent = lines[named][: len(lines[named]) - len(lines[named].lstrip())]
-        after[named] = (indent if named != start else "") + said + nl
+        after[named] = (_indent(lines[named]) if named != start else "") + said + nl
     out: list[str] = []
     for i, line in enumerate(lines):
         new = edits.get(i, line)
@@ -121,6 +119,10 @@ def with_enabled(text: str, names: set[str], enabled: bool, shown: str, note: st
                 out[-1] += nl  # the file's last line, without one
             out.append(after[i])
     return "".join(out)
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
 
 
 def sources_in(path: Path, shown: str) -> set[str]:

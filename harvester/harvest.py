@@ -819,7 +819,9 @@ def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetim
 
 def next_due(src: SourceConfig, state: SourceState, backoff_max: float) -> datetime | None:
     """When a polled source is next due, a server's Retry-After honoured (`sources`);
-    None for one never polled or whose cron line names no date."""
+    None for one disabled, never polled, or whose cron line names no date."""
+    if not src.enabled:
+        return None
     at = due_at(src, state, backoff_max)
     if at is None or at == NEVER:
         return None
