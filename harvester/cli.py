@@ -499,11 +499,12 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         polled = [s for s in config.sources if s.name in stored]
         states = store.source_states([s.name for s in polled])
         due = {s.name: next_due(s, states[s.name], config.daemon.backoff_max) for s in polled}
-        from .renames import renamed
+    from .models import StoredSource
+    from .renames import renamed
 
-        # a source renamed in the config, not polled under its new name yet
-        heir = {old: new for new, old in renamed(config.sources, store.stored_sources(),
-                                                 read_settings).items()}
+    # a source renamed in the config, not polled under its new name yet
+    rows = [StoredSource(r["name"], r["url"], r["kind"], r["read_as"]) for r in stored.values()]
+    heir = {old: new for new, old in renamed(config.sources, rows, read_settings).items()}
     if as_json:
         gone = sorted(set(stored) - {s.name for s in config.sources})
         for name, src in [*((s.name, s) for s in config.sources), *((n, None) for n in gone)]:
