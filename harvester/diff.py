@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -134,9 +135,7 @@ def _twins(new: Sequence[Item], gone: Sequence[Vanished]) -> dict[str, StoredIte
         matches = [g.item for g in gone if _retitled(it, g)]
         if len(matches) == 1:
             found[it.key] = matches[0]
-    claims: dict[str, int] = {}
-    for prev in found.values():
-        claims[prev.id] = claims.get(prev.id, 0) + 1
+    claims = Counter(prev.id for prev in found.values())
     return {key: prev for key, prev in found.items() if claims[prev.id] == 1}
 
 
