@@ -300,14 +300,16 @@ def _edits_failing(changes: Sequence[Change], before: Mapping[str, Mapping[str, 
 
 def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierConfig], *,
                        baseline: bool, first_run: FirstRun, now: datetime | None = None,
-                       old: Collection[str] = (), edits_are_news: bool = False
-                       ) -> list[Notification]:
+                       old: Collection[str] = (), edits_are_news: bool = False,
+                       max_age: float | None = None) -> list[Notification]:
     """Outbox rows this poll causes. A baseline poll queues nothing unless the source's
     `first_run` says "all" or "latest:N"; re-seen and unchanged items never queue, nor do
     new items in `old` (`old_news`) after the baseline. A notifier with an `at` time gets
     its rows due then (from `now`), not at once. `edits_are_news` (a watched page, whose
     edits are all it has to tell): an edit goes to the notifiers of news as well. An item
-    in `old` never queues (`old_news`, `untold_edits`)."""
+    in `old` never queues (`old_news`, `untold_edits`). An edit that brings an item into a
+    notifier's rules (a typo fixed in the word a rule looks for) is news to that notifier,
+    which never heard of it — unless the item is dated before `max_age`."""
     new = [c for c in changes if c.kind is ChangeKind.NEW]
     if baseline:
         if first_run.mode is FirstRunMode.BASELINE:
@@ -325,16 +327,22 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
     out = []
     # the outbox is read in this order: oldest first, and items of one date (a listing's
     # day, a feed without dates) bottom to top, as sources list the newest first
+    cutoff = iso_utc(now - timedelta(seconds=max_age)) if max_age and now else ""
     for c in sorted(reversed(eligible), key=lambda c: c.item.published):
         kind = c.kind.value  # "new" | "changed"
-        event = f"item.{kind}"
-        ref = c.item.content_hash if c.kind is ChangeKind.CHANGED else ""
         told = ("new", "changed") if edits_are_news and kind == "changed" else (kind,)
         for n in notifiers:
-            if any(k in n.on for k in told) and _wants(n, c.rules):
-                out.append(Notification(notification_id(n.name, c.item_id, event, ref), n.name,
-                                        c.item_id, event, c.item.source, ref,
-                                        due=due.get(n.name)))
+            if not _wants(n, c.rules):
+                continue
+            event, ref = f"item.{kind}", c.item.content_hash if kind == "changed" else ""
+            if (kind == "changed" and not edits_are_news and n.rules and "new" in n.on
+                    and c.previous is not None and not _wants(n, c.previous.rules)
+                    and not (c.item.published < cutoff and not c.item.date_flag)):
+                event, ref = "item.new", ""  # news to this notifier: see above
+            elif not any(k in n.on for k in told):
+                continue
+            out.append(Notification(notification_id(n.name, c.item_id, event, ref), n.name,
+                                    c.item_id, event, c.item.source, ref, due=due.get(n.name)))
     return out
 
 

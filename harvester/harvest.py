@@ -405,7 +405,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                   before=known.texts if texts and not baseline else None)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old | untold.ids,
-                                       edits_are_news=src.kind is SourceKind.PAGE)
+                                       edits_are_news=src.kind is SourceKind.PAGE,
+                                       max_age=src.max_age)
             same = tuple((k, known.by_key[k].id) for k in read.same if k in known.by_key)
             gap = not baseline and no_overlap(changes, len(same))
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),

@@ -140,6 +140,14 @@ class StoredItem:
     published: str
     date_flag: DateFlag
     own: bool = True  # this source has seen it before (False: known through another source)
+    # the rules it matched when last stored (JSON, as stored): read only for an edit
+    rules_json: str = "[]"
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        import json
+
+        return tuple(json.loads(self.rules_json or "[]"))
 
 
 # An entry retitled keeps its date, or one this near (a CMS that re-dates an edit): a

@@ -60,17 +60,18 @@ VANISHED_MAX = 50  # new entries in one read beyond which none is looked for as 
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
 # this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
 # any source, with whether this source has sighted them. Columns after the kind are
-# StoredItem's, then own, then title.
+# StoredItem's, then own, then title, then the rules it matched.
 _KNOWN_SQL = (
-    "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
     " FROM sources WHERE name = ?"
-    " UNION ALL SELECT 1, i.id, s.key, i.url, i.content_hash, i.published, i.date_flag, 1, NULL"
-    " FROM sightings s JOIN items i ON i.id = s.item_id WHERE s.source = ? AND s.key IN ({keys})"
+    " UNION ALL SELECT 1, i.id, s.key, i.url, i.content_hash, i.published, i.date_flag, 1, NULL,"
+    " i.rules FROM sightings s JOIN items i ON i.id = s.item_id"
+    " WHERE s.source = ? AND s.key IN ({keys})"
     " UNION ALL SELECT 2, id, key, url, content_hash, published, date_flag, EXISTS(SELECT 1"
-    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL, rules"
     " FROM items WHERE url IN ({urls})"
     " UNION ALL SELECT 3, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
-    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title, rules"
     " FROM items WHERE title IN ({titles})")
 
 
@@ -175,8 +176,9 @@ def search_terms(text: str) -> list[tuple[bool, str]]:
 
 
 def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
+    """A StoredItem from a row of its columns in StoredItem's order, the rules JSON ninth."""
     return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
-                      date_flag=DateFlag(row[5]), own=own)
+                      date_flag=DateFlag(row[5]), own=own, rules_json=row[8] or "[]")
 
 
 def claimant() -> str:
@@ -665,7 +667,8 @@ class SqliteStore:
             # by date a day of a million-item store costs 4)
             for row in self.conn.execute(
                     "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag,"
-                    " i.title, i.summary FROM items i CROSS JOIN sightings s ON s.item_id = i.id"
+                    " i.title, i.summary, i.rules FROM items i"
+                    " CROSS JOIN sightings s ON s.item_id = i.id"
                     " WHERE i.published BETWEEN ? AND ? AND i.date_flag = '' AND s.source = ?",
                     (iso_utc(lo), iso_utc(hi), source)):
                 if row[0] not in seen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -235,6 +236,47 @@ def test_notifications_follow_rules_and_events():
     again = plan_notifications(_changes(), [TEAM], baseline=False, first_run=FirstRun())
     assert [n.id for n in again] == [n.id for n in notes if n.notifier == "team"]
     assert again[0].id == notification_id("team", again[0].item_id, "item.new")
+
+
+LAUNCHES = NotifierConfig("launches", NotifierKind.CONSOLE, rules=("project-launch",))
+LAUNCH_EDITS = NotifierConfig("launch-edits", NotifierKind.CONSOLE, rules=("project-launch",),
+                              on=("new", "changed"))
+LAUNCH_RULE = RuleConfig("project-launch", match=re.compile(r"(?i)\blaunch(es|ed)?\b"))
+
+
+@pytest.mark.parametrize(("before", "notifier", "told"), [
+    # "lauched" fixed: news to whoever hears of launches, which it was not before
+    ((), LAUNCHES, ["item.new"]),
+    ((), LAUNCH_EDITS, ["item.new"]),  # news once, not an update of what it never heard
+    ((), EDITS, ["item.changed"]),  # every item's edits: heard of it when it came
+    (("project-launch",), LAUNCHES, []),  # told of it as a launch already
+    (("project-launch",), LAUNCH_EDITS, ["item.changed"]),
+])
+def test_an_edit_that_brings_an_item_into_a_notifiers_rules_is_news_to_it(before, notifier,
+                                                                         told):
+    """A typo in the very word a rule looks for ("lauched"): the item matched no rule and
+    went to no one who follows launches. Fixed, it is a launch they never heard of — told
+    as news to them, once; to a notifier of every item's edits, an edit as ever."""
+    old = item(1, title="Second phase of SMMIG lauched in Accra")
+    fixed = replace(old, title="Second phase of SMMIG launched in Accra",
+                    content_hash=f"{HASH_VERSION}:fixed")
+    known = replace(stored(old), rules_json=json.dumps(list(before)))
+    [ch] = diff([fixed], {old.key: known}, {}, [LAUNCH_RULE])
+    notes = plan_notifications([ch], [notifier], baseline=False, first_run=FirstRun())
+    assert [n.event for n in notes] == told
+    if told == ["item.new"]:  # the id its news would have had: never twice
+        assert notes[0].id == notification_id(notifier.name, ch.item_id, "item.new")
+
+
+def test_an_old_item_brought_into_a_rule_by_an_edit_is_no_news_past_max_age():
+    old = item(1, title="Project lauched", published="2020-01-01T00:00:00Z")
+    fixed = replace(old, title="Project launched", content_hash=f"{HASH_VERSION}:fixed")
+    [ch] = diff([fixed], {old.key: stored(old)}, {}, [LAUNCH_RULE])
+    now = datetime(2020, 5, 28, tzinfo=UTC)
+    assert plan_notifications([ch], [LAUNCHES], baseline=False, first_run=FirstRun(),
+                              now=now, max_age=30 * 86400) == []
+    assert len(plan_notifications([ch], [LAUNCHES], baseline=False, first_run=FirstRun(),
+                                  now=now, max_age=365 * 86400)) == 1
 
 
 def test_notifications_are_planned_oldest_first_and_one_dates_items_bottom_up():

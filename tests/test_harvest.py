@@ -1258,23 +1258,26 @@ def test_an_item_retitled_under_a_new_link_is_one_edit_not_news_again(server, co
     def feed(*titles: str) -> bytes:
         items = "".join(
             f"<item><title>{t}</title><link>{HOME}{t.lower().replace(' ', '-')}/</link>"
-            f"<description>Second phase of {t.split()[-1]} support.</description>"
+            f"<description>News from {t.split()[0]}.</description>"
             "<pubDate>Wed, 27 May 2020 09:00:00 +0000</pubDate></item>" for t in titles)
         return _rss(items)
 
     server.route("/rss", Response(feed("Ghana lauch second SMMIG phase", "Kyiv meeting held")))
-    config = config_for(feed_source("icmpd", server.url("/rss")), notifiers=ALL_EDITS)
+    config = config_for(feed_source("icmpd", server.url("/rss")), notifiers=ALL_EDITS + CONSOLE)
     assert poll(config, store)["icmpd"].new == 2
     [before] = [i for i in store.items() if i["title"] == "Ghana lauch second SMMIG phase"]
     server.route("/rss", Response(feed("Ghana launch second SMMIG phase", "Kyiv meeting held")))
     r = poll(config, store)["icmpd"]
-    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 1, 1, 1)
+    assert (r.new, r.changed, r.unchanged, r.queued) == (0, 1, 1, 2)
     [edit] = [c for c in r.changes if c.kind.value == "changed"]
     assert (edit.item_id, edit.item.url) == (before["id"], f"{HOME}ghana-launch-second-smmig-phase/")
     assert sorted((i["title"], i["url"], i["version"]) for i in store.items()) == [
         ("Ghana launch second SMMIG phase", f"{HOME}ghana-launch-second-smmig-phase/", 2),
         ("Kyiv meeting held", f"{HOME}kyiv-meeting-held/", 1)]
-    assert [e for (e,) in store.conn.execute("SELECT event FROM outbox")] == ["item.changed"]
+    # the edits' notifier hears an edit; the team, whose project-launch rule "lauch" did
+    # not match, hears of the launch for the first time: as news
+    assert sorted(store.conn.execute("SELECT notifier, event FROM outbox")) == [
+        ("edits", "item.changed"), ("team", "item.new")]
     server.route("/rss", Response(feed("Ghana launch second SMMIG phase", "Ghana launch SMMIG second phase",
                                        "Kyiv meeting held")))
     r = poll(config, store)["icmpd"]
