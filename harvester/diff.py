@@ -114,15 +114,16 @@ def _alike(a: str, b: str, at_least: float) -> bool:
 def _retitled(it: Item, gone: Vanished) -> bool:
     """Whether a new entry is this vanished item under a fixed title, with the link its
     CMS made from that title: its date (within RETITLE_HOURS), a link in the same folder
-    of the same site (or neither has one), two thirds of the title's words, half the
-    summary's (where both have one)."""
+    of the same site (or neither has one), two thirds of the title's words, and four
+    fifths of the summary's where both have one (a title put right leaves the summary
+    as it was, or nearly; a fast feed's next update, alike in title, says other things)."""
     prev = gone.item
     return (not it.date_flag and not prev.date_flag
             and _dated_near(prev.published, it.published, RETITLE_HOURS)
             and (it.url is None) == (prev.url is None)
             and (it.url is None or _folder(it.url) == _folder(prev.url or ""))
             and _alike(gone.title, it.title, 2 / 3)
-            and (not gone.summary or not it.summary or _alike(gone.summary, it.summary, 0.5)))
+            and (not gone.summary or not it.summary or _alike(gone.summary, it.summary, 0.8)))
 
 
 def _twins(new: Sequence[Item], gone: Sequence[Vanished]) -> dict[str, StoredItem]:

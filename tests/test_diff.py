@@ -189,6 +189,21 @@ def test_an_entry_retitled_under_a_new_link_is_the_item_that_vanished(title, url
                                                           stored(old))
 
 
+def test_the_next_of_a_run_of_formulaic_updates_is_news_not_the_last_one_retitled():
+    """A fast feed's updates, hours apart, alike in title and summary but for what each
+    reports: the next one as the last drops off the feed is news — its summary is not
+    the same text with a word put right."""
+    old = entry("Situation update: arrivals at the border crossing", DETAIL + "update-1/",
+                summary="Arrivals at the border crossing rose today, said the ministry in "
+                        "its morning briefing.")
+    new = entry("Situation update: departures at the border crossing", DETAIL + "update-2/",
+                published="2022-03-31T15:00:00Z",
+                summary="Departures at the border crossing fell today, said the ministry in "
+                        "its evening briefing.")
+    [ch] = diff([new], {}, {}, gone=[vanished(old)])
+    assert ch.kind is ChangeKind.NEW
+
+
 def test_an_entry_without_a_link_retitled_is_the_item_that_vanished():
     """Keyed by its title and date (it has no link), its key moves with every fix."""
     old, new = entry(LAUCH[0], None), entry(LAUNCH[0], None)
