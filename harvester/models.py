@@ -278,7 +278,9 @@ class PollReport:
             return f"{self.source}: error: {self.error}"
         if self.status in (PollStatus.WAITING, PollStatus.BUSY):
             return f"{self.source}: {self.warning}"
-        net = f"HTTP {self.http_status}, {size(self.bytes)} in {self.duration:.2f}s"
+        # from the whole milliseconds the fetch log keeps, so `log` replays what was said
+        net = (f"HTTP {self.http_status}, {size(self.bytes)} in "
+               f"{round(self.duration * 1000) / 1000:.2f}s")
         if self.status is PollStatus.NOT_MODIFIED:
             why = "not modified" if self.http_status == 304 else "not modified (same body)"
             return f"{self.source}: {why} ({net})" + (

@@ -49,3 +49,16 @@ def test_a_poll_report_reads_as_one_line_of_words(report, line):
 def test_a_dry_runs_line_says_what_would_have_been_done(report, line):
     """`once --dry-run` stores and queues nothing; its summary must not say it did."""
     assert report.line(dry_run=True) == line
+
+
+@pytest.mark.parametrize("seconds", [0.00467, 0.0049, 0.005, 0.01499, 0.125, 2.0049])
+def test_a_poll_replayed_from_the_log_reads_as_it_was_said(seconds):
+    """The fetch log keeps a poll's time in whole milliseconds; `log` replays its line.
+    4.67 ms was said as "0.00s" and replayed as "0.01s": the line is said from the
+    milliseconds kept, so `log` says what `once` said."""
+    said = PollReport("a", PollStatus.NOT_MODIFIED, http_status=304, duration=seconds)
+    row = {"source": "a", "status": "not-modified", "new": 0, "changed": 0, "unchanged": 0,
+           "queued": 0, "old": 0, "reread": 0, "cut": 0, "unmatched": 0, "baseline": 0,
+           "http_status": 304, "bytes": 0, "duration_ms": round(seconds * 1000),
+           "error": None, "warning": None}
+    assert PollReport.from_log(row).line() == said.line()
