@@ -71,12 +71,17 @@ def test_a_site_that_announces_no_feed_is_looked_for_where_its_software_serves_o
     assert tried == ["/about", "/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml",
                      "/index.xml"]
     # probe, which reads pages, says where the feed is
+    probe_points_to(server, tmp_path, "its site serves a feed", "/index.xml")
+
+
+def probe_points_to(server: FixtureServer, tmp_path: Path, found: str, path: str) -> None:
+    """`probe` on /about, a page of no entries, fails saying what its site has (`found`)
+    at `path`, and how to probe that instead."""
     r = run_cli("probe", server.url("/about"), cwd=tmp_path)
-    feed = server.url("/index.xml")
+    there = server.url(path)
     assert (r.returncode, r.stderr) == (1, (
         f"harvester: error: found no repeated entries with a link and a date on "
-        f"{server.url('/about')}; its site serves a feed: {feed} (try `harvester probe "
-        f"{feed}`)\n"))
+        f"{server.url('/about')}; {found}: {there} (try `harvester probe {there}`)\n"))
 
 
 ABOUT = Response(b"<html><body><p>About us</p></body></html>", content_type="text/html")
@@ -131,12 +136,8 @@ def test_a_sitemap_index_is_looked_into_for_the_sitemap_of_the_sites_news(server
                                                content_type="application/xml"))
     init_finds_sitemap(server, tmp_path, "/post-sitemap.xml", "a sitemap in its index /sitemap.xml",
                        ["/sitemap.xml", "/post-sitemap.xml"])
-    r = run_cli("probe", server.url("/about"), cwd=tmp_path)
-    post = server.url("/post-sitemap.xml")
-    assert (r.returncode, r.stderr) == (1, (
-        f"harvester: error: found no repeated entries with a link and a date on "
-        f"{server.url('/about')}; its site has a sitemap, which reads as a feed of its pages: "
-        f"{post} (try `harvester probe {post}`)\n"))
+    probe_points_to(server, tmp_path, "its site has a sitemap, which reads as a feed of its "
+                    "pages", "/post-sitemap.xml")
 
 
 def test_a_sitemap_index_that_lists_itself_is_fetched_a_few_times_only(server, tmp_path):
