@@ -311,6 +311,27 @@ def _newer(path: Path, version: int) -> StoreError:
         "before the upgrade (nothing was changed)")
 
 
+class _StillLocked(Exception):
+    """`_patiently` gave up; the SQLite error is its cause."""
+
+
+def _patiently(conn: sqlite3.Connection, sql: str, limit_s: float) -> None:
+    """Run `sql`, trying again for up to `limit_s` while SQLite says the database is busy:
+    for the statements it fails at once on contention instead of calling the busy handler
+    (BEGIN IMMEDIATE upgrading a WAL read, switching a file to WAL)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            conn.execute(sql)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            if time.monotonic() > deadline:
+                raise _StillLocked from e
+            time.sleep(0.05)
+
+
 class _Undo(Exception):
     """Raised inside a write to roll it back: a dry run counts what it would delete."""
 
@@ -359,7 +380,10 @@ class SqliteStore:
             # a commit writes a quarter of the WAL frames (measured: ~10 % off a cold poll's
             # writes). Must precede WAL mode, which fixes the page size.
             conn.execute("PRAGMA page_size = 16384")
-            conn.execute("PRAGMA journal_mode = WAL")
+            # SQLite answers this with "locked" at once, skipping the busy handler, while
+            # another connection turns the same new file to WAL (a cron run starting beside
+            # the daemon): wait as for any other lock
+            _patiently(conn, "PRAGMA journal_mode = WAL", BUSY_TIMEOUT_S)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             # SQLite's LIKE and lower() fold ASCII only: "über" would miss "Über"
@@ -375,10 +399,10 @@ class SqliteStore:
                 raise _newer(self.path, version)
             if version != SCHEMA_VERSION:
                 self._migrate()
-        except sqlite3.Error as e:
+        except (sqlite3.Error, _StillLocked) as e:
             if conn is not None:
                 conn.close()
-            raise StoreError(f"cannot open database {self.path}: {e}") from e
+            raise StoreError(f"cannot open database {self.path}: {e.__cause__ or e}") from e
 
     def _migrate(self) -> None:
         from sqlite_utils import Database
@@ -506,17 +530,10 @@ class SqliteStore:
             self._on_lost(str(e))
 
     def _begin(self) -> None:
-        deadline = time.monotonic() + BUSY_TIMEOUT_S * 3
-        while True:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e):
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreError(f"database {self.path} stayed locked: {e}") from e
-                time.sleep(0.05)
+        try:
+            _patiently(self.conn, "BEGIN IMMEDIATE", BUSY_TIMEOUT_S * 3)
+        except _StillLocked as e:
+            raise StoreError(f"database {self.path} stayed locked: {e.__cause__}") from e
 
     def _failure(self, what: str, e: sqlite3.Error, source: str | None = None,
                  url: str | None = None) -> StoreError:
