@@ -15,7 +15,7 @@ from bench.corpus import initial_head, render_feed
 from harvester.errors import ParseError
 from harvester.parse import parse_feed
 
-from .conftest import SITEMAP_NS, news_sitemap
+from .conftest import NOW, SITEMAP_NS, news_sitemap
 
 URL = "https://www.icmpd.org/news-centre/rss"
 CAP = 7
@@ -285,6 +285,23 @@ def test_a_sitemap_is_read_as_its_pages_newest_first(plain):
     else:
         assert [title for _, _, title in got] == [e["title"] for e in listed]
         assert got[0][1] == "2022-03-31T09:00:00+02:00"
+
+
+def test_a_sitemaps_pages_without_a_link_are_passed_over_and_one_without_words_is_its_link():
+    """A `<url>` with no (or an empty) `<loc>` names no page, and a comment is no page
+    either; a link whose last segment is a number has no words to title it, so the link
+    does — never an empty title."""
+    from harvester.normalise import Context, normalise
+
+    body = (f"<urlset {SITEMAP_NS}><!-- generated --><url><loc>https://e.org/news/12345</loc>"
+            "<lastmod>2020-05-02</lastmod></url><url><lastmod>2020-05-03</lastmod></url>"
+            "<url><loc> </loc></url></urlset>").encode()
+    doc = parse_feed(body, url="https://e.org/sitemap.xml")
+    assert [(e.link, e.title, e.published) for e in doc.entries] == [
+        ("https://e.org/news/12345", None, "2020-05-02")]
+    item = normalise(doc.entries[0], Context("e", "https://e.org/sitemap.xml", NOW))
+    assert (item.title, item.url, item.published) == (
+        "https://e.org/news/12345", "https://e.org/news/12345", "2020-05-02T00:00:00Z")
 
 
 @pytest.mark.parametrize(("body", "error"), [
