@@ -177,16 +177,22 @@ def word_line(hunk: Hunk) -> str:
 
 
 def edit_of(current: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
-            content_hash: str) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
-    """(before, after) of the edit that made an item's content hash `content_hash`: the
-    newest version with that hash and the one before it. `versions` are the item's earlier
-    versions, oldest first, each replaced by the next. None when the history has no such
-    edit (the hash was only re-computed, or the rows are gone)."""
+            ref: str) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """(before, after) of the edit a notification's `ref` names (models.edit_ref: the
+    content hash it left and the one it made; a row queued before that, the one it made):
+    the newest such pair of versions, else the newest version with that hash and the one
+    before it (the first state's row pruned). `versions` are the item's earlier versions,
+    oldest first, each replaced by the next. None when the history has no such edit (the
+    hash was only re-computed, or the rows are gone)."""
+    before, _, after = ref.rpartition(">")
     states = [*versions, current]
+    newest = None
     for i in range(len(states) - 1, 0, -1):
-        if states[i].get("content_hash") == content_hash:
-            return states[i - 1], states[i]
-    return None
+        if states[i].get("content_hash") == after:
+            if not before or states[i - 1].get("content_hash") == before:
+                return states[i - 1], states[i]
+            newest = newest or (states[i - 1], states[i])
+    return newest
 
 
 __all__ = ["CONTEXT_WORDS", "DENSE_RUNS", "EDIT_WORK", "REWRITE_SHARE", "VERSIONED",

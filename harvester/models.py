@@ -150,6 +150,13 @@ class StoredItem:
         return tuple(json.loads(self.rules_json or "[]"))
 
 
+def edit_ref(before: str, after: str) -> str:
+    """What names an edit among an item's notifications: the content hash it left and the
+    one it made. An edit undone is a new one (the item went back: told), while a page
+    flapping between two versions repeats the same two (told once each way)."""
+    return f"{before}>{after}"
+
+
 # An entry retitled keeps its date, or one this near (a CMS that re-dates an edit): a
 # daily's next issue, a day on, is not one.
 RETITLE_HOURS = 12
@@ -198,7 +205,7 @@ class Notification:
     item_id: str  # for a source event: "source:<name>"
     event: str  # "item.new" | "item.changed" | "source.failing" | "source.recovered" | …
     source: str
-    ref: str = ""  # what makes a repeat event distinct (the new content hash of a change)
+    ref: str = ""  # what makes a repeat event distinct (a change's edit_ref)
     data: str | None = None  # JSON details of a source event (error, failures, since)
     due: str | None = None  # when to send it (a notifier's `at`); None: at once
 

@@ -253,6 +253,28 @@ def test_notifications_follow_rules_and_events():
     assert again[0].id == notification_id("team", again[0].item_id, "item.new")
 
 
+def test_an_edit_is_one_notification_for_each_way_an_item_goes_not_for_each_content():
+    """An edit is named by the content it left and the content it made: an edit undone
+    (B, then C, then B again) is told — the item went back — while a page flapping
+    between two versions (two servers behind a balancer) tells each way once, not at
+    every poll."""
+    base = item(3)
+    a, b, c = (replace(base, title=f"Item 3 {t}", content_hash=f"{HASH_VERSION}:{t}")
+               for t in "abc")
+
+    def edit(before, after):
+        [note] = plan_notifications(diff([after], {base.key: stored(before)}, {}, []), [EDITS],
+                                    baseline=False, first_run=FirstRun())
+        assert note.event == "item.changed"
+        return note.ref, note.id
+
+    told = [edit(a, b), edit(b, c), edit(c, b)]
+    assert [ref for ref, _ in told] == [f"{HASH_VERSION}:{x}>{HASH_VERSION}:{y}"
+                                        for x, y in ("ab", "bc", "cb")]
+    assert len({i for _, i in told}) == 3  # three rows: the undo is not the first edit again
+    assert edit(a, b) == told[0]  # a flap back to b: the same row, already queued or sent
+
+
 LAUNCHES = NotifierConfig("launches", NotifierKind.CONSOLE, rules=("project-launch",))
 LAUNCH_EDITS = NotifierConfig("launch-edits", NotifierKind.CONSOLE, rules=("project-launch",),
                               on=("new", "changed"))

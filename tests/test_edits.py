@@ -120,6 +120,12 @@ def _v(version: int, content_hash: str) -> dict:
     # a hash that no edit made (re-computed after a hash version change): nothing to say
     ([_v(1, "A")], _v(2, "B"), "Z", None),
     ([], _v(1, "A"), "A", None),
+    # an edit named by where it came from as well: the first of two edits to B is its own,
+    # even after an edit undone brought the item back to B
+    ([_v(1, "A"), _v(2, "B"), _v(3, "C")], _v(4, "B"), "A>B", (1, 2)),
+    ([_v(1, "A"), _v(2, "B"), _v(3, "C")], _v(4, "B"), "C>B", (3, 4)),
+    # its first state's row pruned (keep_versions): the newest edit to B is said
+    ([_v(2, "B"), _v(3, "C")], _v(4, "B"), "A>B", (3, 4)),
 ])
 def test_edit_of_finds_the_edit_a_notification_is_about(versions, current, wanted, expected):
     found = edit_of(current, versions, wanted)

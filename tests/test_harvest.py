@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.models import HASH_VERSION, PollReport, PollStatus
@@ -1282,3 +1289,122 @@ def test_an_item_retitled_under_a_new_link_is_one_edit_not_news_again(server, co
                                        "Kyiv meeting held")))
     r = poll(config, store)["icmpd"]
     assert (r.new, r.changed, r.unchanged) == (1, 0, 2)
+
+
+# -- a model of a feed's life: what is new and what is edited, however the feed moves ------
+
+_STEPS = st.lists(st.lists(st.one_of(
+    st.tuples(st.just("add")),
+    st.tuples(st.sampled_from(["drop", "back", "edit", "revert", "retitle", "relink"]),
+              st.integers(0, 30)),
+    st.tuples(st.just("shuffle"), st.randoms(use_true_random=False)),
+), max_size=4), min_size=1, max_size=7)
+
+
+def _model_rss(items: list[dict], guids: bool) -> bytes:
+    day = datetime(2020, 1, 1, 9, 0, tzinfo=UTC)
+    out = ['<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+           "<title>Model</title><link>https://www.icmpd.org/</link>"]
+    for it in items:
+        date = format_datetime(day + timedelta(days=it["n"] * 3), usegmt=True)
+        guid = f'<guid isPermaLink="false">urn:model:{it["n"]}</guid>' if guids else ""
+        out.append(f"<item>{guid}<title>{it['title']}</title>"
+                   f"<link>https://www.icmpd.org/news/{it['slug']}/</link>"
+                   f"<pubDate>{date}</pubDate><description>{it['summary']}</description></item>")
+    out.append("</channel></rss>")
+    return "".join(out).encode()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.parametrize("guids", [True, False], ids=["guids", "links-only"])
+@given(steps=_STEPS)
+# found by it: an edit undone (title fixed; summary edited; that edit undone) went untold,
+# its content being what the first edit made
+@example(steps=[[("retitle", 0)], [("add",), ("edit", 1)], [("revert", 1)]])
+def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed_moves(
+        server, guids, steps):
+    """A feed polled again and again while items come, go, come back, are edited (and
+    edited back: summary, title, link) and move about: every item first seen after the baseline is told as new
+    exactly once, an item that comes back unchanged is no news, each poll that finds an
+    item's words other than the store's last version of them is one edit — told once, the
+    version counted up — and the store holds each item once. Without guids too, where an
+    item is known by its link, else its title, else (both fixed at once) as retitled."""
+    words = ["border", "migration", "dialogue", "returns", "labour", "mobility", "visa",
+             "asylum", "training", "customs", "pilot", "research", "capacity", "partnership"]
+    path = f"/model-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(make_config(Path(tmp), http_fast() + feed_source(
+            "model", server.url(path)) + ALL_EDITS, rules=False))
+        store = SqliteStore(cfg.storage.path)
+        try:
+            present: list[dict] = []
+            removed: list[dict] = []
+            stored: dict[int, tuple[str, str, str]] = {}  # n → its fields last stored
+            versions: dict[int, int] = {}
+            expected_new: set[int] = set()
+            edits = 0
+            made = 0
+
+            def add() -> None:
+                nonlocal made
+                title = " ".join(words[(made * 5 + k) % len(words)] for k in range(3))
+                present.insert(0, {"n": made, "title": f"No. {made}: {title}",
+                                   "summary": f"Item {made} about {title}.",
+                                   "original": f"Item {made} about {title}.",
+                                   "slug": f"model-{made}"})
+                made += 1
+
+            add()
+            add()
+            for poll_no, ops in enumerate([[], *steps]):
+                for op in ops:
+                    if op[0] == "add":
+                        add()
+                    elif op[0] == "drop" and present:
+                        removed.append(present.pop(op[1] % len(present)))
+                    elif op[0] == "back" and removed:
+                        present.insert(op[1] % (len(present) + 1),
+                                       removed.pop(op[1] % len(removed)))
+                    elif op[0] == "edit" and present:
+                        it = present[op[1] % len(present)]
+                        it["summary"] += f" Revised {poll_no} {op[1]}."
+                    elif op[0] == "revert" and present:
+                        it = present[op[1] % len(present)]
+                        it["summary"] = it["original"]
+                    elif op[0] == "retitle" and present:  # a typo fixed, a word added
+                        present[op[1] % len(present)]["title"] += " (updated)"
+                    elif op[0] == "relink" and present:  # the CMS rebuilt its slug
+                        present[op[1] % len(present)]["slug"] += "-1"
+                    elif op[0] == "shuffle":
+                        op[1].shuffle(present)
+                server.route(path, Response(_model_rss(present, guids)))
+                (report,) = poll_sources(cfg, store, clock=lambda k=poll_no: NOW
+                                         + timedelta(minutes=10 * k))
+                if not present:  # a feed emptied after it had items is a fault, not news
+                    assert report.status is PollStatus.ERROR and report.error == (
+                        "the feed has no entries now; the items stored before are kept")
+                    continue
+                # a feed the same as the last poll's answers 304: nothing to read, nothing new
+                assert report.status in (PollStatus.OK, PollStatus.NOT_MODIFIED), report.line()
+                new = {it["n"] for it in present if it["n"] not in stored}
+                changed = {it["n"] for it in present if it["n"] in stored
+                           and stored[it["n"]] != (it["title"], it["summary"], it["slug"])}
+                assert (report.new, report.changed) == (len(new), len(changed)), (
+                    poll_no, report.line())
+                if poll_no:
+                    expected_new |= new
+                    edits += len(changed)
+                for it in present:
+                    versions[it["n"]] = versions.get(it["n"], 0) + (it["n"] in changed
+                                                                    or it["n"] in new)
+                    stored[it["n"]] = (it["title"], it["summary"], it["slug"])
+            rows = store.conn.execute("SELECT url, version FROM items").fetchall()
+            assert dict(rows) == {f"https://www.icmpd.org/news/{stored[n][2]}/": v
+                                  for n, v in versions.items()}
+            outbox = [(r["event"], r["item_id"]) for r in store.outbox()]
+            told_new = [item for event, item in outbox if event == "item.new"]
+            assert len(told_new) == len(set(told_new)) == len(expected_new)
+            assert len([e for e, _ in outbox if e == "item.changed"]) == edits
+        finally:
+            store.close()
