@@ -178,9 +178,10 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
         return prev, prev is not None
 
     def seen(it: Item, prev: StoredItem, rekeyed: bool) -> Change:
-        if not prev.own:
+        if not (prev.own and prev.first):
             # another source's article: one item, two sightings. Its content is the first
-            # source's; this source's differing view is not an edit (nor a notification).
+            # source's; this source's differing view is not an edit (nor a notification),
+            # the first time it shows the item or the tenth.
             return Change(ChangeKind.UNCHANGED, it, prev.id, previous=prev, rekeyed=True,
                           foreign=True)
         if prev.date_flag and it.date_flag:

@@ -142,6 +142,9 @@ class StoredItem:
     own: bool = True  # this source has seen it before (False: known through another source)
     # the rules it matched when last stored (JSON, as stored): read only for an edit
     rules_json: str = "[]"
+    # this source brought it first: its content is this source's view, and only this
+    # source's can edit it (another's — a listing's excerpt, a lagging cache — never does)
+    first: bool = True
 
     @property
     def rules(self) -> tuple[str, ...]:

@@ -62,16 +62,16 @@ VANISHED_MAX = 50  # new entries in one read beyond which none is looked for as 
 # any source, with whether this source has sighted them. Columns after the kind are
 # StoredItem's, then own, then title, then the rules it matched.
 _KNOWN_SQL = (
-    "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
     " FROM sources WHERE name = ?"
     " UNION ALL SELECT 1, i.id, s.key, i.url, i.content_hash, i.published, i.date_flag, 1, NULL,"
-    " i.rules FROM sightings s JOIN items i ON i.id = s.item_id"
+    " i.rules, i.source = ? FROM sightings s JOIN items i ON i.id = s.item_id"
     " WHERE s.source = ? AND s.key IN ({keys})"
     " UNION ALL SELECT 2, id, key, url, content_hash, published, date_flag, EXISTS(SELECT 1"
-    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL, rules"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), NULL, rules, source = ?"
     " FROM items WHERE url IN ({urls})"
     " UNION ALL SELECT 3, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
-    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title, rules"
+    " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title, rules, source = ?"
     " FROM items WHERE title IN ({titles})")
 
 
@@ -176,9 +176,11 @@ def search_terms(text: str) -> list[tuple[bool, str]]:
 
 
 def _stored(row: sqlite3.Row | tuple[Any, ...], own: bool = True) -> StoredItem:
-    """A StoredItem from a row of its columns in StoredItem's order, the rules JSON ninth."""
+    """A StoredItem from a row of its columns in StoredItem's order, the rules JSON ninth
+    and whether this source brought it first tenth."""
     return StoredItem(id=row[0], key=row[1], url=row[2], content_hash=row[3], published=row[4],
-                      date_flag=DateFlag(row[5]), own=own, rules_json=row[8] or "[]")
+                      date_flag=DateFlag(row[5]), own=own, rules_json=row[8] or "[]",
+                      first=bool(row[9]))
 
 
 def claimant() -> str:
@@ -615,8 +617,8 @@ class SqliteStore:
             titles = [e[2] for e in chunk if e[2]]
             sql = _KNOWN_SQL.format(keys=_marks(len(keys)), urls=_marks(len(urls)),
                                     titles=_marks(len(titles)))
-            for row in self.conn.execute(sql, (source, source, *keys, source, *urls,
-                                               source, *titles)):
+            for row in self.conn.execute(sql, (source, source, source, *keys, source, source,
+                                               *urls, source, source, *titles)):
                 kind, stored = row[0], row[1:]
                 if kind == 0:
                     baseline_done = bool(stored[0])
@@ -684,10 +686,10 @@ class SqliteStore:
             # by date a day of a million-item store costs 4)
             for row in self.conn.execute(
                     "SELECT i.id, s.key, i.url, i.content_hash, i.published, i.date_flag,"
-                    " i.title, i.summary, i.rules FROM items i"
+                    " i.title, i.summary, i.rules, i.source = ? FROM items i"
                     " CROSS JOIN sightings s ON s.item_id = i.id"
                     " WHERE i.published BETWEEN ? AND ? AND i.date_flag = '' AND s.source = ?",
-                    (iso_utc(lo), iso_utc(hi), source)):
+                    (source, iso_utc(lo), iso_utc(hi), source)):
                 if row[0] not in seen:
                     seen.add(row[0])  # an item sighted under two keys is one
                     out.append(Vanished(_stored(row), row[6], row[7] or ""))

@@ -118,6 +118,25 @@ def test_rules_are_attached_to_new_and_changed_items():
     assert ch.rules == ("press-release",)
 
 
+@pytest.mark.parametrize("found_by", ["key", "url"])
+def test_a_second_sources_view_is_never_an_edit_however_often_it_has_seen_the_item(found_by):
+    """An item a feed brought first and a listing (or a cache lagging a poll behind) has
+    shown since: the listing's differing view — its own excerpt, an older copy — is a
+    sighting, not an edit that puts its words over the feed's, to be "edited back" when
+    the feed's entry next changes."""
+    feeds = item(1, source="listing")
+    theirs = replace(feeds, title="Item 1, as the listing shows it",
+                     content_hash=f"{HASH_VERSION}:listing")
+    known = replace(stored(feeds), first=False)  # sighted by this source, brought by another
+    [ch] = (diff([theirs], {feeds.key: known}, {}) if found_by == "key"
+            else diff([replace(theirs, key="guid:other")], {}, {feeds.url: known}))
+    assert (ch.kind, ch.foreign, ch.item_id) == (ChangeKind.UNCHANGED, True, known.id)
+    assert plan_notifications([ch], [EDITS], baseline=False, first_run=FirstRun()) == []
+    # the source that brought it: its view is the item's, and a change in it an edit
+    [ch] = diff([theirs], {feeds.key: stored(feeds)}, {})
+    assert ch.kind is ChangeKind.CHANGED
+
+
 @pytest.mark.parametrize(("theirs", "found"), [
     ("https://icmpd.org/newsletter-may/", True),  # the site's listing, without its www.
     ("https://www.icmpd.org/news-centre/newsletter/", True),
