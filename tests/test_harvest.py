@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from harvester.config import load_config
 from harvester.devserver import Response
 from harvester.harvest import poll_sources
 from harvester.models import HASH_VERSION, PollReport, PollStatus
+from harvester.notify.deliver import deliver
 from harvester.store import SqliteStore
 
 from .conftest import (
@@ -1343,6 +1345,25 @@ date_formats = ["%d %B %Y"]
 """
 
 
+_MODEL_HOOK = """
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+on = ["new", "changed"]
+max_per_run = 10000
+"""
+
+
+@pytest.fixture
+def model_receiver():
+    from .servers import Receiver
+
+    r = Receiver()
+    yield r
+    r.stop()
+
+
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @pytest.mark.parametrize("guids", [True, False], ids=["guids", "links-only"])
@@ -1352,7 +1373,7 @@ date_formats = ["%d %B %Y"]
 # its content being what the first edit made
 @example(steps=[[("retitle", 0)], [("add",), ("edit", 1)], [("revert", 1)]])
 def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed_moves(
-        server, guids, mirror, steps):
+        server, model_receiver, guids, mirror, steps):
     """A feed polled again and again while items come, go, come back, are edited (and
     edited back: summary, title, link) and move about: every item first seen after the
     baseline is told as new exactly once, an item that comes back unchanged is no news,
@@ -1362,7 +1383,9 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
     fixed at once) as retitled. `mirrored`: the site's listing page, a second source with
     its own view of the items (a teaser for a summary, the day for a date), shows each
     poll what the feed showed the poll before; it brings no news and no edit — its view
-    and its stale copies never count as the feed's items edited back."""
+    and its stale copies never count as the feed's items edited back. Delivered after all
+    the polls, each edit's message says that edit's own fields, before and after, however
+    many edits came after it."""
     # (Mirrored, links are never rebuilt: a source that first shows an item as it was
     # before its title and link were both fixed shows a title and link nothing stored
     # holds any more but the item's earlier versions, which identity lookups do not
@@ -1373,7 +1396,8 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(make_config(Path(tmp), http_fast() + feed_source(
             "model", server.url(path)) + _MODEL_LISTING.format(url=server.url(path + "-mirror"))
-            + ALL_EDITS, rules=False))
+            + _MODEL_HOOK.format(url=model_receiver.url), rules=False))
+        model_receiver.deliveries.clear()
         store = SqliteStore(cfg.storage.path)
         try:
             present: list[dict] = []
@@ -1381,14 +1405,14 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
             stored: dict[int, tuple[str, str, str]] = {}  # n → its fields last stored
             versions: dict[int, int] = {}
             expected_new: set[int] = set()
-            edits = 0
+            told_edits: list[frozenset] = []  # each edit told: its (field, before, after)
             made = 0
             lagging: list[dict] = []  # what the mirror shows: the feed a poll ago
 
             def add() -> None:
                 nonlocal made
                 title = " ".join(words[(made * 5 + k) % len(words)] for k in range(3))
-                present.insert(0, {"n": made, "title": f"No. {made}: {title}",
+                present.insert(0, {"n": made, "title": f"{title.capitalize()} number {made}",
                                    "summary": f"Item {made} about {title}.",
                                    "original": f"Item {made} about {title}.",
                                    "slug": f"model-{made}"})
@@ -1444,7 +1468,11 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
                     poll_no, report.line())
                 if poll_no:
                     expected_new |= new
-                    edits += len(changed)
+                    told_edits += [frozenset(
+                        (field, before, after) for field, before, after in zip(
+                            ("title", "summary", "url"), stored[it["n"]],
+                            (it["title"], it["summary"], it["slug"]), strict=True)
+                        if before != after) for it in present if it["n"] in changed]
                 for it in present:
                     versions[it["n"]] = versions.get(it["n"], 0) + (it["n"] in changed
                                                                     or it["n"] in new)
@@ -1455,6 +1483,20 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
             outbox = [(r["event"], r["item_id"]) for r in store.outbox()]
             told_new = [item for event, item in outbox if event == "item.new"]
             assert len(told_new) == len(set(told_new)) == len(expected_new)
-            assert len([e for e, _ in outbox if e == "item.changed"]) == edits
+            assert len([e for e, _ in outbox if e == "item.changed"]) == len(told_edits)
+            sent = deliver(cfg, store, NOW + timedelta(days=1))
+            assert sent.line() == f"delivery: {len(outbox)} sent, 0 waiting to retry, 0 dead"
+            bodies = [d.body for d in model_receiver.deliveries]
+            assert sorted(b["data"]["item"]["id"] for b in bodies if b["type"] == "item.new") \
+                == sorted(told_new)
+
+            def said(change: dict) -> tuple[str, str, str]:
+                before, after = change["before"], change["after"]
+                if change["field"] == "url":  # the model's slug of the link said
+                    before, after = (u.split("/")[-2] for u in (before, after))
+                return change["field"], before, after
+
+            assert Counter(frozenset(map(said, b["data"]["changes"])) for b in bodies
+                           if b["type"] == "item.changed") == Counter(told_edits)
         finally:
             store.close()
