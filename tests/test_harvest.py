@@ -1297,7 +1297,7 @@ def test_an_item_retitled_under_a_new_link_is_one_edit_not_news_again(server, co
 
 _STEPS = st.lists(st.lists(st.one_of(
     st.tuples(st.just("add")),
-    st.tuples(st.sampled_from(["drop", "back", "edit", "revert", "retitle", "relink"]),
+    st.tuples(st.sampled_from(["drop", "back", "edit", "revert", "retitle", "relink", "launch"]),
               st.integers(0, 30)),
     st.tuples(st.just("shuffle"), st.randoms(use_true_random=False)),
 ), max_size=4), min_size=1, max_size=7)
@@ -1352,6 +1352,18 @@ kind = "webhook"
 url = "{url}"
 on = ["new", "changed"]
 max_per_run = 10000
+
+[[notifiers]]
+name = "launches"
+kind = "webhook"
+url = "{url}/launches"
+rules = ["launch"]
+max_per_run = 10000
+
+[[rules]]
+name = "launch"
+match = '(?i)\\blaunched\\b'
+fields = ["title"]
 """
 
 
@@ -1378,14 +1390,16 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
     edited back: summary, title, link) and move about: every item first seen after the
     baseline is told as new exactly once, an item that comes back unchanged is no news,
     each poll that finds an item's words other than the store's last version of them is
-    one edit — told once, the version counted up — and the store holds each item once.
+    one edit — the version counted up, and told unless the item went that same way before
+    (a flap: told once each way) — and the store holds each item once.
     Without guids too, where an item is known by its link, else its title, else (both
     fixed at once) as retitled. `mirrored`: the site's listing page, a second source with
     its own view of the items (a teaser for a summary, the day for a date), shows each
     poll what the feed showed the poll before; it brings no news and no edit — its view
     and its stale copies never count as the feed's items edited back. Delivered after all
     the polls, each edit's message says that edit's own fields, before and after, however
-    many edits came after it."""
+    many edits came after it. A notifier of launches hears of each item once, when it
+    first comes as one or is first edited into one ("launched" put in its title)."""
     # (Mirrored, links are never rebuilt: a source that first shows an item as it was
     # before its title and link were both fixed shows a title and link nothing stored
     # holds any more but the item's earlier versions, which identity lookups do not
@@ -1405,7 +1419,9 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
             stored: dict[int, tuple[str, str, str]] = {}  # n → its fields last stored
             versions: dict[int, int] = {}
             expected_new: set[int] = set()
+            launches: set[int] = set()  # the items the launches notifier hears of
             told_edits: list[frozenset] = []  # each edit told: its (field, before, after)
+            ways: set[tuple] = set()  # (item, fields before, fields after) of each edit told
             made = 0
             lagging: list[dict] = []  # what the mirror shows: the feed a poll ago
 
@@ -1437,6 +1453,10 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
                         it["summary"] = it["original"]
                     elif op[0] == "retitle" and present:  # a typo fixed, a word added
                         present[op[1] % len(present)]["title"] += " (updated)"
+                    elif op[0] == "launch" and present:  # the word a rule looks for, in or out
+                        it = present[op[1] % len(present)]
+                        it["title"] = (it["title"].replace(" launched", "")
+                                       if "launched" in it["title"] else it["title"] + " launched")
                     elif op[0] == "relink" and present and not mirror:  # a slug rebuilt
                         present[op[1] % len(present)]["slug"] += "-1"
                     elif op[0] == "shuffle":
@@ -1468,11 +1488,18 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
                     poll_no, report.line())
                 if poll_no:
                     expected_new |= new
-                    told_edits += [frozenset(
-                        (field, before, after) for field, before, after in zip(
-                            ("title", "summary", "url"), stored[it["n"]],
-                            (it["title"], it["summary"], it["slug"]), strict=True)
-                        if before != after) for it in present if it["n"] in changed]
+                    launches |= {it["n"] for it in present if "launched" in it["title"] and (
+                        it["n"] in new or (it["n"] in changed
+                        and "launched" not in stored[it["n"]][0]))}
+                    for it in present:
+                        now = (it["title"], it["summary"], it["slug"])
+                        if it["n"] not in changed or (it["n"], stored[it["n"]], now) in ways:
+                            continue  # (the same way again: a flap, told the first time)
+                        ways.add((it["n"], stored[it["n"]], now))
+                        told_edits.append(frozenset(
+                            (field, before, after) for field, before, after in zip(
+                                ("title", "summary", "url"), stored[it["n"]], now, strict=True)
+                            if before != after))
                 for it in present:
                     versions[it["n"]] = versions.get(it["n"], 0) + (it["n"] in changed
                                                                     or it["n"] in new)
@@ -1480,13 +1507,19 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
             rows = store.conn.execute("SELECT url, version FROM items").fetchall()
             assert dict(rows) == {f"https://www.icmpd.org/news/{stored[n][2]}/": v
                                   for n, v in versions.items()}
-            outbox = [(r["event"], r["item_id"]) for r in store.outbox()]
+            rows = store.outbox()
+            outbox = [(r["event"], r["item_id"]) for r in rows if r["notifier"] == "hook"]
+            assert sorted(r["event"] for r in rows if r["notifier"] == "launches") == [
+                "item.new"] * len(launches)
             told_new = [item for event, item in outbox if event == "item.new"]
             assert len(told_new) == len(set(told_new)) == len(expected_new)
             assert len([e for e, _ in outbox if e == "item.changed"]) == len(told_edits)
             sent = deliver(cfg, store, NOW + timedelta(days=1))
-            assert sent.line() == f"delivery: {len(outbox)} sent, 0 waiting to retry, 0 dead"
-            bodies = [d.body for d in model_receiver.deliveries]
+            assert sent.line() == f"delivery: {len(rows)} sent, 0 waiting to retry, 0 dead"
+            bodies = [d.body for d in model_receiver.deliveries if d.path == "/hook"]
+            assert sorted(d.body["data"]["item"]["url"].split("/")[-2]
+                          for d in model_receiver.deliveries
+                          if d.path == "/hook/launches") == sorted(stored[n][2] for n in launches)
             assert sorted(b["data"]["item"]["id"] for b in bodies if b["type"] == "item.new") \
                 == sorted(told_new)
 
