@@ -192,4 +192,13 @@ def m011_fetch_log_unmatched(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN unmatched INTEGER NOT NULL DEFAULT 0")
 
 
+
+@migrations()
+def m012_version_identity(db: Database) -> None:
+    """An item's former links and titles, looked up: another source may show an item as it
+    was before its title and link were both fixed, and it is that item, not news."""
+    db.execute("CREATE INDEX item_versions_url ON item_versions(url) WHERE url IS NOT NULL")
+    db.execute("CREATE INDEX item_versions_title ON item_versions(title)")
+
+
 __all__ = ["migrations"]

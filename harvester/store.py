@@ -46,7 +46,7 @@ from .perms import unwritable
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 11  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 12  # how many migrations migrations.py holds; kept in PRAGMA user_version
 # an entry's identity key, canonical URL, title and (when it is the source's) date
 Lookup = tuple[str, str | None, str, str | None]
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
@@ -73,6 +73,17 @@ _KNOWN_SQL = (
     " UNION ALL SELECT 3, id, NULL, url, content_hash, published, date_flag, EXISTS(SELECT 1"
     " FROM sightings g WHERE g.item_id = items.id AND g.source = ?), title, rules, source = ?"
     " FROM items WHERE title IN ({titles})")
+
+# The same rows as _KNOWN_SQL's by URL and by title, found by a link or title an item had
+# before (its earlier versions): for the entries that nothing stored now identifies.
+_HISTORY_SQL = (
+    "SELECT DISTINCT 2, i.id, i.key, v.url, i.content_hash, i.published, i.date_flag,"
+    " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = i.id AND g.source = ?), NULL, i.rules,"
+    " i.source = ? FROM item_versions v JOIN items i ON i.id = v.item_id WHERE v.url IN ({urls})"
+    " UNION ALL SELECT DISTINCT 3, i.id, NULL, i.url, i.content_hash, i.published, i.date_flag,"
+    " EXISTS(SELECT 1 FROM sightings g WHERE g.item_id = i.id AND g.source = ?), v.title,"
+    " i.rules, i.source = ? FROM item_versions v JOIN items i ON i.id = v.item_id"
+    " WHERE v.title IN ({titles})")
 
 
 def _marks(n: int) -> str:
@@ -647,6 +658,7 @@ class SqliteStore:
         for row in title_rows:
             if row[7] in wanted_titles:
                 by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
+        self._former(source, rest, by_url, by_title)
         found = Known(by_key, by_url, baseline_done, by_title)
         ids = {s.id for s in (*by_key.values(), *by_url.values())} | {
             s.id for rows in by_title.values() for s in rows}
@@ -660,6 +672,29 @@ class SqliteStore:
                     f"SELECT id, {', '.join(VERSIONED)} FROM items WHERE id IN ({{marks}})",
                     wanted))
         return found
+
+    def _former(self, source: str, rest: Sequence[Lookup], by_url: dict[str, StoredItem],
+                by_title: dict[str, list[StoredItem]]) -> None:
+        """Add to `by_url` and `by_title` the items whose earlier versions had the link or
+        title of an entry that nothing stored now identifies: a listing showing an item as
+        it was before its title and link were both fixed (the feed saw the fix first). One
+        indexed query, and only for such entries: a poll's news."""
+        lost = [e for e in rest if e[1] not in by_url and e[2] not in by_title]
+        urls = sorted({e[1] for e in lost if e[1]})
+        titles = sorted({e[2] for e in lost if e[2]})
+        for i in range(0, max(len(urls), len(titles)), _CHUNK):
+            some_urls, some_titles = urls[i : i + _CHUNK], titles[i : i + _CHUNK]
+            if not (some_urls or some_titles):
+                break
+            sql = _HISTORY_SQL.format(urls=_marks(len(some_urls)),
+                                      titles=_marks(len(some_titles)))
+            for row in self.conn.execute(sql, (source, source, *some_urls, source, source,
+                                               *some_titles)):
+                kind, stored = row[0], row[1:]
+                if kind == 2 and not stored[1].startswith("hash:"):
+                    by_url.setdefault(stored[2], _stored(stored, bool(stored[6])))
+                elif kind == 3:
+                    by_title.setdefault(stored[7], []).append(_stored(stored, bool(stored[6])))
 
     def _vanished(self, source: str, found: set[str], dates: Sequence[str]) -> list[Vanished]:
         """This source's items dated within RETITLE_HOURS of an entry found by nothing, less

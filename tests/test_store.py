@@ -449,9 +449,13 @@ def test_an_entry_found_by_nothing_is_looked_for_among_the_items_dated_near_it(
     assert sorted(g.item.id for g in found.gone) == sorted(i["id"] for i in may13)
     assert {(g.title, g.summary) for g in found.gone} == {(i["title"], i["summary"])
                                                           for i in may13}
-    [_, vanished_sql] = statements
+    [_, former_sql, vanished_sql] = statements
     plan = " ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + vanished_sql))
     assert plan.startswith("SEARCH i USING INDEX items_published"), plan
+    # (and before that, whether an item had its link or title once: by index, see below)
+    plan = " ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + former_sql))
+    assert "SEARCH v USING INDEX item_versions_url" in plan
+    assert "SEARCH v USING INDEX item_versions_title" in plan
     first_key = store.conn.execute("SELECT key FROM sightings WHERE item_id = ?",
                                    (may13[0]["id"],)).fetchone()[0]
     # one of them in this read: only the other is gone
@@ -465,7 +469,32 @@ def test_an_entry_found_by_nothing_is_looked_for_among_the_items_dated_near_it(
     store.conn.set_trace_callback(statements.append)
     assert store.known("icmpd-rss", [(*fresh[:3], None)]).gone == []
     store.conn.set_trace_callback(None)
-    assert len(statements) == 1
+    assert len(statements) == 2  # what is known, what was known once: no read by date
+
+
+def test_an_entry_with_a_link_or_title_an_item_had_before_is_that_item(
+        server, icmpd_a, config_for, store):
+    """A link or a title an item had in an earlier version identifies it to an entry that
+    nothing stored now does (a listing showing it as it was before its title and link
+    were both fixed); the title only as titles do, by the same day."""
+    from harvester.harvest import poll_sources
+
+    config = config_for(feed_source("icmpd-rss", icmpd_a))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    item = store.items()[0]
+    store.conn.execute("INSERT INTO item_versions (item_id, version, recorded_at, content_hash,"
+                       " title, url, category, summary, content, published) VALUES"
+                       " (?, 1, ?, 'v2:old', 'Lauched: a project', 'https://www.icmpd.org/old/',"
+                       " NULL, '', '', ?)", (item["id"], iso_utc(NOW), item["published"]))
+    old_link = ("url:https://www.icmpd.org/old/", "https://www.icmpd.org/old/", "Other",
+                item["published"])
+    old_title = ("url:https://www.icmpd.org/x/", "https://www.icmpd.org/x/",
+                 "Lauched: a project", item["published"])
+    found = store.known("listing", [old_link, old_title])
+    assert found.by_url["https://www.icmpd.org/old/"].id == item["id"]
+    assert [s.id for s in found.by_title["Lauched: a project"]] == [item["id"]]
+    assert not found.by_url["https://www.icmpd.org/old/"].first  # brought by icmpd-rss
+    assert store.known("icmpd-rss", [old_link]).by_url["https://www.icmpd.org/old/"].first
 
 
 def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_path):
