@@ -145,13 +145,16 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
          by_url: Mapping[str, StoredItem], rules: Sequence[RuleConfig] = (),
          matched: Mapping[str, tuple[str, ...]] | None = None,
          by_title: Mapping[str, Sequence[StoredItem]] | None = None,
-         shared: Collection[str] = (), gone: Sequence[Vanished] = ()) -> list[Change]:
+         shared: Collection[str] = (), gone: Sequence[Vanished] = (),
+         former: Mapping[str, StoredItem] | None = None) -> list[Change]:
     """Compare a fetch's items with what the store knows. Items absent from the fetch are
     not touched: a feed is a window, not the archive. `matched` (item key → rule names)
     is classification done already, e.g. in the worker that read the body. A link in
     `shared` (several entries' under different titles) identifies none of them. `gone`:
     this source's items dated near an entry found by nothing else and not in this read,
-    which that entry may be under a new title and link."""
+    which that entry may be under a new title and link. `former`: items that had an
+    entry's link in an earlier version; that item when dated the same (a slug freed by a
+    rename and given to a later article is that article's)."""
 
     def rules_of(it: Item) -> tuple[str, ...]:
         return matched[it.key] if matched is not None else classify(it, rules)
@@ -168,6 +171,9 @@ def diff(items: Sequence[Item], by_key: Mapping[str, StoredItem],
             return prev, False
         if it.url is not None and it.url not in shared and it.url in by_url:
             return by_url[it.url], True  # a new guid, or seen via another source
+        was = former.get(it.url) if former and it.url is not None else None
+        if was is not None and not it.date_flag and _dated_near(was.published, it.published):
+            return was, True  # the link it had before an edit (a listing a poll behind)
         if by_title and not it.date_flag:
             # this source's item under a new URL (the site moved), or another source's copy
             # on the same site: the same title on the same day (another organisation's

@@ -398,7 +398,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
-                           known.by_title, read.shared, known.gone)
+                           known.by_title, read.shared, known.gone, known.by_former_url)
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             untold = untold_edits(changes, reread=reread, match=src.edits_match,

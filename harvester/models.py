@@ -331,6 +331,8 @@ class Known:
     # this source's items dated near a new entry's date that this read does not show: what
     # an entry retitled (and so re-linked) may be
     gone: list[Vanished] = field(default_factory=list)
+    # items that had an entry's link in an earlier version (an entry nothing else found)
+    by_former_url: dict[str, StoredItem] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

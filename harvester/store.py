@@ -658,9 +658,10 @@ class SqliteStore:
         for row in title_rows:
             if row[7] in wanted_titles:
                 by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
-        self._former(source, rest, by_url, by_title)
-        found = Known(by_key, by_url, baseline_done, by_title)
-        ids = {s.id for s in (*by_key.values(), *by_url.values())} | {
+        former: dict[str, StoredItem] = {}
+        self._former(source, rest, by_url, by_title, former)
+        found = Known(by_key, by_url, baseline_done, by_title, by_former_url=former)
+        ids = {s.id for s in (*by_key.values(), *by_url.values(), *former.values())} | {
             s.id for rows in by_title.values() for s in rows}
         if baseline_done:
             found.gone.extend(self._vanished(source, ids, [
@@ -674,8 +675,8 @@ class SqliteStore:
         return found
 
     def _former(self, source: str, rest: Sequence[Lookup], by_url: dict[str, StoredItem],
-                by_title: dict[str, list[StoredItem]]) -> None:
-        """Add to `by_url` and `by_title` the items whose earlier versions had the link or
+                by_title: dict[str, list[StoredItem]], former: dict[str, StoredItem]) -> None:
+        """Add to `former` and `by_title` the items whose earlier versions had the link or
         title of an entry that nothing stored now identifies: a listing showing an item as
         it was before its title and link were both fixed (the feed saw the fix first). One
         indexed query, and only for such entries: a poll's news."""
@@ -692,7 +693,7 @@ class SqliteStore:
                                                *some_titles)):
                 kind, stored = row[0], row[1:]
                 if kind == 2 and not stored[1].startswith("hash:"):
-                    by_url.setdefault(stored[2], _stored(stored, bool(stored[6])))
+                    former.setdefault(stored[2], _stored(stored, bool(stored[6])))
                 elif kind == 3:
                     by_title.setdefault(stored[7], []).append(_stored(stored, bool(stored[6])))
 

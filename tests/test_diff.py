@@ -137,6 +137,21 @@ def test_a_second_sources_view_is_never_an_edit_however_often_it_has_seen_the_it
     assert ch.kind is ChangeKind.CHANGED
 
 
+@pytest.mark.parametrize(("published", "found"), [
+    ("2020-05-02T00:00:00Z", True),  # the item as a listing a poll behind shows it
+    ("2020-05-02T20:00:00Z", True),  # its listing's day, read as midnight in its zone
+    ("2020-06-15T00:00:00Z", False),  # a slug freed by a rename, given to a later article
+])
+def test_a_link_an_item_had_before_is_that_item_only_on_its_date(published, found):
+    fixed = item(1, title="Project launched", published="2020-05-02T00:00:00Z")
+    was = replace(stored(fixed), first=False)  # the feed's, which saw the fix first
+    old = replace(item(2, title="Project lauched", source="listing",
+                       url="https://www.icmpd.org/news/project-lauched/"), published=published)
+    [ch] = diff([old], {}, {}, former={old.url: was})
+    assert (ch.kind, ch.item_id) == ((ChangeKind.UNCHANGED, was.id) if found
+                                     else (ChangeKind.NEW, item_id("listing", old.key)))
+
+
 @pytest.mark.parametrize(("theirs", "found"), [
     ("https://icmpd.org/newsletter-may/", True),  # the site's listing, without its www.
     ("https://www.icmpd.org/news-centre/newsletter/", True),

@@ -476,7 +476,7 @@ def test_an_entry_with_a_link_or_title_an_item_had_before_is_that_item(
         server, icmpd_a, config_for, store):
     """A link or a title an item had in an earlier version identifies it to an entry that
     nothing stored now does (a listing showing it as it was before its title and link
-    were both fixed); the title only as titles do, by the same day."""
+    were both fixed); diff takes either only for an entry of the same day."""
     from harvester.harvest import poll_sources
 
     config = config_for(feed_source("icmpd-rss", icmpd_a))
@@ -491,10 +491,11 @@ def test_an_entry_with_a_link_or_title_an_item_had_before_is_that_item(
     old_title = ("url:https://www.icmpd.org/x/", "https://www.icmpd.org/x/",
                  "Lauched: a project", item["published"])
     found = store.known("listing", [old_link, old_title])
-    assert found.by_url["https://www.icmpd.org/old/"].id == item["id"]
+    assert found.by_former_url["https://www.icmpd.org/old/"].id == item["id"]
     assert [s.id for s in found.by_title["Lauched: a project"]] == [item["id"]]
-    assert not found.by_url["https://www.icmpd.org/old/"].first  # brought by icmpd-rss
-    assert store.known("icmpd-rss", [old_link]).by_url["https://www.icmpd.org/old/"].first
+    assert not found.by_former_url["https://www.icmpd.org/old/"].first  # icmpd-rss's
+    assert store.known("icmpd-rss", [old_link]).by_former_url[
+        "https://www.icmpd.org/old/"].first
 
 
 def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_path):
