@@ -498,6 +498,30 @@ def test_an_entry_with_a_link_or_title_an_item_had_before_is_that_item(
         "https://www.icmpd.org/old/"].first
 
 
+def test_forgetting_the_source_that_brought_an_item_hands_its_words_to_the_one_left(
+        server, icmpd_a, config_for, store):
+    """An item's words are its first source's: another's view is no edit of them, until
+    `forget` takes that source away and the item becomes the other's."""
+    from harvester.harvest import poll_sources
+
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        feed_source("mirror", icmpd_a.replace("/rss", "/mirror")))
+    server.route("/mirror", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    list(poll_sources(config, store, sources=config.sources[:1], clock=lambda: NOW))
+    list(poll_sources(config, store, sources=config.sources[1:], clock=lambda: NOW))
+    item = store.items()[0]
+    key = store.conn.execute("SELECT key FROM sightings WHERE item_id = ? AND source ="
+                             " 'mirror'", (item["id"],)).fetchone()[0]
+
+    def mirrors() -> tuple[bool, bool]:
+        stored = store.known("mirror", [(key, item["url"], item["title"], None)]).by_key[key]
+        return stored.own, stored.first
+
+    assert mirrors() == (True, False)
+    store.forget(["icmpd-rss"])
+    assert mirrors() == (True, True)
+
+
 def test_prune_log_drops_the_rows_older_than_the_cutoff_and_nothing_else(tmp_path):
     store = SqliteStore(tmp_path / "h.db")
     ages = (120, 100, 95, 91, 89, 10, 0)  # days before NOW, in the order they were logged
