@@ -343,9 +343,9 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
         for n in notifiers:
             if not _wants(n, c.rules):
                 continue
-            event, ref = f"item.{kind}", "" if kind != "changed" else (
-                edit_ref(c.previous.content_hash, c.item.content_hash) if c.previous
-                else c.item.content_hash)
+            event = f"item.{kind}"
+            ref = (edit_ref(c.previous.content_hash, c.item.content_hash)
+                   if kind == "changed" and c.previous else "")
             if (kind == "changed" and not edits_are_news and n.rules and "new" in n.on
                     and c.previous is not None and not _wants(n, c.previous.rules)
                     and not (c.item.published < cutoff and not c.item.date_flag)):

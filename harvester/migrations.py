@@ -192,7 +192,6 @@ def m011_fetch_log_unmatched(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN unmatched INTEGER NOT NULL DEFAULT 0")
 
 
-
 @migrations()
 def m012_version_identity(db: Database) -> None:
     """An item's former links and titles, looked up: another source may show an item as it

@@ -60,7 +60,8 @@ VANISHED_MAX = 50  # new entries in one read beyond which none is looked for as 
 # What `known` reads, in one statement: the baseline flag (kind 0), then stored items by
 # this source's keys (1), by canonical URL (2) and by exact title (3), the last two for
 # any source, with whether this source has sighted them. Columns after the kind are
-# StoredItem's, then own, then title, then the rules it matched.
+# StoredItem's, then own, then title, then the rules it matched, then whether this source
+# brought it first.
 _KNOWN_SQL = (
     "SELECT 0, baseline_at IS NOT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
     " FROM sources WHERE name = ?"
@@ -658,8 +659,11 @@ class SqliteStore:
         for row in title_rows:
             if row[7] in wanted_titles:
                 by_title.setdefault(row[7], []).append(_stored(row, bool(row[6])))
-        former: dict[str, StoredItem] = {}
-        self._former(source, rest, by_url, by_title, former)
+        # and what no stored link or title names: perhaps one an item had before an edit
+        former, formerly = self._former(source, [
+            e for e in rest if e[1] not in by_url and e[2] not in by_title])
+        for title, rows in formerly.items():
+            by_title.setdefault(title, []).extend(rows)
         found = Known(by_key, by_url, baseline_done, by_title, by_former_url=former)
         ids = {s.id for s in (*by_key.values(), *by_url.values(), *former.values())} | {
             s.id for rows in by_title.values() for s in rows}
@@ -674,13 +678,14 @@ class SqliteStore:
                     wanted))
         return found
 
-    def _former(self, source: str, rest: Sequence[Lookup], by_url: dict[str, StoredItem],
-                by_title: dict[str, list[StoredItem]], former: dict[str, StoredItem]) -> None:
-        """Add to `former` and `by_title` the items whose earlier versions had the link or
-        title of an entry that nothing stored now identifies: a listing showing an item as
-        it was before its title and link were both fixed (the feed saw the fix first). One
-        indexed query, and only for such entries: a poll's news."""
-        lost = [e for e in rest if e[1] not in by_url and e[2] not in by_title]
+    def _former(self, source: str, lost: Sequence[Lookup]
+                ) -> tuple[dict[str, StoredItem], dict[str, list[StoredItem]]]:
+        """The items whose earlier versions had the link (by link) or the title (by title)
+        of an entry that nothing stored now identifies: a listing showing an item as it was
+        before its title and link were both fixed (the feed saw the fix first). One indexed
+        query, and only for such entries: a poll's news."""
+        former: dict[str, StoredItem] = {}
+        by_title: dict[str, list[StoredItem]] = {}
         urls = sorted({e[1] for e in lost if e[1]})
         titles = sorted({e[2] for e in lost if e[2]})
         for i in range(0, max(len(urls), len(titles)), _CHUNK):
@@ -696,6 +701,7 @@ class SqliteStore:
                     former.setdefault(stored[2], _stored(stored, bool(stored[6])))
                 elif kind == 3:
                     by_title.setdefault(stored[7], []).append(_stored(stored, bool(stored[6])))
+        return former, by_title
 
     def _vanished(self, source: str, found: set[str], dates: Sequence[str]) -> list[Vanished]:
         """This source's items dated within RETITLE_HOURS of an entry found by nothing, less
