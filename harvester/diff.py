@@ -340,12 +340,12 @@ def plan_notifications(changes: Sequence[Change], notifiers: Sequence[NotifierCo
     for c in sorted(reversed(eligible), key=lambda c: c.item.published):
         kind = c.kind.value  # "new" | "changed"
         told = ("new", "changed") if edits_are_news and kind == "changed" else (kind,)
+        ref_of_kind = (edit_ref(c.previous.content_hash, c.item.content_hash)
+                       if kind == "changed" and c.previous else "")
         for n in notifiers:
             if not _wants(n, c.rules):
                 continue
-            event = f"item.{kind}"
-            ref = (edit_ref(c.previous.content_hash, c.item.content_hash)
-                   if kind == "changed" and c.previous else "")
+            event, ref = f"item.{kind}", ref_of_kind
             if (kind == "changed" and not edits_are_news and n.rules and "new" in n.on
                     and c.previous is not None and not _wants(n, c.previous.rules)
                     and not (c.item.published < cutoff and not c.item.date_flag)):
