@@ -162,15 +162,24 @@ def _settle(store: SqliteStore, delivery: DeliveryConfig, name: str, batch: Sequ
         store.mark_failed(ids, outcome.detail, retry_at=now, response=outcome.response)
         report.retrying += len(ids)
         return
-    tried = max(attempts.get(i, 0) for i in ids) + 1
-    if outcome.kind is OutcomeKind.DEAD or tried >= delivery.max_attempts:
+    if outcome.kind is OutcomeKind.DEAD:
         store.mark_failed(ids, outcome.detail, retry_at=None, response=outcome.response)
         report.dead += len(ids)
         return
-    wait = backoff(tried, delivery, outcome.retry_after, rand)
-    store.mark_failed(ids, outcome.detail, retry_at=now + timedelta(seconds=wait),
-                      response=outcome.response)
-    report.retrying += len(ids)
+    # Each row has its own max_attempts: news a digest carried beside a row on its last
+    # attempt is not dead with it. The rows that live on are retried together, on the
+    # schedule of the freshest of them, so the digest stays one.
+    tried = {i: attempts.get(i, 0) + 1 for i in ids}
+    dead = [i for i in ids if tried[i] >= delivery.max_attempts]
+    if dead:
+        store.mark_failed(dead, outcome.detail, retry_at=None, response=outcome.response)
+        report.dead += len(dead)
+    alive = [i for i in ids if tried[i] < delivery.max_attempts]
+    if alive:
+        wait = backoff(min(tried[i] for i in alive), delivery, outcome.retry_after, rand)
+        store.mark_failed(alive, outcome.detail, retry_at=now + timedelta(seconds=wait),
+                          response=outcome.response)
+        report.retrying += len(alive)
 
 
 __all__ = ["DeliveryReport", "backoff", "deliver", "make_channel", "orphan_notes", "orphaned"]
