@@ -1,7 +1,7 @@
 """Reading an HTML listing source: page 1 and, when worth it, the pages after it.
 
 Pagination is incremental: a first poll (the baseline) walks up to `max` pages; later
-polls go on to the next page only while a page holds nothing already stored, so the
+polls go on to the next page only while a page ends in an entry not stored yet, so the
 steady state is one request. Walking stops on a page seen before, an empty page, a
 failed fetch and at `max`. Page 1 matching nothing is the stale-layout alarm.
 """
@@ -99,9 +99,12 @@ def read_pages(source: SourceConfig, first: FetchResult, fetcher: Fetcher, *,
     seen, n = {first.url}, 1
     while n < listing_cfg.max_pages and not page.unread and len(entries) < MAX_ENTRIES:
         if not baseline:
-            k = known(list(page.document.entries))
+            # The page's last entry, its oldest, decides: stored, and what follows is older
+            # still. Not any entry: a featured item kept on top of page 1 (a sticky post) is
+            # stored, and the news below it may go on to page 2.
+            k = known(list(page.document.entries[-1:]))
             if k.by_key or k.by_url:
-                break  # this page reached what is stored: nothing older is new
+                break
         nxt = page.next_url
         if listing_cfg.param:
             nxt = with_page(source.request_url, listing_cfg.param, n + 1)

@@ -5,14 +5,21 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import UTC, datetime
+import tempfile
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from harvester.config import load_config
 from harvester.dates import iso_utc, parse_date
 from harvester.devserver import FixtureServer, Response
 from harvester.harvest import poll_sources
 from harvester.models import PollStatus
+from harvester.store import SqliteStore
 
 from .conftest import (
     HTTP_FAST,
@@ -79,6 +86,87 @@ def test_baseline_walks_the_pages_then_one_request_a_poll(server, config_for, st
     assert page_hits(server) == ["/news-centre/"]  # page 1 held stored items: stop there
     assert [o["event"] for o in store.outbox()] == ["item.new", "item.new"]
     assert len(store.items()) == 45
+
+
+# -- a model of a listing's life: news arrives on top and pushes the rest down its pages ---
+
+_PER_PAGE = 4
+_MAX_PAGES = 5
+_POLLS = st.lists(st.tuples(
+    st.integers(0, (_MAX_PAGES - 1) * _PER_PAGE - 1),  # items published since the last poll
+    st.lists(st.integers(0, 60), max_size=2),  # items taken down (picked by position)
+    st.booleans(),  # the site's featured item shown on top of page 1 (a sticky post)
+), min_size=1, max_size=6)
+
+
+def _model_page(items: list[int], featured: int | None, n: int, path: str) -> bytes:
+    """Page n of a newest-first listing, _PER_PAGE items a page; a featured item goes on
+    top of page 1 besides them, and not in its place further down (as WordPress shows a
+    sticky post)."""
+    rest = [i for i in items if i != featured]
+    shown = rest[(n - 1) * _PER_PAGE:n * _PER_PAGE]
+    if n == 1 and featured is not None:
+        shown = [featured, *shown]
+    day = datetime(2022, 1, 1, tzinfo=UTC)
+    rows = "".join(
+        f'<div class="news-item"><h3><a href="/news/item-{i}/">Item {i}</a></h3>'
+        f'<span class="date">{(day + timedelta(days=i)).strftime("%d %B %Y")}</span>'
+        f'<p class="teaser">About item {i}.</p></div>' for i in shown)
+    more = (f'<a class="next" href="{path}?page={n + 1}">Next</a>'
+            if len(rest) > n * _PER_PAGE else "")
+    return (f"<!DOCTYPE html><html><head><title>News</title></head><body><main>{rows}"
+            f"</main>{more}</body></html>").encode()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(polls=_POLLS)
+# found by it: with a featured item on page 1, news that had gone on to page 2 was never
+# read (page 1 held something stored, so the walk stopped there), poll after poll
+@example(polls=[(6, [], True)])
+def test_every_item_published_between_polls_is_news_once_however_far_it_was_pushed(
+        server, polls):
+    """A listing of four items a page, newest first: between polls up to 15 items are
+    published (so some are pushed to pages 2–4), old ones are taken down, and a featured
+    item comes and goes on top of page 1. Each poll reads on past page 1 until it reaches
+    what it stored, and each item published after the baseline is news exactly once."""
+    path = f"/listing-{uuid.uuid4().hex}/"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(make_config(Path(tmp), HTTP_FAST + listing_source(
+            server.url(path), max=_MAX_PAGES) + OPS))
+        store = SqliteStore(cfg.storage.path)
+        try:
+            items = list(range(6, -1, -1))  # newest first
+            made, featured = 7, None
+            stored: set[int] = set()
+            told: set[int] = set()
+            for k, (published, taken, feature) in enumerate([(0, [], False), *polls]):
+                items[:0] = range(made + published - 1, made - 1, -1)
+                made += published
+                for t in taken:
+                    if len(items) > 1:
+                        items.pop(t % len(items))
+                featured = (items[-1] if feature else None)  # the oldest, kept on top
+                pages = max(1, -(-len([i for i in items if i != featured]) // _PER_PAGE))
+                for n in range(1, pages + 1):
+                    r = Response(_model_page(items, featured, n, path),
+                                 content_type="text/html; charset=utf-8")
+                    server.route(f"{path}?page={n}", r)
+                    if n == 1:
+                        server.route(path, r)
+                report = poll(cfg, store, NOW + timedelta(hours=k))["icmpd-news"]
+                assert report.status in (PollStatus.OK, PollStatus.NOT_MODIFIED), report.line()
+                new = set(items) - stored
+                assert report.new == len(new), (k, report.line(), sorted(new))
+                stored |= new
+                if k:
+                    told |= new
+            titles = sorted(i["title"] for i in store.items())
+            assert titles == sorted(f"Item {i}" for i in stored)
+            assert sorted(o["item_id"] for o in store.outbox() if o["notifier"] == "all") \
+                == sorted(i["id"] for i in store.items() if int(i["title"][5:]) in told)
+        finally:
+            store.close()
 
 
 @pytest.mark.parametrize(("emptied", "warning"), [
