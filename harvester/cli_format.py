@@ -58,7 +58,8 @@ def describe_dry_run(report: PollReport, zone: str, store: SqliteStore, page: bo
                 lines += edit_lines(field_changes(stored[0], it.versioned(),
                                                   max_lines=DRY_RUN_LINES), "    ")
         elif page:
-            text = [w for para in html_paragraphs(it.content) for w in textwrap.wrap(para, 90)]
+            text = [w for para in html_paragraphs(it.content, repeats=True)
+                    for w in textwrap.wrap(para, 90)]
             more = len(text) - DRY_RUN_LINES
             lines += ["    watched text:", *(f"      {t}" for t in text[:DRY_RUN_LINES]),
                       *([f"      … {counted(more, 'more line')}"] if more > 0 else [])]

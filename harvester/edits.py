@@ -64,7 +64,9 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any], fields: Sequen
         if old == new:
             continue
         if field == "content":
-            old, new = html_to_text(old), html_to_text(new)
+            # every paragraph, twins too: "Yes" put in beside a "Yes" (a table's cell, a
+            # list's line) is words put in, and "No" → "Yes" beside one is no word taken out
+            old, new = html_to_text(old, repeats=True), html_to_text(new, repeats=True)
         yield field, old, new
 
 

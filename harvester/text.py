@@ -108,12 +108,16 @@ def _paragraphs_from_html(markup: str) -> list[str]:
     return "".join(body.itertext()).split(_PARA_MARK)
 
 
-def _dedupe(paras: list[str]) -> list[str]:
-    """Drop a paragraph repeated back to back, and a paragraph that is two copies of itself."""
+def _dedupe(paras: list[str], repeats: bool = False) -> list[str]:
+    """Drop empty paragraphs and, unless `repeats`, a paragraph repeated back to back and
+    one that is two copies of itself."""
     out: list[str] = []
     for p in paras:
         p = collapse(p)
         if not p:
+            continue
+        if repeats:
+            out.append(p)
             continue
         half = len(p) // 2
         if len(p) % 2 == 1 and len(p) > 20 and p[:half] == p[half + 1 :] and p[half] == " ":
@@ -124,13 +128,15 @@ def _dedupe(paras: list[str]) -> list[str]:
     return out
 
 
-def html_to_text(value: str | None) -> str:
+def html_to_text(value: str | None, *, repeats: bool = False) -> str:
     """Plain text of untrusted HTML or text: tags stripped, entities decoded once,
-    whitespace collapsed, a paragraph repeated back to back kept once."""
-    return " ".join(html_paragraphs(value))
+    whitespace collapsed, a paragraph repeated back to back kept once (a feed's summary
+    that says its teaser twice) — unless `repeats`: the words of a text compared with
+    another's, where a cell or a line put in beside its twin is a change."""
+    return " ".join(html_paragraphs(value, repeats=repeats))
 
 
-def html_paragraphs(value: str | None) -> list[str]:
+def html_paragraphs(value: str | None, *, repeats: bool = False) -> list[str]:
     """html_to_text's paragraphs, each as its own string (split where block elements
     begin and end): for showing a text a paragraph a line."""
     if not value:
@@ -142,7 +148,7 @@ def html_paragraphs(value: str | None) -> list[str]:
         paras = re.split(r"\n\s*\n", html.unescape(value))
     else:
         paras = _paragraphs_from_html(value)
-    return _dedupe(paras)
+    return _dedupe(paras, repeats)
 
 
 _ALLOWED_TAGS = {

@@ -35,6 +35,24 @@ def test_field_changes(edit, expected):
     assert [(c.field, c.label, c.diff) for c in changes] == expected
 
 
+TABLE = "<table><tr><td>Austria</td><td>Yes</td><td>No</td></tr></table>"
+
+
+@pytest.mark.parametrize(("after", "words", "adds"), [
+    # a cell that comes to say what the one beside it says: a word replaced, not taken out
+    (TABLE.replace("No", "Yes"), ((("=", "Austria Yes"), ("-", "No"), ("+", "Yes")),), True),
+    # a line put in beside its twin: words put in
+    (TABLE.replace("</tr>", "</tr><tr><td>No</td></tr>"),
+     ((("=", "Austria Yes No"), ("+", "No")),), True),
+])
+def test_a_paragraph_beside_its_twin_is_words_of_the_edit(after, words, adds):
+    """A feed's summary that says its teaser twice is read once, but an edit is of every
+    paragraph: a table's cells, a list's lines."""
+    [change] = field_changes({"content": TABLE}, {"content": after}, ("content",))
+    assert change.words == words and change.diff
+    assert adds_words({"content": TABLE}, {"content": after}) is adds
+
+
 def test_a_contents_change_carries_its_text_not_its_markup():
     [change] = field_changes(BEFORE, {**BEFORE, "content": "<p>One <b>two</b> four.</p>"})
     assert change == FieldChange("content", "One two three.", "One two four.",
