@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -148,12 +149,28 @@ def no_public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
 
+_PORTS = random.SystemRandom()  # not the seeded `random`: each test process its own ports
+
+
 def free_port() -> int:
     """A loopback port nothing listens on: bound, then released. A server may take it; a
-    connect to it is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    connect to it is refused. Picked below the kernel's ephemeral range, from which every
+    connect() and bind to port 0 is given one: with tests in four processes, a port from
+    that range was at times given to another socket before the server meant for it bound it
+    ("Address already in use")."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    for _ in range(200):
+        port = _PORTS.randrange(10_000, max(low, 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # a service of this machine has it
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
