@@ -27,6 +27,26 @@ _ENABLED = re.compile(r"\s*enabled\s*=")
 _NAME = re.compile(r"\s*name\s*=")
 
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                 "\f": "\\f", "\r": "\\r"}
+_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\ud800-\udfff]')
+
+
+def _toml_escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    if ch in _TOML_ESCAPES:
+        return _TOML_ESCAPES[ch]
+    # a lone surrogate (from undecodable bytes) is no character a TOML file can hold
+    return "\ufffd" if "\ud800" <= ch <= "\udfff" else f"\\u{ord(ch):04X}"
+
+
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string that reads back as it is: quotes, backslashes and
+    control characters escaped, every other character as itself — JSON's escapes are not
+    TOML's (an emoji becomes two surrogate escapes, which TOML refuses)."""
+    return '"' + _TOML_UNSAFE.sub(_toml_escape, value) + '"'
+
+
 def appended(old: str, blocks: str) -> str:
     """A TOML file's text with `blocks` after it, a blank line between, in the line endings
     the file has (a file written on Windows keeps CRLF)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from .configfile import toml_string
 from .parse.html import AnnouncedFeed, announced_feeds
 from .parse.listing import Selectors
 
@@ -197,9 +198,9 @@ def toml_block(found: Selectors) -> str:
 
 
 def _toml_str(s: str) -> str:
-    if "'" not in s:
-        return f"'{s}'"  # a literal string: no escapes needed
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "'" not in s and s.isprintable():
+        return f"'{s}'"  # a literal string: a selector's backslashes stay as written
+    return toml_string(s)
 
 
 __all__ = ["AnnouncedFeed", "announced_feeds", "detect", "pages_block", "pagination",

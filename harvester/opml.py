@@ -3,13 +3,13 @@ paste into the config, and write the configured feeds out as one."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lxml import etree
 
+from .configfile import toml_string
 from .errors import ParseError
 from .parse.encoding import to_utf8
 from .parse.feed import without_dtd, without_surrogate_refs
@@ -103,7 +103,7 @@ def source_block(name: str, kind: str, url: str, comment: str = "") -> str:
     """One `[[sources]]` table's first lines, as `opml import`, `probe` and `init` print
     them (a comment beside the header when there is one)."""
     note = f"  # {comment}" if comment else ""
-    return f'[[sources]]{note}\nname = "{name}"\nkind = "{kind}"\nurl = {json.dumps(url)}\n'
+    return f'[[sources]]{note}\nname = "{name}"\nkind = "{kind}"\nurl = {toml_string(url)}\n'
 
 
 def sources_toml(subs: Iterable[Subscription], taken: set[str]) -> str:

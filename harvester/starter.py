@@ -10,7 +10,6 @@ configfile, which reads the config again after writing them.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tomllib
@@ -20,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from .config import SourceConfig, SourceKind, parse_config
+from .configfile import toml_string
 from .errors import ConfigError, ParseError
 from .fetch import Fetcher
 from .models import FetchResult, RawEntry
@@ -302,8 +302,8 @@ def _name_of(url: str, taken: set[str]) -> str:
 def headers_line(headers: Sequence[tuple[str, str]]) -> str:
     """A source's `headers = { … }` line, the values as given (`${NAME}` left for the
     config to read from the environment)."""
-    table = ", ".join(f"{n if re.fullmatch(r'[A-Za-z0-9_-]+', n) else json.dumps(n)} = "
-                      f"{json.dumps(v, ensure_ascii=False)}" for n, v in headers)
+    table = ", ".join(f"{n if re.fullmatch(r'[A-Za-z0-9_-]+', n) else toml_string(n)} = "
+                      f"{toml_string(v)}" for n, v in headers)
     return f"headers = {{ {table} }}\n"
 
 
@@ -335,7 +335,7 @@ def config_text(found: Sequence[Found], *, timezone: str = "UTC") -> str:
         "[defaults]",
         'every = "30m"            # the daemon polls each source this often',
         'first_run = "baseline"   # a new source stores what it has silently; news comes after',
-        f"timezone = {json.dumps(timezone)}   # for dates that carry no zone",
+        f"timezone = {toml_string(timezone)}   # for dates that carry no zone",
         "",
         *blocks,
         "# Rules tag the items that matter; a notifier can hear of those only.",

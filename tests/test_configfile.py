@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harvester.config import load_config
-from harvester.configfile import appended, with_enabled, without_sources
+from harvester.configfile import appended, toml_string, with_enabled, without_sources
 from harvester.devserver import Response
 from harvester.errors import ConfigError
 
@@ -323,3 +323,12 @@ def test_disable_and_enable_change_nothing_when_they_cannot_do_just_that(
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr == f"harvester: error: {message}\n"
     assert (watched.read_bytes(), (tmp_path / "sources.d" / "more.toml").read_bytes()) == before
+
+
+@given(st.text())
+def test_a_toml_string_reads_back_as_the_text_it_was(text):
+    """Whatever `add`, `init` and `opml import` write into a config — a URL with an emoji,
+    a header value with a quote, a tab or a control character — reads back as it was (a
+    lone surrogate, which no TOML file can hold, as U+FFFD)."""
+    expected = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    assert tomllib.loads(f"k = {toml_string(text)}")["k"] == expected

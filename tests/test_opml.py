@@ -6,8 +6,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from harvester.config import parse_config
-from harvester.opml import Subscription, read_opml
+from harvester.opml import Subscription, plan_import, read_opml, sources_toml, write_opml
 
 from .conftest import FIXTURES, feed_source, make_config, run_cli
 
@@ -103,3 +106,30 @@ def test_broken_bytes_and_references_in_attributes_read_as_replacement_character
             '<outline text="Caf\xe9 news &#xD800;" xmlUrl="https://e.org/f&#56320;"/>'
             '</body></opml>').encode("latin-1")  # é as Latin-1 behind a UTF-8 label
     assert read_opml(body) == [Subscription("Café news \ufffd", "https://e.org/f\ufffd")]
+
+
+# what an XML attribute can carry: any character but the controls (tab aside) and
+# U+FFFE/U+FFFF
+_XML = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff",
+                     include_characters="\t")
+_TITLES = st.text(_XML, max_size=40)
+_PATHS = st.text(_XML, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_TITLES, _PATHS), min_size=1, max_size=4))
+# found by it: a character past U+FFFF in a URL was written as JSON's two surrogate
+# escapes, which TOML refuses: the printed blocks did not load
+@example([("", "\U00010000")])
+def test_whatever_a_readers_export_names_its_feeds_the_blocks_load(feeds):
+    """Titles and URLs as any feed reader may write them — quotes, backslashes, emoji,
+    right-to-left text, tabs: the blocks printed load beside the config, one source a
+    feed, each at the URL the file gave it."""
+    subs = [Subscription(title, f"https://news.example/{path}") for title, path in feeds]
+    read = read_opml(write_opml(subs))
+    plan = plan_import(read, [])
+    text = sources_toml(plan.new, {"icmpd-rss"})
+    config = parse_config(tomllib.loads(
+        '[storage]\npath = "h.db"\n' + feed_source("icmpd-rss", "https://www.icmpd.org/rss")
+        + "\n" + text), Path("harvester.toml"))
+    assert [s.url for s in config.sources[1:]] == [s.url for s in plan.new]
