@@ -800,7 +800,8 @@ NEVER = datetime.max.replace(tzinfo=UTC)  # the turn of a cron line that names n
 def backoff(every: float, failures: int, backoff_max: float) -> float:
     """Seconds from a failed poll to the next: the interval doubled for each failure in a
     row, at most `backoff_max` — the daemon's spacing, and `once --due`'s."""
-    return min(backoff_max, every * 2 ** (failures - 1))
+    # past 2**64 intervals the cap has long been reached; 2**1025 would overflow a float
+    return min(backoff_max, every * 2 ** min(max(0, failures - 1), 64))
 
 
 def due_at(src: SourceConfig, state: SourceState, backoff_max: float) -> datetime | None:

@@ -166,3 +166,15 @@ def test_every_notification_lands_once_or_dies_after_its_own_attempts(
                 assert accepted.get(row["id"], 0) == (row["status"] == "sent")
         finally:
             store.close()
+
+
+def test_a_notifier_allowed_thousands_of_attempts_backs_off_to_its_cap():
+    """max_attempts is the operator's: one who never wants a row dead sets it high, and the
+    backoff's doubling stays at backoff_max however many attempts (2 to the 1,025th power
+    of 30 s is past what a float holds)."""
+    from harvester.config import DeliveryConfig
+    from harvester.notify.deliver import backoff
+
+    delivery = DeliveryConfig(max_attempts=100_000, backoff=30.0, backoff_max=3600.0)
+    assert [backoff(n, delivery, None, lambda: 0.5) for n in (1, 2, 3, 8, 1025, 99_999)] == [
+        30.0, 60.0, 120.0, 3600.0, 3600.0, 3600.0]

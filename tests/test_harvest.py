@@ -382,6 +382,10 @@ def _at(text: str) -> datetime:
     # … never further apart than [daemon] backoff_max (6 h)
     ('every = "1d"\n', {"last": "2020-05-28T07:00:00Z", "failures": 4},
      "2020-05-28T12:00:00Z", False, "2020-05-28T13:00:00Z"),
+    # … however long the run of failures (a site down for weeks, polled at the cap): 2 to
+    # the 1,025th power of an interval is past what a float holds
+    ('every = "1m"\n', {"last": "2020-05-28T07:00:00Z", "failures": 5000},
+     "2020-05-28T12:30:00Z", True, "2020-05-28T13:00:00Z"),
     # a cron line, in the source's zone (Vienna, summer: UTC+2), due from its minute on
     ('cron = "0 9 * * 1"\ntimezone = "Europe/Vienna"\n', {"last": "2020-05-25T07:00:04Z"},
      "2020-06-01T06:59:00Z", False, "2020-06-01T07:00:00Z"),

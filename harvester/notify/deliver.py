@@ -79,7 +79,8 @@ def backoff(attempt: int, delivery: DeliveryConfig, retry_after: float | None,
             rand: Callable[[], float]) -> float:
     """Seconds until attempt `attempt + 1`: exponential, capped, with ±20 % jitter so a
     fleet of rows does not retry in lockstep; never sooner than the server asked."""
-    base = min(delivery.backoff_max, delivery.backoff * 2 ** max(0, attempt - 1))
+    # past 2**64 the cap has long been reached; 2**1025 would overflow a float
+    base = min(delivery.backoff_max, delivery.backoff * 2 ** min(max(0, attempt - 1), 64))
     delay = base * (0.8 + 0.4 * rand())
     return max(delay, min(retry_after or 0.0, delivery.backoff_max))
 
