@@ -95,6 +95,11 @@ def _included_name(config: Config, file: Path) -> str:
     return str(file.relative_to(folder)) if file.is_relative_to(folder) else str(file)
 
 
+# --limit, --last, --entries: a count SQLite can take (its integers are 64-bit), and that
+# anyone asking for "all" reaches
+COUNT = click.IntRange(1, 1_000_000_000)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="HARVESTER_CONFIG", metavar="PATH",
               help="Configuration file (TOML). Default: $HARVESTER_CONFIG, else ./harvester.toml.")
@@ -226,7 +231,7 @@ def _since(text: str, timezone: str) -> str:
                    "(7d, 12h).")
 @click.option("--search", metavar="WORDS",
               help="Only items whose title, category, summary or content hold every word.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many items.")
+@click.option("--limit", type=COUNT, help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--atom", is_flag=True,
               help="An Atom feed of the selection, for a feed reader (50 items unless --limit).")
@@ -552,7 +557,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command("log")
 @click.option("--source", metavar="NAME", help="Only this source's polls.")
-@click.option("--last", default=20, show_default=True, type=click.IntRange(min=1), metavar="N",
+@click.option("--last", default=20, show_default=True, type=COUNT, metavar="N",
               help="How many of the newest polls.")
 @click.option("--status", type=click.Choice([s.value for s in PollStatus
                                              if s not in (PollStatus.WAITING,
@@ -680,7 +685,8 @@ def _secret_warnings(n: NotifierConfig) -> list[str]:
 
 @cli.command()
 @click.argument("url")
-@click.option("--entries", default=5, show_default=True, help="How many entries to show.")
+@click.option("--entries", default=5, show_default=True, type=COUNT,
+              help="How many entries to show.")
 @click.option("-H", "--header", "header_args", multiple=True, metavar="'NAME: VALUE'",
               help="Send this header too (a token, a cookie), as curl -H does.")
 @click.pass_context

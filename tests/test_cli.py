@@ -957,3 +957,19 @@ def test_version_and_help():
     r = run_cli("--help")
     for cmd in ("once", "items", "sources", "check", "demo"):
         assert cmd in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("log", "--last", "99999999999999999999"),
+    ("items", "--limit", "99999999999999999999"),
+    ("probe", "https://www.icmpd.org/news-centre/", "--entries", "0"),
+])
+def test_a_count_out_of_range_is_a_usage_error_naming_the_option(tmp_path, args):
+    """A count past what SQLite's integers hold was a traceback (`log`) or "datatype
+    mismatch" (`items`); probe took a negative one. Said as any bad option is, before
+    anything is read or fetched."""
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/rss"))
+    r = run_cli("--config", str(cfg), *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[-1] == (f"Error: Invalid value for '{args[-2]}': {args[-1]} is "
+                                         "not in the range 1<=x<=1000000000.")
