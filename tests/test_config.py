@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harvester.config import (
     EditsTold,
@@ -16,6 +18,7 @@ from harvester.config import (
     Schedule,
     SourceKind,
     load_config,
+    parse_config,
     parse_duration,
     parse_schedule,
 )
@@ -505,3 +508,70 @@ def test_which_edits_are_told_defaults_to_all_and_may_be_set_in_defaults(tmp_pat
     assert [s.edits for s in load_config(path).sources] == [EditsTold.ADDED, EditsTold.ALL]
     path.write_text('[[sources]]\nname = "a"\nurl = "https://e.org/rss"\n')
     assert load_config(path).sources[0].edits is EditsTold.ALL
+
+
+# -- any document at all: loaded, or one ConfigError naming file and key ------------------
+
+def _documented() -> dict[str | None, dict[str, list]]:
+    """config/example.toml's keys, table by table, each with the values it shows (written
+    or commented out): what a document is made of, so the fuzzing reaches every check."""
+    import tomllib
+
+    keys: dict[str | None, dict[str, list]] = {}
+    section = None
+    for line in (CONFIG_DIR / "example.toml").read_text("utf-8").splitlines():
+        text = line.strip().lstrip("#").strip()
+        if m := re.match(r"\[\[?\s*([a-z_.]+)\s*\]\]?", text):
+            section = m.group(1)
+        elif m := re.match(r"([a-z_]+)\s*=\s*(.+)", text):
+            for value in (m.group(2), m.group(2).split("  #")[0]):
+                try:
+                    keys.setdefault(section, {}).setdefault(m.group(1), []).append(
+                        tomllib.loads(f"k = {value}")["k"])
+                    break
+                except tomllib.TOMLDecodeError:
+                    continue
+    return keys
+
+
+_KEYS = _documented()
+_WORDS = ["0s", "-1h", "1e400d", "http://127.0.0.1/", "ftp://x", "page", "sitemap",
+          "Mars/Base", "25:00", "* * * * * *", "[", "(", "xpath://h3", "xpath:][", "all",
+          "latest:0", "changed", "${HV_UNSET}", "", " ", "\x00"]
+_SCALAR = st.one_of(st.sampled_from(_WORDS), st.text(max_size=12),
+                    st.integers(-3, 2**70), st.floats(), st.booleans(), st.datetimes())
+_VALUE = st.recursive(_SCALAR, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=2), max_leaves=6)
+
+
+def _table(section: str | None, **fixed: object) -> st.SearchStrategy[dict]:
+    shown = _KEYS[section]
+    return st.lists(st.sampled_from(sorted(shown)).flatmap(
+        lambda k: st.tuples(st.just(k), st.one_of(st.sampled_from(shown[k]), _VALUE))),
+        max_size=4, unique_by=lambda kv: kv[0]).map(lambda kvs: {**fixed, **dict(kvs)})
+
+
+_SOURCE = st.builds(lambda t, kind, select, pages: {**t, "kind": kind, **(
+    {"select": select} if select else {}), **({"pages": pages} if pages else {})},
+    _table("sources", name="s", url="https://www.icmpd.org/rss"),
+    st.sampled_from(["feed", "html", "page", "sitemap"]),
+    _table("sources.select"), _table("sources.pages"))
+_DOCUMENT = st.fixed_dictionaries({}, optional={
+    "storage": _table("storage"), "http": _table("http"), "defaults": _table("defaults"),
+    "daemon": _table("daemon"), "delivery": _table("delivery"),
+    "sources": st.lists(_SOURCE, max_size=2), "rules": st.lists(_table("rules"), max_size=2),
+    "notifiers": st.lists(_table("notifiers", name="n"), max_size=2), "include": _VALUE})
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(_DOCUMENT)
+def test_any_document_loads_or_is_one_error_naming_its_file(tmp_path, document):
+    """Whatever a config holds — each documented key with a value of any type and size,
+    in any table — it loads, or it is refused with a ConfigError that names the file:
+    never another exception, which the command line would show as a traceback."""
+    path = tmp_path / "harvester.toml"
+    try:
+        parse_config(document, path)
+    except ConfigError as e:
+        assert str(e).startswith(f"{path}: "), str(e)
