@@ -95,8 +95,8 @@ def _included_name(config: Config, file: Path) -> str:
     return str(file.relative_to(folder)) if file.is_relative_to(folder) else str(file)
 
 
-# --limit, --last, --entries: a count SQLite can take (its integers are 64-bit), and that
-# anyone asking for "all" reaches
+# --limit, --last (and --entries, from 0): a count SQLite can take (its integers are
+# 64-bit), and that anyone asking for "all" reaches
 COUNT = click.IntRange(1, 1_000_000_000)
 
 
@@ -685,8 +685,9 @@ def _secret_warnings(n: NotifierConfig) -> list[str]:
 
 @cli.command()
 @click.argument("url")
-@click.option("--entries", default=5, show_default=True, type=COUNT,
-              help="How many entries to show.")
+@click.option("--entries", default=5, show_default=True,
+              type=click.IntRange(0, COUNT.max),
+              help="How many entries to show (0: the block alone).")
 @click.option("-H", "--header", "header_args", multiple=True, metavar="'NAME: VALUE'",
               help="Send this header too (a token, a cookie), as curl -H does.")
 @click.pass_context
