@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -524,7 +525,9 @@ def _compiled(r: _Reader, k: str, v: str) -> re.Pattern[str]:
                          "boundary: write the pattern in 'single quotes' ('\\bword\\b'), or "
                          'double each backslash ("\\\\bword\\\\b")')
     try:
-        return re.compile(v)
+        # composed (NFC), as items' text is stored: "ü" typed as "u" and a combining mark
+        # (some editors save it so) would otherwise never match
+        return re.compile(unicodedata.normalize("NFC", v))
     except re.error as e:
         raise r.error(k, f"bad regular expression {v!r}: {e}") from None
 

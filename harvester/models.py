@@ -16,7 +16,8 @@ from .words import counted, size
 
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
 # silently instead of reading as an edit.
-HASH_VERSION = "v2"  # v2: an entry with only a body takes its summary from it
+# v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC)
+HASH_VERSION = "v3"
 
 
 class ChangeKind(StrEnum):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from .dates import iso_utc, parse_date
 from .models import HASH_VERSION, DateFlag, Item, RawEntry
-from .text import collapse, html_to_text, markup_head, sanitise_html, strip_controls
+from .text import collapse, composed, html_to_text, markup_head, sanitise_html, strip_controls
 from .urls import canonical_url
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -60,7 +60,8 @@ class Context:
 def text_of(markup: str | None, limit: int) -> str:
     """Plain text of a field's markup, read from at most _MARKUP_PER_CHAR × `limit`
     characters of it; the caller clips the text to `limit`."""
-    return html_to_text(markup_head(markup, _MARKUP_PER_CHAR * limit) if markup else markup)
+    return composed(html_to_text(markup_head(markup, _MARKUP_PER_CHAR * limit)
+                                 if markup else markup))
 
 
 def split_category(title: str) -> tuple[str | None, str]:
@@ -112,7 +113,7 @@ def clean_content(markup: str | None, base_url: str | None) -> str:
     took a second), so a megabyte article page or feed entry costs what 200 KB would."""
     if not markup:
         return ""
-    return sanitise_html(markup[: 4 * MAX_CONTENT], base_url)[:MAX_CONTENT]
+    return composed(sanitise_html(markup[: 4 * MAX_CONTENT], base_url))[:MAX_CONTENT]
 
 
 def item_url(entry: RawEntry, ctx: Context) -> str | None:

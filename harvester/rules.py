@@ -7,11 +7,11 @@ from functools import lru_cache
 
 from .config import RuleConfig
 from .models import Item
-from .text import collapse
+from .text import collapse, composed
 
 
 def _fold(s: str) -> str:
-    return collapse(s).casefold()
+    return composed(collapse(s).casefold())
 
 
 @lru_cache(maxsize=256)

@@ -43,6 +43,7 @@ from .models import (
     Vanished,
 )
 from .perms import unwritable
+from .text import composed
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
@@ -161,7 +162,8 @@ def _json_list(values: Sequence[str]) -> str:
 
 
 def _has(haystack: str | None, word: str) -> bool:
-    text = (haystack or "").casefold()
+    # composed (NFC): an item stored before text was, or a query typed decomposed
+    text = composed((haystack or "").casefold())
     if " " in word:  # a phrase: across a line break or a run of spaces in the text too
         text = " ".join(text.split())
     return word in text
@@ -179,11 +181,11 @@ def search_terms(text: str) -> list[tuple[bool, str]]:
         if m[3] is not None:
             word = m[3]
             if word.startswith("-") and len(word) > 1:
-                terms.append((False, word[1:].casefold()))
+                terms.append((False, composed(word[1:].casefold())))
             else:
-                terms.append((True, word.casefold()))
+                terms.append((True, composed(word.casefold())))
         elif phrase := " ".join(m[2].split()):
-            terms.append((not m[1], phrase.casefold()))
+            terms.append((not m[1], composed(phrase.casefold())))
     return terms
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,16 @@ def _strip_controls_fast(s: str) -> str:
     elif s.replace("\n", "").replace("\t", "").replace("\r", "").isprintable():
         return s
     return _CTRL.sub("", s)
+
+
+def composed(s: str) -> str:
+    """`s` in Unicode's composed form (NFC): "Ü" one code point, as typed, however a feed
+    spelled it ("U" and a combining diaeresis, as macOS and some CMSs write it) — so a
+    rule, a search and another source's copy of an item find the same words. ASCII and
+    text already composed (nearly all) pass through at C speed."""
+    if s.isascii() or unicodedata.is_normalized("NFC", s):
+        return s
+    return unicodedata.normalize("NFC", s)
 
 
 def collapse(s: str) -> str:
@@ -278,5 +289,5 @@ def _cleaner() -> nh3.Cleaner:
                        url_relative=_resolve_relative)
 
 
-__all__ = ["collapse", "html_paragraphs", "html_to_text", "markup_head", "sanitise_html",
-           "strip_controls"]
+__all__ = ["collapse", "composed", "html_paragraphs", "html_to_text", "markup_head",
+           "sanitise_html", "strip_controls"]

@@ -542,6 +542,35 @@ def test_items_hashed_by_an_earlier_version_are_no_edits_after_an_upgrade(
     assert store.conn.execute("SELECT count(*) FROM item_versions").fetchone() == (0,)
 
 
+def test_letters_spelled_decomposed_are_the_same_words_to_rules_search_and_edits(
+        server, config_for, store):
+    """A feed that writes "Ü" as "U" and a combining diaeresis (as macOS and some CMSs do):
+    the rule typed "über" tags its item, `items --search` typed either way finds it, and
+    when the feed starts spelling it composed, nothing was edited."""
+    import unicodedata
+
+    title = "Übereinkommen über Grenzmanagement unterzeichnet"
+    feed = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T'
+            b"</title><link>https://www.icmpd.org/</link>"
+            b"<item><title>{t}</title><link>https://www.icmpd.org/news/a/</link>"
+            b"<pubDate>Wed, 20 May 2020 09:41:00 +0200</pubDate></item></channel></rss>")
+    spelled = {form: feed.replace(b"{t}", unicodedata.normalize(form, title).encode())
+               for form in ("NFC", "NFD")}
+    server.route("/de", Response(spelled["NFD"], content_type="application/rss+xml"))
+    config = config_for(feed_source("de", server.url("/de"), first_run="all"),
+                        notifiers=CONSOLE.replace('rules = ["press-release", "project-launch"]',
+                                                  'rules = ["abkommen"]')
+                        + "\n[[rules]]\nname = \"abkommen\"\nmatch = '(?i)\\büber'\n")
+    assert poll(config, store)["de"].queued == 1
+    [item] = store.items()
+    assert item["title"] == title and item["rules"] == ["abkommen"]
+    for typed in ("ÜBER", unicodedata.normalize("NFD", "über"), '"Grenzmanagement unter"'):
+        assert [i["id"] for i in store.items(text=typed)] == [item["id"]], typed
+    server.route("/de", Response(spelled["NFC"], content_type="application/rss+xml"))
+    r = poll(config, store)["de"]
+    assert (r.new, r.changed, r.unchanged) == (0, 0, 1)
+
+
 def test_a_newer_harvesters_database_is_refused_and_left_as_it_is(server, icmpd_a, tmp_path):
     """An image rolled back to an older harvester: it must not write into a schema it does
     not know (nor mark it as its own), and says what to do instead."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -434,6 +436,26 @@ def test_an_entry_with_only_a_body_is_told_by_its_text(title, content, expected_
                    ctx(category_from_title=False))
     assert (it.title, it.summary) == (expected_title, expected_summary)
     assert "<script" not in (it.content or "")
+
+
+NFC = "Übereinkommen über Grenzmanagement in Zürich"  # each letter one code point
+NFD = unicodedata.normalize("NFD", NFC)  # as macOS and some CMSs write it: U + ◌̈
+
+
+def test_text_is_stored_composed_however_the_feed_spelled_its_letters():
+    """"Ü" as one code point or as "U" and a combining diaeresis: the same words, stored
+    alike, so a rule, a search and the other source's copy find them, and a feed that
+    changes its spelling has not edited its items."""
+    entry = RawEntry(title=f"Press Release: {NFD}", link="https://www.icmpd.org/a",
+                     summary=f"<p>{NFD}.</p>", content=f"<p>{NFD}</p>", categories=(NFD,),
+                     author=NFD, published="Wed, 20 May 2020 09:41:00 +0200")
+    it = normalise(entry, ctx())
+    assert (it.title, it.summary, it.content, it.tags, it.author) == (
+        NFC, f"{NFC}.", f"<p>{NFC}</p>", (NFC,), NFC)
+    composed = normalise(replace(entry, title=f"Press Release: {NFC}",
+                                 summary=f"<p>{NFC}.</p>", content=f"<p>{NFC}</p>",
+                                 categories=(NFC,), author=NFC), ctx())
+    assert composed.content_hash == it.content_hash
 
 
 def test_missing_date_is_first_seen_and_flagged():
