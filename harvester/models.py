@@ -16,7 +16,8 @@ from .words import counted, size
 
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
 # silently instead of reading as an edit.
-# v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC)
+# v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC),
+# without soft hyphens and zero-width spaces
 HASH_VERSION = "v3"
 
 

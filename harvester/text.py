@@ -119,11 +119,19 @@ def _paragraphs_from_html(markup: str) -> list[str]:
     return "".join(body.itertext()).split(_PARA_MARK)
 
 
+# Marks that are no part of a word's text: soft hyphens (&shy;, where a narrow screen may
+# break "Grenz-management"), zero-width spaces, a word joiner, a stray byte order mark.
+# A rule or a search for "Grenzmanagement" would miss "Grenz\u00admanagement".
+_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
+
+
 def _dedupe(paras: list[str], repeats: bool = False) -> list[str]:
     """Drop empty paragraphs and, unless `repeats`, a paragraph repeated back to back and
-    one that is two copies of itself."""
+    one that is two copies of itself; invisible marks go from the words."""
     out: list[str] = []
     for p in paras:
+        if not p.isascii():
+            p = _INVISIBLE.sub("", p)
         p = collapse(p)
         if not p:
             continue

@@ -26,6 +26,9 @@ BEFORE = {"title": "Kick-off in Vienna", "category": "Project News", "url": "htt
     ({"category": None}, [("category", "category", ("-Project News",))]),
     # the same words in other markup: said, without a diff of tags
     ({"content": "<div>One <i>two</i> three.</div>"}, [("content", "content (markup only)", ())]),
+    # hyphenation marks put in for narrow screens: no word changed
+    ({"content": "<p>One <b>t&shy;wo</b> th\u200bree.</p>"},
+     [("content", "content (markup only)", ())]),
     ({"content": "<p>One two four.</p>", "summary": "One two four."},
      [("summary", "summary", ("-One two three.", "+One two four.")),
       ("content", "content", ("-One two three.", "+One two four."))]),

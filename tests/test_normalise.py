@@ -458,6 +458,19 @@ def test_text_is_stored_composed_however_the_feed_spelled_its_letters():
     assert composed.content_hash == it.content_hash
 
 
+@pytest.mark.parametrize("title", [
+    "Grenz&shy;management in Zentral&shy;asien", "Grenz\u00admanagement in Zentral\u00adasien",
+    "Grenz&#8203;management in Zentral\u200basien",  # zero-width spaces
+    "\ufeffGrenz\u2060management in Zentralasien",  # a stray BOM, a word joiner
+])
+def test_invisible_hyphenation_marks_are_no_part_of_a_words_text(title):
+    """A headline hyphenated for narrow screens with soft hyphens (German sites do it) is
+    the word a rule or a search looks for, not "Grenz\u00admanagement"."""
+    it = normalise(RawEntry(title=title, link="https://www.icmpd.org/a",
+                            summary=f"<p>{title}</p>"), ctx(category_from_title=False))
+    assert (it.title, it.summary) == ("Grenzmanagement in Zentralasien",) * 2
+
+
 def test_missing_date_is_first_seen_and_flagged():
     it = normalise(RawEntry(title="Undated", link="https://example.org/a"), ctx())
     assert it.published == iso_utc(NOW) and it.date_flag is DateFlag.MISSING
