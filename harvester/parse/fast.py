@@ -9,6 +9,7 @@ No entity from the document is ever expanded and nothing is fetched.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from lxml import etree
@@ -45,11 +46,32 @@ def _confident_encoding(body: bytes, content_type: str | None) -> bool:
     return declared in _UTF8 and (header is None or header in _UTF8)
 
 
-def _text(el: etree._Element | None) -> str | None:
+def _text(el: etree._Element | None, repair: bool = True) -> str | None:
+    """An element's text, stripped; `repair` as feedparser repairs what it reads as text
+    (not an Atom author's name or email)."""
     if el is None:
         return None
     t = el.text
-    return t.strip() or None if t else None
+    if not t:
+        return None
+    t = t.strip()
+    return (t if t.isascii() or not repair else _repaired(t)) or None
+
+
+# C1 controls a cp1252 document meant as its quotes, dashes and euro sign ("\x93" → "“")
+_CP1252 = {c: bytes([c]).decode("cp1252") for c in range(0x80, 0xA0)
+           if c not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_C1 = re.compile("[\x80-\x9f]")  # found at C speed: translate() is slow on long text
+
+
+def _repaired(text: str) -> str:
+    """A field's text as feedparser leaves it: UTF-8 read as Latin-1 ("cafÃ©") decoded
+    again ("café"), and cp1252's C1 characters mapped to what they meant — so an entry
+    reads the same whichever path reads its feed, and a feed that moves between them
+    does not edit its items."""
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        text = text.encode("latin-1").decode("utf-8")
+    return text.translate(_CP1252) if _C1.search(text) else text
 
 
 def parse_fast(body: bytes, *, url: str, content_type: str | None = None,
@@ -96,8 +118,9 @@ def _overlaps(tag: str) -> bool:
 
 def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
     title = link = guid = summary = content = published = updated = author = creator = None
-    permalink = True
+    permalink, has_link = True, False
     categories: list[str] = []
+    plain: set[str] = set()  # the terms given without a domain
     for child in item:
         tag = child.tag
         if not isinstance(tag, str):
@@ -108,7 +131,7 @@ def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
         if local == "title":
             title = _text(child)
         elif local == "link":
-            link = _text(child)
+            link, has_link = _text(child), True
         elif local == "guid":
             guid = _text(child)
             permalink = child.get("isPermaLink", "true").strip().lower() == "true"
@@ -122,8 +145,11 @@ def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
             updated = _text(child)
         elif local == "category" or tag == _DC + "subject":
             term = _text(child)
-            if term:
+            # as feedparser keeps them: a term given again without a domain once
+            if term and (child.get("domain") or term not in plain):
                 categories.append(term)
+                if not child.get("domain"):
+                    plain.add(term)
         elif local == "author":
             if creator is not None:
                 raise _Decline  # both: feedparser keeps whichever comes last
@@ -138,10 +164,14 @@ def _rss_entry(item: etree._Element, ns: str, url: str) -> RawEntry:
         guid = item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about") or None
         if guid:
             guid = guid.strip()
-    if link is None and guid and permalink:
-        link = guid  # feedparser: a permalink guid is the link when there is none
+    if not has_link and guid and permalink:
+        # feedparser: a permalink guid is the link when there is no <link> (an empty one
+        # is a link, of nothing)
+        link = guid
     elif link is not None and "://" not in link:
         link = join(url, link) or link  # resolved against the document, as feedparser does
+    if summary is not None and summary == content:
+        summary = None  # as the feedparser path reads one (which copies content there)
     return RawEntry(title=title, link=link, guid=guid, summary=summary, content=content,
                     published=published, updated=updated, categories=tuple(categories),
                     author=creator or author)
@@ -189,8 +219,10 @@ def _atom_link(entry: etree._Element, url: str) -> str | None:
             if rel.strip().lower() == "alternate":
                 raise _Decline
             continue  # self, related, enclosure, replies …: not the page
-        href, kind = (ln.get("href") or "").strip(), ln.get("type")
-        if link is not None or not href or kind not in (None, "text/html"):
+        raw, kind = ln.get("href") or "", ln.get("type")
+        href = raw.strip()
+        # spaces around it: feedparser keeps some of them, in the raw form a re-poll knows
+        if link is not None or not href or href != raw or kind not in (None, "text/html"):
             raise _Decline
         link = join(url, href) or href if "://" not in href else href
     return link
@@ -209,7 +241,8 @@ def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
     author = None
     a = entry.find(_ATOM + "author")
     if a is not None:
-        name, email = _text(a.find(_ATOM + "name")), _text(a.find(_ATOM + "email"))
+        name, email = (_text(a.find(_ATOM + "name"), repair=False),
+                       _text(a.find(_ATOM + "email"), repair=False))
         author = f"{name} ({email})" if name and email else (name or email)
     content = None
     for c in entry.iterchildren(_ATOM + "content"):
@@ -217,18 +250,26 @@ def _atom_entry(entry: etree._Element, url: str) -> RawEntry:
             raise _Decline
         content = _atom_text(c)
         break
+    summary = _atom_text(entry.find(_ATOM + "summary"))
     return RawEntry(
         title=_atom_text(entry.find(_ATOM + "title")),
         link=link or guid,  # as feedparser: an entry with no link is known by its id
         guid=guid,
-        summary=_atom_text(entry.find(_ATOM + "summary")),
+        summary=None if summary == content else summary,  # as the feedparser path has it
         content=content,
         published=_text(entry.find(_ATOM + "published")),
         updated=_text(entry.find(_ATOM + "updated")),
-        categories=tuple(t for c in entry.iterchildren(_ATOM + "category")
-                         if (t := (c.get("term") or "").strip())),
+        categories=_atom_terms(entry),
         author=author,
     )
+
+
+def _atom_terms(entry: etree._Element) -> tuple[str, ...]:
+    """The entry's category terms, a category given again (term, scheme and label) once,
+    as feedparser keeps them."""
+    seen = dict.fromkeys((c.get("term"), c.get("scheme"), c.get("label"))
+                         for c in entry.iterchildren(_ATOM + "category"))
+    return tuple(t for term, _, _ in seen if (t := (term or "").strip()))
 
 
 def _atom(root: etree._Element, url: str) -> ParsedDocument:
