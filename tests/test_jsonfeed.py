@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harvester.errors import ParseError
 from harvester.parse import parse_feed
@@ -81,3 +83,39 @@ def test_a_json_document_of_too_many_objects_is_refused_before_it_is_built(
     with pytest.raises(ParseError) as e:
         parse_feed(body, url=URL, content_type="application/feed+json")
     assert str(e.value) == ("not read: a JSON document of more than 10 objects and arrays")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2**70) | st.floats()
+    | st.sampled_from(["", " ", "x", "https://e.org/a", "/rel", "2020-05-26T10:00:00Z",
+                       "<p>hi</p>", "https://jsonfeed.org/version/1.1"]) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["version", "title", "items", "id", "url", "external_url", "content_html",
+         "content_text", "summary", "date_published", "date_modified", "author", "authors",
+         "name", "tags", "language", "home_page_url", "x"]), inner, max_size=5),
+    max_leaves=12)
+
+
+_KEYS = st.sampled_from(["id", "url", "external_url", "title", "content_html", "content_text",
+                         "summary", "date_published", "date_modified", "author", "authors",
+                         "tags", "language", "x"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.fixed_dictionaries({"version": st.just("https://jsonfeed.org/version/1.1")},
+                             optional={"title": _JSON, "author": _JSON, "authors": _JSON,
+                                       "language": _JSON, "items": st.one_of(_JSON, st.lists(
+                                           st.dictionaries(_KEYS, _JSON, max_size=6),
+                                           max_size=3))}))
+def test_any_json_feed_reads_or_is_one_parse_error(doc):
+    """Whatever a JSON Feed's fields hold — a number where text belongs, a list for an
+    object, nulls, nesting — it reads into entries or fails as a ParseError naming why,
+    never with a TypeError that would fail the poll as a harvester bug."""
+    body = json.dumps(doc, allow_nan=True).encode()
+    try:
+        parsed = parse_feed(body, url=URL, content_type="application/feed+json")
+    except ParseError:
+        return
+    for e in parsed.entries:
+        assert all(isinstance(v, str | None) for v in (e.title, e.link, e.guid, e.summary,
+                                                         e.content, e.published, e.author))
