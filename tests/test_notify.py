@@ -14,6 +14,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harvester.devserver import Response
 from harvester.diff import notification_id
@@ -1458,3 +1460,76 @@ def test_sigkill_then_rerun_delivers_everything_once_or_resends_same_id(
     integrity = __import__("sqlite3").connect(tmp_path / "h.db").execute(
         "PRAGMA integrity_check").fetchone()
     assert integrity == ("ok",)
+
+
+_FEED_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60) | st.sampled_from([
+    "=?utf-8?q?a=0D=0ABcc:_x@evil.org?=", "a\r\nBcc: x@evil.org", "<script>alert(1)</script>",
+    "\u2028line\u2029para\x85next", "\u202eevil.exe", "x" * 300, "Ü" * 120, "&amp;<b>"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(title=_FEED_TEXT, summary=_FEED_TEXT, category=_FEED_TEXT, digest=st.booleans())
+def test_an_email_of_any_feed_text_has_only_its_own_headers_and_no_markup_of_the_feeds(
+        title, summary, category, digest):
+    """Whatever a feed puts in a title, summary or category — line breaks of any kind,
+    encoded words hiding CR/LF, controls, markup, bidi overrides, runs no line may hold —
+    the email serialises, parses back with exactly the headers the harvester wrote, a
+    subject of one line, and an HTML part with no element the feed wrote."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from harvester.notify.email import build
+
+    item = {"id": "i1", "title": title, "summary": summary, "category": category,
+            "url": "https://www.icmpd.org/news/a/", "published": "2020-05-20T07:41:00Z",
+            "first_seen": "2020-05-20T08:00:00Z"}
+    messages = [Message(id=f"n{k}", notifier="team", event="item.new", source="icmpd-rss",
+                        created_at="2020-05-20T07:41:00Z", item=item) for k in range(2)]
+    msg = build(messages if digest else messages[:1], sender="ICMPD watch <w@example.org>",
+                to=["news@example.org"], digest=digest, subject_prefix="[ICMPD]")
+    back = message_from_bytes(msg.as_bytes(), policy=email_policy.default)
+    assert sorted(back.keys()) == sorted(
+        ["Subject", "From", "To", "Message-ID", "Auto-Submitted", "X-Auto-Response-Suppress",
+         "Date", "X-Harvester-Event", "MIME-Version", "Content-Type"])
+    assert "\n" not in back["Subject"] and back["Subject"].startswith("[ICMPD] ")
+    assert back["To"] == "news@example.org"
+    html = back.get_body(("html",)).get_content()
+    assert "<script" not in html.lower() and "<b>" not in html
+
+
+@settings(max_examples=150, deadline=None)
+@given(titles=st.lists(_FEED_TEXT, min_size=1, max_size=40), summary=_FEED_TEXT,
+       digest=st.booleans())
+def test_a_chat_message_of_any_feed_text_stays_within_what_its_service_takes(
+        titles, summary, digest):
+    """Slack, Discord, ntfy, Telegram, Teams and Matrix each cap what one message may carry;
+    whatever a feed's titles and summaries hold, one or forty of them, each message is a
+    JSON body within its service's cap, and no mention the feed wrote reaches Slack as one."""
+    from harvester.notify.render import (
+        CHAT_LIMITS,
+        MATRIX_LIMIT,
+        NTFY_LIMIT,
+        TEAMS_LIMIT,
+        TELEGRAM_LIMIT,
+        chat_text,
+        matrix_message,
+        ntfy_message,
+        teams_card,
+        telegram_message,
+    )
+
+    messages = [_chat(t, summary=summary, url="https://www.icmpd.org/news/a/")
+                for t in (titles if digest else titles[:1])]
+    for style, limit in CHAT_LIMITS.items():
+        text = chat_text(messages, digest, style)
+        assert len(text) <= limit
+        if style == "slack":
+            assert "<!channel>" not in text and "<!everyone>" not in text
+    assert len(ntfy_message(messages, digest, "t")["message"].encode()) <= NTFY_LIMIT
+    # the services' own caps: Telegram's 4,096 characters, a Teams card's ~28 KB, a Matrix
+    # event's 65,536 bytes (the harvester cuts a little under each)
+    assert len(telegram_message(messages, digest, "@c")["text"]) <= 4096
+    assert TELEGRAM_LIMIT < 4096 and TEAMS_LIMIT < 28_000 and MATRIX_LIMIT < 65_536
+    assert len(json.dumps(teams_card(messages, digest), ensure_ascii=False).encode()) < 28_000
+    assert len(json.dumps(matrix_message(messages, digest), ensure_ascii=False).encode()
+               ) < 65_536
