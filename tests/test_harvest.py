@@ -1413,15 +1413,15 @@ def model_receiver():
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @pytest.mark.parametrize("guids", [True, False], ids=["guids", "links-only"])
 @pytest.mark.parametrize("mirror", [False, True], ids=["alone", "mirrored"])
-@given(steps=_STEPS)
+@given(steps=_STEPS, max_age=st.sampled_from([None, 120]))
 # found by it: an edit undone (title fixed; summary edited; that edit undone) went untold,
 # its content being what the first edit made
-@example(steps=[[("retitle", 0)], [("add",), ("edit", 1)], [("revert", 1)]])
+@example(steps=[[("retitle", 0)], [("add",), ("edit", 1)], [("revert", 1)]], max_age=None)
 # and: mirrored, an item's title and link both fixed before the listing first showed it,
 # which it then did as it was before — taken for a new item there
-@example(steps=[[("add",)], [("retitle", 0), ("relink", 0)], []])
+@example(steps=[[("add",)], [("retitle", 0), ("relink", 0)], []], max_age=None)
 def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed_moves(
-        server, model_receiver, guids, mirror, steps):
+        server, model_receiver, guids, mirror, steps, max_age):
     """A feed polled again and again while items come, go, come back, are edited (and
     edited back: summary, title, link) and move about: every item first seen after the
     baseline is told as new exactly once, an item that comes back unchanged is no news,
@@ -1435,13 +1435,17 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
     and its stale copies never count as the feed's items edited back. Delivered after all
     the polls, each edit's message says that edit's own fields, before and after, however
     many edits came after it. A notifier of launches hears of each item once, when it
-    first comes as one or is first edited into one ("launched" put in its title)."""
+    first comes as one or is first edited into one ("launched" put in its title). With
+    `max_age` (120 days), an item dated before it is stored but no news, new or edited
+    into a notifier's rules; its edits are still told as edits."""
     words = ["border", "migration", "dialogue", "returns", "labour", "mobility", "visa",
              "asylum", "training", "customs", "pilot", "research", "capacity", "partnership"]
     path = f"/model-{uuid.uuid4().hex}"
     with tempfile.TemporaryDirectory() as tmp:
+        old = {} if max_age is None else {"max_age": f"{max_age}d"}
         cfg = load_config(make_config(Path(tmp), http_fast() + feed_source(
-            "model", server.url(path)) + _MODEL_LISTING.format(url=server.url(path + "-mirror"))
+            "model", server.url(path), **old)
+            + _MODEL_LISTING.format(url=server.url(path + "-mirror"))
             + _MODEL_HOOK.format(url=model_receiver.url), rules=False))
         model_receiver.deliveries.clear()
         store = SqliteStore(cfg.storage.path)
@@ -1456,6 +1460,11 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
             ways: set[tuple] = set()  # (item, fields before, fields after) of each edit told
             made = 0
             lagging: list[dict] = []  # what the mirror shows: the feed a poll ago
+
+            def dated_old(n: int) -> bool:  # (no item is dated within a day of the line)
+                return max_age is not None and (datetime(2020, 1, 1, 9, tzinfo=UTC)
+                                                + timedelta(days=n * 3)
+                                                < NOW - timedelta(days=max_age))
 
             def add() -> None:
                 nonlocal made
@@ -1519,10 +1528,11 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
                 assert (report.new, report.changed) == (len(new), len(changed)), (
                     poll_no, report.line())
                 if poll_no:
-                    expected_new |= new
+                    # an item dated before max_age is no news, new or edited into the rules
+                    expected_new |= {n for n in new if not dated_old(n)}
                     launches |= {it["n"] for it in present if "launched" in it["title"] and (
                         it["n"] in new or (it["n"] in changed
-                        and "launched" not in stored[it["n"]][0]))}
+                        and "launched" not in stored[it["n"]][0])) and not dated_old(it["n"])}
                     for it in present:
                         now = (it["title"], it["summary"], it["slug"])
                         if it["n"] not in changed or (it["n"], stored[it["n"]], now) in ways:
