@@ -162,8 +162,9 @@ def _json_list(values: Sequence[str]) -> str:
 
 
 def _has(haystack: str | None, word: str) -> bool:
-    # composed (NFC): an item stored before text was, or a query typed decomposed
-    text = composed((haystack or "").casefold())
+    text = (haystack or "").casefold()
+    if not word.isascii():  # composed (NFC) as the word is: an item stored before text was
+        text = composed(text)
     if " " in word:  # a phrase: across a line break or a run of spaces in the text too
         text = " ".join(text.split())
     return word in text

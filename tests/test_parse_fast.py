@@ -153,28 +153,32 @@ _LINKS = st.sampled_from(["https://e.org/1", "/news/2", "news/3?a=1&amp;b=2", ""
                           "https://E.ORG:443/5#frag", "javascript:alert(1)", "mailto:a@e.org"])
 
 
+_NO_ATTRS = st.just("")
+
+
+def _maybe(draw, parts: list[str], tag: str, value: st.SearchStrategy[str],
+           attrs: st.SearchStrategy[str] = _NO_ATTRS) -> None:
+    """Half the time, the element `tag` with a drawn value (and attributes) in `parts`."""
+    if draw(st.booleans()):
+        parts.append(f"<{tag}{draw(attrs)}>{draw(value)}</{tag}>")
+
+
+_KINDS = st.sampled_from(["", ' type="text"', ' type="html"'])
+
+
 @st.composite
 def _rss_doc(draw) -> bytes:
     items = []
     for n in range(draw(st.integers(1, 4))):
-        parts = []
-        if draw(st.booleans()):
-            parts.append(f"<title>{draw(_TEXT)}</title>")
-        if draw(st.booleans()):
-            parts.append(f"<link>{draw(_LINKS)}</link>")
-        if draw(st.booleans()):
-            perma = draw(st.sampled_from(["", ' isPermaLink="false"', ' isPermaLink="true"']))
-            parts.append(f"<guid{perma}>{draw(st.sampled_from(['urn:g:1', 'urn:g:' + str(n), 'https://e.org/g', '']))}</guid>")
-        if draw(st.booleans()):
-            parts.append(f"<description>{draw(_TEXT)}</description>")
-        if draw(st.booleans()):
-            parts.append(f"<content:encoded>{draw(_TEXT)}</content:encoded>")
-        if draw(st.booleans()):
-            parts.append(f"<pubDate>{draw(_DATES)}</pubDate>")
-        for _ in range(draw(st.integers(0, 2))):
-            parts.append(f"<category>{draw(_TEXT)}</category>")
-        if draw(st.booleans()):
-            parts.append(f"<dc:creator>{draw(_TEXT)}</dc:creator>")
+        parts: list[str] = []
+        for tag, value in (("title", _TEXT), ("link", _LINKS), ("description", _TEXT),
+                           ("content:encoded", _TEXT), ("pubDate", _DATES),
+                           ("dc:creator", _TEXT)):
+            _maybe(draw, parts, tag, value)
+        _maybe(draw, parts, "guid", st.sampled_from(["urn:g:1", f"urn:g:{n}", "https://e.org/g",
+                                                     ""]),
+               st.sampled_from(["", ' isPermaLink="false"', ' isPermaLink="true"']))
+        parts += [f"<category>{draw(_TEXT)}</category>" for _ in range(draw(st.integers(0, 2)))]
         items.append("<item>" + "".join(draw(st.permutations(parts))) + "</item>")
     lang = draw(st.sampled_from(["", "<language>en</language>", "<language>de-AT</language>"]))
     return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
@@ -188,24 +192,15 @@ def _atom_doc(draw) -> bytes:
     entries = []
     for n in range(draw(st.integers(1, 4))):
         parts = [f"<id>{draw(st.sampled_from(['urn:e:1', f'urn:e:{n}', 'https://e.org/i']))}</id>"]
-        if draw(st.booleans()):
-            kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
-            parts.append(f"<title{kind}>{draw(_TEXT)}</title>")
+        for tag in ("title", "summary", "content"):
+            _maybe(draw, parts, tag, _TEXT, _KINDS)
+        for tag in ("published", "updated"):
+            _maybe(draw, parts, tag, _DATES)
         if draw(st.booleans()):
             parts.append(f'<link href="{draw(_LINKS)}"/>')
-        if draw(st.booleans()):
-            kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
-            parts.append(f"<summary{kind}>{draw(_TEXT)}</summary>")
-        if draw(st.booleans()):
-            kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
-            parts.append(f"<content{kind}>{draw(_TEXT)}</content>")
-        for tag in ("published", "updated"):
-            if draw(st.booleans()):
-                parts.append(f"<{tag}>{draw(_DATES)}</{tag}>")
         for _ in range(draw(st.integers(0, 2))):
             parts.append(f'<category term="{draw(st.sampled_from(["News", "a b", "&amp;", ""]))}"/>')
-        if draw(st.booleans()):
-            parts.append(f"<author><name>{draw(_TEXT)}</name></author>")
+        _maybe(draw, parts, "author", _TEXT.map(lambda t: f"<name>{t}</name>"))
         entries.append("<entry>" + "".join(draw(st.permutations(parts))) + "</entry>")
     return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
             "<title>T</title><id>urn:feed</id><link href=\"https://www.icmpd.org/\"/>"
