@@ -12,7 +12,8 @@ _CLICKS = ("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", 
 _SESSIONS = ("phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken", "oscsid", "zenid")
 _TRACKING = re.compile(r"^(utm_[a-z_]+|aspsessionid\w+|" + "|".join(_CLICKS + _SESSIONS) + ")$",
                        re.IGNORECASE)
-_SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2060\ufeff]+")
+# (and the marks no text shows, a soft hyphen among them: text.py drops them from words)
+_SPACE_CTRL = re.compile(r"[\s\x00-\x20\x7f-\x9f\xad\u200b-\u200f\u2060\ufeff]+")
 # a cheap first look: does the query hold any of them at all?
 _TRACKING_HINT = re.compile(r"(?:^|&)(?:" + "|".join(_CLICKS + _SESSIONS) + ")", re.IGNORECASE)
 # a Java servlet's session id, written into the path: /news/item;jsessionid=1A2B…

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harvester.dates import iso_utc, parse_date
@@ -639,6 +639,9 @@ def test_normalise_never_raises(title, link, published, summary, content, guid):
        link=st.one_of(st.none(), st.text(), st.just("/news//x?utm_source=a")),
        guid=st.one_of(st.none(), st.text()),
        category=st.one_of(st.none(), st.text()))
+# found by it: a link of a soft hyphen kept it in the URL, and so in a title made from the
+# URL, which the second reading dropped from the title
+@example(title="", summary="", content="", link="\xad", guid=None, category=None)
 def test_normalise_is_idempotent(title, summary, content, link, guid, category):
     """An Item fed back in (its plain text escaped, as a feed would carry it) comes out the
     same: normalising never degrades what it already normalised. (Without
