@@ -178,3 +178,75 @@ def test_a_notifier_allowed_thousands_of_attempts_backs_off_to_its_cap():
     delivery = DeliveryConfig(max_attempts=100_000, backoff=30.0, backoff_max=3600.0)
     assert [backoff(n, delivery, None, lambda: 0.5) for n in (1, 2, 3, 8, 1025, 99_999)] == [
         30.0, 60.0, 120.0, 3600.0, 3600.0, 3600.0]
+
+
+_DAILY = """
+[delivery]
+max_attempts = 3
+backoff = "10m"
+backoff_max = "2h"
+
+[[notifiers]]
+name = "daily"
+kind = "webhook"
+url = "{url}"
+at = "08:00"
+timezone = "Europe/Vienna"
+"""
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(
+    st.integers(0, 3),  # items new to the feed before the pass
+    st.sampled_from([600, 3600, 4 * 3600, 11 * 3600, 86_400]),  # seconds since the last pass
+    st.lists(st.sampled_from([200, 503, 429]), max_size=2),  # the receiver's answers
+), min_size=1, max_size=8))
+def test_a_daily_notifier_sends_each_days_news_once_in_a_digest_never_before_its_hour(
+        server, model_receiver, steps):
+    """`at = "08:00"` (Vienna): polls queue news at any hour, passes come at any hour and
+    the receiver sometimes fails. No notification goes out before the 08:00 after it was
+    queued; each request is one digest of whatever is due; a failed digest is retried
+    after its backoff (not held for the next day); in the end each goes out exactly once."""
+    from zoneinfo import ZoneInfo
+
+    vienna = ZoneInfo("Europe/Vienna")
+    path = f"/daily-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(make_config(Path(tmp), http_fast() + feed_source(
+            "model", server.url(path)) + _DAILY.format(url=model_receiver.url), rules=False))
+        model_receiver.deliveries.clear()
+        store = SqliteStore(cfg.storage.path)
+        try:
+            items = 1
+            server.route(path, Response(_rss(items)))
+            list(poll_sources(cfg, store, clock=lambda: NOW))
+            now, queued_at, accepted = NOW, {}, {}
+            for new, gap, answers in [*steps, *[(0, 86_400, [])] * 4]:
+                now += timedelta(seconds=gap)
+                if new:
+                    items += new
+                    server.route(path, Response(_rss(items)))
+                    list(poll_sources(cfg, store, clock=lambda t=now: t))
+                    for row in store.outbox():
+                        queued_at.setdefault(row["id"], now)
+                model_receiver.deliveries.clear()
+                model_receiver.answers = [(a, {"Retry-After": "60"} if a == 429 else {})
+                                          for a in answers]
+                deliver(cfg, store, now, rand=lambda: 0.5)
+                for k, d in enumerate(model_receiver.deliveries):
+                    assert d.body["type"] == "digest"
+                    for i in _ids(d):
+                        # the 08:00 in Vienna on or after the moment it was queued
+                        local = queued_at[i].astimezone(vienna)
+                        hour = local.replace(hour=8, minute=0, second=0, microsecond=0)
+                        due = hour if hour >= local else hour + timedelta(days=1)
+                        assert now >= due, (i, now, due)
+                        if (answers[k] if k < len(answers) else 200) == 200:
+                            accepted[i] = accepted.get(i, 0) + 1
+            rows = store.outbox()
+            assert len(rows) == items - 1 and {r["status"] for r in rows} <= {"sent", "dead"}
+            for row in rows:
+                assert accepted.get(row["id"], 0) == (row["status"] == "sent")
+        finally:
+            store.close()
