@@ -38,6 +38,7 @@ from .harvest import (
     next_due,
     poll_sources,
     prune_log,
+    read_by_earlier_version,
     read_settings,
     settings_changed,
     split_due,
@@ -538,7 +539,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
                 r["last_new_item"] or f"none since the baseline, {r['last_new']}"))
         if r["last_warning"]:
             click.echo(f"    warning:      {r['last_warning']}")
-        if settings_changed(s, states[s.name]):
+        if read_by_earlier_version(s, states[s.name]):  # an upgrade, not the config
+            click.echo("    last read by an earlier harvester version: its next poll reads it "
+                       "anew, and stored items it reads otherwise are updated silently")
+        elif settings_changed(s, states[s.name]):
             click.echo("    settings changed since its last read: its next poll reads it anew, "
                        "and the edits that makes are not told")
         if r["last_error"]:

@@ -45,6 +45,7 @@ from .errors import FetchError, HarvesterError
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
+    EARLIER_HASH_VERSIONS,
     HASH_VERSION,
     FetchResult,
     Item,
@@ -125,12 +126,12 @@ def _contained(read: Callable[..., Read]) -> Callable[..., Read]:
     return reading
 
 
-def read_settings(source: SourceConfig) -> str:
+def read_settings(source: SourceConfig, version: str = HASH_VERSION) -> str:
     """Hash of everything in a source's config that shapes how its bytes become items
     (and of how this version normalises them): a listing's or a page's selectors, a
     followed article's, category_from_title, the zone of undated times, the encoding."""
     return hashlib.sha256(
-        f"{HASH_VERSION}|{source.url}|{source.category_from_title}|{source.timezone}|"
+        f"{version}|{source.url}|{source.category_from_title}|{source.timezone}|"
         f"{source.encoding}|{source.page}|{source.listing}|{source.follow}".encode()
     ).hexdigest()[:32]
 
@@ -140,6 +141,13 @@ def settings_changed(source: SourceConfig, state: SourceState) -> bool:
     differs from what is stored by them, not by the site."""
     return (state.baseline_done and state.read_as is not None
             and state.read_as != read_settings(source))
+
+
+def read_by_earlier_version(source: SourceConfig, state: SourceState) -> bool:
+    """Was the source last read, under these same settings, by an earlier harvester that
+    normalised otherwise (`settings_changed` then says so, not the config)?"""
+    return state.read_as is not None and any(
+        state.read_as == read_settings(source, v) for v in EARLIER_HASH_VERSIONS)
 
 
 def body_fingerprint(source: SourceConfig, body: bytes) -> str:
@@ -925,5 +933,6 @@ def prune_log(config: Config, store: Store, now: datetime) -> int:
 
 
 __all__ = ["NEVER", "Fetched", "Read", "backoff", "body_fingerprint", "due_at", "next_due",
-           "poll_one", "poll_sources", "process", "prune_log", "read_body", "read_settings",
-           "record", "settings_changed", "split_due", "system_clock"]
+           "poll_one", "poll_sources", "process", "prune_log", "read_body",
+           "read_by_earlier_version", "read_settings", "record", "settings_changed",
+           "split_due", "system_clock"]

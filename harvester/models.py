@@ -19,6 +19,7 @@ from .words import counted, size
 # v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC),
 # without soft hyphens and zero-width spaces
 HASH_VERSION = "v3"
+EARLIER_HASH_VERSIONS = ("v1", "v2")
 
 
 class ChangeKind(StrEnum):

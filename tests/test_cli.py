@@ -974,3 +974,31 @@ def test_a_count_out_of_range_is_a_usage_error_naming_the_option(tmp_path, args)
     low = 0 if args[0] == "probe" else 1  # probe --entries 0 prints the block alone
     assert r.stderr.splitlines()[-1] == (f"Error: Invalid value for '{args[-2]}': {args[-1]} is "
                                          f"not in the range {low}<=x<=1000000000.")
+
+
+def test_a_source_last_read_by_an_earlier_version_is_said_so_not_as_changed_settings(
+        server, icmpd_a, tmp_path):
+    """After an upgrade whose reading differs (HASH_VERSION), `sources` says the source was
+    last read by an earlier harvester, not that its settings changed (nobody changed the
+    config); its next poll reads it anew and tells no edit of it."""
+    import sqlite3
+
+    from harvester.config import load_config
+    from harvester.harvest import read_settings
+
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a) + NOTIFY)
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    [src] = load_config(cfg).sources
+    with sqlite3.connect(tmp_path / "h.db") as db:  # as the harvester before v3 left it
+        db.execute("UPDATE sources SET read_as = ?, body_hash = NULL, etag = NULL,"
+                   " last_modified = NULL", (read_settings(src, "v2"),))
+        db.execute("UPDATE items SET content_hash = 'v2:' || substr(content_hash, 4)")
+    text = run_cli("--config", str(cfg), "sources").stdout.splitlines()
+    assert ("    last read by an earlier harvester version: its next poll reads it anew, and "
+            "stored items it reads otherwise are updated silently") in text
+    assert not any("settings changed" in line for line in text)
+    r = run_cli("--config", str(cfg), "once")
+    assert r.stderr.startswith("icmpd-rss: 0 new, 0 changed, 7 unchanged (HTTP 200, ")
+    assert not any("earlier harvester" in line
+                   for line in run_cli("--config", str(cfg), "sources").stdout.splitlines())
