@@ -140,6 +140,9 @@ class Daemon:
         self._reload = threading.Event()
         # a poll that queued something while a delivery pass runs asks it to go round again
         self._delivery_lock = threading.Lock()
+        # a poll that ends after a reload took its source away must not bring back the
+        # series the reload dropped (they would stand, stale, until the daemon restarts)
+        self._series_lock = threading.Lock()
         self._delivery_running = False
         self._delivery_again = False
         self._orphans_said: set[str] = set()  # notifiers whose left rows were said
@@ -200,7 +203,9 @@ class Daemon:
             log.error("%s: not polled: %s", name, e,
                       extra={"source": name, "event": "poll.error", "error": str(e)})
             return
-        self.metrics.observe_poll(report)
+        with self._series_lock:
+            if self.scheduler.get_job(f"poll:{name}") is not None:  # still polled
+                self.metrics.observe_poll(report)
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,
                             "unchanged": report.unchanged, "queued": report.queued,
@@ -331,8 +336,9 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             name = job.id.partition(":")[2]
             if job.id.startswith("poll:") and name not in wanted:
-                job.remove()
-                self.metrics.forget(name)
+                with self._series_lock:
+                    job.remove()
+                    self.metrics.forget(name)
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
         # [daemon] jitter and misfire_grace shape every source's job
         timing = config.daemon != self.config.daemon  # (at start, the same config)
