@@ -141,8 +141,11 @@ class Daemon:
         # a poll that queued something while a delivery pass runs asks it to go round again
         self._delivery_lock = threading.Lock()
         # a poll that ends after a reload took its source away must not bring back the
-        # series the reload dropped (they would stand, stale, until the daemon restarts)
+        # series the reload dropped (they would stand, stale, until the daemon restarts).
+        # Not the scheduler's own state: a job asking it for a job waits on the lock its
+        # shutdown holds while it waits for that job to end.
         self._series_lock = threading.Lock()
+        self._dropped: set[str] = set()  # sources a reload stopped polling
         self._delivery_running = False
         self._delivery_again = False
         self._orphans_said: set[str] = set()  # notifiers whose left rows were said
@@ -204,7 +207,7 @@ class Daemon:
                       extra={"source": name, "event": "poll.error", "error": str(e)})
             return
         with self._series_lock:
-            if self.scheduler.get_job(f"poll:{name}") is not None:  # still polled
+            if name not in self._dropped:
                 self.metrics.observe_poll(report)
         extra = {"source": name, "event": "poll",
                  "counts": {"new": report.new, "changed": report.changed,
@@ -339,6 +342,7 @@ class Daemon:
                 with self._series_lock:
                     job.remove()
                     self.metrics.forget(name)
+                    self._dropped.add(name)
                 log.info("%s: removed", name, extra={"source": name, "event": "source.removed"})
         # [daemon] jitter and misfire_grace shape every source's job
         timing = config.daemon != self.config.daemon  # (at start, the same config)
@@ -349,6 +353,8 @@ class Daemon:
             last_new = news.get(name)
             self.metrics.seed(name, state.last_success,
                               datetime.fromisoformat(last_new) if last_new else None)
+        with self._series_lock:
+            self._dropped -= wanted.keys()  # added back
         for name, src in wanted.items():
             job = self.scheduler.get_job(f"poll:{name}")
             old = None if first else next((s for s in self.config.sources if s.name == name), None)

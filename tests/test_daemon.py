@@ -585,8 +585,14 @@ def test_sigterm_lets_the_poll_in_progress_finish(server, tmp_path, running):
     cfg = make_config(tmp_path, BASE + feed_source("slow", server.url("/slow")))
     d = running(cfg, http=False)
     d.wait_for(arrived.is_set, what="the slow poll to start")
+    t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(15) == 0
+    # as soon as the poll ends, not when the grace (10 s) runs out: the poll, ending, must
+    # not wait on anything the stopping scheduler holds
+    assert time.monotonic() - t0 < 6
+    events = [r.get("event") for r in d.logs()]
+    assert events[-3:] == ["stop", "poll", "stopped"]  # the poll told, no stop.forced
     db = sqlite3.connect(tmp_path / "h.db")
     assert db.execute("SELECT count(*) FROM items").fetchone() == (7,)  # it finished
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
