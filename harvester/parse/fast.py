@@ -82,6 +82,12 @@ def _repaired(text: str) -> str:
     return text.translate(_CP1252) if _C1.search(text) else text
 
 
+def own_summary(summary: str | None, content: str | None) -> str | None:
+    """An entry's summary, or None where it is its content (feedparser copies content:encoded
+    there when there is no description): both paths read an entry alike."""
+    return None if summary is not None and summary == content else summary
+
+
 def parse_fast(body: bytes, *, url: str, content_type: str | None = None,
                encoding: str | None = None) -> ParsedDocument | None:
     """The document's entries, or None when the fast path should not be trusted with it."""
@@ -180,9 +186,8 @@ def _rss_entry(item: etree._Element, ns: str, url: str, fix: bool) -> RawEntry:
         link = guid
     elif link is not None and "://" not in link:
         link = join(url, link) or link  # resolved against the document, as feedparser does
-    if summary is not None and summary == content:
-        summary = None  # as the feedparser path reads one (which copies content there)
-    return RawEntry(title=title, link=link, guid=guid, summary=summary, content=content,
+    return RawEntry(title=title, link=link, guid=guid, summary=own_summary(summary, content),
+                    content=content,
                     published=published, updated=updated, categories=tuple(categories),
                     author=creator or author)
 
@@ -265,7 +270,7 @@ def _atom_entry(entry: etree._Element, url: str, fix: bool) -> RawEntry:
         title=_atom_text(entry.find(_ATOM + "title"), fix),
         link=link or guid,  # as feedparser: an entry with no link is known by its id
         guid=guid,
-        summary=None if summary == content else summary,  # as the feedparser path has it
+        summary=own_summary(summary, content),
         content=content,
         published=_text(entry.find(_ATOM + "published"), fix),
         updated=_text(entry.find(_ATOM + "updated"), fix),
@@ -289,4 +294,4 @@ def _atom(root: etree._Element, url: str, fix: bool) -> ParsedDocument:
                           language=root.get(_XML_LANG), parser="lxml")
 
 
-__all__ = ["parse_fast"]
+__all__ = ["own_summary", "parse_fast"]

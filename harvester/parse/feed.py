@@ -13,7 +13,7 @@ from ..errors import ParseError
 from ..models import ParsedDocument, RawEntry
 from .caps import cdata_tags, check_tags
 from .encoding import to_utf8
-from .fast import parse_fast
+from .fast import own_summary, parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 from .sitemap import parse_sitemap
 
@@ -102,10 +102,7 @@ def _entry(e: Any) -> RawEntry:
         if c.get("value"):
             content = c["value"]
             break
-    summary = _str(e.get("summary"))
-    if summary is not None and content is not None and summary == content:
-        # feedparser copies content:encoded into summary when there is no description
-        summary = None
+    summary = own_summary(_str(e.get("summary")), content)
     return RawEntry(
         title=_str(e.get("title")),
         link=_str(e.get("link")),
