@@ -47,7 +47,7 @@ from .text import composed
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 12  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 13  # how many migrations migrations.py holds; kept in PRAGMA user_version
 # an entry's identity key, canonical URL, title and (when it is the source's) date
 Lookup = tuple[str, str | None, str, str | None]
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 # Query parameters that only track the click or carry a visitor's session, never select
 # the page: a session id is new on every poll of a site that writes it into its links
@@ -19,13 +19,28 @@ _TRACKING_HINT = re.compile(r"(?:^|&)(?:" + "|".join(_CLICKS + _SESSIONS) + ")",
 # a Java servlet's session id, written into the path: /news/item;jsessionid=1A2B…
 _SESSION_PARAM = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")
+# RFC 3986 6.2.2: one spelling of each character. What may stand in a path or query as
+# written stays (quote keeps letters, digits and "-._~" too); anything else, a letter
+# outside ASCII above all, is percent-encoded as UTF-8; escapes take upper-case hex,
+# and an escaped letter, digit or "-._~" is written plainly
+_PATH_SAFE = "/!$&'()*+,;=:@%~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_TO_QUOTE = re.compile(r"[^A-Za-z0-9._~!$&'()*+,;=:@%/?-]")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LDH = re.compile(r"[a-z0-9.-]+")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
 # A link already in canonical form, as feeds nearly always write them: lower-case http(s)
-# scheme and host, no port, credentials, query, fragment, space or non-ASCII character.
+# scheme and host, no port, credentials, query, fragment, space or non-ASCII character,
+# escapes only of what stays escaped (a UTF-8 byte, a delimiter), in upper-case hex.
+# The run of plain characters is possessive ("++"): a link this declines (a query after a
+# long path) would otherwise be re-split every way before it fails, 2^n steps.
 _ALREADY = re.compile(r"https?://[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
-                      r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+                      r"(/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]++"
+                      r"|%[89A-F][0-9A-F]|%(?:2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-D]))*)?")
 
 
 def canonical_url(href: str | None, base: str | None = None) -> str | None:
@@ -62,7 +77,10 @@ def _canonical(href: str, base: str | None) -> str | None:
     host, port = _host_port(netloc.rpartition("@")[2].lower())
     if not host:
         return None
+    if not host.isascii():  # an internationalised name, as DNS knows it: "xn--bcher-kva"
+        host = _dns_name(host)
     netloc = host if port in ("", str(_DEFAULT_PORT[scheme])) else f"{host}:{port}"
+    path, query = _one_spelling(path, _PATH_SAFE), _one_spelling(query, _QUERY_SAFE)
     if ";" in path:  # first: what it leaves may be a run of slashes ("/a/;jsessionid=/")
         path = _SESSION_PARAM.sub("", path)
     if "//" in path:
@@ -73,6 +91,31 @@ def _canonical(href: str, base: str | None) -> str | None:
         query = "&".join(p for p in query.split("&")
                          if p and not _TRACKING.match(p.split("=", 1)[0]))
     return urlunsplit((scheme, netloc, path or "/", query, ""))
+
+
+def _dns_name(host: str) -> str:
+    """An internationalised host name in ASCII (IDNA); one that is no name DNS could hold
+    is kept as written, still one spelling of it."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+    return ascii_host if _LDH.fullmatch(ascii_host) else host
+
+
+def _one_spelling(part: str, safe: str) -> str:
+    """`part` of a URL percent-encoded as RFC 3986 normalises it (see _PATH_SAFE)."""
+    if _TO_QUOTE.search(part):
+        part = quote(part, safe=safe, errors="surrogatepass")
+    if "%" not in part:
+        return part
+    # a "%" that begins no escape is one itself ("100%"), or decoding "%%41" would make one
+    return _ESCAPE.sub(_unescaped, _STRAY_PERCENT.sub("%25", part))
+
+
+def _unescaped(m: re.Match[str]) -> str:
+    c = chr(int(m[1], 16))
+    return c if c in _UNRESERVED else "%" + m[1].upper()
 
 
 def _host_port(hostport: str) -> tuple[str, str]:

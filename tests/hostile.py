@@ -214,10 +214,10 @@ def huge_fields(title_kb: int = 100, summary_kb: int = 1024) -> Generator:
     return lambda h: Response(body, content_type="application/rss+xml", conditional=False)
 
 
-def long_link(kb: int = 1024, guid_kb: int = 0) -> Generator:
-    """An item whose link is `kb` KB long (a megabyte by default), or whose guid is
-    `guid_kb` KB long."""
-    link = "http://news.example/" + "a" * (kb * 1024)
+def long_link(kb: int = 1024, guid_kb: int = 0, query: str = "") -> Generator:
+    """An item whose link is `kb` KB long (a megabyte by default), then `query`, or whose
+    guid is `guid_kb` KB long."""
+    link = "http://news.example/" + "a" * (kb * 1024) + query
     guid = "g" * (guid_kb * 1024) if guid_kb else "long-link-1"
     body = ('<rss version="2.0"><channel><title>c</title><item><title>Long link</title>'
             f"<link>{link}</link><guid>{guid}</guid><description>A summary</description>"

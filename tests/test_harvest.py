@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -571,6 +572,64 @@ def test_letters_spelled_decomposed_are_the_same_words_to_rules_search_and_edits
     assert (r.new, r.changed, r.unchanged) == (0, 0, 1)
 
 
+def test_links_stored_in_an_earlier_spelling_are_respelled_by_the_upgrade(
+        server, config_for, tmp_path):
+    """Before schema 13 a link was stored as written: an undated page's raw letters
+    ("/новости/a/") stayed raw. The upgrade rewrites every stored spelling (the item's
+    link, its identity key, each source's sighting, its earlier versions' links, and the
+    hash made of the link) as this version reads it, so the feed that percent-encodes the
+    same links, in lower case even, brings neither news nor edits."""
+    from urllib.parse import quote, unquote
+
+    from harvester.normalise import content_hash
+
+    def feed(spell, title_a="Визит в Вену"):
+        return (f'<rss version="2.0"><channel><title>t</title>'
+                f"<item><title>{title_a}</title><link>https://www.icmpd.org{spell('/новости/a/')}"
+                f"</link><pubDate>Wed, 20 May 2020 10:00:00 +0200</pubDate></item>"
+                f"<item><title>Новый проект</title><guid isPermaLink=\"false\">urn:b</guid>"
+                f"<link>https://www.icmpd.org{spell('/новости/b/')}</link>"
+                f"</channel></rss>").encode()  # undated: hashed without its date
+
+    server.route("/rss", Response(feed(lambda p: p)))
+    config = config_for(feed_source("rss", server.url("/rss")), notifiers=ALL_EDITS)
+    store = SqliteStore(tmp_path / "up.db")
+    poll(config, store)
+    server.route("/rss", Response(feed(lambda p: p, "Визит в Вену (обновлено)")))
+    assert poll(config, store)["rss"].changed == 1  # an edit: item_versions holds a link
+    current = snapshot(store)
+    assert {r["url"] for r in store.items()} == {
+        "https://www.icmpd.org" + quote(f"/новости/{x}/") for x in "ab"}
+    # the database as schema 12 stored it: every link, key and hash of the raw spelling
+    conn = store.conn
+    for item_id, url, title, category, summary, content, published, flag in conn.execute(
+            "SELECT id, url, title, category, summary, content, published, date_flag"
+            " FROM items").fetchall():
+        conn.execute("UPDATE items SET url = ?, content_hash = ? WHERE id = ?",
+                     (unquote(url), content_hash(title, unquote(url), category, summary,
+                                                 content, None if flag else published), item_id))
+    conn.execute("UPDATE items SET key = 'url:' || url WHERE key LIKE 'url:%'")
+    for table, column in (("sightings", "key"), ("item_versions", "url")):
+        for (value,) in conn.execute(f"SELECT {column} FROM {table}").fetchall():
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                         (unquote(value), value))
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm013_url_spelling'")
+    conn.execute("PRAGMA user_version = 12")
+    assert snapshot(store) != current
+    store.close()
+    store = SqliteStore(tmp_path / "up.db")
+    try:
+        assert snapshot(store) == current
+        lower = feed(lambda p: re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), quote(p)),
+                     "Визит в Вену (обновлено)")
+        server.route("/rss", Response(lower))
+        r = poll(config, store)["rss"]
+        assert (r.new, r.changed, r.unchanged, r.queued) == (0, 0, 2, 0)
+        assert snapshot(store)["outbox"] == current["outbox"]
+    finally:
+        store.close()
+
+
 def test_a_newer_harvesters_database_is_refused_and_left_as_it_is(server, icmpd_a, tmp_path):
     """An image rolled back to an older harvester: it must not write into a schema it does
     not know (nor mark it as its own), and says what to do instead."""
@@ -609,7 +668,8 @@ def test_database_is_wal_with_a_schema_version(store):
     assert names == ["m001_initial", "m002_delivery", "m003_raw_hash", "m004_title_index",
                      "m005_retry_after", "m006_outbox_claims", "m007_fetch_log_outcome",
                      "m008_fetch_log_old", "m009_read_as",
-                     "m010_fetch_log_cut", "m011_fetch_log_unmatched", "m012_version_identity"]
+                     "m010_fetch_log_cut", "m011_fetch_log_unmatched", "m012_version_identity",
+                     "m013_url_spelling"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice

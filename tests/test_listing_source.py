@@ -659,3 +659,47 @@ def test_a_listings_dates_are_shown_as_the_page_gives_them(server, tmp_path):
     assert "  published   2022-03-31 (2022-03-30T22:00:00Z)\n" in r.stdout
     r = run_cli("--config", str(cfg), "items", "--limit", "1", "--json")
     assert json.loads(r.stdout)["published"] == "2022-03-30T22:00:00Z"
+
+
+def test_a_pages_raw_links_and_a_feeds_encoded_ones_are_one_item_each(server, config_for, store):
+    """A site whose slugs are not ASCII: its news page writes the hrefs as the letters
+    they are, its feed percent-encodes them (in lower-case hex, as some CMSs do). The page
+    gives no dates and the feed's titles carry a prefix, so only the link can tell each
+    article is one: one item, two sightings, one notification — and `show` finds it by
+    the link as a browser's address bar shows it."""
+    from urllib.parse import quote
+
+    slugs = ["визит-в-вену", "новый-проект", "Schüler-Austausch"]
+    cards = "".join(f'<li><a href="/новости/{s}/">{s.replace("-", " ")}</a></li>' for s in slugs)
+    server.route("/news/", Response(f"<html><body><ul>{cards}</ul></body></html>".encode(),
+                                    content_type="text/html; charset=utf-8"))
+
+    def encoded(slug: str) -> str:
+        return re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(),  # "%d0%bd…", as some CMSs
+                      quote(f"/новости/{slug}/"))
+
+    items = "".join(f"<item><title>News: {s.replace('-', ' ')}</title>"
+                    f"<link>{server.base}{encoded(s)}</link>"
+                    f"<pubDate>Fri, 08 Apr 2022 10:00:00 +0200</pubDate></item>" for s in slugs)
+    server.route("/rss", Response(f'<rss version="2.0"><channel><title>t</title>{items}'
+                                  f"</channel></rss>".encode()))
+    listing = "\n".join([
+        "[[sources]]", 'name = "news-page"', 'kind = "html"', f'url = "{server.url("/news/")}"',
+        'first_run = "all"', "  [sources.select]", '  item = "li"', '  title = "a"',
+        '  link = "a"'])
+    config = config_for(listing + "\n", feed_source("rss", server.url("/rss"), first_run="all"),
+                        notifiers=OPS)
+    reports = poll(config, store)
+    assert (reports["news-page"].new, reports["rss"].new) in {(3, 0), (0, 3)}
+    rows = store.items()
+    assert sorted(r["url"] for r in rows) == sorted(
+        server.base + quote(f"/новости/{s}/") for s in slugs)
+    assert all(r["sources"] == ["news-page", "rss"] for r in rows)
+    assert sorted(o["item_id"] for o in store.outbox() if o["notifier"] == "all") == sorted(
+        r["id"] for r in rows)
+    # polled again, neither the page nor the feed brings anything new
+    assert all(r.new == 0 for r in poll(config, store).values())
+    cfg = config.path
+    shown = run_cli("--config", str(cfg), "show", f"{server.base}/новости/новый-проект/")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].endswith("новый проект")

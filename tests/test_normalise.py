@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -59,9 +60,42 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
     ("https://www.icmpd.org/a/../news/./x", None, "https://www.icmpd.org/news/x"),
     (";JSESSIONID=/", ICMPD, "https://www.icmpd.org/news-centre/"),  # no "//" left behind
     ("https://www.icmpd.org/a;v=1", None, "https://www.icmpd.org/a;v=1"),
+    # one spelling of each character: a page's raw href, a feed's percent-encoded link, a
+    # CMS's lower-case escapes and a browser's address bar are one article
+    ("https://ru.example/новости/визит", None,
+     "https://ru.example/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82"),
+    ("https://ru.example/%d0%bd%D0%BE%d0%b2%D0%BE%d1%81%D1%82%d0%b8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82",
+     None,
+     "https://ru.example/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82"),
+    ("https://de.example/sch%C3%BCler-austausch?q=ü&r=%c3%bc", None,
+     "https://de.example/sch%C3%BCler-austausch?q=%C3%BC&r=%C3%BC"),
+    ("https://e.example/%7Euser/%41%2d%5F%2e%30", None, "https://e.example/~user/A-_.0"),
+    ("https://e.example/a%2Fb/c%3Fd?e=%26f", None, "https://e.example/a%2Fb/c%3Fd?e=%26f"),
+    ("https://e.example/a/%2E%2E/b", None, "https://e.example/b"),
+    ("https://e.example/a|b{c}^`\"", None, "https://e.example/a%7Cb%7Bc%7D%5E%60%22"),
+    ("https://e.example/100%/x%zz?%%41", None, "https://e.example/100%25/x%25zz?%25A"),
+    ("https://Bücher.Example/x", None, "https://xn--bcher-kva.example/x"),
+    ("https://xn--bcher-kva.example/x", None, "https://xn--bcher-kva.example/x"),
+    ("визит", "https://ru.example/новости/", "https://ru.example/%D0%BD%D0%BE%D0%B2%D0%BE"
+     "%D1%81%D1%82%D0%B8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82"),
 ])
 def test_canonical_url(href, base, expected):
     assert canonical_url(href, base) == expected
+
+
+@given(st.text(st.characters(categories=("L", "N", "M")) | st.sampled_from("-_.~/"),
+               max_size=30), st.booleans())
+def test_a_link_written_raw_or_percent_encoded_is_one_url(path, upper):
+    """A listing page's href as the site wrote it (raw letters), the feed's link (percent-
+    encoded UTF-8, in either case of hex digit): the same article, the same URL."""
+    from urllib.parse import quote
+
+    encoded = quote(path, safe="/")
+    if not upper:
+        encoded = re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded)
+    raw = canonical_url("https://news.example/" + path)
+    assert raw == canonical_url("https://news.example/" + encoded)
+    assert raw is not None and raw.isascii()
 
 
 @given(st.text(), st.sampled_from([None, ICMPD, "http://a.example/x/y?z=1"]))
@@ -739,7 +773,8 @@ _URL_PARTS = st.tuples(
                      "ex.org:443", "ex.org:8080", "", "münchen.example"]),
     st.sampled_from(["", "/", "/a/b", "/a//b", "//x", "/a b", "/ä", "/%41/~x", "/a/b/", "/a;b=c",
                      "/(x)", "/a\tb", "/x.html", "/a/./b", "/a/../b", "/x;jsessionid=AB12",
-                     "/.well-known/x"]),
+                     "/.well-known/x", "/%c3%bc", "/%C3%BC", "/%7e", "/a%2Fb", "/a|b",
+                     "/%zz", "/%"]),
     st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2", "#frag", "?a=1#f", "#",
                      "?PHPSESSID=1&a=2"]),
 )
