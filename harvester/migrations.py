@@ -205,11 +205,11 @@ def m013_url_spelling(db: Database) -> None:
     """Links in one spelling of each character (urls._one_spelling): a link stored as a
     page wrote it (raw letters, lower-case escapes, an IDN host) is rewritten as the feed
     that percent-encodes it will now read it, with the identity keys made of it, so the
-    next poll finds those items, not news. An item's hash, where it was made of the old
-    spelling, is made of the new one, so the next change of spelling is no edit."""
+    next poll finds those items, not news. Their hashes, of an earlier HASH_VERSION, are
+    made anew at that poll, silently: a feed that now spells a link otherwise edits
+    nothing."""
     import re
 
-    from .normalise import content_hash
     from .urls import canonical_url
 
     # only a link with a character outside printable ASCII, a "%" or an ASCII character
@@ -232,18 +232,9 @@ def m013_url_spelling(db: Database) -> None:
         "SELECT id, key, url FROM items WHERE url = ?", (url,))}
     items.update((row[0], row) for _, _, item_id in sightings for row in conn.execute(
         "SELECT id, key, url FROM items WHERE id = ?", (item_id,)))
-    for item_id, key, url in items.values():
-        new_key, new = key_of(key), respelled(url) if url else None
-        if (new_key, new) == (key, url):  # a guid with a "%" in it, say
-            continue
-        title, category, summary, content, published, flag, digest = conn.execute(
-            "SELECT title, category, summary, content, published, date_flag, content_hash"
-            " FROM items WHERE id = ?", (item_id,)).fetchone()
-        dated = None if flag else published  # a first-seen date is never hashed
-        if new != url and digest == content_hash(title, url, category, summary, content, dated):
-            digest = content_hash(title, new, category, summary, content, dated)
-        conn.execute("UPDATE items SET url = ?, key = ?, content_hash = ? WHERE id = ?",
-                     (new, new_key, digest, item_id))
+    conn.executemany("UPDATE items SET url = ?, key = ? WHERE id = ?", [
+        (new, new_key, item_id) for item_id, key, url in items.values()
+        if (new_key := key_of(key), new := respelled(url) if url else None) != (key, url)])
     conn.executemany("UPDATE item_versions SET url = ? WHERE url = ?", [
         (new, url) for (url,) in conn.execute(
             "SELECT DISTINCT url FROM item_versions INDEXED BY item_versions_url"

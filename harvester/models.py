@@ -17,9 +17,11 @@ from .words import counted, size
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
 # silently instead of reading as an edit.
 # v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC),
-# without soft hyphens and zero-width spaces
-HASH_VERSION = "v3"
-EARLIER_HASH_VERSIONS = ("v1", "v2")
+# without soft hyphens and zero-width spaces; v4: links in one spelling (RFC 3986: non-ASCII
+# percent-encoded, escapes upper-case, an IDN host in ASCII), text without direction
+# controls that reach past themselves
+HASH_VERSION = "v4"
+EARLIER_HASH_VERSIONS = ("v1", "v2", "v3")
 
 
 class ChangeKind(StrEnum):

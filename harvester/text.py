@@ -123,16 +123,23 @@ def _paragraphs_from_html(markup: str) -> list[str]:
 # break "Grenz-management"), zero-width spaces, a word joiner, a stray byte order mark.
 # A rule or a search for "Grenzmanagement" would miss "Grenz\u00admanagement".
 _INVISIBLE_MARKS = "\u00ad\u200b\u2060\ufeff"
-_INVISIBLE = re.compile(f"[{_INVISIBLE_MARKS}]")
+# Direction controls that hold sway until closed (embeddings, overrides, isolates and
+# their ends): left open in a title, one turns whatever a notification puts after it
+# ("fdp.exe" shown for "exe.pdf", a Subject's prefix); the marks right-to-left text
+# needs (U+200E, U+200F) reach no further than themselves, and stay
+_DIRECTION_SCOPES = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSEEN = _INVISIBLE_MARKS + _DIRECTION_SCOPES
+_INVISIBLE = re.compile(f"[{_UNSEEN}]")
 
 
 def _dedupe(paras: list[str], repeats: bool = False) -> list[str]:
     """Drop empty paragraphs and, unless `repeats`, a paragraph repeated back to back and
-    one that is two copies of itself; invisible marks go from the words."""
+    one that is two copies of itself; invisible marks and reaching direction controls go
+    from the words."""
     out: list[str] = []
     for p in paras:
         # a C-speed scan a mark: a regex over every paragraph cost 5 % of normalising
-        if not p.isascii() and any(mark in p for mark in _INVISIBLE_MARKS):
+        if not p.isascii() and any(mark in p for mark in _UNSEEN):
             p = _INVISIBLE.sub("", p)
         p = collapse(p)
         if not p:

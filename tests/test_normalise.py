@@ -505,6 +505,19 @@ def test_invisible_hyphenation_marks_are_no_part_of_a_words_text(title):
     assert (it.title, it.summary) == ("Grenzmanagement in Zentralasien",) * 2
 
 
+@pytest.mark.parametrize("control", list("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+def test_direction_controls_with_a_reach_are_no_part_of_a_fields_text(control):
+    """An embedding, override or isolate (or its end) holds sway past the field it is in:
+    left open in a title, it turns the text a notification puts after it. Each goes; the
+    marks without a reach (U+200E, U+200F), which right-to-left text needs, stay."""
+    word = f"\u05e9\u05dc\u05d5\u05dd{control}\u200f ICMPD{control}"
+    it = normalise(RawEntry(title=f"{word}: {word}", link="https://www.icmpd.org/a",
+                            summary=f"<p>{word}</p>", author=word, categories=(word,)), ctx())
+    kept = "\u05e9\u05dc\u05d5\u05dd\u200f ICMPD"
+    assert (it.category, it.title, it.summary, it.author, it.tags) == (
+        kept, kept, kept, kept, (kept,))
+
+
 def test_missing_date_is_first_seen_and_flagged():
     it = normalise(RawEntry(title="Undated", link="https://example.org/a"), ctx())
     assert it.published == iso_utc(NOW) and it.date_flag is DateFlag.MISSING

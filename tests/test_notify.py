@@ -216,6 +216,25 @@ def test_an_encoded_word_in_a_title_cannot_break_the_subject(server, config_for,
     assert msg["Subject"] == f"Press Release: {shown} now"
 
 
+def test_a_titles_direction_override_cannot_turn_what_follows_it(server, config_for, store,
+                                                                 smtp):
+    """A right-to-left override (U+202E) in a title shows "exe.pdf" as "fdp.exe" and, never
+    closed, turns the rest of the Subject line too — the prefix after it, a client's own
+    text. The title reaches the message as the characters it is, in their order."""
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
+            + "Press Release: Annual report ‮fdp.exe‬ and ⁧‭‫ more"
+            .encode() + b"</title><link>http://news.example/r</link></item></channel></rss>")
+    msg = mail_of(feed, server, config_for, store, smtp)
+    assert msg["Subject"] == "Press Release: Annual report fdp.exe and more"
+    [item] = store.items()
+    assert item["title"] == "Annual report fdp.exe and more"
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    for body in (html, text):
+        assert "Annual report fdp.exe and more" in body
+        assert not any(c in body for c in "‪‫‬‭‮⁦⁧⁨⁩")
+
+
 def test_an_smtp_certificate_not_trusted_is_said_with_where_the_ca_goes(
         server, icmpd_a, config_for, store, smtp, monkeypatch):
     """A relay under an organisation's own CA, its CA not given: the row waits, saying
