@@ -6,11 +6,35 @@ point where it meets that library, so the core and the CLI only ever see these.
 
 from __future__ import annotations
 
+import re
+
+# What a terminal, a log viewer or a mail client acts on rather than shows, in a server's
+# words an error quotes (a status line, a header, a receiver's answer): escape sequences —
+# a window title or the clipboard set (OSC), colours or a cleared screen (CSI), in their
+# 7-bit and C1 forms —, the other control characters (a carriage return writes over the
+# line) and the direction controls that turn what follows them
+_NOT_TEXT = re.compile(
+    r"[\t\n\r]+"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|\x1b[ -/]*[0-~]?"
+    r"|[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` as text only: line breaks and tabs as a space, escape sequences and other
+    controls gone (see _NOT_TEXT). Text without them (nearly all) is returned as is."""
+    if text.isprintable():
+        return text
+    return _NOT_TEXT.sub(lambda m: " " if m[0][0] in "\t\n\r" else "", text)
+
 
 class HarvesterError(Exception):
-    """Root of the harvester's errors; carries the source and URL when known."""
+    """Root of the harvester's errors; carries the source and URL when known. Its message
+    is printable text whatever a server put in it."""
 
     def __init__(self, message: str, *, source: str | None = None, url: str | None = None):
+        message = printable(message)
         super().__init__(message)
         self.message = message
         self.source = source
@@ -64,4 +88,4 @@ class NotifyError(HarvesterError):
 
 
 __all__ = ["ConfigError", "FetchError", "HarvesterError", "NotifyError", "ParseError",
-           "PolicyError", "StoreError"]
+           "PolicyError", "StoreError", "printable"]

@@ -41,7 +41,7 @@ from .diff import (
     source_events,
     untold_edits,
 )
-from .errors import FetchError, HarvesterError
+from .errors import FetchError, HarvesterError, printable
 from .fetch import Fetcher, decode
 from .locks import SourceLocks
 from .models import (
@@ -452,6 +452,7 @@ def _failed(base: PollReport, error: str, fetched: Fetched, store: Store, now: d
     """A failed poll changes no item: only the source's health, the fetch log and, after
     enough failures in a row (a stale listing layout: at once), one operators' alert."""
     src = fetched.source
+    error = printable(error)  # a worker's or a library's words, not only a HarvesterError's
     report = replace(base, status=PollStatus.ERROR, error=error)
     if not dry_run:
         threshold = 1 if stale else src.failures_before_alert

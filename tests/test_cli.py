@@ -1002,3 +1002,33 @@ def test_a_source_last_read_by_an_earlier_version_is_said_so_not_as_changed_sett
     assert r.stderr.startswith("icmpd-rss: 0 new, 0 changed, 7 unchanged (HTTP 200, ")
     assert not any("earlier harvester" in line
                    for line in run_cli("--config", str(cfg), "sources").stdout.splitlines())
+
+
+@pytest.mark.parametrize(("head", "said"), [
+    # a window title set, colours (7-bit and C1 forms), a carriage return over the line
+    (b"HTTP/1.1 500 Boom \x1b]0;pwned\x07\x1b[31mRED\x1b[0m \x9b2Jgone\rok\r\n",
+     "HTTP 500 Boom RED gone ok"),
+    (b"HTTP/1.1 503 \x1b]52;c;cHduZWQ=\x1b\\Busy\xe2\x80\xae\r\n", "HTTP 503 Busy\xe2\xae"),  # UTF-8 read as Latin-1, as HTTP reads it
+])
+def test_a_servers_words_reach_the_terminal_as_text_not_as_commands(server, tmp_path, head,
+                                                                    said):
+    """A status line is the server's to write: an escape sequence in it would set the
+    terminal's title or clipboard, colour or clear the screen, where `once`, `sources` and
+    `log` print it. They print its text, and the operators' alert carries the same."""
+    from .hostile import _raw
+
+    server.route("/evil", lambda h: _raw(h, head + b"Content-Length: 0\r\n\r\n"))
+    cfg = str(make_config(tmp_path, HTTP.replace("[defaults]\n", "[defaults]\nfailures_before_"
+                                                 "alert = 1\n")
+                          + feed_source("evil", server.url("/evil"))
+                          + '\n[[notifiers]]\nname = "ops"\nkind = "console"\n'
+                          'events = ["source.failing"]\n'))
+    outputs = [run_cli("--config", cfg, "once")]
+    assert outputs[0].returncode == 1
+    assert f"evil: error: {said}\n" in outputs[0].stderr
+    outputs += [run_cli("--config", cfg, command) for command in ("sources", "log")]
+    for r in outputs:
+        shown = r.stdout + r.stderr
+        assert said in shown
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", shown), (
+            r.args, shown)

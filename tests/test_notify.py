@@ -744,6 +744,24 @@ def receiver(monkeypatch):
     r.stop()
 
 
+def test_a_receivers_answer_is_kept_and_shown_as_text_not_as_commands(
+        server, icmpd_a, config_for, store, receiver):
+    """A receiver's answer is the receiver's to write: an escape sequence in it would set
+    the title or clipboard of the terminal `outbox` and `notify-test` print it on. The
+    row keeps, and they show, its text."""
+    receiver.answers = [(400, {}, b"\x1b]52;c;cHduZWQ=\x07bad \x1b[2Jpayload\r\nsee docs")] * 2
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(receiver.url))
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW, rand=lambda: 0.5).dead == 1
+    [row] = store.outbox()
+    assert row["response"] == row["last_error"] == "HTTP 400 bad payload see docs"
+    shown = run_cli("--config", str(config.path), "outbox")
+    assert "    last error: HTTP 400 bad payload see docs\n" in shown.stdout
+    tested = run_cli("--config", str(config.path), "notify-test", "hook")
+    assert (tested.returncode, tested.stderr) == (
+        1, "harvester: error: hook: dead: HTTP 400 bad payload see docs\n")
+
+
 def test_webhook_signed_and_retried_until_it_lands(server, icmpd_a, config_for, store,
                                                     receiver):
     receiver.answers = [(500, {})]

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..diff import notification_id
 from ..edits import FieldChange, edit_of, field_changes
+from ..errors import printable
 from ..words import counted
 
 MAX_DIFF_LINES = 40  # of each field an edit changed, in a message
@@ -24,10 +25,19 @@ class OutcomeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """How a send went. `detail` and `response` quote the receiver, the relay or the
+    program (its answer, its last line of output): they are kept as printable text, so
+    `outbox` and `notify-test` show what it said, never run it as terminal commands."""
+
     kind: OutcomeKind
     detail: str = ""
     response: str | None = None  # what the server answered, kept in the outbox row
     retry_after: float | None = None  # seconds, when the server said so
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", printable(self.detail))
+        if self.response is not None:
+            object.__setattr__(self, "response", printable(self.response))
 
 
 @dataclass(frozen=True, slots=True)
