@@ -32,7 +32,7 @@ from .config import (
     parse_duration,
 )
 from .dates import iso_utc, parse_date, shown_when
-from .errors import ConfigError, HarvesterError, StoreError
+from .errors import ConfigError, HarvesterError, StoreError, printable
 from .harvest import (
     NEVER,
     next_due,
@@ -803,9 +803,10 @@ def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
         click.echo(f"\n# {what}")
         return
     click.echo(f"\n# {what}; the first {min(n, len(found))}:")
-    for e in found[:n]:
-        cat = f" [{e.categories[0]}]" if e.categories else ""
-        click.echo(f"#   {e.published or '(no date)'}{cat} {e.title}\n#     {e.link}")
+    for e in found[:n]:  # as the site wrote them, before normalising: shown as text only
+        cat = f" [{printable(e.categories[0])}]" if e.categories else ""
+        click.echo(f"#   {printable(e.published or '(no date)')}{cat} "
+                   f"{printable(e.title or '')}\n#     {printable(e.link or '')}")
 
 
 @cli.command()

@@ -573,6 +573,28 @@ def test_probe_names_the_feeds_a_page_announces(server):
         f" (try `harvester probe {server.url('/news-centre/rss')}`)\n"))
 
 
+def test_probe_prints_a_pages_and_a_feeds_entries_as_text_not_as_commands(server):
+    """The entries probe shows are the site's words, before any normalising: an escape
+    sequence written as a character reference (`&#x1b;]0;…&#x7;` sets the terminal's
+    title) or a direction override must reach the terminal as the text around it."""
+    evil = "&#x1b;]0;pwned&#x7;Visit &#x9b;2J&#x202e;now&#13;&#10;x"
+    cards = "".join(f'<div class="news-item"><h3><a href="/n/{i}">{evil} {i}</a></h3>'
+                    f'<span class="date">0{i} May 2020</span></div>' for i in range(1, 4))
+    server.route("/page", Response(f"<html><body>{cards}</body></html>".encode(),
+                                   content_type="text/html; charset=utf-8"))
+    server.route("/feed", Response((
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
+        f"{evil.replace('&#x1b;', '&amp;#x1b;')}</title><category>{evil}</category>"
+        f"<link>http://news.example/1</link></item></channel></rss>").encode()))
+    shown = {path: run_cli("probe", server.url(path), "--entries", "1") for path in ("/page",
+                                                                                     "/feed")}
+    assert all(r.returncode == 0 for r in shown.values()), shown
+    # (HTML reads &#x9b; as cp1252's "›", as browsers do)
+    assert "#   01 May 2020 Visit \u203a2Jnow x 1\n" in shown["/page"].stdout
+    for r in shown.values():
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", r.stdout)
+
+
 def test_probe_on_a_feed_says_it_is_one(server, icmpd_a):
     """Probing the feed rather than the page: a feed source needs no selectors."""
     r = run_cli("probe", icmpd_a, "--entries", "1")
