@@ -379,7 +379,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
                        f"{row['event']:<16} {row['item_id'] or ''}  attempts {row['attempts']}"
                        f"  {when or ''}")
             if row["last_error"] and row["status"] != "sent":
-                click.echo(f"    last error: {row['last_error']}")
+                click.echo(f"    last error: {printable(row['last_error'])}")
     if not as_json:
         for name, reason in disabled.items():
             click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
@@ -538,7 +538,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             click.echo("    last new item: " + (
                 r["last_new_item"] or f"none since the baseline, {r['last_new']}"))
         if r["last_warning"]:
-            click.echo(f"    warning:      {r['last_warning']}")
+            click.echo(f"    warning:      {printable(r['last_warning'])}")
         if read_by_earlier_version(s, states[s.name]):  # an upgrade, not the config
             click.echo("    last read by an earlier harvester version: its next poll reads it "
                        "anew, and stored items it reads otherwise are updated silently")
@@ -546,7 +546,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             click.echo("    settings changed since its last read: its next poll reads it anew, "
                        "and the edits that makes are not told")
         if r["last_error"]:
-            click.echo(f"    last error:   {r['last_error_at']}  {r['last_error']}")
+            click.echo(f"    last error:   {r['last_error_at']}  {printable(r['last_error'])}")
         if r["not_before"]:
             click.echo(f"    no request before {r['not_before']} (the server's Retry-After)")
     for name in sorted(set(stored) - {s.name for s in config.sources}):

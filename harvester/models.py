@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from .errors import printable
 from .words import counted, size
 
 # Version of what `content_hash` covers; a stored hash of another version is re-hashed
@@ -259,14 +260,16 @@ class PollReport:
 
     @classmethod
     def from_log(cls, row: Mapping[str, Any]) -> PollReport:
-        """A poll as the fetch log keeps it (its changes are not kept)."""
+        """A poll as the fetch log keeps it (its changes are not kept); its words as text,
+        whatever an earlier version stored of a server's."""
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
                    old=row["old"], reread=row["reread"], cut=row["cut"],
                    unmatched=row["unmatched"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
-                   error=row["error"], warning=row["warning"])
+                   error=row["error"] and printable(row["error"]),
+                   warning=row["warning"] and printable(row["warning"]))
 
     def warned(self, note: str | None) -> PollReport:
         """This report with `note` added to its warnings."""

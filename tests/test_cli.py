@@ -1032,3 +1032,26 @@ def test_a_servers_words_reach_the_terminal_as_text_not_as_commands(server, tmp_
         assert said in shown
         assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", shown), (
             r.args, shown)
+
+
+def test_words_an_earlier_version_stored_as_the_server_wrote_them_are_shown_as_text(
+        server, icmpd_a, tmp_path):
+    """Errors stored before they were kept as text (a status line's escapes, a receiver's
+    answer) are shown as text by `sources`, `log` and `outbox` all the same."""
+    cfg = str(make_config(tmp_path, HTTP + feed_source("icmpd-rss", icmpd_a) + NOTIFY))
+    assert run_cli("--config", cfg, "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    assert run_cli("--config", cfg, "once").returncode == 0  # a press release: one row queued
+    said = "HTTP 500 \x1b]0;pwned\x07Boom\x1b[2J\r\nagain\u202e"
+    with sqlite3.connect(tmp_path / "h.db") as db:
+        db.execute("UPDATE sources SET last_error = ?, last_error_at = '2020-05-27T09:00:00Z'",
+                   (said,))
+        db.execute("UPDATE fetch_log SET status = 'error', error = ?, warning = ?",
+                   (said, said))
+        db.execute("UPDATE outbox SET status = 'pending', last_error = ?", (said,))
+    for command in ("sources", "log", "outbox"):
+        r = run_cli("--config", cfg, command)
+        assert r.returncode in (0, 1), (command, r.stderr)
+        assert "HTTP 500 Boom again" in r.stdout, (command, r.stdout)
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]",
+                             r.stdout + r.stderr), (command, r.stdout)
