@@ -86,7 +86,9 @@ def _feed(daemon: Daemon, query: str) -> bytes:
     from .atom import NEWEST, atom_feed, selection
 
     q = {k: v[-1] for k, v in parse_qs(query).items()}
-    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else NEWEST
+    said = q.get("limit", "")
+    # ASCII digits: "²" is a digit to isdigit(), and int() refuses it
+    limit = int(said) if said.isascii() and said.isdigit() and int(said) > 0 else NEWEST
     with SqliteStore(daemon.config.storage.path) as store:
         rows = store.items(source=q.get("source"), rule=q.get("rule"), text=q.get("q"),
                            limit=min(limit, 1000))

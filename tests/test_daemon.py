@@ -94,6 +94,11 @@ def test_daemon_polls_delivers_serves_health_and_metrics_reloads_and_stops(
     assert status == 200 and [e.title for e in entries] == [
         "Germany joins the European migration organisation ICMPD"]
     assert len(feedparser.parse(d.get("/feed.atom?limit=3")[1]).entries) == 3
+    # a limit that is no count (a superscript two is a digit to Python, not a number to
+    # int()) is the default's, not a dropped connection and a traceback in the log
+    for odd in ("%C2%B2", "-1", "x", "0"):
+        status, atom = d.get(f"/feed.atom?limit={odd}")
+        assert (status, len(feedparser.parse(atom).entries)) == (200, 10), odd
     # a feed reader asking again with the ETag it was given: 304 while nothing changed
     parsed = feedparser.parse(f"http://127.0.0.1:{d.port}/feed.atom?rule=press-release")
     assert parsed.status == 200 and parsed.etag
