@@ -1111,7 +1111,8 @@ def run(ctx: click.Context, http: str | None, log_format: str, log_level: str) -
     from .daemon import run_daemon
 
     port = http.rpartition(":")[2] if http else ""
-    if http and (":" not in http or not port.isdigit() or int(port) > 65535):
+    if http and (":" not in http or not (port.isascii() and port.isdigit())
+                 or int(port) > 65535):  # "²" is a digit to isdigit(), not to int()
         raise click.BadParameter(f"{http!r} is not HOST:PORT (a port up to 65535)",
                                  param_hint="--http")
     with _errors():

@@ -119,7 +119,7 @@ def _jump(before: datetime, after: datetime, zone: tzinfo) -> datetime:
 
 
 def _value(text: str, field: str, lo: int, hi: int, names: tuple[str, ...], line: str) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), not to int()
         n = int(text)
     elif text.lower() in names:
         n = names.index(text.lower()) + lo

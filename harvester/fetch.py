@@ -107,7 +107,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(), not to float()
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value).timestamp()
@@ -385,7 +385,7 @@ class Fetcher:
                      watch: Watch, decode: bool) -> bytes:
         cap = self.http.max_bytes
         declared = resp.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
             raise FetchError(f"too large: Content-Length {declared} exceeds the {cap}-byte cap",
                              source=source, url=url, status=resp.status)
         chunks, total = [], 0

@@ -173,6 +173,10 @@ def fetch_one(source: SourceConfig, state: SourceState, fetcher: Fetcher,
                                origin=source.url, headers=source.headers, decode=decode)
     except FetchError as e:
         return Fetched(source, state, error=e)
+    except Exception as e:  # a server's answer no code path foresaw: this source's error
+        return Fetched(source, state, error=FetchError(
+            f"internal error while fetching: {type(e).__name__}: {e} (a harvester bug: please "
+            "report it with this source)", source=source.name, url=source.url))
     fingerprint = (None if result.not_modified or result.coding
                    else body_fingerprint(source, result.body))
     return Fetched(source, state, result=result, fingerprint=fingerprint)
@@ -508,7 +512,7 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
 
 def _worker_count() -> int:
     configured = os.environ.get(PROCESSES_ENV)
-    if configured is not None and configured.isdigit():
+    if configured is not None and configured.isascii() and configured.isdigit():
         return int(configured)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # one more worker than cores: the writer thread often waits on SQLite or the network,

@@ -124,12 +124,14 @@ def bypasses(host: str, port: int | None, no_proxy: Sequence[str]) -> bool:
         want_port = None
         if entry.startswith("["):  # [v6] or [v6]:port
             addr, _, rest = entry[1:].partition("]")
-            if rest.startswith(":") and rest[1:].isdigit():
+            if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit():
                 want_port = int(rest[1:])
+            elif rest:  # "[::1]:x": no port, and so (as "name:x" is) no host it names
+                continue
             entry = addr
         elif entry.count(":") == 1:  # name:port or v4:port (a bare v6 address has more)
             name, _, p = entry.partition(":")
-            if p.isdigit():
+            if p.isascii() and p.isdigit():  # "²" is a digit to isdigit(), not to int()
                 entry, want_port = name, int(p)
         if want_port is not None and want_port != port:
             continue

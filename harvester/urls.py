@@ -125,7 +125,7 @@ def _host_port(hostport: str) -> tuple[str, str]:
         host += "]"
     else:
         host, _, port = hostport.partition(":")
-    if port and not port.isdigit():
+    if port and not (port.isascii() and port.isdigit()):  # "²" is no port
         return "", ""
     return host.rstrip("."), port.lstrip("0") or ("0" if port else "")
 

@@ -58,6 +58,7 @@ def test_either_day_field_will_do_unless_one_starts_with_a_star():
     ("0 9 * * funday", "'0 9 * * funday': bad weekday 'funday' (a number, or one of sun, mon, "
                        "tue, wed, thu, fri, sat)"),
     ("0 mon * * *", "'0 mon * * *': bad hour 'mon'"),
+    ("\u00b2 * * * *", "'\u00b2 * * * *': bad minute '\u00b2'"),  # a digit to isdigit() only
     ("*/0 * * * *", "'*/0 * * * *': minute step 0"),
     ("0 9 *-5 * *", "'0 9 *-5 * *': bad day field '*-5'"),
     ("0 9 1,,2 * *", "'0 9 1,,2 * *': bad day field '1,,2'"),

@@ -545,8 +545,10 @@ def test_an_http_address_it_cannot_serve_is_one_line_and_exit_1(tmp_path):
         busy.close()
     assert (r.returncode, r.stderr.splitlines()[-1]) == (
         1, f"harvester: error: cannot serve HTTP on 127.0.0.1:{port}: Address already in use")
-    r = run_cli("--config", str(cfg), "run", "--http", "127.0.0.1:70000")
-    assert r.returncode == 2 and "'127.0.0.1:70000' is not HOST:PORT (a port up to 65535)" in r.stderr
+    for port in ("70000", "\u00b2"):  # "²": a digit to isdigit(), a traceback from int()
+        r = run_cli("--config", str(cfg), "run", "--http", f"127.0.0.1:{port}")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"'127.0.0.1:{port}' is not HOST:PORT (a port up to 65535)" in r.stderr
 
 
 def test_cron_and_every_are_exclusive_and_checked(tmp_path):

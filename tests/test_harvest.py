@@ -939,6 +939,34 @@ def test_a_bug_met_while_reading_one_source_fails_that_source_not_the_run(
     assert len(store.items()) == (harvest.INLINE_READS + 1) * 6
 
 
+def test_an_unforeseen_error_while_fetching_fails_that_source_not_the_run(
+        server, config_for, store, monkeypatch):
+    """Fetching reads a server's headers: one it did not foresee (a Content-Length of "²"
+    once reached int() and ended the whole run in a traceback) is that source's error,
+    named, and the other sources are polled and stored as usual."""
+    from harvester.fetch import Fetcher
+
+    real = Fetcher._read_capped
+
+    def read_capped(self, resp, url, *args, **kw):
+        if url.endswith("/bad"):
+            int("²")
+        return real(self, resp, url, *args, **kw)
+
+    monkeypatch.setattr(Fetcher, "_read_capped", read_capped)
+    server.route("/bad", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    server.route("/good", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    config = config_for(feed_source("bad", server.url("/bad")),
+                        feed_source("good", server.url("/good")))
+    reports = poll(config, store)
+    assert (reports["bad"].status, reports["bad"].error) == (PollStatus.ERROR, (
+        "internal error while fetching: ValueError: invalid literal for int() with base 10: "
+        "'²' (a harvester bug: please report it with this source)"))
+    assert (reports["good"].status, reports["good"].new) == (PollStatus.OK, 7)
+    assert [s["last_error"] for s in store.sources() if s["name"] == "bad"] == [
+        reports["bad"].error]
+
+
 def test_gzipped_bodies_are_decoded_and_fingerprinted_in_the_worker_processes(
         server, config_for, store, tmp_path, monkeypatch):
     """With worker processes, a feed's gzip body crosses to a worker as sent: the worker

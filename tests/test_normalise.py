@@ -76,6 +76,7 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
     ("https://e.example/100%/x%zz?%%41", None, "https://e.example/100%25/x%25zz?%25A"),
     ("https://Bücher.Example/x", None, "https://xn--bcher-kva.example/x"),
     ("https://xn--bcher-kva.example/x", None, "https://xn--bcher-kva.example/x"),
+    ("http://e.example:\u00b2/x", None, None),  # a superscript two is a digit, not a port
     ("визит", "https://ru.example/новости/", "https://ru.example/%D0%BD%D0%BE%D0%B2%D0%BE"
      "%D1%81%D1%82%D0%B8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82"),
 ])

@@ -82,6 +82,8 @@ def test_the_config_wins_over_the_environment_and_empty_turns_it_off():
     ("[::1]", None, "::1", True),
     ("::1", 8080, "[::1]:8080", True),
     ("example.org", None, " , ", False),
+    ("example.org", 2, "example.org:\u00b2", False),  # "²": no port, though isdigit() says so
+    ("::1", 2, "[::1]:\u00b2", False),
 ])
 def test_no_proxy_entries(host, port, entry, direct):
     assert bypasses(host, port, [entry]) is direct
