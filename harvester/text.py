@@ -89,6 +89,35 @@ def _drop(el: lxml.etree._Element) -> None:
     parent.remove(el)
 
 
+# A character reference to a code point XML has no place for (a C0 control other than a
+# tab or line break, U+FFFE, U+FFFF, half a UTF-16 pair): lxml's HTML parser reads it into
+# the tree, then refuses it as text wherever the tree is changed — one such entry failed
+# its whole feed. It goes before parsing, as a literal control does in the parser.
+_NUMERIC_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+_NUMERIC_REF_BYTES = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+
+
+def _unfit(cp: int) -> bool:
+    return (cp < 0x20 and cp not in (0x9, 0xA, 0xD)) or 0xD800 <= cp <= 0xDFFF or cp in (
+        0xFFFE, 0xFFFF)
+
+
+def without_unfit_refs(markup: str) -> str:
+    """`markup` without character references to what XML cannot hold (see _NUMERIC_REF)."""
+    if "&#" not in markup:
+        return markup
+    return _NUMERIC_REF.sub(
+        lambda m: "" if _unfit(int(m[1], 16) if m[1] else int(m[2])) else m[0], markup)
+
+
+def without_unfit_refs_bytes(body: bytes) -> bytes:
+    """`without_unfit_refs` for a page's bytes (ASCII-compatible: after to_utf8)."""
+    if b"&#" not in body:
+        return body
+    return _NUMERIC_REF_BYTES.sub(
+        lambda m: b"" if _unfit(int(m[1], 16) if m[1] else int(m[2])) else m[0], body)
+
+
 def _paragraphs_from_html(markup: str) -> list[str]:
     """The text of `markup`'s body, split where block elements begin and end. Read as
     lxml.html's fragment_fromstring reads it, but on plain lxml.etree elements: its
@@ -96,7 +125,7 @@ def _paragraphs_from_html(markup: str) -> list[str]:
     summary of just "<html></html>") failed one of its assertions."""
     import lxml.etree
 
-    markup = markup.replace(_PARA_MARK, " ")
+    markup = without_unfit_refs(markup.replace(_PARA_MARK, " "))
     if not _FULL_HTML.match(markup):
         markup = f"<html><body>{markup}</body></html>"
     # a parser per call: lxml parsers must not be shared between threads

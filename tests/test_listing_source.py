@@ -589,8 +589,9 @@ def test_probe_prints_a_pages_and_a_feeds_entries_as_text_not_as_commands(server
     shown = {path: run_cli("probe", server.url(path), "--entries", "1") for path in ("/page",
                                                                                      "/feed")}
     assert all(r.returncode == 0 for r in shown.values()), shown
-    # (HTML reads &#x9b; as cp1252's "›", as browsers do)
-    assert "#   01 May 2020 Visit \u203a2Jnow x 1\n" in shown["/page"].stdout
+    # (the escape's reference goes as the page is read, its text stays; HTML reads &#x9b;
+    # as cp1252's "›", as browsers do)
+    assert "#   01 May 2020 ]0;pwnedVisit \u203a2Jnow x 1\n" in shown["/page"].stdout
     for r in shown.values():
         assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", r.stdout)
 

@@ -519,6 +519,19 @@ def test_direction_controls_with_a_reach_are_no_part_of_a_fields_text(control):
         kept, kept, kept, kept, (kept,))
 
 
+@pytest.mark.parametrize(("markup", "text"), [
+    ("<p>&#27;[2Jx</p>", "[2Jx"),  # as soon as the tree is changed, lxml refuses it
+    ("<div>a<script>s()</script>&#x1B;b</div>", "ab"),  # …here, by taking the script out
+    ("<p>a</p>&#1;<p>b&#xfffe;&#xFFFF;</p>", "a b"),
+    ("<p>&#27x &#x0000001b;y</p>", "x y"),  # with no ";", with leading zeros
+    ("<p>tab&#9;and&#10;line &#8217;quote&#x2019; &#x9b;</p>", "tab and line \u2019quote\u2019 \u203a"),
+])
+def test_character_references_to_what_xml_cannot_hold_are_no_text(markup, text):
+    """A summary whose HTML writes a control character as a reference failed its whole
+    feed (lxml reads it in, then refuses it as text); it goes, as a literal one does."""
+    assert html_to_text(markup) == text
+
+
 def test_missing_date_is_first_seen_and_flagged():
     it = normalise(RawEntry(title="Undated", link="https://example.org/a"), ctx())
     assert it.published == iso_utc(NOW) and it.date_flag is DateFlag.MISSING
