@@ -1144,7 +1144,7 @@ def opml_import(ctx: click.Context, file: Any) -> None:
         notes.append(f"{plan.already} already configured")
     if plan.repeated:
         notes.append(f"{counted(plan.repeated, 'feed')} listed twice, once is enough")
-    notes += [f"not http(s), left out: {url}" for url in plan.not_http]
+    notes += [f"not http(s), left out: {printable(url)}" for url in plan.not_http]
     click.echo("; ".join(notes), err=True)
 
 

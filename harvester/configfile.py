@@ -29,7 +29,9 @@ _NAME = re.compile(r"\s*name\s*=")
 
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
                  "\f": "\\f", "\r": "\\r"}
-_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\ud800-\udfff]')
+# (C1 controls and the direction controls that turn what follows them are legal TOML, but
+# an editor or a terminal obeys them: escaped, they are seen and read back the same)
+_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]')
 
 
 def _toml_escape(m: re.Match[str]) -> str:
@@ -41,9 +43,9 @@ def _toml_escape(m: re.Match[str]) -> str:
 
 
 def toml_string(value: str) -> str:
-    """`value` as a TOML basic string that reads back as it is: quotes, backslashes and
-    control characters escaped, every other character as itself — JSON's escapes are not
-    TOML's (an emoji becomes two surrogate escapes, which TOML refuses)."""
+    """`value` as a TOML basic string that reads back as it is: quotes, backslashes,
+    control and direction characters escaped, every other character as itself — JSON's
+    escapes are not TOML's (an emoji becomes two surrogate escapes, which TOML refuses)."""
     return '"' + _TOML_UNSAFE.sub(_toml_escape, value) + '"'
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .configfile import toml_string
-from .errors import ParseError
+from .errors import ParseError, printable
 from .parse.encoding import to_utf8
 from .parse.feed import without_dtd, without_surrogate_refs
 from .text import strip_controls
@@ -102,7 +102,7 @@ def source_name(title: str, url: str, taken: set[str]) -> str:
 def source_block(name: str, kind: str, url: str, comment: str = "") -> str:
     """One `[[sources]]` table's first lines, as `opml import`, `probe` and `init` print
     them (a comment beside the header when there is one)."""
-    note = f"  # {comment}" if comment else ""
+    note = f"  # {printable(comment)}" if comment else ""  # a site's or a reader's words
     return f'[[sources]]{note}\nname = "{name}"\nkind = "{kind}"\nurl = {toml_string(url)}\n'
 
 

@@ -47,6 +47,29 @@ def test_import_prints_blocks_that_load_beside_the_config(tmp_path: Path):
     assert r.stderr.startswith("0 feeds as [[sources]] blocks; 5 already configured;")
 
 
+def test_a_readers_direction_controls_and_escapes_are_shown_not_obeyed(tmp_path: Path):
+    """A subscription list is someone else's file: a right-to-left override in a title or
+    URL, or an escape, would turn what a terminal or an editor shows after it (the config
+    line the block becomes, the rest of the stderr line). The comment shows the title's
+    text; the URL is written with visible TOML escapes and loads back as it was."""
+    opml = tmp_path / "evil.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        '<outline title="Press &#x202e;fdp.exe &#x9b;2J" '
+        'xmlUrl="https://news.example/feed?a=&#x202e;b"/>'
+        '<outline title="ftp" xmlUrl="ftp://x.example/&#x202e;y"/></body></opml>', "utf-8")
+    cfg = make_config(tmp_path, HTTP)
+    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ('[[sources]]  # Press fdp.exe 2J\nname = "press-fdp-exe-2j"\n'
+                        'kind = "feed"\nurl = "https://news.example/feed?a=\\u202Eb"\n')
+    assert r.stderr == ("1 feed as [[sources]] blocks; not http(s), left out: "
+                        "ftp://x.example/y\n")
+    [source] = parse_config(tomllib.loads(cfg.read_text("utf-8") + "\n" + r.stdout),
+                            cfg).sources
+    assert source.url == "https://news.example/feed?a=\u202eb"
+
+
 def test_a_feed_configured_under_another_spelling_of_its_url_is_not_added_again(
         tmp_path: Path):
     """As `add` has it: the same canonical URL is the same feed, however a reader wrote
