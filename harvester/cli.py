@@ -46,7 +46,7 @@ from .harvest import (
 )
 from .models import PollReport, PollStatus, RawEntry
 from .store import SqliteStore
-from .words import counted, duration
+from .words import counted, duration, is_count
 
 if TYPE_CHECKING:
     from .starter import Found
@@ -1111,8 +1111,7 @@ def run(ctx: click.Context, http: str | None, log_format: str, log_level: str) -
     from .daemon import run_daemon
 
     port = http.rpartition(":")[2] if http else ""
-    if http and (":" not in http or not (port.isascii() and port.isdigit())
-                 or int(port) > 65535):  # "²" is a digit to isdigit(), not to int()
+    if http and (":" not in http or not is_count(port) or int(port) > 65535):
         raise click.BadParameter(f"{http!r} is not HOST:PORT (a port up to 65535)",
                                  param_hint="--http")
     with _errors():

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from .words import is_count
+
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FIELDS = (  # name, lowest, highest, names (numbered from `lowest`)
@@ -119,7 +121,7 @@ def _jump(before: datetime, after: datetime, zone: tzinfo) -> datetime:
 
 
 def _value(text: str, field: str, lo: int, hi: int, names: tuple[str, ...], line: str) -> int:
-    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), not to int()
+    if is_count(text):
         n = int(text)
     elif text.lower() in names:
         n = names.index(text.lower()) + lo

@@ -51,6 +51,7 @@ from .transport import (
     restart,
 )
 from .urls import is_http_url, join
+from .words import is_count
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/feed+json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
@@ -107,7 +108,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(), not to float()
+    if is_count(value):
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value).timestamp()
@@ -385,7 +386,7 @@ class Fetcher:
                      watch: Watch, decode: bool) -> bytes:
         cap = self.http.max_bytes
         declared = resp.headers.get("Content-Length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > cap:
+        if is_count(declared) and int(declared) > cap:
             raise FetchError(f"too large: Content-Length {declared} exceeds the {cap}-byte cap",
                              source=source, url=url, status=resp.status)
         chunks, total = [], 0

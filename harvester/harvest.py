@@ -57,7 +57,7 @@ from .models import (
 )
 from .rules import classify
 from .store import Store
-from .words import counted
+from .words import counted, is_count
 
 if TYPE_CHECKING:  # parse.* imports lxml: a re-poll of 304s never loads it
     from .normalise import Context
@@ -512,7 +512,7 @@ def process(fetched: Fetched, config: Config, store: Store, now: datetime, *,
 
 def _worker_count() -> int:
     configured = os.environ.get(PROCESSES_ENV)
-    if configured is not None and configured.isascii() and configured.isdigit():
+    if configured is not None and is_count(configured):
         return int(configured)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # one more worker than cores: the writer thread often waits on SQLite or the network,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ConfigError
+from .words import is_count
 
 # the variables, in the order they are tried for each URL scheme
 ENV_NAMES = {
@@ -124,14 +125,14 @@ def bypasses(host: str, port: int | None, no_proxy: Sequence[str]) -> bool:
         want_port = None
         if entry.startswith("["):  # [v6] or [v6]:port
             addr, _, rest = entry[1:].partition("]")
-            if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit():
+            if rest.startswith(":") and is_count(rest[1:]):
                 want_port = int(rest[1:])
             elif rest:  # "[::1]:x": no port, and so (as "name:x" is) no host it names
                 continue
             entry = addr
         elif entry.count(":") == 1:  # name:port or v4:port (a bare v6 address has more)
             name, _, p = entry.partition(":")
-            if p.isascii() and p.isdigit():  # "²" is a digit to isdigit(), not to int()
+            if is_count(p):
                 entry, want_port = name, int(p)
         if want_port is not None and want_port != port:
             continue

@@ -11,7 +11,7 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, AnyStr
 
 from .urls import resolve_link
 
@@ -94,28 +94,23 @@ def _drop(el: lxml.etree._Element) -> None:
 # the tree, then refuses it as text wherever the tree is changed — one such entry failed
 # its whole feed. It goes before parsing, as a literal control does in the parser.
 _NUMERIC_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
-_NUMERIC_REF_BYTES = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+_NUMERIC_REF_BYTES = re.compile(_NUMERIC_REF.pattern.encode())
 
 
-def _unfit(cp: int) -> bool:
+def _unfit(m: re.Match[Any]) -> bool:
+    cp = int(m[1], 16) if m[1] else int(m[2])
     return (cp < 0x20 and cp not in (0x9, 0xA, 0xD)) or 0xD800 <= cp <= 0xDFFF or cp in (
         0xFFFE, 0xFFFF)
 
 
-def without_unfit_refs(markup: str) -> str:
-    """`markup` without character references to what XML cannot hold (see _NUMERIC_REF)."""
-    if "&#" not in markup:
-        return markup
-    return _NUMERIC_REF.sub(
-        lambda m: "" if _unfit(int(m[1], 16) if m[1] else int(m[2])) else m[0], markup)
-
-
-def without_unfit_refs_bytes(body: bytes) -> bytes:
-    """`without_unfit_refs` for a page's bytes (ASCII-compatible: after to_utf8)."""
-    if b"&#" not in body:
-        return body
-    return _NUMERIC_REF_BYTES.sub(
-        lambda m: b"" if _unfit(int(m[1], 16) if m[1] else int(m[2])) else m[0], body)
+def without_unfit_refs(markup: AnyStr) -> AnyStr:
+    """`markup` (text, or a page's bytes once in UTF-8) without character references to
+    what XML cannot hold (see _NUMERIC_REF)."""
+    if isinstance(markup, str):
+        return markup if "&#" not in markup else _NUMERIC_REF.sub(
+            lambda m: "" if _unfit(m) else m[0], markup)
+    return markup if b"&#" not in markup else _NUMERIC_REF_BYTES.sub(
+        lambda m: b"" if _unfit(m) else m[0], markup)
 
 
 def _paragraphs_from_html(markup: str) -> list[str]:

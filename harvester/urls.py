@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+from .words import is_count
+
 # Query parameters that only track the click or carry a visitor's session, never select
 # the page: a session id is new on every poll of a site that writes it into its links
 _CLICKS = ("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", "_hsmi")
@@ -125,7 +127,7 @@ def _host_port(hostport: str) -> tuple[str, str]:
         host += "]"
     else:
         host, _, port = hostport.partition(":")
-    if port and not (port.isascii() and port.isdigit()):  # "²" is no port
+    if port and not is_count(port):
         return "", ""
     return host.rstrip("."), port.lstrip("0") or ("0" if port else "")
 

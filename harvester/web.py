@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .dates import iso_utc, shown_when
 from .errors import HarvesterError
 from .store import SqliteStore
+from .words import is_count
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -87,8 +88,7 @@ def _feed(daemon: Daemon, query: str) -> bytes:
 
     q = {k: v[-1] for k, v in parse_qs(query).items()}
     said = q.get("limit", "")
-    # ASCII digits: "²" is a digit to isdigit(), and int() refuses it
-    limit = int(said) if said.isascii() and said.isdigit() and int(said) > 0 else NEWEST
+    limit = int(said) if is_count(said) and int(said) > 0 else NEWEST
     with SqliteStore(daemon.config.storage.path) as store:
         rows = store.items(source=q.get("source"), rule=q.get("rule"), text=q.get("q"),
                            limit=min(limit, 1000))

@@ -1,6 +1,13 @@
-"""Counts in messages people read: summary lines, subjects, warnings."""
+"""Counts: in messages people read (summary lines, subjects, warnings), and as servers and
+configs write them."""
 
 from __future__ import annotations
+
+
+def is_count(text: str) -> bool:
+    """Whether `text` is a count as a header, a port or a config writes one: ASCII digits
+    only — str.isdigit() also says yes to "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -21,4 +28,4 @@ def duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-__all__ = ["counted", "duration", "size"]
+__all__ = ["counted", "duration", "is_count", "size"]

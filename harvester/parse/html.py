@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import ParseError
-from ..text import without_unfit_refs_bytes
+from ..text import without_unfit_refs
 from .caps import check_tags
 from .encoding import to_utf8
 
@@ -32,7 +32,7 @@ def html_document(body: bytes, *, url: str, content_type: str | None = None,
     sent = not_html(body, content_type)
     if sent:  # libxml2 would read it as text, and a PDF's bytes would become "the page"
         raise ParseError(f"not an HTML page: the server sent {sent}", source=source, url=url)
-    data = without_unfit_refs_bytes(to_utf8(body, content_type, encoding, html=True).body)
+    data = without_unfit_refs(to_utf8(body, content_type, encoding, html=True).body)
     check_tags(data.count(b"<"), "page", source=source, url=url)
     parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, remove_comments=True,
                                   remove_pis=True, huge_tree=False)
