@@ -96,12 +96,20 @@ def _canonical(href: str, base: str | None) -> str | None:
 
 
 def _dns_name(host: str) -> str:
-    """An internationalised host name in ASCII (IDNA); one that is no name DNS could hold
-    is kept as written, still one spelling of it."""
+    """An internationalised host name in ASCII, as browsers and requests read it (UTS #46,
+    nontransitional: "faß.de" is xn--fa-hia.de, its own domain, where Python's IDNA 2003
+    codec says fass.de, another one). A name it refuses (a symbol: "☃.net") is read by
+    IDNA 2003, as browsers still take it; one that is no name DNS could hold is kept as
+    written, still one spelling of it."""
+    import idna  # requests' own dependency, for the names it connects to
+
     try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
+        ascii_host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError:
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return host
     return ascii_host if _LDH.fullmatch(ascii_host) else host
 
 

@@ -76,6 +76,11 @@ ICMPD = "https://www.icmpd.org/news-centre/rss"
     ("https://e.example/100%/x%zz?%%41", None, "https://e.example/100%25/x%25zz?%25A"),
     ("https://Bücher.Example/x", None, "https://xn--bcher-kva.example/x"),
     ("https://xn--bcher-kva.example/x", None, "https://xn--bcher-kva.example/x"),
+    # as browsers and requests read a name (UTS #46, not IDNA 2003): faß.de is its own
+    # domain, not fass.de — the item's link must lead where the feed's did
+    ("https://faß.de/x", None, "https://xn--fa-hia.de/x"),
+    ("https://ΣΟΦΟΣ.example/", None, "https://xn--0xaakcn.example/"),
+    ("https://☃.net/", None, "https://xn--n3h.net/"),  # a symbol: as browsers still take it
     ("http://e.example:\u00b2/x", None, None),  # a superscript two is a digit, not a port
     ("визит", "https://ru.example/новости/", "https://ru.example/%D0%BD%D0%BE%D0%B2%D0%BE"
      "%D1%81%D1%82%D0%B8/%D0%B2%D0%B8%D0%B7%D0%B8%D1%82"),
