@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import DIRECTION_CONTROLS, ConfigError
 
 _HEADER = re.compile(r"\s*\[")  # any table header: [x], [[x]], [ x . y ]
 _SOURCES = re.compile(r"\s*\[\[\s*sources\s*\]\]")
@@ -31,7 +31,7 @@ _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n"
                  "\f": "\\f", "\r": "\\r"}
 # (C1 controls and the direction controls that turn what follows them are legal TOML, but
 # an editor or a terminal obeys them: escaped, they are seen and read back the same)
-_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]')
+_TOML_UNSAFE = re.compile(rf'["\\\x00-\x1f\x7f-\x9f{DIRECTION_CONTROLS}\ud800-\udfff]')
 
 
 def _toml_escape(m: re.Match[str]) -> str:

@@ -13,12 +13,18 @@ import re
 # a window title or the clipboard set (OSC), colours or a cleared screen (CSI), in their
 # 7-bit and C1 forms —, the other control characters (a carriage return writes over the
 # line) and the direction controls that turn what follows them
+# Direction controls that hold sway until closed (embeddings, overrides, isolates and
+# their ends): left open in a title, one turns whatever is shown after it ("fdp.exe" for
+# "exe.pdf", a Subject's prefix). The marks right-to-left text needs (U+200E, U+200F)
+# reach no further than themselves and are not among them. Text fields, messages and the
+# TOML the harvester writes all keep them out.
+DIRECTION_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _NOT_TEXT = re.compile(
     r"[\t\n\r]+"
     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     r"|\x1b[ -/]*[0-~]?"
-    r"|[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+    rf"|[\x00-\x1f\x7f-\x9f{DIRECTION_CONTROLS}]")
 
 
 def printable(text: str) -> str:
@@ -87,5 +93,5 @@ class NotifyError(HarvesterError):
     """A notification could not be delivered."""
 
 
-__all__ = ["ConfigError", "FetchError", "HarvesterError", "NotifyError", "ParseError",
-           "PolicyError", "StoreError", "printable"]
+__all__ = ["DIRECTION_CONTROLS", "ConfigError", "FetchError", "HarvesterError", "NotifyError",
+           "ParseError", "PolicyError", "StoreError", "printable"]

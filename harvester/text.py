@@ -13,6 +13,7 @@ import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, AnyStr
 
+from .errors import DIRECTION_CONTROLS
 from .urls import resolve_link
 
 if TYPE_CHECKING:
@@ -147,12 +148,7 @@ def _paragraphs_from_html(markup: str) -> list[str]:
 # break "Grenz-management"), zero-width spaces, a word joiner, a stray byte order mark.
 # A rule or a search for "Grenzmanagement" would miss "Grenz\u00admanagement".
 _INVISIBLE_MARKS = "\u00ad\u200b\u2060\ufeff"
-# Direction controls that hold sway until closed (embeddings, overrides, isolates and
-# their ends): left open in a title, one turns whatever a notification puts after it
-# ("fdp.exe" shown for "exe.pdf", a Subject's prefix); the marks right-to-left text
-# needs (U+200E, U+200F) reach no further than themselves, and stay
-_DIRECTION_SCOPES = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_UNSEEN = _INVISIBLE_MARKS + _DIRECTION_SCOPES
+_UNSEEN = _INVISIBLE_MARKS + DIRECTION_CONTROLS  # (errors.py says why those go)
 _INVISIBLE = re.compile(f"[{_UNSEEN}]")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from .words import is_count
@@ -31,7 +32,7 @@ _TO_QUOTE = re.compile(r"[^A-Za-z0-9._~!$&'()*+,;=:@%/?-]")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LDH = re.compile(r"[a-z0-9.-]+")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
