@@ -609,14 +609,56 @@ def test_chat_text_escapes_feed_words_for_the_service(style, expected):
     assert chat_text([_chat(title)], False, style).splitlines()[0] == expected
 
 
-@pytest.mark.parametrize("style", ["slack", "discord"])
-def test_a_chat_digest_is_cut_to_what_the_service_takes(style):
+@pytest.mark.parametrize(("style", "italic", "amp"), [
+    ("slack", "_", "&amp;"), ("discord", "*", "&")])
+def test_a_chat_digest_ends_between_items_saying_how_many_more(style, italic, amp):
+    """Past what the service takes, a digest shows whole items and then how many more
+    there were, as the Telegram, ntfy, Teams and Matrix messages do: cut anywhere, it ended
+    inside an item with "&a…", and the reader never learnt that 23 items were left out."""
     from harvester.notify.render import CHAT_LIMITS, chat_text
 
-    many = [_chat(f"Item {i}", summary="word " * 100) for i in range(30)]
+    many = [_chat(f"Item {i}", summary="word & " * 60 + "end",
+                  url=f"https://www.icmpd.org/n?id={i}&lang=en") for i in range(30)]
     text = chat_text(many, True, style)
-    assert len(text) == CHAT_LIMITS[style] and text.endswith("…")
+    assert len(text) <= CHAT_LIMITS[style]
     assert text.startswith("harvester: 30 notifications (30 new items)\n\n")
+    blocks = text.split("\n\n")
+    shown = len(blocks) - 2
+    assert 0 < shown < 30
+    assert blocks[-1] == (f"{italic}… and {30 - shown} more notifications (harvester outbox"
+                          f" lists them){italic}")
+    assert blocks[-2].endswith(f"word {amp} end")  # the last item shown is whole
+    assert f"https://www.icmpd.org/n?id={shown - 1}{amp}lang=en" in blocks[-2]
+
+
+@pytest.mark.parametrize("style", ["slack", "discord", "telegram"])
+def test_a_chat_message_too_long_alone_is_cut_where_no_markup_breaks(style):
+    """One item longer than a message alone: its summary is cut on a whole character (no
+    "&am…", no lone Discord backslash), and a link too long for the message is left out
+    rather than cut into a link elsewhere (in Telegram a cut tag had the message refused)."""
+    from harvester.notify.render import CHAT_LIMITS, TELEGRAM_LIMIT, chat_text, telegram_message
+
+    def text_of(m: Message) -> str:
+        return (telegram_message([m], False, 1)["text"] if style == "telegram"
+                else chat_text([m], False, style))
+
+    limit = TELEGRAM_LIMIT if style == "telegram" else CHAT_LIMITS[style]
+    for n in range(7):  # every place the cut can fall within "&amp;" or "\\*"
+        long_one = _chat("Long", summary="x" * n + "a & b * " * 2000)
+        text = text_of(long_one)
+        assert len(text) <= limit and text.endswith("…")
+        if style == "discord":  # no escape left half-written
+            assert not re.search(r"(?<!\\)(\\\\)*\\…$", text)
+        else:
+            assert not re.search(r"&[#a-z0-9]*…$", text)
+    far = "https://www.icmpd.org/news/" + "a" * 3000
+    text = text_of(_chat("Far & wide", url=far, summary="The words."))
+    assert "www.icmpd.org" not in text and text.endswith("The words.")
+    wide = text_of(_chat("&" * 500, category="<" * 200, summary="The words."))
+    assert len(wide) <= limit and wide.endswith("The words.")
+    if style == "telegram":  # the headline's bold is closed, so Telegram reads the message
+        _assert_balanced(wide)
+        _assert_balanced(text)
 
 
 @pytest.mark.parametrize(("failures", "expected"), [
@@ -1271,11 +1313,31 @@ def test_telegram_format_posts_a_bot_api_message(server, icmpd_a, config_for, st
     assert "AAbbCCdd" not in json.dumps([dict(r) for r in store.outbox()])
 
 
+def _assert_balanced(text: str) -> None:
+    """Every tag Telegram would read is closed where it opens: else it refuses the message."""
+    from html.parser import HTMLParser
+
+    class Balanced(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.open: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open.pop() == tag
+
+    checker = Balanced()
+    checker.feed(text)
+    checker.close()
+    assert checker.open == []
+
+
 def test_a_telegram_digest_escapes_feed_words_and_ends_between_lines():
     """Telegram refuses a whole message whose HTML it cannot read: feed words are escaped,
     and a digest past its limit stops between lines, saying how many more there were."""
     from dataclasses import replace
-    from html.parser import HTMLParser
 
     from harvester.notify.render import TELEGRAM_LIMIT, telegram_message
 
@@ -1294,20 +1356,7 @@ def test_a_telegram_digest_escapes_feed_words_and_ends_between_lines():
     assert text.endswith(f"<i>… and {30 - shown} more notifications (harvester outbox lists "
                          "them)</i>")
 
-    class Balanced(HTMLParser):  # every tag Telegram would read is closed where it opens
-        def __init__(self) -> None:
-            super().__init__()
-            self.open: list[str] = []
-
-        def handle_starttag(self, tag, attrs):
-            self.open.append(tag)
-
-        def handle_endtag(self, tag):
-            assert self.open.pop() == tag
-
-    checker = Balanced()
-    checker.feed(text)
-    assert checker.open == []
+    _assert_balanced(text)
     long_one = replace(many[0], item={"title": "Long", "summary": "word & " * 2000})
     alone = telegram_message([long_one], False, 1)["text"]
     assert len(alone) <= TELEGRAM_LIMIT and alone.endswith(" word &amp; word …")
@@ -1564,10 +1613,14 @@ def test_a_chat_message_of_any_feed_text_stays_within_what_its_service_takes(
         assert len(text) <= limit
         if style == "slack":
             assert "<!channel>" not in text and "<!everyone>" not in text
+            assert not re.search(r"&(?!amp;|lt;|gt;)", text)  # no entity cut in two
+            assert all(line.count("<") == line.count(">") for line in text.split("\n"))
     assert len(ntfy_message(messages, digest, "t")["message"].encode()) <= NTFY_LIMIT
     # the services' own caps: Telegram's 4,096 characters, a Teams card's ~28 KB, a Matrix
     # event's 65,536 bytes (the harvester cuts a little under each)
-    assert len(telegram_message(messages, digest, "@c")["text"]) <= 4096
+    telegram = telegram_message(messages, digest, "@c")["text"]
+    assert len(telegram) <= 4096
+    _assert_balanced(telegram)
     assert TELEGRAM_LIMIT < 4096 and TEAMS_LIMIT < 28_000 and MATRIX_LIMIT < 65_536
     assert len(json.dumps(teams_card(messages, digest), ensure_ascii=False).encode()) < 28_000
     assert len(json.dumps(matrix_message(messages, digest), ensure_ascii=False).encode()

@@ -208,7 +208,28 @@ _ESCAPES = {"slack": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"}),
             "discord": str.maketrans({c: "\\" + c for c in "\\*_~`|>[]#@<"})}
 _ESCAPES["telegram"] = _ESCAPES["slack"]  # its HTML mode: text needs &, < and > escaped
 CHAT_LIMITS = {"slack": 4000, "discord": 2000}  # characters of text a message may carry
+# Telegram takes up to 4,096 characters of text a message; the markup is kept under it
+TELEGRAM_LIMIT = 4000
+_LIMITS = {**CHAT_LIMITS, "telegram": TELEGRAM_LIMIT}
 _BOLD = {"slack": ("*", "*"), "discord": ("**", "**"), "telegram": ("<b>", "</b>")}
+_ITALIC = {"slack": ("_", "_"), "discord": ("*", "*"), "telegram": ("<i>", "</i>")}
+_ENTITY_CUT = re.compile(r"&[#a-z0-9]*$")  # "&am": an entity the cut broke
+
+
+def _escaped(text: str, style: str, width: int) -> str:
+    """`text` escaped for the service, in at most `width` characters: a longer one is cut
+    on a whole character and ends "…" (a cut "&am" or a lone Discord backslash would show
+    as written, or escape the "…")."""
+    out = text.translate(_ESCAPES[style])
+    if len(out) <= width:
+        return out
+    cut = out[: width - 1]
+    if style == "discord":
+        if (len(cut) - len(cut.rstrip("\\"))) % 2:
+            cut = cut[:-1]
+    else:
+        cut = _ENTITY_CUT.sub("", cut)
+    return cut + "…"
 
 
 def _chat_link(url: str, style: str) -> str:
@@ -220,34 +241,64 @@ def _chat_link(url: str, style: str) -> str:
 
 
 def _chat_block(m: Message, style: str) -> list[str]:
-    esc = _ESCAPES[style]
+    """One notification's lines, none longer than half a message: text cut where no escape
+    breaks, markup (the headline's bold, a link) always whole. A link too long for that is
+    left out: cut, it would lead elsewhere, and in Telegram its broken tag had the whole
+    message refused."""
+    width = _LIMITS[style] // 2
     start, end = _BOLD[style]
-    lines = [f"{start}{m.headline().translate(esc)}{end}"]
+    lines = [f"{start}{_escaped(m.headline(), style, width - len(start + end))}{end}"]
     if m.is_item:
-        lines.append(_meta(m).translate(esc))
+        lines.append(_escaped(_meta(m), style, width))
         url = m.item.get("url") or ""
         if url.startswith(("http://", "https://")):  # stored links are canonical http(s)
-            lines.append(_chat_link(url, style))
+            link = _chat_link(url, style)
+            if len(link) <= width:
+                lines.append(link)
         if m.item.get("summary"):
-            lines.append(m.item["summary"].translate(esc))
+            lines.append(_escaped(m.item["summary"], style, width))
         for ch in m.changes:
             lines.append(f"{ch.label} changed" + (":" if ch.diff else ""))
-            lines += [f"    {d}".translate(esc) for d in ch.lines()]
+            lines += [_escaped(f"    {d}", style, width) for d in ch.lines()]
     else:
-        lines += [f"{k}: {m.data[k]}".translate(esc) for k in ("url", "error", "since")
+        lines += [_escaped(f"{k}: {m.data[k]}", style, width) for k in ("url", "error", "since")
                   if m.data.get(k)]
     return lines
 
 
+def _chat_message(messages: Sequence[Message], digest: bool, style: str) -> str:
+    """One or many notifications in the service's markup, within its limit: whole blocks
+    while they fit, then a line saying how many more there were (a block too long alone:
+    as many of its lines as fit). Ends between lines, so no markup is cut in two."""
+    budget = _LIMITS[style] - 80  # room for the line saying how many more
+    head = subject(messages, True) if digest or len(messages) > 1 else ""
+    parts = [_escaped(head, style, budget) if style != "telegram"
+             else f"<b>{html.escape(head)}</b>"] if head else []
+    used, shown = len(parts[0]) if parts else 0, 0
+    for m in messages:
+        lines = _chat_block(m, style)
+        block = "\n".join(lines)
+        if used + len(block) + 2 > budget:
+            if shown == 0:
+                while lines and used + len("\n".join(lines)) + 4 > budget:
+                    lines.pop()
+                parts.append("\n".join([*lines, "…"]))
+                shown = 1
+            break
+        parts.append(block)
+        used += len(block) + 2
+        shown += 1
+    if shown < len(messages):
+        start, end = _ITALIC[style]
+        more = counted(len(messages) - shown, "more notification")
+        parts.append(f"{start}… and {more} (harvester outbox lists them){end}")
+    return "\n\n".join(parts)
+
+
 def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
     """One chat message ("slack": Slack, Mattermost, Rocket.Chat; "discord") for one
-    notification or a digest, escaped for the service and cut to what it accepts."""
-    blocks = ["\n".join(_chat_block(m, style)) for m in messages]
-    if digest or len(messages) > 1:
-        blocks.insert(0, subject(messages, True).translate(_ESCAPES[style]))
-    text = "\n\n".join(blocks)
-    limit = CHAT_LIMITS[style]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    notification or a digest, escaped for the service and fitted to what it accepts."""
+    return _chat_message(messages, digest, style)
 
 
 # Teams refuses a message over ~28 KB; the card's JSON is kept under this many bytes
@@ -367,56 +418,13 @@ def tally(messages: Sequence[Message]) -> str:
     return ", ".join(p for p in parts if p)
 
 
-# Telegram takes up to 4,096 characters of text a message; the markup is kept under it
-TELEGRAM_LIMIT = 4000
-
-
-def _telegram_lines(m: Message) -> list[str]:
-    """One notification as the chat block in Telegram's HTML: every feed word escaped
-    (Telegram refuses a message whose markup it cannot read, and a title must not
-    format), each line whole and none longer than half a message."""
-    return [line if len(line) <= TELEGRAM_LIMIT // 2 else _cut_line(line)
-            for line in _chat_block(m, "telegram")]
-
-
-def _cut_line(line: str) -> str:
-    # only an escaped text line can be this long (a headline or link is capped far below):
-    # cut where no entity (&amp;) is broken
-    cut = line[: TELEGRAM_LIMIT // 2]
-    amp = cut.rfind("&")
-    if amp > cut.rfind(";"):
-        cut = cut[:amp]
-    return cut + "…"
-
-
 def telegram_message(messages: Sequence[Message], digest: bool,
                      chat_id: str | int) -> dict[str, Any]:
     """A Telegram Bot API sendMessage body for one notification or a digest, in its HTML
-    parse mode. Past TELEGRAM_LIMIT the text ends, between lines (a cut inside a tag
-    would have the whole message refused), with how many more notifications there were."""
-    budget = TELEGRAM_LIMIT - 80  # room for the line saying how many more
-    parts = [f"<b>{html.escape(subject(messages, True))}</b>"] if (
-        digest or len(messages) > 1) else []
-    used, shown = len(parts[0]) if parts else 0, 0
-    for m in messages:
-        lines = _telegram_lines(m)
-        block = "\n".join(lines)
-        if used + len(block) + 2 > budget:
-            if shown == 0:  # one notification too long alone: as many of its lines as fit
-                while lines and used + len("\n".join(lines)) + 4 > budget:
-                    lines.pop()
-                parts.append("\n".join([*lines, "…"]))
-                shown = 1
-            break
-        parts.append(block)
-        used += len(block) + 2
-        shown += 1
-    text = "\n\n".join(parts)
-    if shown < len(messages):
-        more = counted(len(messages) - shown, "more notification")
-        text += f"\n\n<i>… and {more} (harvester outbox lists them)</i>"
-    return {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
-            "link_preview_options": {"is_disabled": True}}
+    parse mode: every feed word escaped (Telegram refuses a message whose markup it cannot
+    read, and a title must not format), fitted to TELEGRAM_LIMIT between lines."""
+    return {"chat_id": chat_id, "text": _chat_message(messages, digest, "telegram"),
+            "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
 
 
 def subject(messages: Sequence[Message], digest: bool) -> str:
