@@ -1143,6 +1143,10 @@ def opml_import(ctx: click.Context, file: Any) -> None:
         notes.append(f"{plan.already} already configured")
     if plan.repeated:
         notes.append(f"{counted(plan.repeated, 'feed')} listed twice, once is enough")
+    if plan.naming:
+        notes.append(f"{counted(plan.naming, 'URL')} holding ${{NAME}} written %24{{NAME}}:"
+                     " the list's words, which the config does not read from your "
+                     "environment (write ${NAME} back where you mean a variable of yours)")
     notes += [f"not http(s), left out: {printable(url)}" for url in plan.not_http]
     click.echo("; ".join(notes), err=True)
 

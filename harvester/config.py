@@ -821,6 +821,15 @@ def expand_env(text: str) -> str:
     return _ENV_REF.sub(lambda m: os.environ[m.group(1)], text)
 
 
+def as_written(url: str, own: str = "") -> str:
+    """A URL in others' words (a server's move, a page's link, a reader's list) as a config
+    should hold it: each ${NAME} in it that `own` (the URL the user gave, whose references
+    a move quotes back) does not name is written %24{NAME}, the same characters to the
+    site but no reference to the config, which would send that variable to the site."""
+    mine = set(env_refs(own))
+    return _ENV_REF.sub(lambda m: m[0] if m[1] in mine else "%24" + m[0][1:], url)
+
+
 def _headers(r: _Reader, k: str, *, webhook: bool = False) -> tuple[tuple[str, str], ...]:
     """A source's (or a webhook's) extra request headers; `${NAME}` in a value is the
     environment variable NAME, so a token need not sit in the file. Values are never

@@ -61,6 +61,13 @@ class Import:
     repeated: int  # listed more than once in the file
     not_http: tuple[str, ...]  # URLs that are not http(s)
 
+    @property
+    def naming(self) -> int:
+        """New feeds whose URL holds ${NAME}, which `sources_toml` writes %24{NAME}."""
+        from .config import env_refs
+
+        return sum(1 for s in self.new if env_refs(s.url))
+
 
 def plan_import(subs: Sequence[Subscription], configured_urls: Iterable[str]) -> Import:
     """The file's feeds the config does not poll yet, each once. A feed is the same by its
@@ -107,9 +114,12 @@ def source_block(name: str, kind: str, url: str, comment: str = "") -> str:
 
 
 def sources_toml(subs: Iterable[Subscription], taken: set[str]) -> str:
-    """`[[sources]]` blocks, one a subscription; `taken` names are avoided (and grow)."""
-    return "\n".join(source_block(source_name(s.title, s.url, taken), "feed", s.url, s.title)
-                     for s in subs)
+    """`[[sources]]` blocks, one a subscription; `taken` names are avoided (and grow). A
+    ${NAME} in a URL is the list's, not a variable of the user's: written %24{NAME}."""
+    from .config import as_written
+
+    return "\n".join(source_block(source_name(s.title, s.url, taken), "feed",
+                                   as_written(s.url), s.title) for s in subs)
 
 
 def write_opml(subs: Sequence[Subscription], title: str = "harvester") -> bytes:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from .config import SourceConfig, SourceKind, parse_config
+from .config import SourceConfig, SourceKind, as_written, parse_config
 from .configfile import toml_string
 from .errors import ConfigError, ParseError
 from .fetch import Fetcher
@@ -154,6 +154,16 @@ def fetch_given(fetcher: Fetcher, url: str, headers: Sequence[tuple[str, str]] =
     return fetcher.fetch(filled_url(url), origin=url, headers=headers)
 
 
+def _theirs(url: str, given: str) -> str:
+    """A source URL in the site's words (where it moved, the feed it announces or serves)
+    as the config should hold it: a value of the user's own ${NAME}s in `given` (a page
+    may link its feed with the key it was asked with) put back as ${NAME}, so the file
+    holds no secret; any other ${NAME} no reference (config.as_written)."""
+    from .fetch import redacted
+
+    return as_written(redacted(url, given), given)
+
+
 def examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()) -> Found:
     """What source `url` makes; ParseError when it is neither a feed nor a page with
     repeated entries (FetchError when it cannot be fetched). A page's own feed is taken
@@ -176,7 +186,8 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
     from .parse.listing import extract
 
     fr = fetch_given(fetcher, url, headers)
-    given, url = url, fr.moved_to or url  # moved for good: the config gets where it went
+    # moved for good: the config gets where it went (a URL in the site's words)
+    given, url = url, _theirs(fr.moved_to, url) if fr.moved_to else url
     moved = f"moved from {given}" if url != given else ""
     entries = feed_entries(fr)
     if entries is not None:  # an empty feed too: its news is still to come
@@ -200,19 +211,21 @@ def _examine(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]]) -> 
         newest = on_page[:len(in_feed)]
         carried = [link for link in newest if link in in_feed]
         if entries and (not on_page or len(carried) * 2 >= len(newest)):
-            return Found(feed.moved_to or announced.url, SourceKind.FEED, len(entries),
+            return Found(_theirs(feed.moved_to or announced.url, given),
+                         SourceKind.FEED, len(entries),
                          note=f"announced by {given}",
                          category_from_title=labelled_titles(entries))
         if entries and not passed_over:
-            passed_over = (f"it announces {announced.url}, which carries {len(carried)} of "
-                           f"its newest {len(newest)} entries")
+            passed_over = (f"it announces {_theirs(announced.url, given)}, which carries "
+                           f"{len(carried)} of its newest {len(newest)} entries")
     if select is None and not passed_over:
         guessed = common_feed(fr.url, fetcher, headers)
         if guessed is not None:
             note = (f"{given}'s site serves no feed: {guessed.where}, each page in it an item"
                     if guessed.sitemap
                     else f"{guessed.where} of {given}'s site, which announces none")
-            return Found(guessed.url, SourceKind.FEED, len(guessed.entries), note=note,
+            return Found(_theirs(guessed.url, given), SourceKind.FEED,
+                         len(guessed.entries), note=note,
                          category_from_title=labelled_titles(guessed.entries))
     if select is None:
         from .parse.html import login_form
@@ -245,7 +258,7 @@ def examine_page(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] 
     from .parse.page import parse_page
 
     fr = fetch_given(fetcher, url, headers)
-    given, url = url, fr.moved_to or url
+    given, url = url, _theirs(fr.moved_to, url) if fr.moved_to else url
     doc = parse_page(fr.body, fr.url, url, content_type=fr.content_type)
     note = f"moved from {given}" if url != given else one_line(doc.title or "", 80)
     return Found(url, SourceKind.PAGE, len(doc.entries), note=note)

@@ -91,6 +91,35 @@ def test_a_feed_configured_under_another_spelling_of_its_url_is_not_added_again(
                         "twice, once is enough\n")
 
 
+def test_a_variable_a_readers_file_names_is_never_read_from_the_environment(
+        tmp_path: Path):
+    """The config reads ${NAME} in a source's URL from the environment: a list that wrote
+    `?k=${SMTP_PASSWORD}` into a feed's URL, pasted as it came, had every poll send that
+    password to the feed's site. It is written %24{…}, the same characters to the site,
+    and said, so a user moving their own list puts back the ${NAME}s they meant."""
+    cfg = make_config(tmp_path, HTTP)
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline type="rss" text="News" xmlUrl="https://news.example/rss?k=${SMTP_PASSWORD}"/>'
+        '<outline type="rss" text="Plain" xmlUrl="https://news.example/plain.xml?a=$b&amp;c={d}"/>'
+        "</body></opml>", "utf-8")
+    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    assert (r.returncode, r.stdout) == (0, (
+        '[[sources]]  # News\nname = "news"\nkind = "feed"\n'
+        'url = "https://news.example/rss?k=%24{SMTP_PASSWORD}"\n\n'
+        '[[sources]]  # Plain\nname = "plain"\nkind = "feed"\n'
+        'url = "https://news.example/plain.xml?a=$b&c={d}"\n'))
+    assert r.stderr == (
+        "2 feeds as [[sources]] blocks; 1 URL holding ${NAME} written %24{NAME}: the "
+        "list's words, which the config does not read from your environment (write ${NAME} "
+        "back where you mean a variable of yours)\n")
+    sources = parse_config(tomllib.loads(cfg.read_text("utf-8") + "\n" + r.stdout),
+                           cfg).sources
+    assert [s.url for s in sources] == ["https://news.example/rss?k=%24{SMTP_PASSWORD}",
+                                        "https://news.example/plain.xml?a=$b&c={d}"]
+
+
 def test_export_then_import_round_trips_the_feeds(tmp_path: Path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss")
                       + '[[sources]]\nname = "icmpd-news"\nkind = "html"\n'

@@ -440,6 +440,72 @@ def test_add_and_probe_read_a_key_in_a_url_from_the_environment(server, icmpd_a,
     assert r.stderr.startswith("private: baseline: 10 items stored silently"), r.stderr
 
 
+def test_a_variable_a_site_names_is_never_read_from_the_environment(server, icmpd_a,
+                                                                    tmp_path):
+    """The config reads ${NAME} in a source's URL from the environment. A permanent move
+    whose Location the site wrote with ${HV_SECRET}, written into the config as it came,
+    had every poll send that variable (a password, a token) to the site. It is written
+    %24{HV_SECRET}, the same characters to the site and no reference to the config (an
+    announced feed's link comes percent-encoded already); the user's own ${NAME}, which a
+    move quotes back or a page links its feed with, stays theirs."""
+    body = feed_bytes("icmpd-2020-05-a.rss")
+    server.route("/old-rss", Response(b"", status=301,
+                                      headers={"Location": "/rss?k=${HV_SECRET}"}))
+    server.route("/announcing/", Response(b"<html><head>" + ANNOUNCES.replace(
+        b"/news-centre/rss", b"/news-centre/rss?k=${HV_SECRET}") + b"<body></body></html>"))
+    for path in ("/rss?k=", "/news-centre/rss?k="):  # the braces as requests sends them
+        server.route(path + "$%7BHV_SECRET%7D", Response(body))
+        server.route(path + "%24%7BHV_SECRET%7D", Response(body))
+    server.route("/private/rss?key=s3cr3t-key", Response(
+        b"", status=301, headers={"Location": "/private/feed?key=s3cr3t-key"}))
+    server.route("/private/feed?key=s3cr3t-key", Response(body))
+    server.route("/private/page?key=s3cr3t-key", Response(b"<html><head>" + ANNOUNCES.replace(
+        b"/news-centre/rss", b"/private/news?key=s3cr3t-key") + b"<body></body></html>"))
+    server.route("/private/news?key=s3cr3t-key", Response(feed_bytes("icmpd-2019-03.rss")))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=icmpd_a))
+    env = {"HV_SECRET": "s3cret", "HV_FEED_KEY": "s3cr3t-key"}
+    for url, name in ((server.url("/old-rss"), "moved"), (server.url("/announcing/"), "said"),
+                      (server.url("/private/rss?key=${HV_FEED_KEY}"), "mine"),
+                      (server.url("/private/page?key=${HV_FEED_KEY}"), "mine-too")):
+        r = run_cli("add", url, "--name", name, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+    text = cfg.read_text()
+    assert f'url = "{server.url("/rss?k=%24{HV_SECRET}")}"\n' in text
+    assert f'url = "{server.url("/news-centre/rss?k=$%7BHV_SECRET%7D")}"\n' in text
+    assert f'url = "{server.url("/private/feed?key=${HV_FEED_KEY}")}"\n' in text
+    # a page that links its feed with the key it was asked with: the file holds no secret
+    assert f'url = "{server.url("/private/news?key=${HV_FEED_KEY}")}"\n' in text
+    assert "s3cr" not in text
+    r = run_cli("once", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert [h.path for h in server.requests if "s3cret" in h.path] == []
+    assert len(server.hits("/rss?k=%24%7BHV_SECRET%7D")) == 1
+    assert len(server.hits("/private/feed?key=s3cr3t-key")) == 2  # examined, then polled
+    assert len(server.hits("/private/news?key=s3cr3t-key")) == 2
+
+
+def test_a_variable_a_robots_txt_names_is_never_read_from_the_environment(server, tmp_path):
+    """The sitemap a site's robots.txt names, with ${HV_SECRET} in its query: the source
+    init writes never sends that variable to the site."""
+    server.route("/robots.txt", Response(
+        f"Sitemap: {server.url('/news-sitemap.xml')}?k=${{HV_SECRET}}\n".encode(),
+        content_type="text/plain"))
+    for query in ("$%7BHV_SECRET%7D", "%24%7BHV_SECRET%7D"):
+        server.route(f"/news-sitemap.xml?k={query}", Response(
+            news_sitemap(LISTED), content_type="application/xml"))
+    server.route("/about", ABOUT)
+    env = {"HV_SECRET": "s3cret"}
+    r = run_cli("init", server.url("/about"), cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "harvester.toml").read_text()
+    assert f'url = "{server.url("/news-sitemap.xml")}?k=%24{{HV_SECRET}}"\n' in text
+    r = run_cli("once", cwd=tmp_path, env=env)
+    assert r.stderr.startswith("127-0-0-1-news-sitemap-xml: baseline: 12 items stored"), (
+        r.stderr)
+    assert [h.path for h in server.requests if "s3cret" in h.path] == []
+
+
 def test_add_with_a_header_refuses_a_source_on_another_site(server, icmpd_a, tmp_path):
     """The page announces a feed elsewhere: its source would send the header there."""
     other = server.url("/news-centre/rss").replace("127.0.0.1", "localhost")
