@@ -18,14 +18,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .crontab import parse as parse_crontab
 from .errors import ConfigError
 from .netpolicy import IPNetwork, parse_networks
 from .proxy import ProxyRoutes, parse_proxy, routes
-from .urls import bad_port, is_http_url
+from .urls import bad_port, control_in, is_http_url
 
 DEFAULT_USER_AGENT = "harvester/0.1 (+https://github.com/harvester/harvester)"
 ITEM_FIELDS = ("title", "summary", "content", "category", "url", "author")
@@ -675,7 +675,14 @@ def _read_daemon(r: _Reader | None) -> DaemonConfig:
     return d
 
 
+def _control_problem(shown: str, c: str) -> str:
+    return (f"{shown} holds a control character (U+{ord(c):04X}): a URL has none; write it "
+            f"percent-encoded ({quote(c, safe='')}) if the site means one")
+
+
 def _http_url(r: _Reader, k: str, v: str) -> str:
+    if (c := control_in(v)) is not None:
+        raise r.error(k, _control_problem(repr(v), c))
     if bad_port(v):
         raise r.error(k, f"the port in {v!r} is not a number from 1 to 65535")
     if not is_http_url(v):
@@ -1044,6 +1051,8 @@ def _read_notifier(r: _Reader, timezone: str, folder: Path) -> NotifierConfig:
             raise r.error("url", f"environment variable {e.args[0]} is not set") from None
         shown = repr(opts["url"]) + (" (as the environment fills it in)"
                                      if url != opts["url"] else "")
+        if (c := control_in(url)) is not None:
+            raise r.error("url", _control_problem(shown, c))
         if bad_port(url):
             raise r.error("url", f"the port in {shown} is not a number from 1 to 65535")
         if not is_http_url(url):

@@ -16,6 +16,7 @@ from .parse.feed import without_dtd, without_surrogate_refs
 from .text import strip_controls
 
 _SLUG = re.compile(r"[^a-z0-9]+")
+_BREAKS = re.compile(r"[\t\n\r]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,10 @@ def read_opml(body: bytes) -> list[Subscription]:
         url = (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
         if url:
             title = strip_controls(el.get("title") or el.get("text") or "")
-            out.append(Subscription(" ".join(title.split()), strip_controls(url)))
+            # tabs and line breaks, which strip_controls keeps for text, are no part of
+            # a URL: a URL parser drops them (WHATWG), and the config refuses them
+            out.append(Subscription(" ".join(title.split()),
+                                    _BREAKS.sub("", strip_controls(url))))
     return out
 
 

@@ -171,6 +171,16 @@ def is_http_url(url: str) -> bool:
         return False
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def control_in(url: str) -> str | None:
+    """The first control character in `url` (C0, DEL, C1), else None: no URL holds one,
+    and urlsplit and requests would drop or pass on what a config escape wrote."""
+    m = _CONTROL.search(url)
+    return m[0] if m else None
+
+
 def bad_port(url: str) -> bool:
     """Whether `url` names a port no connection can go to (0, past 65535, not a number)."""
     try:
@@ -188,4 +198,4 @@ def join(base: str, href: str) -> str | None:
         return None
 
 
-__all__ = ["bad_port", "canonical_url", "is_http_url", "join", "resolve_link"]
+__all__ = ["bad_port", "canonical_url", "control_in", "is_http_url", "join", "resolve_link"]

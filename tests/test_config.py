@@ -234,6 +234,17 @@ PAGE_SOURCE = '[[sources]]\nname = "a"\nkind = "page"\nurl = "https://example.or
      "the port in 'https://example.org:0/rss' is not a number from 1 to 65535"),
     ('[[sources]]\nname = "a"\nurl = "https://example.org:https/rss"\n', "sources[0].url",
      "the port in 'https://example.org:https/rss' is not a number from 1 to 65535"),
+    # a control character in a URL: no URL holds one (written as an escape, it would
+    # reach requests and every display as it is)
+    ('[[sources]]\nname = "a"\nurl = "https://example.org/r\\u001Bss"\n', "sources[0].url",
+     "'https://example.org/r\\x1bss' holds a control character (U+001B): a URL has none; "
+     "write it percent-encoded (%1B) if the site means one"),
+    ('[[sources]]\nname = "a"\nurl = "https://example.org/rss\\t"\n', "sources[0].url",
+     "'https://example.org/rss\\t' holds a control character (U+0009): a URL has none; "
+     "write it percent-encoded (%09) if the site means one"),
+    ('[[sources]]\nname = "a"\nurl = "https://example.org/\\u0085"\n', "sources[0].url",
+     "'https://example.org/\\x85' holds a control character (U+0085): a URL has none; "
+     "write it percent-encoded (%C2%85) if the site means one"),
     ('[[sources]]\nname = "a"\nkind = "carrier-pigeon"\nurl = "https://e.org/"\n',
      "sources[0].kind", "expected one of feed, html, page, got 'carrier-pigeon'"),
     ('[[sources]]\nname = "a"\nurl = "https://${HV_FEED_HOST}/rss"\n', "sources[0].url",
@@ -402,6 +413,9 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
      "a subject prefix is one line of up to 50 printable characters, got '[News]\\nBcc: e@f'"),
     (NOTIFIER + 'kind = "webhook"\nurl = "file:///etc/passwd"\n', "notifiers[0].url",
      "expected an http:// or https:// URL, got 'file:///etc/passwd'"),
+    (NOTIFIER + 'kind = "webhook"\nurl = "https://h/\\u007F"\n', "notifiers[0].url",
+     "'https://h/\\x7f' holds a control character (U+007F): a URL has none; write it "
+     "percent-encoded (%7F) if the site means one"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nsecret = "inline"\n',
      "notifiers[0].secret", "unknown key (did you mean 'secret_env'?)"),
     (NOTIFIER + 'kind = "console"\nevents = ["source.exploded"]\n', "notifiers[0].events[0]",
