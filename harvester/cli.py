@@ -1147,7 +1147,7 @@ def opml_import(ctx: click.Context, file: Any) -> None:
         notes.append(f"{counted(plan.naming, 'URL')} holding ${{NAME}} written %24{{NAME}}:"
                      " the list's words, which the config does not read from your "
                      "environment (write ${NAME} back where you mean a variable of yours)")
-    notes += [f"not http(s), left out: {printable(url)}" for url in plan.not_http]
+    notes += [f"{why}, left out: {printable(url)}" for why, url in plan.left_out]
     click.echo("; ".join(notes), err=True)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from lxml import etree
 
@@ -63,7 +64,7 @@ class Import:
     new: tuple[Subscription, ...]
     already: int  # feeds the config has
     repeated: int  # listed more than once in the file
-    not_http: tuple[str, ...]  # URLs that are not http(s)
+    left_out: tuple[tuple[str, str], ...]  # (why, URL) of each the config would refuse
 
     @property
     def naming(self) -> int:
@@ -76,26 +77,45 @@ class Import:
 def plan_import(subs: Sequence[Subscription], configured_urls: Iterable[str]) -> Import:
     """The file's feeds the config does not poll yet, each once. A feed is the same by its
     canonical URL (as `add` has it): `HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top` is
-    the configured `https://www.icmpd.org/news-centre/rss`."""
+    the configured `https://www.icmpd.org/news-centre/rss`. One the config would refuse is
+    left out, so every block printed loads."""
     from .urls import canonical_url
 
     def same(url: str) -> str:
         return canonical_url(url) or url
 
     have, seen = {same(u) for u in configured_urls}, set()
-    new, already, repeated, bad = [], 0, 0, []
+    new, already, repeated, left_out = [], 0, 0, []
     for sub in subs:
         url = same(sub.url)
         if url in have:
             already += 1
         elif url in seen:
             repeated += 1
-        elif not sub.url.lower().startswith(("http://", "https://")):
-            bad.append(sub.url)
+        elif (why := _refused(sub.url)) is not None:
+            left_out.append(why)
         else:
             new.append(sub)
         seen.add(url)
-    return Import(tuple(new), already, repeated, tuple(bad))
+    return Import(tuple(new), already, repeated, tuple(left_out))
+
+
+def _refused(url: str) -> tuple[str, str] | None:
+    """(why, the URL as it may be shown) for a URL the config would refuse as a source's."""
+    from .urls import bad_port, is_http_url
+
+    if not url.lower().startswith(("http://", "https://")):
+        return "not http(s)", url
+    if bad_port(url):
+        return "no port from 1 to 65535", url
+    if not is_http_url(url):
+        return "no host a request can go to", url
+    parts = urlsplit(url)
+    if "@" in parts.netloc:  # shown without them: a password is no thing to print
+        return ("a user and password in its URL, which harvester never sends (`harvester "
+                "add URL -H 'Authorization: Basic …'` writes them as a header)",
+                urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
+    return None
 
 
 def source_name(title: str, url: str, taken: set[str]) -> str:

@@ -120,6 +120,32 @@ def test_a_variable_a_readers_file_names_is_never_read_from_the_environment(
                                         "https://news.example/plain.xml?a=$b&c={d}"]
 
 
+def test_a_feed_the_config_would_refuse_is_left_out_and_said_why(tmp_path: Path):
+    """Every block printed loads: a URL whose port or host no request can go to, or that
+    carries a user and password (which harvester never sends, and which would show in
+    every log), was printed, and the config the user pasted it into no longer loaded. It
+    is left out, with why; the password is not shown."""
+    cfg = make_config(tmp_path, HTTP)
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="Port" xmlUrl="https://news.example:99999/rss"/>'
+        '<outline text="Host" xmlUrl="https://[intranet/rss"/>'
+        '<outline text="Login" xmlUrl="https://me:pa55word@private.example/rss?x=1"/>'
+        '<outline text="Fine" xmlUrl="https://news.example/rss"/>'
+        "</body></opml>", "utf-8")
+    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    assert (r.returncode, r.stdout) == (0, '[[sources]]  # Fine\nname = "fine"\nkind = '
+                                           '"feed"\nurl = "https://news.example/rss"\n')
+    assert r.stderr == (
+        "1 feed as [[sources]] blocks; no port from 1 to 65535, left out: "
+        "https://news.example:99999/rss; no host a request can go to, left out: "
+        "https://[intranet/rss; a user and password in its URL, which harvester never sends "
+        "(`harvester add URL -H 'Authorization: Basic …'` writes them as a header), left "
+        "out: https://private.example/rss?x=1\n")
+    assert "pa55word" not in r.stderr
+
+
 def test_export_then_import_round_trips_the_feeds(tmp_path: Path):
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss", "https://www.icmpd.org/news-centre/rss")
                       + '[[sources]]\nname = "icmpd-news"\nkind = "html"\n'
