@@ -81,7 +81,7 @@ def _canonical(href: str, base: str | None) -> str | None:
     if not host:
         return None
     if not host.isascii():  # an internationalised name, as DNS knows it: "xn--bcher-kva"
-        host = _dns_name(host)
+        host = dns_name(host)
     netloc = host if port in ("", str(_DEFAULT_PORT[scheme])) else f"{host}:{port}"
     path, query = _one_spelling(path, _PATH_SAFE), _one_spelling(query, _QUERY_SAFE)
     if ";" in path:  # first: what it leaves may be a run of slashes ("/a/;jsessionid=/")
@@ -96,7 +96,7 @@ def _canonical(href: str, base: str | None) -> str | None:
     return urlunsplit((scheme, netloc, path or "/", query, ""))
 
 
-def _dns_name(host: str) -> str:
+def dns_name(host: str) -> str:
     """An internationalised host name in ASCII, as browsers and requests read it (UTS #46,
     nontransitional: "faß.de" is xn--fa-hia.de, its own domain, where Python's IDNA 2003
     codec says fass.de, another one). A name it refuses (a symbol: "☃.net") is read by
@@ -198,4 +198,5 @@ def join(base: str, href: str) -> str | None:
         return None
 
 
-__all__ = ["bad_port", "canonical_url", "control_in", "is_http_url", "join", "resolve_link"]
+__all__ = ["bad_port", "canonical_url", "control_in", "dns_name", "is_http_url", "join",
+           "resolve_link"]

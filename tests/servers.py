@@ -58,12 +58,13 @@ def _auth(server, session, envelope, mechanism, auth_data):
 class SMTPServer:
     """aiosmtpd on 127.0.0.1 requiring STARTTLS and AUTH; `messages` holds what arrived."""
 
-    def __init__(self, tls: ssl.SSLContext, port: int = 0):
+    def __init__(self, tls: ssl.SSLContext, port: int = 0, *, utf8: bool = True):
         self.handler = _Collect()
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=port or free_port(),
             tls_context=tls, require_starttls=True, authenticator=_auth,
-            auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"])
+            auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"],
+            enable_SMTPUTF8=utf8)  # False: a relay that takes ASCII addresses only
 
     @property
     def port(self) -> int:

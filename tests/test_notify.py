@@ -173,6 +173,41 @@ def test_recipients_the_server_refuses_are_said_and_the_rest_still_get_the_mail(
         "<gone@example.org>: Recipient address rejected: User unknown)"))
 
 
+def test_an_address_at_an_internationalised_domain_goes_by_its_ascii_name(
+        server, icmpd_a, config_for, store, smtp, tls):
+    """A relay without SMTPUTF8 (this test's, as many on-premises ones) refused every
+    message to news@bücher.example, retried for ever. A domain goes as its xn-- name, which
+    every relay takes, in the envelope and the headers alike. A mailbox whose own part is
+    not ASCII needs SMTPUTF8: a relay without it is said so, and the message is dead, as no
+    retry makes the relay take it."""
+    smtp = SMTPServer(tls, utf8=False).start()  # the fixture's takes SMTPUTF8
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
+        smtp.port).replace('from = "harvester@example.org"',
+                           'from = "ICMPD watch <harvester@bücher.example>"').replace(
+        'to = ["news-watch@example.org"]',
+        'to = ["Jürgen <news@BÜCHER.example>", "ops@example.org"]'))
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 1
+    [msg] = smtp.messages
+    assert (msg["From"], msg["To"]) == ("ICMPD watch <harvester@xn--bcher-kva.example>",
+                                        "Jürgen <news@xn--bcher-kva.example>, ops@example.org")
+    assert msg["Message-ID"].endswith("@xn--bcher-kva.example>")
+    assert smtp.handler.envelopes == [
+        ("harvester@xn--bcher-kva.example", ["news@xn--bcher-kva.example", "ops@example.org"])]
+    local = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
+        smtp.port).replace('to = ["news-watch@example.org"]', 'to = ["josé@example.org"]'))
+    [row] = store.outbox()
+    store.requeue(NOW, [row["id"]])
+    report = deliver(local, store, NOW)
+    assert (report.sent, report.retrying, report.dead) == (0, 0, 1)
+    [row] = store.outbox()
+    assert (row["status"], row["last_error"]) == ("dead", (
+        f"SMTP 127.0.0.1:{smtp.port} does not take addresses whose mailbox is not ASCII "
+        "(SMTPUTF8), as josé@example.org's is: give an ASCII address, or a relay that "
+        "takes them"))
+    smtp.stop()
+
+
 def mail_of(feed: bytes, server, config_for, store, smtp):
     """The one email a feed's one new item (first_run = "all") is delivered as."""
     server.route("/one", Response(feed))

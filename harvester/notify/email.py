@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 
 from ..config import NotifierConfig
 from ..fetch import certificate_problem
+from ..urls import dns_name
 from .base import Message, Outcome, OutcomeKind
 from .render import Cut, header_safe, html_document, subject, text_body
 
@@ -23,6 +24,18 @@ _DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
 # Subjects are capped at 200 characters, so no header line nears the 998-octet limit and
 # none needs folding (which some clients render with a stray leading space).
 _POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+def ascii_domain(mailbox: str) -> str:
+    """`mailbox` ("Name <local@domain>" or bare) with its domain as DNS holds it: an
+    internationalised one (bücher.example) as its xn-- name, which every relay takes,
+    where the UTF-8 form needs one that speaks SMTPUTF8. The local part stays as it is."""
+    name, addr = parseaddr(mailbox)
+    local, at, domain = addr.rpartition("@")
+    if not at or domain.isascii():
+        return mailbox
+    bare = f"{local}@{dns_name(domain)}"
+    return formataddr((name, bare)) if name else bare
 
 
 def message_id(messages: Sequence[Message], domain: str) -> str:
@@ -46,6 +59,7 @@ def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
     msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = header_safe(f"{subject_prefix} {subject(messages, digest)}"
                                  if subject_prefix else subject(messages, digest))
+    sender, to = ascii_domain(sender), [ascii_domain(t) for t in to]
     msg["From"] = sender  # with its display name, if it has one (encoded by the policy)
     msg["To"] = ", ".join(to)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "harvester.invalid"
@@ -109,9 +123,16 @@ class EmailChannel:
                 if creds:
                     smtp.login(*creds)
                 # the envelope takes the bare addresses; the headers keep the names
-                refused = smtp.send_message(
-                    msg, from_addr=parseaddr(self.cfg.option("from"))[1],
-                    to_addrs=[parseaddr(t)[1] for t in to])
+                sender = parseaddr(ascii_domain(self.cfg.option("from")))[1]
+                rcpts = [parseaddr(ascii_domain(t))[1] for t in to]
+                unfit = next((a for a in (sender, *rcpts) if not a.isascii()), None)
+                smtp.ehlo_or_helo_if_needed()  # what it takes is said in its EHLO
+                if unfit is not None and not smtp.has_extn("smtputf8"):
+                    return Outcome(OutcomeKind.DEAD, (
+                        f"SMTP {host}:{port} does not take addresses whose mailbox is not "
+                        f"ASCII (SMTPUTF8), as {unfit}'s is: give an ASCII address, or a "
+                        "relay that takes them"))
+                refused = smtp.send_message(msg, from_addr=sender, to_addrs=rcpts)
         except smtplib.SMTPResponseException as e:
             answer = e.smtp_error.decode(errors="replace") if isinstance(
                 e.smtp_error, bytes) else str(e.smtp_error)
