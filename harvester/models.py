@@ -20,9 +20,9 @@ from .words import counted, size
 # v2: an entry with only a body takes its summary from it; v3: text in composed form (NFC),
 # without soft hyphens and zero-width spaces; v4: links in one spelling (RFC 3986: non-ASCII
 # percent-encoded, escapes upper-case, an IDN host in ASCII), text without direction
-# controls that reach past themselves
-HASH_VERSION = "v4"
-EARLIER_HASH_VERSIONS = ("v1", "v2", "v3")
+# controls that reach past themselves; v5: a "<" that opens no HTML element is text
+HASH_VERSION = "v5"
+EARLIER_HASH_VERSIONS = ("v1", "v2", "v3", "v4")
 
 
 class ChangeKind(StrEnum):

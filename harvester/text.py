@@ -31,6 +31,28 @@ _BLOCK_TAGS = frozenset({
     "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
 })
 _DROP_TAGS = ("script", "style", "template", "noscript", "head", "title")
+# HTML's elements, today's and obsolete ones feeds still write
+_ELEMENTS = (
+    "a abbr acronym address applet area article aside audio b base basefont bdi bdo big "
+    "blink blockquote body br button canvas caption center cite code col colgroup data "
+    "datalist dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure "
+    "font footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe "
+    "img input ins kbd label legend li link main map mark marquee math menu meta meter nav "
+    "nobr noembed noframes noscript object ol optgroup option output p param picture "
+    "plaintext pre progress q rp rt ruby s samp script search section select slot small "
+    "source span strike strong style sub summary sup svg table tbody td template textarea "
+    "tfoot th thead time title tr track tt u ul var video wbr xmp")
+# where markup begins: an element's whole tag (open or close), a comment, a declaration
+# or a processing instruction. A "<" before anything else ("x<y", "Wages <EUR 1,000",
+# "<T>", "x<i 1") opens nothing a feed meant: it is text, as feedparser reads such a title.
+_MARKUP = re.compile(r"<(?:/?(?:" + _ELEMENTS.replace(" ", "|") + r")(?=[\s/>])[^<>]*>|[!?])",
+                     re.IGNORECASE)
+
+
+def looks_like_markup(value: str) -> bool:
+    """Whether `value` holds markup: a "<" that opens an HTML element, a comment, a
+    declaration or a processing instruction."""
+    return "<" in value and _MARKUP.search(value) is not None
 _PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only ours remain
 
 
@@ -192,7 +214,7 @@ def html_paragraphs(value: str | None, *, repeats: bool = False) -> list[str]:
     value = strip_controls(value)
     if "<" not in value and "&" not in value:
         paras = re.split(r"\n\s*\n", value) if "\n" in value else [value]
-    elif "<" not in value:
+    elif not looks_like_markup(value):
         paras = re.split(r"\n\s*\n", html.unescape(value))
     else:
         paras = _paragraphs_from_html(value)

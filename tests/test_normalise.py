@@ -125,6 +125,16 @@ def test_canonical_url_is_stable_under_recanonicalisation(href, base):
     ("The CADRE project organised a session. The CADRE project organised a session.",
      "The CADRE project organised a session."),
     ("&lt;b&gt;escaped markup&lt;/b&gt;", "<b>escaped markup</b>"),
+    # a "<" that opens no HTML element is text, as feedparser reads a title ("text/plain"):
+    # read as a tag, "x<y 1" lost all after the "<"
+    ("Migration x<y 1", "Migration x<y 1"),
+    ("Wages <EUR 1,000 a month", "Wages <EUR 1,000 a month"),
+    ("C++ templates <T> explained", "C++ templates <T> explained"),
+    ("<unknown>words</unknown> &amp; more", "<unknown>words</unknown> & more"),
+    ("A <em>launch</em> in <b>Accra</b>", "A launch in Accra"),
+    ("Children <5 and adults >18", "Children <5 and adults >18"),
+    ("before<!-- a note -->after", "beforeafter"),
+    ("<BR/>Upper-case markup<P>too", "Upper-case markup too"),
     ("ctrl\x00chars\x07 gone", "ctrlchars gone"),
     ("", ""),
     (None, ""),
@@ -628,10 +638,17 @@ def test_html_to_text_reads_markup_as_lxml_html_fragments_do(value):
     body's text is shown)."""
     import lxml.html
 
-    from harvester.text import _BLOCK_TAGS, _DROP_TAGS, _PARA_MARK, _dedupe, _paragraphs_from_html
+    from harvester.text import (
+        _BLOCK_TAGS,
+        _DROP_TAGS,
+        _PARA_MARK,
+        _dedupe,
+        _paragraphs_from_html,
+        looks_like_markup,
+    )
 
     markup = strip_controls(value)
-    if "<" not in markup:
+    if not looks_like_markup(markup):  # text, "<" and all (see test_html_to_text)
         return
     try:
         root = lxml.html.fragment_fromstring(
@@ -659,6 +676,17 @@ def test_html_to_text_reads_markup_as_lxml_html_fragments_do(value):
                                    "</head></html>", "<!DOCTYPE html>"])
 def test_html_to_text_of_a_document_with_no_body_is_empty(value):
     assert html_to_text(value) == ""
+
+
+@given(st.lists(st.sampled_from(["Wages", "<EUR", "x<y", "<T>", "<5", ">", "a<b", "1<2",
+                                  "<migrants>", "</x>", "<-", "<<", "<y/>", "é", "&", "&amp;"]),
+                max_size=8).map(lambda ws: " ".join(f"{w}{i}" for i, w in enumerate(ws))))
+def test_a_less_than_sign_that_opens_no_html_element_is_text(words):
+    """A title's "<" before a word that is no HTML element (a currency, a variable, a
+    made-up tag) is the title's own character: the words stay, all of them."""
+    import html
+
+    assert html_to_text(words) == " ".join(html.unescape(words).split())
 
 
 @given(text_or_markup)
