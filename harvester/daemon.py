@@ -213,7 +213,8 @@ class Daemon:
                  "counts": {"new": report.new, "changed": report.changed,
                             "unchanged": report.unchanged, "queued": report.queued,
                             "old": report.old, "reread": report.reread,
-                            "cut": report.cut, "unmatched": report.unmatched}}
+                            "cut": report.cut, "unmatched": report.unmatched,
+                            "markup": report.markup}}
         if report.status is PollStatus.WAITING:
             self._push_back(name, report.retry_after or src.every)
             log.info("%s: %s", name, report.warning, extra={**extra, "event": "poll.waiting"})

@@ -262,16 +262,17 @@ class Untold:
     reread: int = 0  # the source was read under changed settings: every edit is theirs
     cut: int = 0  # edits = "added": these only took words out
     unmatched: int = 0  # edits_match: the words these put in do not match it
+    markup: int = 0  # these changed markup only: no word, no link's target
 
 
 def untold_edits(changes: Sequence[Change], *, reread: bool,
                  before: Mapping[str, Mapping[str, object]] | None = None,
-                 match: re.Pattern[str] | None = None) -> Untold:
+                 match: re.Pattern[str] | None = None, added: bool = False) -> Untold:
     """Which edits are no news: all of them when the source was read under other settings
     than its last read (`reread`: they are the config's doing, not the site's); else, with
     `before` (the stored fields by item id), those whose added words `match` does not find
-    (a source's edits_match), or, without `match`, those that took words out only (its
-    edits = "added")."""
+    (a source's edits_match), or, with `added`, those that took words out only (its edits
+    = "added"), or else those that change no word and no link (markup only)."""
     if reread:
         ids = frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED)
         return Untold(ids, reread=len(ids))
@@ -281,9 +282,14 @@ def untold_edits(changes: Sequence[Change], *, reread: bool,
         ids = _edits_failing(changes, before, lambda old, new: bool(
             match.search(added_text(old, new))))
         return Untold(ids, unmatched=len(ids))
-    if before is not None:
+    if before is not None and added:
         ids = taken_out_only(changes, before)
         return Untold(ids, cut=len(ids))
+    if before is not None:
+        from .edits import reads_otherwise
+
+        ids = _edits_failing(changes, before, reads_otherwise)
+        return Untold(ids, markup=len(ids))
     return Untold()
 
 

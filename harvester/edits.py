@@ -5,6 +5,7 @@ this way. Pure functions of stored rows."""
 from __future__ import annotations
 
 import difflib
+import re
 import textwrap
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -141,6 +142,19 @@ def adds_words(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     Counted, not aligned: linear however the page repeats itself."""
     return any(_beyond(old.split(), new.split())
                for _, old, new in _changed(before, after, VERSIONED))
+
+
+_HREF = re.compile(r'\bhref="([^"]*)"')
+
+
+def reads_otherwise(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Did the edit from `before` to `after` change what a reader reads: a word of any
+    versioned field (the content read as text), or where a link of the content leads (a
+    tender's documents moved to v2.pdf)? One that only re-renders the markup — indented
+    otherwise, a word put in bold, a non-breaking space for a space — does not."""
+    return (any(old.split() != new.split() for _, old, new in _changed(before, after, VERSIONED))
+            or _HREF.findall(before.get("content") or "") != _HREF.findall(
+                after.get("content") or ""))
 
 
 def _beyond(a: Sequence[str], b: Sequence[str]) -> list[str]:

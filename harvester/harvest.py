@@ -405,8 +405,10 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         reread = settings_changed(src, state)
-        # the stored fields, to tell what an edit put in
-        texts = src.edits is EditsTold.ADDED or src.edits_match is not None
+        # the stored fields, to tell what an edit put in (or, on a watched page, whether
+        # it changed anything a reader reads: one item, so its fields cost nothing)
+        texts = (src.edits is EditsTold.ADDED or src.edits_match is not None
+                 or src.kind is SourceKind.PAGE)
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
@@ -414,7 +416,8 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             untold = untold_edits(changes, reread=reread, match=src.edits_match,
-                                  before=known.texts if texts and not baseline else None)
+                                  before=known.texts if texts and not baseline else None,
+                                  added=src.edits is EditsTold.ADDED)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old | untold.ids,
                                        edits_are_news=src.kind is SourceKind.PAGE,
@@ -424,7 +427,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             return PollPlan(tuple(changes), tuple(notes), baseline, same, len(old),
                             _missed(src, len(changes)) if gap else None,
                             config.storage.keep_versions, reread=untold.reread, cut=untold.cut,
-                            unmatched=untold.unmatched)
+                            unmatched=untold.unmatched, markup=untold.markup)
 
         entries = [(it.key, it.url, it.title, None if it.date_flag else it.published)
                    for it in items] + [(key, None, "", None) for key in read.same]

@@ -249,6 +249,7 @@ class PollReport:
     reread: int = 0  # of the changed: found by reading under changed settings, not notified
     cut: int = 0  # of the changed: words taken out only, under edits = "added": not notified
     unmatched: int = 0  # of the changed: added words edits_match does not find: not notified
+    markup: int = 0  # of the changed: a watched page's markup only, no word or link: not told
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -265,7 +266,7 @@ class PollReport:
         return cls(row["source"], PollStatus(row["status"]), new=row["new"],
                    changed=row["changed"], unchanged=row["unchanged"], queued=row["queued"],
                    old=row["old"], reread=row["reread"], cut=row["cut"],
-                   unmatched=row["unmatched"],
+                   unmatched=row["unmatched"], markup=row["markup"],
                    baseline=bool(row["baseline"]), http_status=row["http_status"],
                    bytes=row["bytes"], duration=(row["duration_ms"] or 0) / 1000,
                    error=row["error"] and printable(row["error"]),
@@ -283,7 +284,7 @@ class PollReport:
         kinds = Counter(ch.kind for ch in plan.changes)
         return replace(self.warned(plan.warning), baseline=plan.baseline,
                        queued=len(plan.notifications), old=plan.old, reread=plan.reread,
-                       cut=plan.cut, unmatched=plan.unmatched,
+                       cut=plan.cut, unmatched=plan.unmatched, markup=plan.markup,
                        changes=plan.changes,
                        new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
                        unchanged=kinds[ChangeKind.UNCHANGED] + len(plan.same))
@@ -314,7 +315,9 @@ class PollReport:
             reread = (" (read under changed settings: not notified)" if self.reread
                       else f" ({self.cut} with words taken out only: not notified)" if self.cut
                       else f" ({self.unmatched} whose added words do not match edits_match: "
-                           "not notified)" if self.unmatched else "")
+                           "not notified)" if self.unmatched
+                      else f" ({self.markup} of markup only: not notified)" if self.markup
+                      else "")
             text = (f"{self.source}: {self.new} new{old}, {self.changed} changed{reread}, "
                     f"{self.unchanged} unchanged")
             if self.queued:
@@ -357,3 +360,4 @@ class PollPlan:
     reread: int = 0  # edits found by reading under changed settings: stored, not notified
     cut: int = 0  # edits that only took words out, under edits = "added": stored, not notified
     unmatched: int = 0  # edits whose added words edits_match does not find: stored, not told
+    markup: int = 0  # a watched page's edits of markup only (no word, no link): stored, not told

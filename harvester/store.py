@@ -47,7 +47,7 @@ from .text import composed
 
 _json_string = json.encoder.encode_basestring  # the C encoder json.dumps itself uses
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 13  # how many migrations migrations.py holds; kept in PRAGMA user_version
+SCHEMA_VERSION = 14  # how many migrations migrations.py holds; kept in PRAGMA user_version
 # an entry's identity key, canonical URL, title and (when it is the source's) date
 Lookup = tuple[str, str | None, str, str | None]
 SourceEvents = Callable[[int, str], Sequence[Notification]]  # (failures, since) → outbox rows
@@ -777,12 +777,12 @@ class SqliteStore:
     def _log(self, source: str, now: str, report: PollReport) -> None:
         self.conn.execute(
             "INSERT INTO fetch_log (source, at, status, http_status, duration_ms, bytes, new,"
-            " changed, unchanged, queued, old, reread, cut, unmatched, baseline, error, warning)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " changed, unchanged, queued, old, reread, cut, unmatched, markup, baseline, error,"
+            " warning) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (source, now, report.status.value, report.http_status,
              round(report.duration * 1000), report.bytes, report.new, report.changed,
              report.unchanged, report.queued, report.old, report.reread, report.cut,
-             report.unmatched, report.baseline, report.error, report.warning))
+             report.unmatched, report.markup, report.baseline, report.error, report.warning))
 
     def _success(self, source: str, now: str, status: PollStatus, state: SourceState,
                  recovered: SourceEvents | None, silent: Silence | None = None) -> None:

@@ -460,7 +460,7 @@ def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told
     changes, before = two_edits("one two three", ("one two three four", "one three"))
     assert [c.item.summary for c in changes if c.item_id in taken_out_only(changes, before)] == [
         "one three"]
-    untold = untold_edits(changes, reread=False, before=before)
+    untold = untold_edits(changes, reread=False, before=before, added=True)
     assert (untold.ids, untold.cut) == (taken_out_only(changes, before), 1)
     notes = plan_notifications(changes, [EDITS], baseline=False, first_run=FirstRun(),
                                old=untold.ids)
@@ -468,6 +468,24 @@ def test_edits_that_take_words_out_only_are_quiet_where_only_added_ones_are_told
     # read under changed settings, every edit is theirs, whatever it put in
     assert untold_edits(changes, reread=True, before=before).ids == {
         c.item_id for c in changes}
+
+
+@pytest.mark.parametrize(("before", "after", "quiet"), [
+    ('<p>one two</p>', '<p>one\n   <b>two</b></p>', True),  # re-rendered: the same words
+    ('<p>one two</p>', '<p>one&nbsp;two</p>', True),
+    ('<p>one two</p>', '<p>one two three</p>', False),
+    ('<p><a href="https://x.example/v1.pdf">one</a></p>',
+     '<p><a href="https://x.example/v2.pdf">one</a></p>', False),  # a link moved
+])
+def test_an_edit_of_markup_only_is_quiet_where_every_edit_is_told(before, after, quiet):
+    """A watched page's edits, `edits = "all"`: one that changes no word and no link's
+    target is stored, not told (`edits.reads_otherwise`)."""
+    known = replace(item(1), content=before)
+    [change] = diff([replace(known, content=after, content_hash=f"{HASH_VERSION}:x")],
+                    {known.key: stored(known)}, {})
+    untold = untold_edits([change], reread=False,
+                          before={change.item_id: {f: getattr(known, f) for f in VERSIONED}})
+    assert (bool(untold.ids), untold.markup, untold.cut) == (quiet, int(quiet), 0)
 
 
 def test_edits_whose_added_words_miss_edits_match_are_quiet():

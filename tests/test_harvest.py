@@ -671,7 +671,7 @@ def test_database_is_wal_with_a_schema_version(store):
                      "m005_retry_after", "m006_outbox_claims", "m007_fetch_log_outcome",
                      "m008_fetch_log_old", "m009_read_as",
                      "m010_fetch_log_cut", "m011_fetch_log_unmatched", "m012_version_identity",
-                     "m013_url_spelling"]
+                     "m013_url_spelling", "m014_fetch_log_markup"]
     assert migrations.pending(store_db(store)) == []
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(names)
     # re-opening applies nothing twice

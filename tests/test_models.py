@@ -58,7 +58,7 @@ def test_a_poll_replayed_from_the_log_reads_as_it_was_said(seconds):
     milliseconds kept, so `log` says what `once` said."""
     said = PollReport("a", PollStatus.NOT_MODIFIED, http_status=304, duration=seconds)
     row = {"source": "a", "status": "not-modified", "new": 0, "changed": 0, "unchanged": 0,
-           "queued": 0, "old": 0, "reread": 0, "cut": 0, "unmatched": 0, "baseline": 0,
-           "http_status": 304, "bytes": 0, "duration_ms": round(seconds * 1000),
+           "queued": 0, "old": 0, "reread": 0, "cut": 0, "unmatched": 0, "markup": 0,
+           "baseline": 0, "http_status": 304, "bytes": 0, "duration_ms": round(seconds * 1000),
            "error": None, "warning": None}
     assert PollReport.from_log(row).line() == said.line()

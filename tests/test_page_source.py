@@ -226,6 +226,33 @@ def test_with_edits_added_an_edit_that_only_takes_words_out_is_stored_not_told(
     assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
 
 
+def test_an_edit_of_markup_alone_is_stored_not_told_and_a_link_moved_is_told(server,
+                                                                             tmp_path):
+    """A page the site renders anew — indented otherwise, a word put in bold, a non-breaking
+    space — reads the same: it was told as news ("content (markup only) changed") with
+    nothing to read in it. Such an edit is stored (`show` lists it) and not told; one that
+    moves a link (the tender's documents now at v2.pdf) changes no word and is told."""
+    cfg = quiet_page_watched(server, tmp_path, "")
+    kyiv = (PAGES / "kyiv-a.html").read_bytes()
+    for variant in (kyiv.replace(b"><", b">\n   <"),
+                    kyiv.replace(b"ICMPD organized", b"<b>ICMPD</b>&nbsp;organized")):
+        server.route("/kyiv", Response(variant, content_type="text/html"))
+        polled_untold(cfg, "1 of markup only")
+    assert "  content (markup only) changed" in run_cli(
+        "--config", cfg, "show", server.url("/kyiv")).stdout.splitlines()
+    server.route("/kyiv", Response(kyiv.replace(b"ICMPD organized", b'<a href="/docs/v2.pdf">'
+                                                b"ICMPD</a> organized"),
+                                   content_type="text/html"))
+    r = run_cli("--config", cfg, "once")
+    assert r.stdout.splitlines()[0] == f"== Updated: {TITLE} - ICMPD"
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+    server.route("/kyiv", Response(kyiv.replace(b"ICMPD organized", b'<a href="/docs/v3.pdf">'
+                                                b"ICMPD</a> organized"),
+                                   content_type="text/html"))
+    r = run_cli("--config", cfg, "once")
+    assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
+
+
 def test_a_dry_run_shows_the_text_a_page_would_watch_and_what_new_settings_would_change(
         server, tmp_path):
     """Tuning `content`, `remove` and `ignore` by trial: `once --dry-run` shows the text
