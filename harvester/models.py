@@ -283,7 +283,8 @@ class PollReport:
         The store logs it; `once` and the daemon say it."""
         kinds = Counter(ch.kind for ch in plan.changes)
         return replace(self.warned(plan.warning), baseline=plan.baseline,
-                       queued=len(plan.notifications), old=plan.old, reread=plan.reread,
+                       queued=len(plan.notifications) if plan.queued is None else plan.queued,
+                       old=plan.old, reread=plan.reread,
                        cut=plan.cut, unmatched=plan.unmatched, markup=plan.markup,
                        changes=plan.changes,
                        new=kinds[ChangeKind.NEW], changed=kinds[ChangeKind.CHANGED],
@@ -361,3 +362,6 @@ class PollPlan:
     cut: int = 0  # edits that only took words out, under edits = "added": stored, not notified
     unmatched: int = 0  # edits whose added words edits_match does not find: stored, not told
     markup: int = 0  # a watched page's edits of markup only (no word, no link): stored, not told
+    # outbox rows the write added: fewer than `notifications` where one was queued before
+    # (the same edit again, of a page turning between two texts); None until written
+    queued: int | None = None

@@ -820,7 +820,7 @@ class SqliteStore:
                     c.execute("UPDATE sources SET baseline_at = COALESCE(baseline_at, ?)"
                               " WHERE name = ?", (ts, source))
                 self._success(source, ts, PollStatus.OK, state, recovered, silent)
-                self._queue(plan.notifications, ts)
+                plan = replace(plan, queued=self._queue(plan.notifications, ts))
                 self._log(source, ts, report.planned(plan))
         except sqlite3.Error as e:
             raise self._failure(f"store the poll of {source!r}", e, source=source,

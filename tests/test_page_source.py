@@ -253,6 +253,25 @@ def test_an_edit_of_markup_alone_is_stored_not_told_and_a_link_moved_is_told(ser
     assert r.stderr.startswith("kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued")
 
 
+def test_a_page_flipping_back_to_an_edit_told_before_says_it_queued_nothing(server, tmp_path):
+    """A page that turns between two texts (a banner put up and taken down each day): the
+    same edit again is the notification told before (its id is the edit's), so nothing is
+    queued — and the poll's line says so, where it said "1 notification queued"."""
+    cfg = quiet_page_watched(server, tmp_path, "")
+    kyiv = (PAGES / "kyiv-a.html").read_bytes()
+    flipped = kyiv.replace(b"ICMPD organized", b"ICMPD successfully organized")
+    lines = []
+    for body in (flipped, kyiv, flipped, kyiv):
+        server.route("/kyiv", Response(body, content_type="text/html"))
+        lines.append(run_cli("--config", cfg, "once").stderr.splitlines()[0])
+    assert [line.partition(" (HTTP")[0] for line in lines] == [
+        "kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued",
+        "kyiv: 0 new, 1 changed, 0 unchanged, 1 notification queued",
+        "kyiv: 0 new, 1 changed, 0 unchanged",
+        "kyiv: 0 new, 1 changed, 0 unchanged"]
+    assert run_cli("--config", cfg, "log").stdout.splitlines()[-1].endswith(lines[-1])
+
+
 def test_a_dry_run_shows_the_text_a_page_would_watch_and_what_new_settings_would_change(
         server, tmp_path):
     """Tuning `content`, `remove` and `ignore` by trial: `once --dry-run` shows the text
