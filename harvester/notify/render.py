@@ -266,10 +266,12 @@ def _chat_block(m: Message, style: str) -> list[str]:
     return lines
 
 
-def _chat_message(messages: Sequence[Message], digest: bool, style: str) -> str:
-    """One or many notifications in the service's markup, within its limit: whole blocks
-    while they fit, then a line saying how many more there were (a block too long alone:
-    as many of its lines as fit). Ends between lines, so no markup is cut in two."""
+def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
+    """One chat message ("slack": Slack, Mattermost, Rocket.Chat; "discord"; "telegram":
+    its HTML) for one notification or a digest, escaped for the service and within its
+    limit: whole blocks while they fit, then a line saying how many more there were (a
+    block too long alone: as many of its lines as fit). Ends between lines, so no markup
+    is cut in two."""
     budget = _LIMITS[style] - 80  # room for the line saying how many more
     head = subject(messages, True) if digest or len(messages) > 1 else ""
     parts = [_escaped(head, style, budget) if style != "telegram"
@@ -293,12 +295,6 @@ def _chat_message(messages: Sequence[Message], digest: bool, style: str) -> str:
         more = counted(len(messages) - shown, "more notification")
         parts.append(f"{start}… and {more} (harvester outbox lists them){end}")
     return "\n\n".join(parts)
-
-
-def chat_text(messages: Sequence[Message], digest: bool, style: str) -> str:
-    """One chat message ("slack": Slack, Mattermost, Rocket.Chat; "discord") for one
-    notification or a digest, escaped for the service and fitted to what it accepts."""
-    return _chat_message(messages, digest, style)
 
 
 # Teams refuses a message over ~28 KB; the card's JSON is kept under this many bytes
@@ -423,7 +419,7 @@ def telegram_message(messages: Sequence[Message], digest: bool,
     """A Telegram Bot API sendMessage body for one notification or a digest, in its HTML
     parse mode: every feed word escaped (Telegram refuses a message whose markup it cannot
     read, and a title must not format), fitted to TELEGRAM_LIMIT between lines."""
-    return {"chat_id": chat_id, "text": _chat_message(messages, digest, "telegram"),
+    return {"chat_id": chat_id, "text": chat_text(messages, digest, "telegram"),
             "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
 
 
