@@ -195,7 +195,8 @@ def test_an_address_at_an_internationalised_domain_goes_by_its_ascii_name(
     assert smtp.handler.envelopes == [
         ("harvester@xn--bcher-kva.example", ["news@xn--bcher-kva.example", "ops@example.org"])]
     local = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
-        smtp.port).replace('to = ["news-watch@example.org"]', 'to = ["josé@example.org"]'))
+        smtp.port).replace('to = ["news-watch@example.org"]',
+                           'to = ["Jürgen <jürgen@bücher.example>", "news@example.org"]'))
     [row] = store.outbox()
     store.requeue(NOW, [row["id"]])
     report = deliver(local, store, NOW)
@@ -203,8 +204,8 @@ def test_an_address_at_an_internationalised_domain_goes_by_its_ascii_name(
     [row] = store.outbox()
     assert (row["status"], row["last_error"]) == ("dead", (
         f"SMTP 127.0.0.1:{smtp.port} does not take addresses whose mailbox is not ASCII "
-        "(SMTPUTF8), as josé@example.org's is: give an ASCII address, or a relay that "
-        "takes them"))
+        "(SMTPUTF8), as jürgen@xn--bcher-kva.example's is: give an ASCII address, or a relay "
+        "that takes them"))
     smtp.stop()
 
 

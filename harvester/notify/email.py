@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 
 from ..config import NotifierConfig
 from ..fetch import certificate_problem
@@ -30,12 +30,12 @@ def ascii_domain(mailbox: str) -> str:
     """`mailbox` ("Name <local@domain>" or bare) with its domain as DNS holds it: an
     internationalised one (bücher.example) as its xn-- name, which every relay takes,
     where the UTF-8 form needs one that speaks SMTPUTF8. The local part stays as it is."""
-    name, addr = parseaddr(mailbox)
-    local, at, domain = addr.rpartition("@")
-    if not at or domain.isascii():
+    domain = parseaddr(mailbox)[1].rpartition("@")[2]
+    if domain.isascii():
         return mailbox
-    bare = f"{local}@{dns_name(domain)}"
-    return formataddr((name, bare)) if name else bare
+    # config.is_mailbox: the address ends the text, bare or in <…>
+    head, _, tail = mailbox.rpartition("@")
+    return f"{head}@{tail.replace(domain, dns_name(domain), 1)}"
 
 
 def message_id(messages: Sequence[Message], domain: str) -> str:
