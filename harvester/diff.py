@@ -273,6 +273,8 @@ def untold_edits(changes: Sequence[Change], *, reread: bool,
     `before` (the stored fields by item id), those whose added words `match` does not find
     (a source's edits_match), or, with `added`, those that took words out only (its edits
     = "added"), or else those that change no word and no link (markup only)."""
+    if not any(c.kind is ChangeKind.CHANGED for c in changes):
+        return Untold()  # most polls: and the text reader is not even imported
     if reread:
         ids = frozenset(c.item_id for c in changes if c.kind is ChangeKind.CHANGED)
         return Untold(ids, reread=len(ids))

@@ -405,10 +405,9 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
                                    f"text: follow reads at most {FOLLOW_MAX} article pages a poll")
 
         reread = settings_changed(src, state)
-        # the stored fields, to tell what an edit put in (or, on a watched page, whether
-        # it changed anything a reader reads: one item, so its fields cost nothing)
-        texts = (src.edits is EditsTold.ADDED or src.edits_match is not None
-                 or src.kind is SourceKind.PAGE)
+        # the stored fields of the items an entry edits, to tell what the edit put in, or
+        # whether it changed anything a reader reads (only those: the rest read the same)
+        texts = {it.key: it.content_hash for it in items}
 
         def decide(known: Known) -> PollPlan:
             changes = diff(items, known.by_key, known.by_url, config.rules, read.matched,
@@ -416,7 +415,7 @@ def record(fetched: Fetched, read: Read | None, config: Config, store: Store, no
             baseline = not known.baseline_done
             old = frozenset() if baseline else old_news(changes, src.max_age, now)
             untold = untold_edits(changes, reread=reread, match=src.edits_match,
-                                  before=known.texts if texts and not baseline else None,
+                                  before=None if baseline else known.texts,
                                   added=src.edits is EditsTold.ADDED)
             notes = plan_notifications(changes, config.notifiers, baseline=baseline,
                                        first_run=src.first_run, now=now, old=old | untold.ids,

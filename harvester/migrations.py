@@ -249,6 +249,6 @@ __all__ = ["migrations"]
 
 @migrations()
 def m014_fetch_log_markup(db: Database) -> None:
-    """How many of a poll's edits of a watched page changed its markup only (no word, no
-    link's target): stored, not told; `harvester log` says them as `once` did."""
+    """How many of a poll's edits changed markup only (no word, no link's target): stored,
+    not told; `harvester log` says them as `once` did."""
     db.execute("ALTER TABLE fetch_log ADD COLUMN markup INTEGER NOT NULL DEFAULT 0")

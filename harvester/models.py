@@ -249,7 +249,7 @@ class PollReport:
     reread: int = 0  # of the changed: found by reading under changed settings, not notified
     cut: int = 0  # of the changed: words taken out only, under edits = "added": not notified
     unmatched: int = 0  # of the changed: added words edits_match does not find: not notified
-    markup: int = 0  # of the changed: a watched page's markup only, no word or link: not told
+    markup: int = 0  # of the changed: markup only, no word or link's target: not notified
     baseline: bool = False
     http_status: int | None = None
     bytes: int = 0
@@ -361,7 +361,7 @@ class PollPlan:
     reread: int = 0  # edits found by reading under changed settings: stored, not notified
     cut: int = 0  # edits that only took words out, under edits = "added": stored, not notified
     unmatched: int = 0  # edits whose added words edits_match does not find: stored, not told
-    markup: int = 0  # a watched page's edits of markup only (no word, no link): stored, not told
+    markup: int = 0  # edits of markup only (no word, no link's target): stored, not told
     # outbox rows the write added: fewer than `notifications` where one was queued before
     # (the same edit again, of a page turning between two texts); None until written
     queued: int | None = None

@@ -16,7 +16,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -117,7 +117,8 @@ class Store(Protocol):
 
     def source_states(self, names: Sequence[str]) -> dict[str, SourceState]: ...
 
-    def known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known: ...
+    def known(self, source: str, entries: Sequence[Lookup],
+              texts: Mapping[str, str] | None = None) -> Known: ...
 
     def raw_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]: ...
 
@@ -130,8 +131,8 @@ class Store(Protocol):
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None,
-                   silent: Silence | None = None, texts: bool = False) -> PollPlan: ...
+                   recovered: SourceEvents | None = None, silent: Silence | None = None,
+                   texts: Mapping[str, str] | None = None) -> PollPlan: ...
 
     def record_not_modified(self, source: str, url: str, kind: str, now: datetime,
                             report: PollReport, state: SourceState,
@@ -600,10 +601,12 @@ class SqliteStore:
                 read_as=read_as)
         return states
 
-    def known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known:
+    def known(self, source: str, entries: Sequence[Lookup],
+              texts: Mapping[str, str] | None = None) -> Known:
         """What is stored for these entries — (identity key, canonical URL, title) — by
         key for this source, else by URL, else by title, for any source: one query; with
-        `texts`, the stored fields of each item found too (a second)."""
+        `texts` (each entry's content hash as this read gives it, by key), the stored
+        fields of each item found that an entry would edit too (a second)."""
         try:
             return self._known(source, entries, texts)
         except sqlite3.Error as e:
@@ -616,7 +619,8 @@ class SqliteStore:
             yield from self.conn.execute(sql.format(marks=_marks(len(chunk))),
                                          (*before, *chunk))
 
-    def _known(self, source: str, entries: Sequence[Lookup], texts: bool = False) -> Known:
+    def _known(self, source: str, entries: Sequence[Lookup],
+               texts: Mapping[str, str] | None = None) -> Known:
         # One statement per chunk of entries (one for any feed's window): the source's
         # baseline flag, then rows by key for this source, by URL and by title for any
         # source. Which URL and title rows count depends on what the key rows found, so
@@ -673,8 +677,13 @@ class SqliteStore:
         if baseline_done:
             found.gone.extend(self._vanished(source, ids, [
                 e[3] for e in rest if e[3] and e[1] not in by_url]))
-        if texts:
-            wanted = sorted(ids | {g.item.id for g in found.gone})
+        if texts is not None:
+            # an item its entry reads the same (most of any feed's window), or whose entry
+            # was not read again (its raw form unchanged), is no edit: its fields are not
+            # needed. An edit's are, and any found under another key.
+            same = {s.id for k, s in by_key.items()
+                    if texts.get(k, s.content_hash) == s.content_hash}
+            wanted = sorted((ids - same) | {g.item.id for g in found.gone})
             found.texts.update(
                 (row[0], dict(zip(VERSIONED, row[1:], strict=True))) for row in self._rows(
                     f"SELECT id, {', '.join(VERSIONED)} FROM items WHERE id IN ({{marks}})",
@@ -806,8 +815,8 @@ class SqliteStore:
     def apply_poll(self, source: str, url: str, kind: str, now: datetime, report: PollReport,
                    state: SourceState, entries: Sequence[Lookup],
                    decide: Callable[[Known], PollPlan],
-                   recovered: SourceEvents | None = None,
-                   silent: Silence | None = None, texts: bool = False) -> PollPlan:
+                   recovered: SourceEvents | None = None, silent: Silence | None = None,
+                   texts: Mapping[str, str] | None = None) -> PollPlan:
         """Read what is known, let `decide` (pure) plan the poll, write the plan: all in one
         transaction, so a concurrent run or a crash can never leave half a poll."""
         ts = iso_utc(now)

@@ -1665,3 +1665,42 @@ def test_each_item_is_news_once_and_each_edit_seen_is_told_once_however_the_feed
                            if b["type"] == "item.changed") == Counter(told_edits)
         finally:
             store.close()
+
+
+def _content_feed(contents: list[str]) -> bytes:
+    items = "".join(
+        f"<item><title>Item {i}</title><link>https://www.icmpd.org/n/{i}</link>"
+        f"<guid>https://www.icmpd.org/n/{i}</guid><pubDate>Wed, 20 May 2020 0{i}:00:00 GMT"
+        f"</pubDate><description>Teaser {i}.</description>"
+        f"<content:encoded><![CDATA[{c}]]></content:encoded></item>"
+        for i, c in enumerate(contents))
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:content='
+            '"http://purl.org/rss/1.0/modules/content/"><channel><title>T</title><link>'
+            f"https://www.icmpd.org/</link><description>d</description>{items}</channel></rss>"
+            ).encode()
+
+
+def test_a_feed_rendered_anew_is_no_flood_of_edits(server, config_for, store):
+    """A CMS update re-renders every entry's content (<b> now <strong>, other line breaks):
+    each item of the feed's window was told as "Updated: … content (markup only) changed",
+    with nothing to read in it. Such edits are stored, not told; an edit of words, or of a
+    link's target, in the same poll is told."""
+    before = [f"<p>Kick-off in <b>Accra</b>, item {i}.</p><p>More.</p>" for i in range(4)]
+    after = [before[0].replace("<b>Accra</b>", "<strong>Accra</strong>"),
+             before[1].replace("</p><p>", "</p>\n\n   <p>"),
+             before[2].replace("More.", "More words."),
+             before[3].replace("<b>Accra</b>", '<a href="https://www.icmpd.org/accra">Accra</a>')]
+    server.route("/rss", Response(_content_feed(before)))
+    config = config_for(feed_source("icmpd-rss", server.url("/rss")), notifiers=(
+        '\n[[notifiers]]\nname = "edits"\nkind = "console"\non = ["new", "changed"]\n'))
+    list(poll_sources(config, store, clock=lambda: NOW))
+    server.route("/rss", Response(_content_feed(after)))
+    [report] = poll_sources(config, store, clock=lambda: NOW)
+    assert report.line().startswith(
+        "icmpd-rss: 0 new, 4 changed (2 of markup only: not notified), 0 unchanged, "
+        "2 notifications queued")
+    stored = {i["title"]: i["content"] for i in store.items()}
+    titles = {i["id"]: i["title"] for i in store.items()}
+    told = {titles[r["item_id"]] for r in store.outbox() if r["event"] == "item.changed"}
+    assert told == {"Item 2", "Item 3"}
+    assert "<strong>Accra</strong>" in stored["Item 0"]  # what the feed says now is kept
