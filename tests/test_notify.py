@@ -111,15 +111,19 @@ def test_email_over_starttls_with_auth(server, icmpd_a, config_for, store, smtp)
     assert [m["Message-ID"] for m in smtp.messages] == [msg["Message-ID"]] * 2
 
 
+def addressed(config_for, feed: str, port: int, sender: str, to: list[str]):
+    """The ICMPD feed's config with an email notifier from `sender` to `to`."""
+    return config_for(feed_source("icmpd-rss", feed), notifiers=email_notifier(port).replace(
+        'from = "harvester@example.org"', f"from = {json.dumps(sender, ensure_ascii=False)}"
+    ).replace('to = ["news-watch@example.org"]', f"to = {json.dumps(to, ensure_ascii=False)}"))
+
+
 def test_addresses_with_display_names_show_them_and_send_to_the_bare_addresses(
         server, icmpd_a, config_for, store, smtp):
     """"ICMPD watch <…>" as mail clients show a sender; the envelope takes the bare
     addresses, and a name outside ASCII is encoded, as headers must be."""
-    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
-        smtp.port).replace('from = "harvester@example.org"',
-                           'from = "ICMPD watch <harvester@example.org>"').replace(
-        'to = ["news-watch@example.org"]',
-        'to = ["Jürgen Müller <news-watch@example.org>", "ops@example.org"]'))
+    config = addressed(config_for, icmpd_a, smtp.port, "ICMPD watch <harvester@example.org>",
+                       ["Jürgen Müller <news-watch@example.org>", "ops@example.org"])
     two_polls(server, config, store)
     assert deliver(config, store, NOW).sent == 1
     [msg] = smtp.messages
@@ -181,11 +185,8 @@ def test_an_address_at_an_internationalised_domain_goes_by_its_ascii_name(
     not ASCII needs SMTPUTF8: a relay without it is said so, and the message is dead, as no
     retry makes the relay take it."""
     smtp = SMTPServer(tls, utf8=False).start()  # the fixture's takes SMTPUTF8
-    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
-        smtp.port).replace('from = "harvester@example.org"',
-                           'from = "ICMPD watch <harvester@bücher.example>"').replace(
-        'to = ["news-watch@example.org"]',
-        'to = ["Jürgen <news@BÜCHER.example>", "ops@example.org"]'))
+    config = addressed(config_for, icmpd_a, smtp.port, "ICMPD watch <harvester@bücher.example>",
+                       ["Jürgen <news@BÜCHER.example>", "ops@example.org"])
     two_polls(server, config, store)
     assert deliver(config, store, NOW).sent == 1
     [msg] = smtp.messages
@@ -194,9 +195,8 @@ def test_an_address_at_an_internationalised_domain_goes_by_its_ascii_name(
     assert msg["Message-ID"].endswith("@xn--bcher-kva.example>")
     assert smtp.handler.envelopes == [
         ("harvester@xn--bcher-kva.example", ["news@xn--bcher-kva.example", "ops@example.org"])]
-    local = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=email_notifier(
-        smtp.port).replace('to = ["news-watch@example.org"]',
-                           'to = ["Jürgen <jürgen@bücher.example>", "news@example.org"]'))
+    local = addressed(config_for, icmpd_a, smtp.port, "harvester@example.org",
+                      ["Jürgen <jürgen@bücher.example>", "news@example.org"])
     [row] = store.outbox()
     store.requeue(NOW, [row["id"]])
     report = deliver(local, store, NOW)

@@ -18,6 +18,16 @@ EXPORT = FIXTURES / "opml" / "reader-export.opml"
 HTTP = '[storage]\npath = "h.db"\n'
 
 
+def imported(tmp_path: Path, cfg: Path, *outlines: tuple[str, str]):
+    """`opml import` of a reader's list holding these (text, xmlUrl) outlines, each as
+    written in the file's attribute, beside the config `cfg`."""
+    opml = tmp_path / "reader.opml"
+    opml.write_text('<opml version="2.0"><body>' + "".join(
+        f'<outline type="rss" text="{text}" xmlUrl="{url}"/>' for text, url in outlines)
+        + "</body></opml>", "utf-8")
+    return run_cli("--config", str(cfg), "opml", "import", str(opml))
+
+
 def test_import_prints_blocks_that_load_beside_the_config(tmp_path: Path):
     cfg = make_config(tmp_path, HTTP + feed_source("iom-partners-press", "https://other.example/"))
     r = run_cli("--config", str(cfg), "opml", "import", str(EXPORT))
@@ -76,15 +86,9 @@ def test_a_feed_configured_under_another_spelling_of_its_url_is_not_added_again(
     it (capitals, the default port, a fragment, a tracking parameter)."""
     cfg = make_config(tmp_path, HTTP + feed_source("icmpd-rss",
                                                    "https://www.icmpd.org/news-centre/rss"))
-    opml = tmp_path / "reader.opml"
-    opml.write_text(
-        '<opml version="2.0"><body>'
-        '<outline type="rss" text="a" xmlUrl="HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top"/>'
-        '<outline type="rss" text="b" xmlUrl="https://www.icmpd.org/news-centre/rss?utm_source=x"/>'
-        '<outline type="rss" text="c" xmlUrl="https://news.example/a.xml"/>'
-        '<outline type="rss" text="d" xmlUrl="https://NEWS.example/a.xml"/>'
-        "</body></opml>", "utf-8")
-    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    r = imported(tmp_path, cfg, ("a", "HTTPS://WWW.ICMPD.ORG:443/news-centre/rss#top"),
+                 ("b", "https://www.icmpd.org/news-centre/rss?utm_source=x"),
+                 ("c", "https://news.example/a.xml"), ("d", "https://NEWS.example/a.xml"))
     assert (r.returncode, r.stdout) == (0, '[[sources]]  # c\nname = "c"\nkind = "feed"\n'
                                            'url = "https://news.example/a.xml"\n')
     assert r.stderr == ("1 feed as [[sources]] blocks; 2 already configured; 1 feed listed "
@@ -98,13 +102,8 @@ def test_a_variable_a_readers_file_names_is_never_read_from_the_environment(
     password to the feed's site. It is written %24{…}, the same characters to the site,
     and said, so a user moving their own list puts back the ${NAME}s they meant."""
     cfg = make_config(tmp_path, HTTP)
-    opml = tmp_path / "reader.opml"
-    opml.write_text(
-        '<opml version="2.0"><body>'
-        '<outline type="rss" text="News" xmlUrl="https://news.example/rss?k=${SMTP_PASSWORD}"/>'
-        '<outline type="rss" text="Plain" xmlUrl="https://news.example/plain.xml?a=$b&amp;c={d}"/>'
-        "</body></opml>", "utf-8")
-    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    r = imported(tmp_path, cfg, ("News", "https://news.example/rss?k=${SMTP_PASSWORD}"),
+                 ("Plain", "https://news.example/plain.xml?a=$b&amp;c={d}"))
     assert (r.returncode, r.stdout) == (0, (
         '[[sources]]  # News\nname = "news"\nkind = "feed"\n'
         'url = "https://news.example/rss?k=%24{SMTP_PASSWORD}"\n\n'
@@ -126,15 +125,10 @@ def test_a_feed_the_config_would_refuse_is_left_out_and_said_why(tmp_path: Path)
     every log), was printed, and the config the user pasted it into no longer loaded. It
     is left out, with why; the password is not shown."""
     cfg = make_config(tmp_path, HTTP)
-    opml = tmp_path / "reader.opml"
-    opml.write_text(
-        '<opml version="2.0"><body>'
-        '<outline text="Port" xmlUrl="https://news.example:99999/rss"/>'
-        '<outline text="Host" xmlUrl="https://[intranet/rss"/>'
-        '<outline text="Login" xmlUrl="https://me:pa55word@private.example/rss?x=1"/>'
-        '<outline text="Fine" xmlUrl="https://news.example/rss"/>'
-        "</body></opml>", "utf-8")
-    r = run_cli("--config", str(cfg), "opml", "import", str(opml))
+    r = imported(tmp_path, cfg, ("Port", "https://news.example:99999/rss"),
+                 ("Host", "https://[intranet/rss"),
+                 ("Login", "https://me:pa55word@private.example/rss?x=1"),
+                 ("Fine", "https://news.example/rss"))
     assert (r.returncode, r.stdout) == (0, '[[sources]]  # Fine\nname = "fine"\nkind = '
                                            '"feed"\nurl = "https://news.example/rss"\n')
     assert r.stderr == (

@@ -108,8 +108,10 @@ class EmailChannel:
         creds = self._credentials()
         if isinstance(creds, str):
             return Outcome(OutcomeKind.RETRY, creds)
-        to = list(self.cfg.option("to"))
-        msg = build(messages, sender=self.cfg.option("from"), to=to, digest=digest,
+        # domains as DNS holds them, once: the headers and the envelope alike
+        sender = ascii_domain(self.cfg.option("from"))
+        to = [ascii_domain(t) for t in self.cfg.option("to")]
+        msg = build(messages, sender=sender, to=to, digest=digest,
                     subject_prefix=self.cfg.option("subject_prefix", ""))
         context = ssl.create_default_context()
         greeted = False
@@ -123,16 +125,16 @@ class EmailChannel:
                 if creds:
                     smtp.login(*creds)
                 # the envelope takes the bare addresses; the headers keep the names
-                sender = parseaddr(ascii_domain(self.cfg.option("from")))[1]
-                rcpts = [parseaddr(ascii_domain(t))[1] for t in to]
-                unfit = next((a for a in (sender, *rcpts) if not a.isascii()), None)
+                envelope = parseaddr(sender)[1]
+                rcpts = [parseaddr(t)[1] for t in to]
+                unfit = next((a for a in (envelope, *rcpts) if not a.isascii()), None)
                 smtp.ehlo_or_helo_if_needed()  # what it takes is said in its EHLO
                 if unfit is not None and not smtp.has_extn("smtputf8"):
                     return Outcome(OutcomeKind.DEAD, (
                         f"SMTP {host}:{port} does not take addresses whose mailbox is not "
                         f"ASCII (SMTPUTF8), as {unfit}'s is: give an ASCII address, or a "
                         "relay that takes them"))
-                refused = smtp.send_message(msg, from_addr=sender, to_addrs=rcpts)
+                refused = smtp.send_message(msg, from_addr=envelope, to_addrs=rcpts)
         except smtplib.SMTPResponseException as e:
             answer = e.smtp_error.decode(errors="replace") if isinstance(
                 e.smtp_error, bytes) else str(e.smtp_error)
