@@ -14,6 +14,7 @@ or the environment names (proxy.py).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import ssl
@@ -33,7 +34,7 @@ from urllib3.util.request import ACCEPT_ENCODING
 from urllib3.util.retry import Retry
 
 from .config import HttpConfig, env_refs
-from .errors import FetchError, PolicyError
+from .errors import FetchError, PolicyError, printable
 from .models import FetchResult
 from .netpolicy import NetworkPolicy
 from .proxy import Proxy
@@ -587,10 +588,12 @@ def _chain(e: BaseException) -> list[BaseException]:
         out.append(inner)
         reason = getattr(inner, "reason", None)
         args = getattr(inner, "args", ())
+        # urllib3's ProtocolError carries what broke second: ("Connection aborted.", e)
+        held = next((a for a in args if isinstance(a, BaseException)), None)
         if isinstance(reason, BaseException):
             inner = reason
-        elif args and isinstance(args[0], BaseException):
-            inner = args[0]
+        elif held is not None:
+            inner = held
         else:
             inner = inner.__cause__ or inner.__context__
     return out
@@ -636,6 +639,13 @@ def cannot_connect(e: BaseException, url: str) -> str:
     for x in _chain(e):
         if isinstance(x, socket.gaierror):
             return f"cannot resolve {urlsplit(url).hostname}: {x.strerror or x}"
+        # connected, and then no answer, or none in HTTP (a port that speaks another
+        # protocol): "cannot connect" would send the user to look at the network
+        if isinstance(x, http.client.RemoteDisconnected):
+            return "no answer: the server closed the connection without one"
+        if isinstance(x, http.client.BadStatusLine):
+            line = printable(str(x.args[0]) if x.args else "").strip()
+            return f"no HTTP answer: it began {line[:60]!r}"
     return f"cannot connect: {error_reason(e)}"
 
 

@@ -88,6 +88,14 @@ def _raw(handler: BaseHTTPRequestHandler, head: bytes, body_chunks: Any = ()) ->
     handler.close_connection = True
 
 
+def raw_answer(head: str = "") -> Generator:
+    """A server that is not (or no longer) HTTP: `head` as it is, then the connection
+    closed — nothing at all, or a first line no HTTP answer starts with."""
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        _raw(h, head.encode("latin-1"))
+    return handle
+
+
 def gzip_bomb(megabytes: int = 64) -> Generator:
     """`megabytes` of zeros after a feed's opening, gzip-compressed to ~1/1000 the size."""
     raw = b'<?xml version="1.0"?><rss version="2.0"><channel><title>' + b"\0" * (
@@ -294,7 +302,7 @@ def retry_after_date(status: int = 503, seconds: int = 7200) -> Generator:
 GENERATORS: dict[str, Callable[..., Generator]] = {
     f.__name__: f for f in (gzip_bomb, endless, drip, many_items, huge_fields, paged, quadratic, flaky, with_guids,
                             retry_after_date, deep_nesting, long_link, tiny_items, json_items, many_tags, long_list, dense_fields,
-                            sitemap_urls)
+                            sitemap_urls, raw_answer)
 }
 
 __all__ = ["HOSTILE", "Case", "load_cases", "response", "substitute"]
