@@ -52,7 +52,7 @@ from .transport import (
     restart,
 )
 from .urls import is_http_url, join
-from .words import is_count
+from .words import is_count, size
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/feed+json;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
@@ -406,8 +406,7 @@ class Fetcher:
             if isinstance(e, urllib3.exceptions.DecodeError):  # the server's fault, not the line's
                 coding = resp.headers.get("Content-Encoding", "")
                 raise _not_coded(coding, error_reason(e), source, url, resp.status) from e
-            raise FetchError(f"connection broke while reading: {error_reason(e)}", source=source,
-                             url=url, status=resp.status) from e
+            raise FetchError(_broke_off(e), source=source, url=url, status=resp.status) from e
         if watch.expired:  # the reaper's shutdown can look like a clean end of the body
             raise FetchError(f"timed out after {self.http.timeout:g}s reading the body",
                              source=source, url=url, status=resp.status)
@@ -647,6 +646,16 @@ def cannot_connect(e: BaseException, url: str) -> str:
             line = printable(str(x.args[0]) if x.args else "").strip()
             return f"no HTTP answer: it began {line[:60]!r}"
     return f"cannot connect: {error_reason(e)}"
+
+
+def _broke_off(e: BaseException) -> str:
+    """Why a body stopped coming: short of the length the server announced, said in bytes
+    ("IncompleteRead(28 bytes read, 4972 more expected)" is urllib3's), else as it broke."""
+    cut = next((x for x in _chain(e) if isinstance(x, urllib3.exceptions.IncompleteRead)), None)
+    if cut is not None and isinstance(cut.partial, int) and isinstance(cut.expected, int):
+        return (f"the answer broke off after {size(cut.partial)} of "
+                f"{size(cut.partial + cut.expected)}: the server closed the connection")
+    return f"connection broke while reading: {error_reason(e)}"
 
 
 def error_reason(e: BaseException) -> str:
