@@ -645,16 +645,27 @@ def cannot_connect(e: BaseException, url: str) -> str:
         if isinstance(x, http.client.BadStatusLine):
             line = printable(str(x.args[0]) if x.args else "").strip()
             return f"no HTTP answer: it began {line[:60]!r}"
+        if isinstance(x, http.client.HTTPException):  # a header line past 64 KB, and kin
+            return f"an answer it cannot read: {printable(str(x))[:200]}"
     return f"cannot connect: {error_reason(e)}"
 
 
 def _broke_off(e: BaseException) -> str:
-    """Why a body stopped coming: short of the length the server announced, said in bytes
-    ("IncompleteRead(28 bytes read, 4972 more expected)" is urllib3's), else as it broke."""
-    cut = next((x for x in _chain(e) if isinstance(x, urllib3.exceptions.IncompleteRead)), None)
-    if cut is not None and isinstance(cut.partial, int) and isinstance(cut.expected, int):
-        return (f"the answer broke off after {size(cut.partial)} of "
-                f"{size(cut.partial + cut.expected)}: the server closed the connection")
+    """Why a body stopped coming, in bytes where urllib3 says "IncompleteRead(28 bytes
+    read, 4972 more expected)": short of the length the server announced, inside a chunk,
+    or at a chunk with no length; else as it broke."""
+    for x in _chain(e):
+        if isinstance(x, urllib3.exceptions.InvalidChunkLength):
+            length = printable(bytes(x.length).decode("latin-1")).strip()
+            return (f"the answer broke off: a chunk of its body has no length ({length[:20]!r}),"
+                    " as chunked encoding needs")
+        if isinstance(x, http.client.IncompleteRead) and isinstance(x.expected, int):
+            read = x.partial if isinstance(x.partial, int) else len(x.partial)
+            if isinstance(x, urllib3.exceptions.IncompleteRead):  # of its Content-Length
+                return (f"the answer broke off after {size(read)} of "
+                        f"{size(read + x.expected)}: the server closed the connection")
+            return (f"the answer broke off inside a chunk, {size(x.expected)} short of it: "
+                    "the server closed the connection")
     return f"connection broke while reading: {error_reason(e)}"
 
 
