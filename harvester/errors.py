@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 
-# What a terminal, a log viewer or a mail client acts on rather than shows, in a server's
-# words an error quotes (a status line, a header, a receiver's answer): escape sequences —
-# a window title or the clipboard set (OSC), colours or a cleared screen (CSI), in their
-# 7-bit and C1 forms —, the other control characters (a carriage return writes over the
-# line) and the direction controls that turn what follows them
 # Direction controls that hold sway until closed (embeddings, overrides, isolates and
 # their ends): left open in a title, one turns whatever is shown after it ("fdp.exe" for
 # "exe.pdf", a Subject's prefix). The marks right-to-left text needs (U+200E, U+200F)
 # reach no further than themselves and are not among them. Text fields, messages and the
 # TOML the harvester writes all keep them out.
 DIRECTION_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# What a terminal, a log viewer or a mail client acts on rather than shows, in a server's
+# words an error quotes (a status line, a header, a receiver's answer): escape sequences —
+# a window title or the clipboard set (OSC), colours or a cleared screen (CSI), in their
+# 7-bit and C1 forms —, the other control characters (a carriage return writes over the
+# line) and the direction controls
 _NOT_TEXT = re.compile(
     r"[\t\n\r]+"
     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"

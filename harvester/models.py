@@ -313,12 +313,12 @@ class PollReport:
                 text += f", {self.unchanged} known already through other sources"
         else:
             old = f" ({self.old} older than max_age: not notified)" if self.old else ""
-            reread = (" (read under changed settings: not notified)" if self.reread
-                      else f" ({self.cut} with words taken out only: not notified)" if self.cut
-                      else f" ({self.unmatched} whose added words do not match edits_match: "
-                           "not notified)" if self.unmatched
-                      else f" ({self.markup} of markup only: not notified)" if self.markup
-                      else "")
+            # edits stored, not told: a poll has at most one reason (untold_edits)
+            reread = next((f" ({why}: not notified)" for n, why in (
+                (self.reread, "read under changed settings"),
+                (self.cut, f"{self.cut} with words taken out only"),
+                (self.unmatched, f"{self.unmatched} whose added words do not match edits_match"),
+                (self.markup, f"{self.markup} of markup only")) if n), "")
             text = (f"{self.source}: {self.new} new{old}, {self.changed} changed{reread}, "
                     f"{self.unchanged} unchanged")
             if self.queued:

@@ -31,6 +31,7 @@ _BLOCK_TAGS = frozenset({
     "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
 })
 _DROP_TAGS = ("script", "style", "template", "noscript", "head", "title")
+_PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only ours remain
 # HTML's elements, today's and obsolete ones feeds still write
 _ELEMENTS = (
     "a abbr acronym address applet area article aside audio b base basefont bdi bdo big "
@@ -53,7 +54,6 @@ def looks_like_markup(value: str) -> bool:
     """Whether `value` holds markup: a "<" that opens an HTML element, a comment, a
     declaration or a processing instruction."""
     return "<" in value and _MARKUP.search(value) is not None
-_PARA_MARK = "\u2029"  # paragraph separator; removed from input first, so only ours remain
 
 
 def strip_controls(s: str) -> str:
