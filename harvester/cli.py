@@ -365,12 +365,19 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     shown = 0
     # written as read: the history of sent rows grows with the news
     with _errors(), SqliteStore(config.storage.path, read_only=True) as store:
-        from .notify.deliver import orphan_notes, orphaned
+        from .notify.deliver import orphan_notes, orphaned, sooner
 
         disabled = store.disabled_notifiers()
         waiting = orphaned(config, store)
+        # held news goes by the schedule configured now, as the next pass will send it
+        moved = {(n, c, d): new for n, c, d, new in sooner(config.notifiers,
+                                                              store.held(system_clock()))}
         for row in store.iter_outbox(status):
             shown += 1
+            if row["status"] == "pending" and row["attempts"] == 0:
+                row = {**row, "next_attempt_at": moved.get(
+                    (row["notifier"], row["created_at"], row["next_attempt_at"]),
+                    row["next_attempt_at"])}
             if as_json:
                 click.echo(json.dumps({k: row[k] for k in keys}, ensure_ascii=False))
                 continue

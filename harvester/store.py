@@ -1008,6 +1008,27 @@ class SqliteStore:
                           [(me, until, r["id"]) for r in rows])
         return rows
 
+    @_guarded("read the outbox")
+    def held(self, now: datetime) -> list[tuple[str, str, str]]:
+        """(notifier, created_at, next_attempt_at) of untried pending rows due after `now`:
+        news a notifier's `at` holds, one triple a poll (its rows share both times)."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT DISTINCT notifier, created_at, next_attempt_at FROM outbox"
+            " WHERE status = 'pending' AND next_attempt_at > ? AND attempts = 0",
+            (iso_utc(now),))]
+
+    @_guarded("bring notifications forward")
+    def bring_forward(self, changes: Sequence[tuple[str, str, str, str]]) -> int:
+        """Set (notifier, created_at, next_attempt_at) → new time, for untried pending rows
+        only: a row tried meanwhile keeps its backoff."""
+        with self._write() as c:
+            before = c.total_changes
+            c.executemany(
+                "UPDATE outbox SET next_attempt_at = ? WHERE notifier = ? AND created_at = ?"
+                " AND next_attempt_at = ? AND status = 'pending' AND attempts = 0",
+                [(new, name, created, old) for name, created, old, new in changes])
+            return c.total_changes - before
+
     @_guarded("release notifications")
     def release(self, ids: Sequence[str]) -> None:
         """Give up claims on rows this pass did not settle (their notifier was disabled)."""

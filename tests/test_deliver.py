@@ -250,3 +250,33 @@ def test_a_daily_notifier_sends_each_days_news_once_in_a_digest_never_before_its
                 assert accepted.get(row["id"], 0) == (row["status"] == "sent")
         finally:
             store.close()
+
+
+def test_a_digest_being_retried_keeps_its_backoff_when_the_at_time_is_taken_out(
+        server, model_receiver, tmp_path):
+    """Held news is brought forward to the schedule configured now (test_notify), but a
+    row already tried and failing waits out its backoff: taking `at` out is no retry."""
+    path = f"/retried-{uuid.uuid4().hex}"
+    body = http_fast() + feed_source("model", server.url(path))
+    daily = load_config(make_config(tmp_path, body + _DAILY.format(url=model_receiver.url),
+                                    rules=False))
+    store = SqliteStore(daily.storage.path)
+    try:
+        server.route(path, Response(_rss(1)))
+        list(poll_sources(daily, store, clock=lambda: NOW))
+        server.route(path, Response(_rss(3)))
+        list(poll_sources(daily, store, clock=lambda: NOW))
+        at_eight = NOW + timedelta(hours=22)  # 08:00 in Vienna the next day
+        model_receiver.answers = [(503, {})]
+        assert deliver(daily, store, at_eight, rand=lambda: 0.5).retrying == 2
+        undated = load_config(make_config(
+            tmp_path, body + _DAILY.format(url=model_receiver.url).replace('at = "08:00"\n', "")
+            .replace('timezone = "Europe/Vienna"\n', ""),
+            rules=False))
+        model_receiver.deliveries.clear()
+        report = deliver(undated, store, at_eight + timedelta(minutes=9), rand=lambda: 0.5)
+        assert (report.sent, model_receiver.deliveries) == (0, [])
+        assert [r["next_attempt_at"] for r in store.outbox()] == ["2020-05-29T06:10:00Z"] * 2
+        assert deliver(undated, store, at_eight + timedelta(minutes=10)).sent == 2
+    finally:
+        store.close()

@@ -510,6 +510,63 @@ def test_a_notifier_with_an_at_time_sends_one_digest_then(server, icmpd_a, confi
     assert f"== Press Release: {GERMANY}" in text and text.count("\n== ") == 2
 
 
+@pytest.mark.parametrize(("before", "after", "quiet", "sent", "emails"), [
+    # `at` taken out: what waited goes at the next pass, each on its own
+    ("08:00", None, None, timedelta(minutes=1), 3),
+    # weekly (Monday 1 June) made daily: the next 08:00 in Vienna, 29 May, 06:00 UTC
+    ("mon 08:00", "08:00", timedelta(hours=19, minutes=59), timedelta(hours=22), 1),
+    # the hour moved to later today: 17:00 in Vienna, 15:00 UTC
+    ("08:00", "17:00", timedelta(hours=6, minutes=59), timedelta(hours=7), 1),
+    # made weekly: the 08:00 already promised is kept, not put off to Monday
+    ("08:00", "mon 08:00", timedelta(hours=19, minutes=59), timedelta(hours=22), 1),
+])
+def test_news_held_for_an_at_time_follows_the_schedule_as_configured_now(
+        server, icmpd_a, config_for, store, smtp, before, after, quiet, sent, emails):
+    """A user who changes or removes a notifier's `at` means the news already waiting too:
+    it goes by the schedule now configured whenever that sends it sooner, and never later
+    than the time it was held for (3 items queued at NOW, 10:00 in Vienna)."""
+    def daily(at):
+        extra = {"at": at} if at else {}
+        return email_notifier(smtp.port, **extra).replace(
+            'rules = ["press-release", "project-launch"]', "rules = []")
+
+    two_polls(server, config_for(feed_source("icmpd-rss", icmpd_a), notifiers=daily(before)),
+              store)
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=daily(after))
+    if quiet is not None:
+        assert deliver(config, store, NOW + quiet).sent == 0
+        assert smtp.messages == []
+    assert deliver(config, store, NOW + sent).sent == 3
+    assert len(smtp.messages) == emails
+    assert [r["status"] for r in store.outbox()] == ["sent"] * 3
+
+
+def test_outbox_lists_held_news_at_the_time_the_schedule_configured_now_sends_it(
+        server, icmpd_a, tmp_path):
+    """`harvester outbox` says when a row goes: after `at` is taken out, at once (the
+    time it was queued), not at the weekly time it was held for; `once` then sends it."""
+    weekly = ('\n[[notifiers]]\nname = "team"\nkind = "console"\nrules = []\n'
+              'at = "mon 07:30"\n')
+    cfg = make_config(tmp_path, HTTP_FAST + feed_source("icmpd-rss", icmpd_a) + weekly)
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    server.route("/rss", Response(feed_bytes("icmpd-2020-05-b.rss")))
+    assert run_cli("--config", str(cfg), "once").returncode == 0
+    rows = [json.loads(line) for line in run_cli(
+        "--config", str(cfg), "outbox", "--json").stdout.splitlines()]
+    assert len(rows) == 3 and all(r["next_attempt_at"] > r["created_at"] for r in rows)
+    cfg.write_text(cfg.read_text("utf-8").replace('at = "mon 07:30"\n', ""), "utf-8")
+    listed = run_cli("--config", str(cfg), "outbox")
+    assert [line.split()[-1] for line in listed.stdout.splitlines()] == [
+        r["created_at"] for r in rows]
+    rows = [json.loads(line) for line in run_cli(
+        "--config", str(cfg), "outbox", "--json").stdout.splitlines()]
+    assert [r["next_attempt_at"] for r in rows] == [r["created_at"] for r in rows]
+    sent = run_cli("--config", str(cfg), "once")
+    assert sent.returncode == 0 and "delivery: 3 sent, 0 waiting to retry, 0 dead" in sent.stderr
+    assert sent.stdout.count("\n== ") + sent.stdout.startswith("== ") == 3  # one by one
+
+
 def test_slack_and_discord_formats_post_what_those_services_read(server, icmpd_a, config_for,
                                                                   store, receiver):
     hooks = (webhook_notifier(receiver.url + "/slack", name="slack", rules='["press-release"]',

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..config import Config, DeliveryConfig, NotifierConfig, NotifierKind
+from ..dates import iso_utc
 from ..store import SqliteStore
 from ..words import counted
 from .base import Channel, Message, Outcome, OutcomeKind, message_from_row
@@ -85,11 +86,32 @@ def backoff(attempt: int, delivery: DeliveryConfig, retry_after: float | None,
     return max(delay, min(retry_after or 0.0, delivery.backoff_max))
 
 
+def sooner(notifiers: Sequence[NotifierConfig], held: Iterable[tuple[str, str, str]]
+           ) -> list[tuple[str, str, str, str]]:
+    """(notifier, created_at, due, new due) for the held news that a notifier's schedule
+    as configured now sends sooner than the time it was held for: its `at` taken out
+    (due when queued) or changed (the first such time after it was queued). A time once
+    promised is never put off: a schedule made later leaves what waits as it was."""
+    schedules = {n.name: n.at for n in notifiers}
+    out = []
+    for name, created, due in held:
+        if name not in schedules:  # a notifier no longer configured: its rows wait as they are
+            continue
+        at = schedules[name]
+        queued = datetime.fromisoformat(created)
+        new = iso_utc(at.next_at(queued) if at is not None else queued)
+        if datetime.fromisoformat(new) < datetime.fromisoformat(due):
+            out.append((name, created, due, new))
+    return out
+
+
 def deliver(config: Config, store: SqliteStore, now: datetime, *,
             channels: Mapping[str, Channel] | None = None,
             rand: Callable[[], float] = random.random) -> DeliveryReport:
-    """One delivery pass over the due outbox rows."""
+    """One delivery pass over the due outbox rows (held news first brought forward to
+    the notifiers' schedules as configured now: `sooner`)."""
     report = DeliveryReport()
+    store.bring_forward(sooner(config.notifiers, store.held(now)))
     rows = store.claim_due(now, per_row=config.delivery.timeout)
     settled: set[str] = set()
     try:
