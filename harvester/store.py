@@ -1021,6 +1021,8 @@ class SqliteStore:
     def bring_forward(self, changes: Sequence[tuple[str, str, str, str]]) -> int:
         """Set (notifier, created_at, next_attempt_at) → new time, for untried pending rows
         only: a row tried meanwhile keeps its backoff."""
+        if not changes:  # the usual pass: no write lock taken for nothing
+            return 0
         with self._write() as c:
             before = c.total_changes
             c.executemany(
