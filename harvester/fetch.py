@@ -340,6 +340,13 @@ class Fetcher:
     def _result(self, resp: BaseHTTPResponse, final: str, etag: str | None,
                 last_modified: str | None, source: str | None, watch: Watch,
                 start: float, moved_to: str | None, decode: bool) -> FetchResult:
+        if resp.status == 304 and not (etag or last_modified):
+            # "the copy you hold is current", to a request that holds none: taken for "not
+            # modified", a source would read nothing, poll after poll, and say it is fine
+            raise FetchError(
+                f"{_status_message(resp)}, to a request that named no copy of its own (no "
+                "If-None-Match or If-Modified-Since): there is nothing to read; a cache in "
+                "front of the site answers wrongly", source=source, url=final, status=304)
         if resp.status == 304:
             return FetchResult(url=final, status=304, body=b"",
                                content_type=resp.headers.get("Content-Type"),

@@ -226,6 +226,36 @@ def test_a_refusal_says_what_would_mend_it(server, status, said):
     assert str(e.value) == said
 
 
+NOT_MODIFIED_UNASKED = (
+    "HTTP 304 Not Modified, to a request that named no copy of its own (no If-None-Match or "
+    "If-Modified-Since): there is nothing to read; a cache in front of the site answers "
+    "wrongly")
+
+
+def test_a_304_to_a_request_that_named_no_copy_is_an_error(server):
+    """A 304 says "the copy you hold is current": to a request that holds none (a first
+    poll; one after a setting changed) it is a broken cache's answer, not news of nothing.
+    Taken for "not modified", the source stayed `ok, 0 items` poll after poll."""
+    server.route("/feed", Response(b"", status=304, conditional=False))
+    fetcher = Fetcher(HttpConfig(timeout=5, retries=0))
+    with pytest.raises(FetchError) as e:
+        fetcher.fetch(server.url("/feed"))
+    assert (str(e.value), e.value.status) == (NOT_MODIFIED_UNASKED, 304)
+    asked = fetcher.fetch(server.url("/feed"), etag='"v1"')  # asked: the answer it names
+    assert asked.not_modified and asked.body == b""
+
+
+def test_a_source_answered_304_unasked_fails_its_first_poll(server, tmp_path):
+    server.route("/feed", Response(b"", status=304, conditional=False))
+    cfg = make_config(tmp_path, http_fast() + feed_source("icmpd-rss", server.url("/feed")))
+    r = run_cli("--config", str(cfg), "once")
+    assert r.returncode == 1
+    assert r.stderr == f"icmpd-rss: error: {NOT_MODIFIED_UNASKED}\n"
+    server.route("/feed", Response(feed_bytes("icmpd-2020-05-a.rss")))
+    r = run_cli("--config", str(cfg), "once")
+    assert r.returncode == 0 and "icmpd-rss: baseline: 7 items stored silently" in r.stderr
+
+
 def test_a_host_that_does_not_resolve_is_named(no_public_dns):
     """A typo in a source's host, or a listing's next page on a site that is gone: the
     host is said, where errno -2 alone does not tell which of a poll's requests failed."""
