@@ -358,6 +358,12 @@ class Fetcher:
             raise FetchError(
                 _status_message(resp), source=source, url=final, status=resp.status,
                 retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+        if resp.status >= 300:  # not the page: a redirect that says not where, or no redirect
+            why = (" without a Location header: the server says the page is elsewhere, and "
+                   "not where" if resp.status in REDIRECTS else
+                   ": an answer that is not the page (a 3xx that is no redirect to follow)")
+            raise FetchError(_status_message(resp) + why, source=source, url=final,
+                             status=resp.status)
         sent = resp.headers.get("Content-Encoding", "").strip().lower()
         unread = [c for c in (c.strip() for c in sent.split(",")) if c in _UNREADABLE]
         if unread:  # urllib3 would hand it over as it came: a parse error about garbage

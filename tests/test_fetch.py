@@ -23,6 +23,7 @@ from harvester.netpolicy import NetworkPolicy, parse_networks
 from .conftest import feed_bytes, feed_source, free_port, http_fast, make_config, redirect, run_cli
 
 ONLY_127_0_0_1 = parse_networks(("127.0.0.1/32",))
+FEED_A = feed_bytes("icmpd-2020-05-a.rss")
 
 
 @pytest.fixture
@@ -243,6 +244,27 @@ def test_a_304_to_a_request_that_named_no_copy_is_an_error(server):
     assert (str(e.value), e.value.status) == (NOT_MODIFIED_UNASKED, 304)
     asked = fetcher.fetch(server.url("/feed"), etag='"v1"')  # asked: the answer it names
     assert asked.not_modified and asked.body == b""
+
+
+@pytest.mark.parametrize(("status", "body", "said"), [
+    (302, b"<html><body>Moved</body></html>",
+     "HTTP 302 Found without a Location header: the server says the page is elsewhere, and "
+     "not where"),
+    (301, FEED_A, "HTTP 301 Moved Permanently without a Location header: the server says the "
+                  "page is elsewhere, and not where"),
+    (300, b"", "HTTP 300 Multiple Choices: an answer that is not the page (a 3xx that is no "
+               "redirect to follow)"),
+    (305, b"", "HTTP 305 Use Proxy: an answer that is not the page (a 3xx that is no redirect "
+               "to follow)"),
+])
+def test_a_3xx_that_is_no_redirect_to_follow_is_said_as_such(server, status, body, said):
+    """A 3xx without a Location (or one that is no redirect) is not the page: it was read
+    as one, said as "empty body" or "not a feed: an HTML page" (with a hint to make the
+    source a listing), or, with a feed in its body, stored as if the server had said 200."""
+    server.route("/feed", Response(body, status=status, conditional=False))
+    with pytest.raises(FetchError) as e:
+        Fetcher(HttpConfig(timeout=5, retries=0)).fetch(server.url("/feed"))
+    assert (str(e.value), e.value.status) == (said, status)
 
 
 def test_a_source_answered_304_unasked_fails_its_first_poll(server, tmp_path):
