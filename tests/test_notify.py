@@ -623,6 +623,38 @@ def test_teams_format_posts_an_adaptive_card(server, icmpd_a, config_for, store,
     assert edit[-2:] == ["summary changed:", "\n".join(KYIV_WORDS)]
 
 
+_TEAMS_FAILED = ("Webhook message delivery failed with error: Microsoft Teams endpoint returned "
+                 "HTTP error {} with ContextId tcid=0,server=msgapi-production-weu-azsc2-4-83,"
+                 "cv=deTZlaI1ZkSCbxeoeDR6zA.0")
+
+
+@pytest.mark.parametrize(("said", "status", "attempts"), [
+    # rate-limited, or Teams' own trouble: retried, as a 429 or 5xx would be
+    (429, "pending", 1), (502, "pending", 1),
+    # a card Teams refuses will be refused again: dead at once, its words kept
+    (400, "dead", 1)])
+def test_a_teams_connector_failure_answered_200_is_a_failure(
+        server, icmpd_a, config_for, store, receiver, said, status, attempts):
+    """Teams' connectors answer HTTP 200 when they did not post: "Connectors do not throw
+    429s", Microsoft's docs say; the body says what failed. Taken as 200, every message
+    of a burst Teams throttled was marked sent and lost."""
+    receiver.answers = [(200, {"Content-Type": "text/plain"},
+                         _TEAMS_FAILED.format(said).encode())]
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=webhook_notifier(
+        receiver.url, name="teams", extra='format = "teams"\n'))
+    two_polls(server, config, store)
+    report = deliver(config, store, NOW)
+    assert report.sent == 0
+    [row] = store.outbox()
+    assert (row["status"], row["attempts"]) == (status, attempts)
+    assert row["last_error"] == (f"HTTP 200, but Teams did not post it: Microsoft Teams "
+                                 f"endpoint returned HTTP error {said}")
+    assert row["response"] == "HTTP 200 " + _TEAMS_FAILED.format(said)
+    if status == "pending":  # and goes once Teams posts it ("1": a connector's yes)
+        receiver.answers = [(200, {"Content-Type": "text/plain"}, b"1")]
+        assert deliver(config, store, NOW + timedelta(hours=1)).sent == 1
+
+
 def test_a_teams_card_shows_feed_words_as_written_and_stays_under_the_size_teams_takes():
     from harvester.notify.render import TEAMS_LIMIT, teams_card
 

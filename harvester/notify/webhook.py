@@ -17,6 +17,7 @@ import hmac
 import json
 import math
 import os
+import re
 import ssl
 import time
 from collections.abc import Sequence
@@ -149,6 +150,12 @@ def _retry_after(resp: requests.Response, body: bytes) -> float | None:
     return retry_after_seconds(str(math.ceil(seconds)))
 
 
+# Teams' connectors answer 200 to what they did not post ("Connectors do not throw 429s":
+# Microsoft's docs), the failure in the body: "Webhook message delivery failed with error:
+# Microsoft Teams endpoint returned HTTP error 429 with ContextId …"
+_TEAMS_REFUSAL = re.compile(r"Microsoft Teams endpoint returned HTTP error (\d{3})")
+
+
 class WebhookChannel:
     def __init__(self, cfg: NotifierConfig, timeout: float = 30.0,
                  proxies: ProxyRoutes | None = None):
@@ -233,7 +240,15 @@ class WebhookChannel:
             text = got.decode("utf-8", "replace")
         answer = redacted(f"HTTP {resp.status_code} {text[:200]}".strip(), shown)
         if 200 <= resp.status_code < 300:
-            return Outcome(OutcomeKind.SENT, response=answer)
+            refused = _TEAMS_REFUSAL.search(text) if style == "teams" else None
+            if refused is None:
+                return Outcome(OutcomeKind.SENT, response=answer)
+            # a connector that did not post answers 200 and says why in its body
+            said = int(refused.group(1))
+            kind = (OutcomeKind.RETRY if said in (408, 425, 429) or said >= 500
+                    else OutcomeKind.DEAD)
+            return Outcome(kind, f"HTTP {resp.status_code}, but Teams did not post it: "
+                                 f"{refused.group(0)}", answer)
         if resp.status_code == 410:
             return Outcome(OutcomeKind.GONE, f"{shown} answered 410 Gone: notifier disabled",
                            answer)
