@@ -805,6 +805,24 @@ def _what_found(found: Found) -> str:
     return how + (f"; {found.note}" if found.note else "")
 
 
+def _restless_lines(name: str, found: Found) -> list[str]:
+    """What init and add say of a watched page that read otherwise at a second visit."""
+    r = found.restless
+    if r is None:
+        return []
+    lines = [f"  {name}: the page read otherwise at a second visit a moment later, so each "
+             "poll would tell an edit:", *(f"    {printable(line)}" for line in r.lines)]
+    if r.ignore:
+        from .starter import toml_pattern
+
+        lines.append("  written with ignore = [" + ", ".join(map(toml_pattern, r.ignore))
+                     + "], which reads both visits the same")
+    else:
+        lines.append("  `remove` the element that changes, or `ignore` its text, in its "
+                     "[sources.select] (README: Watched pages)")
+    return lines
+
+
 def _echo_entries(what: str, found: Sequence[RawEntry], n: int) -> None:
     if not found:
         click.echo(f"\n# {what}")
@@ -846,6 +864,8 @@ def init(ctx: click.Context, urls: tuple[str, ...], pages: bool) -> None:
     click.echo(f"wrote {target}: {counted(len(seen.found), 'source')}")
     for found in seen.found:
         click.echo(f"  {found.url}  ({_what_found(found)})")
+        for line in _restless_lines(found.url, found):
+            click.echo(line)
     for line in seen.repeats:
         click.echo(f"  {line}")
     click.echo(f"next: harvester --config {target} once   (a first poll stores what is there "
@@ -919,6 +939,8 @@ def add(ctx: click.Context, urls: tuple[str, ...], name: str | None, to: Path | 
     out = click.echo if not show else partial(click.echo, err=True)
     for n, f in plan.added:
         out(f"  {n}  {f.url}  ({_what_found(f)})")
+        for line in _restless_lines(n, f):
+            out(line)
     for line in (*plan.watched, *seen.repeats):
         out(f"  {line}")
     if plan.added and (bare := [n for n, v, given in headers if v == given]):

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .config import SourceConfig, SourceKind, as_written, parse_config
 from .configfile import toml_string
-from .errors import ConfigError, ParseError
+from .errors import ConfigError, FetchError, ParseError
 from .fetch import Fetcher
 from .models import FetchResult, RawEntry
 from .opml import source_block, source_name
@@ -37,6 +37,7 @@ class Found:
     select: str = ""  # a listing's [sources.select] (and [sources.pages]) tables
     note: str = ""  # said beside it in the config: where an announced feed came from
     category_from_title: bool = False  # its titles read "Press Release: …"
+    restless: Restless | None = None  # a watched page that read otherwise at a second visit
 
 
 def feed_entries(fr: FetchResult) -> tuple[RawEntry, ...] | None:
@@ -253,7 +254,10 @@ class Survey:
 def examine_page(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] = ()
                  ) -> Found:
     """`url` as a watched page (kind = "page"), read as its polls will read it: a page
-    with no text to watch (drawn by JavaScript) is refused now, not at its first poll."""
+    with no text to watch (drawn by JavaScript) is refused now, not at its first poll.
+    It is read twice: what differs from one visit to the next (a view counter) would be
+    an edit at every poll, so it is said, and taken out with `ignore` where a pattern of
+    its digits reads both visits the same (see `Restless`)."""
     from .parse.html import one_line
     from .parse.page import parse_page
 
@@ -261,7 +265,103 @@ def examine_page(url: str, fetcher: Fetcher, headers: Sequence[tuple[str, str]] 
     given, url = url, _theirs(fr.moved_to, url) if fr.moved_to else url
     doc = parse_page(fr.body, fr.url, url, content_type=fr.content_type)
     note = f"moved from {given}" if url != given else one_line(doc.title or "", 80)
-    return Found(url, SourceKind.PAGE, len(doc.entries), note=note)
+    try:  # a moment later, as a next poll would
+        again: FetchResult | None = fetch_given(fetcher, given, headers)
+    except FetchError:  # (a site that allows one visit a minute): the first read stands
+        again = None
+    restless = restless_page(fr, again, url) if again is not None else None
+    select = ""
+    if restless is not None and restless.ignore:
+        select = "  [sources.select]\n  ignore = [" + ", ".join(
+            map(toml_pattern, restless.ignore)) + "]  # changes at every visit"
+    return Found(url, SourceKind.PAGE, len(doc.entries), select=select, note=note,
+                 restless=restless)
+
+
+@dataclass(frozen=True, slots=True)
+class Restless:
+    """How a watched page read otherwise at a second visit, a moment after the first."""
+
+    lines: tuple[str, ...]  # "content: … Read [-1204-] {+1311+} times", a few at most
+    # `ignore` patterns that read both visits the same (digits that count or tell the
+    # time, in the words around them); () when none was found that does
+    ignore: tuple[str, ...] = ()
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def toml_pattern(pattern: str) -> str:
+    """A pattern as a TOML string a person reads: literal ('…'), as the README writes
+    them, unless it holds what a literal string cannot."""
+    if "'" in pattern or not pattern.isprintable():
+        return toml_string(pattern)
+    return f"'{pattern}'"
+
+
+def _digit_pattern(hunk: tuple[tuple[str, str], ...]) -> str | None:
+    """For a change of digits alone ("Read [-1204-] {+1311+} times"), a pattern of the
+    words changed, their digits any digits, between the words either side of them."""
+    ops = [op for op, _ in hunk]
+    if ops not in (["=", "-", "+", "="], ["=", "-", "+"], ["-", "+", "="]):
+        return None
+    words = dict(hunk[i] for i in range(len(hunk)) if hunk[i][0] != "=")
+    old, new = words["-"], words["+"]
+    if _DIGITS.sub("0", old) != _DIGITS.sub("0", new) or not _DIGITS.search(old):
+        return None
+    parts = [re.escape(part) for part in _DIGITS.split(old)]
+    changed = r"\d+".join(parts)
+    before = hunk[0][1].removesuffix(" …").split()[-1:] if hunk[0][0] == "=" else []
+    after = hunk[-1][1].removeprefix("… ").split()[:1] if hunk[-1][0] == "=" else []
+    return " ".join([*map(re.escape, [w for w in before if w != "…"]), changed,
+                     *map(re.escape, [w for w in after if w != "…"])])
+
+
+def restless_page(first: FetchResult, second: FetchResult, link: str) -> Restless | None:
+    """None when two visits of a page read the same, as polls read it; else what differs,
+    and the `ignore` patterns that make them read the same, if any do."""
+    from datetime import UTC, datetime
+
+    from .edits import field_changes, reads_otherwise
+    from .normalise import Context, normalise
+    from .parse.page import parse_page
+
+    def read(fr: FetchResult, ignore: Sequence[re.Pattern[str]] = ()) -> dict[str, object]:
+        doc = parse_page(fr.body, fr.url, link, content_type=fr.content_type, ignore=ignore)
+        # one clock for both: a page's item is dated when first seen
+        ctx = Context(source="page", base_url=doc.base_url, now=datetime(2000, 1, 1, tzinfo=UTC),
+                      timezone="UTC", language=doc.language)
+        return dict(normalise(doc.entries[0], ctx).versioned())
+
+    try:
+        before, after = read(first), read(second)
+    except (ParseError, IndexError):  # the second visit unreadable: said at the first poll
+        return None
+    if not reads_otherwise(before, after):
+        return None
+    # the content first: a page's summary, without a description of its own, is the
+    # content's first words, and the same change in it is said once
+    changes = sorted(field_changes(before, after, max_lines=3), key=lambda c: c.field != "content")
+    said: set[tuple[tuple[str, str], ...]] = set()
+    lines = []
+    for c in changes:
+        for hunk, line in zip(c.words or (((),) * len(c.diff)), c.lines()[:3], strict=False):
+            changed = tuple(seg for seg in hunk if seg[0] != "=")
+            if changed and changed in said:
+                continue
+            said.add(changed)
+            lines.append(f"{c.field}: {line}")
+    hunks = [h for c in changes for h in c.words]
+    patterns = tuple(dict.fromkeys(_digit_pattern(h) or "" for h in hunks))
+    if not hunks or "" in patterns:
+        return Restless(tuple(lines) or ("content: a link in it leads elsewhere",))
+    ignore = [re.compile(p) for p in patterns]
+    try:
+        if reads_otherwise(read(first, ignore), read(second, ignore)):
+            return Restless(tuple(lines))
+    except (ParseError, IndexError):
+        return Restless(tuple(lines))
+    return Restless(tuple(lines), patterns)
 
 
 def survey(urls: Sequence[str], fetcher: Fetcher, headers: Sequence[tuple[str, str]] = (),

@@ -12,7 +12,8 @@ import pytest
 
 from harvester.config import load_config
 from harvester.devserver import FixtureServer, Response
-from harvester.starter import SITEMAP_TRIES, labelled_titles, local_timezone
+from harvester.models import FetchResult
+from harvester.starter import SITEMAP_TRIES, labelled_titles, local_timezone, restless_page
 
 from .conftest import (
     FEEDS,
@@ -637,6 +638,42 @@ def test_add_page_watches_a_page_whole_and_its_next_edit_is_news(server, tmp_pat
 
 
 
+def test_add_page_says_when_the_page_changes_from_one_visit_to_the_next(server, tmp_path):
+    """A view counter in the article ("Read 1204 times", more at each visit) would make
+    every poll an edit, told to everyone. `add --page` reads the page twice, says what
+    differs, and writes the `ignore` that takes it out — checked against both visits."""
+    visits = iter(["kyiv-a.html", "kyiv-a-visited.html"] * 5)
+    server.route("/counted", lambda handler: Response(
+        (PAGES / next(visits)).read_bytes(), content_type="text/html; charset=utf-8",
+        conditional=False))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=server.url("/rss")))
+    r = run_cli("add", "--page", server.url("/counted"), "--name", "kyiv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2:5] == [
+        "  kyiv: the page read otherwise at a second visit a moment later, so each poll "
+        "would tell an edit:",
+        "    content: … project can be found here. Read [-1204-] {+1311+} times",
+        "  written with ignore = ['Read \\d+ times'], which reads both visits the same"]
+    assert cfg.read_text().endswith(
+        f'name = "kyiv"\nkind = "page"\nurl = "{server.url("/counted")}"\n'
+        "  [sources.select]\n  ignore = ['Read \\d+ times']  # changes at every visit\n")
+    for _ in range(3):  # each visit counted anew, none an edit
+        r = run_cli("once", "--source", "kyiv", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    log = [json.loads(line) for line in run_cli(
+        "log", "--source", "kyiv", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [(e["status"], e["changed"]) for e in log] == [("ok", 0)] * 3
+    # init --page says and writes the same
+    r = run_cli("--config", "new.toml", "init", "--page", server.url("/counted"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2] == (
+        f"  {server.url('/counted')}: the page read otherwise at a second visit a moment "
+        "later, so each poll would tell an edit:")
+    assert "  [sources.select]\n  ignore = ['Read \\d+ times']  # changes at every visit\n" in (
+        tmp_path / "new.toml").read_text()
+
+
 def test_a_sites_sitemap_is_added_as_a_feed_and_its_new_pages_are_news(server, tmp_path):
     """A site without a feed: its news sitemap is added as a feed source, a first poll
     takes the baseline, and a page the sitemap gains later is told as news."""
@@ -697,3 +734,54 @@ def test_add_print_shows_the_tables_and_writes_nothing(server, icmpd_a, tmp_path
     assert cfg.read_bytes() == before
     cfg.write_text(MINE.format(feed=icmpd_a) + "\n\n" + r.stdout)  # pasted as printed
     assert [s.name for s in load_config(cfg).sources] == ["icmpd", "127-0-0-1-news-centre"]
+
+
+def test_add_page_stands_on_its_first_read_when_the_second_visit_is_refused(server, tmp_path):
+    answers = iter([Response((PAGES / "kyiv-a.html").read_bytes(), content_type="text/html",
+                             conditional=False),
+                    Response(b"slow down", status=429, content_type="text/plain",
+                             conditional=False)])
+    server.route("/once-a-minute", lambda handler: next(answers))
+    cfg = tmp_path / "harvester.toml"
+    cfg.write_text(MINE.format(feed=server.url("/rss")))
+    r = run_cli("add", "--page", server.url("/once-a-minute"), "--name", "kyiv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == [
+        "added 1 source to harvester.toml:",
+        f"  kyiv  {server.url('/once-a-minute')}  (page; Ukrainian border guards and customs "
+        "officers optimise operations with support…)"]
+    assert "read otherwise" not in r.stdout and "[sources.select]" not in cfg.read_text()
+
+
+def _visit(main: str) -> FetchResult:
+    body = ("<html><head><title>Calls for tenders</title></head><body><main>"
+            f"<h1>Calls for tenders</h1><p>Open calls for the Budapest Process.</p>{main}"
+            "</main></body></html>").encode()
+    return FetchResult("https://www.icmpd.org/tenders", 200, body, "text/html", None, None, 0.1)
+
+
+@pytest.mark.parametrize(("first", "second", "lines", "ignore"), [
+    ("<p>Read 1204 times</p>", "<p>Read 1204 times</p>", None, None),
+    # a counter, and a clock, each taken out by its digits in the words around them
+    ("<p>Read 1204 times</p>", "<p>Read 1311 times</p>",
+     ("content: … calls for the Budapest Process. Read [-1204-] {+1311+} times",),
+     ("Read \\d+ times",)),
+    ("<p>Updated at 10:31:28 (CET)</p>", "<p>Updated at 10:31:29 (CET)</p>",
+     ("content: … for the Budapest Process. Updated at [-10:31:28-] {+10:31:29+} (CET)",),
+     ("at \\d+:\\d+:\\d+ \\(CET\\)",)),
+    # words that change at every visit, no digits to tell them by: said, nothing written
+    ("<p>Quote of the day: Know thyself</p>", "<p>Quote of the day: Carpe diem</p>",
+     ("content: … Budapest Process. Quote of the day: [-Know thyself-] {+Carpe diem+}",),
+     ()),
+    # a link that leads elsewhere each time (a cache-busting query), the words the same
+    ('<p><a href="/t.pdf?v=1">Terms</a></p>', '<p><a href="/t.pdf?v=2">Terms</a></p>',
+     ("content: a link in it leads elsewhere",), ()),
+])
+def test_a_page_read_twice_says_what_differs_and_the_ignore_that_takes_it_out(
+        first, second, lines, ignore):
+
+    found = restless_page(_visit(first), _visit(second), "https://www.icmpd.org/tenders")
+    if lines is None:
+        assert found is None
+    else:
+        assert (found.lines, found.ignore) == (lines, ignore)
