@@ -305,7 +305,7 @@ def _digit_pattern(hunk: tuple[tuple[str, str], ...]) -> str | None:
     ops = [op for op, _ in hunk]
     if ops not in (["=", "-", "+", "="], ["=", "-", "+"], ["-", "+", "="]):
         return None
-    words = dict(hunk[i] for i in range(len(hunk)) if hunk[i][0] != "=")
+    words = dict(seg for seg in hunk if seg[0] != "=")
     old, new = words["-"], words["+"]
     if _DIGITS.sub("0", old) != _DIGITS.sub("0", new) or not _DIGITS.search(old):
         return None
@@ -345,8 +345,9 @@ def restless_page(first: FetchResult, second: FetchResult, link: str) -> Restles
     said: set[tuple[tuple[str, str], ...]] = set()
     lines = []
     for c in changes:
-        for hunk, line in zip(c.words or (((),) * len(c.diff)), c.lines()[:3], strict=False):
-            changed = tuple(seg for seg in hunk if seg[0] != "=")
+        for i, line in enumerate(c.lines()[:3]):
+            # what a word hunk took out and put in; a line diff's lines are each their own
+            changed = tuple(seg for seg in c.words[i] if seg[0] != "=") if c.words else ()
             if changed and changed in said:
                 continue
             said.add(changed)
