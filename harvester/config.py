@@ -230,42 +230,85 @@ class RuleConfig:
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A notifier's delivery time: every day, or one day a week, at a local time."""
+    """A notifier's delivery time: every day, or on some days of the week, at a local time."""
 
     hour: int
     minute: int
     timezone: str = "UTC"
-    weekday: int | None = None  # 0 = Monday; None = every day
+    days: tuple[int, ...] = ()  # the weekdays it goes on, 0 = Monday; () = every day
 
     def next_at(self, now: datetime) -> datetime:
         """The first such time at or after `now` (an aware datetime), in UTC."""
         zone = ZoneInfo(self.timezone)
         local = now.astimezone(zone)
-        days = 0 if self.weekday is None else (self.weekday - local.weekday()) % 7
-        for extra in (0, 7 if self.weekday is not None else 1):
-            day = local.date() + timedelta(days=days + extra)
+        for ahead in range(8):  # today, or a day of the week to come, or today a week on
+            day = local.date() + timedelta(days=ahead)
+            if self.days and day.weekday() not in self.days:
+                continue
             at = datetime(day.year, day.month, day.day, self.hour, self.minute, tzinfo=zone)
             if at >= now:
                 return at.astimezone(UTC)
-        raise AssertionError("unreachable: a day or a week on is always later")
+        raise AssertionError("unreachable: one of the next eight days is such a day")
 
     def __str__(self) -> str:
-        day = "day" if self.weekday is None else _WEEKDAYS[self.weekday]
-        return f"every {day} at {self.hour:02d}:{self.minute:02d} ({self.timezone})"
+        when = f"{self.hour:02d}:{self.minute:02d}"
+        return f"every {_days_text(self.days)} at {when} ({self.timezone})"
+
+
+def _days_text(days: tuple[int, ...]) -> str:
+    """'day', 'mon', 'mon-fri', 'mon,wed,fri': as a config would write them."""
+    if not days:
+        return "day"
+    runs: list[list[int]] = []
+    for d in days:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ",".join(f"{_WEEKDAYS[r[0]]}-{_WEEKDAYS[r[-1]]}" if len(r) > 2 else
+                    ",".join(_WEEKDAYS[d] for d in r) for r in runs)
+
+
+_DAY_SETS = {"weekdays": (0, 1, 2, 3, 4), "weekends": (5, 6)}
+
+
+def _day(word: str) -> int:
+    """A weekday by its name or its first three letters or more ('mon', 'Monday')."""
+    if len(word) >= 3:
+        for i, name in enumerate(_FULL_WEEKDAYS):
+            if name.startswith(word):
+                return i
+    raise ValueError(word)
+
 
 
 def parse_schedule(text: str, timezone: str) -> Schedule:
-    """'08:00' (every day) or 'mon 08:00' (weekly), in `timezone`; ValueError otherwise."""
-    m = re.fullmatch(r"(?:([a-z]{3})[a-z]*\s+)?(\d{1,2}):(\d{2})", text.strip().lower())
-    if not m or int(m.group(2)) > 23 or int(m.group(3)) > 59 or (
-            m.group(1) and m.group(1) not in _WEEKDAYS):
-        raise ValueError(f"{text!r} is not a time like '08:00' or 'mon 08:00'")
-    weekday = _WEEKDAYS.index(m.group(1)) if m.group(1) else None
-    return Schedule(int(m.group(2)), int(m.group(3)), timezone, weekday)
+    """'08:00' (every day), 'mon 08:00' (weekly), 'mon-fri 08:00', 'mon,thu 08:00' or
+    'weekdays 08:00', in `timezone`; ValueError otherwise."""
+    m = re.fullmatch(r"(?:([a-z][a-z,\s-]*?)\s+)?(\d{1,2}):(\d{2})", text.strip().lower())
+    problem = ValueError(f"{text!r} is not a time like '08:00', 'mon 08:00' or "
+                         "'mon-fri 08:00'")
+    if not m or int(m.group(2)) > 23 or int(m.group(3)) > 59:
+        raise problem
+    days: set[int] = set()
+    for item in (m.group(1) or "").replace(" ", "").split(",") if m.group(1) else ():
+        try:
+            if item in _DAY_SETS:
+                days.update(_DAY_SETS[item])
+                continue
+            first, dash, last = item.partition("-")
+            start = _day(first)
+            end = _day(last) if dash else start
+        except ValueError:
+            raise problem from None
+        days.update((start + k) % 7 for k in range((end - start) % 7 + 1))  # fri-mon wraps
+    return Schedule(int(m.group(2)), int(m.group(3)), timezone,
+                    () if len(days) == 7 else tuple(sorted(days)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,11 +128,37 @@ def test_a_webhooks_headers_take_values_from_the_environment(tmp_path: Path, mon
 @pytest.mark.parametrize(("text", "expected"), [
     ("08:00", Schedule(8, 0, "Europe/Vienna")),
     ("7:30", Schedule(7, 30, "Europe/Vienna")),
-    ("Mon 07:30", Schedule(7, 30, "Europe/Vienna", 0)),
-    ("sunday 23:59", Schedule(23, 59, "Europe/Vienna", 6)),
+    ("Mon 07:30", Schedule(7, 30, "Europe/Vienna", (0,))),
+    ("sunday 23:59", Schedule(23, 59, "Europe/Vienna", (6,))),
+    # work days only: the weekend's news waits for Monday's digest
+    ("mon-fri 08:00", Schedule(8, 0, "Europe/Vienna", (0, 1, 2, 3, 4))),
+    ("Monday - Friday 8:00", Schedule(8, 0, "Europe/Vienna", (0, 1, 2, 3, 4))),
+    ("weekdays 08:00", Schedule(8, 0, "Europe/Vienna", (0, 1, 2, 3, 4))),
+    ("mon,thu 08:00", Schedule(8, 0, "Europe/Vienna", (0, 3))),
+    ("fri-mon 18:00", Schedule(18, 0, "Europe/Vienna", (0, 4, 5, 6))),  # across the week's end
+    ("weekends, wed 10:15", Schedule(10, 15, "Europe/Vienna", (2, 5, 6))),
+    ("mon-sun 08:00", Schedule(8, 0, "Europe/Vienna")),  # every day is every day
 ])
 def test_schedules(text, expected):
     assert parse_schedule(text, "Europe/Vienna") == expected
+
+
+@pytest.mark.parametrize("text", ["8am", "mo 08:00", "mon- 08:00", "mon,,tue 08:00",
+                                  "workdays 08:00", "mon 24:00", "mon-fri"])
+def test_a_schedule_that_is_no_time_says_how_one_is_written(text):
+    with pytest.raises(ValueError) as e:
+        parse_schedule(text, "Europe/Vienna")
+    assert str(e.value) == (f"{text!r} is not a time like '08:00', 'mon 08:00' or "
+                            "'mon-fri 08:00'")
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("08:00", "every day at 08:00 (UTC)"), ("mon 7:30", "every mon at 07:30 (UTC)"),
+    ("mon-fri 08:00", "every mon-fri at 08:00 (UTC)"),
+    ("mon,wed,fri,sat 08:00", "every mon,wed,fri,sat at 08:00 (UTC)"),
+    ("sat-tue 09:00", "every mon,tue,sat,sun at 09:00 (UTC)")])
+def test_a_schedule_says_itself_as_a_config_writes_it(text, said):
+    assert str(parse_schedule(text, "UTC")) == said
 
 
 VIENNA_8 = Schedule(8, 0, "Europe/Vienna")
@@ -143,8 +169,13 @@ VIENNA_8 = Schedule(8, 0, "Europe/Vienna")
     (VIENNA_8, "2020-05-28T06:00:00Z", "2020-05-28T06:00:00Z"),  # at the minute: now
     (VIENNA_8, "2020-05-28T06:00:01Z", "2020-05-29T06:00:00Z"),  # past it: tomorrow
     (VIENNA_8, "2020-03-28T07:30:00Z", "2020-03-29T06:00:00Z"),  # over the clock change
-    (Schedule(8, 0, "Europe/Vienna", 0), "2020-05-28T05:00:00Z", "2020-06-01T06:00:00Z"),
-    (Schedule(8, 0, "UTC", 3), "2020-05-28T09:00:00Z", "2020-06-04T08:00:00Z"),  # a week on
+    (Schedule(8, 0, "Europe/Vienna", (0,)), "2020-05-28T05:00:00Z", "2020-06-01T06:00:00Z"),
+    (Schedule(8, 0, "UTC", (3,)), "2020-05-28T09:00:00Z", "2020-06-04T08:00:00Z"),  # a week on
+    # Friday evening, work days only: Monday morning, not Saturday's
+    (Schedule(8, 0, "Europe/Vienna", (0, 1, 2, 3, 4)), "2020-05-29T16:00:00Z",
+     "2020-06-01T06:00:00Z"),
+    (Schedule(8, 0, "Europe/Vienna", (0, 1, 2, 3, 4)), "2020-05-26T16:00:00Z",
+     "2020-05-27T06:00:00Z"),  # a Tuesday evening: Wednesday's
 ])
 def test_a_schedules_next_time(schedule, now, expected):
     when = datetime.fromisoformat(now.replace("Z", "+00:00"))
@@ -423,11 +454,11 @@ NOTIFIER = '[[notifiers]]\nname = "n"\n'
     (NOTIFIER + 'kind = "console"\non = ["deleted"]\n', "notifiers[0].on[0]",
      "expected one of new, changed, got 'deleted'"),
     (NOTIFIER + 'kind = "console"\nat = "8am"\n', "notifiers[0].at",
-     "'8am' is not a time like '08:00' or 'mon 08:00'"),
+     "'8am' is not a time like '08:00', 'mon 08:00' or 'mon-fri 08:00'"),
     (NOTIFIER + 'kind = "console"\nat = "25:00"\n', "notifiers[0].at",
-     "'25:00' is not a time like '08:00' or 'mon 08:00'"),
+     "'25:00' is not a time like '08:00', 'mon 08:00' or 'mon-fri 08:00'"),
     (NOTIFIER + 'kind = "console"\nat = "someday 08:00"\n', "notifiers[0].at",
-     "'someday 08:00' is not a time like '08:00' or 'mon 08:00'"),
+     "'someday 08:00' is not a time like '08:00', 'mon 08:00' or 'mon-fri 08:00'"),
     (NOTIFIER + 'kind = "console"\nat = "08:00"\ntimezone = "Mars/Base"\n',
      "notifiers[0].timezone", "unknown time zone 'Mars/Base' (an IANA name like 'Europe/Vienna')"),
     (NOTIFIER + 'kind = "webhook"\nurl = "https://h/"\nformat = "irc"\n',

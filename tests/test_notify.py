@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given, settings
@@ -508,6 +508,23 @@ def test_a_notifier_with_an_at_time_sends_one_digest_then(server, icmpd_a, confi
     assert msg["Subject"] == "harvester: 3 notifications (3 new items)"
     text = msg.get_body(("plain",)).get_content()
     assert f"== Press Release: {GERMANY}" in text and text.count("\n== ") == 2
+
+
+def test_a_work_days_digest_keeps_the_weekends_news_for_monday(server, icmpd_a, config_for,
+                                                               store, smtp):
+    """`at = "mon-fri 08:00"`: news queued on a Friday evening (18:00 in Vienna) goes in
+    Monday's 08:00 digest, not on Saturday or Sunday."""
+    daily = email_notifier(smtp.port, at="mon-fri 08:00").replace(
+        'rules = ["press-release", "project-launch"]', "rules = []")
+    config = config_for(feed_source("icmpd-rss", icmpd_a), notifiers=daily)
+    friday_evening = NOW + timedelta(days=1, hours=8)
+    two_polls(server, config, store, now=friday_evening)
+    assert [r["next_attempt_at"] for r in store.outbox()] == ["2020-06-01T06:00:00Z"] * 3
+    for weekend in (timedelta(days=1), timedelta(days=2)):  # Saturday's, Sunday's 08:00
+        assert deliver(config, store, friday_evening + weekend - timedelta(hours=10)).sent == 0
+    assert deliver(config, store, datetime(2020, 6, 1, 6, tzinfo=UTC)).sent == 3
+    [msg] = smtp.messages
+    assert msg["Subject"] == "harvester: 3 notifications (3 new items)"
 
 
 @pytest.mark.parametrize(("before", "after", "quiet", "sent", "emails"), [
