@@ -309,12 +309,17 @@ def _digit_pattern(hunk: tuple[tuple[str, str], ...]) -> str | None:
     old, new = words["-"], words["+"]
     if _DIGITS.sub("0", old) != _DIGITS.sub("0", new) or not _DIGITS.search(old):
         return None
-    parts = [re.escape(part) for part in _DIGITS.split(old)]
-    changed = r"\d+".join(parts)
+    changed = r"\d+".join(map(_literal, _DIGITS.split(old)))
     before = hunk[0][1].removesuffix(" …").split()[-1:] if hunk[0][0] == "=" else []
     after = hunk[-1][1].removeprefix("… ").split()[:1] if hunk[-1][0] == "=" else []
-    return " ".join([*map(re.escape, [w for w in before if w != "…"]), changed,
-                     *map(re.escape, [w for w in after if w != "…"])])
+    return " ".join([*map(_literal, [w for w in before if w != "…"]), changed,
+                     *map(_literal, [w for w in after if w != "…"])])
+
+
+def _literal(text: str) -> str:
+    """`text` as a pattern matching itself, escaped only where a pattern needs it (a
+    person reads `Updated \\d+-\\d+-\\d+`, not `Updated \\d+\\-\\d+\\-\\d+`)."""
+    return re.sub(r"\\([-#&~ ])", r"\1", re.escape(text))
 
 
 def restless_page(first: FetchResult, second: FetchResult, link: str) -> Restless | None:

@@ -769,6 +769,11 @@ def _visit(main: str) -> FetchResult:
     ("<p>Updated at 10:31:28 (CET)</p>", "<p>Updated at 10:31:29 (CET)</p>",
      ("content: … for the Budapest Process. Updated at [-10:31:28-] {+10:31:29+} (CET)",),
      ("at \\d+:\\d+:\\d+ \\(CET\\)",)),
+    # a date and time: its dashes read as written
+    ("<p>Updated 2020-05-13 10:31</p>", "<p>Updated 2020-05-14 08:02</p>",
+     ("content: … calls for the Budapest Process. Updated [-2020-05-13 10:31-] "
+      "{+2020-05-14 08:02+}",),
+     ("Updated \\d+-\\d+-\\d+ \\d+:\\d+",)),
     # words that change at every visit, no digits to tell them by: said, nothing written
     ("<p>Quote of the day: Know thyself</p>", "<p>Quote of the day: Carpe diem</p>",
      ("content: … Budapest Process. Quote of the day: [-Know thyself-] {+Carpe diem+}",),
