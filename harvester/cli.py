@@ -350,13 +350,17 @@ def _unknown_names(config: Config, source: str | None, rule: str | None,
     return notes
 
 
+SENT_SHOWN = 10  # sent rows `outbox` lists by default, the newest
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(["pending", "sent", "dead"]),
               help="Only rows in this state.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """The notifications queue: what was sent, what waits for a retry, what is dead."""
+    """The notifications queue: what waits (for its time, or a retry), what is dead, and the
+    newest of what was sent (--status sent lists all of it)."""
     if ctx.invoked_subcommand is not None:
         return
     config = _config(ctx)
@@ -372,7 +376,15 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
         # held news goes by the schedule configured now, as the next pass will send it
         moved = {(n, c, d): new for n, c, d, new in sooner(config.notifiers,
                                                               store.held(system_clock()))}
+        # read by eye, the queue and the newest of its history: a year's sent rows would
+        # bury what waits (--status sent, and --json, list every one)
+        older = 0 if status or as_json else max(
+            0, dict(store.outbox_counts()).get("sent", 0) - SENT_SHOWN)
+        skipped = 0
         for row in store.iter_outbox(status):
+            if row["status"] == "sent" and skipped < older:
+                skipped += 1
+                continue
             shown += 1
             if row["status"] == "pending" and row["attempts"] == 0:
                 row = {**row, "next_attempt_at": moved.get(
@@ -388,6 +400,9 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
             if row["last_error"] and row["status"] != "sent":
                 click.echo(f"    last error: {printable(row['last_error'])}")
     if not as_json:
+        if skipped:
+            click.echo(f"{counted(skipped, 'older sent row')} not shown (`harvester outbox "
+                       "--status sent` lists every one)", err=True)
         for name, reason in disabled.items():
             click.echo(f"notifier {name} is DISABLED: {reason}", err=True)
         for note in orphan_notes(waiting):

@@ -19,7 +19,7 @@ from harvester.harvest import poll_sources
 from harvester.notify.deliver import deliver
 from harvester.store import SqliteStore
 
-from .conftest import NOW, feed_source, http_fast, make_config
+from .conftest import NOW, feed_source, http_fast, make_config, run_cli
 from .servers import Receiver
 
 MAX_ATTEMPTS = 3
@@ -280,3 +280,34 @@ def test_a_digest_being_retried_keeps_its_backoff_when_the_at_time_is_taken_out(
         assert deliver(undated, store, at_eight + timedelta(minutes=10)).sent == 2
     finally:
         store.close()
+
+
+def test_outbox_lists_what_waits_and_the_newest_of_what_was_sent(
+        server, model_receiver, tmp_path):
+    """A year of news is thousands of sent rows; `outbox`, read by eye, lists what waits
+    or died and the newest ten sent, saying how many older ones it left out.
+    `--status sent` and `--json` list every row."""
+    path = f"/history-{uuid.uuid4().hex}"
+    cfg = load_config(make_config(tmp_path, http_fast() + feed_source(
+        "model", server.url(path)) + _CONFIG.format(url=model_receiver.url).replace(
+        f"max_per_run = {LIMIT}", "max_per_run = 100"), rules=False))
+    store = SqliteStore(cfg.storage.path)
+    try:
+        server.route(path, Response(_rss(1)))
+        list(poll_sources(cfg, store, clock=lambda: NOW))
+        server.route(path, Response(_rss(15)))
+        list(poll_sources(cfg, store, clock=lambda: NOW))
+        model_receiver.answers = [(400, {})]  # the first refused for good: dead
+        report = deliver(cfg, store, NOW, rand=lambda: 0.5)
+        assert (report.sent, report.dead) == (13, 1)
+    finally:
+        store.close()
+    listed = run_cli("--config", str(cfg.path), "outbox")
+    statuses = [line.split()[1] for line in listed.stdout.splitlines()
+                if line.startswith("n_")]
+    assert sorted(statuses) == ["dead"] + ["sent"] * 10
+    assert listed.stderr == ("3 older sent rows not shown (`harvester outbox --status sent` "
+                             "lists every one)\n")
+    every = run_cli("--config", str(cfg.path), "outbox", "--status", "sent")
+    assert len(every.stdout.splitlines()) == 13 and every.stderr == ""
+    assert len(run_cli("--config", str(cfg.path), "outbox", "--json").stdout.splitlines()) == 14
