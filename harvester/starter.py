@@ -327,20 +327,24 @@ def restless_page(first: FetchResult, second: FetchResult, link: str) -> Restles
     and the `ignore` patterns that make them read the same, if any do."""
     from datetime import UTC, datetime
 
+    from .config import FirstRun, PageConfig
     from .edits import field_changes, reads_otherwise
-    from .normalise import Context, normalise
-    from .parse.page import parse_page
+    from .harvest import read_body
 
     def read(fr: FetchResult, ignore: Sequence[re.Pattern[str]] = ()) -> dict[str, object]:
-        doc = parse_page(fr.body, fr.url, link, content_type=fr.content_type, ignore=ignore)
+        """The page's item as a poll of such a source reads it."""
+        source = SourceConfig("page", SourceKind.PAGE, link, 0.0, FirstRun(), "UTC",
+                              page=PageConfig(ignore=tuple(ignore)))
         # one clock for both: a page's item is dated when first seen
-        ctx = Context(source="page", base_url=doc.base_url, now=datetime(2000, 1, 1, tzinfo=UTC),
-                      timezone="UTC", language=doc.language)
-        return dict(normalise(doc.entries[0], ctx).versioned())
+        got = read_body(source, fr.body, fr.url, fr.content_type,
+                        datetime(2000, 1, 1, tzinfo=UTC))
+        if got.error is not None or not got.items:
+            raise ParseError(got.error or "no item")
+        return dict(got.items[0].versioned())
 
     try:
         before, after = read(first), read(second)
-    except (ParseError, IndexError):  # the second visit unreadable: said at the first poll
+    except ParseError:  # the second visit unreadable: said at the first poll
         return None
     if not reads_otherwise(before, after):
         return None
@@ -365,7 +369,7 @@ def restless_page(first: FetchResult, second: FetchResult, link: str) -> Restles
     try:
         if reads_otherwise(read(first, ignore), read(second, ignore)):
             return Restless(tuple(lines))
-    except (ParseError, IndexError):
+    except ParseError:
         return Restless(tuple(lines))
     return Restless(tuple(lines), patterns)
 

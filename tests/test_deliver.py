@@ -252,6 +252,13 @@ def test_a_daily_notifier_sends_each_days_news_once_in_a_digest_never_before_its
             store.close()
 
 
+def _news(server, path: str, config, store: SqliteStore, new: int) -> None:
+    """A baseline of one item at `path`, then `new` items more, each polled at NOW."""
+    for count in (1, 1 + new):
+        server.route(path, Response(_rss(count)))
+        list(poll_sources(config, store, clock=lambda: NOW))
+
+
 def test_a_digest_being_retried_keeps_its_backoff_when_the_at_time_is_taken_out(
         server, model_receiver, tmp_path):
     """Held news is brought forward to the schedule configured now (test_notify), but a
@@ -262,10 +269,7 @@ def test_a_digest_being_retried_keeps_its_backoff_when_the_at_time_is_taken_out(
                                     rules=False))
     store = SqliteStore(daily.storage.path)
     try:
-        server.route(path, Response(_rss(1)))
-        list(poll_sources(daily, store, clock=lambda: NOW))
-        server.route(path, Response(_rss(3)))
-        list(poll_sources(daily, store, clock=lambda: NOW))
+        _news(server, path, daily, store, 2)
         at_eight = NOW + timedelta(hours=22)  # 08:00 in Vienna the next day
         model_receiver.answers = [(503, {})]
         assert deliver(daily, store, at_eight, rand=lambda: 0.5).retrying == 2
@@ -293,10 +297,7 @@ def test_outbox_lists_what_waits_and_the_newest_of_what_was_sent(
         f"max_per_run = {LIMIT}", "max_per_run = 100"), rules=False))
     store = SqliteStore(cfg.storage.path)
     try:
-        server.route(path, Response(_rss(1)))
-        list(poll_sources(cfg, store, clock=lambda: NOW))
-        server.route(path, Response(_rss(15)))
-        list(poll_sources(cfg, store, clock=lambda: NOW))
+        _news(server, path, cfg, store, 14)
         model_receiver.answers = [(400, {})]  # the first refused for good: dead
         report = deliver(cfg, store, NOW, rand=lambda: 0.5)
         assert (report.sent, report.dead) == (13, 1)
