@@ -1013,7 +1013,7 @@ _NOTIFIER_OPTIONS: dict[NotifierKind, dict[str, type | tuple[type, ...]]] = {
                            "chat_id": (str, int)},
     NotifierKind.CONSOLE: {"digest": bool, "max_per_run": int},
     NotifierKind.COMMAND: {"command": list, "digest": bool, "max_per_run": int,
-                           "timeout": (str, int, float)},
+                           "timeout": (str, int, float), "input": str},
 }
 _REQUIRED_OPTIONS: dict[NotifierKind, tuple[str, ...]] = {
     NotifierKind.EMAIL: ("host", "from", "to"),
@@ -1131,6 +1131,9 @@ def _read_notifier(r: _Reader, timezone: str, folder: Path) -> NotifierConfig:
         raise r.error("command", "expected the program and its arguments as a list of "
                                  'strings, e.g. ["/usr/local/bin/post-news", "--team", "press"]'
                                  f", got {list(opts['command'])!r}")
+    if kind is NotifierKind.COMMAND and opts.get("input", "json") not in ("json", "text"):
+        raise r.error("input", "expected json (the webhook's JSON) or text (the message as an "
+                               f"email's text part reads), got {opts['input']!r}")
     if kind is NotifierKind.COMMAND and "/" in opts["command"][0]:
         # ./post-news.sh is the config's neighbour, as the database is; a bare name is
         # looked for on PATH when it runs

@@ -158,6 +158,35 @@ def test_a_digest_is_one_run_with_every_message(server, icmpd_a, config_for, sto
         r["id"] for r in store.outbox())
 
 
+def test_input_text_gives_the_program_the_message_as_text(server, icmpd_a, config_for, store,
+                                                          program):
+    """`input = "text"`: the message as an email's text part reads, its subject first —
+    for a program that posts what it reads (Apprise: `apprise URL` sends its stdin to any
+    of a hundred services), where the JSON would arrive as it is."""
+    command, _, runs, _ = program
+    config = config_for(feed_source("icmpd-rss", icmpd_a),
+                        notifiers=command_notifier(command, 'input = "text"\n'))
+    two_polls(server, config, store)
+    assert deliver(config, store, NOW).sent == 1
+    [run] = runs()
+    url = ("https://www.icmpd.org/news-centre/news-detail/press-release-germany-joins-the-"
+           "european-migration-organisation-icmpd/")
+    assert run["stdin"].splitlines() == [
+        f"Press Release: {GERMANY}", "", f"== Press Release: {GERMANY}",
+        "   2020-05-20 09:41 CEST · icmpd-rss · rules: press-release", f"   {url}",
+        "   Germany becomes the 18th Member State of the International Centre for Migration "
+        "Policy Development..."]
+    assert run["env"]["HARVESTER_EVENT"] == "item.new"
+
+
+def test_input_is_json_or_text(tmp_path):
+    cfg = make_config(tmp_path, command_notifier('["post-news"]', 'input = "xml"\n'))
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert str(e.value) == (f"{cfg}: notifiers[0].input: expected json (the webhook's JSON) "
+                            "or text (the message as an email's text part reads), got 'xml'")
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("[]", "expected the program and its arguments as a list of strings, e.g. "
            '["/usr/local/bin/post-news", "--team", "press"], got []'),

@@ -1,5 +1,6 @@
 """The command channel: a program of the user's run for each message (or digest), given the
-webhook's JSON on its standard input — newsboat's notify-program, rss2email's sendmail.
+webhook's JSON on its standard input (or, `input = "text"`, the message as text) —
+newsboat's notify-program, rss2email's sendmail.
 
 The program is the config's, run without a shell, its arguments as written; what a feed
 says reaches it only on stdin, never as an argument or in the environment.
@@ -19,6 +20,7 @@ from typing import IO
 
 from ..config import NotifierConfig
 from .base import Message, Outcome, OutcomeKind
+from .render import text_message
 from .webhook import payload
 
 SAID_CAP = 200  # characters of what the program printed that the outbox row keeps
@@ -33,7 +35,8 @@ class CommandChannel:
     def send(self, messages: Sequence[Message], *, digest: bool) -> Outcome:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         msg_id, body = payload(messages, digest, stamp)
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data = (text_message(messages, digest) if self.cfg.option("input") == "text"
+                else json.dumps(body, ensure_ascii=False)).encode()
         env = {**os.environ, "HARVESTER_NOTIFIER": self.cfg.name, "HARVESTER_ID": msg_id,
                "HARVESTER_EVENT": body["type"]}
         shown = self.argv[0]

@@ -18,7 +18,7 @@ from ..config import NotifierConfig
 from ..fetch import certificate_problem
 from ..urls import dns_name
 from .base import Message, Outcome, OutcomeKind
-from .render import Cut, header_safe, html_document, subject, text_body
+from .render import DIGEST_CUT, Cut, header_safe, html_document, subject, text_body
 
 _DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
 # Subjects are capped at 200 characters, so no header line nears the 998-octet limit and
@@ -47,11 +47,6 @@ def message_id(messages: Sequence[Message], domain: str) -> str:
         local = "digest-" + hashlib.sha256(joined).hexdigest()[:24]
     return f"<{local}@{domain}>"
 
-
-# A digest email lists 200 messages at most, each summary up to 600 characters: ~0.5 MB
-# however many there are (1,000 items with 5,000-character summaries made 10.7 MB, past
-# many mail servers' limit, and a refused message is dead, its news never told).
-DIGEST_CUT = Cut(shown=200, summary=600)
 
 
 def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],

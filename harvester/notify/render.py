@@ -123,6 +123,18 @@ class Cut:
     summary: int | None = None
 
 
+# A digest lists 200 messages at most, each summary up to 600 characters: ~0.5 MB however
+# many there are (1,000 items with 5,000-character summaries made a 10.7 MB email, past
+# many mail servers' limit, and a refused message is dead, its news never told).
+DIGEST_CUT = Cut(shown=200, summary=600)
+
+
+def text_message(messages: Sequence[Message], digest: bool) -> str:
+    """The message as text: its subject, a blank line, the body an email's text part has."""
+    return (f"{subject(messages, digest)}\n\n"
+            + text_body(messages, DIGEST_CUT if digest else Cut()))
+
+
 _Shown = tuple[str, list[Message], list[Message]]  # a source, all its messages, those shown
 
 
@@ -431,7 +443,7 @@ def subject(messages: Sequence[Message], digest: bool) -> str:
     return header_safe(messages[0].headline())
 
 
-__all__ = ["CHAT_LIMITS", "MATRIX_LIMIT", "NTFY_LIMIT", "TEAMS_LIMIT", "TELEGRAM_LIMIT",
-           "Cut", "by_source", "chat_text", "header_safe", "html_document", "html_fragment",
-           "matrix_message", "ntfy_message", "plain_text", "subject", "tally", "teams_card",
-           "telegram_message", "text_body"]
+__all__ = ["CHAT_LIMITS", "DIGEST_CUT", "MATRIX_LIMIT", "NTFY_LIMIT", "TEAMS_LIMIT",
+           "TELEGRAM_LIMIT", "Cut", "by_source", "chat_text", "header_safe", "html_document",
+           "html_fragment", "matrix_message", "ntfy_message", "plain_text", "subject", "tally",
+           "teams_card", "telegram_message", "text_body", "text_message"]
