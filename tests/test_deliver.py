@@ -312,3 +312,22 @@ def test_outbox_lists_what_waits_and_the_newest_of_what_was_sent(
     every = run_cli("--config", str(cfg.path), "outbox", "--status", "sent")
     assert len(every.stdout.splitlines()) == 13 and every.stderr == ""
     assert len(run_cli("--config", str(cfg.path), "outbox", "--json").stdout.splitlines()) == 14
+
+
+def test_sooner_brings_held_news_forward_only_and_leaves_rows_it_cannot_read():
+    """The pure decision behind held news following a changed `at`: a row is brought
+    forward to the schedule's first time after it was queued, never put off; a notifier
+    no longer configured, or a row whose times do not read (written by hand), is left."""
+    from harvester.config import NotifierConfig, NotifierKind, parse_schedule
+    from harvester.notify.deliver import sooner
+
+    daily = NotifierConfig("daily", NotifierKind.CONSOLE, at=parse_schedule("08:00", "UTC"))
+    now_ = NotifierConfig("now", NotifierKind.CONSOLE)
+    held = [("daily", "2020-05-28T10:00:00Z", "2020-06-01T08:00:00Z"),  # held for Monday
+            ("daily", "2020-05-28T10:00:00Z", "2020-05-28T12:00:00Z"),  # promised sooner
+            ("now", "2020-05-28T10:00:00Z", "2020-06-01T08:00:00Z"),
+            ("gone", "2020-05-28T10:00:00Z", "2020-06-01T08:00:00Z"),
+            ("now", "yesterday", "2020-06-01T08:00:00Z")]
+    assert sooner([daily, now_], held) == [
+        ("daily", "2020-05-28T10:00:00Z", "2020-06-01T08:00:00Z", "2020-05-29T08:00:00Z"),
+        ("now", "2020-05-28T10:00:00Z", "2020-06-01T08:00:00Z", "2020-05-28T10:00:00Z")]

@@ -98,10 +98,13 @@ def sooner(notifiers: Sequence[NotifierConfig], held: Iterable[tuple[str, str, s
         if name not in schedules:  # a notifier no longer configured: its rows wait as they are
             continue
         at = schedules[name]
-        queued = datetime.fromisoformat(created)
-        new = iso_utc(at.next_at(queued) if at is not None else queued)
-        if datetime.fromisoformat(new) < datetime.fromisoformat(due):
-            out.append((name, created, due, new))
+        try:
+            queued, promised = datetime.fromisoformat(created), datetime.fromisoformat(due)
+        except ValueError:  # a row written by hand: it waits as it is, and blocks no pass
+            continue
+        sooner_at = at.next_at(queued) if at is not None else queued
+        if sooner_at < promised:
+            out.append((name, created, due, iso_utc(sooner_at)))
     return out
 
 
