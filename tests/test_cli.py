@@ -233,7 +233,7 @@ def test_once_exit_1_when_a_source_fails_and_others_still_commit(server, icmpd_a
     r = run_cli("--config", cfg, "once")
     assert r.returncode == 1
     lines = sorted(r.stderr.splitlines())
-    assert lines[0].startswith("broken: error: not a feed: an HTML page; ")
+    assert lines[0].startswith("broken: error: not a feed: an HTML page with nothing to list")
     assert lines[1].startswith("icmpd-rss: baseline: 7 items stored silently")
     assert sqlite3.connect(tmp_path / "h.db").execute("SELECT count(*) FROM items").fetchone() == (7,)
     r = run_cli("--config", cfg, "sources")
@@ -711,8 +711,9 @@ def test_log_tells_each_polls_story_in_the_words_once_printed(server, icmpd_a, t
     assert rows[0]["id"] < rows[1]["id"] and rows[1]["error"].startswith("not a ")
     r = run_cli("--config", cfg, "log", "--status", "error", "--last", "2")
     assert [x[22:] for x in r.stdout.splitlines()] == [
-        'broken: error: not a feed: an HTML page; a listing page is read with kind = "html"'
-        f' (`harvester probe {server.url("/broken")}` finds its entries)'] * 2
+        "broken: error: not a feed: an HTML page with nothing to list on it (a bot check, or a "
+        "maintenance or error page, came instead of the feed; `harvester probe "
+        f'{server.url("/broken")}` shows it)'] * 2
     r = run_cli("--config", cfg, "log", "--status", "not-modified")
     assert timeless(x[22:] for x in r.stdout.splitlines()) == [
         "icmpd-rss: not modified (HTTP 304, 0 B in …s)"]

@@ -164,13 +164,15 @@ _NEWS_PAGE = (b'<title>News\n Centre | ICMPD</title><link rel="alternate" '
 
 @pytest.mark.parametrize(("body", "content_type", "expected"), [
     (b"<!DOCTYPE html>\n<html><head>" + _CHALLENGE + b"</body></html>", "text/html",
-     'not a feed: an HTML page ("Just a moment..."); a listing page is read with kind = "html"'
-     f" (`harvester probe {PAGE}` finds its entries)"),
+     'not a feed: an HTML page ("Just a moment...") with nothing to list on it (a bot check, '
+     "or a maintenance or error page, came instead of the feed; `harvester probe "
+     f"{PAGE}` shows it)"),
     # served as a feed, an XML declaration and a comment first: still a page
     (b'<?xml version="1.0"?>\n<!-- cached -->\n<html><head>' + _CHALLENGE + b"</body></html>",
      "application/rss+xml",
-     'not a feed: an HTML page ("Just a moment..."); a listing page is read with kind = "html"'
-     f" (`harvester probe {PAGE}` finds its entries)"),
+     'not a feed: an HTML page ("Just a moment...") with nothing to list on it (a bot check, '
+     "or a maintenance or error page, came instead of the feed; `harvester probe "
+     f"{PAGE}` shows it)"),
     # a login form: the feed wants credentials (an expired key, a session gone)
     (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form method=post>"
      b"<input name=user><INPUT TYPE='Password' name=pw></form></body></html>", "text/html",
@@ -178,6 +180,11 @@ _NEWS_PAGE = (b'<title>News\n Centre | ICMPD</title><link rel="alternate" '
      'a source sends them with `headers = { Authorization = "Bearer ${TOKEN}" }` (or a '
      "Cookie), or a key in its url as ${NAME}"),
     (b"<html>soft 404</html>", "text/html",
+     "not a feed: an HTML page with nothing to list on it (a bot check, or a maintenance or "
+     f"error page, came instead of the feed; `harvester probe {PAGE}` shows it)"),
+    # the site's news as a page of links: a listing source reads it
+    (b"<html><body>" + b"".join(b'<h3><a href="/n/%d">News %d</a></h3>' % (i, i)
+                                for i in range(3)) + b"</body></html>", "text/html",
      'not a feed: an HTML page; a listing page is read with kind = "html"'
      f" (`harvester probe {PAGE}` finds its entries)"),
     # a login box in the site's header is no sign-in page: the feed it names is the way on
@@ -194,7 +201,8 @@ _NEWS_PAGE = (b'<title>News\n Centre | ICMPD</title><link rel="alternate" '
 def test_an_html_page_where_the_feed_should_be_is_named_with_the_way_on(body, content_type,
                                                                        expected):
     """A bot check, a soft 404 or the site's own page answers for the feed: the error says
-    which page came, and the feed it names or the kind that reads a listing."""
+    which page came, and the feed it names, the kind that reads a listing, or — for a page
+    with nothing to list — what such a page is (it suggested a listing source before)."""
     from harvester.errors import ParseError
 
     with pytest.raises(ParseError) as e:

@@ -240,8 +240,16 @@ def _html_page(body: bytes, *, url: str, content_type: str | None,
                 if len(feeds) > 1 else "")
         return ParseError(f"not a feed: {page}, which names its feed at {feeds[0].url}{more}:"
                           " write that as the source's url", source=source, url=url)
+    if len(_LINK.findall(body, 0, 1 << 20)) < 3:
+        # no list to read: a bot check, a maintenance or error page stood in for the feed
+        return ParseError(f"not a feed: {page} with nothing to list on it (a bot check, or a "
+                          "maintenance or error page, came instead of the feed; `harvester "
+                          f"probe {url}` shows it)", source=source, url=url)
     return ParseError(f'not a feed: {page}; a listing page is read with kind = "html"'
                       f" (`harvester probe {url}` finds its entries)", source=source, url=url)
+
+
+_LINK = re.compile(rb"<a\s[^>]*href", re.IGNORECASE)
 
 
 _ENTITY = re.compile(rb"&[A-Za-z][\w.-]{0,31};")
