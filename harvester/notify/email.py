@@ -48,7 +48,6 @@ def message_id(messages: Sequence[Message], domain: str) -> str:
     return f"<{local}@{domain}>"
 
 
-
 def build(messages: Sequence[Message], *, sender: str, to: Sequence[str],
           digest: bool, subject_prefix: str = "") -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)

@@ -240,7 +240,7 @@ def _html_page(body: bytes, *, url: str, content_type: str | None,
                 if len(feeds) > 1 else "")
         return ParseError(f"not a feed: {page}, which names its feed at {feeds[0].url}{more}:"
                           " write that as the source's url", source=source, url=url)
-    if len(_LINK.findall(body, 0, 1 << 20)) < 3:
+    if len(list(itertools.islice(_LINK.finditer(body, 0, 1 << 20), 3))) < 3:
         # no list to read: a bot check, a maintenance or error page stood in for the feed
         return ParseError(f"not a feed: {page} with nothing to list on it (a bot check, or a "
                           "maintenance or error page, came instead of the feed; `harvester "
